@@ -1,0 +1,55 @@
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace GateLoop.Generator
+{
+    /// <summary>Every diagnostic the generator reports. Ids are stable: tests and users' suppressions rely on them.</summary>
+    internal static class Diagnostics
+    {
+        const string Category = "GateLoop";
+
+        public static readonly DiagnosticDescriptor NotPartial = Error("GL0001",
+            "Model class must be partial",
+            "'{0}' must be declared 'partial' so the GateLoop generator can add the model's kernels to it");
+
+        public static readonly DiagnosticDescriptor GenericContext = Error("GL0002",
+            "Model class cannot be generic or nested in a generic type",
+            "'{0}' is generic or nested in a generic type; declare the model in a non-generic class or namespace");
+
+        public static readonly DiagnosticDescriptor NonPositive = Error("GL0003",
+            "Model size must be positive",
+            "{0} is {1}; set it to a positive integer");
+
+        public static readonly DiagnosticDescriptor Negative = Error("GL0004",
+            "Model size cannot be negative",
+            "{0} is {1}; use 0 for the default ({2}) or a positive integer");
+
+        public static readonly DiagnosticDescriptor HeadsDoNotDivide = Error("GL0005",
+            "Gate-loop heads must divide the inner width",
+            "DimGateLoopedAttn ({0}) is not divisible by GateLoopHeads ({1}); choose a head count that divides {0}, or 0 for one head per channel");
+
+        public static readonly DiagnosticDescriptor FracGradientOutOfRange = Error("GL0006",
+            "FracGradientStateTransition must lie in [0, 1]",
+            "FracGradientStateTransition is {0}; it scales a gradient and must lie between 0 and 1");
+
+        public static readonly DiagnosticDescriptor HasBaseClass = Error("GL0007",
+            "Model class cannot declare a base class",
+            "'{0}' derives from '{1}'; remove the base class, the generator supplies GateLoop.Runtime.TransformerModel");
+
+        public static readonly DiagnosticDescriptor UnknownPrecision = Error("GL0008",
+            "Unknown GateLoopPrecision",
+            "The MSBuild property GateLoopPrecision is '{0}'; use 'float' (the default) or 'double'");
+
+        public static readonly DiagnosticDescriptor TooLarge = Error("GL0009",
+            "Model is too large",
+            "{0} has {1} elements, more than the 2,147,483,647 one buffer can index; reduce Dim, Depth, NumTokens or FeedForwardMult");
+
+        static readonly DiagnosticDescriptor[] All =
+            { NotPartial, GenericContext, NonPositive, Negative, HeadsDoNotDivide, FracGradientOutOfRange, HasBaseClass, UnknownPrecision, TooLarge };
+
+        public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);
+
+        static DiagnosticDescriptor Error(string id, string title, string message) =>
+            new DiagnosticDescriptor(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+    }
+}

@@ -1,0 +1,81 @@
+using GateLoop.Generator.Emit;
+
+namespace GateLoop.Generator.Kernels
+{
+    /// <summary>Scalar helpers, the feed-forward bias+GELU and the swish gating, forward and backward.</summary>
+    internal static class ActivationKernels
+    {
+        public static string Helpers(Numeric n) => $$"""
+            static {{n.Type}} Sigmoid({{n.Type}} x) => 1 / (1 + {{n.Math}}.Exp(-x));
+
+            {{(n.IsDouble ? ErfDouble(n) : ErfFloat(n))}}
+            """;
+
+        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding.
+        static string ErfFloat(Numeric n) => $$"""
+            /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
+            static float Erf(float x)
+            {
+                float ax = MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+                float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+                float y = 1 - poly * MathF.Exp(-ax * ax);
+                return x < 0 ? -y : y;
+            }
+            """;
+
+        // The all-positive series 2/√π·e^{−x²}·Σ 2ⁿx^{2n+1}/(2n+1)!! has no cancellation, so it is exact to
+        // double rounding; beyond |x| = 6, erf is 1 to within 2e-17.
+        static string ErfDouble(Numeric n) => $$"""
+            /// <summary>erf(x) to double accuracy (all-positive series; ±1 beyond |x| = 6).</summary>
+            static double Erf(double x)
+            {
+                double ax = Math.Abs(x);
+                if (ax >= 6) return x < 0 ? -1 : 1;
+                double term = ax, sum = ax;
+                for (int k = 1; k < 400 && term > sum * 1e-17; k++)
+                {
+                    term *= 2 * ax * ax / (2 * k + 1);
+                    sum += term;
+                }
+                double y = {{n.Lit(2 / System.Math.Sqrt(System.Math.PI))}} * Math.Exp(-ax * ax) * sum;
+                return x < 0 ? -y : y;
+            }
+            """;
+
+        public static string Gelu(Numeric n) => $$"""
+            /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
+            public static void BiasGeluForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> z)
+            {
+                {{n.Type}} v = u[index] + bias[index.X % Hidden];
+                u[index] = v;
+                z[index] = {{n.Lit(0.5)}} * v * (1 + Erf(v * {{n.Lit(1 / System.Math.Sqrt(2))}}));
+            }
+
+            /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
+            public static void GeluBackward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> dz, ArrayView<{{n.Type}}> du)
+            {
+                {{n.Type}} v = u[index];
+                {{n.Type}} cdf = {{n.Lit(0.5)}} * (1 + Erf(v * {{n.Lit(1 / System.Math.Sqrt(2))}}));
+                {{n.Type}} pdf = {{n.Lit(1 / System.Math.Sqrt(2 * System.Math.PI))}} * {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v);
+                du[index] = dz[index] * (cdf + v * pdf);
+            }
+            """;
+
+        public static string SwishGate(Numeric n) => $$"""
+            /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
+            public static void SwishGateForward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> g, ArrayView<{{n.Type}}> y)
+            {
+                {{n.Type}} gv = g[index];
+                y[index] = x[index] * gv * Sigmoid(gv);
+            }
+
+            /// <summary>dx = dy·silu(g); dg = dy·x·σ(g)·(1 + g·(1 − σ(g))).</summary>
+            public static void SwishGateBackward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> g, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dx, ArrayView<{{n.Type}}> dg)
+            {
+                {{n.Type}} gv = g[index], s = Sigmoid(gv), d = dy[index];
+                dx[index] = d * gv * s;
+                dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+            }
+            """;
+    }
+}

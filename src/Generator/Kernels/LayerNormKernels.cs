@@ -1,0 +1,57 @@
+using GateLoop.Generator.Emit;
+
+namespace GateLoop.Generator.Kernels
+{
+    /// <summary>LayerNorm over a row of a constant width (eps 1e-5, biased variance), one row per thread.</summary>
+    internal static class LayerNormKernels
+    {
+        /// <param name="width">The name of the constant holding the row width (Dim or DimInner).</param>
+        public static string Emit(Numeric n, string width) => $$"""
+            /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
+            public static void LayerNorm{{width}}Forward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> w, ArrayView<{{n.Type}}> b, ArrayView<{{n.Type}}> y, ArrayView<{{n.Type}}> stats)
+            {
+                long o = (long)index.X * {{width}};
+                {{n.Type}} mean = 0, variance = 0;
+                for (int d = 0; d < {{width}}; d++) mean += x[o + d];
+                mean /= {{width}};
+                for (int d = 0; d < {{width}}; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
+                {{n.Type}} rstd = 1 / {{n.Math}}.Sqrt(variance / {{width}} + {{n.Lit(1e-5)}});
+                stats[2 * (long)index.X] = mean;
+                stats[2 * (long)index.X + 1] = rstd;
+                for (int d = 0; d < {{width}}; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
+            }
+
+            /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
+            public static void LayerNorm{{width}}Backward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> w, ArrayView<{{n.Type}}> stats, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dx)
+            {
+                long o = (long)index.X * {{width}};
+                {{n.Type}} mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
+                for (int d = 0; d < {{width}}; d++)
+                {
+                    {{n.Type}} g = dy[o + d] * w[d];
+                    meanG += g;
+                    meanGx += g * (x[o + d] - mean) * rstd;
+                }
+                meanG /= {{width}};
+                meanGx /= {{width}};
+                for (int d = 0; d < {{width}}; d++)
+                    dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
+            }
+
+            /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNorm{{width}}Backward</c>.</summary>
+            public static void LayerNorm{{width}}BackwardParams(Index1D index, int rows, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> stats, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dw, ArrayView<{{n.Type}}> db)
+            {
+                int d = index;
+                {{n.Type}} sw = 0, sb = 0;
+                for (long r = 0; r < rows; r++)
+                {
+                    {{n.Type}} g = dy[r * {{width}} + d];
+                    sw += g * (x[r * {{width}} + d] - stats[2 * r]) * stats[2 * r + 1];
+                    sb += g;
+                }
+                dw[d] += sw;
+                db[d] += sb;
+            }
+            """;
+    }
+}

@@ -1,0 +1,47 @@
+using GateLoop.Generator.Emit;
+
+namespace GateLoop.Generator.Kernels
+{
+    /// <summary>RMSNorm(x) = x / max(‖x‖, 1e-12) · √Dim · γ, one row per thread.</summary>
+    internal static class RmsNormKernels
+    {
+        public static string Emit(Numeric n, int dim) => $$"""
+            const {{n.Type}} RmsScale = {{n.Lit(System.Math.Sqrt(dim))}}, RmsEps = {{n.Lit(1e-12)}};
+
+            /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
+            public static void RmsNormForward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> gamma, ArrayView<{{n.Type}}> y, ArrayView<{{n.Type}}> invNorm)
+            {
+                long o = (long)index.X * Dim;
+                {{n.Type}} ss = 0;
+                for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
+                {{n.Type}} inv = 1 / {{n.Math}}.Max({{n.Math}}.Sqrt(ss), RmsEps);
+                invNorm[index] = inv;
+                {{n.Type}} s = inv * RmsScale;
+                for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
+            }
+
+            /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
+            public static void RmsNormBackward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> gamma, ArrayView<{{n.Type}}> invNorm, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dx)
+            {
+                long o = (long)index.X * Dim;
+                {{n.Type}} inv = invNorm[index], dot = 0, ss = 0;
+                for (int d = 0; d < Dim; d++)
+                {
+                    dot += dy[o + d] * gamma[d] * x[o + d];
+                    ss += x[o + d] * x[o + d];
+                }
+                {{n.Type}} c = {{n.Math}}.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
+                for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            }
+
+            /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.</summary>
+            public static void RmsNormBackwardGamma(Index1D index, int rows, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> invNorm, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dGamma)
+            {
+                int d = index;
+                {{n.Type}} sum = 0;
+                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                dGamma[d] += sum * RmsScale;
+            }
+            """;
+    }
+}

@@ -1,0 +1,193 @@
+using GateLoop.Generator.Emit;
+using GateLoop.Generator.Model;
+
+namespace GateLoop.Generator.Kernels
+{
+    /// <summary>
+    /// The gate-loop scan S_t = a_t·S_{t−1} + k_t·v_tᵀ (complex, S_0 = 0), o_t = q_tᵀ·Re(S_t), and its reverse scan
+    /// Ĝ_t = q_t·dO_tᵀ + conj(a_{t+1})·Ĝ_{t+1}. With one channel per head (max heads) the state is a complex
+    /// scalar and a thread owns a channel for the whole sequence; with P×P heads a thread owns one state
+    /// element, and separate kernels reduce over the head.
+    /// Layouts: qkv [rows, 3·DimInner] (q | k | v), a [rows, Heads, 2], states and Ĝ [rows, Heads, P, P, 2].
+    /// </summary>
+    internal static class ScanKernels
+    {
+        public static string Emit(TransformerSpec spec, Numeric n) =>
+            spec.MaxHeads ? Channels(spec, n) : Heads(spec, n);
+
+        // When AblateStateTransition is on, a = 1 and the kernels take no transition buffer.
+        static string AParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $" ArrayView<{n.Type}> a,";
+
+        static string Step(TransformerSpec spec, string aIndex, string kv) => spec.AblateStateTransition
+            ? $"sr += {kv};"
+            : $$"""
+                long ai = {{aIndex}};
+                        {{"{"}}var ar = a[ai]; var aim = a[ai + 1];
+                        var nr = ar * sr - aim * si + {{kv}};
+                        si = ar * si + aim * sr;
+                        sr = nr;{{"}"}}
+                """;
+
+        static string Channels(TransformerSpec spec, Numeric n)
+        {
+            string a = AParam(spec, n), T = n.Type;
+            string nextA = spec.AblateStateTransition
+                ? ""
+                : $$"""
+
+                            long ai = (row * Heads + c) * 2;
+                            {{T}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                            da[ai] = pr * gr + pi * gi;
+                            da[ai + 1] = pr * gi - pi * gr;
+                            nar = a[ai];
+                            nai = a[ai + 1];
+                """;
+            return $$"""
+                /// <summary>One thread per (batch, channel) runs the whole sequence; states are kept for the reverse scan.</summary>
+                public static void ScanForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> o, ArrayView<{{T}}> states)
+                {
+                    int b = index.X / DimInner, c = index.X % DimInner;
+                    {{T}} sr = 0, si = 0;
+                    for (int t = 0; t < seq; t++)
+                    {
+                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                        {{Step(spec, "(row * Heads + c) * 2", "qkv[q + DimInner] * qkv[q + 2 * DimInner]")}}
+                        o[row * DimInner + c] = qkv[q] * sr;
+                        long s = (row * DimInner + c) * 2;
+                        states[s] = sr;
+                        states[s + 1] = si;
+                    }
+                }
+
+                /// <summary>
+                /// Reverse scan per (batch, channel): dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(spec.AblateStateTransition ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
+                /// </summary>
+                public static void ScanBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{(spec.AblateStateTransition ? "" : $", ArrayView<{T}> da")}})
+                {
+                    int b = index.X / DimInner, c = index.X % DimInner;
+                    {{T}} gr = 0, gi = 0, nar = {{(spec.AblateStateTransition ? "1" : "0")}}, nai = 0;
+                    for (int t = seq - 1; t >= 0; t--)
+                    {
+                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                        {{T}} dout = dO[row * DimInner + c];
+                        {{T}} ngr = qkv[q] * dout + nar * gr + nai * gi;
+                        gi = nar * gi - nai * gr;
+                        gr = ngr;
+                        dQkv[q] = states[s] * dout;
+                        dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                        dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{nextA}}
+                    }
+                }
+                """;
+        }
+
+        static string Heads(TransformerSpec spec, Numeric n)
+        {
+            string a = AParam(spec, n), T = n.Type;
+            string backStep = spec.AblateStateTransition
+                ? $$"""
+                            {{T}} ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + gr;
+                            gr = ngr;
+                  """
+                : $$"""
+                            {{T}} ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
+                            gi = nar * gi - nai * gr;
+                            gr = ngr;
+                            long ai = (row * Heads + h) * 2;
+                            nar = a[ai];
+                            nai = a[ai + 1];
+                  """;
+            string daCode = spec.AblateStateTransition
+                ? ""
+                : $$"""
+
+                    {{T}} dar = 0, dai = 0;
+                    if (row % seq != 0)
+                        for (int j = 0; j < HeadDim * HeadDim; j++)
+                        {
+                            {{T}} pr = states[s0 - StateRow + 2 * j], pi = states[s0 - StateRow + 2 * j + 1];
+                            dar += pr * grads[s0 + 2 * j] + pi * grads[s0 + 2 * j + 1];
+                            dai += pr * grads[s0 + 2 * j + 1] - pi * grads[s0 + 2 * j];
+                        }
+                    da[(row * Heads + h) * 2] = dar;
+                    da[(row * Heads + h) * 2 + 1] = dai;
+                  """;
+            return $$"""
+                // Complex values per row of the state buffer: Heads·P·P pairs.
+                const long StateRow = 2L * Heads * HeadDim * HeadDim;
+
+                /// <summary>One thread per (batch, head, d, e) state element runs the whole sequence, storing S_t.</summary>
+                public static void ScanStatesForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states)
+                {
+                    int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
+                    int b = index.X / (Heads * HeadDim * HeadDim);
+                    {{T}} sr = 0, si = 0;
+                    for (int t = 0; t < seq; t++)
+                    {
+                        long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
+                        {{Step(spec, "(row * Heads + h) * 2", "qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e]")}}
+                        long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
+                        states[s] = sr;
+                        states[s + 1] = si;
+                    }
+                }
+
+                /// <summary>o[row, h·P + e] = Σ_d q[d]·Re S[d, e]; one thread per output element.</summary>
+                public static void ScanOutputForward(Index1D index, ArrayView<{{T}}> qkv, ArrayView<{{T}}> states, ArrayView<{{T}}> o)
+                {
+                    long row = index.X / DimInner;
+                    int j = index.X % DimInner, h = j / HeadDim, e = j % HeadDim;
+                    long q = row * (3 * DimInner) + h * HeadDim, s = row * StateRow + (long)h * HeadDim * HeadDim * 2 + 2 * e;
+                    {{T}} sum = 0;
+                    for (int d = 0; d < HeadDim; d++) sum += qkv[q + d] * states[s + 2 * d * HeadDim];
+                    o[row * DimInner + j] = sum;
+                }
+
+                /// <summary>Reverse scan per state element: Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
+                public static void ScanStatesBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> dO, ArrayView<{{T}}> grads)
+                {
+                    int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
+                    int b = index.X / (Heads * HeadDim * HeadDim);
+                    {{T}} gr = 0, gi = 0{{(spec.AblateStateTransition ? "" : ", nar = 0, nai = 0")}};
+                    for (int t = seq - 1; t >= 0; t--)
+                    {
+                        long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
+                {{backStep}}
+                        long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
+                        grads[s] = gr;
+                        grads[s + 1] = gi;
+                    }
+                }
+
+                /// <summary>
+                /// Per (row, head): dq[d] = Σ_e Re S[d, e]·dO[e], dk[d] = Σ_e Re Ĝ[d, e]·v[e], dv[e] = Σ_d Re Ĝ[d, e]·k[d]{{(spec.AblateStateTransition ? "" : ",\n    /// da = Σ conj(S_{t−1})·Ĝ_t")}}.
+                /// </summary>
+                public static void ScanInputsBackward(Index1D index, int seq, ArrayView<{{T}}> qkv, ArrayView<{{T}}> states, ArrayView<{{T}}> grads, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{(spec.AblateStateTransition ? "" : $", ArrayView<{T}> da")}})
+                {
+                    long row = index.X / Heads;
+                    int h = index.X % Heads;
+                    long q = row * (3 * DimInner) + h * HeadDim, s0 = row * StateRow + (long)h * HeadDim * HeadDim * 2;
+                    long o = row * DimInner + h * HeadDim;
+                    for (int d = 0; d < HeadDim; d++)
+                    {
+                        {{T}} dq = 0, dk = 0;
+                        for (int e = 0; e < HeadDim; e++)
+                        {
+                            long s = s0 + (d * HeadDim + e) * 2;
+                            dq += states[s] * dO[o + e];
+                            dk += grads[s] * qkv[q + 2 * DimInner + e];
+                        }
+                        dQkv[q + d] = dq;
+                        dQkv[q + DimInner + d] = dk;
+                    }
+                    for (int e = 0; e < HeadDim; e++)
+                    {
+                        {{T}} dv = 0;
+                        for (int d = 0; d < HeadDim; d++) dv += grads[s0 + (d * HeadDim + e) * 2] * qkv[q + DimInner + d];
+                        dQkv[q + 2 * DimInner + e] = dv;
+                    }{{daCode}}
+                }
+                """;
+        }
+    }
+}

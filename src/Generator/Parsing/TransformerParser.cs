@@ -1,0 +1,106 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using System.Threading;
+using GateLoop.Generator.Model;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace GateLoop.Generator.Parsing
+{
+    /// <summary>The parse of one declaration: a spec when it is valid, and the diagnostics either way.</summary>
+    internal sealed record ParseResult(TransformerSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+
+    /// <summary>Turns a <c>[GateLoopTransformer]</c> class into a validated <see cref="TransformerSpec"/>.</summary>
+    internal static class TransformerParser
+    {
+        public const string AttributeName = "GateLoop.GateLoopTransformerAttribute";
+
+        public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+        {
+            var type = (INamedTypeSymbol)context.TargetSymbol;
+            var syntax = (ClassDeclarationSyntax)context.TargetNode;
+            var attribute = context.Attributes[0];
+            var errors = new List<DiagnosticInfo>();
+            var typeLocation = syntax.Identifier.GetLocation();
+            var attributeLocation = attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken).GetLocation() ?? typeLocation;
+
+            if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
+                errors.Add(DiagnosticInfo.Create(Diagnostics.NotPartial, typeLocation, type.Name));
+            if (IsGenericContext(type))
+                errors.Add(DiagnosticInfo.Create(Diagnostics.GenericContext, typeLocation, type.Name));
+            if (type.BaseType is { SpecialType: not SpecialType.System_Object } baseType && !IsGeneratedBase(baseType))
+                errors.Add(DiagnosticInfo.Create(Diagnostics.HasBaseClass, typeLocation, type.Name, baseType.ToDisplayString()));
+
+            var args = attribute.NamedArguments.ToDictionary(a => a.Key, a => a.Value.Value);
+            int Int(string name, int fallback) => args.TryGetValue(name, out var v) && v is int i ? i : fallback;
+            bool Bool(string name, bool fallback) => args.TryGetValue(name, out var v) && v is bool b ? b : fallback;
+
+            int numTokens = Int("NumTokens", 0), dim = Int("Dim", 0), depth = Int("Depth", 0);
+            int heads = Int("GateLoopHeads", 0), dimInner = Int("DimGateLoopedAttn", 0), mult = Int("FeedForwardMult", 4);
+            double frac = args.TryGetValue("FracGradientStateTransition", out var f) && f is double d ? d : 0.9;
+
+            foreach (var (name, value) in new[] { ("NumTokens", numTokens), ("Dim", dim), ("Depth", depth), ("FeedForwardMult", mult) })
+                if (value <= 0) errors.Add(DiagnosticInfo.Create(Diagnostics.NonPositive, attributeLocation, name, value.ToString()));
+            if (dimInner < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "DimGateLoopedAttn", dimInner.ToString(), "Dim"));
+            if (heads < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "GateLoopHeads", heads.ToString(), "one head per channel"));
+            if (!(frac >= 0 && frac <= 1))
+                errors.Add(DiagnosticInfo.Create(Diagnostics.FracGradientOutOfRange, attributeLocation, frac.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+            int inner = dimInner == 0 ? dim : dimInner;
+            int h = heads == 0 ? inner : heads;
+            if (inner > 0 && h > 0 && inner % h != 0)
+                errors.Add(DiagnosticInfo.Create(Diagnostics.HeadsDoNotDivide, attributeLocation, inner.ToString(), h.ToString()));
+
+            if (errors.Count == 0)
+            {
+                // Every tensor and activation is indexed with int arithmetic on the host; refuse what would overflow it.
+                long head = (long)inner / h;
+                foreach (var (what, size) in new[]
+                {
+                    ("The token embedding", (long)numTokens * dim),
+                    ("The feed-forward weight", (long)dim * mult * dim),
+                    ("One head's state", head * head * 2),
+                })
+                    if (size > int.MaxValue)
+                        errors.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, attributeLocation, what, size.ToString()));
+            }
+
+            var diagnostics = new EquatableArray<DiagnosticInfo>(errors.ToImmutableArray());
+            if (errors.Count > 0) return new ParseResult(null, diagnostics);
+
+            var spec = new TransformerSpec(
+                Locate(type),
+                numTokens, dim, depth, h, inner, mult,
+                SwishGating: Bool("AttnAddSwishGating", true),
+                PostLayerNorm: Bool("PostLayerNorm", false),
+                SubLayerNorm: Bool("SubLayerNorm", false),
+                FracGradientStateTransition: frac,
+                AblateComplex: Bool("AblateComplex", false),
+                AblateStateTransition: Bool("AblateStateTransition", false),
+                CheckpointGateLoopedAttn: Bool("CheckpointGateLoopedAttn", true));
+            return new ParseResult(spec, diagnostics);
+        }
+
+        // A second partial declaration of the class may already name the generated base; that is fine.
+        static bool IsGeneratedBase(INamedTypeSymbol baseType) =>
+            baseType.OriginalDefinition.ToDisplayString() == "GateLoop.Runtime.TransformerModel<T>";
+
+        static bool IsGenericContext(INamedTypeSymbol type)
+        {
+            for (var t = type; t is not null; t = t.ContainingType)
+                if (t.TypeParameters.Length > 0) return true;
+            return false;
+        }
+
+        static TypeLocation Locate(INamedTypeSymbol type)
+        {
+            var containing = new List<string>();
+            for (var t = type.ContainingType; t is not null; t = t.ContainingType)
+                containing.Insert(0, (t.IsStatic ? "static " : "") + (t.TypeKind == TypeKind.Struct ? "partial struct " : "partial class ") + t.Name);
+            var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
+            return new TypeLocation(ns, new EquatableArray<string>(containing.ToImmutableArray()), type.Name);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+using GateLoop.Runtime;
+
+namespace GateLoop.Models;
+
+/// <summary>The models this binary was compiled with, by command-line name.</summary>
+public static class Catalog
+{
+    /// <summary>A declared model: its name, a one-line description and a factory.</summary>
+    public sealed record Entry(string Name, string Description, Func<Device, TransformerModel<float>> Create);
+
+    /// <summary>The default model for training on a CPU.</summary>
+    public const string Default = "gateloop-small";
+
+    /// <summary>Every model, default first.</summary>
+    public static readonly IReadOnlyList<Entry> All =
+    [
+        new(Default, "Dim 128, Depth 4, max heads, post-norm (the seed's train.py shape, CPU-sized)", d => new GateLoopSmall(d)),
+        new("enwik8", "Dim 512, Depth 6, 512 heads, post-norm (the seed's enwik8 config)", d => new Enwik8GateLoop(d)),
+    ];
+
+    /// <summary>Finds a model by name.</summary>
+    /// <exception cref="ArgumentException">No model has that name; the message lists the ones that exist.</exception>
+    public static Entry Find(string name) =>
+        All.FirstOrDefault(e => e.Name == name)
+        ?? throw new ArgumentException($"unknown model '{name}'; declared models: {string.Join(", ", All.Select(e => e.Name))}");
+}

@@ -1,0 +1,219 @@
+using System.Collections.Concurrent;
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// Where kernels run. <c>cpu</c> calls the generated kernel methods directly on CPU threads (the fast host
+/// backend); <c>ilgpu-cpu</c> runs them through ILGPU's CPU accelerator, which emulates GPU threads and is only
+/// for validating kernels on tiny shapes; <c>cuda</c> compiles them to PTX through ILGPU. Memory always lives
+/// in ILGPU buffers so one model class serves every device.
+/// </summary>
+public sealed class Device : IDisposable
+{
+    /// <summary>The device names accepted by <see cref="Create"/>.</summary>
+    public static readonly IReadOnlyList<string> Names = ["cpu", "ilgpu-cpu", "cuda", "auto"];
+
+    readonly Context context;
+    readonly ConcurrentDictionary<System.Reflection.MethodInfo, Delegate> kernels = new();
+    readonly IlgpuGemm? gemm;
+
+    Device(Context context, Accelerator accelerator, bool isHost, string name)
+    {
+        this.context = context;
+        Accelerator = accelerator;
+        IsHost = isHost;
+        Name = name;
+        if (!isHost) gemm = new IlgpuGemm(accelerator);
+    }
+
+    /// <summary>The ILGPU accelerator that owns this device's memory.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>True when kernels are called directly on CPU threads.</summary>
+    public bool IsHost { get; }
+
+    /// <summary>A readable description: kind, processor or GPU name, memory.</summary>
+    public string Name { get; }
+
+    /// <summary>Which matrix-multiply implementation runs on this device.</summary>
+    public string GemmBackend => gemm?.Backend ?? "host-simd";
+
+    /// <summary>Creates a device by name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>cuda</c> or <c>auto</c> (cuda when present).</summary>
+    /// <exception cref="DeviceUnavailableException">The name is unknown or the device is not present.</exception>
+    public static Device Create(string name)
+    {
+        var context = Context.Create(b => b.CPU().Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        try
+        {
+            switch (name)
+            {
+                case "cpu":
+                    return new Device(context, context.CreateCPUAccelerator(0), isHost: true,
+                        $"cpu ({Environment.ProcessorCount} threads, host backend)");
+                case "ilgpu-cpu":
+                    return new Device(context, context.CreateCPUAccelerator(0), isHost: false,
+                        "ilgpu-cpu (ILGPU CPU accelerator, for kernel validation)");
+                case "cuda":
+                case "auto":
+                    var cuda = context.GetCudaDevices();
+                    if (cuda.Count == 0)
+                    {
+                        if (name == "auto") goto case "cpu";
+                        throw new DeviceUnavailableException(
+                            "no CUDA device was found (is the NVIDIA driver installed and a GPU visible?); use --device cpu");
+                    }
+                    var accelerator = cuda[0].CreateCudaAccelerator(context);
+                    return new Device(context, accelerator, isHost: false,
+                        $"cuda: {accelerator.Name} ({accelerator.MemorySize / (1024.0 * 1024 * 1024):F1} GiB)");
+                default:
+                    throw new DeviceUnavailableException($"unknown device '{name}'; choose one of: {string.Join(", ", Names)}");
+            }
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Allocates a zeroed buffer of <paramref name="length"/> elements on this device.</summary>
+    public MemoryBuffer1D<T, Stride1D.Dense> Allocate<T>(long length) where T : unmanaged
+    {
+        var buffer = Accelerator.Allocate1D<T>(Math.Max(length, 1));
+        buffer.MemSetToZero();
+        return buffer;
+    }
+
+    /// <summary>Waits for all queued work.</summary>
+    public void Synchronize() => Accelerator.Synchronize();
+
+    /// <summary>
+    /// Row-major dense GEMM: C[m×n] = alpha·op(A)·op(B) + beta·C, with op(A) m×k and op(B) k×n; A, B and C are
+    /// packed (leading dimension = stored columns). beta = 0 overwrites C.
+    /// </summary>
+    public unsafe void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
+        T beta, ArrayView<T> c) where T : unmanaged, INumber<T>
+    {
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        if (gemm is null)
+            HostGemm.Multiply(transA, transB, m, n, k, alpha, (T*)a.LoadEffectiveAddressAsPtr(), lda,
+                (T*)b.LoadEffectiveAddressAsPtr(), ldb, beta, (T*)c.LoadEffectiveAddressAsPtr(), n);
+        else
+            gemm.Multiply(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+    }
+
+    // Kernel launches: one index per logical work item. The host backend runs the same static method on CPU
+    // threads; ILGPU compiles it once per device and caches the launcher.
+
+    /// <summary>Runs <paramref name="kernel"/> for indices 0…n−1.</summary>
+    public void Launch<T1>(Action<Index1D, T1> kernel, int n, T1 a1)
+        where T1 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2>(Action<Index1D, T1, T2> kernel, int n, T1 a1, T2 a2)
+        where T1 : struct where T2 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3>(Action<Index1D, T1, T2, T3> kernel, int n, T1 a1, T2 a2, T3 a3)
+        where T1 : struct where T2 : struct where T3 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4>(Action<Index1D, T1, T2, T3, T4> kernel, int n, T1 a1, T2 a2, T3 a3, T4 a4)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5>(Action<Index1D, T1, T2, T3, T4, T5> kernel, int n,
+        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6>(Action<Index1D, T1, T2, T3, T4, T5, T6> kernel, int n,
+        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6, T7>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7> kernel, int n,
+        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+        where T7 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
+    }
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6, T7, T8>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8> kernel, int n,
+        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7, T8 a8)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+        where T7 : struct where T8 : struct
+    {
+        if (n <= 0) return;
+        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7, a8));
+        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
+    }
+
+    TLoaded Load<TLoaded>(Delegate kernel, Func<TLoaded> load) where TLoaded : Delegate =>
+        (TLoaded)kernels.GetOrAdd(kernel.Method, _ => load());
+
+    // A few chunks per core balance uneven rows without paying a delegate per scheduling step.
+    static void HostFor(int n, Action<int> body)
+    {
+        int chunks = Math.Min(n, Environment.ProcessorCount * 4);
+        if (chunks <= 1)
+        {
+            for (int i = 0; i < n; i++) body(i);
+            return;
+        }
+        Parallel.For(0, chunks, c =>
+        {
+            int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
+            for (int i = start; i < end; i++) body(i);
+        });
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Accelerator.Dispose();
+        context.Dispose();
+    }
+}
+
+/// <summary>The requested device does not exist on this machine, or its name is unknown.</summary>
+public sealed class DeviceUnavailableException(string message) : Exception(message);

@@ -1,0 +1,467 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// Row-major GEMM on the host (cblas semantics with CblasRowMajor): C[m×n] = alpha·op(A)·op(B) + beta·C.
+/// </summary>
+/// <remarks>
+/// GotoBLAS/BLIS structure. op(B) is packed once per call into NR-wide column panels (k-major inside each
+/// KC block), so the micro-kernel reads B contiguously whatever transB is. Work items are blocks of rows of C
+/// (and, when m is small, groups of column panels); each item packs its rows of alpha·op(A) into MR-tall
+/// row panels per KC block and runs the MR×NR micro-kernel with an A panel (MR×KC, L1-resident) against
+/// the B panels of an NC-wide chunk (KC×NC, L2-resident). Packing pads edges with zeros; edge tiles of C go
+/// through a small scratch tile so the kernel never needs masks.
+/// </remarks>
+internal static unsafe class HostGemm
+{
+    /// <summary>Rows of the register tile: 6 rows × 2 vectors = 12 accumulators fits 16 and 32 register files.</summary>
+    const int MR = 6;
+
+    /// <summary>Depth of a packed block: an A panel (MR×KC) stays in L1, C is read and written once per block.</summary>
+    const int KC = 256;
+
+    /// <summary>Bytes of a packed B chunk (KC×NC) meant to stay in L2 while an item's A panels sweep it.</summary>
+    const int BChunkBytes = 512 * 1024;
+
+    /// <summary>Below this many multiply-adds the fork/join cost of Parallel.For outweighs a second core.</summary>
+    const long ParallelThreshold = 1L << 21;
+
+    /// <summary>Work items per worker: enough to even out ragged blocks, few enough to keep packing amortized.</summary>
+    const int ItemsPerWorker = 4;
+
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or
+    /// k×m when <paramref name="transA"/>. op(B) is k×n: B is stored k×n (ldb), or n×k when
+    /// <paramref name="transB"/>. beta = 0 overwrites C without reading it; k = 0 or alpha = 0 gives C = beta·C.
+    /// </summary>
+    /// <exception cref="NotSupportedException">T is neither float nor double.</exception>
+    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, T* a, int lda, T* b,
+        int ldb, T beta, T* c, int ldc) where T : unmanaged, INumber<T>
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+            throw new NotSupportedException($"HostGemm supports float and double, not {typeof(T).FullName}.");
+        Validate(transA, transB, m, n, k, lda, ldb, ldc);
+        if (m == 0 || n == 0) return;
+        if (k == 0 || alpha == T.Zero)
+        {
+            // BLAS convention: A and B are not read, so NaNs in them do not leak into C.
+            ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+
+        // Pick the widest vector the hardware runs natively; the kernel code is shared through ISimd.
+        var job = new Job<T>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (Avx512F.IsSupported)
+            Run<T, Vector512<T>, Simd512<T>>(job);
+        else if (Avx.IsSupported && Fma.IsSupported)
+            Run<T, Vector256<T>, Simd256<T>>(job);
+        else
+            Run<T, Vector<T>, SimdVector<T>>(job);
+    }
+
+    static void Validate(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lda, Math.Max(1, transA ? m : k));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ldb, Math.Max(1, transB ? k : n));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ldc, Math.Max(1, n));
+    }
+
+    /// <summary>C = beta·C, where beta = 0 clears C even if it held NaN.</summary>
+    static void ScaleC<T>(int m, int n, T beta, T* c, int ldc) where T : unmanaged, INumber<T>
+    {
+        if (beta == T.One) return;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<T>(c + (long)i * ldc, n);
+            if (beta == T.Zero) row.Clear();
+            else for (int j = 0; j < n; j++) row[j] *= beta;
+        }
+    }
+
+    /// <summary>The arguments of one call, passed by value to the worker delegates.</summary>
+    readonly struct Job<T>(bool transA, bool transB, int m, int n, int k, T alpha, T* a, int lda, T* b, int ldb,
+        T beta, T* c, int ldc) where T : unmanaged
+    {
+        public readonly bool TransA = transA, TransB = transB;
+        public readonly int M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc;
+        public readonly T Alpha = alpha, Beta = beta;
+        public readonly T* A = a, B = b, C = c;
+    }
+
+    /// <summary>The geometry shared by all work items of one call.</summary>
+    readonly struct Plan
+    {
+        public readonly int NR, NPanels, NPad, NcPanels, RowBlocks, ColGroups, MPanels;
+
+        public Plan(int m, int n, int nr, int elementSize, int workers)
+        {
+            NR = nr;
+            NPanels = (n + nr - 1) / nr;
+            NPad = NPanels * nr;
+            NcPanels = Math.Max(1, BChunkBytes / (KC * elementSize) / nr);
+            MPanels = (m + MR - 1) / MR;
+            int target = workers * ItemsPerWorker;
+            RowBlocks = Math.Min(MPanels, target);
+            // Few rows (e.g. m = 8): split the columns too so every worker gets something to do.
+            ColGroups = workers > 1 ? Math.Clamp((target + RowBlocks - 1) / RowBlocks, 1, NPanels) : 1;
+            if (workers == 1) RowBlocks = 1;
+        }
+
+        public int Items => RowBlocks * ColGroups;
+
+        /// <summary>Row panels [start, end) of a row block: panels are dealt as evenly as possible.</summary>
+        public (int Start, int End) RowPanels(int block) =>
+            ((int)((long)block * MPanels / RowBlocks), (int)((long)(block + 1) * MPanels / RowBlocks));
+
+        public (int Start, int End) ColPanels(int group) =>
+            ((int)((long)group * NPanels / ColGroups), (int)((long)(group + 1) * NPanels / ColGroups));
+    }
+
+    static void Run<T, TV, TS>(Job<T> job) where T : unmanaged, INumber<T> where TV : struct
+        where TS : struct, ISimd<T, TV>
+    {
+        long work = (long)job.M * job.N * job.K;
+        int workers = work < ParallelThreshold ? 1 : Environment.ProcessorCount;
+        var plan = new Plan(job.M, job.N, 2 * TS.Count, sizeof(T), workers);
+
+        var bScratch = Scratch<T>.RentB((long)job.K * plan.NPad);
+        try
+        {
+            T* bp = bScratch.Pointer;
+            if (workers == 1)
+            {
+                PackB(job, plan, bp, 0, plan.NPanels);
+                var aScratch = Scratch<T>.RentA(AScratchLength(job, plan));
+                try { for (int item = 0; item < plan.Items; item++) RunItem<T, TV, TS>(job, plan, bp, aScratch.Pointer, item); }
+                finally { Scratch<T>.ReturnA(aScratch); }
+                return;
+            }
+
+            var options = new ParallelOptions { MaxDegreeOfParallelism = workers };
+            nint bpAddress = (nint)bp;
+            Parallel.For(0, workers, options, w =>
+            {
+                var (start, end) = (w * plan.NPanels / workers, (w + 1) * plan.NPanels / workers);
+                PackB(job, plan, (T*)bpAddress, start, end);
+            });
+            Parallel.For(0, plan.Items, options, () => Scratch<T>.RentA(AScratchLength(job, plan)),
+                (item, _, aScratch) =>
+                {
+                    RunItem<T, TV, TS>(job, plan, (T*)bpAddress, aScratch.Pointer, item);
+                    return aScratch;
+                },
+                Scratch<T>.ReturnA);
+        }
+        finally { Scratch<T>.ReturnB(bScratch); }
+    }
+
+    static long AScratchLength<T>(Job<T> job, Plan plan) where T : unmanaged
+    {
+        int maxPanels = (plan.MPanels + plan.RowBlocks - 1) / plan.RowBlocks;
+        return (long)maxPanels * MR * Math.Min(KC, job.K);
+    }
+
+    /// <summary>One row block × column group of C, over all of k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RunItem<T, TV, TS>(Job<T> job, Plan plan, T* bPacked, T* aPacked, int item)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        var (rp0, rp1) = plan.RowPanels(item / plan.ColGroups);
+        var (cp0, cp1) = plan.ColPanels(item % plan.ColGroups);
+        if (rp0 == rp1 || cp0 == cp1) return;
+        int nr = plan.NR;
+        T* tile = stackalloc T[MR * 2 * Vector512<byte>.Count]; // ≥ MR×NR for every ISA; edge tiles land here
+
+        for (int p0 = 0; p0 < job.K; p0 += KC)
+        {
+            int kc = Math.Min(KC, job.K - p0);
+            PackA(job, aPacked, rp0 * MR, rp1 * MR, p0, kc);
+            // The first block applies beta; later ones accumulate onto what the first wrote.
+            bool overwrite = p0 == 0 && job.Beta == T.Zero;
+            T beta = p0 == 0 ? job.Beta : T.One;
+            T* bBlock = bPacked + (long)p0 * plan.NPad;
+
+            for (int jc = cp0; jc < cp1; jc += plan.NcPanels)
+            {
+                int jcEnd = Math.Min(cp1, jc + plan.NcPanels);
+                for (int ip = rp0; ip < rp1; ip++)
+                {
+                    T* ap = aPacked + (long)(ip - rp0) * MR * kc;
+                    int i0 = ip * MR, rows = Math.Min(MR, job.M - i0);
+                    for (int jp = jc; jp < jcEnd; jp++)
+                    {
+                        T* bp = bBlock + (long)jp * nr * kc;
+                        int j0 = jp * nr, cols = Math.Min(nr, job.N - j0);
+                        T* cp = job.C + (long)i0 * job.Ldc + j0;
+                        if (rows == MR && cols == nr)
+                            Kernel<T, TV, TS>(kc, ap, bp, cp, job.Ldc, beta, overwrite);
+                        else
+                        {
+                            Kernel<T, TV, TS>(kc, ap, bp, tile, nr, T.Zero, overwrite: true);
+                            MergeTile(tile, nr, cp, job.Ldc, rows, cols, beta, overwrite);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs rows [i0, i1) × depth [p0, p0+kc) of alpha·op(A) into MR-tall panels, each stored k-major
+    /// (MR consecutive values per k) so the kernel broadcasts them in order. Rows past m are zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PackA<T>(Job<T> job, T* dst, int i0, int i1, int p0, int kc) where T : unmanaged, INumber<T>
+    {
+        T alpha = job.Alpha;
+        for (int ib = i0; ib < i1; ib += MR, dst += MR * kc)
+        {
+            int rows = Math.Min(MR, job.M - ib);
+            if (job.TransA)
+            {
+                // A is k×m: the MR values for one k are contiguous.
+                for (int p = 0; p < kc; p++)
+                {
+                    T* src = job.A + (long)(p0 + p) * job.Lda + ib;
+                    T* d = dst + p * MR;
+                    int r = 0;
+                    for (; r < rows; r++) d[r] = alpha * src[r];
+                    for (; r < MR; r++) d[r] = T.Zero;
+                }
+            }
+            else if (rows == MR)
+            {
+                // A is m×k: walk the MR rows side by side (each one sequential) and interleave them.
+                T* s0 = job.A + (long)ib * job.Lda + p0;
+                long lda = job.Lda;
+                T* s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+                T* d = dst;
+                for (int p = 0; p < kc; p++, d += MR)
+                {
+                    d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
+                    d[3] = alpha * s3[p]; d[4] = alpha * s4[p]; d[5] = alpha * s5[p];
+                }
+            }
+            else
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    T* d = dst + p * MR;
+                    int r = 0;
+                    for (; r < rows; r++) d[r] = alpha * job.A[(long)(ib + r) * job.Lda + p0 + p];
+                    for (; r < MR; r++) d[r] = T.Zero;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs column panels [jp0, jp1) of op(B) for all of k: KC block by KC block, each panel kc×NR k-major.
+    /// Columns past n are zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PackB<T>(Job<T> job, Plan plan, T* packed, int jp0, int jp1) where T : unmanaged, INumber<T>
+    {
+        int nr = plan.NR;
+        for (int p0 = 0; p0 < job.K; p0 += KC)
+        {
+            int kc = Math.Min(KC, job.K - p0);
+            for (int jp = jp0; jp < jp1; jp++)
+            {
+                T* dst = packed + (long)p0 * plan.NPad + (long)jp * nr * kc;
+                int j0 = jp * nr, cols = Math.Min(nr, job.N - j0);
+                if (!job.TransB)
+                {
+                    // B is k×n: each k contributes a contiguous run of NR values.
+                    for (int p = 0; p < kc; p++)
+                    {
+                        var src = new ReadOnlySpan<T>(job.B + (long)(p0 + p) * job.Ldb + j0, cols);
+                        var d = new Span<T>(dst + (long)p * nr, nr);
+                        src.CopyTo(d);
+                        d[cols..].Clear();
+                    }
+                }
+                else
+                {
+                    // B is n×k: column j of op(B) is row j of B. Read each row sequentially, scatter by NR.
+                    for (int j = 0; j < cols; j++)
+                    {
+                        T* src = job.B + (long)(j0 + j) * job.Ldb + p0;
+                        T* d = dst + j;
+                        for (int p = 0; p < kc; p++) d[(long)p * nr] = src[p];
+                    }
+                    for (int j = cols; j < nr; j++)
+                        for (int p = 0; p < kc; p++) dst[(long)p * nr + j] = T.Zero;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// MR×NR register tile: acc = Σ_p a[p,·] ⊗ b[p,·] over packed panels, then C = acc (overwrite) or
+    /// C = acc + beta·C. NR is two vectors, so each broadcast of A feeds two FMAs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Kernel<T, TV, TS>(int kc, T* a, T* b, T* c, int ldc, T beta, bool overwrite)
+        where T : unmanaged where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        int w = TS.Count;
+        TV c00 = TS.Zero, c01 = TS.Zero, c10 = TS.Zero, c11 = TS.Zero, c20 = TS.Zero, c21 = TS.Zero;
+        TV c30 = TS.Zero, c31 = TS.Zero, c40 = TS.Zero, c41 = TS.Zero, c50 = TS.Zero, c51 = TS.Zero;
+        for (int p = 0; p < kc; p++, a += MR, b += 2 * w)
+        {
+            TV b0 = TS.Load(b), b1 = TS.Load(b + w);
+            TV av = TS.Broadcast(a);
+            c00 = TS.MulAdd(av, b0, c00); c01 = TS.MulAdd(av, b1, c01);
+            av = TS.Broadcast(a + 1);
+            c10 = TS.MulAdd(av, b0, c10); c11 = TS.MulAdd(av, b1, c11);
+            av = TS.Broadcast(a + 2);
+            c20 = TS.MulAdd(av, b0, c20); c21 = TS.MulAdd(av, b1, c21);
+            av = TS.Broadcast(a + 3);
+            c30 = TS.MulAdd(av, b0, c30); c31 = TS.MulAdd(av, b1, c31);
+            av = TS.Broadcast(a + 4);
+            c40 = TS.MulAdd(av, b0, c40); c41 = TS.MulAdd(av, b1, c41);
+            av = TS.Broadcast(a + 5);
+            c50 = TS.MulAdd(av, b0, c50); c51 = TS.MulAdd(av, b1, c51);
+        }
+
+        TV bv = TS.Broadcast(&beta);
+        long ld = ldc;
+        Update<T, TV, TS>(c, c00, c01, bv, overwrite);
+        Update<T, TV, TS>(c + ld, c10, c11, bv, overwrite);
+        Update<T, TV, TS>(c + 2 * ld, c20, c21, bv, overwrite);
+        Update<T, TV, TS>(c + 3 * ld, c30, c31, bv, overwrite);
+        Update<T, TV, TS>(c + 4 * ld, c40, c41, bv, overwrite);
+        Update<T, TV, TS>(c + 5 * ld, c50, c51, bv, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Update<T, TV, TS>(T* c, TV lo, TV hi, TV beta, bool overwrite)
+        where T : unmanaged where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        if (!overwrite)
+        {
+            lo = TS.MulAdd(beta, TS.Load(c), lo);
+            hi = TS.MulAdd(beta, TS.Load(c + TS.Count), hi);
+        }
+        TS.Store(c, lo);
+        TS.Store(c + TS.Count, hi);
+    }
+
+    /// <summary>Writes the valid rows × cols of a scratch tile into C (same rule as the kernel's store).</summary>
+    static void MergeTile<T>(T* tile, int nr, T* c, int ldc, int rows, int cols, T beta, bool overwrite)
+        where T : unmanaged, INumber<T>
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            T* src = tile + r * nr, dst = c + (long)r * ldc;
+            for (int j = 0; j < cols; j++) dst[j] = overwrite ? src[j] : src[j] + beta * dst[j];
+        }
+    }
+
+    /// <summary>The vector operations the kernel needs, so one kernel body serves every ISA and element type.</summary>
+    interface ISimd<T, TV> where T : unmanaged where TV : struct
+    {
+        static abstract int Count { get; }
+        static abstract TV Zero { get; }
+        static abstract TV Load(T* p);
+        static abstract void Store(T* p, TV v);
+        static abstract TV Broadcast(T* p);
+        /// <summary>a·b + c, fused.</summary>
+        static abstract TV MulAdd(TV a, TV b, TV c);
+    }
+
+    // typeof(T) tests below are JIT-time constants, so each instantiation keeps only its own branch.
+
+    readonly struct Simd512<T> : ISimd<T, Vector512<T>> where T : unmanaged
+    {
+        public static int Count => Vector512<T>.Count;
+        public static Vector512<T> Zero => Vector512<T>.Zero;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Load(T* p) => Vector512.Load(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(T* p, Vector512<T> v) => v.Store(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Broadcast(T* p) => Vector512.Create(*p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<T> MulAdd(Vector512<T> a, Vector512<T> b, Vector512<T> c) => typeof(T) == typeof(float)
+            ? Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>()
+            : Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
+    }
+
+    readonly struct Simd256<T> : ISimd<T, Vector256<T>> where T : unmanaged
+    {
+        public static int Count => Vector256<T>.Count;
+        public static Vector256<T> Zero => Vector256<T>.Zero;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Load(T* p) => Vector256.Load(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(T* p, Vector256<T> v) => v.Store(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Broadcast(T* p) => Vector256.Create(*p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<T> MulAdd(Vector256<T> a, Vector256<T> b, Vector256<T> c) => typeof(T) == typeof(float)
+            ? Vector256.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>()
+            : Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
+    }
+
+    /// <summary>Portable fallback (e.g. Arm64 or pre-AVX x64); fused only where the hardware has FMA.</summary>
+    readonly struct SimdVector<T> : ISimd<T, Vector<T>> where T : unmanaged
+    {
+        public static int Count => Vector<T>.Count;
+        public static Vector<T> Zero => Vector<T>.Zero;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector<T> Load(T* p) => Vector.Load(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(T* p, Vector<T> v) => v.Store(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector<T> Broadcast(T* p) => new(*p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector<T> MulAdd(Vector<T> a, Vector<T> b, Vector<T> c)
+        {
+            if (!Fma.IsSupported && !AdvSimd.IsSupported) return a * b + c;
+            return typeof(T) == typeof(float)
+                ? Vector.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()
+                : Vector.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
+        }
+    }
+
+    /// <summary>
+    /// Per-thread packing buffers, reused across calls (pinned, 64-byte aligned). A buffer is taken out of its
+    /// slot while in use, so a re-entrant call on the same thread simply allocates a fresh one.
+    /// </summary>
+    sealed class Scratch<T> where T : unmanaged
+    {
+        [ThreadStatic] static Scratch<T>? cachedA;
+        [ThreadStatic] static Scratch<T>? cachedB;
+
+        readonly T[] array;
+
+        Scratch(long length)
+        {
+            if (length > Array.MaxLength - 64) throw new OutOfMemoryException("GEMM packing buffer too large.");
+            array = GC.AllocateUninitializedArray<T>((int)length + 64 / sizeof(T), pinned: true);
+            nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+            Pointer = (T*)((start + 63) & ~(nint)63);
+            Length = length;
+        }
+
+        public T* Pointer { get; }
+        public long Length { get; }
+
+        public static Scratch<T> RentA(long length) => Take(ref cachedA, length);
+        public static Scratch<T> RentB(long length) => Take(ref cachedB, length);
+        public static void ReturnA(Scratch<T> s) => cachedA = s;
+        public static void ReturnB(Scratch<T> s) => cachedB = s;
+
+        static Scratch<T> Take(ref Scratch<T>? slot, long length)
+        {
+            var s = slot;
+            slot = null;
+            return s is not null && s.Length >= length ? s : new Scratch<T>(Math.Max(length, 4096));
+        }
+    }
+}

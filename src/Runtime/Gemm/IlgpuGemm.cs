@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+// ILGPU's CPU accelerator emits its kernel wrappers into a dynamic assembly named ILGPURuntime; they must
+// see the internal kernel-argument struct below.
+[assembly: InternalsVisibleTo("ILGPURuntime")]
+
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// Row-major GEMM on an ILGPU accelerator (cblas semantics with CblasRowMajor):
+/// C[m×n] = alpha·op(A)·op(B) + beta·C. On CUDA it calls cuBLAS when the library loads; otherwise (and on
+/// every other accelerator) it runs a shared-memory tiled kernel. Work is queued on the accelerator's default
+/// stream, in order with other kernels launched there; the call does not wait for it to finish.
+/// </summary>
+internal sealed class IlgpuGemm : IDisposable
+{
+    /// <summary>
+    /// Largest edge of the square tile of C computed by one thread group (one thread per element). Groups of
+    /// MaxTile² threads are too many for some accelerators (ILGPU's default CPU device allows 16), so the launch
+    /// picks the edge and the kernel reads it back from Group.DimX; shared memory is sized for the maximum.
+    /// </summary>
+    const int MaxTile = 16;
+
+    /// <summary>Shared tiles get one padding column so the transposed stores do not hit a single bank.</summary>
+    const int TileStride = MaxTile + 1;
+
+    readonly Accelerator accelerator;
+    readonly ConcurrentDictionary<Type, Delegate> kernels = new();
+    readonly Lock blasLock = new();
+    CuBlas? blas;
+    volatile bool blasTried;
+
+    public IlgpuGemm(Accelerator accelerator)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        this.accelerator = accelerator;
+    }
+
+    /// <summary>"cublas" when cuBLAS serves this accelerator, else "ilgpu-tiled".</summary>
+    public string Backend => Blas is null ? "ilgpu-tiled" : "cublas";
+
+    /// <summary>Why cuBLAS could not be used on a CUDA accelerator (null when it is used or not applicable).</summary>
+    public string? CuBlasError { get; private set; }
+
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or
+    /// k×m when <paramref name="transA"/>. op(B) is k×n: B is stored k×n (ldb), or n×k when
+    /// <paramref name="transB"/>. beta = 0 overwrites C without reading it; k = 0 or alpha = 0 gives C = beta·C.
+    /// </summary>
+    /// <exception cref="NotSupportedException">T is neither float nor double.</exception>
+    public void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, int lda,
+        ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc) where T : unmanaged, INumber<T>
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+            throw new NotSupportedException($"IlgpuGemm supports float and double, not {typeof(T).FullName}.");
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        ArgumentOutOfRangeException.ThrowIfLessThan(lda, Math.Max(1, transA ? m : k));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ldb, Math.Max(1, transB ? k : n));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ldc, Math.Max(1, n));
+        if (m == 0 || n == 0) return;
+        CheckExtent(c, m, n, ldc, nameof(c));
+        if (k > 0)
+        {
+            CheckExtent(a, transA ? k : m, transA ? m : k, lda, nameof(a));
+            CheckExtent(b, transB ? n : k, transB ? k : n, ldb, nameof(b));
+        }
+
+        if (Blas is { } cublas)
+            MultiplyCuBlas(cublas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            MultiplyTiled(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    static void CheckExtent<T>(ArrayView<T> view, int rows, int cols, int ld, string name) where T : unmanaged
+    {
+        if (view.Length < (long)(rows - 1) * ld + cols)
+            throw new ArgumentException($"View holds {view.Length} elements; a {rows}×{cols} matrix with stride {ld} needs {(long)(rows - 1) * ld + cols}.", name);
+    }
+
+    /// <summary>Created on first use; a failure (no libcublas, driver error…) is remembered and the tiled kernel used.</summary>
+    CuBlas? Blas
+    {
+        get
+        {
+            if (blasTried) return blas;
+            lock (blasLock)
+            {
+                if (!blasTried && accelerator is CudaAccelerator cuda)
+                {
+                    try
+                    {
+                        var created = new CuBlas(cuda); // loads the newest libcublas found (12, 11, then 10)
+                        created.PointerMode = CuBlasPointerMode.Host; // alpha and beta are passed from the host
+                        blas = created;
+                    }
+                    catch (Exception e) // DllNotFoundException, CuBlasException, CudaException, …
+                    {
+                        CuBlasError = $"{e.GetType().Name}: {e.Message}";
+                    }
+                }
+                blasTried = true;
+                return blas;
+            }
+        }
+    }
+
+    /// <summary>
+    /// cuBLAS is column-major. A row-major matrix with stride ld is the column-major transpose with the same ld,
+    /// so C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m with n, keep the flags.
+    /// </summary>
+    static void MultiplyCuBlas<T>(CuBlas blas, bool transA, bool transB, int m, int n, int k, T alpha,
+        ArrayView<T> a, int lda, ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc)
+        where T : unmanaged, INumber<T>
+    {
+        var opA = transA ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose;
+        var opB = transB ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose;
+        if (typeof(T) == typeof(float))
+            blas.Gemm(opB, opA, n, m, k, Unsafe.As<T, float>(ref alpha), b.Cast<float>(), ldb, a.Cast<float>(), lda,
+                Unsafe.As<T, float>(ref beta), c.Cast<float>(), ldc);
+        else
+            blas.Gemm(opB, opA, n, m, k, Unsafe.As<T, double>(ref alpha), b.Cast<double>(), ldb, a.Cast<double>(),
+                lda, Unsafe.As<T, double>(ref beta), c.Cast<double>(), ldc);
+    }
+
+    void MultiplyTiled<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, int lda,
+        ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc) where T : unmanaged, INumber<T>
+    {
+        var kernel = (Action<KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>)kernels.GetOrAdd(
+            typeof(T), _ => accelerator.LoadStreamKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>(TiledKernel));
+        var args = new TiledArgs<T>
+        {
+            M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc,
+            TransA = transA ? 1 : 0, TransB = transB ? 1 : 0,
+            // alpha = 0 must not read A or B (a NaN there would poison C): run the loop zero times.
+            KEffective = alpha == T.Zero ? 0 : k,
+            BetaIsZero = beta == T.Zero ? 1 : 0,
+            Alpha = alpha, Beta = beta,
+        };
+        // Kernel parameters must be valid views even when unused (k = 0 may come with empty A and B).
+        if (a.Length == 0) a = c;
+        if (b.Length == 0) b = c;
+        int tile = MaxTile;
+        while (tile > 1 && tile * tile > accelerator.MaxNumThreadsPerGroup) tile /= 2;
+        var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(tile, tile));
+        kernel(config, a, b, c, args);
+    }
+
+    /// <summary>Scalars of one tiled launch. Flags are ints: bools in kernel structs are not portable across backends.</summary>
+    internal struct TiledArgs<T> where T : unmanaged
+    {
+        public int M, N, K, KEffective, Lda, Ldb, Ldc, TransA, TransB, BetaIsZero;
+        public T Alpha, Beta;
+    }
+
+    /// <summary>
+    /// One group computes a tile×tile block of C (thread x → column, y → row). Each step stages a tile-deep
+    /// slice of op(A) and op(B) in shared memory; the thread roles in the global loads follow the storage
+    /// order so neighbouring threads read neighbouring addresses for every transpose combination.
+    /// </summary>
+    static void TiledKernel<T>(ArrayView<T> a, ArrayView<T> b, ArrayView<T> c, TiledArgs<T> p)
+        where T : unmanaged, INumber<T>
+    {
+        var tileA = SharedMemory.Allocate<T>(MaxTile * TileStride); // [row][kk] of op(A)
+        var tileB = SharedMemory.Allocate<T>(MaxTile * TileStride); // [kk][col] of op(B)
+        int tile = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
+        int row0 = Grid.IdxY * tile, col0 = Grid.IdxX * tile;
+
+        T sum = T.Zero;
+        for (int t = 0; t < p.KEffective; t += tile)
+        {
+            // op(A)(r, kk): A[r, kk] at r*lda + kk, or A stored k×m at kk*lda + r.
+            int ar = p.TransA == 0 ? ty : tx, ak = p.TransA == 0 ? tx : ty;
+            int gr = row0 + ar, gk = t + ak;
+            long ai = p.TransA == 0 ? (long)gr * p.Lda + gk : (long)gk * p.Lda + gr;
+            tileA[ar * TileStride + ak] = gr < p.M && gk < p.K ? a[ai] : T.Zero;
+
+            // op(B)(kk, j): B[kk, j] at kk*ldb + j, or B stored n×k at j*ldb + kk.
+            int bk = p.TransB == 0 ? ty : tx, bj = p.TransB == 0 ? tx : ty;
+            int hk = t + bk, gj = col0 + bj;
+            long bi = p.TransB == 0 ? (long)hk * p.Ldb + gj : (long)gj * p.Ldb + hk;
+            tileB[bk * TileStride + bj] = hk < p.K && gj < p.N ? b[bi] : T.Zero;
+
+            Group.Barrier();
+            for (int kk = 0; kk < tile; kk++)
+                sum += tileA[ty * TileStride + kk] * tileB[kk * TileStride + tx];
+            Group.Barrier();
+        }
+
+        int row = row0 + ty, col = col0 + tx;
+        if (row < p.M && col < p.N)
+        {
+            long ci = (long)row * p.Ldc + col;
+            T result = p.Alpha * sum;
+            if (p.BetaIsZero == 0) result += p.Beta * c[ci];
+            c[ci] = result;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (blasLock)
+        {
+            blas?.Dispose();
+            blas = null;
+            blasTried = true;
+        }
+    }
+}

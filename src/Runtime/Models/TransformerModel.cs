@@ -1,0 +1,220 @@
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// What every generated GateLoop model shares: the flat parameter and gradient buffers, initialization,
+/// token upload, the activation plan per (batch, sequence length) and the loss read-back. The generated
+/// subclass supplies the kernels and the order in which they run.
+/// </summary>
+/// <typeparam name="T">The element type the model was compiled for (float, or double for verification).</typeparam>
+public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFloatingPoint<T>
+{
+    readonly MemoryBuffer1D<T, Stride1D.Dense> weights, gradients;
+    Workspace? workspace;
+    T[] lossRows = [];
+
+    /// <summary>Creates the model's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
+    protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters)
+    {
+        Device = device;
+        Parameters = parameters;
+        ParameterCount = parameters.Sum(p => p.Length);
+        weights = device.Allocate<T>(ParameterCount);
+        gradients = device.Allocate<T>(ParameterCount);
+    }
+
+    /// <summary>The device the model runs on.</summary>
+    public Device Device { get; }
+
+    /// <summary>Every tensor with its PyTorch name, shape and offset.</summary>
+    public IReadOnlyList<ParameterInfo> Parameters { get; }
+
+    /// <summary>Total number of parameters.</summary>
+    public long ParameterCount { get; }
+
+    /// <summary>Vocabulary size.</summary>
+    public abstract int Vocabulary { get; }
+
+    /// <summary>The flat parameter buffer.</summary>
+    public ArrayView<T> Weights => weights.View;
+
+    /// <summary>The flat gradient buffer (same layout); backward passes add into it.</summary>
+    public ArrayView<T> Gradients => gradients.View;
+
+    /// <summary>Batch size of the current plan.</summary>
+    protected int Batch { get; private set; }
+
+    /// <summary>Sequence length of the current plan.</summary>
+    protected int Seq { get; private set; }
+
+    /// <summary>Batch × sequence length: the number of token rows.</summary>
+    protected int Rows => Batch * Seq;
+
+    /// <summary>Input tokens [Rows].</summary>
+    protected ArrayView<int> Inputs { get; private set; }
+
+    /// <summary>Target tokens [Rows] (inputs shifted by one).</summary>
+    protected ArrayView<int> Targets { get; private set; }
+
+    /// <summary>Logits [Rows × Vocabulary].</summary>
+    protected ArrayView<T> LogitsView { get; private set; }
+
+    /// <summary>Gradient of the scaled loss with respect to the logits [Rows × Vocabulary].</summary>
+    protected ArrayView<T> LogitGrads { get; private set; }
+
+    /// <summary>Per-row cross-entropy [Rows].</summary>
+    protected ArrayView<T> LossRows { get; private set; }
+
+    /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>
+    public void Initialize(int seed)
+    {
+        var random = new Random(seed);
+        var host = new T[ParameterCount];
+        foreach (var p in Parameters)
+        {
+            var span = host.AsSpan((int)p.Offset, (int)p.Length);
+            double bound = 1.0 / Math.Sqrt(Math.Max(p.FanIn, 1));
+            for (int i = 0; i < span.Length; i++)
+                span[i] = T.CreateChecked(p.Init switch
+                {
+                    Init.Zeros => 0.0,
+                    Init.Ones => 1.0,
+                    Init.Normal => Normal(random),
+                    _ => (2 * random.NextDouble() - 1) * bound,
+                });
+        }
+        WriteWeights(host);
+    }
+
+    static double Normal(Random random)
+    {
+        double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>Copies all weights to the host.</summary>
+    public T[] ReadWeights() => Read(Weights.SubView(0, ParameterCount));
+
+    /// <summary>Replaces all weights.</summary>
+    public void WriteWeights(ReadOnlySpan<T> values)
+    {
+        if (values.Length != ParameterCount)
+            throw new ArgumentException($"expected {ParameterCount} weights, got {values.Length}", nameof(values));
+        Weights.SubView(0, ParameterCount).CopyFromCPU(values);
+    }
+
+    /// <summary>Copies the accumulated gradients to the host.</summary>
+    public T[] ReadGradients() => Read(Gradients.SubView(0, ParameterCount));
+
+    /// <summary>Sets all gradients to zero (start of an accumulation window).</summary>
+    public void ZeroGradients() => gradients.MemSetToZero();
+
+    /// <summary>
+    /// Runs the model on <paramref name="tokens"/> ([batch × (seq+1)]: each row's first seq tokens are inputs,
+    /// the last seq are targets) and returns the mean cross-entropy in nats. The gradient of
+    /// <c>gradScale · loss</c> is prepared for <see cref="Backward"/>.
+    /// </summary>
+    public double Forward(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale = 1.0)
+    {
+        if (tokens.Length != batch * (seq + 1))
+            throw new ArgumentException(
+                $"expected batch × (seq + 1) = {batch} × {seq + 1} = {batch * (seq + 1)} tokens, got {tokens.Length}", nameof(tokens));
+        var inputs = new int[batch * seq];
+        var targets = new int[batch * seq];
+        for (int b = 0; b < batch; b++)
+        {
+            tokens.Slice(b * (seq + 1), seq).CopyTo(inputs.AsSpan(b * seq));
+            tokens.Slice(b * (seq + 1) + 1, seq).CopyTo(targets.AsSpan(b * seq));
+        }
+        Upload(inputs, targets, batch, seq);
+        ForwardCore();
+        ComputeLoss(T.CreateChecked(gradScale / (batch * seq)));
+        LossRows.CopyToCPU(lossRows);
+        double sum = 0;
+        foreach (var l in lossRows) sum += double.CreateChecked(l);
+        return sum / (batch * seq);
+    }
+
+    /// <summary>Logits [batch × seq × Vocabulary] for <paramref name="inputs"/> ([batch × seq] tokens).</summary>
+    public T[] Logits(ReadOnlySpan<int> inputs, int batch, int seq)
+    {
+        if (inputs.Length != batch * seq)
+            throw new ArgumentException($"expected batch × seq = {batch * seq} tokens, got {inputs.Length}", nameof(inputs));
+        Upload(inputs.ToArray(), null, batch, seq);
+        ForwardCore();
+        return Read(LogitsView);
+    }
+
+    static T[] Read(ArrayView<T> view)
+    {
+        var host = new T[view.Length];
+        view.CopyToCPU(host);
+        return host;
+    }
+
+    /// <summary>Adds the gradient of the last <see cref="Forward"/>'s scaled loss into <see cref="Gradients"/>.</summary>
+    public void Backward()
+    {
+        if (workspace is null) throw new InvalidOperationException("call Forward before Backward");
+        BackwardCore();
+        Device.Synchronize();
+    }
+
+    /// <summary>Bytes of activation memory planned for the current (batch, sequence length).</summary>
+    public long ActivationBytes => workspace?.Bytes ?? 0;
+
+    void Upload(int[] inputs, int[]? targets, int batch, int seq)
+    {
+        if (batch <= 0 || seq <= 0)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"batch ({batch}) and sequence length ({seq}) must be positive");
+        CheckTokens(inputs);
+        if (targets is not null) CheckTokens(targets);
+        if (workspace is null || batch != Batch || seq != Seq)
+        {
+            workspace?.Dispose();
+            workspace = new Workspace(Device);
+            Batch = batch;
+            Seq = seq;
+            Inputs = workspace.Take<int>(Rows);
+            Targets = workspace.Take<int>(Rows);
+            LogitsView = workspace.Take<T>((long)Rows * Vocabulary);
+            LogitGrads = workspace.Take<T>((long)Rows * Vocabulary);
+            LossRows = workspace.Take<T>(Rows);
+            lossRows = new T[Rows];
+            PlanActivations(workspace);
+        }
+        Inputs.CopyFromCPU(inputs);
+        if (targets is not null) Targets.CopyFromCPU(targets);
+    }
+
+    void CheckTokens(int[] tokens)
+    {
+        foreach (var t in tokens)
+            if ((uint)t >= (uint)Vocabulary)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary [0, {Vocabulary})");
+    }
+
+    /// <summary>Allocates the activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/>.</summary>
+    protected abstract void PlanActivations(Workspace workspace);
+
+    /// <summary>Computes <see cref="LogitsView"/> from <see cref="Inputs"/>, keeping what backward needs.</summary>
+    protected abstract void ForwardCore();
+
+    /// <summary>Fills <see cref="LossRows"/> and <see cref="LogitGrads"/> (scaled by <paramref name="gradScale"/>).</summary>
+    protected abstract void ComputeLoss(T gradScale);
+
+    /// <summary>Back-propagates <see cref="LogitGrads"/> into <see cref="Gradients"/>.</summary>
+    protected abstract void BackwardCore();
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        workspace?.Dispose();
+        weights.Dispose();
+        gradients.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
