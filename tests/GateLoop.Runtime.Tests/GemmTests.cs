@@ -119,6 +119,7 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
         problem.AssertClose(c, expected, "host");
 
         c = problem.NewC(0.5);
+        expected = problem.Expected(0, 0.5, c);
         RunIlgpu(problem, cpu.Small, cpu.SmallGemm, 0f, 0.5f, c);
         problem.AssertClose(c, expected, "ilgpu");
     }

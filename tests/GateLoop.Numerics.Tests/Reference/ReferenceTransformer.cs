@@ -17,7 +17,8 @@ public static class ReferenceTransformer
     // ---------------------------------------------------------------- model
 
     /// <summary>Logits [batch·seq·NumTokens], row-major, for token ids <paramref name="inputs"/> [batch·seq].</summary>
-    public static double[] Logits(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, int[] inputs, int batch, int seq)
+    public static double[] Logits(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, int[] inputs, int batch, int seq,
+        FracGradient? frac = null)
     {
         c.Validate();
         CheckParameters(c, p);
@@ -45,7 +46,7 @@ public static class ReferenceTransformer
         {
             string mixer = $"layers.{layer}.0";
             string ff = $"layers.{layer}.1";
-            x = Block(c, p, mixer, x, rows, h => Mixer(c, p, mixer + ".fn", h, batch, seq));
+            x = Block(c, p, mixer, x, rows, h => Mixer(c, p, mixer + ".fn", h, batch, seq, frac));
             x = Block(c, p, ff, x, rows, h => FeedForward(c, p, ff + ".fn", h, rows));
         }
 
@@ -60,7 +61,8 @@ public static class ReferenceTransformer
     /// Mean natural-log cross-entropy. <paramref name="tokens"/> is [batch × (seq+1)]: each row's first
     /// seq ids are the inputs, its last seq ids the labels.
     /// </summary>
-    public static double Loss(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, int[] tokens, int batch, int seq)
+    public static double Loss(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, int[] tokens, int batch, int seq,
+        FracGradient? frac = null)
     {
         if (tokens.Length != batch * (seq + 1))
             throw new ArgumentException($"tokens has {tokens.Length} ids, expected batch·(seq+1) = {batch * (seq + 1)}.");
@@ -76,7 +78,7 @@ public static class ReferenceTransformer
             }
         }
 
-        double[] logits = Logits(c, p, inputs, batch, seq);
+        double[] logits = Logits(c, p, inputs, batch, seq, frac);
         int v = c.NumTokens;
         double total = 0;
         for (int r = 0; r < batch * seq; r++)
@@ -120,7 +122,7 @@ public static class ReferenceTransformer
 
     /// <summary>Gate-looped attention on h [batch·seq, Dim] → [batch·seq, Dim].</summary>
     private static double[] Mixer(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, string fn,
-        double[] h, int batch, int seq)
+        double[] h, int batch, int seq, FracGradient? frac)
     {
         int rows = batch * seq;
         int dim = c.Dim, inner = c.DimInner, heads = c.Heads, headDim = c.HeadDim;
@@ -142,6 +144,7 @@ public static class ReferenceTransformer
 
         // r = h·Waᵀ + ba; head j's complex number is (r[2j], r[2j+1]) → a.
         double[] gateLogits = Linear(h, rows, dim, p[fn + ".to_a.0.weight"], 2 * heads, p[fn + ".to_a.0.bias"]);
+        frac?.Apply(fn, gateLogits);
         var aRe = new double[rows * heads];
         var aIm = new double[rows * heads];
         for (int r = 0; r < rows; r++)
@@ -169,6 +172,26 @@ public static class ReferenceTransformer
         if (c.HasOutputProjection)
             return Linear(o, rows, inner, p[fn + ".to_out.weight"], dim, null);
         return o;
+    }
+
+    /// <summary>
+    /// The seed's frac-gradient trick, r·f + r.detach()·(1 − f), made visible to finite differences: the first
+    /// evaluation records r per layer (the detached value); later evaluations use f·r + (1 − f)·recorded, whose
+    /// derivative at the recorded point is f times the true one and whose value there is unchanged.
+    /// </summary>
+    public sealed class FracGradient(double fraction)
+    {
+        readonly Dictionary<string, double[]> detached = new();
+
+        internal void Apply(string layer, double[] r)
+        {
+            if (!detached.TryGetValue(layer, out var anchor))
+            {
+                detached[layer] = (double[])r.Clone();
+                return;
+            }
+            for (int i = 0; i < r.Length; i++) r[i] = fraction * r[i] + (1 - fraction) * anchor[i];
+        }
     }
 
     /// <summary>

@@ -1,0 +1,144 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+
+namespace GateLoop.Numerics.Tests;
+
+/// <summary>
+/// Calls generated kernel methods directly on the host over buffers of ILGPU's CPU accelerator (whose memory the
+/// host can index), and checks gradients against central finite differences. One instance is shared by a test
+/// class as a fixture; every buffer it hands out is freed with it.
+/// </summary>
+public sealed class KernelHarness : IDisposable
+{
+    /// <summary>Finite-difference step.</summary>
+    public const double H = 1e-6;
+
+    readonly Context context;
+    readonly Accelerator accelerator;
+    readonly List<MemoryBuffer> buffers = [];
+
+    public KernelHarness()
+    {
+        context = Context.Create(b => b.CPU());
+        accelerator = context.CreateCPUAccelerator(0);
+    }
+
+    /// <summary>A zeroed buffer of <paramref name="length"/> doubles.</summary>
+    public ArrayView<double> Zeros(long length)
+    {
+        var buffer = accelerator.Allocate1D<double>(length);
+        buffer.MemSetToZero();
+        accelerator.Synchronize();
+        buffers.Add(buffer);
+        return buffer.View;
+    }
+
+    /// <summary>A buffer holding a copy of <paramref name="data"/>.</summary>
+    public ArrayView<double> Upload(double[] data)
+    {
+        var view = Zeros(data.Length);
+        Set(view, data);
+        return view;
+    }
+
+    /// <summary>A buffer holding a copy of <paramref name="data"/>.</summary>
+    public ArrayView<int> Upload(int[] data)
+    {
+        var buffer = accelerator.Allocate1D<int>(data.Length);
+        buffers.Add(buffer);
+        var view = buffer.View;
+        for (int i = 0; i < data.Length; i++) view[i] = data[i];
+        return view;
+    }
+
+    /// <summary>Overwrites <paramref name="view"/> with <paramref name="data"/> (same length).</summary>
+    public static void Set(ArrayView<double> view, double[] data)
+    {
+        if (view.Length != data.Length) throw new ArgumentException($"length {data.Length} into a view of {view.Length}");
+        for (int i = 0; i < data.Length; i++) view[i] = data[i];
+    }
+
+    /// <summary>A host copy of <paramref name="view"/>.</summary>
+    public static double[] Get(ArrayView<double> view)
+    {
+        var result = new double[view.Length];
+        for (int i = 0; i < result.Length; i++) result[i] = view[i];
+        return result;
+    }
+
+    /// <summary>Runs a kernel body for indices 0…n−1, sequentially.</summary>
+    public static void Launch(int n, Action<Index1D> body)
+    {
+        for (int i = 0; i < n; i++) body(i);
+    }
+
+    /// <summary>n values uniform in [lo, hi).</summary>
+    public static double[] Random(Random rng, int n, double lo = -1, double hi = 1)
+    {
+        var result = new double[n];
+        for (int i = 0; i < n; i++) result[i] = lo + (hi - lo) * rng.NextDouble();
+        return result;
+    }
+
+    /// <summary>Σ w_i·y_i.</summary>
+    public static double Dot(double[] w, double[] y)
+    {
+        if (w.Length != y.Length) throw new ArgumentException($"lengths {w.Length} and {y.Length}");
+        double sum = 0;
+        for (int i = 0; i < w.Length; i++) sum += w[i] * y[i];
+        return sum;
+    }
+
+    /// <summary>Elementwise a − b.</summary>
+    public static double[] Minus(double[] a, double[] b) => a.Select((v, i) => v - b[i]).ToArray();
+
+    /// <summary>Elementwise s·a.</summary>
+    public static double[] Scale(double s, double[] a) => a.Select(v => s * v).ToArray();
+
+    /// <summary>
+    /// (L(x + h·e_i) − L(x − h·e_i)) / 2h for every i. <paramref name="x"/> is perturbed in place (and restored),
+    /// so <paramref name="loss"/> must read it afresh on every call.
+    /// </summary>
+    public static double[] NumericGradient(double[] x, Func<double> loss)
+    {
+        var grad = new double[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            double saved = x[i];
+            x[i] = saved + H;
+            double plus = loss();
+            x[i] = saved - H;
+            double minus = loss();
+            x[i] = saved;
+            grad[i] = (plus - minus) / (2 * H);
+        }
+        return grad;
+    }
+
+    /// <summary>|actual − expected| ≤ abs + rel·|expected| element by element; the message names the worst element.</summary>
+    public static void AssertClose(string what, double[] expected, double[] actual, double abs = 1e-7, double rel = 1e-6)
+    {
+        Assert.True(expected.Length == actual.Length, $"{what}: {actual.Length} values, expected {expected.Length}");
+        int worst = -1;
+        double worstExcess = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double excess = Math.Abs(actual[i] - expected[i]) - (abs + rel * Math.Abs(expected[i]));
+            if (!(excess <= worstExcess) || double.IsNaN(actual[i]))
+            {
+                worst = i;
+                worstExcess = double.IsNaN(excess) ? double.PositiveInfinity : excess;
+            }
+        }
+        Assert.True(worst < 0,
+            worst < 0 ? "" : $"{what}[{worst}]: got {actual[worst]:R}, expected {expected[worst]:R} (of {expected.Length} values)");
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in buffers) buffer.Dispose();
+        accelerator.Dispose();
+        context.Dispose();
+    }
+}
