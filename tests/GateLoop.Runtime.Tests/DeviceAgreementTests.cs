@@ -1,0 +1,80 @@
+using GateLoop.Runtime;
+
+namespace GateLoop.Runtime.Tests;
+
+// The same shapes as the double-precision numerics tests, compiled in float: between them these models
+// use every kernel the generator can emit.
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, FracGradientStateTransition = 0.7)]
+public partial class PreMaxHeads;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, DimGateLoopedAttn = 12, GateLoopHeads = 6, SubLayerNorm = true,
+    AttnAddSwishGating = false, CheckpointGateLoopedAttn = false)]
+public partial class PreHeadsSubNorm;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, GateLoopHeads = 2, SubLayerNorm = true, PostLayerNorm = true,
+    CheckpointGateLoopedAttn = false)]
+public partial class PostHeadsGated;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, PostLayerNorm = true, AttnAddSwishGating = false,
+    AblateComplex = true, AblateStateTransition = true)]
+public partial class PostAblated;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, AttnAddSwishGating = false, AblateComplex = true)]
+public partial class PreRealGates;
+
+/// <summary>
+/// The host backend (generated kernel methods called on CPU threads) and ILGPU's CPU accelerator (the same
+/// kernels compiled and run by ILGPU, as on a GPU) agree on logits, loss and every gradient.
+/// </summary>
+public sealed class DeviceAgreementTests
+{
+    static readonly Dictionary<string, Func<Device, TransformerModel<float>>> Models = new()
+    {
+        [nameof(PreMaxHeads)] = d => new PreMaxHeads(d),
+        [nameof(PreHeadsSubNorm)] = d => new PreHeadsSubNorm(d),
+        [nameof(PostHeadsGated)] = d => new PostHeadsGated(d),
+        [nameof(PostAblated)] = d => new PostAblated(d),
+        [nameof(PreRealGates)] = d => new PreRealGates(d),
+    };
+
+    public static TheoryData<string> Names() => new(Models.Keys);
+
+    static (double Loss, float[] Logits, float[] Gradients) Run(string device, string name, int[] tokens, int batch, int seq)
+    {
+        using var d = Device.Create(device);
+        using var model = Models[name](d);
+        model.Initialize(seed: 7);
+        model.ZeroGradients();
+        double loss = model.Forward(tokens, batch, seq);
+        model.Backward();
+        var gradients = model.ReadGradients();
+        var logits = model.Logits(tokens.Take(batch * seq).ToArray(), batch, seq);
+        return (loss, logits, gradients);
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Host_and_ilgpu_backends_agree(string name)
+    {
+        const int batch = 2, seq = 4;
+        var random = new Random(3);
+        var tokens = Enumerable.Range(0, batch * (seq + 1)).Select(_ => random.Next(11)).ToArray();
+        var host = Run("cpu", name, tokens, batch, seq);
+        var ilgpu = Run("ilgpu-cpu", name, tokens, batch, seq);
+
+        Assert.Equal(host.Loss, ilgpu.Loss, 1e-5);
+        AssertClose(host.Logits, ilgpu.Logits, "logits");
+        AssertClose(host.Gradients, ilgpu.Gradients, "gradients");
+        Assert.Contains(host.Gradients, g => Math.Abs(g) > 1e-3);
+    }
+
+    static void AssertClose(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        float scale = expected.Max(Math.Abs);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * scale + 1e-6f,
+                $"{what}[{i}]: cpu {expected[i]}, ilgpu-cpu {actual[i]}");
+    }
+}
