@@ -1,0 +1,572 @@
+using System.Numerics;
+using GateLoop.Numerics.Tests.Reference;
+using ILGPU;
+using static GateLoop.Numerics.Tests.KernelHarness;
+using V = ILGPU.ArrayView<double>;
+
+namespace GateLoop.Numerics.Tests;
+
+/// <summary>
+/// Every generated backward kernel against central finite differences of its forward kernel, one kernel pair at a
+/// time, in double precision. The scalar is L = Σ w·y with fixed random weights w, so dy = w. Outputs documented
+/// as accumulating (+=) are pre-filled with random values that are subtracted afterwards; outputs documented as
+/// overwritten are pre-filled with garbage that must disappear. The forward scans are also checked against a plain
+/// sequential loop, and the max-heads reverse scan against one written here.
+/// </summary>
+public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelHarness>
+{
+    const int Rows = 3, Batch = 2, Seq = 4;
+
+    // ------------------------------------------------------------------ RMSNorm
+
+    [Fact]
+    public void RmsNormBackwardMatchesFiniteDifferences()
+    {
+        const int dim = PreMaxHeads.Dim;
+        var rng = new Random(1);
+        double[] x = Random(rng, Rows * dim), gamma = Random(rng, dim, 0.5, 1.5), w = Random(rng, Rows * dim);
+        V xv = h.Zeros(x.Length), gv = h.Zeros(dim), y = h.Zeros(x.Length), inv = h.Zeros(Rows);
+        double Loss()
+        {
+            Set(xv, x);
+            Set(gv, gamma);
+            Launch(Rows, i => PreMaxHeads.Kernels.RmsNormForward(i, xv, gv, y, inv));
+            return Dot(w, Get(y));
+        }
+        double[] fdX = NumericGradient(x, Loss), fdGamma = NumericGradient(gamma, Loss);
+
+        Loss();
+        AssertClose("y", ReferenceTransformer.RmsNorm(x, Rows, dim, gamma), Get(y), 1e-13, 1e-13);
+        double[] dx0 = Random(rng, x.Length), dGamma0 = Random(rng, dim);
+        V dy = h.Upload(w), dx = h.Upload(dx0), dGamma = h.Upload(dGamma0);
+        Launch(Rows, i => PreMaxHeads.Kernels.RmsNormBackward(i, xv, gv, inv, dy, dx));
+        Launch(dim, i => PreMaxHeads.Kernels.RmsNormBackwardGamma(i, Rows, xv, inv, dy, dGamma));
+        AssertClose("dx (accumulated)", fdX, Minus(Get(dx), dx0));
+        AssertClose("dGamma (accumulated)", fdGamma, Minus(Get(dGamma), dGamma0));
+    }
+
+    // ------------------------------------------------------------------ LayerNorm
+
+    delegate void LnForward(Index1D i, V x, V w, V b, V y, V stats);
+    delegate void LnBackward(Index1D i, V x, V w, V stats, V dy, V dx);
+    delegate void LnBackwardParams(Index1D i, int rows, V x, V stats, V dy, V dw, V db);
+
+    static (int Width, LnForward Forward, LnBackward Backward, LnBackwardParams Params) LayerNormKernels(string kernel) => kernel switch
+    {
+        "PostHeadsGated.LayerNormDim" => (PostHeadsGated.Dim, PostHeadsGated.Kernels.LayerNormDimForward,
+            PostHeadsGated.Kernels.LayerNormDimBackward, PostHeadsGated.Kernels.LayerNormDimBackwardParams),
+        "PostAblated.LayerNormDim" => (PostAblated.Dim, PostAblated.Kernels.LayerNormDimForward,
+            PostAblated.Kernels.LayerNormDimBackward, PostAblated.Kernels.LayerNormDimBackwardParams),
+        "PreHeadsSubNorm.LayerNormDimInner" => (PreHeadsSubNorm.DimInner, PreHeadsSubNorm.Kernels.LayerNormDimInnerForward,
+            PreHeadsSubNorm.Kernels.LayerNormDimInnerBackward, PreHeadsSubNorm.Kernels.LayerNormDimInnerBackwardParams),
+        "PostHeadsGated.LayerNormDimInner" => (PostHeadsGated.DimInner, PostHeadsGated.Kernels.LayerNormDimInnerForward,
+            PostHeadsGated.Kernels.LayerNormDimInnerBackward, PostHeadsGated.Kernels.LayerNormDimInnerBackwardParams),
+        _ => throw new ArgumentException(kernel),
+    };
+
+    [Theory]
+    [InlineData("PostHeadsGated.LayerNormDim")]
+    [InlineData("PostAblated.LayerNormDim")]
+    [InlineData("PreHeadsSubNorm.LayerNormDimInner")]
+    [InlineData("PostHeadsGated.LayerNormDimInner")]
+    public void LayerNormBackwardMatchesFiniteDifferences(string kernel)
+    {
+        var (width, forward, backward, backwardParams) = LayerNormKernels(kernel);
+        var rng = new Random(2);
+        double[] x = Random(rng, Rows * width, -2, 2), wt = Random(rng, width, 0.5, 1.5), b = Random(rng, width),
+            w = Random(rng, Rows * width);
+        V xv = h.Zeros(x.Length), wv = h.Zeros(width), bv = h.Zeros(width), y = h.Zeros(x.Length), stats = h.Zeros(2 * Rows);
+        double Loss()
+        {
+            Set(xv, x);
+            Set(wv, wt);
+            Set(bv, b);
+            Launch(Rows, i => forward(i, xv, wv, bv, y, stats));
+            return Dot(w, Get(y));
+        }
+        double[] fdX = NumericGradient(x, Loss), fdW = NumericGradient(wt, Loss), fdB = NumericGradient(b, Loss);
+
+        Loss();
+        AssertClose("y", ReferenceTransformer.LayerNorm(x, Rows, width, wt, b), Get(y), 1e-13, 1e-12);
+        double[] dw0 = Random(rng, width), db0 = Random(rng, width);
+        V dy = h.Upload(w), dx = h.Upload(Random(rng, x.Length)), dw = h.Upload(dw0), db = h.Upload(db0);
+        Launch(width, i => backwardParams(i, Rows, xv, stats, dy, dw, db));
+        Launch(Rows, i => backward(i, xv, wv, stats, dy, dx));
+        AssertClose("dx (overwritten)", fdX, Get(dx));
+        AssertClose("dw (accumulated)", fdW, Minus(Get(dw), dw0));
+        AssertClose("db (accumulated)", fdB, Minus(Get(db), db0));
+
+        // In place: dx and dy the same view.
+        V dxy = h.Upload(w);
+        Launch(Rows, i => backward(i, xv, wv, stats, dxy, dxy));
+        AssertClose("dx (in place)", fdX, Get(dxy));
+    }
+
+    // ------------------------------------------------------------------ bias + GELU
+
+    [Fact]
+    public void BiasGeluBackwardMatchesFiniteDifferences()
+    {
+        const int hidden = PreMaxHeads.Hidden, n = Rows * hidden;
+        var rng = new Random(3);
+        double[] u = Random(rng, n, -3, 3), bias = Random(rng, hidden), w = Random(rng, n);
+        V uv = h.Zeros(n), bv = h.Zeros(hidden), z = h.Zeros(n);
+        double Loss()
+        {
+            Set(uv, u);
+            Set(bv, bias);
+            Launch(n, i => PreMaxHeads.Kernels.BiasGeluForward(i, uv, bv, z));
+            return Dot(w, Get(z));
+        }
+        double[] fdU = NumericGradient(u, Loss), fdBias = NumericGradient(bias, Loss);
+
+        Loss();
+        double[] pre = u.Select((v, i) => v + bias[i % hidden]).ToArray();
+        AssertClose("u after forward (bias added in place)", pre, Get(uv), 0, 0);
+        AssertClose("z", pre.Select(ReferenceTransformer.Gelu).ToArray(), Get(z), 1e-15, 1e-14);
+
+        V dz = h.Upload(w), du = h.Upload(Random(rng, n));
+        Launch(n, i => PreMaxHeads.Kernels.GeluBackward(i, uv, dz, du));
+        AssertClose("du (overwritten)", fdU, Get(du));
+        double[] dBias0 = Random(rng, hidden);
+        V dBias = h.Upload(dBias0);
+        Launch(hidden, i => PreMaxHeads.Kernels.ColumnSumHidden(i, Rows, du, dBias));
+        AssertClose("dBias = ColumnSumHidden(du) (accumulated)", fdBias, Minus(Get(dBias), dBias0));
+
+        V dInPlace = h.Upload(w);
+        Launch(n, i => PreMaxHeads.Kernels.GeluBackward(i, uv, dInPlace, dInPlace));
+        AssertClose("du (in place over dz)", fdU, Get(dInPlace));
+    }
+
+    // ------------------------------------------------------------------ swish gating
+
+    delegate void SwishForward(Index1D i, V x, V g, V y);
+    delegate void SwishBackward(Index1D i, V x, V g, V dy, V dx, V dg);
+
+    static (int Inner, SwishForward Forward, SwishBackward Backward) SwishKernels(string model) => model switch
+    {
+        nameof(PreMaxHeads) => (PreMaxHeads.DimInner, PreMaxHeads.Kernels.SwishGateForward, PreMaxHeads.Kernels.SwishGateBackward),
+        nameof(PostHeadsGated) => (PostHeadsGated.DimInner, PostHeadsGated.Kernels.SwishGateForward, PostHeadsGated.Kernels.SwishGateBackward),
+        _ => throw new ArgumentException(model),
+    };
+
+    [Theory]
+    [InlineData(nameof(PreMaxHeads))]
+    [InlineData(nameof(PostHeadsGated))]
+    public void SwishGateBackwardMatchesFiniteDifferences(string model)
+    {
+        var (inner, forward, backward) = SwishKernels(model);
+        int n = Rows * inner;
+        var rng = new Random(4);
+        double[] x = Random(rng, n, -2, 2), g = Random(rng, n, -4, 4), w = Random(rng, n);
+        V xv = h.Zeros(n), gv = h.Zeros(n), y = h.Zeros(n);
+        double Loss()
+        {
+            Set(xv, x);
+            Set(gv, g);
+            Launch(n, i => forward(i, xv, gv, y));
+            return Dot(w, Get(y));
+        }
+        double[] fdX = NumericGradient(x, Loss), fdG = NumericGradient(g, Loss);
+
+        Loss();
+        AssertClose("y", x.Select((v, i) => v * ReferenceTransformer.Silu(g[i])).ToArray(), Get(y), 1e-15, 1e-14);
+        V dy = h.Upload(w), dx = h.Upload(Random(rng, n)), dg = h.Upload(Random(rng, n));
+        Launch(n, i => backward(i, xv, gv, dy, dx, dg));
+        AssertClose("dx (overwritten)", fdX, Get(dx));
+        AssertClose("dg (overwritten)", fdG, Get(dg));
+    }
+
+    // ------------------------------------------------------------------ state transition
+
+    delegate void TransitionFwd(Index1D i, V rIn, V bias, V a);
+    delegate void TransitionBwd(Index1D i, V rIn, V bias, V da, V dr);
+    delegate void ColumnSum(Index1D i, int rows, V m, V dst);
+
+    static (int Heads, double Frac, bool AblateComplex, TransitionFwd Forward, TransitionBwd Backward, ColumnSum ColumnSum) TransitionKernels(string model) => model switch
+    {
+        nameof(PreMaxHeads) => (PreMaxHeads.Heads, 0.7, false, PreMaxHeads.Kernels.TransitionForward,
+            PreMaxHeads.Kernels.TransitionBackward, PreMaxHeads.Kernels.ColumnSumTransition),
+        nameof(PreHeadsSubNorm) => (PreHeadsSubNorm.Heads, 0.9, false, PreHeadsSubNorm.Kernels.TransitionForward,
+            PreHeadsSubNorm.Kernels.TransitionBackward, PreHeadsSubNorm.Kernels.ColumnSumTransition),
+        nameof(PostHeadsGated) => (PostHeadsGated.Heads, 0.9, false, PostHeadsGated.Kernels.TransitionForward,
+            PostHeadsGated.Kernels.TransitionBackward, PostHeadsGated.Kernels.ColumnSumTransition),
+        nameof(PreRealGates) => (PreRealGates.Heads, 0.9, true, PreRealGates.Kernels.TransitionForward,
+            PreRealGates.Kernels.TransitionBackward, PreRealGates.Kernels.ColumnSumTransition),
+        _ => throw new ArgumentException(model),
+    };
+
+    [Theory]
+    [InlineData(nameof(PreMaxHeads))]
+    [InlineData(nameof(PreHeadsSubNorm))]
+    [InlineData(nameof(PostHeadsGated))]
+    [InlineData(nameof(PreRealGates))]
+    public void TransitionBackwardMatchesFiniteDifferencesTimesFrac(string model)
+    {
+        var (heads, frac, ablateComplex, forward, backward, columnSum) = TransitionKernels(model);
+        int width = 2 * heads, n = Rows * width;
+        var rng = new Random(5);
+        double[] r = Random(rng, n, -2, 2), bias = Random(rng, width), w = Random(rng, n);
+        V rv = h.Zeros(n), bv = h.Zeros(width), a = h.Zeros(n);
+        double Loss()
+        {
+            Set(rv, r);
+            Set(bv, bias);
+            Launch(Rows * heads, i => forward(i, rv, bv, a));
+            return Dot(w, Get(a));
+        }
+        double[] fdR = NumericGradient(r, Loss), fdBias = NumericGradient(bias, Loss);
+
+        Loss();
+        var expectedA = new double[n];
+        for (int j = 0; j < Rows * heads; j++)
+        {
+            var (re, im) = ReferenceTransformer.StateTransition(r[2 * j] + bias[2 * j % width], r[2 * j + 1] + bias[(2 * j + 1) % width],
+                ablateComplex, false);
+            expectedA[2 * j] = re;
+            expectedA[2 * j + 1] = im;
+        }
+        double[] aOut = Get(a);
+        AssertClose("a", expectedA, aOut, 1e-15, 1e-13);
+
+        V da = h.Upload(w), dr = h.Upload(Random(rng, n));
+        Launch(Rows * heads, i => backward(i, rv, bv, da, dr));
+        double[] drOut = Get(dr);
+        AssertClose($"dr (overwritten) = {frac}·∂L/∂r", Scale(frac, fdR), drOut);
+        double[] dBias0 = Random(rng, width);
+        V dBias = h.Upload(dBias0);
+        Launch(width, i => columnSum(i, Rows, dr, dBias));
+        AssertClose($"dBias = ColumnSumTransition(dr) = {frac}·∂L/∂b", Scale(frac, fdBias), Minus(Get(dBias), dBias0));
+
+        if (ablateComplex)
+            for (int j = 0; j < Rows * heads; j++)
+            {
+                Assert.Equal(0.0, aOut[2 * j + 1]);
+                Assert.Equal(0.0, drOut[2 * j + 1]);
+                Assert.Equal(0.0, fdR[2 * j + 1]);
+            }
+    }
+
+    // ------------------------------------------------------------------ scans
+
+    delegate void ScanFwd(Index1D i, int seq, V qkv, V a, V o, V states);
+    delegate void ScanBwd(Index1D i, int seq, V qkv, V a, V states, V dO, V dQkv, V da);
+
+    static (int Inner, bool HasA, ScanFwd Forward, ScanBwd Backward) MaxHeadsScan(string model) => model switch
+    {
+        nameof(PreMaxHeads) => (PreMaxHeads.DimInner, true, PreMaxHeads.Kernels.ScanForward, PreMaxHeads.Kernels.ScanBackward),
+        nameof(PreRealGates) => (PreRealGates.DimInner, true, PreRealGates.Kernels.ScanForward, PreRealGates.Kernels.ScanBackward),
+        nameof(PostAblated) => (PostAblated.DimInner, false,
+            (i, seq, qkv, _, o, states) => PostAblated.Kernels.ScanForward(i, seq, qkv, o, states),
+            (i, seq, qkv, _, states, dO, dQkv, _) => PostAblated.Kernels.ScanBackward(i, seq, qkv, states, dO, dQkv)),
+        _ => throw new ArgumentException(model),
+    };
+
+    /// <summary>Random complex transitions [rows, heads, 2] with magnitudes in [0.3, 0.95] and any phase.</summary>
+    static double[] RandomTransitions(Random rng, int rows, int heads)
+    {
+        var a = new double[rows * heads * 2];
+        for (int j = 0; j < rows * heads; j++)
+        {
+            double m = 0.3 + 0.65 * rng.NextDouble(), phase = 2 * Math.PI * rng.NextDouble();
+            a[2 * j] = m * Math.Cos(phase);
+            a[2 * j + 1] = m * Math.Sin(phase);
+        }
+        return a;
+    }
+
+    [Theory]
+    [InlineData(nameof(PreMaxHeads))]
+    [InlineData(nameof(PreRealGates))]
+    [InlineData(nameof(PostAblated))]
+    public void MaxHeadsScanBackwardMatchesFiniteDifferences(string model)
+    {
+        var (inner, hasA, forward, backward) = MaxHeadsScan(model);
+        int rows = Batch * Seq, heads = inner;
+        var rng = new Random(6);
+        double[] qkv = Random(rng, rows * 3 * inner), a = RandomTransitions(rng, rows, heads), w = Random(rng, rows * inner);
+        V qkvV = h.Zeros(qkv.Length), aV = h.Zeros(a.Length), o = h.Zeros(rows * inner), states = h.Zeros(rows * inner * 2);
+        double Loss()
+        {
+            Set(qkvV, qkv);
+            Set(aV, a);
+            Launch(Batch * inner, i => forward(i, Seq, qkvV, aV, o, states));
+            return Dot(w, Get(o));
+        }
+        double[] fdQkv = NumericGradient(qkv, Loss), fdA = NumericGradient(a, Loss);
+
+        Loss();
+        V dO = h.Upload(w), dQkv = h.Upload(Random(rng, qkv.Length)), da = h.Upload(Random(rng, a.Length));
+        Launch(Batch * inner, i => backward(i, Seq, qkvV, aV, states, dO, dQkv, da));
+        AssertClose("dQkv (overwritten)", fdQkv, Get(dQkv));
+        if (hasA) AssertClose("da (overwritten)", fdA, Get(da));
+        else Assert.All(fdA, g => Assert.Equal(0.0, g)); // AblateStateTransition: the kernel never reads a
+    }
+
+    delegate void StatesFwd(Index1D i, int seq, V qkv, V a, V states);
+    delegate void OutputFwd(Index1D i, V qkv, V states, V o);
+    delegate void StatesBwd(Index1D i, int seq, V qkv, V a, V dO, V grads);
+    delegate void InputsBwd(Index1D i, int seq, V qkv, V states, V grads, V dO, V dQkv, V da);
+
+    static (int Heads, int P, StatesFwd States, OutputFwd Output, StatesBwd StatesBack, InputsBwd InputsBack) HeadsScan(string model) => model switch
+    {
+        nameof(PreHeadsSubNorm) => (PreHeadsSubNorm.Heads, PreHeadsSubNorm.HeadDim, PreHeadsSubNorm.Kernels.ScanStatesForward,
+            PreHeadsSubNorm.Kernels.ScanOutputForward, PreHeadsSubNorm.Kernels.ScanStatesBackward, PreHeadsSubNorm.Kernels.ScanInputsBackward),
+        nameof(PostHeadsGated) => (PostHeadsGated.Heads, PostHeadsGated.HeadDim, PostHeadsGated.Kernels.ScanStatesForward,
+            PostHeadsGated.Kernels.ScanOutputForward, PostHeadsGated.Kernels.ScanStatesBackward, PostHeadsGated.Kernels.ScanInputsBackward),
+        _ => throw new ArgumentException(model),
+    };
+
+    [Theory]
+    [InlineData(nameof(PreHeadsSubNorm))]
+    [InlineData(nameof(PostHeadsGated))]
+    public void HeadsScanBackwardMatchesFiniteDifferences(string model)
+    {
+        var (heads, p, statesForward, outputForward, statesBackward, inputsBackward) = HeadsScan(model);
+        int rows = Batch * Seq, inner = heads * p, elements = Batch * heads * p * p;
+        Assert.Equal(model == nameof(PreHeadsSubNorm) ? 2 : 4, p);
+        var rng = new Random(7);
+        double[] qkv = Random(rng, rows * 3 * inner), a = RandomTransitions(rng, rows, heads), w = Random(rng, rows * inner);
+        V qkvV = h.Zeros(qkv.Length), aV = h.Zeros(a.Length), o = h.Zeros(rows * inner), states = h.Zeros(rows * heads * p * p * 2);
+        double Loss()
+        {
+            Set(qkvV, qkv);
+            Set(aV, a);
+            Launch(elements, i => statesForward(i, Seq, qkvV, aV, states));
+            Launch(rows * inner, i => outputForward(i, qkvV, states, o));
+            return Dot(w, Get(o));
+        }
+        double[] fdQkv = NumericGradient(qkv, Loss), fdA = NumericGradient(a, Loss);
+
+        Loss();
+        V dO = h.Upload(w), grads = h.Upload(Random(rng, (int)states.Length));
+        V dQkv = h.Upload(Random(rng, qkv.Length)), da = h.Upload(Random(rng, a.Length));
+        Launch(elements, i => statesBackward(i, Seq, qkvV, aV, dO, grads));
+        Launch(rows * heads, i => inputsBackward(i, Seq, qkvV, states, grads, dO, dQkv, da));
+        AssertClose("dQkv (overwritten)", fdQkv, Get(dQkv));
+        AssertClose("da (overwritten)", fdA, Get(da));
+    }
+
+    /// <summary>Splits qkv [rows, 3·inner] and a [rows, heads, 2] into the reference's q, k, v, aRe, aIm.</summary>
+    static (double[] Q, double[] K, double[] V, double[] ARe, double[] AIm) Split(double[] qkv, double[]? a, int rows, int inner, int heads)
+    {
+        double[] q = new double[rows * inner], k = new double[rows * inner], v = new double[rows * inner];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < inner; c++)
+            {
+                q[r * inner + c] = qkv[r * 3 * inner + c];
+                k[r * inner + c] = qkv[r * 3 * inner + inner + c];
+                v[r * inner + c] = qkv[r * 3 * inner + 2 * inner + c];
+            }
+        double[] re = new double[rows * heads], im = new double[rows * heads];
+        for (int j = 0; j < rows * heads; j++)
+        {
+            re[j] = a is null ? 1 : a[2 * j];
+            im[j] = a is null ? 0 : a[2 * j + 1];
+        }
+        return (q, k, v, re, im);
+    }
+
+    [Theory]
+    [InlineData(nameof(PreMaxHeads))]
+    [InlineData(nameof(PostAblated))]
+    [InlineData(nameof(PreHeadsSubNorm))]
+    [InlineData(nameof(PostHeadsGated))]
+    public void ForwardScanMatchesSequentialReference(string model)
+    {
+        int rows = Batch * Seq;
+        var rng = new Random(8);
+        double[] o;
+        double[] qkv;
+        double[]? a;
+        int heads, p;
+        if (model is nameof(PreMaxHeads) or nameof(PostAblated))
+        {
+            var (inner, hasA, forward, _) = MaxHeadsScan(model);
+            (heads, p) = (inner, 1);
+            qkv = Random(rng, rows * 3 * inner);
+            a = hasA ? RandomTransitions(rng, rows, heads) : null;
+            V qkvV = h.Upload(qkv), aV = h.Upload(a ?? new double[2 * rows * heads]), oV = h.Zeros(rows * inner);
+            V states = h.Zeros(rows * inner * 2);
+            Launch(Batch * inner, i => forward(i, Seq, qkvV, aV, oV, states));
+            o = Get(oV);
+        }
+        else
+        {
+            var (hh, pp, statesForward, outputForward, _, _) = HeadsScan(model);
+            (heads, p) = (hh, pp);
+            qkv = Random(rng, rows * 3 * heads * p);
+            a = RandomTransitions(rng, rows, heads);
+            V qkvV = h.Upload(qkv), aV = h.Upload(a), oV = h.Zeros(rows * heads * p), states = h.Zeros(rows * heads * p * p * 2);
+            Launch(Batch * heads * p * p, i => statesForward(i, Seq, qkvV, aV, states));
+            Launch(rows * heads * p, i => outputForward(i, qkvV, states, oV));
+            o = Get(oV);
+        }
+        var (q, k, v, re, im) = Split(qkv, a, rows, heads * p, heads);
+        double[] expected = ReferenceTransformer.ScanReference(Batch, Seq, heads, p, q, k, v, re, im);
+        Assert.Contains(expected, e => Math.Abs(e) > 0.1);
+        AssertClose("o", expected, o, 1e-14, 1e-12);
+    }
+
+    [Fact]
+    public void MaxHeadsReverseScanMatchesSequentialLoop()
+    {
+        const int inner = PreMaxHeads.DimInner, rows = Batch * Seq;
+        var rng = new Random(9);
+        double[] qkv = Random(rng, rows * 3 * inner), a = RandomTransitions(rng, rows, inner), dOut = Random(rng, rows * inner);
+        V qkvV = h.Upload(qkv), aV = h.Upload(a), o = h.Zeros(rows * inner), states = h.Zeros(rows * inner * 2);
+        V dO = h.Upload(dOut), dQkv = h.Upload(Random(rng, qkv.Length)), da = h.Upload(Random(rng, a.Length));
+        Launch(Batch * inner, i => PreMaxHeads.Kernels.ScanForward(i, Seq, qkvV, aV, o, states));
+        Launch(Batch * inner, i => PreMaxHeads.Kernels.ScanBackward(i, Seq, qkvV, aV, states, dO, dQkv, da));
+
+        // The same recurrences written out: S_t = a_t·S_{t−1} + k_t·v_t, Ĝ_t = q_t·dO_t + conj(a_{t+1})·Ĝ_{t+1},
+        // dq = Re S_t·dO_t, dk = Re Ĝ_t·v_t, dv = Re Ĝ_t·k_t, da_t = conj(S_{t−1})·Ĝ_t.
+        var expectedStates = new double[rows * inner * 2];
+        var expectedDQkv = new double[qkv.Length];
+        var expectedDa = new double[a.Length];
+        for (int b = 0; b < Batch; b++)
+            for (int c = 0; c < inner; c++)
+            {
+                Complex A(int t) => new(a[((b * Seq + t) * inner + c) * 2], a[((b * Seq + t) * inner + c) * 2 + 1]);
+                double Q(int t) => qkv[(b * Seq + t) * 3 * inner + c];
+                double K(int t) => qkv[(b * Seq + t) * 3 * inner + inner + c];
+                double Vv(int t) => qkv[(b * Seq + t) * 3 * inner + 2 * inner + c];
+                var s = new Complex[Seq];
+                for (int t = 0; t < Seq; t++)
+                {
+                    s[t] = A(t) * (t > 0 ? s[t - 1] : Complex.Zero) + K(t) * Vv(t);
+                    expectedStates[((b * Seq + t) * inner + c) * 2] = s[t].Real;
+                    expectedStates[((b * Seq + t) * inner + c) * 2 + 1] = s[t].Imaginary;
+                }
+                Complex g = Complex.Zero;
+                for (int t = Seq - 1; t >= 0; t--)
+                {
+                    int row = b * Seq + t;
+                    double dOt = dOut[row * inner + c];
+                    g = Q(t) * dOt + (t + 1 < Seq ? Complex.Conjugate(A(t + 1)) * g : Complex.Zero);
+                    expectedDQkv[row * 3 * inner + c] = s[t].Real * dOt;
+                    expectedDQkv[row * 3 * inner + inner + c] = g.Real * Vv(t);
+                    expectedDQkv[row * 3 * inner + 2 * inner + c] = g.Real * K(t);
+                    Complex gradA = t > 0 ? Complex.Conjugate(s[t - 1]) * g : Complex.Zero;
+                    expectedDa[(row * inner + c) * 2] = gradA.Real;
+                    expectedDa[(row * inner + c) * 2 + 1] = gradA.Imaginary;
+                }
+            }
+        AssertClose("states", expectedStates, Get(states), 1e-14, 1e-12);
+        AssertClose("dQkv", expectedDQkv, Get(dQkv), 1e-14, 1e-12);
+        AssertClose("da", expectedDa, Get(da), 1e-14, 1e-12);
+    }
+
+    // ------------------------------------------------------------------ embedding, loss, biases
+
+    [Fact]
+    public void EmbeddingBackwardMatchesFiniteDifferencesWithRepeatedTokens()
+    {
+        const int dim = PreMaxHeads.Dim, vocab = PreMaxHeads.NumTokens;
+        int[] tokens = [3, 7, 3, 0, 10, 3];
+        int rows = tokens.Length;
+        var rng = new Random(10);
+        double[] emb = Random(rng, vocab * dim), w = Random(rng, rows * dim);
+        var tokensV = h.Upload(tokens);
+        V embV = h.Zeros(emb.Length), x = h.Zeros(rows * dim);
+        double Loss()
+        {
+            Set(embV, emb);
+            Launch(rows, i => PreMaxHeads.Kernels.EmbeddingForward(i, tokensV, embV, x));
+            return Dot(w, Get(x));
+        }
+        double[] fdEmb = NumericGradient(emb, Loss);
+
+        Loss();
+        AssertClose("x", Enumerable.Range(0, rows * dim).Select(j => emb[tokens[j / dim] * dim + j % dim]).ToArray(), Get(x), 0, 0);
+        double[] dEmb0 = Random(rng, emb.Length);
+        V dx = h.Upload(w), dEmb = h.Upload(dEmb0);
+        Launch(vocab, i => PreMaxHeads.Kernels.EmbeddingBackward(i, tokensV, dx, dEmb));
+        double[] dEmbOut = Minus(Get(dEmb), dEmb0);
+        AssertClose("dEmb (accumulated)", fdEmb, dEmbOut);
+        // Token 3 appears three times: its row is the sum of three rows of dx.
+        for (int d = 0; d < dim; d++)
+            Assert.Equal(w[0 * dim + d] + w[2 * dim + d] + w[5 * dim + d], dEmbOut[3 * dim + d], 1e-12);
+    }
+
+    [Fact]
+    public void CrossEntropyGradientIsScaleTimesFiniteDifferencesOfTheLossSum()
+    {
+        const int vocab = PreMaxHeads.NumTokens;
+        const double scale = 0.37;
+        int[] targets = [2, 10, 2];
+        var rng = new Random(11);
+        double[] logits = Random(rng, Rows * vocab, -3, 3);
+        var targetsV = h.Upload(targets);
+        V logitsV = h.Zeros(logits.Length), loss = h.Zeros(Rows), dLogits = h.Upload(Random(rng, logits.Length));
+        double Loss()
+        {
+            Set(logitsV, logits);
+            Launch(Rows, i => PreMaxHeads.Kernels.CrossEntropy(i, logitsV, targetsV, scale, loss, dLogits));
+            return Get(loss).Sum();
+        }
+        double[] fd = NumericGradient(logits, Loss);
+
+        Loss();
+        var expectedLoss = new double[Rows];
+        for (int r = 0; r < Rows; r++)
+            expectedLoss[r] = Math.Log(Enumerable.Range(0, vocab).Sum(v => Math.Exp(logits[r * vocab + v]))) - logits[r * vocab + targets[r]];
+        AssertClose("loss", expectedLoss, Get(loss), 1e-14, 1e-13);
+        AssertClose("dLogits (overwritten) = scale·∂Σloss/∂logits", Scale(scale, fd), Get(dLogits));
+    }
+
+    [Fact]
+    public void AddBiasGradientIsColumnSum()
+    {
+        const int dim = PreMaxHeads.Dim, n = Rows * dim;
+        var rng = new Random(12);
+        double[] x = Random(rng, n), bias = Random(rng, dim), w = Random(rng, n);
+        V xv = h.Zeros(n), bv = h.Zeros(dim);
+        double Loss()
+        {
+            Set(xv, x);
+            Set(bv, bias);
+            Launch(n, i => PreMaxHeads.Kernels.AddBiasDim(i, xv, bv));
+            return Dot(w, Get(xv));
+        }
+        double[] fdX = NumericGradient(x, Loss), fdBias = NumericGradient(bias, Loss);
+
+        Loss();
+        AssertClose("x + bias (in place)", x.Select((v, i) => v + bias[i % dim]).ToArray(), Get(xv), 0, 0);
+        AssertClose("∂L/∂x = dy", fdX, w);
+        double[] dBias0 = Random(rng, dim);
+        V dy = h.Upload(w), dBias = h.Upload(dBias0);
+        Launch(dim, i => PreMaxHeads.Kernels.ColumnSumDim(i, Rows, dy, dBias));
+        AssertClose("dBias = ColumnSumDim(dy) (accumulated)", fdBias, Minus(Get(dBias), dBias0));
+    }
+
+    [Theory]
+    [InlineData(nameof(PostAblated))]
+    [InlineData(nameof(PreRealGates))]
+    public void AddGradientIsTheOutputGradientForBothInputs(string model)
+    {
+        Action<Index1D, V, V, V> add = model switch
+        {
+            nameof(PostAblated) => PostAblated.Kernels.Add,
+            nameof(PreRealGates) => PreRealGates.Kernels.Add,
+            _ => throw new ArgumentException(model),
+        };
+        const int n = Rows * 8;
+        var rng = new Random(13);
+        double[] x = Random(rng, n), y = Random(rng, n), w = Random(rng, n);
+        V xv = h.Zeros(n), yv = h.Zeros(n), sum = h.Zeros(n);
+        double Loss()
+        {
+            Set(xv, x);
+            Set(yv, y);
+            Launch(n, i => add(i, xv, yv, sum));
+            return Dot(w, Get(sum));
+        }
+        double[] fdX = NumericGradient(x, Loss), fdY = NumericGradient(y, Loss);
+
+        Loss();
+        AssertClose("sum", x.Select((v, i) => v + y[i]).ToArray(), Get(sum), 0, 0);
+        AssertClose("∂L/∂a = dy", fdX, w);
+        AssertClose("∂L/∂b = dy", fdY, w);
+    }
+}
