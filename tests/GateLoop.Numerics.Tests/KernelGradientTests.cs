@@ -249,7 +249,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
 
     // ------------------------------------------------------------------ scans
 
-    delegate void ScanFwd(Index1D i, int seq, V qkv, V a, V o, V states);
+    delegate void ScanFwd(Index1D i, int seq, V qkv, V a, V o, V states, V carry);
     delegate void ScanBwd(Index1D i, int seq, V qkv, V a, V states, V dO, V dQkv, V da);
 
     static (int Inner, bool HasA, ScanFwd Forward, ScanBwd Backward) MaxHeadsScan(string model) => model switch
@@ -257,7 +257,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         nameof(PreMaxHeads) => (PreMaxHeads.DimInner, true, PreMaxHeads.Kernels.ScanForward, PreMaxHeads.Kernels.ScanBackward),
         nameof(PreRealGates) => (PreRealGates.DimInner, true, PreRealGates.Kernels.ScanForward, PreRealGates.Kernels.ScanBackward),
         nameof(PostAblated) => (PostAblated.DimInner, false,
-            (i, seq, qkv, _, o, states) => PostAblated.Kernels.ScanForward(i, seq, qkv, o, states),
+            (i, seq, qkv, _, o, states, carry) => PostAblated.Kernels.ScanForward(i, seq, qkv, o, states, carry),
             (i, seq, qkv, _, states, dO, dQkv, _) => PostAblated.Kernels.ScanBackward(i, seq, qkv, states, dO, dQkv)),
         _ => throw new ArgumentException(model),
     };
@@ -290,7 +290,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         {
             Set(qkvV, qkv);
             Set(aV, a);
-            Launch(Batch * inner, i => forward(i, Seq, qkvV, aV, o, states));
+            var carry = h.Zeros(Batch * inner * 2);
+            Launch(Batch * inner, i => forward(i, Seq, qkvV, aV, o, states, carry));
             return Dot(w, Get(o));
         }
         double[] fdQkv = NumericGradient(qkv, Loss), fdA = hasA ? NumericGradient(a, Loss) : [];
@@ -302,7 +303,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         if (hasA) AssertClose("da (overwritten)", fdA, Get(da)); // AblateStateTransition: a = 1, no da
     }
 
-    delegate void StatesFwd(Index1D i, int seq, V qkv, V a, V states);
+    delegate void StatesFwd(Index1D i, int seq, V qkv, V a, V states, V carry);
     delegate void OutputFwd(Index1D i, V qkv, V states, V o);
     delegate void StatesBwd(Index1D i, int seq, V qkv, V a, V dO, V grads);
     delegate void InputsBwd(Index1D i, int seq, V qkv, V states, V grads, V dO, V dQkv, V da);
@@ -331,7 +332,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         {
             Set(qkvV, qkv);
             Set(aV, a);
-            Launch(elements, i => statesForward(i, Seq, qkvV, aV, states));
+            var carry = h.Zeros(elements * 2);
+            Launch(elements, i => statesForward(i, Seq, qkvV, aV, states, carry));
             Launch(rows * inner, i => outputForward(i, qkvV, states, o));
             return Dot(w, Get(o));
         }
@@ -387,7 +389,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
             a = hasA ? RandomTransitions(rng, rows, heads) : null;
             V qkvV = h.Upload(qkv), aV = h.Upload(a ?? new double[2 * rows * heads]), oV = h.Zeros(rows * inner);
             V states = h.Zeros(rows * inner * 2);
-            Launch(Batch * inner, i => forward(i, Seq, qkvV, aV, oV, states));
+            var carry = h.Zeros(Batch * inner * 2);
+            Launch(Batch * inner, i => forward(i, Seq, qkvV, aV, oV, states, carry));
             o = Get(oV);
         }
         else
@@ -397,7 +400,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
             qkv = Random(rng, rows * 3 * heads * p);
             a = RandomTransitions(rng, rows, heads);
             V qkvV = h.Upload(qkv), aV = h.Upload(a), oV = h.Zeros(rows * heads * p), states = h.Zeros(rows * heads * p * p * 2);
-            Launch(Batch * heads * p * p, i => statesForward(i, Seq, qkvV, aV, states));
+            var carry = h.Zeros(Batch * heads * p * p * 2);
+            Launch(Batch * heads * p * p, i => statesForward(i, Seq, qkvV, aV, states, carry));
             Launch(rows * heads * p, i => outputForward(i, qkvV, states, oV));
             o = Get(oV);
         }
@@ -415,7 +419,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         double[] qkv = Random(rng, rows * 3 * inner), a = RandomTransitions(rng, rows, inner), dOut = Random(rng, rows * inner);
         V qkvV = h.Upload(qkv), aV = h.Upload(a), o = h.Zeros(rows * inner), states = h.Zeros(rows * inner * 2);
         V dO = h.Upload(dOut), dQkv = h.Upload(Random(rng, qkv.Length)), da = h.Upload(Random(rng, a.Length));
-        Launch(Batch * inner, i => PreMaxHeads.Kernels.ScanForward(i, Seq, qkvV, aV, o, states));
+        var carry = h.Zeros(Batch * inner * 2);
+        Launch(Batch * inner, i => PreMaxHeads.Kernels.ScanForward(i, Seq, qkvV, aV, o, states, carry));
         Launch(Batch * inner, i => PreMaxHeads.Kernels.ScanBackward(i, Seq, qkvV, aV, states, dO, dQkv, da));
 
         // The same recurrences written out: S_t = a_t·S_{t−1} + k_t·v_t, Ĝ_t = q_t·dO_t + conj(a_{t+1})·Ĝ_{t+1},

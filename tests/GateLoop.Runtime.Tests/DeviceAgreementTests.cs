@@ -40,6 +40,8 @@ public sealed class DeviceAgreementTests
 
     public static TheoryData<string> Names() => new(Models.Keys);
 
+    public static TransformerModel<float> Create(string name, Device device) => Models[name](device);
+
     static (double Loss, float[] Logits, float[] Gradients) Run(string device, string name, int[] tokens, int batch, int seq)
     {
         using var d = Device.Create(device);
@@ -76,5 +78,43 @@ public sealed class DeviceAgreementTests
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * scale + 1e-6f,
                 $"{what}[{i}]: cpu {expected[i]}, ilgpu-cpu {actual[i]}");
+    }
+}
+
+/// <summary>Recurrent generation carries the scan state: token-by-token logits equal the parallel forward's.</summary>
+public sealed class RecurrentStepTests
+{
+    [Theory]
+    [MemberData(nameof(DeviceAgreementTests.Names), MemberType = typeof(DeviceAgreementTests))]
+    public void Stepping_one_token_at_a_time_matches_the_parallel_forward(string name)
+    {
+        const int batch = 2, seq = 6;
+        using var device = Device.Create("cpu");
+        using var model = DeviceAgreementTests.Create(name, device);
+        model.Initialize(seed: 9);
+        var random = new Random(4);
+        var inputs = Enumerable.Range(0, batch * seq).Select(_ => random.Next(11)).ToArray();
+        var parallel = model.Logits(inputs, batch, seq);
+
+        model.ResetState(batch);
+        int v = model.Vocabulary;
+        for (int t = 0; t < seq; t++)
+        {
+            var step = model.Step([inputs[t], inputs[seq + t]]);
+            for (int b = 0; b < batch; b++)
+                for (int j = 0; j < v; j++)
+                    Assert.Equal(parallel[((b * seq) + t) * v + j], step[b * v + j], 1e-4f);
+        }
+    }
+
+    [Fact]
+    public void Step_needs_a_reset_and_one_token_per_sequence()
+    {
+        using var device = Device.Create("cpu");
+        using var model = new PreRealGates(device);
+        model.Initialize(1);
+        Assert.Contains("ResetState", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
+        model.ResetState(2);
+        Assert.Contains("expected 2 tokens", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
     }
 }

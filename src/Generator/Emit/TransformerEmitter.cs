@@ -47,6 +47,7 @@ namespace GateLoop.Generator.Emit
             w.Open($"partial class {s.Type.Name} : {Rt}TransformerModel<{T}>");
             Constants();
             Table();
+            Hyperparameters();
             Members();
             Forward();
             Backward();
@@ -85,6 +86,28 @@ namespace GateLoop.Generator.Emit
             w.Line("};").Line();
         }
 
+        void Hyperparameters()
+        {
+            string Lit(object v) => v is bool b ? (b ? "true" : "false") : v is double d ? d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : v.ToString();
+            var values = new (string, object)[]
+            {
+                ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("GateLoopHeads", s.Heads),
+                ("DimGateLoopedAttn", s.DimInner), ("FeedForwardMult", s.FeedForwardMult), ("AttnAddSwishGating", s.SwishGating),
+                ("PostLayerNorm", s.PostLayerNorm), ("SubLayerNorm", s.SubLayerNorm),
+                ("FracGradientStateTransition", s.FracGradientStateTransition), ("AblateComplex", s.AblateComplex),
+                ("AblateStateTransition", s.AblateStateTransition), ("CheckpointGateLoopedAttn", s.CheckpointGateLoopedAttn),
+            };
+            w.Line("/// <summary>The declaration's attribute values, resolved (heads and inner width filled in).</summary>")
+             .Line("public static global::System.Collections.Generic.IReadOnlyDictionary<string, object> Hyperparameters { get; } =")
+             .Line("    new global::System.Collections.Generic.Dictionary<string, object>")
+             .Line("    {");
+            foreach (var (name, value) in values) w.Line($"        [\"{name}\"] = {Lit(value)},");
+            w.Line("    };").Line()
+             .Line("/// <inheritdoc />")
+             .Line("public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;")
+             .Line();
+        }
+
         void Members()
         {
             w.Line("Activations? act;")
@@ -101,6 +124,12 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void PlanActivations({Rt}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("protected override void ResetCarry()")
+             .Line("{")
+             .Line("    foreach (var carry in act!.Carry) carry.MemSetToZero();")
+             .Line("}")
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void ComputeLoss({T} gradScale) =>")
@@ -132,14 +161,14 @@ namespace GateLoop.Generator.Emit
         void ScanForwardCalls()
         {
             if (s.MaxHeads)
-                w.Line($"Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States});");
+                w.Line($"Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States}, a.Carry[l]);");
             else
-                w.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], {TransitionArg("l")}{States});");
+                w.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], {TransitionArg("l")}{States}, a.Carry[l]);");
         }
 
         void Forward()
         {
-            w.Line("/// <inheritdoc />").Open("protected override void ForwardCore()");
+            w.Line("/// <inheritdoc />").Open("protected override void ForwardCore(bool continueState)");
             w.Line("var a = act!;").Line("int R = Rows;");
             Launch("EmbeddingForward", "R", "Inputs", Wt("TokenEmb"), "a.X[0]");
             w.Open("for (int l = 0; l < Depth; l++)");
@@ -153,6 +182,7 @@ namespace GateLoop.Generator.Emit
                 Gemm(false, true, "R", "2 * Heads", "Dim", "h", Wt("TransitionW"), Zero, "a.TransitionIn[l]");
                 Launch("TransitionForward", "R * Heads", "a.TransitionIn[l]", Wt("TransitionB"), "a.Transition[l]");
             }
+            w.Line("if (!continueState) a.Carry[l].MemSetToZero();");
             ScanForwardCalls();
             if (!s.MaxHeads) Launch("ScanOutputForward", "R * DimInner", "a.Qkv[l]", States, "a.ScanOut[l]");
             string mixed = "a.ScanOut[l]";
@@ -275,7 +305,8 @@ namespace GateLoop.Generator.Emit
             }
             if (s.CheckpointGateLoopedAttn)
             {
-                w.Line("// Checkpointed: recompute this layer's states instead of having stored them.");
+                w.Line("// Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.");
+                w.Line("a.Carry[l].MemSetToZero();");
                 ScanForwardCalls();
             }
             string da = s.AblateStateTransition ? "" : ", a.DTransition";
@@ -362,6 +393,7 @@ namespace GateLoop.Generator.Emit
                 list.Add(("TransitionIn", "Depth", "2 * Heads", "x·Waᵀ before the bias"));
                 list.Add(("Transition", "Depth", "2 * Heads", "the complex state transitions a"));
             }
+            list.Add(("Carry", "Depth", "", "final scan state per sequence, carried across calls when generating"));
             if (s.CheckpointGateLoopedAttn) list.Add(("StateScratch", null, stateRow, "scan states of one layer, recomputed in backward"));
             else list.Add(("States", "Depth", stateRow, "scan states of every layer"));
             list.Add(("ScanOut", "Depth", "DimInner", "scan outputs o (heads merged)"));
@@ -404,9 +436,13 @@ namespace GateLoop.Generator.Emit
             w.Line().Open($"public Activations({Rt}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
             foreach (var (name, count, row, _) in list)
+            {
+                // The carried state has one row per sequence, not per token.
+                string size = name == "Carry" ? $"batch * {stateRow}" : $"rows * {row}";
                 w.Line(count is null
-                    ? $"{name} = workspace.Take<{T}>(rows * {row});"
-                    : $"for (int i = 0; i < {name}.Length; i++) {name}[i] = workspace.Take<{T}>(rows * {row});");
+                    ? $"{name} = workspace.Take<{T}>({size});"
+                    : $"for (int i = 0; i < {name}.Length; i++) {name}[i] = workspace.Take<{T}>({size});");
+            }
             w.Close().Close().Line();
         }
 

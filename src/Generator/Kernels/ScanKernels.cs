@@ -43,11 +43,16 @@ namespace GateLoop.Generator.Kernels
                             nai = a[ai + 1];
                 """;
             return $$"""
-                /// <summary>One thread per (batch, channel) runs the whole sequence; states are kept for the reverse scan.</summary>
-                public static void ScanForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> o, ArrayView<{{T}}> states)
+                /// <summary>
+                /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and
+                /// leaves the final state there (zero it to start a sequence; keep it to continue one token at a time).
+                /// Every S_t is stored for the reverse scan.
+                /// </summary>
+                public static void ScanForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> o, ArrayView<{{T}}> states, ArrayView<{{T}}> carry)
                 {
                     int b = index.X / DimInner, c = index.X % DimInner;
-                    {{T}} sr = 0, si = 0;
+                    long ci = 2 * (long)index.X;
+                    {{T}} sr = carry[ci], si = carry[ci + 1];
                     for (int t = 0; t < seq; t++)
                     {
                         long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
@@ -57,10 +62,12 @@ namespace GateLoop.Generator.Kernels
                         states[s] = sr;
                         states[s + 1] = si;
                     }
+                    carry[ci] = sr;
+                    carry[ci + 1] = si;
                 }
 
                 /// <summary>
-                /// Reverse scan per (batch, channel): dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(spec.AblateStateTransition ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
+                /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(spec.AblateStateTransition ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
                 /// </summary>
                 public static void ScanBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{(spec.AblateStateTransition ? "" : $", ArrayView<{T}> da")}})
                 {
@@ -116,12 +123,16 @@ namespace GateLoop.Generator.Kernels
                 // Complex values per row of the state buffer: Heads·P·P pairs.
                 const long StateRow = 2L * Heads * HeadDim * HeadDim;
 
-                /// <summary>One thread per (batch, head, d, e) state element runs the whole sequence, storing S_t.</summary>
-                public static void ScanStatesForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states)
+                /// <summary>
+                /// One thread per (batch, head, d, e) state element runs the whole sequence from the state in carry
+                /// [batch, Heads, P, P, 2], storing every S_t and leaving the final state in carry.
+                /// </summary>
+                public static void ScanStatesForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> carry)
                 {
                     int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
                     int b = index.X / (Heads * HeadDim * HeadDim);
-                    {{T}} sr = 0, si = 0;
+                    long ci = 2 * (long)index.X;
+                    {{T}} sr = carry[ci], si = carry[ci + 1];
                     for (int t = 0; t < seq; t++)
                     {
                         long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
@@ -130,6 +141,8 @@ namespace GateLoop.Generator.Kernels
                         states[s] = sr;
                         states[s + 1] = si;
                     }
+                    carry[ci] = sr;
+                    carry[ci + 1] = si;
                 }
 
                 /// <summary>o[row, h·P + e] = Σ_d q[d]·Re S[d, e]; one thread per output element.</summary>
@@ -143,7 +156,7 @@ namespace GateLoop.Generator.Kernels
                     o[row * DimInner + j] = sum;
                 }
 
-                /// <summary>Reverse scan per state element: Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
+                /// <summary>Reverse scan per state element (the sequence started from a zero state): Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
                 public static void ScanStatesBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> dO, ArrayView<{{T}}> grads)
                 {
                     int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;

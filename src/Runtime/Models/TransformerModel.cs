@@ -15,6 +15,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     readonly MemoryBuffer1D<T, Stride1D.Dense> weights, gradients;
     Workspace? workspace;
     T[] lossRows = [];
+    bool stepping;
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
     protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters)
@@ -37,6 +38,9 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
 
     /// <summary>Vocabulary size.</summary>
     public abstract int Vocabulary { get; }
+
+    /// <summary>The declaration's attribute values (resolved), for checkpoints and reports.</summary>
+    public abstract IReadOnlyDictionary<string, object> Configuration { get; }
 
     /// <summary>The flat parameter buffer.</summary>
     public ArrayView<T> Weights => weights.View;
@@ -130,7 +134,8 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
             tokens.Slice(b * (seq + 1) + 1, seq).CopyTo(targets.AsSpan(b * seq));
         }
         Upload(inputs, targets, batch, seq);
-        ForwardCore();
+        stepping = false;
+        ForwardCore(continueState: false);
         ComputeLoss(T.CreateChecked(gradScale / (batch * seq)));
         LossRows.CopyToCPU(lossRows);
         double sum = 0;
@@ -144,7 +149,31 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         if (inputs.Length != batch * seq)
             throw new ArgumentException($"expected batch × seq = {batch * seq} tokens, got {inputs.Length}", nameof(inputs));
         Upload(inputs.ToArray(), null, batch, seq);
-        ForwardCore();
+        stepping = false;
+        ForwardCore(continueState: false);
+        return Read(LogitsView);
+    }
+
+    /// <summary>Starts <paramref name="batch"/> sequences for recurrent generation, each from a zero scan state.</summary>
+    public void ResetState(int batch)
+    {
+        Upload(new int[batch], null, batch, 1);
+        ResetCarry();
+        stepping = true;
+    }
+
+    /// <summary>
+    /// Feeds one token per sequence and returns the logits for the next one [batch × Vocabulary]. The scan state
+    /// is carried from call to call, so each token costs the same whatever the length so far; the logits equal
+    /// those of <see cref="Logits"/> over the whole sequence at its last position.
+    /// </summary>
+    public T[] Step(ReadOnlySpan<int> tokens)
+    {
+        if (!stepping || Seq != 1 || tokens.Length != Batch)
+            throw new InvalidOperationException(
+                stepping ? $"expected {Batch} tokens, one per sequence, got {tokens.Length}" : "call ResetState before Step");
+        Upload(tokens.ToArray(), null, Batch, 1);
+        ForwardCore(continueState: true);
         return Read(LogitsView);
     }
 
@@ -200,8 +229,14 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     /// <summary>Allocates the activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/>.</summary>
     protected abstract void PlanActivations(Workspace workspace);
 
-    /// <summary>Computes <see cref="LogitsView"/> from <see cref="Inputs"/>, keeping what backward needs.</summary>
-    protected abstract void ForwardCore();
+    /// <summary>
+    /// Computes <see cref="LogitsView"/> from <see cref="Inputs"/>, keeping what backward needs. The scan starts
+    /// from the carried state when <paramref name="continueState"/> is set, else from zero.
+    /// </summary>
+    protected abstract void ForwardCore(bool continueState);
+
+    /// <summary>Zeroes the carried scan state of every layer.</summary>
+    protected abstract void ResetCarry();
 
     /// <summary>Fills <see cref="LossRows"/> and <see cref="LogitGrads"/> (scaled by <paramref name="gradScale"/>).</summary>
     protected abstract void ComputeLoss(T gradScale);
