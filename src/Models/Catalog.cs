@@ -19,8 +19,8 @@ public static class Catalog
     ];
 
     /// <summary>Finds a model by name.</summary>
-    /// <exception cref="ArgumentException">No model has that name; the message lists the ones that exist.</exception>
+    /// <exception cref="UserInputException">No model has that name; the message lists the ones that exist.</exception>
     public static Entry Find(string name) =>
         All.FirstOrDefault(e => e.Name == name)
-        ?? throw new ArgumentException($"unknown model '{name}'; declared models: {string.Join(", ", All.Select(e => e.Name))}");
+        ?? throw new UserInputException($"unknown model '{name}'; declared models: {string.Join(", ", All.Select(e => e.Name))}");
 }

@@ -51,8 +51,11 @@ public static class Enwik8Download
             if (actual != expected)
                 throw new UserInputException(
                     $"downloaded {source} has SHA-256 {actual}, expected {expected}; the download is damaged or the file changed: try again, or download it by hand and pass --data PATH");
-            File.Move(temp, destination, overwrite: true);
-            return destination;
+            return OnDisk(destination, () =>
+            {
+                File.Move(temp, destination, overwrite: true);
+                return destination;
+            });
         }
         finally
         {

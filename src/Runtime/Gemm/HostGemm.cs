@@ -227,52 +227,39 @@ internal static unsafe class HostGemm
     static void PackA<T>(Job<T> job, T* dst, int i0, int i1, int p0, int kc) where T : unmanaged, INumber<T>
     {
         T alpha = job.Alpha;
+        long lda = job.Lda;
         for (int ib = i0; ib < i1; ib += MR, dst += MR * kc)
         {
             int rows = Math.Min(MR, job.M - ib);
-            if (job.TransA && rows == MR)
+            if (rows < MR)
+            {
+                // Last, ragged panel: element by element, zero-padded.
+                for (int p = 0; p < kc; p++)
+                    for (int r = 0; r < MR; r++)
+                        dst[p * MR + r] = r >= rows ? T.Zero
+                            : alpha * (job.TransA ? job.A[(p0 + p) * lda + ib + r] : job.A[(ib + r) * lda + p0 + p]);
+            }
+            else if (job.TransA)
             {
                 // A is k×m: the MR values for one k are contiguous.
-                T* src = job.A + (long)p0 * job.Lda + ib;
+                T* src = job.A + p0 * lda + ib;
                 T* d = dst;
-                for (int p = 0; p < kc; p++, src += job.Lda, d += MR)
+                for (int p = 0; p < kc; p++, src += lda, d += MR)
                 {
                     d[0] = alpha * src[0]; d[1] = alpha * src[1]; d[2] = alpha * src[2];
                     d[3] = alpha * src[3]; d[4] = alpha * src[4]; d[5] = alpha * src[5];
                 }
             }
-            else if (job.TransA)
-            {
-                for (int p = 0; p < kc; p++)
-                {
-                    T* src = job.A + (long)(p0 + p) * job.Lda + ib;
-                    T* d = dst + p * MR;
-                    int r = 0;
-                    for (; r < rows; r++) d[r] = alpha * src[r];
-                    for (; r < MR; r++) d[r] = T.Zero;
-                }
-            }
-            else if (rows == MR)
+            else
             {
                 // A is m×k: walk the MR rows side by side (each one sequential) and interleave them.
-                T* s0 = job.A + (long)ib * job.Lda + p0;
-                long lda = job.Lda;
+                T* s0 = job.A + ib * lda + p0;
                 T* s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
                 T* d = dst;
                 for (int p = 0; p < kc; p++, d += MR)
                 {
                     d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
                     d[3] = alpha * s3[p]; d[4] = alpha * s4[p]; d[5] = alpha * s5[p];
-                }
-            }
-            else
-            {
-                for (int p = 0; p < kc; p++)
-                {
-                    T* d = dst + p * MR;
-                    int r = 0;
-                    for (; r < rows; r++) d[r] = alpha * job.A[(long)(ib + r) * job.Lda + p0 + p];
-                    for (; r < MR; r++) d[r] = T.Zero;
                 }
             }
         }

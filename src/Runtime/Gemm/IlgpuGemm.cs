@@ -72,7 +72,9 @@ internal sealed class IlgpuGemm : IDisposable
             CheckExtent(b, transB ? n : k, transB ? k : n, ldb, nameof(b));
         }
 
-        if (Blas is { } cublas)
+        // alpha = 0 or k = 0 is just C = beta·C; the tiled kernel does that without reading A or B (BLAS
+        // convention, so NaNs there cannot leak into C), which cuBLAS does not promise.
+        if (k > 0 && alpha != T.Zero && Blas is { } cublas)
             MultiplyCuBlas(cublas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else
             MultiplyTiled(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

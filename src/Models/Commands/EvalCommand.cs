@@ -1,0 +1,50 @@
+using System.CommandLine;
+using System.Globalization;
+using GateLoop.Runtime;
+
+namespace GateLoop.Models.Commands;
+
+/// <summary><c>gateloop eval</c>: loss and bits per character of a checkpoint over a whole split.</summary>
+static class EvalCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = Common.Checkpoint();
+        var data = new Option<string?>("--data") { Description = "text file (default: the data the checkpoint was trained on)" };
+        var split = new Option<string>("--split") { Description = "valid, test or all", DefaultValueFactory = _ => "valid" };
+        split.AcceptOnlyFromAmong("valid", "test", "all");
+        var seq = new Option<int?>("--seq-len") { Description = "window length (default: the training length)" };
+        var json = new Option<bool>("--json") { Description = "print {\"loss\":…, \"bpc\":…, \"tokens\":…}" };
+        var device = Common.Device();
+        var command = new Command("eval", "evaluate a checkpoint: consecutive windows of seq+1 bytes, stride seq, every position predicted")
+        {
+            checkpoint, data, split, seq, json, device,
+        };
+        command.SetAction(parse =>
+        {
+            string directory = parse.GetValue(checkpoint)!;
+            using var dev = Device.Create(parse.GetValue(device)!);
+            var (config, model) = Common.OpenCheckpoint(directory, dev);
+            using var _ = model;
+            string? path = parse.GetValue(data) ?? (File.Exists(config.Data) ? config.Data : null);
+            var corpus = Common.LoadCorpus(path);
+            int length = parse.GetValue(seq) ?? config.Options?.SeqLen ?? 256;
+            if (length <= 0) throw new UserInputException($"--seq-len must be positive, got {length}");
+            var bytes = parse.GetValue(split) switch
+            {
+                "test" => corpus.Test,
+                "all" => (ReadOnlyMemory<byte>)corpus.Train.ToArray().Concat(corpus.Valid.ToArray()).Concat(corpus.Test.ToArray()).ToArray(),
+                _ => corpus.Valid,
+            };
+            bool asJson = parse.GetValue(json);
+            var result = Evaluation.Run(model, bytes.Span, length, progress: asJson || Console.IsErrorRedirected ? null
+                : (done, total) => Console.Error.Write($"\r{done:N0}/{total:N0} windows"));
+            if (!asJson && !Console.IsErrorRedirected) Console.Error.WriteLine();
+            Console.WriteLine(asJson
+                ? string.Create(CultureInfo.InvariantCulture, $"{{\"loss\":{result.Loss:R},\"bpc\":{result.Bpc:R},\"tokens\":{result.Tokens}}}")
+                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens");
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,89 @@
+using System.CommandLine;
+using GateLoop.Models.Display;
+using GateLoop.Runtime;
+
+namespace GateLoop.Models.Commands;
+
+/// <summary><c>gateloop train</c>: the seed's train.py — random crops, Adam, validation, samples, checkpoints.</summary>
+static class TrainCommand
+{
+    public static Command Create()
+    {
+        var defaults = new TrainOptions();
+        var model = new Option<string>("--model") { Description = "a declared model (see: gateloop models)", DefaultValueFactory = _ => Catalog.Default };
+        var data = new Option<string?>("--data") { Description = "training text: raw, .gz or .zip (default: the .NET SDK's reference-pack XML docs)" };
+        var steps = new Option<int>("--steps") { Description = "optimizer steps to reach", DefaultValueFactory = _ => defaults.Steps };
+        var batch = new Option<int>("--batch") { Description = "sequences per micro-batch", DefaultValueFactory = _ => defaults.Batch };
+        var accum = new Option<int>("--grad-accum") { Description = "micro-batches per step", DefaultValueFactory = _ => defaults.GradAccum };
+        var seq = new Option<int>("--seq-len") { Description = "sequence length", DefaultValueFactory = _ => defaults.SeqLen };
+        var lr = new Option<double>("--lr") { Description = "learning rate", DefaultValueFactory = _ => defaults.LearningRate };
+        var decay = new Option<double>("--weight-decay") { Description = "AdamW weight decay (0: Adam)", DefaultValueFactory = _ => 0 };
+        var clip = new Option<double>("--clip") { Description = "global gradient-norm clip", DefaultValueFactory = _ => defaults.Clip };
+        var validate = new Option<int>("--validate-every") { Description = "steps between validation losses", DefaultValueFactory = _ => defaults.ValidateEvery };
+        var generate = new Option<int>("--generate-every") { Description = "steps between samples (0: never)", DefaultValueFactory = _ => defaults.GenerateEvery };
+        var checkpoint = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => defaults.CheckpointEvery };
+        var prime = new Option<int>("--prime-length") { Description = "bytes of validation text that prime a sample", DefaultValueFactory = _ => defaults.PrimeLength };
+        var length = new Option<int>("--generate-length") { Description = "bytes per sample", DefaultValueFactory = _ => defaults.GenerateLength };
+        var output = new Option<string>("--out") { Description = "directory for checkpoints, metrics.jsonl and loss.png", DefaultValueFactory = _ => "runs/latest" };
+        var resume = new Option<string?>("--resume") { Description = "checkpoint directory to continue from (its options are reused; --steps may raise the total)" };
+        var device = Common.Device();
+        var seed = Common.Seed();
+        var command = new Command("train", "train a model on a text file (enwik8 or any file)")
+        {
+            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, device, seed,
+        };
+        command.SetAction(parse =>
+        {
+            string? resumeFrom = parse.GetValue(resume);
+            string modelName = parse.GetValue(model)!;
+            var options = new TrainOptions
+            {
+                Steps = parse.GetValue(steps), Batch = parse.GetValue(batch), GradAccum = parse.GetValue(accum),
+                SeqLen = parse.GetValue(seq), LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(decay),
+                Clip = parse.GetValue(clip), ValidateEvery = parse.GetValue(validate), GenerateEvery = parse.GetValue(generate),
+                CheckpointEvery = parse.GetValue(checkpoint), PrimeLength = parse.GetValue(prime),
+                GenerateLength = parse.GetValue(length), Seed = parse.GetValue(seed),
+            };
+            string? dataPath = parse.GetValue(data);
+            if (resumeFrom is not null)
+            {
+                // A resumed run continues with the options it was started with; only the step total may change.
+                var config = Checkpoint.ReadConfig(resumeFrom);
+                options = (config.Options ?? options) with { Steps = !Common.Given(parse, steps) ? (config.Options?.Steps ?? options.Steps) : options.Steps };
+                if (!Common.Given(parse, model)) modelName = config.Model;
+                dataPath ??= File.Exists(config.Data) ? config.Data : null;
+            }
+            options.Validate();
+            var entry = Catalog.Find(modelName);
+            var corpus = Common.LoadCorpus(dataPath);
+            using var dev = Device.Create(parse.GetValue(device)!);
+            using var net = entry.Create(dev);
+            // Resuming writes back into the checkpoint's directory unless --out says otherwise.
+            string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
+            Console.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
+            Console.WriteLine($"device {dev.Name}");
+            Console.WriteLine($"data   {corpus.Describe()}");
+            Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
+
+            using var cancel = Common.CancelOnCtrlC();
+            var view = new ProgressView(plainEvery: Math.Max(1, options.ValidateEvery / 10));
+            string metrics = Path.Combine(outDir, Trainer.MetricsFileName), plot = Path.Combine(outDir, "loss.png");
+            var trainer = new Trainer(net, entry.Name, corpus, options, outDir);
+            long reached = trainer.Run(e =>
+            {
+                view.Report(e);
+                if (e is TrainEvent.Validation) LossPlot.Write([(entry.Name, metrics)], plot);
+            }, resumeFrom, cancel.Token);
+            view.Finish();
+            if (File.Exists(metrics) && new FileInfo(metrics).Length > 0) LossPlot.Write([(entry.Name, metrics)], plot);
+            if (cancel.IsCancellationRequested)
+            {
+                Console.WriteLine($"stopped at step {reached}; resume with: gateloop train --resume {outDir}");
+                return 130;
+            }
+            Console.WriteLine($"done: step {reached}, checkpoint, {Trainer.MetricsFileName} and loss.png in {outDir}");
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,35 @@
+using System.Text.Json;
+
+namespace GateLoop.Models.Display;
+
+/// <summary>Plots bits per character against step from one or more <c>metrics.jsonl</c> files into a PNG.</summary>
+static class LossPlot
+{
+    public static void Write(IReadOnlyList<(string Label, string MetricsPath)> runs, string pngPath)
+    {
+        var plot = new ScottPlot.Plot();
+        foreach (var (label, path) in runs)
+        {
+            var rows = File.ReadLines(path).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            double[] steps = rows.Select(r => r.GetProperty("step").GetDouble()).ToArray();
+            double[] train = rows.Select(r => r.GetProperty("train_loss").GetDouble() / Math.Log(2)).ToArray();
+            var validRows = rows.Where(r => r.GetProperty("valid_loss").ValueKind == JsonValueKind.Number).ToList();
+            var trainLine = plot.Add.ScatterLine(steps, train);
+            trainLine.LegendText = $"{label} train";
+            if (validRows.Count > 0)
+            {
+                var valid = plot.Add.Scatter(
+                    validRows.Select(r => r.GetProperty("step").GetDouble()).ToArray(),
+                    validRows.Select(r => r.GetProperty("valid_loss").GetDouble() / Math.Log(2)).ToArray());
+                valid.LegendText = $"{label} valid";
+            }
+        }
+        plot.Title("GateLoop training");
+        plot.XLabel("step");
+        plot.YLabel("bits per character");
+        plot.ShowLegend();
+        string full = Path.GetFullPath(pngPath), temp = full + ".tmp.png";
+        plot.SavePng(temp, 900, 540);
+        File.Move(temp, full, overwrite: true);
+    }
+}

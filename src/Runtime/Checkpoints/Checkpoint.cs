@@ -1,0 +1,143 @@
+using ILGPU.Runtime;
+
+namespace GateLoop.Runtime;
+
+/// <summary>What <c>config.json</c> records: enough to rebuild the model and continue training exactly.</summary>
+public sealed record CheckpointConfig
+{
+    /// <summary>Format version of this file.</summary>
+    public int Format { get; init; } = 1;
+
+    /// <summary>The declared model's command-line name.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>The declaration's attribute values.</summary>
+    public required Dictionary<string, string> Hyperparameters { get; init; }
+
+    /// <summary>Completed optimizer steps.</summary>
+    public long Step { get; init; }
+
+    /// <summary>The training data's source.</summary>
+    public string? Data { get; init; }
+
+    /// <summary>The training seed.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>The training options, so a resumed run continues with the same ones.</summary>
+    public TrainOptions? Options { get; init; }
+
+    /// <summary>State of the batch-sampling random stream.</summary>
+    public ulong[]? DataRng { get; init; }
+
+    /// <summary>State of the generation random stream.</summary>
+    public ulong[]? SampleRng { get; init; }
+
+    /// <summary>Attribute values as strings, for comparing a checkpoint with a compiled model.</summary>
+    public static Dictionary<string, string> Describe(IReadOnlyDictionary<string, object> hyperparameters) =>
+        hyperparameters.ToDictionary(p => p.Key, p => Convert.ToString(p.Value, System.Globalization.CultureInfo.InvariantCulture)!);
+}
+
+/// <summary>
+/// Reads and writes checkpoint directories (<c>config.json</c>, <c>model.safetensors</c>, <c>optimizer.safetensors</c>)
+/// and single weight files, checking names, shapes and values so a mismatch is reported precisely.
+/// </summary>
+public static class Checkpoint
+{
+    const string FirstMoment = "exp_avg.", SecondMoment = "exp_avg_sq.";
+
+    /// <summary>Writes the model's weights under their PyTorch names (float32).</summary>
+    public static void SaveWeights(TransformerModel<float> model, string path) =>
+        SafeTensors.Write(path, Slices(model, model.ReadWeights(), ""), new Dictionary<string, string> { ["format"] = "pt" });
+
+    /// <summary>
+    /// Loads weights written by <see cref="SaveWeights"/> or by PyTorch (<c>safetensors.torch.save_file(model.state_dict())</c>)
+    /// for a model of the same shape.
+    /// </summary>
+    /// <exception cref="UserInputException">A tensor is missing, extra, or of another shape.</exception>
+    public static void LoadWeights(TransformerModel<float> model, string path) =>
+        model.WriteWeights(Gather(model, SafeTensors.Read(path), "", path));
+
+    /// <summary>Writes a whole training checkpoint into <paramref name="directory"/>; each file appears atomically.</summary>
+    public static void Save(string directory, TransformerModel<float> model, Adam adam, CheckpointConfig config)
+    {
+        Directory.CreateDirectory(directory);
+        SaveWeights(model, Path.Combine(directory, CheckpointDirectory.ModelFileName));
+        var m = Read(adam.FirstMoment, model.ParameterCount);
+        var v = Read(adam.SecondMoment, model.ParameterCount);
+        SafeTensors.Write(Path.Combine(directory, CheckpointDirectory.OptimizerFileName),
+            Slices(model, m, FirstMoment).Concat(Slices(model, v, SecondMoment)),
+            new Dictionary<string, string> { ["step"] = adam.Step.ToString() });
+        // config.json last: a directory whose config is present holds a complete checkpoint.
+        CheckpointDirectory.WriteJsonAtomic(Path.Combine(directory, CheckpointDirectory.ConfigFileName), config);
+    }
+
+    /// <summary>Reads <c>config.json</c> of a checkpoint directory.</summary>
+    /// <exception cref="UserInputException">The directory is missing or is not a checkpoint.</exception>
+    public static CheckpointConfig ReadConfig(string directory)
+    {
+        if (!Directory.Exists(directory))
+            throw new UserInputException($"checkpoint directory '{directory}' does not exist");
+        return CheckpointDirectory.ReadJson<CheckpointConfig>(Path.Combine(directory, CheckpointDirectory.ConfigFileName));
+    }
+
+    /// <summary>Checks that a checkpoint was made for a model with the same attribute values.</summary>
+    /// <exception cref="UserInputException">Names the attributes that differ.</exception>
+    public static void CheckShape(CheckpointConfig config, TransformerModel<float> model, string directory)
+    {
+        var expected = CheckpointConfig.Describe(model.Configuration);
+        var different = expected.Keys
+            .Where(k => !config.Hyperparameters.TryGetValue(k, out var v) || v != expected[k])
+            .Select(k => $"{k} {(config.Hyperparameters.TryGetValue(k, out var v) ? v : "missing")} (model: {expected[k]})")
+            .ToList();
+        if (different.Count > 0)
+            throw new UserInputException(
+                $"checkpoint '{directory}' was made for another shape of model '{config.Model}': {string.Join(", ", different)}");
+    }
+
+    /// <summary>Loads the weights, and the optimizer state when <paramref name="adam"/> is given, from a checkpoint directory.</summary>
+    public static void Load(string directory, TransformerModel<float> model, Adam? adam)
+    {
+        LoadWeights(model, Path.Combine(directory, CheckpointDirectory.ModelFileName));
+        if (adam is null) return;
+        string path = Path.Combine(directory, CheckpointDirectory.OptimizerFileName);
+        var file = SafeTensors.Read(path);
+        adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, file, FirstMoment, path));
+        adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, file, SecondMoment, path));
+        adam.Step = file.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) ? s
+            : throw new UserInputException($"'{path}' has no optimizer step in its metadata");
+    }
+
+    static float[] Read(ILGPU.ArrayView<float> view, long length)
+    {
+        var host = new float[length];
+        view.SubView(0, length).CopyToCPU(host);
+        return host;
+    }
+
+    static IEnumerable<(string, int[], ReadOnlyMemory<float>)> Slices(TransformerModel<float> model, float[] flat, string prefix) =>
+        model.Parameters.Select(p => (prefix + p.Name, p.Shape, (ReadOnlyMemory<float>)flat.AsMemory((int)p.Offset, (int)p.Length)));
+
+    static float[] Gather(TransformerModel<float> model, SafeTensorFile file, string prefix, string path)
+    {
+        var flat = new float[model.ParameterCount];
+        var expected = model.Parameters.ToDictionary(p => prefix + p.Name);
+        var missing = expected.Keys.Where(k => !file.Tensors.ContainsKey(k)).ToList();
+        var extra = file.Tensors.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && !expected.ContainsKey(k)).ToList();
+        if (missing.Count > 0 || extra.Count > 0)
+            throw new UserInputException($"'{path}' does not fit model '{string.Join("", model.GetType().Name)}': " +
+                (missing.Count > 0 ? $"missing {Preview(missing)}" : "") + (missing.Count > 0 && extra.Count > 0 ? "; " : "") +
+                (extra.Count > 0 ? $"unexpected {Preview(extra)}" : ""));
+        foreach (var (name, p) in expected)
+        {
+            var tensor = file.Tensors[name];
+            if (!tensor.Shape.SequenceEqual(p.Shape))
+                throw new UserInputException(
+                    $"'{path}': tensor {name} has shape [{string.Join(", ", tensor.Shape)}], the model needs {p.ShapeText}");
+            tensor.Data.CopyTo(flat, p.Offset);
+        }
+        return flat;
+    }
+
+    static string Preview(List<string> names) =>
+        string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
+}

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace GateLoop.Runtime;
+
+/// <summary>Training settings; the defaults follow the seed's train.py.</summary>
+public sealed record TrainOptions
+{
+    /// <summary>Optimizer steps to reach (a resumed run continues up to this total).</summary>
+    public int Steps { get; init; } = 1000;
+    /// <summary>Sequences per micro-batch.</summary>
+    public int Batch { get; init; } = 4;
+    /// <summary>Micro-batches accumulated per optimizer step.</summary>
+    public int GradAccum { get; init; } = 4;
+    /// <summary>Predicted positions per sequence.</summary>
+    public int SeqLen { get; init; } = 256;
+    /// <summary>Adam learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-4;
+    /// <summary>AdamW weight decay (0: plain Adam).</summary>
+    public double WeightDecay { get; init; }
+    /// <summary>Global gradient-norm clip.</summary>
+    public double Clip { get; init; } = 0.5;
+    /// <summary>Validation-loss interval in steps.</summary>
+    public int ValidateEvery { get; init; } = 100;
+    /// <summary>Sample interval in steps (0: never).</summary>
+    public int GenerateEvery { get; init; } = 500;
+    /// <summary>Checkpoint interval in steps.</summary>
+    public int CheckpointEvery { get; init; } = 100;
+    /// <summary>Bytes of validation text that prime each sample.</summary>
+    public int PrimeLength { get; init; } = 128;
+    /// <summary>Bytes generated per sample.</summary>
+    public int GenerateLength { get; init; } = 512;
+    /// <summary>Seed of every random stream.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size.</summary>
+    public void Validate()
+    {
+        foreach (var (name, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen),
+                     ("--validate-every", ValidateEvery), ("--checkpoint-every", CheckpointEvery), ("--prime-length", PrimeLength) })
+            if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
+        if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
+        if (!(LearningRate > 0)) throw new UserInputException($"--lr must be positive, got {LearningRate}");
+        if (WeightDecay < 0 || Clip < 0) throw new UserInputException("--weight-decay and --clip cannot be negative");
+    }
+}
+
+/// <summary>What the trainer reports as it goes; the command line renders it.</summary>
+public abstract record TrainEvent
+{
+    /// <summary>One optimizer step finished.</summary>
+    public sealed record Step(long Number, long Total, double Loss, double GradNorm, double TokensPerSecond, TimeSpan Elapsed, TimeSpan Remaining) : TrainEvent;
+    /// <summary>Validation loss at a step.</summary>
+    public sealed record Validation(long Number, double Loss) : TrainEvent;
+    /// <summary>A sample generated from a validation prime.</summary>
+    public sealed record Sample(long Number, string Prime, string Text) : TrainEvent;
+    /// <summary>A checkpoint was written.</summary>
+    public sealed record Saved(long Number, string Directory) : TrainEvent;
+}
+
+/// <summary>
+/// The seed's training loop: random crops from the train split, gradient accumulation, Adam with clipping,
+/// periodic validation and samples, atomic checkpoints that resume exactly, and <c>metrics.jsonl</c>.
+/// </summary>
+public sealed class Trainer(TransformerModel<float> model, string modelName, Corpus corpus, TrainOptions options, string outDirectory)
+{
+    /// <summary>The name of the metrics file in the output directory.</summary>
+    public const string MetricsFileName = "metrics.jsonl";
+
+    Rng dataRng = new(options.Seed), sampleRng = new((ulong)options.Seed ^ 0x5eed5eed5eedUL);
+
+    /// <summary>
+    /// Trains until <see cref="TrainOptions.Steps"/> or until <paramref name="cancel"/> fires; either way the last
+    /// state is checkpointed. With <paramref name="resumeFrom"/>, weights, optimizer moments, step and random
+    /// streams are restored first, so the run continues exactly as if it had not stopped.
+    /// </summary>
+    public long Run(Action<TrainEvent> report, string? resumeFrom = null, CancellationToken cancel = default)
+    {
+        options.Validate();
+        using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
+        var train = new BatchSampler(corpus.Train, "train", options.Batch, options.SeqLen, dataRng);
+        Directory.CreateDirectory(outDirectory);
+        string metrics = Path.Combine(outDirectory, MetricsFileName);
+
+        if (resumeFrom is not null)
+        {
+            var config = Checkpoint.ReadConfig(resumeFrom);
+            if (config.Model != modelName)
+                throw new UserInputException($"checkpoint '{resumeFrom}' is of model '{config.Model}', not '{modelName}'; pass --model {config.Model}");
+            Checkpoint.CheckShape(config, model, resumeFrom);
+            Checkpoint.Load(resumeFrom, model, adam);
+            dataRng.State = config.DataRng ?? throw new UserInputException($"checkpoint '{resumeFrom}' has no random state to resume from");
+            sampleRng.State = config.SampleRng ?? dataRng.State;
+            KeepMetricsUpTo(metrics, adam.Step);
+        }
+        else
+        {
+            model.Initialize(options.Seed);
+            File.Delete(metrics);
+        }
+
+        var valid = new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, dataRng);
+        var tokens = new int[options.Batch * (options.SeqLen + 1)];
+        var clock = Stopwatch.StartNew();
+        long startStep = adam.Step, tokensPerStep = (long)options.Batch * options.SeqLen * options.GradAccum;
+        using var log = new StreamWriter(metrics, append: true);
+
+        while (adam.Step < options.Steps && !cancel.IsCancellationRequested)
+        {
+            var stepClock = Stopwatch.StartNew();
+            model.ZeroGradients();
+            double loss = 0;
+            for (int micro = 0; micro < options.GradAccum; micro++)
+            {
+                train.Fill(tokens);
+                loss += model.Forward(tokens, options.Batch, options.SeqLen, gradScale: 1.0 / options.GradAccum) / options.GradAccum;
+                model.Backward();
+            }
+            adam.Update();
+            long step = adam.Step;
+            double rate = tokensPerStep / stepClock.Elapsed.TotalSeconds;
+            double perStep = clock.Elapsed.TotalSeconds / (step - startStep);
+            report(new TrainEvent.Step(step, options.Steps, loss, adam.ReadGradientNorm(), rate, clock.Elapsed,
+                TimeSpan.FromSeconds(perStep * (options.Steps - step))));
+
+            double? validLoss = null;
+            if (step % options.ValidateEvery == 0 || step == options.Steps)
+            {
+                valid.Fill(tokens);
+                validLoss = model.Forward(tokens, options.Batch, options.SeqLen);
+                report(new TrainEvent.Validation(step, validLoss.Value));
+            }
+            log.WriteLine(JsonSerializer.Serialize(new
+            {
+                step,
+                train_loss = loss,
+                valid_loss = validLoss,
+                bpc = (validLoss ?? loss) / Math.Log(2),
+                tokens_per_s = rate,
+                elapsed_s = clock.Elapsed.TotalSeconds,
+            }));
+            log.Flush();
+
+            if (options.GenerateEvery > 0 && step % options.GenerateEvery == 0) Generate(step, report);
+            if (step % options.CheckpointEvery == 0 || step == options.Steps) Save(adam, report);
+        }
+        if (adam.Step % options.CheckpointEvery != 0 && adam.Step != options.Steps) Save(adam, report);
+        return adam.Step;
+    }
+
+    void Generate(long step, Action<TrainEvent> report)
+    {
+        var valid = corpus.Valid.Span;
+        int prime = Math.Min(options.PrimeLength, valid.Length);
+        int start = sampleRng.NextInt(valid.Length - prime + 1);
+        var primeTokens = valid.Slice(start, prime).ToArray().Select(b => (int)b).ToArray();
+        var text = new List<byte>();
+        Sampling.Generate(model, primeTokens, options.GenerateLength, 1.0, 0.9, sampleRng, t => text.Add((byte)t));
+        report(new TrainEvent.Sample(step, Text(primeTokens.Select(t => (byte)t)), Text(text)));
+    }
+
+    static string Text(IEnumerable<byte> bytes) => System.Text.Encoding.UTF8.GetString(bytes.ToArray());
+
+    void Save(Adam adam, Action<TrainEvent> report)
+    {
+        Checkpoint.Save(outDirectory, model, adam, new CheckpointConfig
+        {
+            Model = modelName,
+            Hyperparameters = CheckpointConfig.Describe(model.Configuration),
+            Step = adam.Step,
+            Data = corpus.Source,
+            Seed = options.Seed,
+            Options = options,
+            DataRng = dataRng.State,
+            SampleRng = sampleRng.State,
+        });
+        report(new TrainEvent.Saved(adam.Step, outDirectory));
+    }
+
+    // Lines written after the checkpoint being resumed belong to a run that is being replayed.
+    static void KeepMetricsUpTo(string path, long step)
+    {
+        if (!File.Exists(path)) return;
+        var kept = File.ReadLines(path)
+            .Where(line => JsonDocument.Parse(line).RootElement.GetProperty("step").GetInt64() <= step)
+            .ToList();
+        File.WriteAllLines(path, kept);
+    }
+}
