@@ -79,15 +79,19 @@ public static class GeneratorHarness
     }
 
     /// <summary>A driver for the generator; <paramref name="precision"/> sets <c>build_property.GateLoopPrecision</c>.</summary>
-    public static GeneratorDriver CreateDriver(string? precision = null)
+    public static GeneratorDriver CreateDriver(string? precision = null) =>
+        CSharpGeneratorDriver.Create(
+            [new GateLoopGenerator().AsSourceGenerator()],
+            parseOptions: ParseOptions,
+            optionsProvider: Options(precision),
+            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    /// <summary>Analyzer config options as MSBuild passes them: <c>build_property.GateLoopPrecision</c> when set.</summary>
+    public static AnalyzerConfigOptionsProvider Options(string? precision)
     {
         var options = new Dictionary<string, string>();
         if (precision is not null) options["build_property.GateLoopPrecision"] = precision;
-        return CSharpGeneratorDriver.Create(
-            [new GateLoopGenerator().AsSourceGenerator()],
-            parseOptions: ParseOptions,
-            optionsProvider: new OptionsProvider(options),
-            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+        return new OptionsProvider(options);
     }
 
     /// <summary>Runs the generator over <paramref name="sources"/>.</summary>
@@ -124,16 +128,16 @@ public static class GeneratorHarness
 
     sealed class OptionsProvider(Dictionary<string, string> global) : AnalyzerConfigOptionsProvider
     {
-        static readonly Options Empty = new([]);
+        static readonly ConfigOptions Empty = new([]);
 
-        public override AnalyzerConfigOptions GlobalOptions { get; } = new Options(global);
+        public override AnalyzerConfigOptions GlobalOptions { get; } = new ConfigOptions(global);
 
         public override AnalyzerConfigOptions GetOptions(SyntaxTree tree) => Empty;
 
         public override AnalyzerConfigOptions GetOptions(AdditionalText textFile) => Empty;
     }
 
-    sealed class Options(Dictionary<string, string> values) : AnalyzerConfigOptions
+    sealed class ConfigOptions(Dictionary<string, string> values) : AnalyzerConfigOptions
     {
         public override bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? value) =>
             values.TryGetValue(key, out value);

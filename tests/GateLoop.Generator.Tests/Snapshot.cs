@@ -21,7 +21,7 @@ public static class Snapshot
     /// <param name="path">The calling test's source file; snapshots live in a Snapshots folder beside it.</param>
     public static void Match(string actual, string name, [CallerFilePath] string path = "")
     {
-        string folder = Path.Combine(Path.GetDirectoryName(path)!, "Snapshots");
+        string folder = Path.Combine(SourceFolder(path), "Snapshots");
         string verified = Path.Combine(folder, name + ".verified.cs");
         string received = Path.Combine(folder, name + ".received.cs");
         actual = Normalize(actual);
@@ -44,6 +44,17 @@ public static class Snapshot
             (expected is null ? $"No verified snapshot '{name}' yet." : $"Snapshot '{name}' differs from the verified one{FirstDifference(expected, actual)}.") +
             $"\n  received: {received}\n  verified: {verified}\n" +
             $"Review the received file; to accept it, rename it to the verified name or rerun with {AcceptVariable}=1.");
+    }
+
+    // CallerFilePath is the compile-time path; under a path map (e.g. ContinuousIntegrationBuild's /_/) it does not
+    // exist here, so find the source file by walking up from the test assembly instead.
+    static string SourceFolder(string path)
+    {
+        string folder = Path.GetDirectoryName(path)!;
+        if (Directory.Exists(folder)) return folder;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, Path.GetFileName(path)))) return d.FullName;
+        throw new InvalidOperationException($"cannot find the folder of {path} (snapshots live beside it)");
     }
 
     static string Normalize(string text) => text.Replace("\r\n", "\n").Replace('\r', '\n').TrimStart('\uFEFF');

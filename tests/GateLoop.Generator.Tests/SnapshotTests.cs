@@ -75,4 +75,22 @@ public class SnapshotTests
             implicitUsings: false);
         GeneratorHarness.AssertClean(run);
     }
+
+    /// <summary>A consumer's own MathF (or Math) type next to the model must not capture the generated kernels' math calls.</summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("double")]
+    public void ConsumerTypesNamedMath_DoNotCaptureGeneratedCalls(string? precision)
+    {
+        var run = GeneratorHarness.Run("""
+            namespace Consumer;
+
+            internal static class MathF { }
+            internal static class Math { }
+
+            [GateLoop.GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1)]
+            public partial class Tiny;
+            """, precision);
+        GeneratorHarness.AssertClean(run);
+    }
 }

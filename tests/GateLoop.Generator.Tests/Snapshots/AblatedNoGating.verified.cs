@@ -43,6 +43,28 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         new("to_logits.1.weight", [256, 64], 124096, global::GateLoop.Runtime.Init.Uniform, 64),
     };
 
+    /// <summary>The declaration's attribute values, resolved (heads and inner width filled in).</summary>
+    public static global::System.Collections.Generic.IReadOnlyDictionary<string, object> Hyperparameters { get; } =
+        new global::System.Collections.Generic.Dictionary<string, object>
+        {
+            ["NumTokens"] = 256,
+            ["Dim"] = 64,
+            ["Depth"] = 2,
+            ["GateLoopHeads"] = 64,
+            ["DimGateLoopedAttn"] = 64,
+            ["FeedForwardMult"] = 4,
+            ["AttnAddSwishGating"] = false,
+            ["PostLayerNorm"] = false,
+            ["SubLayerNorm"] = false,
+            ["FracGradientStateTransition"] = 0.9,
+            ["AblateComplex"] = true,
+            ["AblateStateTransition"] = true,
+            ["CheckpointGateLoopedAttn"] = true,
+        };
+
+    /// <inheritdoc />
+    public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
+
     Activations? act;
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
@@ -59,11 +81,17 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
+    protected override void ResetCarry()
+    {
+        foreach (var carry in act!.Carry) carry.MemSetToZero();
+    }
+
+    /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
         Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore()
+    protected override void ForwardCore(bool continueState)
     {
         var a = act!;
         int R = Rows;
@@ -76,7 +104,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             var h = a.H[2 * l];
             Device.Launch(Kernels.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch);
+            if (!continueState) a.Carry[l].MemSetToZero();
+            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
             Device.Launch(Kernels.Add, R * Dim, x, a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
@@ -123,8 +152,9 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             // Mixer block: dX = ∂L/∂X[2l+1].
             x = a.X[2 * l];
             h = a.H[2 * l];
-            // Checkpointed: recompute this layer's states instead of having stored them.
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch);
+            // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
+            a.Carry[l].MemSetToZero();
+            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
             Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
@@ -141,6 +171,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] H = new ArrayView<float>[2 * Depth + 1]; // RMSNorm outputs: the inputs of each block and of the head
         public readonly ArrayView<float>[] InvNorm = new ArrayView<float>[2 * Depth + 1]; // 1/‖x‖ per row of each RMSNorm
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
+        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
@@ -157,6 +188,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim);
             for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows * 1);
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden);
@@ -239,11 +271,16 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             dGamma[d] += sum * RmsScale;
         }
 
-        /// <summary>One thread per (batch, channel) runs the whole sequence; states are kept for the reverse scan.</summary>
-        public static void ScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states)
+        /// <summary>
+        /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and
+        /// leaves the final state there (zero it to start a sequence; keep it to continue one token at a time).
+        /// Every S_t is stored for the reverse scan.
+        /// </summary>
+        public static void ScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
         {
             int b = index.X / DimInner, c = index.X % DimInner;
-            float sr = 0, si = 0;
+            long ci = 2 * (long)index.X;
+            float sr = carry[ci], si = carry[ci + 1];
             for (int t = 0; t < seq; t++)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
@@ -253,10 +290,12 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 states[s] = sr;
                 states[s + 1] = si;
             }
+            carry[ci] = sr;
+            carry[ci + 1] = si;
         }
 
         /// <summary>
-        /// Reverse scan per (batch, channel): dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k.
+        /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k.
         /// </summary>
         public static void ScanBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv)
         {

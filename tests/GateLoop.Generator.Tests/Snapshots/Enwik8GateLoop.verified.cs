@@ -102,6 +102,28 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         new("to_logits.weight", [256, 512], 23757824, global::GateLoop.Runtime.Init.Uniform, 512),
     };
 
+    /// <summary>The declaration's attribute values, resolved (heads and inner width filled in).</summary>
+    public static global::System.Collections.Generic.IReadOnlyDictionary<string, object> Hyperparameters { get; } =
+        new global::System.Collections.Generic.Dictionary<string, object>
+        {
+            ["NumTokens"] = 256,
+            ["Dim"] = 512,
+            ["Depth"] = 6,
+            ["GateLoopHeads"] = 512,
+            ["DimGateLoopedAttn"] = 512,
+            ["FeedForwardMult"] = 4,
+            ["AttnAddSwishGating"] = true,
+            ["PostLayerNorm"] = true,
+            ["SubLayerNorm"] = false,
+            ["FracGradientStateTransition"] = 0.9,
+            ["AblateComplex"] = false,
+            ["AblateStateTransition"] = false,
+            ["CheckpointGateLoopedAttn"] = true,
+        };
+
+    /// <inheritdoc />
+    public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
+
     Activations? act;
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
@@ -118,11 +140,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
+    protected override void ResetCarry()
+    {
+        foreach (var carry in act!.Carry) carry.MemSetToZero();
+    }
+
+    /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
         Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore()
+    protected override void ForwardCore(bool continueState)
     {
         var a = act!;
         int R = Rows;
@@ -136,7 +164,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch);
+            if (!continueState) a.Carry[l].MemSetToZero();
+            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
@@ -190,8 +219,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.SwishGateBackward, R * DimInner, a.ScanOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, h, 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
-            // Checkpointed: recompute this layer's states instead of having stored them.
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch);
+            // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
+            a.Carry[l].MemSetToZero();
+            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
             Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.Launch(Kernels.ColumnSumTransition, 2 * Heads, R, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
@@ -212,6 +242,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
         public readonly ArrayView<float>[] TransitionIn = new ArrayView<float>[Depth]; // x·Waᵀ before the bias
         public readonly ArrayView<float>[] Transition = new ArrayView<float>[Depth]; // the complex state transitions a
+        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
@@ -236,6 +267,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
             for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads);
             for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads);
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner);
@@ -374,11 +406,16 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             dr[i + 1] = Frac * (f * gy + k * y);
         }
 
-        /// <summary>One thread per (batch, channel) runs the whole sequence; states are kept for the reverse scan.</summary>
-        public static void ScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states)
+        /// <summary>
+        /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and
+        /// leaves the final state there (zero it to start a sequence; keep it to continue one token at a time).
+        /// Every S_t is stored for the reverse scan.
+        /// </summary>
+        public static void ScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
         {
             int b = index.X / DimInner, c = index.X % DimInner;
-            float sr = 0, si = 0;
+            long ci = 2 * (long)index.X;
+            float sr = carry[ci], si = carry[ci + 1];
             for (int t = 0; t < seq; t++)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
@@ -392,10 +429,12 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 states[s] = sr;
                 states[s + 1] = si;
             }
+            carry[ci] = sr;
+            carry[ci + 1] = si;
         }
 
         /// <summary>
-        /// Reverse scan per (batch, channel): dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k, da_t = conj(S_{t−1})·Ĝ_t.
+        /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k, da_t = conj(S_{t−1})·Ĝ_t.
         /// </summary>
         public static void ScanBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
         {

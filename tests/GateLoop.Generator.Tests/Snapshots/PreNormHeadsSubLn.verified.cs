@@ -51,6 +51,28 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         new("to_logits.1.weight", [256, 64], 126176, global::GateLoop.Runtime.Init.Uniform, 64),
     };
 
+    /// <summary>The declaration's attribute values, resolved (heads and inner width filled in).</summary>
+    public static global::System.Collections.Generic.IReadOnlyDictionary<string, object> Hyperparameters { get; } =
+        new global::System.Collections.Generic.Dictionary<string, object>
+        {
+            ["NumTokens"] = 256,
+            ["Dim"] = 64,
+            ["Depth"] = 2,
+            ["GateLoopHeads"] = 8,
+            ["DimGateLoopedAttn"] = 64,
+            ["FeedForwardMult"] = 4,
+            ["AttnAddSwishGating"] = true,
+            ["PostLayerNorm"] = false,
+            ["SubLayerNorm"] = true,
+            ["FracGradientStateTransition"] = 0.9,
+            ["AblateComplex"] = false,
+            ["AblateStateTransition"] = false,
+            ["CheckpointGateLoopedAttn"] = true,
+        };
+
+    /// <inheritdoc />
+    public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
+
     Activations? act;
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
@@ -67,11 +89,17 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
+    protected override void ResetCarry()
+    {
+        foreach (var carry in act!.Carry) carry.MemSetToZero();
+    }
+
+    /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
         Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore()
+    protected override void ForwardCore(bool continueState)
     {
         var a = act!;
         int R = Rows;
@@ -86,7 +114,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
-            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch);
+            if (!continueState) a.Carry[l].MemSetToZero();
+            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
             Device.Launch(Kernels.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
@@ -145,8 +174,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 0f, a.DH);
             Device.Launch(Kernels.LayerNormDimInnerBackwardParams, DimInner, R, a.ScanOut[l], a.SubStats[l], a.DMixed, G(p + SubNormW, DimInner), G(p + SubNormB, DimInner));
             Device.Launch(Kernels.LayerNormDimInnerBackward, R, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
-            // Checkpointed: recompute this layer's states instead of having stored them.
-            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch);
+            // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
+            a.Carry[l].MemSetToZero();
+            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
             Device.Launch(Kernels.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.DScanOut, a.GradStates);
             Device.Launch(Kernels.ScanInputsBackward, R * Heads, Seq, a.Qkv[l], a.StateScratch, a.GradStates, a.DScanOut, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
@@ -170,6 +200,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
         public readonly ArrayView<float>[] TransitionIn = new ArrayView<float>[Depth]; // x·Waᵀ before the bias
         public readonly ArrayView<float>[] Transition = new ArrayView<float>[Depth]; // the complex state transitions a
+        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] SubOut = new ArrayView<float>[Depth]; // sub-LayerNorm outputs
@@ -199,6 +230,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
             for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads);
             for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads);
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner * HeadDim);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner * HeadDim);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < SubOut.Length; i++) SubOut[i] = workspace.Take<float>(rows * DimInner);
@@ -336,12 +368,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         // Complex values per row of the state buffer: Heads·P·P pairs.
         const long StateRow = 2L * Heads * HeadDim * HeadDim;
 
-        /// <summary>One thread per (batch, head, d, e) state element runs the whole sequence, storing S_t.</summary>
-        public static void ScanStatesForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states)
+        /// <summary>
+        /// One thread per (batch, head, d, e) state element runs the whole sequence from the state in carry
+        /// [batch, Heads, P, P, 2], storing every S_t and leaving the final state in carry.
+        /// </summary>
+        public static void ScanStatesForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry)
         {
             int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
             int b = index.X / (Heads * HeadDim * HeadDim);
-            float sr = 0, si = 0;
+            long ci = 2 * (long)index.X;
+            float sr = carry[ci], si = carry[ci + 1];
             for (int t = 0; t < seq; t++)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
@@ -354,6 +390,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 states[s] = sr;
                 states[s + 1] = si;
             }
+            carry[ci] = sr;
+            carry[ci + 1] = si;
         }
 
         /// <summary>o[row, h·P + e] = Σ_d q[d]·Re S[d, e]; one thread per output element.</summary>
@@ -367,7 +405,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             o[row * DimInner + j] = sum;
         }
 
-        /// <summary>Reverse scan per state element: Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
+        /// <summary>Reverse scan per state element (the sequence started from a zero state): Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
         public static void ScanStatesBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads)
         {
             int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
