@@ -10,7 +10,7 @@ namespace GateLoop.Generator
 
         public static readonly DiagnosticDescriptor NotPartial = Error("GL0001",
             "Model class must be partial",
-            "'{0}' must be declared 'partial' so the GateLoop generator can add the model's kernels to it");
+            "'{0}' must be declared 'partial' so the GateLoop generator can add the model's kernels to it (a model nested in other types needs them partial too)");
 
         public static readonly DiagnosticDescriptor GenericContext = Error("GL0002",
             "Model class cannot be generic or nested in a generic type",
@@ -42,10 +42,21 @@ namespace GateLoop.Generator
 
         public static readonly DiagnosticDescriptor TooLarge = Error("GL0009",
             "Model is too large",
-            "{0} has {1} elements, more than the 2,147,483,647 one buffer can index; reduce Dim, Depth, NumTokens or FeedForwardMult");
+            "{0} would have {1} elements, more than the 2,147,483,647 one buffer can index; reduce Dim, DimGateLoopedAttn, Depth, NumTokens or FeedForwardMult");
+
+        public static readonly DiagnosticDescriptor StaticModel = Error("GL0010",
+            "Model class cannot be static",
+            "'{0}' is static; remove 'static', a model is an object that owns device buffers");
+
+        public static readonly DiagnosticDescriptor ReservedName = Error("GL0011",
+            "Model class name collides with a generated member",
+            "A model cannot be named '{0}': the generator adds a member of that name to the class; rename the class");
 
         static readonly DiagnosticDescriptor[] All =
-            { NotPartial, GenericContext, NonPositive, Negative, HeadsDoNotDivide, FracGradientOutOfRange, HasBaseClass, UnknownPrecision, TooLarge };
+        {
+            NotPartial, GenericContext, NonPositive, Negative, HeadsDoNotDivide, FracGradientOutOfRange, HasBaseClass, UnknownPrecision,
+            TooLarge, StaticModel, ReservedName,
+        };
 
         public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);
 

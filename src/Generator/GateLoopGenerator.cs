@@ -35,7 +35,7 @@ namespace GateLoop.Generator
                 var numeric = Numeric.FromPrecision(precisionName);
                 if (numeric is null)
                 {
-                    spc.ReportDiagnostic(Diagnostic.Create(Diagnostics.UnknownPrecision, Location.None, precisionName));
+                    spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.UnknownPrecision, result.Attribute, precisionName).ToDiagnostic());
                     return;
                 }
                 spc.AddSource(result.Spec.Type.HintName + ".g.cs", TransformerEmitter.Emit(result.Spec, numeric));

@@ -3,7 +3,7 @@ using Microsoft.CodeAnalysis;
 namespace GateLoop.Generator.Tests;
 
 /// <summary>
-/// Every invalid declaration is a compile error with a stable id (GL0001…GL0009), a message that says what to change,
+/// Every invalid declaration is a compile error with a stable id (GL0001…GL0011), a message that says what to change,
 /// and a location on the class name (declaration problems) or the attribute (size problems). Valid declarations in
 /// the places a model may live compile cleanly.
 /// </summary>
@@ -179,10 +179,62 @@ public class DiagnosticTests
         {
             Assert.Equal("GL0009", d.Id);
             Assert.Equal(DiagnosticSeverity.Error, d.Severity);
-            Assert.Contains("reduce Dim, Depth, NumTokens or FeedForwardMult", d.GetMessage());
+            Assert.Contains("reduce Dim, DimGateLoopedAttn, Depth, NumTokens or FeedForwardMult", d.GetMessage());
             AssertAtAttribute(run, d);
         });
-        Assert.Contains(run.GeneratorDiagnostics, d => d.GetMessage().StartsWith("The token embedding has 5000000000 elements"));
+        // The first tensor that does not fit is named, with its size.
+        Assert.StartsWith("to_qkv.weight would have 7,500,000,000 elements", Assert.Single(run.GeneratorDiagnostics).GetMessage());
+    }
+
+    /// <summary>The whole flat buffer must fit too, even when every single tensor does.</summary>
+    [Fact]
+    public void GL0009_CoversTheTotalParameterCount()
+    {
+        var run = GeneratorHarness.Run(Model("NumTokens = 256, Dim = 4096, Depth = 12"));
+        var d = Assert.Single(run.GeneratorDiagnostics);
+        Assert.Equal("GL0009", d.Id);
+        Assert.StartsWith("the parameter buffer would have 3,", d.GetMessage());
+    }
+
+    [Fact]
+    public void GL0010_StaticModel()
+    {
+        var run = GeneratorHarness.Run(Model(Valid, "public static partial class Model { }"));
+        var d = Single(run, "GL0010");
+        Assert.Contains("'Model' is static; remove 'static'", d.GetMessage());
+    }
+
+    [Fact]
+    public void GL0011_NameOfAGeneratedMember()
+    {
+        var run = GeneratorHarness.Run(Model(Valid, "public partial class Kernels;"));
+        var d = Single(run, "GL0011");
+        Assert.Contains("cannot be named 'Kernels'", d.GetMessage());
+    }
+
+    [Fact]
+    public void GL0001_ContainingTypeNotPartial()
+    {
+        var run = GeneratorHarness.Run("""
+            using GateLoop;
+
+            namespace Consumer;
+
+            public class Holder
+            {
+                [GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1)]
+                public partial class Model;
+            }
+            """);
+        var d = Single(run, "GL0001");
+        Assert.Contains("'Holder' must be declared 'partial'", d.GetMessage());
+    }
+
+    [Fact]
+    public void KeywordNamedModel_Compiles()
+    {
+        var run = GeneratorHarness.Run(Model(Valid, "public partial class @event;"));
+        GeneratorHarness.AssertClean(run);
     }
 
     /// <summary>

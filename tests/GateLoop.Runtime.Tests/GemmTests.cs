@@ -51,15 +51,15 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
 
     static readonly (double Alpha, double Beta)[] Scalars = [(1.5, 0), (1, 1), (-0.75, 0.5)];
 
-    /// <summary>m, n, k, padding of the leading dimensions. Host blocks: MR 6, KC 256, NC 512 (float) / 256 (double).</summary>
+    /// <summary>m, n, k, padding of the leading dimensions. Host blocks: MR 6, NC 256, KC 512 (float) / 256 (double).</summary>
     static readonly (int M, int N, int K, int Pad)[] HostShapes =
     [
         (1, 1, 1, 0),
         (37, 19, 45, 0),
         (37, 19, 45, 3),
-        (5, 3, 700, 1),      // k spans three KC blocks
-        (300, 260, 270, 5),  // ragged edges, two KC blocks, parallel
-        (70, 530, 300, 1),   // more than one NC chunk for float
+        (5, 3, 1100, 1),     // k spans three KC blocks (five for double)
+        (300, 260, 270, 5),  // ragged edges, parallel, more than one NC chunk
+        (40, 530, 600, 1),   // two KC blocks for float, three NC chunks
         (8, 700, 400, 2),    // few rows: parallel work split along columns
         (13, 40, 0, 2),      // k = 0: C = beta·C
     ];

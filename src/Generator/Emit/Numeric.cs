@@ -14,8 +14,8 @@ namespace GateLoop.Generator.Emit
 
         readonly string suffix;
 
-        public static readonly Numeric Float = new Numeric("float", "MathF", "f");
-        public static readonly Numeric Double = new Numeric("double", "Math", "");
+        public static readonly Numeric Float = new Numeric("float", "global::System.MathF", "f");
+        public static readonly Numeric Double = new Numeric("double", "global::System.Math", "");
 
         /// <summary>The C# element type.</summary>
         public string Type { get; }

@@ -25,6 +25,16 @@ namespace GateLoop.Generator.Emit
 
         public static string Emit(TransformerSpec spec, Numeric numeric) => new TransformerEmitter(spec, numeric).Write();
 
+        /// <summary>Every member the generated class declares; a model may not share a name with one (CS0542).</summary>
+        public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>
+        {
+            "Kernels", "Activations", "W", "G", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
+            "PlanActivations", "ResetCarry", "ComputeLoss", "ForwardCore", "BackwardCore",
+            "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
+            "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
+            "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW",
+        };
+
         string T => n.Type;
 
         // Runtime types are written fully qualified: ILGPU.Runtime has a Device too, and users may have their own.
@@ -88,7 +98,8 @@ namespace GateLoop.Generator.Emit
 
         void Hyperparameters()
         {
-            string Lit(object v) => v is bool b ? (b ? "true" : "false") : v is double d ? d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) : v.ToString();
+            // Doubles carry a d suffix so a whole value such as 1 stays a double when boxed.
+            string Lit(object v) => v is bool b ? (b ? "true" : "false") : v is double d ? d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "d" : v.ToString();
             var values = new (string, object)[]
             {
                 ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("GateLoopHeads", s.Heads),
@@ -204,7 +215,7 @@ namespace GateLoop.Generator.Emit
                 Gemm(false, true, "R", "Dim", "DimInner", mixed, Wt("OutW"), One, sum);
             }
             else Launch("Add", "R * Dim", "x", mixed, sum);
-            BlockOutput("2 * l", "MixNorm", sum);
+            BlockOutput("2 * l", "2 * l + 1", "MixNorm", sum);
 
             w.Line("// Feed-forward block.").Line("x = a.X[2 * l + 1];");
             BlockInput("2 * l + 1", "FfNorm", declare: false);
@@ -214,7 +225,7 @@ namespace GateLoop.Generator.Emit
             w.Line($"x.CopyTo({sum});");
             Gemm(false, true, "R", "Dim", "Hidden", "a.FfAct[l]", Wt("Ff2W"), One, sum);
             Launch("AddBiasDim", "R * Dim", sum, Wt("Ff2B"));
-            BlockOutput("2 * l + 1", "FfNorm", sum);
+            BlockOutput("2 * l + 1", "2 * l + 2", "FfNorm", sum);
             w.Close();
 
             w.Line("// Head.");
@@ -239,9 +250,9 @@ namespace GateLoop.Generator.Emit
             else w.Line($"{decl}h = x;");
         }
 
-        void BlockOutput(string block, string norm, string sum)
+        void BlockOutput(string block, string next, string norm, string sum)
         {
-            if (!Pre) Launch("LayerNormDimForward", "R", sum, Wt(norm + "W"), Wt(norm + "B"), $"a.X[{block} + 1]", $"a.NormStats[{block}]");
+            if (!Pre) Launch("LayerNormDimForward", "R", sum, Wt(norm + "W"), Wt(norm + "B"), $"a.X[{next}]", $"a.NormStats[{block}]");
         }
 
         void Backward()
@@ -465,7 +476,7 @@ namespace GateLoop.Generator.Emit
             parts.Add(ElementwiseKernels.AddBias(n, "Dim"));
             parts.Add(ElementwiseKernels.ColumnSum(n, "Dim", "Dim"));
             parts.Add(ElementwiseKernels.ColumnSum(n, "Hidden", "Hidden"));
-            if (!s.AblateStateTransition) parts.Add(ElementwiseKernels.ColumnSum(n, "Transition", "2 * Heads"));
+            if (!s.AblateStateTransition) parts.Add(ElementwiseKernels.ColumnSum(n, "Transition", "(2 * Heads)"));
             parts.Add(CrossEntropyKernels.Emit(n));
             for (int i = 0; i < parts.Count; i++)
             {

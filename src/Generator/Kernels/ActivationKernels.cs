@@ -16,9 +16,9 @@ namespace GateLoop.Generator.Kernels
             /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
             static float Erf(float x)
             {
-                float ax = MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+                float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
                 float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-                float y = 1 - poly * MathF.Exp(-ax * ax);
+                float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
                 return x < 0 ? -y : y;
             }
             """;
@@ -29,7 +29,7 @@ namespace GateLoop.Generator.Kernels
             /// <summary>erf(x) to double accuracy (all-positive series; ±1 beyond |x| = 6).</summary>
             static double Erf(double x)
             {
-                double ax = Math.Abs(x);
+                double ax = global::System.Math.Abs(x);
                 if (ax >= 6) return x < 0 ? -1 : 1;
                 double term = ax, sum = ax;
                 for (int k = 1; k < 400 && term > sum * 1e-17; k++)
@@ -37,7 +37,7 @@ namespace GateLoop.Generator.Kernels
                     term *= 2 * ax * ax / (2 * k + 1);
                     sum += term;
                 }
-                double y = {{n.Lit(2 / System.Math.Sqrt(System.Math.PI))}} * Math.Exp(-ax * ax) * sum;
+                double y = {{n.Lit(2 / System.Math.Sqrt(System.Math.PI))}} * global::System.Math.Exp(-ax * ax) * sum;
                 return x < 0 ? -y : y;
             }
             """;

@@ -20,14 +20,14 @@ namespace GateLoop.Generator.Kernels
             """;
 
         /// <param name="name">Kernel name suffix.</param>
-        /// <param name="width">A constant expression for the row width.</param>
+        /// <param name="width">A constant expression for the row width (parenthesized if compound).</param>
         public static string ColumnSum(Numeric n, string name, string width) => $$"""
-            /// <summary>dst[c] += Σ_r m[r, c] over rows of {{width}} (bias gradients); one column per thread.</summary>
+            /// <summary>dst[c] += Σ_r m[r, c] over rows of {{width}} columns (bias gradients); one column per thread.</summary>
             public static void ColumnSum{{name}}(Index1D index, int rows, ArrayView<{{n.Type}}> m, ArrayView<{{n.Type}}> dst)
             {
                 int c = index;
                 {{n.Type}} sum = 0;
-                for (long r = 0; r < rows; r++) sum += m[r * ({{width}}) + c];
+                for (long r = 0; r < rows; r++) sum += m[r * {{width}} + c];
                 dst[c] += sum;
             }
             """;

@@ -1,46 +1,64 @@
+using System.Linq;
 using GateLoop.Generator.Emit;
 using GateLoop.Generator.Model;
 
 namespace GateLoop.Generator.Kernels
 {
     /// <summary>
-    /// The gate-loop scan S_t = a_t·S_{t−1} + k_t·v_tᵀ (complex, S_0 = 0), o_t = q_tᵀ·Re(S_t), and its reverse scan
-    /// Ĝ_t = q_t·dO_tᵀ + conj(a_{t+1})·Ĝ_{t+1}. With one channel per head (max heads) the state is a complex
-    /// scalar and a thread owns a channel for the whole sequence; with P×P heads a thread owns one state
-    /// element, and separate kernels reduce over the head.
-    /// Layouts: qkv [rows, 3·DimInner] (q | k | v), a [rows, Heads, 2], states and Ĝ [rows, Heads, P, P, 2].
+    /// The gate-loop scan S_t = a_t·S_{t−1} + k_t·v_tᵀ (complex, starting from a carried state), o_t = q_tᵀ·Re(S_t),
+    /// and its reverse scan Ĝ_t = q_t·dO_tᵀ + conj(a_{t+1})·Ĝ_{t+1}. With one channel per head (max heads) the state
+    /// is a complex scalar and a thread owns a channel for the whole sequence; with P×P heads a thread owns one
+    /// state element, and separate kernels reduce over the head.
+    /// Layouts: qkv [rows, 3·DimInner] (q | k | v), a [rows, Heads, 2], states and Ĝ [rows, Heads, P, P, 2],
+    /// carry [batch, Heads, P, P, 2]. With AblateStateTransition, a = 1: the kernels take no transition buffer and
+    /// the state stays real.
     /// </summary>
     internal static class ScanKernels
     {
         public static string Emit(TransformerSpec spec, Numeric n) =>
             spec.MaxHeads ? Channels(spec, n) : Heads(spec, n);
 
-        // When AblateStateTransition is on, a = 1 and the kernels take no transition buffer.
         static string AParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $" ArrayView<{n.Type}> a,";
 
+        static string DaParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $", ArrayView<{n.Type}> da";
+
+        // Inserted snippets are written flush left; this indents every line after the first to the insertion column.
+        static string Indent(string snippet, int spaces) =>
+            string.Join("\n" + new string(' ', spaces), snippet.Replace("\r\n", "\n").Split('\n'));
+
+        // S ← a·S + kv for the transition at a[ai].
         static string Step(TransformerSpec spec, string aIndex, string kv) => spec.AblateStateTransition
             ? $"sr += {kv};"
             : $$"""
                 long ai = {{aIndex}};
-                        {{"{"}}var ar = a[ai]; var aim = a[ai + 1];
-                        var nr = ar * sr - aim * si + {{kv}};
-                        si = ar * si + aim * sr;
-                        sr = nr;{{"}"}}
+                var ar = a[ai];
+                var aim = a[ai + 1];
+                var nr = ar * sr - aim * si + {{kv}};
+                si = ar * si + aim * sr;
+                sr = nr;
+                """;
+
+        // Ĝ ← q·dO + conj(a_next)·Ĝ, then a_next ← a_t.
+        static string BackStep(TransformerSpec spec, string qdo, string aIndex) => spec.AblateStateTransition
+            ? $"gr += {qdo};"
+            : $$"""
+                var ngr = {{qdo}} + nar * gr + nai * gi;
+                gi = nar * gi - nai * gr;
+                gr = ngr;
+                long ai = {{aIndex}};
                 """;
 
         static string Channels(TransformerSpec spec, Numeric n)
         {
             string a = AParam(spec, n), T = n.Type;
-            string nextA = spec.AblateStateTransition
-                ? ""
-                : $$"""
+            bool ablated = spec.AblateStateTransition;
+            string transitionGrad = ablated ? "" : $$"""
 
-                            long ai = (row * Heads + c) * 2;
-                            {{T}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
-                            da[ai] = pr * gr + pi * gi;
-                            da[ai + 1] = pr * gi - pi * gr;
-                            nar = a[ai];
-                            nai = a[ai + 1];
+                {{T}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                da[ai] = pr * gr + pi * gi;
+                da[ai + 1] = pr * gi - pi * gr;
+                nar = a[ai];
+                nai = a[ai + 1];
                 """;
             return $$"""
                 /// <summary>
@@ -56,7 +74,7 @@ namespace GateLoop.Generator.Kernels
                     for (int t = 0; t < seq; t++)
                     {
                         long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
-                        {{Step(spec, "(row * Heads + c) * 2", "qkv[q + DimInner] * qkv[q + 2 * DimInner]")}}
+                        {{Indent(Step(spec, "(row * Heads + c) * 2", "qkv[q + DimInner] * qkv[q + 2 * DimInner]"), 8)}}
                         o[row * DimInner + c] = qkv[q] * sr;
                         long s = (row * DimInner + c) * 2;
                         states[s] = sr;
@@ -67,22 +85,21 @@ namespace GateLoop.Generator.Kernels
                 }
 
                 /// <summary>
-                /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(spec.AblateStateTransition ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
+                /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO,
+                /// dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(ablated ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
                 /// </summary>
-                public static void ScanBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{(spec.AblateStateTransition ? "" : $", ArrayView<{T}> da")}})
+                public static void ScanBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{DaParam(spec, n)}})
                 {
                     int b = index.X / DimInner, c = index.X % DimInner;
-                    {{T}} gr = 0, gi = 0, nar = {{(spec.AblateStateTransition ? "1" : "0")}}, nai = 0;
+                    {{T}} {{(ablated ? "gr = 0" : "gr = 0, gi = 0, nar = 0, nai = 0")}};
                     for (int t = seq - 1; t >= 0; t--)
                     {
                         long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
                         {{T}} dout = dO[row * DimInner + c];
-                        {{T}} ngr = qkv[q] * dout + nar * gr + nai * gi;
-                        gi = nar * gi - nai * gr;
-                        gr = ngr;
+                        {{Indent(BackStep(spec, "qkv[q] * dout", "(row * Heads + c) * 2"), 8)}}
                         dQkv[q] = states[s] * dout;
                         dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
-                        dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{nextA}}
+                        dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{Indent(transitionGrad, 8)}}
                     }
                 }
                 """;
@@ -91,34 +108,21 @@ namespace GateLoop.Generator.Kernels
         static string Heads(TransformerSpec spec, Numeric n)
         {
             string a = AParam(spec, n), T = n.Type;
-            string backStep = spec.AblateStateTransition
-                ? $$"""
-                            {{T}} ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + gr;
-                            gr = ngr;
-                  """
-                : $$"""
-                            {{T}} ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
-                            gi = nar * gi - nai * gr;
-                            gr = ngr;
-                            long ai = (row * Heads + h) * 2;
-                            nar = a[ai];
-                            nai = a[ai + 1];
-                  """;
-            string daCode = spec.AblateStateTransition
-                ? ""
-                : $$"""
+            bool ablated = spec.AblateStateTransition;
+            string nextA = ablated ? "" : "\nnar = a[ai];\nnai = a[ai + 1];";
+            string transitionGrad = ablated ? "" : $$"""
 
-                    {{T}} dar = 0, dai = 0;
-                    if (row % seq != 0)
-                        for (int j = 0; j < HeadDim * HeadDim; j++)
-                        {
-                            {{T}} pr = states[s0 - StateRow + 2 * j], pi = states[s0 - StateRow + 2 * j + 1];
-                            dar += pr * grads[s0 + 2 * j] + pi * grads[s0 + 2 * j + 1];
-                            dai += pr * grads[s0 + 2 * j + 1] - pi * grads[s0 + 2 * j];
-                        }
-                    da[(row * Heads + h) * 2] = dar;
-                    da[(row * Heads + h) * 2 + 1] = dai;
-                  """;
+                {{T}} dar = 0, dai = 0;
+                if (row % seq != 0)
+                    for (int j = 0; j < HeadDim * HeadDim; j++)
+                    {
+                        {{T}} pr = states[s0 - StateRow + 2 * j], pi = states[s0 - StateRow + 2 * j + 1];
+                        dar += pr * grads[s0 + 2 * j] + pi * grads[s0 + 2 * j + 1];
+                        dai += pr * grads[s0 + 2 * j + 1] - pi * grads[s0 + 2 * j];
+                    }
+                da[(row * Heads + h) * 2] = dar;
+                da[(row * Heads + h) * 2 + 1] = dai;
+                """;
             return $$"""
                 // Complex values per row of the state buffer: Heads·P·P pairs.
                 const long StateRow = 2L * Heads * HeadDim * HeadDim;
@@ -136,7 +140,7 @@ namespace GateLoop.Generator.Kernels
                     for (int t = 0; t < seq; t++)
                     {
                         long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                        {{Step(spec, "(row * Heads + h) * 2", "qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e]")}}
+                        {{Indent(Step(spec, "(row * Heads + h) * 2", "qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e]"), 8)}}
                         long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
                         states[s] = sr;
                         states[s + 1] = si;
@@ -156,16 +160,19 @@ namespace GateLoop.Generator.Kernels
                     o[row * DimInner + j] = sum;
                 }
 
-                /// <summary>Reverse scan per state element (the sequence started from a zero state): Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
+                /// <summary>
+                /// Reverse scan per state element (the sequence started from a zero state):
+                /// Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.
+                /// </summary>
                 public static void ScanStatesBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> dO, ArrayView<{{T}}> grads)
                 {
                     int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
                     int b = index.X / (Heads * HeadDim * HeadDim);
-                    {{T}} gr = 0, gi = 0{{(spec.AblateStateTransition ? "" : ", nar = 0, nai = 0")}};
+                    {{T}} {{(ablated ? "gr = 0, gi = 0" : "gr = 0, gi = 0, nar = 0, nai = 0")}};
                     for (int t = seq - 1; t >= 0; t--)
                     {
                         long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                {{backStep}}
+                        {{Indent(BackStep(spec, "qkv[q + d] * dO[row * DimInner + h * HeadDim + e]", "(row * Heads + h) * 2") + nextA, 8)}}
                         long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
                         grads[s] = gr;
                         grads[s + 1] = gi;
@@ -173,9 +180,10 @@ namespace GateLoop.Generator.Kernels
                 }
 
                 /// <summary>
-                /// Per (row, head): dq[d] = Σ_e Re S[d, e]·dO[e], dk[d] = Σ_e Re Ĝ[d, e]·v[e], dv[e] = Σ_d Re Ĝ[d, e]·k[d]{{(spec.AblateStateTransition ? "" : ",\n    /// da = Σ conj(S_{t−1})·Ĝ_t")}}.
+                /// Per (row, head): dq[d] = Σ_e Re S[d, e]·dO[e], dk[d] = Σ_e Re Ĝ[d, e]·v[e],
+                /// dv[e] = Σ_d Re Ĝ[d, e]·k[d]{{(ablated ? "" : ", da = Σ conj(S_{t−1})·Ĝ_t")}}.
                 /// </summary>
-                public static void ScanInputsBackward(Index1D index, int seq, ArrayView<{{T}}> qkv, ArrayView<{{T}}> states, ArrayView<{{T}}> grads, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{(spec.AblateStateTransition ? "" : $", ArrayView<{T}> da")}})
+                public static void ScanInputsBackward(Index1D index, int seq, ArrayView<{{T}}> qkv, ArrayView<{{T}}> states, ArrayView<{{T}}> grads, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{DaParam(spec, n)}})
                 {
                     long row = index.X / Heads;
                     int h = index.X % Heads;
@@ -198,7 +206,7 @@ namespace GateLoop.Generator.Kernels
                         {{T}} dv = 0;
                         for (int d = 0; d < HeadDim; d++) dv += grads[s0 + (d * HeadDim + e) * 2] * qkv[q + DimInner + d];
                         dQkv[q + 2 * DimInner + e] = dv;
-                    }{{daCode}}
+                    }{{Indent(transitionGrad, 4)}}
                 }
                 """;
         }

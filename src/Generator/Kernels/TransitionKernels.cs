@@ -12,7 +12,7 @@ namespace GateLoop.Generator.Kernels
     {
         public static string Emit(TransformerSpec spec, Numeric n)
         {
-            string imag = spec.AblateComplex ? "0; // AblateComplex: the imaginary part is dropped" : "rIn[i + 1] + bias[h + 1];";
+            string imag = spec.AblateComplex ? "0; // AblateComplex: the imaginary part is dropped" : "rIn[i + 1] + bias[bh + 1];";
             string dImag = spec.AblateComplex ? "0" : "Frac * (f * gy + k * y)";
             return $$"""
                 const {{n.Type}} Frac = {{n.Lit(spec.FracGradientStateTransition)}};
@@ -21,8 +21,8 @@ namespace GateLoop.Generator.Kernels
                 public static void TransitionForward(Index1D index, ArrayView<{{n.Type}}> rIn, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> a)
                 {
                     long i = 2 * (long)index.X;
-                    int h = 2 * (index.X % Heads);
-                    {{n.Type}} x = rIn[i] + bias[h];
+                    int bh = 2 * (index.X % Heads); // this head's bias pair
+                    {{n.Type}} x = rIn[i] + bias[bh];
                     {{n.Type}} y = {{imag}}
                     {{n.Type}} m = {{n.Math}}.Sqrt(x * x + y * y);
                     if (m == 0)
@@ -40,8 +40,8 @@ namespace GateLoop.Generator.Kernels
                 public static void TransitionBackward(Index1D index, ArrayView<{{n.Type}}> rIn, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> da, ArrayView<{{n.Type}}> dr)
                 {
                     long i = 2 * (long)index.X;
-                    int h = 2 * (index.X % Heads);
-                    {{n.Type}} x = rIn[i] + bias[h];
+                    int bh = 2 * (index.X % Heads); // this head's bias pair
+                    {{n.Type}} x = rIn[i] + bias[bh];
                     {{n.Type}} y = {{imag}}
                     {{n.Type}} m = {{n.Math}}.Sqrt(x * x + y * y);
                     if (m == 0)

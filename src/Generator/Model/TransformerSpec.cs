@@ -33,7 +33,8 @@ namespace GateLoop.Generator.Model
     /// <summary>Where the partial class lives: namespace, enclosing types and its own declaration.</summary>
     internal sealed record TypeLocation(string? Namespace, EquatableArray<string> ContainingTypes, string Name)
     {
+        // Hint names allow no '@', which escapes keyword identifiers.
         public string HintName =>
-            (Namespace is null ? "" : Namespace + ".") + string.Concat(ContainingTypes.Select(t => t.Split(' ').Last() + ".")) + Name;
+            ((Namespace is null ? "" : Namespace + ".") + string.Concat(ContainingTypes.Select(t => t.Split(' ').Last() + ".")) + Name).Replace("@", "");
     }
 }

@@ -10,7 +10,8 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 namespace GateLoop.Generator.Parsing
 {
     /// <summary>The parse of one declaration: a spec when it is valid, and the diagnostics either way.</summary>
-    internal sealed record ParseResult(TransformerSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+    /// <param name="Attribute">Where the attribute is, for diagnostics found after parsing (the precision).</param>
+    internal sealed record ParseResult(TransformerSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics, LocationInfo Attribute);
 
     /// <summary>Turns a <c>[GateLoopTransformer]</c> class into a validated <see cref="TransformerSpec"/>.</summary>
     internal static class TransformerParser
@@ -28,6 +29,14 @@ namespace GateLoop.Generator.Parsing
 
             if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
                 errors.Add(DiagnosticInfo.Create(Diagnostics.NotPartial, typeLocation, type.Name));
+            for (var outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
+                if (outer.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<TypeDeclarationSyntax>()
+                    .All(d => !d.Modifiers.Any(SyntaxKind.PartialKeyword)))
+                    errors.Add(DiagnosticInfo.Create(Diagnostics.NotPartial, typeLocation, outer.Name));
+            if (type.IsStatic)
+                errors.Add(DiagnosticInfo.Create(Diagnostics.StaticModel, typeLocation, type.Name));
+            if (Emit.TransformerEmitter.MemberNames.Contains(type.Name))
+                errors.Add(DiagnosticInfo.Create(Diagnostics.ReservedName, typeLocation, type.Name));
             if (IsGenericContext(type))
                 errors.Add(DiagnosticInfo.Create(Diagnostics.GenericContext, typeLocation, type.Name));
             if (type.BaseType is { SpecialType: not SpecialType.System_Object } baseType && !IsGeneratedBase(baseType))
@@ -39,7 +48,7 @@ namespace GateLoop.Generator.Parsing
 
             int numTokens = Int("NumTokens", 0), dim = Int("Dim", 0), depth = Int("Depth", 0);
             int heads = Int("GateLoopHeads", 0), dimInner = Int("DimGateLoopedAttn", 0), mult = Int("FeedForwardMult", 4);
-            double frac = args.TryGetValue("FracGradientStateTransition", out var f) && f is double d ? d : 0.9;
+            double frac = args.TryGetValue("FracGradientStateTransition", out var fracValue) && fracValue is double fracDouble ? fracDouble : 0.9;
 
             foreach (var (name, value) in new[] { ("NumTokens", numTokens), ("Dim", dim), ("Depth", depth), ("FeedForwardMult", mult) })
                 if (value <= 0) errors.Add(DiagnosticInfo.Create(Diagnostics.NonPositive, attributeLocation, name, value.ToString()));
@@ -55,20 +64,24 @@ namespace GateLoop.Generator.Parsing
 
             if (errors.Count == 0)
             {
-                // Every tensor and activation is indexed with int arithmetic on the host; refuse what would overflow it.
-                long head = (long)inner / h;
-                foreach (var (what, size) in new[]
+                // Tensors, the flat parameter buffer and per-row activations are indexed with int on the host.
+                long d = dim, i = inner, f = (long)dim * mult, v = numTokens;
+                var sizes = new[]
                 {
-                    ("The token embedding", (long)numTokens * dim),
-                    ("The feed-forward weight", (long)dim * mult * dim),
-                    ("One head's state", head * head * 2),
-                })
-                    if (size > int.MaxValue)
-                        errors.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, attributeLocation, what, size.ToString()));
+                    ("to_qkv.weight", 3 * i * d), ("to_a.0.weight", 2L * h * d), ("to_out.weight", d * i),
+                    ("the feed-forward weight", f * d), ("token_emb.weight", v * d),
+                    ("one token's scan state", 2 * i * (i / h)),
+                };
+                long layer = 3 * i * d + 2L * h * (d + 1) + 2 * i + i * d + d * i + 2 * f * d + f + 3 * d;
+                var tooLarge = sizes.Concat(new[] { ("the parameter buffer", 2 * v * d + d + depth * layer) })
+                    .FirstOrDefault(x => x.Item2 > int.MaxValue);
+                if (tooLarge.Item1 is not null)
+                    errors.Add(DiagnosticInfo.Create(Diagnostics.TooLarge, attributeLocation, tooLarge.Item1, tooLarge.Item2.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)));
             }
 
             var diagnostics = new EquatableArray<DiagnosticInfo>(errors.ToImmutableArray());
-            if (errors.Count > 0) return new ParseResult(null, diagnostics);
+            var where = LocationInfo.From(attributeLocation);
+            if (errors.Count > 0) return new ParseResult(null, diagnostics, where);
 
             var spec = new TransformerSpec(
                 Locate(type),
@@ -80,7 +93,7 @@ namespace GateLoop.Generator.Parsing
                 AblateComplex: Bool("AblateComplex", false),
                 AblateStateTransition: Bool("AblateStateTransition", false),
                 CheckpointGateLoopedAttn: Bool("CheckpointGateLoopedAttn", true));
-            return new ParseResult(spec, diagnostics);
+            return new ParseResult(spec, diagnostics, where);
         }
 
         // A second partial declaration of the class may already name the generated base; that is fine.
@@ -98,9 +111,19 @@ namespace GateLoop.Generator.Parsing
         {
             var containing = new List<string>();
             for (var t = type.ContainingType; t is not null; t = t.ContainingType)
-                containing.Insert(0, (t.IsStatic ? "static " : "") + (t.TypeKind == TypeKind.Struct ? "partial struct " : "partial class ") + t.Name);
-            var ns = type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString();
-            return new TypeLocation(ns, new EquatableArray<string>(containing.ToImmutableArray()), type.Name);
+                containing.Insert(0, (t.IsStatic ? "static " : "") + "partial " + Kind(t) + " " + Identifier(t.Name));
+            var ns = type.ContainingNamespace.IsGlobalNamespace ? null
+                : string.Join(".", type.ContainingNamespace.ToDisplayParts().Where(p => p.Kind == SymbolDisplayPartKind.NamespaceName).Select(p => Identifier(p.ToString())));
+            return new TypeLocation(ns, new EquatableArray<string>(containing.ToImmutableArray()), Identifier(type.Name));
         }
+
+        static string Kind(INamedTypeSymbol t) =>
+            t.TypeKind == TypeKind.Interface ? "interface"
+            : t.IsRecord ? (t.TypeKind == TypeKind.Struct ? "record struct" : "record")
+            : t.TypeKind == TypeKind.Struct ? "struct" : "class";
+
+        // A class called @event must be written with its @ in generated code.
+        static string Identifier(string name) =>
+            SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
     }
 }

@@ -210,6 +210,7 @@ public sealed class Device : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        gemm?.Dispose();
         Accelerator.Dispose();
         context.Dispose();
     }

@@ -56,7 +56,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             ["AttnAddSwishGating"] = false,
             ["PostLayerNorm"] = false,
             ["SubLayerNorm"] = false,
-            ["FracGradientStateTransition"] = 0.9,
+            ["FracGradientStateTransition"] = 0.9d,
             ["AblateComplex"] = true,
             ["AblateStateTransition"] = true,
             ["CheckpointGateLoopedAttn"] = true,
@@ -203,14 +203,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + MathF.Exp(-x));
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
         /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
         static float Erf(float x)
         {
-            float ax = MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * MathF.Exp(-ax * ax);
+            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
             return x < 0 ? -y : y;
         }
 
@@ -242,7 +242,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             long o = (long)index.X * Dim;
             float ss = 0;
             for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float inv = 1 / MathF.Max(MathF.Sqrt(ss), RmsEps);
+            float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
             invNorm[index] = inv;
             float s = inv * RmsScale;
             for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
@@ -258,7 +258,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 dot += dy[o + d] * gamma[d] * x[o + d];
                 ss += x[o + d] * x[o + d];
             }
-            float c = MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
+            float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
             for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
         }
 
@@ -295,19 +295,18 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         }
 
         /// <summary>
-        /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k.
+        /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO,
+        /// dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k.
         /// </summary>
         public static void ScanBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv)
         {
             int b = index.X / DimInner, c = index.X % DimInner;
-            float gr = 0, gi = 0, nar = 1, nai = 0;
+            float gr = 0;
             for (int t = seq - 1; t >= 0; t--)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
                 float dout = dO[row * DimInner + c];
-                float ngr = qkv[q] * dout + nar * gr + nai * gi;
-                gi = nar * gi - nai * gr;
-                gr = ngr;
+                gr += qkv[q] * dout;
                 dQkv[q] = states[s] * dout;
                 dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
                 dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
@@ -331,7 +330,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             float v = u[index];
             float cdf = 0.5f * (1 + Erf(v * 0.70710677f));
-            float pdf = 0.3989423f * MathF.Exp(-0.5f * v * v);
+            float pdf = 0.3989423f * global::System.MathF.Exp(-0.5f * v * v);
             du[index] = dz[index] * (cdf + v * pdf);
         }
 
@@ -339,21 +338,21 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
             x[index] += bias[index.X % Dim];
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumDim(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (Dim) + c];
+            for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
             dst[c] += sum;
         }
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumHidden(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (Hidden) + c];
+            for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
             dst[c] += sum;
         }
 
@@ -362,14 +361,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             long o = (long)index.X * NumTokens;
             float max = logits[o];
-            for (int v = 1; v < NumTokens; v++) max = MathF.Max(max, logits[o + v]);
+            for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
             float sum = 0;
-            for (int v = 0; v < NumTokens; v++) sum += MathF.Exp(logits[o + v] - max);
-            float lse = max + MathF.Log(sum);
+            for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
+            float lse = max + global::System.MathF.Log(sum);
             int target = targets[index];
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
-                dLogits[o + v] = scale * (MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+                dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
         }
     }
 }

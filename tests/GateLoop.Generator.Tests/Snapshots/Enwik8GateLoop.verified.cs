@@ -115,7 +115,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = true,
             ["SubLayerNorm"] = false,
-            ["FracGradientStateTransition"] = 0.9,
+            ["FracGradientStateTransition"] = 0.9d,
             ["AblateComplex"] = false,
             ["AblateStateTransition"] = false,
             ["CheckpointGateLoopedAttn"] = true,
@@ -179,7 +179,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             x.CopyTo(a.Sum[2 * l + 1]);
             Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
-            Device.Launch(Kernels.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 1 + 1], a.NormStats[2 * l + 1]);
+            Device.Launch(Kernels.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
         Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.X[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
@@ -288,14 +288,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + MathF.Exp(-x));
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
         /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
         static float Erf(float x)
         {
-            float ax = MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * MathF.Exp(-ax * ax);
+            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
             return x < 0 ? -y : y;
         }
 
@@ -327,7 +327,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int d = 0; d < Dim; d++) mean += x[o + d];
             mean /= Dim;
             for (int d = 0; d < Dim; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
-            float rstd = 1 / MathF.Sqrt(variance / Dim + 1E-05f);
+            float rstd = 1 / global::System.MathF.Sqrt(variance / Dim + 1E-05f);
             stats[2 * (long)index.X] = mean;
             stats[2 * (long)index.X + 1] = rstd;
             for (int d = 0; d < Dim; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
@@ -371,10 +371,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
         {
             long i = 2 * (long)index.X;
-            int h = 2 * (index.X % Heads);
-            float x = rIn[i] + bias[h];
-            float y = rIn[i + 1] + bias[h + 1];
-            float m = MathF.Sqrt(x * x + y * y);
+            int bh = 2 * (index.X % Heads); // this head's bias pair
+            float x = rIn[i] + bias[bh];
+            float y = rIn[i + 1] + bias[bh + 1];
+            float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {
                 a[i] = 0.5f;
@@ -390,10 +390,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
         {
             long i = 2 * (long)index.X;
-            int h = 2 * (index.X % Heads);
-            float x = rIn[i] + bias[h];
-            float y = rIn[i + 1] + bias[h + 1];
-            float m = MathF.Sqrt(x * x + y * y);
+            int bh = 2 * (index.X % Heads); // this head's bias pair
+            float x = rIn[i] + bias[bh];
+            float y = rIn[i + 1] + bias[bh + 1];
+            float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {
                 dr[i] = 0;
@@ -420,10 +420,11 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
                 long ai = (row * Heads + c) * 2;
-                {var ar = a[ai]; var aim = a[ai + 1];
+                var ar = a[ai];
+                var aim = a[ai + 1];
                 var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
                 si = ar * si + aim * sr;
-                sr = nr;}
+                sr = nr;
                 o[row * DimInner + c] = qkv[q] * sr;
                 long s = (row * DimInner + c) * 2;
                 states[s] = sr;
@@ -434,7 +435,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         }
 
         /// <summary>
-        /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k, da_t = conj(S_{t−1})·Ĝ_t.
+        /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO,
+        /// dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k, da_t = conj(S_{t−1})·Ĝ_t.
         /// </summary>
         public static void ScanBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
         {
@@ -444,18 +446,18 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
                 float dout = dO[row * DimInner + c];
-                float ngr = qkv[q] * dout + nar * gr + nai * gi;
+                var ngr = qkv[q] * dout + nar * gr + nai * gi;
                 gi = nar * gi - nai * gr;
                 gr = ngr;
+                long ai = (row * Heads + c) * 2;
                 dQkv[q] = states[s] * dout;
                 dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
                 dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
-                    long ai = (row * Heads + c) * 2;
-                    float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
-                    da[ai] = pr * gr + pi * gi;
-                    da[ai + 1] = pr * gi - pi * gr;
-                    nar = a[ai];
-                    nai = a[ai + 1];
+                float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                da[ai] = pr * gr + pi * gi;
+                da[ai + 1] = pr * gi - pi * gr;
+                nar = a[ai];
+                nai = a[ai + 1];
             }
         }
 
@@ -487,7 +489,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             float v = u[index];
             float cdf = 0.5f * (1 + Erf(v * 0.70710677f));
-            float pdf = 0.3989423f * MathF.Exp(-0.5f * v * v);
+            float pdf = 0.3989423f * global::System.MathF.Exp(-0.5f * v * v);
             du[index] = dz[index] * (cdf + v * pdf);
         }
 
@@ -495,25 +497,25 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
             x[index] += bias[index.X % Dim];
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumDim(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (Dim) + c];
+            for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
             dst[c] += sum;
         }
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumHidden(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (Hidden) + c];
+            for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
             dst[c] += sum;
         }
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of 2 * Heads (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of (2 * Heads) columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumTransition(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
@@ -527,14 +529,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long o = (long)index.X * NumTokens;
             float max = logits[o];
-            for (int v = 1; v < NumTokens; v++) max = MathF.Max(max, logits[o + v]);
+            for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
             float sum = 0;
-            for (int v = 0; v < NumTokens; v++) sum += MathF.Exp(logits[o + v] - max);
-            float lse = max + MathF.Log(sum);
+            for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
+            float lse = max + global::System.MathF.Log(sum);
             int target = targets[index];
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
-                dLogits[o + v] = scale * (MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+                dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
         }
     }
 }

@@ -64,7 +64,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = false,
             ["SubLayerNorm"] = true,
-            ["FracGradientStateTransition"] = 0.9,
+            ["FracGradientStateTransition"] = 0.9d,
             ["AblateComplex"] = false,
             ["AblateStateTransition"] = false,
             ["CheckpointGateLoopedAttn"] = true,
@@ -256,14 +256,14 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + MathF.Exp(-x));
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
         /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
         static float Erf(float x)
         {
-            float ax = MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * MathF.Exp(-ax * ax);
+            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
             return x < 0 ? -y : y;
         }
 
@@ -295,7 +295,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             long o = (long)index.X * Dim;
             float ss = 0;
             for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float inv = 1 / MathF.Max(MathF.Sqrt(ss), RmsEps);
+            float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
             invNorm[index] = inv;
             float s = inv * RmsScale;
             for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
@@ -311,7 +311,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 dot += dy[o + d] * gamma[d] * x[o + d];
                 ss += x[o + d] * x[o + d];
             }
-            float c = MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
+            float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
             for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
         }
 
@@ -330,10 +330,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
         {
             long i = 2 * (long)index.X;
-            int h = 2 * (index.X % Heads);
-            float x = rIn[i] + bias[h];
-            float y = rIn[i + 1] + bias[h + 1];
-            float m = MathF.Sqrt(x * x + y * y);
+            int bh = 2 * (index.X % Heads); // this head's bias pair
+            float x = rIn[i] + bias[bh];
+            float y = rIn[i + 1] + bias[bh + 1];
+            float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {
                 a[i] = 0.5f;
@@ -349,10 +349,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
         {
             long i = 2 * (long)index.X;
-            int h = 2 * (index.X % Heads);
-            float x = rIn[i] + bias[h];
-            float y = rIn[i + 1] + bias[h + 1];
-            float m = MathF.Sqrt(x * x + y * y);
+            int bh = 2 * (index.X % Heads); // this head's bias pair
+            float x = rIn[i] + bias[bh];
+            float y = rIn[i + 1] + bias[bh + 1];
+            float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {
                 dr[i] = 0;
@@ -382,10 +382,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
                 long ai = (row * Heads + h) * 2;
-                {var ar = a[ai]; var aim = a[ai + 1];
+                var ar = a[ai];
+                var aim = a[ai + 1];
                 var nr = ar * sr - aim * si + qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e];
                 si = ar * si + aim * sr;
-                sr = nr;}
+                sr = nr;
                 long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
                 states[s] = sr;
                 states[s + 1] = si;
@@ -405,7 +406,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             o[row * DimInner + j] = sum;
         }
 
-        /// <summary>Reverse scan per state element (the sequence started from a zero state): Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.</summary>
+        /// <summary>
+        /// Reverse scan per state element (the sequence started from a zero state):
+        /// Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.
+        /// </summary>
         public static void ScanStatesBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads)
         {
             int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
@@ -414,12 +418,12 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int t = seq - 1; t >= 0; t--)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                  float ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
-                  gi = nar * gi - nai * gr;
-                  gr = ngr;
-                  long ai = (row * Heads + h) * 2;
-                  nar = a[ai];
-                  nai = a[ai + 1];
+                var ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
+                gi = nar * gi - nai * gr;
+                gr = ngr;
+                long ai = (row * Heads + h) * 2;
+                nar = a[ai];
+                nai = a[ai + 1];
                 long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
                 grads[s] = gr;
                 grads[s + 1] = gi;
@@ -427,8 +431,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         }
 
         /// <summary>
-        /// Per (row, head): dq[d] = Σ_e Re S[d, e]·dO[e], dk[d] = Σ_e Re Ĝ[d, e]·v[e], dv[e] = Σ_d Re Ĝ[d, e]·k[d],
-            /// da = Σ conj(S_{t−1})·Ĝ_t.
+        /// Per (row, head): dq[d] = Σ_e Re S[d, e]·dO[e], dk[d] = Σ_e Re Ĝ[d, e]·v[e],
+        /// dv[e] = Σ_d Re Ĝ[d, e]·k[d], da = Σ conj(S_{t−1})·Ĝ_t.
         /// </summary>
         public static void ScanInputsBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> grads, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
         {
@@ -454,16 +458,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 for (int d = 0; d < HeadDim; d++) dv += grads[s0 + (d * HeadDim + e) * 2] * qkv[q + DimInner + d];
                 dQkv[q + 2 * DimInner + e] = dv;
             }
-          float dar = 0, dai = 0;
-          if (row % seq != 0)
-              for (int j = 0; j < HeadDim * HeadDim; j++)
-              {
-                  float pr = states[s0 - StateRow + 2 * j], pi = states[s0 - StateRow + 2 * j + 1];
-                  dar += pr * grads[s0 + 2 * j] + pi * grads[s0 + 2 * j + 1];
-                  dai += pr * grads[s0 + 2 * j + 1] - pi * grads[s0 + 2 * j];
-              }
-          da[(row * Heads + h) * 2] = dar;
-          da[(row * Heads + h) * 2 + 1] = dai;
+            float dar = 0, dai = 0;
+            if (row % seq != 0)
+                for (int j = 0; j < HeadDim * HeadDim; j++)
+                {
+                    float pr = states[s0 - StateRow + 2 * j], pi = states[s0 - StateRow + 2 * j + 1];
+                    dar += pr * grads[s0 + 2 * j] + pi * grads[s0 + 2 * j + 1];
+                    dai += pr * grads[s0 + 2 * j + 1] - pi * grads[s0 + 2 * j];
+                }
+            da[(row * Heads + h) * 2] = dar;
+            da[(row * Heads + h) * 2 + 1] = dai;
         }
 
         /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
@@ -474,7 +478,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int d = 0; d < DimInner; d++) mean += x[o + d];
             mean /= DimInner;
             for (int d = 0; d < DimInner; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
-            float rstd = 1 / MathF.Sqrt(variance / DimInner + 1E-05f);
+            float rstd = 1 / global::System.MathF.Sqrt(variance / DimInner + 1E-05f);
             stats[2 * (long)index.X] = mean;
             stats[2 * (long)index.X + 1] = rstd;
             for (int d = 0; d < DimInner; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
@@ -540,7 +544,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             float v = u[index];
             float cdf = 0.5f * (1 + Erf(v * 0.70710677f));
-            float pdf = 0.3989423f * MathF.Exp(-0.5f * v * v);
+            float pdf = 0.3989423f * global::System.MathF.Exp(-0.5f * v * v);
             du[index] = dz[index] * (cdf + v * pdf);
         }
 
@@ -548,25 +552,25 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
             x[index] += bias[index.X % Dim];
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumDim(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (Dim) + c];
+            for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
             dst[c] += sum;
         }
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumHidden(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (Hidden) + c];
+            for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
             dst[c] += sum;
         }
 
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of 2 * Heads (bias gradients); one column per thread.</summary>
+        /// <summary>dst[c] += Σ_r m[r, c] over rows of (2 * Heads) columns (bias gradients); one column per thread.</summary>
         public static void ColumnSumTransition(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
         {
             int c = index;
@@ -580,14 +584,14 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             long o = (long)index.X * NumTokens;
             float max = logits[o];
-            for (int v = 1; v < NumTokens; v++) max = MathF.Max(max, logits[o + v]);
+            for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
             float sum = 0;
-            for (int v = 0; v < NumTokens; v++) sum += MathF.Exp(logits[o + v] - max);
-            float lse = max + MathF.Log(sum);
+            for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
+            float lse = max + global::System.MathF.Log(sum);
             int target = targets[index];
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
-                dLogits[o + v] = scale * (MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+                dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
         }
     }
 }
