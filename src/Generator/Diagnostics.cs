@@ -34,7 +34,7 @@ namespace GateLoop.Generator
 
         public static readonly DiagnosticDescriptor HasBaseClass = Error("GL0007",
             "Model class cannot declare a base class",
-            "'{0}' derives from '{1}'; remove the base class, the generator supplies GateLoop.Runtime.TransformerModel");
+            "'{0}' derives from '{1}'; remove the base class, the generator supplies it (GateLoop.Runtime.TransformerModel or SimpleGateLoopLayer)");
 
         public static readonly DiagnosticDescriptor UnknownPrecision = Error("GL0008",
             "Unknown GateLoopPrecision",
@@ -52,10 +52,23 @@ namespace GateLoop.Generator
             "Model class name collides with a generated member",
             "A model cannot be named '{0}': the generator adds a member of that name to the class; rename the class");
 
+        public static readonly DiagnosticDescriptor OddHeadWidth = Error("GL0012",
+            "Attention head width must be even",
+            "DimHead is {0}, but {1} works on pairs of channels; use an even DimHead");
+
+        public static readonly DiagnosticDescriptor OtherMixerOption = Error("GL0013",
+            "Option of the other token mixer",
+            "{0} only applies to {1}; remove it, or switch UseGateLoopedAttn");
+
+        public static readonly DiagnosticDescriptor LayerAndModel = Error("GL0020",
+            "A class cannot be both a GateLoop model and a SimpleGateLoop layer",
+            "'{0}' carries both [GateLoopTransformer] and [SimpleGateLoop]; a class is either a model or a layer, declare each on its own class");
+
         static readonly DiagnosticDescriptor[] All =
         {
             NotPartial, GenericContext, NonPositive, Negative, HeadsDoNotDivide, FracGradientOutOfRange, HasBaseClass, UnknownPrecision,
-            TooLarge, StaticModel, ReservedName,
+            TooLarge, StaticModel, ReservedName, OddHeadWidth, OtherMixerOption,
+            LayerAndModel,
         };
 
         public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -11,3 +11,16 @@ public partial class Enwik8GateLoop;
 /// <summary>A tiny model for smoke tests and quick experiments: Dim 64, Depth 2, max heads, post-norm.</summary>
 [GateLoopTransformer(NumTokens = 256, Dim = 64, Depth = 2, PostLayerNorm = true)]
 public partial class GateLoopTiny;
+
+/// <summary>
+/// The softmax-attention baseline at the default model's size and parameter budget: Dim 128, Depth 4, 4 heads of 24
+/// with rotary embeddings, post-norm.
+/// </summary>
+[GateLoopTransformer(NumTokens = 256, Dim = 128, Depth = 4, PostLayerNorm = true, UseGateLoopedAttn = false, Heads = 6, DimHead = 30,
+    RotaryEmbedding = true)]
+public partial class AttentionSmall;
+
+/// <summary>The seed's softmax-attention baseline: Dim 512, Depth 6, 8 heads of 64 with rotary embeddings, post-norm.</summary>
+[GateLoopTransformer(NumTokens = 256, Dim = 512, Depth = 6, PostLayerNorm = true, UseGateLoopedAttn = false, Heads = 8, DimHead = 64,
+    RotaryEmbedding = true)]
+public partial class Enwik8Attention;

@@ -23,6 +23,17 @@ public partial class PostAblated;
 [GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, AttnAddSwishGating = false, AblateComplex = true)]
 public partial class PreRealGates;
 
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, UseGateLoopedAttn = false, Heads = 2, DimHead = 4, RotaryEmbedding = true)]
+public partial class AttnRotary;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, UseGateLoopedAttn = false, Heads = 2, DimHead = 6, DataDependentRelPos = true,
+    PostLayerNorm = true, AttnAddSwishGating = false)]
+public partial class AttnRelPos;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, UseGateLoopedAttn = false, Heads = 1, DimHead = 8, DataDependentRelPos = true,
+    AttnSoftmaxNormalize = true, RotaryEmbedding = true, AblateComplex = true)]
+public partial class AttnRelPosSoftmax;
+
 /// <summary>
 /// The host backend (generated kernel methods called on CPU threads) and ILGPU's CPU accelerator (the same
 /// kernels compiled and run by ILGPU, as on a GPU) agree on logits, loss and every gradient.
@@ -36,6 +47,9 @@ public sealed class DeviceAgreementTests
         [nameof(PostHeadsGated)] = d => new PostHeadsGated(d),
         [nameof(PostAblated)] = d => new PostAblated(d),
         [nameof(PreRealGates)] = d => new PreRealGates(d),
+        [nameof(AttnRotary)] = d => new AttnRotary(d),
+        [nameof(AttnRelPos)] = d => new AttnRelPos(d),
+        [nameof(AttnRelPosSoftmax)] = d => new AttnRelPosSoftmax(d),
     };
 
     public static TheoryData<string> Names() => new(Models.Keys);

@@ -36,23 +36,14 @@ namespace GateLoop.Generator.Emit
         public ParameterLayout(TransformerSpec s)
         {
             var dim = ("Dim", s.Dim);
-            var inner = ("DimInner", s.DimInner);
             var hidden = ("Hidden", s.Hidden);
             var vocab = ("NumTokens", s.NumTokens);
 
             Global.Add(new Tensor("TokenEmb", "token_emb.weight", new[] { vocab, dim }, "Normal", 0));
 
             const string mix = "layers.{i}.0.", ff = "layers.{i}.1.";
-            Layer.Add(new Tensor("Qkv", mix + "fn.to_qkv.weight", new[] { ("3 * DimInner", 3 * s.DimInner), dim }, "Uniform", s.Dim));
-            Layer.Add(new Tensor("TransitionW", mix + "fn.to_a.0.weight", new[] { ("2 * Heads", 2 * s.Heads), dim }, "Uniform", s.Dim));
-            Layer.Add(new Tensor("TransitionB", mix + "fn.to_a.0.bias", new[] { ("2 * Heads", 2 * s.Heads) }, "Uniform", s.Dim));
-            if (s.SubLayerNorm)
-            {
-                Layer.Add(new Tensor("SubNormW", mix + "fn.maybe_sub_ln.weight", new[] { inner }, "Ones", 0));
-                Layer.Add(new Tensor("SubNormB", mix + "fn.maybe_sub_ln.bias", new[] { inner }, "Zeros", 0));
-            }
-            if (s.SwishGating) Layer.Add(new Tensor("GatesW", mix + "fn.to_gates.0.weight", new[] { inner, dim }, "Uniform", s.Dim));
-            if (s.HasOutProjection) Layer.Add(new Tensor("OutW", mix + "fn.to_out.weight", new[] { dim, inner }, "Uniform", s.DimInner));
+            if (s.UseGateLoopedAttn) GateLoopTensors(s, mix);
+            else AttentionTensors(s, mix);
             AddNorm(s, "Mix", mix);
             Layer.Add(new Tensor("Ff1W", ff + "fn.0.weight", new[] { hidden, dim }, "Uniform", s.Dim));
             Layer.Add(new Tensor("Ff1B", ff + "fn.0.bias", new[] { hidden }, "Uniform", s.Dim));
@@ -77,6 +68,36 @@ namespace GateLoop.Generator.Emit
             offset += local * s.Depth;
             foreach (var t in Head) { t.Offset = offset; offset += t.Length; }
             Total = offset;
+        }
+
+        void GateLoopTensors(TransformerSpec s, string mix)
+        {
+            var dim = ("Dim", s.Dim);
+            var inner = ("DimInner", s.DimInner);
+            Layer.Add(new Tensor("Qkv", mix + "fn.to_qkv.weight", new[] { ("3 * DimInner", 3 * s.DimInner), dim }, "Uniform", s.Dim));
+            Layer.Add(new Tensor("TransitionW", mix + "fn.to_a.0.weight", new[] { ("2 * Heads", 2 * s.Heads), dim }, "Uniform", s.Dim));
+            Layer.Add(new Tensor("TransitionB", mix + "fn.to_a.0.bias", new[] { ("2 * Heads", 2 * s.Heads) }, "Uniform", s.Dim));
+            if (s.SubLayerNorm)
+            {
+                Layer.Add(new Tensor("SubNormW", mix + "fn.maybe_sub_ln.weight", new[] { inner }, "Ones", 0));
+                Layer.Add(new Tensor("SubNormB", mix + "fn.maybe_sub_ln.bias", new[] { inner }, "Zeros", 0));
+            }
+            if (s.SwishGating) Layer.Add(new Tensor("GatesW", mix + "fn.to_gates.0.weight", new[] { inner, dim }, "Uniform", s.Dim));
+            if (s.HasOutProjection) Layer.Add(new Tensor("OutW", mix + "fn.to_out.weight", new[] { dim, inner }, "Uniform", s.DimInner));
+        }
+
+        // The seed's CausalFullAttention: its rotary frequencies are a (frozen) parameter of the state_dict too.
+        void AttentionTensors(TransformerSpec s, string mix)
+        {
+            var dim = ("Dim", s.Dim);
+            var inner = ("DimInner", s.DimInner);
+            if (s.RotaryEmbedding)
+                Layer.Add(new Tensor("RotaryFreqs", mix + "fn.rotary_emb.freqs", new[] { ("HeadDim / 2", s.HeadDim / 2) }, "RotaryFrequencies", 0));
+            Layer.Add(new Tensor("Qkv", mix + "fn.to_qkv.0.weight", new[] { ("3 * DimInner", 3 * s.DimInner), dim }, "Uniform", s.Dim));
+            if (s.DataDependentRelPos) Layer.Add(new Tensor("RelPosW", mix + "fn.to_a.0.weight", new[] { inner, dim }, "Uniform", s.Dim));
+            if (s.SwishGating) Layer.Add(new Tensor("GatesW", mix + "fn.to_gates.0.weight", new[] { inner, dim }, "Uniform", s.Dim));
+            Layer.Add(new Tensor("OutW", mix + "fn.to_out.1.weight", new[] { dim, inner }, "Uniform", s.DimInner));
+            Layer.Add(new Tensor("OutB", mix + "fn.to_out.1.bias", new[] { dim }, "Uniform", s.DimInner));
         }
 
         void AddNorm(TransformerSpec s, string prefix, string module)

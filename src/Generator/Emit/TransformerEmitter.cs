@@ -29,10 +29,10 @@ namespace GateLoop.Generator.Emit
         public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>
         {
             "Kernels", "Activations", "W", "G", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
-            "PlanActivations", "ResetCarry", "ComputeLoss", "ForwardCore", "BackwardCore",
+            "PlanActivations", "ResetCarry", "CarriesState", "ComputeLoss", "ForwardCore", "BackwardCore",
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
-            "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW",
+            "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW", "RotaryFreqs", "RelPosW", "OutB",
         };
 
         string T => n.Type;
@@ -100,14 +100,24 @@ namespace GateLoop.Generator.Emit
         {
             // Doubles carry a d suffix so a whole value such as 1 stays a double when boxed.
             string Lit(object v) => v is bool b ? (b ? "true" : "false") : v is double d ? d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "d" : v.ToString();
-            var values = new (string, object)[]
+            var values = new List<(string, object)>
             {
-                ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("GateLoopHeads", s.Heads),
-                ("DimGateLoopedAttn", s.DimInner), ("FeedForwardMult", s.FeedForwardMult), ("AttnAddSwishGating", s.SwishGating),
-                ("PostLayerNorm", s.PostLayerNorm), ("SubLayerNorm", s.SubLayerNorm),
+                ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("FeedForwardMult", s.FeedForwardMult),
+                ("UseGateLoopedAttn", s.UseGateLoopedAttn), ("AttnAddSwishGating", s.SwishGating), ("PostLayerNorm", s.PostLayerNorm),
                 ("FracGradientStateTransition", s.FracGradientStateTransition), ("AblateComplex", s.AblateComplex),
-                ("AblateStateTransition", s.AblateStateTransition), ("CheckpointGateLoopedAttn", s.CheckpointGateLoopedAttn),
+                ("AblateStateTransition", s.AblateStateTransition),
             };
+            values.AddRange(s.UseGateLoopedAttn
+                ? new (string, object)[]
+                {
+                    ("GateLoopHeads", s.Heads), ("DimGateLoopedAttn", s.DimInner), ("SubLayerNorm", s.SubLayerNorm),
+                    ("CheckpointGateLoopedAttn", s.CheckpointGateLoopedAttn),
+                }
+                : new (string, object)[]
+                {
+                    ("Heads", s.Heads), ("DimHead", s.HeadDim), ("RotaryEmbedding", s.RotaryEmbedding),
+                    ("DataDependentRelPos", s.DataDependentRelPos), ("AttnSoftmaxNormalize", s.SoftmaxNormalize),
+                });
             w.Line("/// <summary>The declaration's attribute values, resolved (heads and inner width filled in).</summary>")
              .Line("public static global::System.Collections.Generic.IReadOnlyDictionary<string, object> Hyperparameters { get; } =")
              .Line("    new global::System.Collections.Generic.Dictionary<string, object>")
@@ -137,10 +147,9 @@ namespace GateLoop.Generator.Emit
              .Line($"protected override void PlanActivations({Rt}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
              .Line()
              .Line("/// <inheritdoc />")
-             .Line("protected override void ResetCarry()")
-             .Line("{")
-             .Line("    foreach (var carry in act!.Carry) carry.MemSetToZero();")
-             .Line("}")
+             .Line(s.UseGateLoopedAttn
+                 ? "protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }"
+                 : "protected override bool CarriesState => false;")
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void ComputeLoss({T} gradScale) =>")
@@ -185,23 +194,9 @@ namespace GateLoop.Generator.Emit
             w.Open("for (int l = 0; l < Depth; l++)");
             w.Line("long p = LayerStart + l * LayerStride;");
 
-            w.Line("// Mixer block: gate-looped attention.").Line("var x = a.X[2 * l];");
+            w.Line($"// Mixer block: {(s.UseGateLoopedAttn ? "gate-looped attention" : "causal softmax attention")}.").Line("var x = a.X[2 * l];");
             BlockInput("2 * l", "MixNorm");
-            Gemm(false, true, "R", "3 * DimInner", "Dim", "h", Wt("Qkv"), Zero, "a.Qkv[l]");
-            if (!s.AblateStateTransition)
-            {
-                Gemm(false, true, "R", "2 * Heads", "Dim", "h", Wt("TransitionW"), Zero, "a.TransitionIn[l]");
-                Launch("TransitionForward", "R * Heads", "a.TransitionIn[l]", Wt("TransitionB"), "a.Transition[l]");
-            }
-            w.Line("if (!continueState) a.Carry[l].MemSetToZero();");
-            ScanForwardCalls();
-            if (!s.MaxHeads) Launch("ScanOutputForward", "R * DimInner", "a.Qkv[l]", States, "a.ScanOut[l]");
-            string mixed = "a.ScanOut[l]";
-            if (s.SubLayerNorm)
-            {
-                Launch("LayerNormDimInnerForward", "R", mixed, Wt("SubNormW"), Wt("SubNormB"), "a.SubOut[l]", "a.SubStats[l]");
-                mixed = "a.SubOut[l]";
-            }
+            string mixed = s.UseGateLoopedAttn ? GateLoopForward() : AttentionForward();
             if (s.SwishGating)
             {
                 Gemm(false, true, "R", "DimInner", "Dim", "h", Wt("GatesW"), Zero, "a.Gates[l]");
@@ -213,6 +208,7 @@ namespace GateLoop.Generator.Emit
             {
                 w.Line($"x.CopyTo({sum});");
                 Gemm(false, true, "R", "Dim", "DimInner", mixed, Wt("OutW"), One, sum);
+                if (!s.UseGateLoopedAttn) Launch("AddBiasDim", "R * Dim", sum, Wt("OutB"));
             }
             else Launch("Add", "R * Dim", "x", mixed, sum);
             BlockOutput("2 * l", "2 * l + 1", "MixNorm", sum);
@@ -236,6 +232,40 @@ namespace GateLoop.Generator.Emit
             }
             else Gemm(false, true, "R", "NumTokens", "Dim", "a.X[2 * Depth]", Wt("HeadW"), Zero, "LogitsView");
             w.Close().Line();
+        }
+
+        // q|k|v and the state transitions, the scan, the optional sub-LayerNorm; returns the mixer output's view.
+        string GateLoopForward()
+        {
+            Gemm(false, true, "R", "3 * DimInner", "Dim", "h", Wt("Qkv"), Zero, "a.Qkv[l]");
+            if (!s.AblateStateTransition)
+            {
+                Gemm(false, true, "R", "2 * Heads", "Dim", "h", Wt("TransitionW"), Zero, "a.TransitionIn[l]");
+                Launch("TransitionForward", "R * Heads", "a.TransitionIn[l]", Wt("TransitionB"), "a.Transition[l]");
+            }
+            w.Line("if (!continueState) a.Carry[l].MemSetToZero();");
+            ScanForwardCalls();
+            if (!s.MaxHeads) Launch("ScanOutputForward", "R * DimInner", "a.Qkv[l]", States, "a.ScanOut[l]");
+            if (!s.SubLayerNorm) return "a.ScanOut[l]";
+            Launch("LayerNormDimInnerForward", "R", "a.ScanOut[l]", Wt("SubNormW"), Wt("SubNormB"), "a.SubOut[l]", "a.SubStats[l]");
+            return "a.SubOut[l]";
+        }
+
+        // q|k|v, rotary and relative-position scaling in place, scores, softmax, weighted values.
+        string AttentionForward()
+        {
+            Gemm(false, true, "R", "3 * DimInner", "Dim", "h", Wt("Qkv"), Zero, "a.Qkv[l]");
+            if (s.RotaryEmbedding) Launch("Rotate", "R * DimInner", "Seq", "a.Qkv[l]", Wt("RotaryFreqs"), One);
+            if (s.RelPos)
+            {
+                Gemm(false, true, "R", "DimInner", "Dim", "h", Wt("RelPosW"), Zero, "a.TransitionIn[l]");
+                Launch("TransitionForward", "R * (DimInner / 2)", "a.TransitionIn[l]", "a.Transition[l]");
+                Launch("RelPosForward", "R * Heads", "a.Transition[l]", "a.Cum[l]", "a.Qkv[l]");
+            }
+            Launch("AttentionScores", "Batch * Heads * Seq * Seq", "Seq", "a.Qkv[l]", "a.Probs[l]");
+            if (s.SoftmaxNormalize) Launch("AttentionSoftmax", "Batch * Heads * Seq", "Seq", "a.Probs[l]");
+            Launch("AttentionOutput", "R * DimInner", "Seq", "a.Probs[l]", "a.Qkv[l]", "a.AttnOut[l]");
+            return "a.AttnOut[l]";
         }
 
         // Pre-norm blocks see RMSNorm(x); post-norm blocks see x itself.
@@ -292,21 +322,34 @@ namespace GateLoop.Generator.Emit
             w.Line($"h = {(Pre ? "a.H[2 * l]" : "x")};");
             inputGrad = new InputGrad(this);
             string dMixed = "dX";
+            string core = !s.UseGateLoopedAttn ? "a.AttnOut[l]" : s.SubLayerNorm ? "a.SubOut[l]" : "a.ScanOut[l]";
             if (s.HasOutProjection)
             {
-                string projected = s.SwishGating ? "a.Gated[l]" : s.SubLayerNorm ? "a.SubOut[l]" : "a.ScanOut[l]";
-                Gemm(true, false, "Dim", "DimInner", "R", "dX", projected, One, Gr("OutW"));
+                Gemm(true, false, "Dim", "DimInner", "R", "dX", s.SwishGating ? "a.Gated[l]" : core, One, Gr("OutW"));
+                if (!s.UseGateLoopedAttn) Launch("ColumnSumDim", "Dim", "R", "dX", Gr("OutB"));
                 Gemm(false, false, "R", "DimInner", "Dim", "dX", Wt("OutW"), Zero, "a.DGated");
                 dMixed = "a.DGated";
             }
             if (s.SwishGating)
             {
-                string gated = s.SubLayerNorm ? "a.SubOut[l]" : "a.ScanOut[l]";
-                Launch("SwishGateBackward", "R * DimInner", gated, "a.Gates[l]", dMixed, "a.DMixed", "a.DGates");
+                Launch("SwishGateBackward", "R * DimInner", core, "a.Gates[l]", dMixed, "a.DMixed", "a.DGates");
                 dMixed = "a.DMixed";
                 Gemm(true, false, "DimInner", "Dim", "R", "a.DGates", "h", One, Gr("GatesW"));
                 inputGrad.Add("a.DGates", "DimInner", "GatesW");
             }
+            if (s.UseGateLoopedAttn) GateLoopBackward(dMixed, inputGrad);
+            else AttentionBackward(dMixed, inputGrad);
+            Gemm(true, false, "3 * DimInner", "Dim", "R", "a.DQkv", "h", One, Gr("Qkv"));
+            inputGrad.Add("a.DQkv", "3 * DimInner", "Qkv");
+            BackwardBlockInput("2 * l", "MixNorm");
+            w.Close();
+
+            Launch("EmbeddingBackward", "NumTokens", "Inputs", "dX", Gr("TokenEmb"));
+            w.Close().Line();
+        }
+
+        void GateLoopBackward(string dMixed, InputGrad inputGrad)
+        {
             string dScan = dMixed;
             if (s.SubLayerNorm)
             {
@@ -335,13 +378,24 @@ namespace GateLoop.Generator.Emit
                 Gemm(true, false, "2 * Heads", "Dim", "R", "a.DTransitionIn", "h", One, Gr("TransitionW"));
                 inputGrad.Add("a.DTransitionIn", "2 * Heads", "TransitionW");
             }
-            Gemm(true, false, "3 * DimInner", "Dim", "R", "a.DQkv", "h", One, Gr("Qkv"));
-            inputGrad.Add("a.DQkv", "3 * DimInner", "Qkv");
-            BackwardBlockInput("2 * l", "MixNorm");
-            w.Close();
+        }
 
-            Launch("EmbeddingBackward", "NumTokens", "Inputs", "dX", Gr("TokenEmb"));
-            w.Close().Line();
+        // Reverse of AttentionForward: values, probabilities, softmax, queries and keys, then the in-place
+        // relative-position scaling and rotation undone on the gradients.
+        void AttentionBackward(string dOut, InputGrad inputGrad)
+        {
+            Launch("AttentionGradValues", "R * DimInner", "Seq", "a.Probs[l]", dOut, "a.DQkv");
+            Launch("AttentionGradProbs", "Batch * Heads * Seq * Seq", "Seq", "a.Qkv[l]", dOut, "a.DProbs");
+            if (s.SoftmaxNormalize) Launch("AttentionSoftmaxBackward", "Batch * Heads * Seq", "Seq", "a.Probs[l]", "a.DProbs");
+            Launch("AttentionGradQueriesKeys", "R * DimInner", "Seq", "a.Qkv[l]", "a.DProbs", "a.DQkv");
+            if (s.RelPos)
+            {
+                Launch("RelPosBackward", "R * Heads", "a.Transition[l]", "a.Cum[l]", "a.Qkv[l]", "a.DQkv", "a.DTransition");
+                Launch("TransitionBackward", "R * (DimInner / 2)", "a.TransitionIn[l]", "a.DTransition", "a.DTransitionIn");
+                Gemm(true, false, "DimInner", "Dim", "R", "a.DTransitionIn", "h", One, Gr("RelPosW"));
+                inputGrad.Add("a.DTransitionIn", "DimInner", "RelPosW");
+            }
+            if (s.RotaryEmbedding) Launch("Rotate", "R * DimInner", "Seq", "a.DQkv", Wt("RotaryFreqs"), n.Lit(-1));
         }
 
         /// <summary>
@@ -381,62 +435,41 @@ namespace GateLoop.Generator.Emit
 
         void ActivationsClass()
         {
-            // (field, count per model or null for one, elements per row, why it is kept)
-            var perBlock = new List<(string Name, string? Count, string Row, string Why)>
+            // (field, count per model or null for one, elements, why it is kept); sizes are in rows = batch·seq.
+            var list = new List<(string Name, string? Count, string Size, string Why)>
             {
-                ("X", "2 * Depth + 1", "Dim", "residual stream at each block boundary"),
+                ("X", "2 * Depth + 1", "rows * Dim", "residual stream at each block boundary"),
             };
             if (Pre)
             {
-                perBlock.Add(("H", "2 * Depth + 1", "Dim", "RMSNorm outputs: the inputs of each block and of the head"));
-                perBlock.Add(("InvNorm", "2 * Depth + 1", "1", "1/‖x‖ per row of each RMSNorm"));
+                list.Add(("H", "2 * Depth + 1", "rows * Dim", "RMSNorm outputs: the inputs of each block and of the head"));
+                list.Add(("InvNorm", "2 * Depth + 1", "rows", "1/‖x‖ per row of each RMSNorm"));
             }
             else
             {
-                perBlock.Add(("Sum", "2 * Depth", "Dim", "x + f(x) before each block's LayerNorm"));
-                perBlock.Add(("NormStats", "2 * Depth", "2", "mean and rstd per row of each LayerNorm"));
+                list.Add(("Sum", "2 * Depth", "rows * Dim", "x + f(x) before each block's LayerNorm"));
+                list.Add(("NormStats", "2 * Depth", "rows * 2", "mean and rstd per row of each LayerNorm"));
             }
-            string stateRow = s.MaxHeads ? "2 * DimInner" : "2 * DimInner * HeadDim";
-            var list = perBlock;
-            list.Add(("Qkv", "Depth", "3 * DimInner", "q | k | v"));
-            if (!s.AblateStateTransition)
-            {
-                list.Add(("TransitionIn", "Depth", "2 * Heads", "x·Waᵀ before the bias"));
-                list.Add(("Transition", "Depth", "2 * Heads", "the complex state transitions a"));
-            }
-            list.Add(("Carry", "Depth", "", "final scan state per sequence, carried across calls when generating"));
-            if (s.CheckpointGateLoopedAttn) list.Add(("StateScratch", null, stateRow, "scan states of one layer, recomputed in backward"));
-            else list.Add(("States", "Depth", stateRow, "scan states of every layer"));
-            list.Add(("ScanOut", "Depth", "DimInner", "scan outputs o (heads merged)"));
-            if (s.SubLayerNorm)
-            {
-                list.Add(("SubOut", "Depth", "DimInner", "sub-LayerNorm outputs"));
-                list.Add(("SubStats", "Depth", "2", "sub-LayerNorm mean and rstd"));
-            }
+            list.Add(("Qkv", "Depth", "rows * 3 * DimInner", "q | k | v"));
+            if (s.UseGateLoopedAttn) GateLoopActivations(list);
+            else AttentionActivations(list);
             if (s.SwishGating)
             {
-                list.Add(("Gates", "Depth", "DimInner", "x·Wgᵀ before silu"));
-                list.Add(("Gated", "Depth", "DimInner", "mixer output ⊙ silu(gates)"));
+                list.Add(("Gates", "Depth", "rows * DimInner", "x·Wgᵀ before silu"));
+                list.Add(("Gated", "Depth", "rows * DimInner", "mixer output ⊙ silu(gates)"));
             }
-            list.Add(("FfPre", "Depth", "Hidden", "feed-forward pre-activations (bias added)"));
-            list.Add(("FfAct", "Depth", "Hidden", "GELU outputs"));
-            list.Add(("DX", null, "Dim", "gradient of the residual stream"));
-            if (Pre) list.Add(("DH", null, "Dim", "gradient of a block's normalized input"));
-            list.Add(("DF", null, "Hidden", "feed-forward hidden gradient"));
-            list.Add(("DQkv", null, "3 * DimInner", "gradient of q | k | v"));
-            if (!s.AblateStateTransition)
-            {
-                list.Add(("DTransition", null, "2 * Heads", "gradient of a"));
-                list.Add(("DTransitionIn", null, "2 * Heads", "gradient of x·Waᵀ + ba"));
-            }
-            if (!s.MaxHeads) list.Add(("GradStates", null, stateRow, "reverse-scan states Ĝ of one layer"));
-            if (s.SubLayerNorm) list.Add(("DScanOut", null, "DimInner", "gradient of the scan output"));
+            list.Add(("FfPre", "Depth", "rows * Hidden", "feed-forward pre-activations (bias added)"));
+            list.Add(("FfAct", "Depth", "rows * Hidden", "GELU outputs"));
+            list.Add(("DX", null, "rows * Dim", "gradient of the residual stream"));
+            if (Pre) list.Add(("DH", null, "rows * Dim", "gradient of a block's normalized input"));
+            list.Add(("DF", null, "rows * Hidden", "feed-forward hidden gradient"));
+            list.Add(("DQkv", null, "rows * 3 * DimInner", "gradient of q | k | v"));
             if (s.SwishGating)
             {
-                list.Add(("DMixed", null, "DimInner", "gradient of the gated input"));
-                list.Add(("DGates", null, "DimInner", "gradient of x·Wgᵀ"));
+                list.Add(("DMixed", null, "rows * DimInner", "gradient of the gated input"));
+                list.Add(("DGates", null, "rows * DimInner", "gradient of x·Wgᵀ"));
             }
-            if (s.HasOutProjection) list.Add(("DGated", null, "DimInner", "gradient of the output projection's input"));
+            if (s.HasOutProjection) list.Add(("DGated", null, "rows * DimInner", "gradient of the output projection's input"));
 
             w.Line("/// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>")
              .Open("sealed class Activations");
@@ -446,15 +479,51 @@ namespace GateLoop.Generator.Emit
                     : $"public readonly ArrayView<{T}>[] {name} = new ArrayView<{T}>[{count}]; // {why}");
             w.Line().Open($"public Activations({Rt}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
-            foreach (var (name, count, row, _) in list)
-            {
-                // The carried state has one row per sequence, not per token.
-                string size = name == "Carry" ? $"batch * {stateRow}" : $"rows * {row}";
+            foreach (var (name, count, size, _) in list)
                 w.Line(count is null
                     ? $"{name} = workspace.Take<{T}>({size});"
                     : $"for (int i = 0; i < {name}.Length; i++) {name}[i] = workspace.Take<{T}>({size});");
-            }
             w.Close().Close().Line();
+        }
+
+        void GateLoopActivations(List<(string, string?, string, string)> list)
+        {
+            string stateRow = s.MaxHeads ? "2 * DimInner" : "2 * DimInner * HeadDim";
+            if (!s.AblateStateTransition)
+            {
+                list.Add(("TransitionIn", "Depth", "rows * 2 * Heads", "x·Waᵀ before the bias"));
+                list.Add(("Transition", "Depth", "rows * 2 * Heads", "the complex state transitions a"));
+            }
+            // The carried state has one row per sequence, not per token.
+            list.Add(("Carry", "Depth", $"batch * {stateRow}", "final scan state per sequence, carried across calls when generating"));
+            if (s.CheckpointGateLoopedAttn) list.Add(("StateScratch", null, $"rows * {stateRow}", "scan states of one layer, recomputed in backward"));
+            else list.Add(("States", "Depth", $"rows * {stateRow}", "scan states of every layer"));
+            list.Add(("ScanOut", "Depth", "rows * DimInner", "scan outputs o (heads merged)"));
+            if (s.SubLayerNorm)
+            {
+                list.Add(("SubOut", "Depth", "rows * DimInner", "sub-LayerNorm outputs"));
+                list.Add(("SubStats", "Depth", "rows * 2", "sub-LayerNorm mean and rstd"));
+                list.Add(("DScanOut", null, "rows * DimInner", "gradient of the scan output"));
+            }
+            if (!s.AblateStateTransition)
+            {
+                list.Add(("DTransition", null, "rows * 2 * Heads", "gradient of a"));
+                list.Add(("DTransitionIn", null, "rows * 2 * Heads", "gradient of x·Waᵀ + ba"));
+            }
+            if (!s.MaxHeads) list.Add(("GradStates", null, $"rows * {stateRow}", "reverse-scan states Ĝ of one layer"));
+        }
+
+        void AttentionActivations(List<(string, string?, string, string)> list)
+        {
+            list.Add(("Probs", "Depth", "batch * Heads * (long)seq * seq", "causal attention probabilities (scores when not normalized)"));
+            list.Add(("AttnOut", "Depth", "rows * DimInner", "attention outputs (heads merged)"));
+            list.Add(("DProbs", null, "batch * Heads * (long)seq * seq", "gradient of the probabilities, then of the scores"));
+            if (!s.RelPos) return;
+            list.Add(("TransitionIn", "Depth", "rows * DimInner", "x·Waᵀ: complex relative-position gates"));
+            list.Add(("Transition", "Depth", "rows * DimInner", "the gates a after the polar sigmoid"));
+            list.Add(("Cum", "Depth", "rows * DimInner", "their cumulative products C"));
+            list.Add(("DTransition", null, "rows * DimInner", "gradient of a"));
+            list.Add(("DTransitionIn", null, "rows * DimInner", "gradient of x·Waᵀ"));
         }
 
         void KernelsClass()
@@ -467,16 +536,29 @@ namespace GateLoop.Generator.Emit
                 EmbeddingKernels.Emit(n),
                 Pre ? RmsNormKernels.Emit(n, s.Dim) : LayerNormKernels.Emit(n, "Dim"),
             };
-            if (!s.AblateStateTransition) parts.Add(TransitionKernels.Emit(s, n));
-            parts.Add(ScanKernels.Emit(s, n));
-            if (s.SubLayerNorm) parts.Add(LayerNormKernels.Emit(n, "DimInner"));
+            if (s.UseGateLoopedAttn)
+            {
+                if (!s.AblateStateTransition) parts.Add(TransitionKernels.Emit(s, n, "Heads", bias: true));
+                parts.Add(ScanKernels.Emit(s, n));
+                if (s.SubLayerNorm) parts.Add(LayerNormKernels.Emit(n, "DimInner"));
+            }
+            else
+            {
+                parts.Add(AttentionKernels.Attention(n, s.HeadDim));
+                if (s.RotaryEmbedding) parts.Add(AttentionKernels.Rotary(n));
+                if (s.RelPos)
+                {
+                    parts.Add(TransitionKernels.Emit(s, n, "(DimInner / 2)", bias: false));
+                    parts.Add(AttentionKernels.RelPos(n));
+                }
+            }
             if (s.SwishGating) parts.Add(ActivationKernels.SwishGate(n));
             if (!s.HasOutProjection) parts.Add(ElementwiseKernels.Add(n));
             parts.Add(ActivationKernels.Gelu(n));
             parts.Add(ElementwiseKernels.AddBias(n, "Dim"));
             parts.Add(ElementwiseKernels.ColumnSum(n, "Dim", "Dim"));
             parts.Add(ElementwiseKernels.ColumnSum(n, "Hidden", "Hidden"));
-            if (!s.AblateStateTransition) parts.Add(ElementwiseKernels.ColumnSum(n, "Transition", "(2 * Heads)"));
+            if (s.UseGateLoopedAttn && !s.AblateStateTransition) parts.Add(ElementwiseKernels.ColumnSum(n, "Transition", "(2 * Heads)"));
             parts.Add(CrossEntropyKernels.Emit(n));
             for (int i = 0; i < parts.Count; i++)
             {

@@ -20,14 +20,24 @@ namespace GateLoop.Generator.Model
         double FracGradientStateTransition,
         bool AblateComplex,
         bool AblateStateTransition,
-        bool CheckpointGateLoopedAttn)
+        bool CheckpointGateLoopedAttn,
+        bool UseGateLoopedAttn = true,
+        bool RotaryEmbedding = false,
+        bool DataDependentRelPos = false,
+        bool SoftmaxNormalize = true)
     {
+        /// <summary>The baseline's relative-position scaling runs unless the state transition is ablated (as in the seed).</summary>
+        public bool RelPos => !UseGateLoopedAttn && DataDependentRelPos && !AblateStateTransition;
+
         public int HeadDim => DimInner / Heads;
         public int Hidden => Dim * FeedForwardMult;
         public bool MaxHeads => HeadDim == 1;
 
-        /// <summary>The output projection exists when the inner width differs from Dim or gating is on (as in the seed).</summary>
-        public bool HasOutProjection => DimInner != Dim || SwishGating;
+        /// <summary>
+        /// The output projection exists when the inner width differs from Dim or gating is on (as in the seed); the
+        /// attention baseline always has one, with a bias.
+        /// </summary>
+        public bool HasOutProjection => !UseGateLoopedAttn || DimInner != Dim || SwishGating;
     }
 
     /// <summary>Where the partial class lives: namespace, enclosing types and its own declaration.</summary>

@@ -18,6 +18,9 @@ namespace GateLoop.Generator.Parsing
     {
         public const string AttributeName = "GateLoop.GateLoopTransformerAttribute";
 
+        static readonly string[] GateLoopOnly = { "GateLoopHeads", "DimGateLoopedAttn", "SubLayerNorm", "CheckpointGateLoopedAttn" };
+        static readonly string[] AttentionOnly = { "Heads", "DimHead", "RotaryEmbedding", "DataDependentRelPos", "AttnSoftmaxNormalize" };
+
         public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
             var type = (INamedTypeSymbol)context.TargetSymbol;
@@ -46,21 +49,44 @@ namespace GateLoop.Generator.Parsing
             int Int(string name, int fallback) => args.TryGetValue(name, out var v) && v is int i ? i : fallback;
             bool Bool(string name, bool fallback) => args.TryGetValue(name, out var v) && v is bool b ? b : fallback;
 
-            int numTokens = Int("NumTokens", 0), dim = Int("Dim", 0), depth = Int("Depth", 0);
-            int heads = Int("GateLoopHeads", 0), dimInner = Int("DimGateLoopedAttn", 0), mult = Int("FeedForwardMult", 4);
+            int numTokens = Int("NumTokens", 0), dim = Int("Dim", 0), depth = Int("Depth", 0), mult = Int("FeedForwardMult", 4);
             double frac = args.TryGetValue("FracGradientStateTransition", out var fracValue) && fracValue is double fracDouble ? fracDouble : 0.9;
+            bool gateLoop = Bool("UseGateLoopedAttn", true);
 
             foreach (var (name, value) in new[] { ("NumTokens", numTokens), ("Dim", dim), ("Depth", depth), ("FeedForwardMult", mult) })
                 if (value <= 0) errors.Add(DiagnosticInfo.Create(Diagnostics.NonPositive, attributeLocation, name, value.ToString()));
-            if (dimInner < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "DimGateLoopedAttn", dimInner.ToString(), "Dim"));
-            if (heads < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "GateLoopHeads", heads.ToString(), "one head per channel"));
             if (!(frac >= 0 && frac <= 1))
                 errors.Add(DiagnosticInfo.Create(Diagnostics.FracGradientOutOfRange, attributeLocation, frac.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
-            int inner = dimInner == 0 ? dim : dimInner;
-            int h = heads == 0 ? inner : heads;
-            if (inner > 0 && h > 0 && inner % h != 0)
-                errors.Add(DiagnosticInfo.Create(Diagnostics.HeadsDoNotDivide, attributeLocation, inner.ToString(), h.ToString()));
+            // Options of the other mixer would be silently ignored; say so instead.
+            var foreign = gateLoop ? AttentionOnly : GateLoopOnly;
+            foreach (var name in foreign.Where(args.ContainsKey))
+                errors.Add(DiagnosticInfo.Create(Diagnostics.OtherMixerOption, attributeLocation, name,
+                    gateLoop ? "the softmax-attention baseline (UseGateLoopedAttn = false)" : "gate-looped attention (UseGateLoopedAttn = true)"));
+
+            int heads, inner;
+            if (gateLoop)
+            {
+                int gateLoopHeads = Int("GateLoopHeads", 0), dimInner = Int("DimGateLoopedAttn", 0);
+                if (dimInner < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "DimGateLoopedAttn", dimInner.ToString(), "Dim"));
+                if (gateLoopHeads < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "GateLoopHeads", gateLoopHeads.ToString(), "one head per channel"));
+                inner = dimInner == 0 ? dim : dimInner;
+                heads = gateLoopHeads == 0 ? inner : gateLoopHeads;
+                if (inner > 0 && heads > 0 && inner % heads != 0)
+                    errors.Add(DiagnosticInfo.Create(Diagnostics.HeadsDoNotDivide, attributeLocation, inner.ToString(), heads.ToString()));
+            }
+            else
+            {
+                heads = Int("Heads", 8);
+                int dimHead = Int("DimHead", 64);
+                foreach (var (name, value) in new[] { ("Heads", heads), ("DimHead", dimHead) })
+                    if (value <= 0) errors.Add(DiagnosticInfo.Create(Diagnostics.NonPositive, attributeLocation, name, value.ToString()));
+                inner = heads * dimHead;
+                foreach (var option in new[] { "RotaryEmbedding", "DataDependentRelPos" })
+                    if (Bool(option, false) && dimHead % 2 != 0)
+                        errors.Add(DiagnosticInfo.Create(Diagnostics.OddHeadWidth, attributeLocation, dimHead.ToString(), option));
+            }
+            int h = heads;
 
             if (errors.Count == 0)
             {
@@ -92,7 +118,11 @@ namespace GateLoop.Generator.Parsing
                 FracGradientStateTransition: frac,
                 AblateComplex: Bool("AblateComplex", false),
                 AblateStateTransition: Bool("AblateStateTransition", false),
-                CheckpointGateLoopedAttn: Bool("CheckpointGateLoopedAttn", true));
+                CheckpointGateLoopedAttn: Bool("CheckpointGateLoopedAttn", true),
+                UseGateLoopedAttn: gateLoop,
+                RotaryEmbedding: Bool("RotaryEmbedding", false),
+                DataDependentRelPos: Bool("DataDependentRelPos", false),
+                SoftmaxNormalize: Bool("AttnSoftmaxNormalize", !Bool("DataDependentRelPos", false)));
             return new ParseResult(spec, diagnostics, where);
         }
 

@@ -46,4 +46,25 @@ public sealed class GateLoopTransformerAttribute : Attribute
 
     /// <summary>Recompute the scan states in the backward pass instead of storing them per layer.</summary>
     public bool CheckpointGateLoopedAttn { get; set; } = true;
+
+    /// <summary>Gate-looped attention as the token mixer; false selects the causal softmax-attention baseline.</summary>
+    public bool UseGateLoopedAttn { get; set; } = true;
+
+    /// <summary>Attention heads of the softmax-attention baseline.</summary>
+    public int Heads { get; set; } = 8;
+
+    /// <summary>Width of each attention head of the baseline.</summary>
+    public int DimHead { get; set; } = 64;
+
+    /// <summary>Rotary position embedding (θ = 10000, adjacent pairs) on the baseline's queries and keys.</summary>
+    public bool RotaryEmbedding { get; set; }
+
+    /// <summary>
+    /// The seed's data-dependent relative positions for the baseline: queries and keys scaled by the real part of
+    /// a cumulative product of complex gates (and its inverse).
+    /// </summary>
+    public bool DataDependentRelPos { get; set; }
+
+    /// <summary>Softmax over the causal scores; when not set, it is on unless <see cref="DataDependentRelPos"/> is.</summary>
+    public bool AttnSoftmaxNormalize { get; set; }
 }

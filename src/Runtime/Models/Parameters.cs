@@ -11,6 +11,8 @@ public enum Init
     Normal,
     /// <summary>U(−1/√fan_in, 1/√fan_in) (Linear weight and bias).</summary>
     Uniform,
+    /// <summary>Rotary-embedding frequencies 10000^(−i/n) for i &lt; n (a frozen parameter, as in the seed's state_dict).</summary>
+    RotaryFrequencies,
 }
 
 /// <summary>One tensor of a model: its PyTorch <c>state_dict</c> name, shape and place in the flat buffer.</summary>

@@ -16,6 +16,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     Workspace? workspace;
     T[] lossRows = [];
     bool stepping;
+    List<int>[] history = [];
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
     protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters)
@@ -87,6 +88,8 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
                     Init.Zeros => 0.0,
                     Init.Ones => 1.0,
                     Init.Normal => Normal(random),
+                    // As rotary_embedding_torch computes them in float32: 1 / 10000^(2i / head width).
+                    Init.RotaryFrequencies => 1.0 / Math.Pow(10000, (float)(2 * i) / (2 * span.Length)),
                     _ => (2 * random.NextDouble() - 1) * bound,
                 });
         }
@@ -154,11 +157,22 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         return Read(LogitsView);
     }
 
-    /// <summary>Starts <paramref name="batch"/> sequences for recurrent generation, each from a zero scan state.</summary>
+    /// <summary>
+    /// True when the model carries a recurrent state, so <see cref="Step"/> costs the same per token; models without
+    /// one (softmax attention) re-run the whole prefix on each step.
+    /// </summary>
+    protected virtual bool CarriesState => true;
+
+    /// <summary>Starts <paramref name="batch"/> sequences for generation, each from a zero scan state.</summary>
     public void ResetState(int batch)
     {
-        Upload(new int[batch], null, batch, 1);
-        ResetCarry();
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), $"batch must be positive, got {batch}");
+        history = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
+        if (CarriesState)
+        {
+            Upload(new int[batch], null, batch, 1);
+            ResetCarry();
+        }
         stepping = true;
     }
 
@@ -169,12 +183,23 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     /// </summary>
     public T[] Step(ReadOnlySpan<int> tokens)
     {
-        if (!stepping || Seq != 1 || tokens.Length != Batch)
+        if (!stepping || tokens.Length != history.Length)
             throw new InvalidOperationException(
-                stepping ? $"expected {Batch} tokens, one per sequence, got {tokens.Length}" : "call ResetState before Step");
-        Upload(tokens.ToArray(), null, Batch, 1);
-        ForwardCore(continueState: true);
-        return Read(LogitsView);
+                stepping ? $"expected {history.Length} tokens, one per sequence, got {tokens.Length}" : "call ResetState before Step");
+        if (CarriesState)
+        {
+            Upload(tokens.ToArray(), null, history.Length, 1);
+            ForwardCore(continueState: true);
+            return Read(LogitsView);
+        }
+        for (int b = 0; b < history.Length; b++) history[b].Add(tokens[b]);
+        int batch = history.Length, length = history[0].Count;
+        var all = Logits(history.SelectMany(h => h).ToArray(), batch, length);
+        stepping = true;
+        var last = new T[batch * Vocabulary];
+        for (int b = 0; b < batch; b++)
+            Array.Copy(all, ((long)b * length + length - 1) * Vocabulary, last, (long)b * Vocabulary, Vocabulary);
+        return last;
     }
 
     static T[] Read(ArrayView<T> view)
@@ -235,8 +260,8 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     /// </summary>
     protected abstract void ForwardCore(bool continueState);
 
-    /// <summary>Zeroes the carried scan state of every layer.</summary>
-    protected abstract void ResetCarry();
+    /// <summary>Zeroes the carried scan state of every layer (models that carry one).</summary>
+    protected virtual void ResetCarry() { }
 
     /// <summary>Fills <see cref="LossRows"/> and <see cref="LogitGrads"/> (scaled by <paramref name="gradScale"/>).</summary>
     protected abstract void ComputeLoss(T gradScale);

@@ -50,15 +50,16 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             ["NumTokens"] = 256,
             ["Dim"] = 64,
             ["Depth"] = 2,
-            ["GateLoopHeads"] = 64,
-            ["DimGateLoopedAttn"] = 64,
             ["FeedForwardMult"] = 4,
+            ["UseGateLoopedAttn"] = true,
             ["AttnAddSwishGating"] = false,
             ["PostLayerNorm"] = false,
-            ["SubLayerNorm"] = false,
             ["FracGradientStateTransition"] = 0.9d,
             ["AblateComplex"] = true,
             ["AblateStateTransition"] = true,
+            ["GateLoopHeads"] = 64,
+            ["DimGateLoopedAttn"] = 64,
+            ["SubLayerNorm"] = false,
             ["CheckpointGateLoopedAttn"] = true,
         };
 
@@ -81,10 +82,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
-    protected override void ResetCarry()
-    {
-        foreach (var carry in act!.Carry) carry.MemSetToZero();
-    }
+    protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
@@ -186,7 +184,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim);
             for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim);
-            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows * 1);
+            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows);
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
             for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner);

@@ -109,15 +109,16 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             ["NumTokens"] = 256,
             ["Dim"] = 512,
             ["Depth"] = 6,
-            ["GateLoopHeads"] = 512,
-            ["DimGateLoopedAttn"] = 512,
             ["FeedForwardMult"] = 4,
+            ["UseGateLoopedAttn"] = true,
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = true,
-            ["SubLayerNorm"] = false,
             ["FracGradientStateTransition"] = 0.9d,
             ["AblateComplex"] = false,
             ["AblateStateTransition"] = false,
+            ["GateLoopHeads"] = 512,
+            ["DimGateLoopedAttn"] = 512,
+            ["SubLayerNorm"] = false,
             ["CheckpointGateLoopedAttn"] = true,
         };
 
@@ -140,10 +141,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
-    protected override void ResetCarry()
-    {
-        foreach (var carry in act!.Carry) carry.MemSetToZero();
-    }
+    protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
@@ -245,6 +243,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
+        public readonly ArrayView<float> DTransition; // gradient of a
+        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
         public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
@@ -252,8 +252,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> DX; // gradient of the residual stream
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
-        public readonly ArrayView<float> DTransition; // gradient of a
-        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
         public readonly ArrayView<float> DMixed; // gradient of the gated input
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
@@ -270,6 +268,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
+            DTransition = workspace.Take<float>(rows * 2 * Heads);
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads);
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden);
@@ -277,8 +277,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             DX = workspace.Take<float>(rows * Dim);
             DF = workspace.Take<float>(rows * Hidden);
             DQkv = workspace.Take<float>(rows * 3 * DimInner);
-            DTransition = workspace.Take<float>(rows * 2 * Heads);
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads);
             DMixed = workspace.Take<float>(rows * DimInner);
             DGates = workspace.Take<float>(rows * DimInner);
             DGated = workspace.Take<float>(rows * DimInner);
@@ -367,13 +365,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
 
         const float Frac = 0.9f;
 
-        /// <summary>a[r, h] = σ(m)·(x, y)/m for (x, y) = rIn[r, 2h..2h+1] + ba[2h..2h+1], m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
+        /// <summary>a = σ(m)·(x, y)/m for (x, y) = r + bias, m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
         public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
         {
             long i = 2 * (long)index.X;
-            int bh = 2 * (index.X % Heads); // this head's bias pair
-            float x = rIn[i] + bias[bh];
-            float y = rIn[i + 1] + bias[bh + 1];
+            int bp = 2 * (index.X % Heads); // this pair's bias
+            float x = rIn[i] + bias[bp];
+            float y = rIn[i + 1] + bias[bp + 1];
             float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {
@@ -390,9 +388,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
         {
             long i = 2 * (long)index.X;
-            int bh = 2 * (index.X % Heads); // this head's bias pair
-            float x = rIn[i] + bias[bh];
-            float y = rIn[i + 1] + bias[bh + 1];
+            int bp = 2 * (index.X % Heads); // this pair's bias
+            float x = rIn[i] + bias[bp];
+            float y = rIn[i + 1] + bias[bp + 1];
             float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {

@@ -58,15 +58,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             ["NumTokens"] = 256,
             ["Dim"] = 64,
             ["Depth"] = 2,
-            ["GateLoopHeads"] = 8,
-            ["DimGateLoopedAttn"] = 64,
             ["FeedForwardMult"] = 4,
+            ["UseGateLoopedAttn"] = true,
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = false,
-            ["SubLayerNorm"] = true,
             ["FracGradientStateTransition"] = 0.9d,
             ["AblateComplex"] = false,
             ["AblateStateTransition"] = false,
+            ["GateLoopHeads"] = 8,
+            ["DimGateLoopedAttn"] = 64,
+            ["SubLayerNorm"] = true,
             ["CheckpointGateLoopedAttn"] = true,
         };
 
@@ -89,10 +90,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
-    protected override void ResetCarry()
-    {
-        foreach (var carry in act!.Carry) carry.MemSetToZero();
-    }
+    protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
@@ -205,6 +203,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] SubOut = new ArrayView<float>[Depth]; // sub-LayerNorm outputs
         public readonly ArrayView<float>[] SubStats = new ArrayView<float>[Depth]; // sub-LayerNorm mean and rstd
+        public readonly ArrayView<float> DScanOut; // gradient of the scan output
+        public readonly ArrayView<float> DTransition; // gradient of a
+        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
+        public readonly ArrayView<float> GradStates; // reverse-scan states Ĝ of one layer
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
         public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
@@ -213,10 +215,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float> DH; // gradient of a block's normalized input
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
-        public readonly ArrayView<float> DTransition; // gradient of a
-        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
-        public readonly ArrayView<float> GradStates; // reverse-scan states Ĝ of one layer
-        public readonly ArrayView<float> DScanOut; // gradient of the scan output
         public readonly ArrayView<float> DMixed; // gradient of the gated input
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
@@ -226,7 +224,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim);
             for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim);
-            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows * 1);
+            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows);
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
             for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads);
             for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads);
@@ -235,6 +233,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < SubOut.Length; i++) SubOut[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < SubStats.Length; i++) SubStats[i] = workspace.Take<float>(rows * 2);
+            DScanOut = workspace.Take<float>(rows * DimInner);
+            DTransition = workspace.Take<float>(rows * 2 * Heads);
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads);
+            GradStates = workspace.Take<float>(rows * 2 * DimInner * HeadDim);
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden);
@@ -243,10 +245,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             DH = workspace.Take<float>(rows * Dim);
             DF = workspace.Take<float>(rows * Hidden);
             DQkv = workspace.Take<float>(rows * 3 * DimInner);
-            DTransition = workspace.Take<float>(rows * 2 * Heads);
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads);
-            GradStates = workspace.Take<float>(rows * 2 * DimInner * HeadDim);
-            DScanOut = workspace.Take<float>(rows * DimInner);
             DMixed = workspace.Take<float>(rows * DimInner);
             DGates = workspace.Take<float>(rows * DimInner);
             DGated = workspace.Take<float>(rows * DimInner);
@@ -326,13 +324,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
 
         const float Frac = 0.9f;
 
-        /// <summary>a[r, h] = σ(m)·(x, y)/m for (x, y) = rIn[r, 2h..2h+1] + ba[2h..2h+1], m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
+        /// <summary>a = σ(m)·(x, y)/m for (x, y) = r + bias, m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
         public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
         {
             long i = 2 * (long)index.X;
-            int bh = 2 * (index.X % Heads); // this head's bias pair
-            float x = rIn[i] + bias[bh];
-            float y = rIn[i + 1] + bias[bh + 1];
+            int bp = 2 * (index.X % Heads); // this pair's bias
+            float x = rIn[i] + bias[bp];
+            float y = rIn[i + 1] + bias[bp + 1];
             float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {
@@ -349,9 +347,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
         {
             long i = 2 * (long)index.X;
-            int bh = 2 * (index.X % Heads); // this head's bias pair
-            float x = rIn[i] + bias[bh];
-            float y = rIn[i + 1] + bias[bh + 1];
+            int bp = 2 * (index.X % Heads); // this pair's bias
+            float x = rIn[i] + bias[bp];
+            float y = rIn[i + 1] + bias[bp + 1];
             float m = global::System.MathF.Sqrt(x * x + y * y);
             if (m == 0)
             {

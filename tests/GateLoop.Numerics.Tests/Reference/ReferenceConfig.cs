@@ -19,7 +19,11 @@ public sealed record ReferenceConfig(
     bool PostLayerNorm,
     bool SubLayerNorm,
     bool AblateComplex,
-    bool AblateStateTransition)
+    bool AblateStateTransition,
+    bool UseGateLoopedAttn = true,
+    bool RotaryEmbedding = false,
+    bool DataDependentRelPos = false,
+    bool SoftmaxNormalize = true)
 {
     /// <summary>P = I / H, the channels per head.</summary>
     public int HeadDim => DimInner / Heads;
@@ -27,8 +31,8 @@ public sealed record ReferenceConfig(
     /// <summary>Dim · FeedForwardMult, the feed-forward hidden width.</summary>
     public int FeedForwardDim => Dim * FeedForwardMult;
 
-    /// <summary><c>to_out.weight</c> exists iff I ≠ Dim or swish gating is on.</summary>
-    public bool HasOutputProjection => DimInner != Dim || SwishGating;
+    /// <summary><c>to_out.weight</c> exists iff I ≠ Dim or swish gating is on (always, with a bias, for attention).</summary>
+    public bool HasOutputProjection => !UseGateLoopedAttn || DimInner != Dim || SwishGating;
 
     /// <summary>Throws if the sizes are not a valid model.</summary>
     public void Validate()
@@ -54,6 +58,7 @@ public sealed record ReferenceConfig(
         LinearBias,
         NormScale,
         NormBias,
+        RotaryFrequencies,
     }
 
     internal readonly record struct ParameterSpec(string Name, int[] Shape, ParameterKind Kind, int FanIn);
@@ -70,6 +75,24 @@ public sealed record ReferenceConfig(
             string mixer = $"layers.{layer}.0";
             string ff = $"layers.{layer}.1";
 
+            if (!UseGateLoopedAttn)
+            {
+                // The seed's CausalFullAttention (rotary frequencies are a frozen parameter of its state_dict).
+                if (RotaryEmbedding)
+                    yield return new($"{mixer}.fn.rotary_emb.freqs", [HeadDim / 2], ParameterKind.RotaryFrequencies, 0);
+                yield return new($"{mixer}.fn.to_qkv.0.weight", [3 * i, d], ParameterKind.LinearWeight, d);
+                if (DataDependentRelPos)
+                    yield return new($"{mixer}.fn.to_a.0.weight", [i, d], ParameterKind.LinearWeight, d);
+                if (SwishGating)
+                    yield return new($"{mixer}.fn.to_gates.0.weight", [i, d], ParameterKind.LinearWeight, d);
+                yield return new($"{mixer}.fn.to_out.1.weight", [d, i], ParameterKind.LinearWeight, i);
+                yield return new($"{mixer}.fn.to_out.1.bias", [d], ParameterKind.LinearBias, i);
+                foreach (var norm in BlockNorm(mixer))
+                    yield return norm;
+                foreach (var t in FeedForwardSpecs(ff, d, f))
+                    yield return t;
+                continue;
+            }
             yield return new($"{mixer}.fn.to_qkv.weight", [3 * i, d], ParameterKind.LinearWeight, d);
             yield return new($"{mixer}.fn.to_a.0.weight", [2 * h, d], ParameterKind.LinearWeight, d);
             yield return new($"{mixer}.fn.to_a.0.bias", [2 * h], ParameterKind.LinearBias, d);
@@ -85,12 +108,8 @@ public sealed record ReferenceConfig(
             foreach (var norm in BlockNorm(mixer))
                 yield return norm;
 
-            yield return new($"{ff}.fn.0.weight", [f, d], ParameterKind.LinearWeight, d);
-            yield return new($"{ff}.fn.0.bias", [f], ParameterKind.LinearBias, d);
-            yield return new($"{ff}.fn.2.weight", [d, f], ParameterKind.LinearWeight, f);
-            yield return new($"{ff}.fn.2.bias", [d], ParameterKind.LinearBias, f);
-            foreach (var norm in BlockNorm(ff))
-                yield return norm;
+            foreach (var t in FeedForwardSpecs(ff, d, f))
+                yield return t;
         }
 
         if (PostLayerNorm)
@@ -102,6 +121,16 @@ public sealed record ReferenceConfig(
             yield return new("to_logits.0.gamma", [d], ParameterKind.NormScale, 0);
             yield return new("to_logits.1.weight", [NumTokens, d], ParameterKind.LinearWeight, d);
         }
+    }
+
+    private IEnumerable<ParameterSpec> FeedForwardSpecs(string ff, int d, int f)
+    {
+        yield return new($"{ff}.fn.0.weight", [f, d], ParameterKind.LinearWeight, d);
+        yield return new($"{ff}.fn.0.bias", [f], ParameterKind.LinearBias, d);
+        yield return new($"{ff}.fn.2.weight", [d, f], ParameterKind.LinearWeight, f);
+        yield return new($"{ff}.fn.2.bias", [d], ParameterKind.LinearBias, f);
+        foreach (var norm in BlockNorm(ff))
+            yield return norm;
     }
 
     private IEnumerable<ParameterSpec> BlockNorm(string block)

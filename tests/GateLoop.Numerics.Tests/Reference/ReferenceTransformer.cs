@@ -46,7 +46,9 @@ public static class ReferenceTransformer
         {
             string mixer = $"layers.{layer}.0";
             string ff = $"layers.{layer}.1";
-            x = Block(c, p, mixer, x, rows, h => Mixer(c, p, mixer + ".fn", h, batch, seq, frac));
+            x = Block(c, p, mixer, x, rows, h => c.UseGateLoopedAttn
+                ? Mixer(c, p, mixer + ".fn", h, batch, seq, frac)
+                : Attention(c, p, mixer + ".fn", h, batch, seq, frac));
             x = Block(c, p, ff, x, rows, h => FeedForward(c, p, ff + ".fn", h, rows));
         }
 
@@ -172,6 +174,105 @@ public static class ReferenceTransformer
         if (c.HasOutputProjection)
             return Linear(o, rows, inner, p[fn + ".to_out.weight"], dim, null);
         return o;
+    }
+
+    /// <summary>
+    /// The seed's causal softmax attention on h [batch·seq, Dim]: rotary embedding on q and k, q·DimHead^−½, the
+    /// data-dependent relative positions (q and k pairs scaled by Re of a cumulative product of complex gates along
+    /// the head's channel pairs, clamped at 1e-10, and its inverse), causal scores, softmax (or the raw masked
+    /// scores), weighted values, swish gating, output projection with bias.
+    /// </summary>
+    private static double[] Attention(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, string fn,
+        double[] h, int batch, int seq, FracGradient? frac)
+    {
+        int rows = batch * seq, dim = c.Dim, inner = c.DimInner, heads = c.Heads, dh = c.HeadDim;
+        double[] qkv = Linear(h, rows, dim, p[fn + ".to_qkv.0.weight"], 3 * inner, null);
+        double Q(int r, int ch) => qkv[r * 3 * inner + ch];
+        var q = new double[rows * inner];
+        var k = new double[rows * inner];
+        var v = new double[rows * inner];
+        for (int r = 0; r < rows; r++)
+            for (int ch = 0; ch < inner; ch++)
+            {
+                q[r * inner + ch] = Q(r, ch);
+                k[r * inner + ch] = Q(r, inner + ch);
+                v[r * inner + ch] = Q(r, 2 * inner + ch);
+            }
+
+        if (c.RotaryEmbedding)
+        {
+            double[] freqs = p[fn + ".rotary_emb.freqs"];
+            foreach (var m in new[] { q, k })
+                for (int r = 0; r < rows; r++)
+                    for (int head = 0; head < heads; head++)
+                        for (int i = 0; i < dh / 2; i++)
+                        {
+                            double angle = (r % seq) * freqs[i];
+                            int o = r * inner + head * dh + 2 * i;
+                            double x0 = m[o], x1 = m[o + 1];
+                            m[o] = x0 * Math.Cos(angle) - x1 * Math.Sin(angle);
+                            m[o + 1] = x1 * Math.Cos(angle) + x0 * Math.Sin(angle);
+                        }
+        }
+
+        double scale = 1 / Math.Sqrt(dh);
+        for (int n = 0; n < q.Length; n++) q[n] *= scale;
+
+        if (c.DataDependentRelPos && !c.AblateStateTransition)
+        {
+            double[] gates = Linear(h, rows, dim, p[fn + ".to_a.0.weight"], inner, null);
+            frac?.Apply(fn, gates);
+            for (int r = 0; r < rows; r++)
+                for (int head = 0; head < heads; head++)
+                {
+                    var product = System.Numerics.Complex.One;
+                    for (int d = 0; d < dh / 2; d++)
+                    {
+                        int o = r * inner + head * dh + 2 * d;
+                        var (re, im) = StateTransition(gates[o], gates[o + 1], c.AblateComplex, false);
+                        product *= new System.Numerics.Complex(re, im);
+                        double scaleD = Math.Max(product.Real, 1e-10);
+                        q[o] *= scaleD;
+                        q[o + 1] *= scaleD;
+                        k[o] /= scaleD;
+                        k[o + 1] /= scaleD;
+                    }
+                }
+        }
+
+        var output = new double[rows * inner];
+        var weights = new double[seq];
+        for (int b = 0; b < batch; b++)
+            for (int head = 0; head < heads; head++)
+                for (int i = 0; i < seq; i++)
+                {
+                    for (int j = 0; j <= i; j++)
+                    {
+                        double sum = 0;
+                        for (int d = 0; d < dh; d++)
+                            sum += q[(b * seq + i) * inner + head * dh + d] * k[(b * seq + j) * inner + head * dh + d];
+                        weights[j] = sum;
+                    }
+                    if (c.SoftmaxNormalize)
+                    {
+                        double max = weights.Take(i + 1).Max(), total = 0;
+                        for (int j = 0; j <= i; j++) total += weights[j] = Math.Exp(weights[j] - max);
+                        for (int j = 0; j <= i; j++) weights[j] /= total;
+                    }
+                    for (int e = 0; e < dh; e++)
+                    {
+                        double sum = 0;
+                        for (int j = 0; j <= i; j++) sum += weights[j] * v[(b * seq + j) * inner + head * dh + e];
+                        output[(b * seq + i) * inner + head * dh + e] = sum;
+                    }
+                }
+
+        if (c.SwishGating)
+        {
+            double[] g = Linear(h, rows, dim, p[fn + ".to_gates.0.weight"], inner, null);
+            for (int n = 0; n < output.Length; n++) output[n] *= Silu(g[n]);
+        }
+        return Linear(output, rows, inner, p[fn + ".to_out.1.weight"], dim, p[fn + ".to_out.1.bias"]);
     }
 
     /// <summary>
@@ -420,6 +521,9 @@ public static class ReferenceTransformer
                         Uniform(random, 1.0 / Math.Sqrt(spec.FanIn)),
                     ReferenceConfig.ParameterKind.NormScale => 1.0 + Uniform(random, 0.2),
                     ReferenceConfig.ParameterKind.NormBias => Uniform(random, 0.2),
+                    // Perturbed from 10000^(−2i/head width), so a kernel that ignores the stored frequencies is caught.
+                    ReferenceConfig.ParameterKind.RotaryFrequencies =>
+                        Math.Pow(10000, -2.0 * n / c.HeadDim) * (1 + Uniform(random, 0.1)),
                     _ => throw new InvalidOperationException($"unknown kind {spec.Kind}"),
                 };
             }
