@@ -80,14 +80,17 @@ public static class Checkpoint
         return CheckpointDirectory.ReadJson<CheckpointConfig>(Path.Combine(directory, CheckpointDirectory.ConfigFileName));
     }
 
-    /// <summary>Checks that a checkpoint was made for a model with the same attribute values.</summary>
+    /// <summary>
+    /// Checks that a checkpoint was made for a model with the same attribute values. Attributes the checkpoint does
+    /// not record (it predates them) are not compared; the tensor shapes are checked when the weights load.
+    /// </summary>
     /// <exception cref="UserInputException">Names the attributes that differ.</exception>
     public static void CheckShape(CheckpointConfig config, TransformerModel<float> model, string directory)
     {
         var expected = CheckpointConfig.Describe(model.Configuration);
         var different = expected.Keys
-            .Where(k => !config.Hyperparameters.TryGetValue(k, out var v) || v != expected[k])
-            .Select(k => $"{k} {(config.Hyperparameters.TryGetValue(k, out var v) ? v : "missing")} (model: {expected[k]})")
+            .Where(k => config.Hyperparameters.TryGetValue(k, out var v) && v != expected[k])
+            .Select(k => $"{k} {config.Hyperparameters[k]} (model: {expected[k]})")
             .ToList();
         if (different.Count > 0)
             throw new UserInputException(
