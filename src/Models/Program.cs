@@ -16,6 +16,7 @@ static class Program
             SampleCommand.Create(),
             EvalCommand.Create(),
             DownloadCommand.Create(),
+            PlotCommand.Create(),
             StepCommand.Create(),
         };
         try
