@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace GateLoop.EndToEnd.Tests;
+
+/// <summary>What one run of the <c>gateloop</c> binary produced.</summary>
+public sealed record CliResult(string CommandLine, int ExitCode, byte[] StdoutBytes, string Stderr, TimeSpan Elapsed)
+{
+    /// <summary>Standard output decoded as UTF-8 (use <see cref="StdoutBytes"/> for raw bytes).</summary>
+    public string Stdout => Encoding.UTF8.GetString(StdoutBytes);
+
+    /// <summary>Everything about the run, for assertion messages.</summary>
+    public override string ToString() =>
+        $"$ gateloop {CommandLine}\nexit code {ExitCode} after {Elapsed.TotalSeconds:F1} s\n--- stdout ---\n{Stdout}\n--- stderr ---\n{Stderr}";
+}
+
+/// <summary>Runs the real <c>gateloop</c> binary (built next to the tests) as a user would: <c>dotnet gateloop.dll …</c>.</summary>
+public static class Cli
+{
+    /// <summary>The binary under test.</summary>
+    public static string DllPath { get; } = Path.Combine(AppContext.BaseDirectory, "gateloop.dll");
+
+    static string Host =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+
+    /// <summary>
+    /// Runs <c>gateloop <paramref name="args"/></c> in <paramref name="workingDirectory"/>, with stdin closed and stdout
+    /// captured as raw bytes; kills it and throws after <paramref name="timeout"/> (default 2 minutes).
+    /// </summary>
+    public static CliResult Run(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
+    {
+        Assert.True(File.Exists(DllPath), $"{DllPath} is missing; the ProjectReference to src/Models should put it there");
+        var list = args.ToList();
+        var info = new ProcessStartInfo(Host)
+        {
+            WorkingDirectory = workingDirectory,
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        info.ArgumentList.Add(DllPath);
+        foreach (var arg in list) info.ArgumentList.Add(arg);
+        // The CLI prints stack traces only with GATELOOP_DEBUG; the tests check what a user sees without it.
+        info.Environment.Remove("GATELOOP_DEBUG");
+
+        string commandLine = string.Join(" ", list.Select(a => a.Length == 0 || a.Contains(' ') ? $"\"{a}\"" : a));
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {Host}");
+        process.StandardInput.Close();
+        var stdout = new MemoryStream();
+        var readOut = process.StandardOutput.BaseStream.CopyToAsync(stdout);
+        var readErr = process.StandardError.ReadToEndAsync();
+        var limit = timeout ?? TimeSpan.FromMinutes(2);
+        if (!process.WaitForExit(limit))
+        {
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            process.WaitForExit();
+            Task.WaitAll([readOut, readErr], TimeSpan.FromSeconds(10));
+            var partial = new CliResult(commandLine, -1, stdout.ToArray(), readErr.IsCompletedSuccessfully ? readErr.Result : "", clock.Elapsed);
+            throw new TimeoutException($"gateloop ran longer than {limit.TotalSeconds:F0} s and was killed\n{partial}");
+        }
+        Task.WaitAll([readOut, readErr], TimeSpan.FromSeconds(30));
+        return new CliResult(commandLine, process.ExitCode, stdout.ToArray(), readErr.Result, clock.Elapsed);
+    }
+
+    /// <summary>Runs and asserts exit code 0.</summary>
+    public static CliResult Succeed(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
+    {
+        var result = Run(workingDirectory, args, timeout);
+        Assert.True(result.ExitCode == 0, $"expected success\n{result}");
+        return result;
+    }
+}

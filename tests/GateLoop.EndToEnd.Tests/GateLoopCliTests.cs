@@ -1,0 +1,390 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace GateLoop.EndToEnd.Tests;
+
+/// <summary>
+/// The <c>gateloop</c> command line end to end: the real binary on a small corpus, gateloop-tiny on the CPU.
+/// One checkpoint is trained once per class (<see cref="TrainedModelFixture"/>) and shared.
+/// </summary>
+public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHelper output) : IClassFixture<TrainedModelFixture>
+{
+    static readonly byte[] PngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
+
+    CliResult Run(params string[] args) => Log(Cli.Run(fixture.Root, args));
+    CliResult Succeed(params string[] args) => Log(Cli.Succeed(fixture.Root, args));
+    CliResult Succeed(IEnumerable<string> args, string? workingDirectory = null) =>
+        Log(Cli.Succeed(workingDirectory ?? fixture.Root, args, TimeSpan.FromMinutes(5)));
+
+    CliResult Log(CliResult result)
+    {
+        output.WriteLine($"[{result.Elapsed.TotalSeconds,5:F1} s] exit {result.ExitCode}: gateloop {result.CommandLine}");
+        return result;
+    }
+
+    // ---------------------------------------------------------------- train
+
+    [Fact]
+    public void Training_learns_and_writes_a_complete_run_directory()
+    {
+        var dir = fixture.TrainedCheckpoint();
+        output.WriteLine($"shared training run: {fixture.Training.Elapsed.TotalSeconds:F1} s");
+        Assert.Contains($"done: step {TrainedModelFixture.Steps}", fixture.Training.Stdout);
+
+        foreach (var file in new[] { "model.safetensors", "optimizer.safetensors", "config.json", "metrics.jsonl", "loss.png" })
+            Assert.True(File.Exists(Path.Combine(dir, file)), $"{file} missing from {dir}: {string.Join(", ", Directory.GetFiles(dir).Select(Path.GetFileName))}");
+        Assert.Equal(PngSignature, File.ReadAllBytes(Path.Combine(dir, "loss.png")).Take(8).ToArray());
+
+        using (var config = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "config.json"))))
+        {
+            Assert.Equal("gateloop-tiny", config.RootElement.GetProperty("Model").GetString());
+            Assert.Equal(TrainedModelFixture.Steps, config.RootElement.GetProperty("Step").GetInt64());
+        }
+
+        var metrics = MetricsLine.ReadAll(Path.Combine(dir, "metrics.jsonl"));
+        Assert.Equal(Enumerable.Range(1, TrainedModelFixture.Steps).Select(i => (long)i), metrics.Select(m => m.Step));
+        Assert.All(metrics, m => Assert.True(double.IsFinite(m.TrainLoss) && m.TrainLoss > 0, m.Raw));
+        foreach (var m in metrics.Where(m => m.ValidLoss is not null))
+            Assert.Equal(m.ValidLoss!.Value / Math.Log(2), m.Bpc, 12);
+        Assert.Equal([20L, 40L], metrics.Where(m => m.ValidLoss is not null).Select(m => m.Step));
+
+        double validLoss = metrics.Last(m => m.ValidLoss is not null).ValidLoss!.Value;
+        double validBpc = validLoss / Math.Log(2);
+        double unigram = TestCorpus.UnigramEntropyBits(TestCorpus.Split(fixture.Corpus).Valid);
+        output.WriteLine($"final valid loss {validLoss:F4} nats = {validBpc:F3} bpc; unigram entropy of the valid split {unigram:F3} bits");
+        Assert.True(validBpc < 0.85 * unigram,
+            $"after {TrainedModelFixture.Steps} steps the valid bpc {validBpc:F3} is not below 0.85 × the unigram entropy {unigram:F3}\n{fixture.Training}");
+        Assert.True(metrics[^1].TrainLoss < metrics[0].TrainLoss * 0.75, $"train loss {metrics[0].TrainLoss:F3} → {metrics[^1].TrainLoss:F3}");
+    }
+
+    [Fact]
+    public void Resuming_continues_exactly_as_an_uninterrupted_run()
+    {
+        const int steps = 8;
+        var root = fixture.NewDirectory("resume");
+        string a = Path.Combine(root, "A"), b = Path.Combine(root, "B");
+        // Validation every 4 steps: the half-way stop is a validation step of the straight run too (see the skipped
+        // test below for a stop between validations).
+        Succeed(TrainedModelFixture.TrainArgs(fixture.CorpusPath, a, steps, validateEvery: 4, checkpointEvery: 25));
+        Succeed(TrainedModelFixture.TrainArgs(fixture.CorpusPath, b, steps / 2, validateEvery: 4, checkpointEvery: 25));
+        Assert.Equal(steps / 2, MetricsLine.ReadAll(Path.Combine(b, "metrics.jsonl")).Count);
+        var resumed = Succeed(["train", "--device", "cpu", "--resume", b, "--steps", $"{steps}"]);
+        Assert.Contains("resuming", resumed.Stdout);
+        Assert.Contains($"done: step {steps}", resumed.Stdout);
+
+        var straight = MetricsLine.ReadAll(Path.Combine(a, "metrics.jsonl"));
+        var continued = MetricsLine.ReadAll(Path.Combine(b, "metrics.jsonl"));
+        Assert.Equal(steps, straight.Count);
+        Assert.Equal(straight.Count, continued.Count);
+        for (int i = 0; i < straight.Count; i++)
+        {
+            var (x, y) = (straight[i], continued[i]);
+            Assert.True(x.Step == y.Step && x.TrainLoss == y.TrainLoss && x.ValidLoss == y.ValidLoss,
+                $"line {i + 1} differs:\n straight: {x.Raw}\n resumed:  {y.Raw}");
+        }
+        Assert.True(File.ReadAllBytes(Path.Combine(a, "model.safetensors")).SequenceEqual(File.ReadAllBytes(Path.Combine(b, "model.safetensors"))),
+            "model.safetensors of the straight and the resumed run differ");
+        Assert.True(File.ReadAllBytes(Path.Combine(a, "optimizer.safetensors")).SequenceEqual(File.ReadAllBytes(Path.Combine(b, "optimizer.safetensors"))),
+            "optimizer.safetensors of the straight and the resumed run differ");
+    }
+
+    [Fact(Skip = "CLI bug: the validation at the final step of the first run draws from the batch-sampling random stream, so the resumed run sees other batches than an uninterrupted one")]
+    public void Resuming_after_a_stop_between_validations_continues_exactly()
+    {
+        const int steps = 8;
+        var root = fixture.NewDirectory("resume-between-validations");
+        string a = Path.Combine(root, "A"), b = Path.Combine(root, "B");
+        Succeed(TrainedModelFixture.TrainArgs(fixture.CorpusPath, a, steps, validateEvery: 25, checkpointEvery: 25));
+        Succeed(TrainedModelFixture.TrainArgs(fixture.CorpusPath, b, steps / 2, validateEvery: 25, checkpointEvery: 25));
+        Succeed(["train", "--device", "cpu", "--resume", b, "--steps", $"{steps}"]);
+        var straight = MetricsLine.ReadAll(Path.Combine(a, "metrics.jsonl"));
+        var continued = MetricsLine.ReadAll(Path.Combine(b, "metrics.jsonl"));
+        Assert.Equal(straight.Select(m => (m.Step, m.TrainLoss)), continued.Select(m => (m.Step, m.TrainLoss)));
+        Assert.True(File.ReadAllBytes(Path.Combine(a, "model.safetensors")).SequenceEqual(File.ReadAllBytes(Path.Combine(b, "model.safetensors"))));
+    }
+
+    [Fact(Skip = "CLI bug: config.json records the data file's name only (\"corpus.txt\"), so resuming from another working directory silently trains on the default corpus")]
+    public void Resuming_from_another_working_directory_uses_the_same_data()
+    {
+        var root = fixture.NewDirectory("resume-elsewhere");
+        string b = Path.Combine(root, "B"), elsewhere = fixture.NewDirectory("resume-elsewhere/cwd");
+        Succeed(TrainedModelFixture.TrainArgs(fixture.CorpusPath, b, 2, validateEvery: 25, checkpointEvery: 25));
+        var resumed = Succeed(["train", "--device", "cpu", "--resume", b, "--steps", "3"], elsewhere);
+        var dataLine = resumed.Stdout.Split('\n').First(l => l.StartsWith("data"));
+        Assert.Contains("180,873 / 10,048 / 10,049 bytes", dataLine);
+    }
+
+    // ---------------------------------------------------------------- eval
+
+    static long WindowTokens(int length, int seq) => (length - 1L) / seq * seq;
+
+    (double Loss, double Bpc, long Tokens) EvalJson(string checkpoint, params string[] extra)
+    {
+        var result = Succeed(["eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath, "--json", .. extra]);
+        var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one JSON line\n{result}");
+        using var doc = JsonDocument.Parse(lines[0]);
+        var root = doc.RootElement;
+        Assert.Equal(["loss", "bpc", "tokens"], root.EnumerateObject().Select(p => p.Name));
+        return (root.GetProperty("loss").GetDouble(), root.GetProperty("bpc").GetDouble(), root.GetProperty("tokens").GetInt64());
+    }
+
+    [Fact]
+    public void Eval_reports_loss_bpc_and_tokens_over_the_chosen_split()
+    {
+        var checkpoint = fixture.TrainedCheckpoint();
+        var (_, valid, test) = TestCorpus.Split(fixture.EvalBytes);
+        int seq = TrainedModelFixture.SeqLen;
+        long validTokens = WindowTokens(valid.Length, seq), testTokens = WindowTokens(test.Length, seq), shortTokens = WindowTokens(valid.Length, 32);
+        Assert.Equal(3, new[] { validTokens, testTokens, shortTokens }.Distinct().Count()); // the file is sized so they differ
+
+        var (loss, bpc, tokens) = EvalJson(checkpoint);
+        Assert.True(double.IsFinite(loss) && loss > 0, $"loss {loss}");
+        Assert.Equal(loss / Math.Log(2), bpc);
+        Assert.Equal(validTokens, tokens);
+
+        var onTest = EvalJson(checkpoint, "--split", "test");
+        Assert.Equal(testTokens, onTest.Tokens);
+        Assert.Equal(onTest.Loss / Math.Log(2), onTest.Bpc);
+        Assert.NotEqual(loss, onTest.Loss);
+
+        var shorter = EvalJson(checkpoint, "--seq-len", "32");
+        Assert.Equal(shortTokens, shorter.Tokens);
+        Assert.NotEqual(loss, shorter.Loss);
+
+        // The same evaluation twice gives the same numbers.
+        Assert.Equal((loss, bpc, tokens), EvalJson(checkpoint));
+
+        var human = Succeed("eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath);
+        var match = Regex.Match(human.Stdout, @"^valid: loss (?<loss>[0-9.]+) nats, (?<bpc>[0-9.]+) bits per character over (?<tokens>[0-9,]+) tokens\r?\n$");
+        Assert.True(match.Success, $"unexpected human-readable line\n{human}");
+        Assert.Equal(loss.ToString("F4", CultureInfo.InvariantCulture), match.Groups["loss"].Value);
+        Assert.Equal(bpc.ToString("F4", CultureInfo.InvariantCulture), match.Groups["bpc"].Value);
+        Assert.Equal(validTokens, long.Parse(match.Groups["tokens"].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture));
+        Assert.Equal("", human.Stderr);
+    }
+
+    // ---------------------------------------------------------------- sample
+
+    [Fact]
+    public void Sample_writes_the_requested_bytes_and_is_reproducible_by_seed()
+    {
+        var checkpoint = fixture.TrainedCheckpoint();
+        byte[] Sample(int seed)
+        {
+            var result = Succeed("sample", "--device", "cpu", "--checkpoint", checkpoint, "--prompt", "The ", "--length", "50", "--seed", $"{seed}");
+            Assert.True(result.StdoutBytes.Length == 51 && result.StdoutBytes[^1] == (byte)'\n',
+                $"expected 50 bytes and a newline, got {result.StdoutBytes.Length} bytes\n{result}");
+            return result.StdoutBytes[..50];
+        }
+
+        var first = Sample(1);
+        output.WriteLine($"sample: {Encoding.UTF8.GetString(first)}");
+        Assert.Equal(first, Sample(1));
+        Assert.NotEqual(first, Sample(2));
+    }
+
+    // ---------------------------------------------------------------- bad input
+
+    static bool HasCuda => File.Exists("/dev/nvidiactl") || Directory.Exists("/proc/driver/nvidia");
+
+    [Theory]
+    [InlineData("missing data file")]
+    [InlineData("empty data file")]
+    [InlineData("data shorter than one window")]
+    [InlineData("unknown model")]
+    [InlineData("checkpoint of another shape")]
+    [InlineData("truncated model.safetensors")]
+    [InlineData("no CUDA device")]
+    [InlineData("--steps 0")]
+    [InlineData("--batch 0")]
+    [InlineData("--seq-len -1")]
+    [InlineData("eval --seq-len 0")]
+    [InlineData("sample --length -1")]
+    [InlineData("resume a directory that is not a checkpoint")]
+    [InlineData("eval a missing checkpoint directory")]
+    public void Bad_input_fails_with_one_clear_line(string name)
+    {
+        var dir = fixture.NewDirectory("bad-" + Regex.Replace(name, "[^a-z0-9]+", "-"));
+        string outDir = Path.Combine(dir, "out");
+        List<string> Train(string data, params string[] extra) =>
+            [.. TrainedModelFixture.TrainArgs(data, outDir, 2, validateEvery: 25, checkpointEvery: 25), .. extra];
+        string File(string fileName, byte[] bytes)
+        {
+            var path = Path.Combine(dir, fileName);
+            System.IO.File.WriteAllBytes(path, bytes);
+            return path;
+        }
+
+        (List<string> Args, string[] Expected) testCase = name switch
+        {
+            "missing data file" => (Train(Path.Combine(dir, "absent.txt")), ["absent.txt", "not found"]),
+            "empty data file" => (Train(File("empty.txt", [])), ["empty.txt", "is empty"]),
+            // 300 bytes: 270 train, 15 valid, 15 test; a window of --seq-len 64 needs 65.
+            "data shorter than one window" => (Train(File("short.txt", fixture.Corpus[..300])), ["shorter than one window", "valid split has 15 bytes"]),
+            "unknown model" => (Train(fixture.CorpusPath, "--model", "gateloop-huge"), ["unknown model 'gateloop-huge'", "gateloop-tiny"]),
+            "checkpoint of another shape" => (EvalOf(OtherShape()), ["another shape", "Dim 64 (model: 128)"]),
+            "truncated model.safetensors" => (EvalOf(Truncated()), ["corrupt or truncated", "model.safetensors"]),
+            "no CUDA device" => (["eval", "--device", "cuda", "--checkpoint", fixture.TrainedCheckpoint(), "--data", fixture.EvalPath], ["no CUDA device"]),
+            "--steps 0" => (Train(fixture.CorpusPath, "--steps", "0"), ["--steps must be positive, got 0"]),
+            "--batch 0" => (Train(fixture.CorpusPath, "--batch", "0"), ["--batch must be positive, got 0"]),
+            "--seq-len -1" => (Train(fixture.CorpusPath, "--seq-len", "-1"), ["--seq-len must be positive, got -1"]),
+            "eval --seq-len 0" => ([.. EvalOf(fixture.TrainedCheckpoint()), "--seq-len", "0"], ["--seq-len must be positive, got 0"]),
+            "sample --length -1" => (["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "-1"], ["--length", "-1"]),
+            "resume a directory that is not a checkpoint" => (["train", "--device", "cpu", "--resume", fixture.NewDirectory("bad-not-a-checkpoint")], ["not a checkpoint directory"]),
+            "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
+            _ => throw new ArgumentException(name),
+        };
+        // Arguments that repeat an option: the last one wins in the CLI, but keep the command line clean.
+        var args = Dedupe(testCase.Args);
+
+        if (name == "no CUDA device" && HasCuda)
+        {
+            output.WriteLine("an NVIDIA driver is present here; the no-CUDA message cannot be provoked");
+            return;
+        }
+        var result = Run([.. args]);
+        Assert.True(result.ExitCode != 0, $"expected failure\n{result}");
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToList();
+        Assert.True(lines.Count == 1, $"expected exactly one line on stderr\n{result}");
+        Assert.StartsWith("gateloop: ", lines[0]);
+        foreach (var expected in testCase.Expected)
+            Assert.True(lines[0].Contains(expected, StringComparison.Ordinal), $"stderr does not mention \"{expected}\"\n{result}");
+        Assert.DoesNotMatch(@"\w+Exception\b", result.Stderr);
+        Assert.DoesNotMatch(@"(?m)^\s+at ", result.Stderr + result.Stdout);
+        Assert.DoesNotContain("unexpected error", result.Stderr);
+
+        List<string> EvalOf(string checkpoint) => ["eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath];
+        string OtherShape()
+        {
+            var copy = fixture.CopyCheckpoint("bad-other-shape");
+            var config = Path.Combine(copy, "config.json");
+            var text = System.IO.File.ReadAllText(config);
+            Assert.Contains("\"Model\": \"gateloop-tiny\"", text);
+            System.IO.File.WriteAllText(config, text.Replace("\"Model\": \"gateloop-tiny\"", "\"Model\": \"gateloop-small\""));
+            return copy;
+        }
+        string Truncated()
+        {
+            var copy = fixture.CopyCheckpoint("bad-truncated");
+            var model = Path.Combine(copy, "model.safetensors");
+            var bytes = System.IO.File.ReadAllBytes(model);
+            System.IO.File.WriteAllBytes(model, bytes[..(bytes.Length / 2)]);
+            return copy;
+        }
+    }
+
+    /// <summary>Keeps the last value of each repeated <c>--option value</c> pair.</summary>
+    static List<string> Dedupe(List<string> args)
+    {
+        var result = new List<string>();
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i].StartsWith("--") && i + 1 < args.Count && !args[i + 1].StartsWith("--"))
+            {
+                int later = args.FindIndex(i + 2, a => a == args[i]);
+                if (later >= 0) { i++; continue; }
+                result.Add(args[i]);
+                result.Add(args[++i]);
+            }
+            else result.Add(args[i]);
+        }
+        return result;
+    }
+
+    // ---------------------------------------------------------------- models, help
+
+    /// <summary>Parameters of a max-heads post-norm GateLoop transformer (feed-forward mult 4, 256 tokens).</summary>
+    static long PostNormMaxHeadsParameters(long dim, long depth) => depth * (15 * dim * dim + 11 * dim) + 2 * 256 * dim;
+
+    [Fact]
+    public void Models_lists_every_declared_model_with_its_parameter_count()
+    {
+        var result = Succeed("models");
+        var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // Other models may be declared too; these three must be there, the default first.
+        Assert.StartsWith("gateloop-small ", lines[0]);
+        Assert.Single(lines, l => l.Contains("(default)"));
+        foreach (var (model, count) in new[] { ("gateloop-small", PostNormMaxHeadsParameters(128, 4)),
+                     ("enwik8", PostNormMaxHeadsParameters(512, 6)), ("gateloop-tiny", PostNormMaxHeadsParameters(64, 2)) })
+        {
+            var line = Assert.Single(lines, l => l.StartsWith(model + " "));
+            Assert.Contains($" {count.ToString("N0", CultureInfo.InvariantCulture)} parameters", line);
+            Assert.Equal(model == "gateloop-small", line.Contains("(default)"));
+        }
+
+        // The tiny model's count agrees with the tensors its checkpoint holds.
+        var (tensors, _) = SafeTensorsFile.Read(Path.Combine(fixture.TrainedCheckpoint(), "model.safetensors"));
+        Assert.Equal(PostNormMaxHeadsParameters(64, 2), tensors.Sum(t => (long)t.Data.Length));
+    }
+
+    [Theory]
+    [InlineData("models", new string[0])]
+    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--device", "--seed" })]
+    [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
+    [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
+    [InlineData("download", new[] { "enwik8", "--to" })]
+    [InlineData("step", new[] { "--model", "--batch", "--seq-len", "--steps", "--device" })]
+    public void Help_describes_each_command(string command, string[] options)
+    {
+        var result = Succeed(command, "--help");
+        Assert.Contains("Usage:", result.Stdout);
+        Assert.Contains($"gateloop {command}", result.Stdout);
+        foreach (var option in options) Assert.Contains(option, result.Stdout);
+        Assert.Equal("", result.Stderr);
+    }
+
+    [Fact]
+    public void Help_lists_the_commands()
+    {
+        var result = Succeed("--help");
+        foreach (var command in new[] { "models", "train", "sample", "eval", "download", "step" })
+            Assert.Matches($@"(?m)^\s+{command}\b", result.Stdout);
+    }
+
+    // ---------------------------------------------------------------- PyTorch-written weights
+
+    [Fact]
+    public void Eval_loads_weights_written_the_way_PyTorch_writes_safetensors()
+    {
+        var trained = fixture.TrainedCheckpoint();
+        var (tensors, _) = SafeTensorsFile.Read(Path.Combine(trained, "model.safetensors"));
+        var names = tensors.Select(t => t.Name).ToList();
+        Assert.Contains("token_emb.weight", names);
+        Assert.Contains("layers.1.0.fn.to_qkv.weight", names);
+        Assert.NotEqual(names, names.Order(StringComparer.Ordinal)); // so sorted order really is another layout
+
+        string Checkpoint(string name, IEnumerable<Tensor> weights)
+        {
+            var dir = fixture.NewDirectory(name);
+            System.IO.File.Copy(Path.Combine(trained, "config.json"), Path.Combine(dir, "config.json"));
+            var path = Path.Combine(dir, "model.safetensors");
+            SafeTensorsFile.WriteLikePyTorch(path, weights, new Dictionary<string, string> { ["format"] = "pt" });
+            Assert.StartsWith("{\"__metadata__\":{\"format\":\"pt\"},\"layers.0.0.fn.to_a.0.bias\":{\"dtype\":\"F32\",\"shape\":[128],\"data_offsets\":[0,512]}", SafeTensorsFile.HeaderText(path));
+            return dir;
+        }
+
+        var original = EvalJson(trained);
+        // The same values in PyTorch's layout give exactly the same loss: every tensor was found by its name.
+        Assert.Equal(original, EvalJson(Checkpoint("pt-same", tensors)));
+        // Other values give another loss.
+        var halved = EvalJson(Checkpoint("pt-halved", tensors.Select(t => t with { Data = t.Data.Select(v => v * 0.5f).ToArray() })));
+        output.WriteLine($"loss: trained {original.Loss:F4}, weights × 0.5 {halved.Loss:F4}");
+        Assert.True(double.IsFinite(halved.Loss));
+        Assert.NotEqual(original.Loss, halved.Loss);
+        Assert.Equal(original.Tokens, halved.Tokens);
+
+        // A file that lacks one tensor fails and names it.
+        const string dropped = "layers.1.0.fn.to_a.0.bias";
+        var incomplete = Checkpoint("pt-incomplete", tensors.Where(t => t.Name != dropped));
+        var result = Run("eval", "--device", "cpu", "--checkpoint", incomplete, "--data", fixture.EvalPath, "--json");
+        Assert.True(result.ExitCode != 0, $"expected failure\n{result}");
+        Assert.StartsWith("gateloop: ", result.Stderr);
+        Assert.Contains("missing", result.Stderr);
+        Assert.Contains(dropped, result.Stderr);
+        Assert.Single(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+}
