@@ -21,8 +21,16 @@ static class Program
         };
         try
         {
+            var parse = root.Parse(args);
+            // A mistyped option is bad input like any other: one line, non-zero exit.
+            if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
+            {
+                string command = parse.CommandResult.Command == root ? "" : parse.CommandResult.Command.Name + " ";
+                Console.Error.WriteLine($"gateloop: {parse.Errors[0].Message} (see: gateloop {command}--help)");
+                return 2;
+            }
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
         catch (Exception e) when (e is UserInputException or DeviceUnavailableException)
         {

@@ -10,7 +10,7 @@ static class EvalCommand
     public static Command Create()
     {
         var checkpoint = Common.Checkpoint();
-        var data = new Option<string?>("--data") { Description = "text file (default: the data the checkpoint was trained on)" };
+        var data = new Option<string?>("--data") { Description = "text file (default: the file the checkpoint was trained on, or the default corpus)" };
         var split = new Option<string>("--split") { Description = "valid, test or all", DefaultValueFactory = _ => "valid" };
         split.AcceptOnlyFromAmong("valid", "test", "all");
         var seq = new Option<int?>("--seq-len") { Description = "window length (default: the training length)" };
@@ -26,7 +26,7 @@ static class EvalCommand
             using var dev = Device.Create(parse.GetValue(device)!);
             var (config, model) = Common.OpenCheckpoint(directory, dev);
             using var _ = model;
-            string? path = parse.GetValue(data) ?? (File.Exists(config.Data) ? config.Data : null);
+            string? path = parse.GetValue(data) ?? config.Data;
             var corpus = Common.LoadCorpus(path);
             int length = parse.GetValue(seq) ?? config.Options?.SeqLen ?? 256;
             if (length <= 0) throw new UserInputException($"--seq-len must be positive, got {length}");

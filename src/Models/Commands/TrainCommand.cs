@@ -51,7 +51,7 @@ static class TrainCommand
                 var config = Checkpoint.ReadConfig(resumeFrom);
                 options = (config.Options ?? options) with { Steps = !Common.Given(parse, steps) ? (config.Options?.Steps ?? options.Steps) : options.Steps };
                 if (!Common.Given(parse, model)) modelName = config.Model;
-                dataPath ??= File.Exists(config.Data) ? config.Data : null;
+                dataPath ??= config.Data;
             }
             options.Validate();
             var entry = Catalog.Find(modelName);

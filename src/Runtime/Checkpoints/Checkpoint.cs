@@ -17,7 +17,7 @@ public sealed record CheckpointConfig
     /// <summary>Completed optimizer steps.</summary>
     public long Step { get; init; }
 
-    /// <summary>The training data's source.</summary>
+    /// <summary>Full path of the training data file; null for the default corpus.</summary>
     public string? Data { get; init; }
 
     /// <summary>The training seed.</summary>
@@ -29,8 +29,6 @@ public sealed record CheckpointConfig
     /// <summary>State of the batch-sampling random stream.</summary>
     public ulong[]? DataRng { get; init; }
 
-    /// <summary>State of the generation random stream.</summary>
-    public ulong[]? SampleRng { get; init; }
 
     /// <summary>Attribute values as strings, for comparing a checkpoint with a compiled model.</summary>
     public static Dictionary<string, string> Describe(IReadOnlyDictionary<string, object> hyperparameters) =>

@@ -13,8 +13,9 @@ public sealed class Corpus
     const int Enwik8TrainEnd = 90_000_000;
     const int Enwik8ValidEnd = 95_000_000;
 
-    Corpus(byte[] bytes, string source, bool enwik8Layout)
+    Corpus(byte[] bytes, string source, bool enwik8Layout, string? filePath = null)
     {
+        FilePath = filePath;
         var (trainEnd, validEnd, end) = SplitPoints(bytes.Length, enwik8Layout);
         Train = bytes.AsMemory(0, trainEnd);
         Valid = bytes.AsMemory(trainEnd, validEnd - trainEnd);
@@ -33,6 +34,9 @@ public sealed class Corpus
 
     /// <summary>Where the bytes came from, e.g. <c>enwik8.zip</c>.</summary>
     public string Source { get; }
+
+    /// <summary>The full path of the file the corpus was loaded from; null for the default corpus and in-memory data.</summary>
+    public string? FilePath { get; }
 
     /// <summary>
     /// Loads a corpus file: raw bytes, a <c>.gz</c> file, or a <c>.zip</c> archive (its entry named <c>enwik8</c>
@@ -76,7 +80,7 @@ public sealed class Corpus
         var enwik8 = bytes.Length >= Enwik8Length
             && (name.StartsWith("enwik8", StringComparison.OrdinalIgnoreCase)
                 || entryName.StartsWith("enwik8", StringComparison.OrdinalIgnoreCase));
-        return new Corpus(bytes, name, enwik8);
+        return new Corpus(bytes, name, enwik8, Path.GetFullPath(path));
     }
 
     /// <summary>

@@ -67,7 +67,11 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     /// <summary>The name of the metrics file in the output directory.</summary>
     public const string MetricsFileName = "metrics.jsonl";
 
-    Rng dataRng = new(options.Seed), sampleRng = new((ulong)options.Seed ^ 0x5eed5eed5eedUL);
+    // Training batches come from one stream that checkpoints save; validation batches and samples come from
+    // streams derived from (seed, step), so stopping at any step and resuming replays the same run exactly.
+    readonly Rng dataRng = new(options.Seed);
+
+    Rng StepRng(long step, ulong purpose) => new((ulong)options.Seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xBF58476D1CE4E5B9UL ^ purpose);
 
     /// <summary>
     /// Trains until <see cref="TrainOptions.Steps"/> or until <paramref name="cancel"/> fires; either way the last
@@ -90,7 +94,6 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             Checkpoint.CheckShape(config, model, resumeFrom);
             Checkpoint.Load(resumeFrom, model, adam);
             dataRng.State = config.DataRng ?? throw new UserInputException($"checkpoint '{resumeFrom}' has no random state to resume from");
-            sampleRng.State = config.SampleRng ?? dataRng.State;
             KeepMetricsUpTo(metrics, adam.Step);
         }
         else
@@ -99,7 +102,8 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             File.Delete(metrics);
         }
 
-        var valid = new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, dataRng);
+        // Checked up front: a valid split shorter than one window should fail before training, not at step 100.
+        _ = new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, dataRng);
         var tokens = new int[options.Batch * (options.SeqLen + 1)];
         var clock = Stopwatch.StartNew();
         long startStep = adam.Step, tokensPerStep = (long)options.Batch * options.SeqLen * options.GradAccum;
@@ -126,7 +130,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             double? validLoss = null;
             if (step % options.ValidateEvery == 0 || step == options.Steps)
             {
-                valid.Fill(tokens);
+                new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, StepRng(step, 1)).Fill(tokens);
                 validLoss = model.Forward(tokens, options.Batch, options.SeqLen);
                 report(new TrainEvent.Validation(step, validLoss.Value));
             }
@@ -151,11 +155,12 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     void Generate(long step, Action<TrainEvent> report)
     {
         var valid = corpus.Valid.Span;
+        var rng = StepRng(step, 2);
         int prime = Math.Min(options.PrimeLength, valid.Length);
-        int start = sampleRng.NextInt(valid.Length - prime + 1);
+        int start = rng.NextInt(valid.Length - prime + 1);
         var primeTokens = valid.Slice(start, prime).ToArray().Select(b => (int)b).ToArray();
         var text = new List<byte>();
-        Sampling.Generate(model, primeTokens, options.GenerateLength, 1.0, 0.9, sampleRng, t => text.Add((byte)t));
+        Sampling.Generate(model, primeTokens, options.GenerateLength, 1.0, 0.9, rng, t => text.Add((byte)t));
         report(new TrainEvent.Sample(step, Text(primeTokens.Select(t => (byte)t)), Text(text)));
     }
 
@@ -168,11 +173,10 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             Model = modelName,
             Hyperparameters = CheckpointConfig.Describe(model.Configuration),
             Step = adam.Step,
-            Data = corpus.Source,
+            Data = corpus.FilePath,
             Seed = options.Seed,
             Options = options,
             DataRng = dataRng.State,
-            SampleRng = sampleRng.State,
         });
         report(new TrainEvent.Saved(adam.Step, outDirectory));
     }
