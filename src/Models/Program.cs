@@ -17,7 +17,7 @@ static class Program
             EvalCommand.Create(),
             DownloadCommand.Create(),
             PlotCommand.Create(),
-            StepCommand.Create(),
+            BenchCommand.Create(),
         };
         try
         {

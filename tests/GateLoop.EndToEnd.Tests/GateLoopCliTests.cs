@@ -333,7 +333,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
     [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
-    [InlineData("step", new[] { "--model", "--batch", "--seq-len", "--steps", "--device" })]
+    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device" })]
+    [InlineData("plot", new[] { "metrics", "--out" })]
     public void Help_describes_each_command(string command, string[] options)
     {
         var result = Succeed(command, "--help");
@@ -347,8 +348,28 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     public void Help_lists_the_commands()
     {
         var result = Succeed("--help");
-        foreach (var command in new[] { "models", "train", "sample", "eval", "download", "step" })
+        foreach (var command in new[] { "models", "train", "sample", "eval", "download", "bench", "plot" })
             Assert.Matches($@"(?m)^\s+{command}\b", result.Stdout);
+    }
+
+    /// <summary>bench --json reports what the performance work is judged by, with sane values.</summary>
+    [Fact]
+    public void Bench_reports_training_and_generation_rates_as_json()
+    {
+        var result = Succeed("bench", "--device", "cpu", "--model", "gateloop-tiny", "--batch", "2", "--grad-accum", "1",
+            "--seq-len", "32", "--steps", "1", "--generate", "8", "--json");
+        using var doc = JsonDocument.Parse(result.Stdout.Trim());
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("train_tokens_per_s").GetDouble() > 0);
+        Assert.True(root.GetProperty("generate_tokens_per_s").GetDouble() > 0);
+        Assert.True(root.GetProperty("peak_memory_bytes").GetInt64() > 10_000_000);
+        Assert.StartsWith("cpu", root.GetProperty("device").GetString());
+        Assert.Equal("gateloop-tiny", root.GetProperty("config").GetProperty("model").GetString());
+        // A fresh model predicts bytes about uniformly: the first loss is near ln 256.
+        Assert.InRange(root.GetProperty("loss").GetDouble(), Math.Log(256) - 0.5, Math.Log(256) + 0.5);
+        var phases = root.GetProperty("phase_ms");
+        foreach (var phase in new[] { "gemm", "scan", "elementwise", "optimizer" })
+            Assert.True(phases.GetProperty(phase).GetDouble() > 0, phase);
     }
 
     // ---------------------------------------------------------------- PyTorch-written weights

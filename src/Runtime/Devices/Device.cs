@@ -100,11 +100,36 @@ public sealed class Device : IDisposable
         T beta, ArrayView<T> c) where T : unmanaged, INumber<T>
     {
         int lda = transA ? m : k, ldb = transB ? k : n;
+        var clock = Profile is null ? null : System.Diagnostics.Stopwatch.StartNew();
         if (gemm is null)
             HostGemm.Multiply(transA, transB, m, n, k, alpha, (T*)a.LoadEffectiveAddressAsPtr(), lda,
                 (T*)b.LoadEffectiveAddressAsPtr(), ldb, beta, (T*)c.LoadEffectiveAddressAsPtr(), n);
         else
             gemm.Multiply(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+        if (clock is not null)
+        {
+            Synchronize();
+            Profile!.Add("Gemm", clock.Elapsed.TotalMilliseconds);
+        }
+    }
+
+    /// <summary>
+    /// When set, every kernel launch and GEMM is timed (waiting for the device after each, so this slows a GPU
+    /// run) and accumulated by kernel name.
+    /// </summary>
+    public Profile? Profile { get; set; }
+
+    void Timed(Delegate kernel, Action launch)
+    {
+        if (Profile is null)
+        {
+            launch();
+            return;
+        }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        launch();
+        Synchronize();
+        Profile.Add(kernel.Method.Name, clock.Elapsed.TotalMilliseconds);
     }
 
     // Kernel launches: one index per logical work item. The host backend runs the same static method on CPU
@@ -115,8 +140,11 @@ public sealed class Device : IDisposable
         where T1 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -124,8 +152,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -133,8 +164,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -142,8 +176,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -152,8 +189,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -162,8 +202,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -173,8 +216,11 @@ public sealed class Device : IDisposable
         where T7 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
+        });
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -184,8 +230,11 @@ public sealed class Device : IDisposable
         where T7 : struct where T8 : struct
     {
         if (n <= 0) return;
-        if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7, a8));
-        else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
+        Timed(kernel, () =>
+        {
+            if (IsHost) HostFor(n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7, a8));
+            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
+        });
     }
 
     TLoaded Load<TLoaded>(Delegate kernel, Func<TLoaded> load) where TLoaded : Delegate =>

@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using GateLoop.Runtime;
+
+namespace GateLoop.Models.Commands;
+
+/// <summary>
+/// <c>gateloop bench</c>: after a warm-up, times full training steps (forward and backward over the accumulated
+/// micro-batches, then the optimizer) and recurrent generation, reports the time per phase and peak memory.
+/// </summary>
+static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "a declared model", DefaultValueFactory = _ => Catalog.Default };
+        var batch = new Option<int>("--batch") { Description = "sequences per micro-batch", DefaultValueFactory = _ => 4 };
+        var accum = new Option<int>("--grad-accum") { Description = "micro-batches per step", DefaultValueFactory = _ => 4 };
+        var seq = new Option<int>("--seq-len") { Description = "sequence length", DefaultValueFactory = _ => 256 };
+        var steps = new Option<int>("--steps") { Description = "timed training steps after one warm-up step", DefaultValueFactory = _ => 3 };
+        var generate = new Option<int>("--generate") { Description = "bytes generated after a prompt of the same length (0: skip)", DefaultValueFactory = _ => 128 };
+        var json = new Option<bool>("--json") { Description = "print one JSON object" };
+        var kernels = new Option<bool>("--kernels") { Description = "also list the time of every kernel" };
+        var device = Common.Device();
+        var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
+        {
+            model, batch, accum, seq, steps, generate, json, kernels, device,
+        };
+        command.SetAction(parse =>
+        {
+            int b = parse.GetValue(batch), a = parse.GetValue(accum), n = parse.GetValue(seq), count = parse.GetValue(steps), g = parse.GetValue(generate);
+            foreach (var (name, value) in new[] { ("--batch", b), ("--grad-accum", a), ("--seq-len", n), ("--steps", count) })
+                if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
+            if (g < 0) throw new UserInputException($"--generate cannot be negative, got {g}");
+            bool asJson = parse.GetValue(json);
+            var log = asJson ? TextWriter.Null : Console.Out;
+            var entry = Catalog.Find(parse.GetValue(model)!);
+            using var dev = Device.Create(parse.GetValue(device)!);
+            using var net = entry.Create(dev);
+            net.Initialize(0);
+            log.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
+            log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}");
+
+            var rng = new Rng(0);
+            var tokens = new int[b * (n + 1)];
+            using var adam = new Adam(net, new AdamOptions());
+            (double Loss, double GradNorm) Step()
+            {
+                net.ZeroGradients();
+                double loss = 0;
+                for (int i = 0; i < a; i++)
+                {
+                    for (int t = 0; t < tokens.Length; t++) tokens[t] = rng.NextInt(net.Vocabulary);
+                    loss += net.Forward(tokens, b, n, 1.0 / a) / a;
+                    net.Backward();
+                }
+                adam.Update();
+                return (loss, adam.ReadGradientNorm());
+            }
+
+            var (firstLoss, firstNorm) = Step();
+            log.WriteLine($"warm-up step: loss {firstLoss:F6} (ln 256 = {Math.Log(256):F6}), gradient norm {firstNorm:F6}");
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < count; i++) Step();
+            double stepSeconds = clock.Elapsed.TotalSeconds / count, trainRate = (double)b * n * a / stepSeconds;
+            log.WriteLine($"train    {trainRate,10:N0} tokens/s   {stepSeconds * 1000:F0} ms per step of {a} × {b} × {n} tokens");
+
+            var profile = dev.Profile = new Profile();
+            Step();
+            dev.Profile = null;
+            double total = profile.ByPhase.Values.Sum();
+            foreach (var (phase, ms) in profile.ByPhase.OrderByDescending(p => p.Value))
+                log.WriteLine($"  {phase,-12} {ms,8:F1} ms  {ms / total,6:P1}");
+            if (parse.GetValue(kernels))
+                foreach (var (kernel, ms) in profile.ByKernel.OrderByDescending(p => p.Value))
+                    log.WriteLine($"    {kernel,-36} {ms,8:F1} ms");
+
+            double? generateRate = null;
+            if (g > 0)
+            {
+                var prompt = Enumerable.Range(0, g).Select(_ => rng.NextInt(net.Vocabulary)).ToArray();
+                clock.Restart();
+                Sampling.Generate(net, prompt, g, 1.0, 0.9, rng, _ => { });
+                generateRate = g / clock.Elapsed.TotalSeconds;
+                log.WriteLine($"generate {generateRate,10:N1} tokens/s   {g} bytes after a {g}-byte prompt, prompt included in the time");
+            }
+            long peak = Process.GetCurrentProcess().PeakWorkingSet64;
+            log.WriteLine($"peak memory {peak / (1024.0 * 1024):N0} MiB (process working set); activations {net.ActivationBytes / (1024.0 * 1024):N0} MiB");
+
+            if (asJson)
+                Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                {
+                    ["train_tokens_per_s"] = trainRate,
+                    ["generate_tokens_per_s"] = generateRate,
+                    ["peak_memory_bytes"] = peak,
+                    ["step_ms"] = stepSeconds * 1000,
+                    ["phase_ms"] = profile.ByPhase,
+                    ["loss"] = firstLoss,
+                    ["grad_norm"] = firstNorm,
+                    ["device"] = dev.Name,
+                    ["config"] = new Dictionary<string, object>
+                    {
+                        ["model"] = entry.Name, ["batch"] = b, ["grad_accum"] = a, ["seq_len"] = n,
+                        ["parameters"] = net.ParameterCount, ["hyperparameters"] = net.Configuration,
+                    },
+                }));
+            return 0;
+        });
+        return command;
+    }
+}
