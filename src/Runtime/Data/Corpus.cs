@@ -158,11 +158,8 @@ public sealed class Corpus
     static (string Directory, FileInfo[] Files) FindReferencePackXml()
     {
         const string hint = "pass a corpus with --data FILE (or run `gateloop download enwik8`)";
-        // typeof(object) lives in <root>/shared/Microsoft.NETCore.App/<version>/, so the root is three levels up.
-        var runtimeDirectory = Path.GetDirectoryName(typeof(object).Assembly.Location);
-        if (string.IsNullOrEmpty(runtimeDirectory))
-            throw new UserInputException($"cannot locate the .NET installation of this process to find the default corpus; {hint}");
-        var root = Path.GetFullPath(Path.Combine(runtimeDirectory, "..", "..", ".."));
+        var root = DotnetRoot()
+            ?? throw new UserInputException($"cannot locate a .NET SDK installation to find the default corpus; {hint}");
         var packs = Path.Combine(root, "packs", "Microsoft.NETCore.App.Ref");
         var version = HighestVersion(packs, prefix: "");
         var frameworks = version is null ? null : Path.Combine(packs, version, "ref");
@@ -175,6 +172,20 @@ public sealed class Corpus
         if (files.Length == 0 || files.All(f => f.Length == 0))
             throw new UserInputException($"the reference pack folder {directory} holds no XML documentation; {hint}");
         return (directory, files);
+    }
+
+    // The SDK that runs this process: the shared framework lives in <root>/shared/Microsoft.NETCore.App/<version>/.
+    // A self-contained single-file build has no such path; it falls back to DOTNET_ROOT and the dotnet on PATH.
+    static string? DotnetRoot()
+    {
+        var runtime = AppContext.GetData("FX_DEPS_FILE") as string ?? "";
+        if (runtime.Contains("Microsoft.NETCore.App", StringComparison.Ordinal))
+            return Path.GetFullPath(Path.Combine(Path.GetDirectoryName(runtime)!, "..", "..", ".."));
+        if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } env && Directory.Exists(env))
+            return env;
+        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, "dotnet")).FirstOrDefault(File.Exists);
+        return onPath is null ? null : Path.GetDirectoryName(new FileInfo(onPath).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? onPath);
     }
 
     /// <summary>The subdirectory of <paramref name="parent"/> named <paramref name="prefix"/> + the highest version, or null.</summary>
