@@ -30,6 +30,12 @@ public static class Cli
     public static CliResult Run(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
     {
         Assert.True(File.Exists(DllPath), $"{DllPath} is missing; the ProjectReference to src/Models should put it there");
+        return Dotnet(workingDirectory, [DllPath, .. args], timeout);
+    }
+
+    /// <summary>Runs <c>dotnet <paramref name="args"/></c> the same way (for pack, build and run of other projects).</summary>
+    public static CliResult Dotnet(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
+    {
         var list = args.ToList();
         var info = new ProcessStartInfo(Host)
         {
@@ -40,12 +46,12 @@ public static class Cli
             RedirectStandardError = true,
             StandardErrorEncoding = Encoding.UTF8,
         };
-        info.ArgumentList.Add(DllPath);
         foreach (var arg in list) info.ArgumentList.Add(arg);
         // The CLI prints stack traces only with GATELOOP_DEBUG; the tests check what a user sees without it.
         info.Environment.Remove("GATELOOP_DEBUG");
 
-        string commandLine = string.Join(" ", list.Select(a => a.Length == 0 || a.Contains(' ') ? $"\"{a}\"" : a));
+        string commandLine = string.Join(" ", list.Skip(list.FirstOrDefault() == DllPath ? 1 : 0)
+            .Select(a => a.Length == 0 || a.Contains(' ') ? $"\"{a}\"" : a));
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {Host}");
         process.StandardInput.Close();

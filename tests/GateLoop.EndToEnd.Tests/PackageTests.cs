@@ -1,0 +1,92 @@
+namespace GateLoop.EndToEnd.Tests;
+
+/// <summary>
+/// A consumer's first five minutes: pack GateLoop.Runtime into a local feed, create a fresh project outside the
+/// solution that references only that package, declare models as the README does, build and run them; and check
+/// that a wrong declaration fails the build with its GL id.
+/// </summary>
+public sealed class PackageTests : IDisposable
+{
+    readonly string root = Directory.CreateTempSubdirectory("gateloop-package-").FullName;
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "GateLoop.Compiler.sln"))) return dir.FullName;
+        throw new InvalidOperationException("GateLoop.Compiler.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    static CliResult Succeed(string directory, params string[] args)
+    {
+        var result = Cli.Dotnet(directory, args, TimeSpan.FromMinutes(5));
+        Assert.True(result.ExitCode == 0, $"dotnet failed\n{result}");
+        return result;
+    }
+
+    const string Program = """
+        using GateLoop;
+        using GateLoop.Runtime;
+
+        using var device = Device.Create("cpu");
+        using var model = new TinyGateLoop(device);
+        model.Initialize(seed: 0);
+        var logits = model.Logits(new int[2 * 5], batch: 2, seq: 5);
+        Console.WriteLine($"logits {logits.Length} = 2 x 5 x {model.Vocabulary}");
+        Console.WriteLine($"loss {model.Forward(new int[2 * 6], batch: 2, seq: 5):F3}");
+        Console.WriteLine($"tensors {TinyGateLoop.ParameterTable.Count}");
+
+        [GateLoopTransformer(NumTokens = 256, Dim = 16, Depth = 2, PostLayerNorm = true)]
+        public partial class TinyGateLoop;
+        """;
+
+    [Fact]
+    public void A_fresh_project_uses_the_package_and_a_wrong_declaration_fails_with_its_id()
+    {
+        // A version of its own, so no package cached by an earlier run is picked up instead of this build.
+        string version = $"0.1.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}";
+        string feed = Path.Combine(root, "feed"), app = Path.Combine(root, "app");
+        Succeed(RepositoryRoot(), "pack", "src/Runtime/GateLoop.Runtime.csproj", "-c", "Release", "-o", feed, $"-p:Version={version}", "-nologo");
+        Assert.True(File.Exists(Path.Combine(feed, $"GateLoop.Runtime.{version}.nupkg")));
+
+        Directory.CreateDirectory(app);
+        // Empty props files stop the repository's own build settings from applying to the consumer.
+        File.WriteAllText(Path.Combine(root, "Directory.Build.props"), "<Project />");
+        File.WriteAllText(Path.Combine(root, "Directory.Packages.props"), "<Project />");
+        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+            <configuration>
+              <packageSources>
+                <add key="local" value="{feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <Nullable>enable</Nullable>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="GateLoop.Runtime" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), Program);
+
+        Succeed(app, "build", "-nologo", "-v", "q");
+        var run = Succeed(app, "run", "--no-build");
+        Assert.Contains("logits 2560 = 2 x 5 x 256", run.Stdout);
+        Assert.Contains("tensors 28", run.Stdout); // the embedding, 13 per layer, the head
+        var loss = double.Parse(run.Stdout.Split('\n').Single(l => l.StartsWith("loss ")).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(loss, 4.5, 7.0);
+
+        File.WriteAllText(Path.Combine(app, "Program.cs"), Program.Replace("public partial class TinyGateLoop;", "public class TinyGateLoop;"));
+        var broken = Cli.Dotnet(app, ["build", "-nologo", "-v", "q"], TimeSpan.FromMinutes(5));
+        Assert.NotEqual(0, broken.ExitCode);
+        Assert.Contains("error GL0001", broken.Stdout + broken.Stderr);
+    }
+}
