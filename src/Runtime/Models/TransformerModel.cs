@@ -12,7 +12,7 @@ namespace GateLoop.Runtime;
 /// <typeparam name="T">The element type the model was compiled for (float, or double for verification).</typeparam>
 public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFloatingPoint<T>
 {
-    readonly MemoryBuffer1D<T, Stride1D.Dense> weights, gradients;
+    readonly ParameterBuffers<T> parameters;
     Workspace? workspace;
     T[] lossRows = [];
     bool stepping;
@@ -22,20 +22,17 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters)
     {
         Device = device;
-        Parameters = parameters;
-        ParameterCount = parameters.Sum(p => p.Length);
-        weights = device.Allocate<T>(ParameterCount);
-        gradients = device.Allocate<T>(ParameterCount);
+        this.parameters = new ParameterBuffers<T>(device, parameters);
     }
 
     /// <summary>The device the model runs on.</summary>
     public Device Device { get; }
 
     /// <summary>Every tensor with its PyTorch name, shape and offset.</summary>
-    public IReadOnlyList<ParameterInfo> Parameters { get; }
+    public IReadOnlyList<ParameterInfo> Parameters => parameters.Table;
 
     /// <summary>Total number of parameters.</summary>
-    public long ParameterCount { get; }
+    public long ParameterCount => parameters.Count;
 
     /// <summary>Vocabulary size.</summary>
     public abstract int Vocabulary { get; }
@@ -44,10 +41,10 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     public abstract IReadOnlyDictionary<string, object> Configuration { get; }
 
     /// <summary>The flat parameter buffer.</summary>
-    public ArrayView<T> Weights => weights.View;
+    public ArrayView<T> Weights => parameters.Weights;
 
     /// <summary>The flat gradient buffer (same layout); backward passes add into it.</summary>
-    public ArrayView<T> Gradients => gradients.View;
+    public ArrayView<T> Gradients => parameters.Gradients;
 
     /// <summary>Batch size of the current plan.</summary>
     protected int Batch { get; private set; }
@@ -74,50 +71,19 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     protected ArrayView<T> LossRows { get; private set; }
 
     /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>
-    public void Initialize(int seed)
-    {
-        var random = new Random(seed);
-        var host = new T[ParameterCount];
-        foreach (var p in Parameters)
-        {
-            var span = host.AsSpan((int)p.Offset, (int)p.Length);
-            double bound = 1.0 / Math.Sqrt(Math.Max(p.FanIn, 1));
-            for (int i = 0; i < span.Length; i++)
-                span[i] = T.CreateChecked(p.Init switch
-                {
-                    Init.Zeros => 0.0,
-                    Init.Ones => 1.0,
-                    Init.Normal => Normal(random),
-                    // As rotary_embedding_torch computes them in float32: 1 / 10000^(2i / head width).
-                    Init.RotaryFrequencies => 1.0 / Math.Pow(10000, (float)(2 * i) / (2 * span.Length)),
-                    _ => (2 * random.NextDouble() - 1) * bound,
-                });
-        }
-        WriteWeights(host);
-    }
-
-    static double Normal(Random random)
-    {
-        double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-    }
+    public void Initialize(int seed) => parameters.Initialize(seed);
 
     /// <summary>Copies all weights to the host.</summary>
-    public T[] ReadWeights() => Read(Weights.SubView(0, ParameterCount));
+    public T[] ReadWeights() => parameters.ReadWeights();
 
     /// <summary>Replaces all weights.</summary>
-    public void WriteWeights(ReadOnlySpan<T> values)
-    {
-        if (values.Length != ParameterCount)
-            throw new ArgumentException($"expected {ParameterCount} weights, got {values.Length}", nameof(values));
-        Weights.SubView(0, ParameterCount).CopyFromCPU(values);
-    }
+    public void WriteWeights(ReadOnlySpan<T> values) => parameters.Write(values);
 
     /// <summary>Copies the accumulated gradients to the host.</summary>
-    public T[] ReadGradients() => Read(Gradients.SubView(0, ParameterCount));
+    public T[] ReadGradients() => parameters.ReadGradients();
 
     /// <summary>Sets all gradients to zero (start of an accumulation window).</summary>
-    public void ZeroGradients() => gradients.MemSetToZero();
+    public void ZeroGradients() => parameters.ZeroGradients();
 
     /// <summary>
     /// Runs the model on <paramref name="tokens"/> ([batch × (seq+1)]: each row's first seq tokens are inputs,
@@ -154,7 +120,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         Upload(inputs.ToArray(), null, batch, seq);
         stepping = false;
         ForwardCore(continueState: false);
-        return Read(LogitsView);
+        return ParameterBuffers<T>.Read(LogitsView);
     }
 
     /// <summary>
@@ -190,7 +156,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         {
             Upload(tokens.ToArray(), null, history.Length, 1);
             ForwardCore(continueState: true);
-            return Read(LogitsView);
+            return ParameterBuffers<T>.Read(LogitsView);
         }
         for (int b = 0; b < history.Length; b++) history[b].Add(tokens[b]);
         int batch = history.Length, length = history[0].Count;
@@ -200,13 +166,6 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         for (int b = 0; b < batch; b++)
             Array.Copy(all, ((long)b * length + length - 1) * Vocabulary, last, (long)b * Vocabulary, Vocabulary);
         return last;
-    }
-
-    static T[] Read(ArrayView<T> view)
-    {
-        var host = new T[view.Length];
-        view.CopyToCPU(host);
-        return host;
     }
 
     /// <summary>Adds the gradient of the last <see cref="Forward"/>'s scaled loss into <see cref="Gradients"/>.</summary>
@@ -273,8 +232,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     public void Dispose()
     {
         workspace?.Dispose();
-        weights.Dispose();
-        gradients.Dispose();
+        parameters.Dispose();
         GC.SuppressFinalize(this);
     }
 }
