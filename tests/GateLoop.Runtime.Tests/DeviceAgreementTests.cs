@@ -121,6 +121,33 @@ public sealed class RecurrentStepTests
         }
     }
 
+    /// <summary>A prompt fed in one parallel pass leaves the same state as feeding it token by token.</summary>
+    [Theory]
+    [MemberData(nameof(DeviceAgreementTests.Names), MemberType = typeof(DeviceAgreementTests))]
+    public void Continuing_with_a_chunk_matches_the_parallel_forward(string name)
+    {
+        const int batch = 2, seq = 7, prompt = 4;
+        using var device = Device.Create("cpu");
+        using var model = DeviceAgreementTests.Create(name, device);
+        model.Initialize(seed: 5);
+        var random = new Random(8);
+        var inputs = Enumerable.Range(0, batch * seq).Select(_ => random.Next(11)).ToArray();
+        var parallel = model.Logits(inputs, batch, seq);
+        int v = model.Vocabulary;
+
+        model.ResetState(batch);
+        var chunk = inputs.Take(prompt).Concat(inputs.Skip(seq).Take(prompt)).ToArray();
+        var logits = model.Continue(chunk, prompt);
+        for (int t = prompt; ; t++)
+        {
+            for (int b = 0; b < batch; b++)
+                for (int j = 0; j < v; j++)
+                    Assert.Equal(parallel[((b * seq) + t - 1) * v + j], logits[b * v + j], 1e-4f);
+            if (t == seq) break;
+            logits = model.Step([inputs[t], inputs[seq + t]]);
+        }
+    }
+
     [Fact]
     public void Step_needs_a_reset_and_one_token_per_sequence()
     {
@@ -129,6 +156,6 @@ public sealed class RecurrentStepTests
         model.Initialize(1);
         Assert.Contains("ResetState", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
         model.ResetState(2);
-        Assert.Contains("expected 2 tokens", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
+        Assert.Contains("expected 2 × 1 tokens", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
     }
 }

@@ -29,7 +29,7 @@ namespace GateLoop.Generator.Emit
         public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>
         {
             "Kernels", "Activations", "W", "G", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
-            "PlanActivations", "ResetCarry", "CarriesState", "ComputeLoss", "ForwardCore", "BackwardCore",
+            "PlanActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
             "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW", "RotaryFreqs", "RelPosW", "OutB",
@@ -146,11 +146,24 @@ namespace GateLoop.Generator.Emit
              .Line("/// <inheritdoc />")
              .Line($"protected override void PlanActivations({Rt}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
              .Line()
-             .Line("/// <inheritdoc />")
-             .Line(s.UseGateLoopedAttn
-                 ? "protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }"
-                 : "protected override bool CarriesState => false;")
-             .Line()
+             ;
+            if (s.UseGateLoopedAttn)
+            {
+                string stateRow = s.MaxHeads ? "2 * DimInner" : "2 * DimInner * HeadDim";
+                w.Line($"ArrayView<{T}>[] carried = []; // each layer's scan state per sequence, carried while generating")
+                 .Line()
+                 .Line("/// <inheritdoc />")
+                 .Line($"protected override void PlanState({Rt}Workspace workspace, int batch)")
+                 .Line("{")
+                 .Line($"    carried = new ArrayView<{T}>[Depth];")
+                 .Line($"    for (int l = 0; l < Depth; l++) carried[l] = workspace.Take<{T}>(batch * {stateRow});")
+                 .Line("}")
+                 .Line()
+                 .Line("/// <inheritdoc />")
+                 .Line("protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }");
+            }
+            else w.Line("/// <inheritdoc />").Line("protected override bool CarriesState => false;");
+            w.Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void ComputeLoss({T} gradScale) =>")
              .Line("    Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);")
@@ -178,12 +191,12 @@ namespace GateLoop.Generator.Emit
 
         string States => s.CheckpointGateLoopedAttn ? "a.StateScratch" : "a.States[l]";
 
-        void ScanForwardCalls()
+        void ScanForwardCalls(string carry)
         {
             if (s.MaxHeads)
-                w.Line($"Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States}, a.Carry[l]);");
+                w.Line($"Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States}, {carry});");
             else
-                w.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], {TransitionArg("l")}{States}, a.Carry[l]);");
+                w.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], {TransitionArg("l")}{States}, {carry});");
         }
 
         void Forward()
@@ -243,8 +256,10 @@ namespace GateLoop.Generator.Emit
                 Gemm(false, true, "R", "2 * Heads", "Dim", "h", Wt("TransitionW"), Zero, "a.TransitionIn[l]");
                 Launch("TransitionForward", "R * Heads", "a.TransitionIn[l]", Wt("TransitionB"), "a.Transition[l]");
             }
-            w.Line("if (!continueState) a.Carry[l].MemSetToZero();");
-            ScanForwardCalls();
+            // Generation continues the carried state; every other pass starts from zero.
+            w.Line("var carry = continueState ? carried[l] : a.Carry[l];");
+            w.Line("if (!continueState) carry.MemSetToZero();");
+            ScanForwardCalls("carry");
             if (!s.MaxHeads) Launch("ScanOutputForward", "R * DimInner", "a.Qkv[l]", States, "a.ScanOut[l]");
             if (!s.SubLayerNorm) return "a.ScanOut[l]";
             Launch("LayerNormDimInnerForward", "R", "a.ScanOut[l]", Wt("SubNormW"), Wt("SubNormB"), "a.SubOut[l]", "a.SubStats[l]");
@@ -361,7 +376,7 @@ namespace GateLoop.Generator.Emit
             {
                 w.Line("// Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.");
                 w.Line("a.Carry[l].MemSetToZero();");
-                ScanForwardCalls();
+                ScanForwardCalls("a.Carry[l]");
             }
             string da = s.AblateStateTransition ? "" : ", a.DTransition";
             if (s.MaxHeads)
@@ -495,7 +510,7 @@ namespace GateLoop.Generator.Emit
                 list.Add(("Transition", "Depth", "rows * 2 * Heads", "the complex state transitions a"));
             }
             // The carried state has one row per sequence, not per token.
-            list.Add(("Carry", "Depth", $"batch * {stateRow}", "final scan state per sequence, carried across calls when generating"));
+            list.Add(("Carry", "Depth", $"batch * {stateRow}", "scan state per sequence for passes that start from zero"));
             if (s.CheckpointGateLoopedAttn) list.Add(("StateScratch", null, $"rows * {stateRow}", "scan states of one layer, recomputed in backward"));
             else list.Add(("States", "Depth", $"rows * {stateRow}", "scan states of every layer"));
             list.Add(("ScanOut", "Depth", "rows * DimInner", "scan outputs o (heads merged)"));

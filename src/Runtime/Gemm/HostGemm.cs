@@ -58,6 +58,13 @@ internal static unsafe class HostGemm
             return;
         }
 
+        // One row of A (a generation step) is a matrix-vector product: packing B would cost more than the product.
+        if (m == 1 && !transA)
+        {
+            RowTimesMatrix(transB, n, k, alpha, a, b, ldb, beta, c);
+            return;
+        }
+
         // Pick the widest vector the hardware runs natively; the kernel code is shared through ISimd.
         var job = new Job<T>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         if (Avx512F.IsSupported)
@@ -66,6 +73,27 @@ internal static unsafe class HostGemm
             Run<T, Vector256<T>, Simd256<T>>(job);
         else
             Run<T, Vector<T>, SimdVector<T>>(job);
+    }
+
+    /// <summary>c = alpha·a·op(B) + beta·c for one row a: dot products with B's rows (transB) or a sum of B's rows.</summary>
+    static void RowTimesMatrix<T>(bool transB, int n, int k, T alpha, T* a, T* b, int ldb, T beta, T* c)
+        where T : unmanaged, INumber<T>
+    {
+        var x = new ReadOnlySpan<T>(a, k);
+        var y = new Span<T>(c, n);
+        if (transB)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                T dot = System.Numerics.Tensors.TensorPrimitives.Dot(x, new ReadOnlySpan<T>(b + (long)j * ldb, k));
+                y[j] = alpha * dot + (beta == T.Zero ? T.Zero : beta * y[j]);
+            }
+            return;
+        }
+        if (beta == T.Zero) y.Clear();
+        else if (beta != T.One) System.Numerics.Tensors.TensorPrimitives.Multiply(y, beta, y);
+        for (int p = 0; p < k; p++)
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(b + (long)p * ldb, n), alpha * x[p], y, y);
     }
 
     static void Validate(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)

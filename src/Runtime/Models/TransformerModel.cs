@@ -17,6 +17,8 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     T[] lossRows = [];
     bool stepping;
     List<int>[] history = [];
+    Workspace? stateSpace;
+    int stateBatch;
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
     protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters)
@@ -136,7 +138,13 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         history = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
         if (CarriesState)
         {
-            Upload(new int[batch], null, batch, 1);
+            if (stateSpace is null || stateBatch != batch)
+            {
+                stateSpace?.Dispose();
+                stateSpace = new Workspace(Device);
+                stateBatch = batch;
+                PlanState(stateSpace, batch);
+            }
             ResetCarry();
         }
         stepping = true;
@@ -147,24 +155,38 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     /// is carried from call to call, so each token costs the same whatever the length so far; the logits equal
     /// those of <see cref="Logits"/> over the whole sequence at its last position.
     /// </summary>
-    public T[] Step(ReadOnlySpan<int> tokens)
+    public T[] Step(ReadOnlySpan<int> tokens) => Continue(tokens, 1);
+
+    /// <summary>
+    /// Feeds <paramref name="seq"/> more tokens to each sequence ([batch × seq], e.g. a prompt, processed in
+    /// parallel) and returns the logits after the last of them [batch × Vocabulary].
+    /// </summary>
+    public T[] Continue(ReadOnlySpan<int> tokens, int seq)
     {
-        if (!stepping || tokens.Length != history.Length)
-            throw new InvalidOperationException(
-                stepping ? $"expected {history.Length} tokens, one per sequence, got {tokens.Length}" : "call ResetState before Step");
+        int batch = history.Length;
+        if (!stepping)
+            throw new InvalidOperationException("call ResetState before Step or Continue");
+        if (seq <= 0 || tokens.Length != batch * seq)
+            throw new InvalidOperationException($"expected {batch} × {seq} tokens, {seq} per sequence, got {tokens.Length}");
+        for (int b = 0; b < batch; b++) history[b].AddRange(tokens.Slice(b * seq, seq));
+        int length = history[0].Count;
+        T[] logits;
         if (CarriesState)
         {
-            Upload(tokens.ToArray(), null, history.Length, 1);
+            Upload(tokens.ToArray(), null, batch, seq);
             ForwardCore(continueState: true);
-            return ParameterBuffers<T>.Read(LogitsView);
+            logits = ParameterBuffers<T>.Read(LogitsView);
         }
-        for (int b = 0; b < history.Length; b++) history[b].Add(tokens[b]);
-        int batch = history.Length, length = history[0].Count;
-        var all = Logits(history.SelectMany(h => h).ToArray(), batch, length);
-        stepping = true;
+        else
+        {
+            // Without a recurrent state the whole prefix runs again, as the seed's sampling does.
+            logits = Logits(history.SelectMany(h => h).ToArray(), batch, length);
+            stepping = true;
+            seq = length;
+        }
         var last = new T[batch * Vocabulary];
         for (int b = 0; b < batch; b++)
-            Array.Copy(all, ((long)b * length + length - 1) * Vocabulary, last, (long)b * Vocabulary, Vocabulary);
+            Array.Copy(logits, ((long)b * seq + seq - 1) * Vocabulary, last, (long)b * Vocabulary, Vocabulary);
         return last;
     }
 
@@ -219,6 +241,9 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     /// </summary>
     protected abstract void ForwardCore(bool continueState);
 
+    /// <summary>Allocates the carried scan state for <paramref name="batch"/> sequences (models that carry one).</summary>
+    protected virtual void PlanState(Workspace workspace, int batch) { }
+
     /// <summary>Zeroes the carried scan state of every layer (models that carry one).</summary>
     protected virtual void ResetCarry() { }
 
@@ -232,6 +257,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     public void Dispose()
     {
         workspace?.Dispose();
+        stateSpace?.Dispose();
         parameters.Dispose();
         GC.SuppressFinalize(this);
     }

@@ -35,15 +35,14 @@ public static class Sampling
 
     /// <summary>
     /// Continues <paramref name="prompt"/> by <paramref name="length"/> tokens with the recurrent path: the prompt is
-    /// fed once, then each new token costs one step. <paramref name="emit"/> receives each token as it is drawn.
+    /// processed in one parallel pass, then each new token costs one step. <paramref name="emit"/> receives each token as it is drawn.
     /// </summary>
     public static void Generate(TransformerModel<float> model, ReadOnlySpan<int> prompt, int length, double temperature,
         double topKThreshold, Rng rng, Action<int> emit, CancellationToken cancel = default)
     {
         if (prompt.Length == 0) throw new UserInputException("the prompt is empty; give at least one byte to start from");
         model.ResetState(1);
-        float[] logits = [];
-        foreach (int token in prompt) logits = model.Step([token]);
+        float[] logits = model.Continue(prompt, prompt.Length);
         for (int i = 0; i < length && !cancel.IsCancellationRequested; i++)
         {
             int next = Sample(logits, temperature, topKThreshold, rng);

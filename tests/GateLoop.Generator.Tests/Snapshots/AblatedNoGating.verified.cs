@@ -81,8 +81,17 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
+    ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
+
     /// <inheritdoc />
-    protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }
+    protected override void PlanState(global::GateLoop.Runtime.Workspace workspace, int batch)
+    {
+        carried = new ArrayView<float>[Depth];
+        for (int l = 0; l < Depth; l++) carried[l] = workspace.Take<float>(batch * 2 * DimInner);
+    }
+
+    /// <inheritdoc />
+    protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
@@ -102,8 +111,9 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             var h = a.H[2 * l];
             Device.Launch(Kernels.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
-            if (!continueState) a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+            var carry = continueState ? carried[l] : a.Carry[l];
+            if (!continueState) carry.MemSetToZero();
+            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
             Device.Launch(Kernels.Add, R * Dim, x, a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
@@ -169,7 +179,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] H = new ArrayView<float>[2 * Depth + 1]; // RMSNorm outputs: the inputs of each block and of the head
         public readonly ArrayView<float>[] InvNorm = new ArrayView<float>[2 * Depth + 1]; // 1/‖x‖ per row of each RMSNorm
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
-        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
+        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // scan state per sequence for passes that start from zero
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)

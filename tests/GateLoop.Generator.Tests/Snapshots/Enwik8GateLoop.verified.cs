@@ -140,8 +140,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
+    ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
+
     /// <inheritdoc />
-    protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }
+    protected override void PlanState(global::GateLoop.Runtime.Workspace workspace, int batch)
+    {
+        carried = new ArrayView<float>[Depth];
+        for (int l = 0; l < Depth; l++) carried[l] = workspace.Take<float>(batch * 2 * DimInner);
+    }
+
+    /// <inheritdoc />
+    protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
@@ -162,8 +171,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
-            if (!continueState) a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+            var carry = continueState ? carried[l] : a.Carry[l];
+            if (!continueState) carry.MemSetToZero();
+            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
@@ -240,7 +250,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
         public readonly ArrayView<float>[] TransitionIn = new ArrayView<float>[Depth]; // x·Waᵀ before the bias
         public readonly ArrayView<float>[] Transition = new ArrayView<float>[Depth]; // the complex state transitions a
-        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
+        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // scan state per sequence for passes that start from zero
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float> DTransition; // gradient of a

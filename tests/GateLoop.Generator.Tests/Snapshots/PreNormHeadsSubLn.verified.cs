@@ -89,8 +89,17 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <inheritdoc />
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
+    ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
+
     /// <inheritdoc />
-    protected override void ResetCarry() { foreach (var carry in act!.Carry) carry.MemSetToZero(); }
+    protected override void PlanState(global::GateLoop.Runtime.Workspace workspace, int batch)
+    {
+        carried = new ArrayView<float>[Depth];
+        for (int l = 0; l < Depth; l++) carried[l] = workspace.Take<float>(batch * 2 * DimInner * HeadDim);
+    }
+
+    /// <inheritdoc />
+    protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
@@ -112,8 +121,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
-            if (!continueState) a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
+            var carry = continueState ? carried[l] : a.Carry[l];
+            if (!continueState) carry.MemSetToZero();
+            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
@@ -198,7 +208,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
         public readonly ArrayView<float>[] TransitionIn = new ArrayView<float>[Depth]; // x·Waᵀ before the bias
         public readonly ArrayView<float>[] Transition = new ArrayView<float>[Depth]; // the complex state transitions a
-        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // final scan state per sequence, carried across calls when generating
+        public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // scan state per sequence for passes that start from zero
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] SubOut = new ArrayView<float>[Depth]; // sub-LayerNorm outputs
