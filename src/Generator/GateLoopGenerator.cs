@@ -7,13 +7,17 @@ namespace GateLoop.Generator
 {
     /// <summary>
     /// Compiles each <c>[GateLoopTransformer]</c> declaration into a model class with constant-size kernels.
-    /// Pipeline: attribute → <see cref="TransformerParser"/> (value-equal spec + diagnostics) → <see cref="TransformerEmitter"/>.
+    /// Pipeline: attribute → <see cref="TransformerParser"/> (value-equal spec + diagnostics) → <see cref="TransformerEmitter"/>;
+    /// likewise each <c>[SimpleGateLoop]</c> layer: <see cref="SimpleGateLoopParser"/> → <see cref="SimpleGateLoopEmitter"/>.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class GateLoopGenerator : IIncrementalGenerator
     {
         /// <summary>Tracking name of the parse step, for incremental-caching tests.</summary>
         public const string ParseStep = "ParseTransformer";
+
+        /// <summary>Tracking name of the SimpleGateLoop parse step, for incremental-caching tests.</summary>
+        public const string ParseLayerStep = "ParseSimpleGateLoop";
 
         /// <inheritdoc />
         public void Initialize(IncrementalGeneratorInitializationContext context)
@@ -40,6 +44,30 @@ namespace GateLoop.Generator
                 }
                 spc.AddSource(result.Spec.Type.HintName + ".g.cs", TransformerEmitter.Emit(result.Spec, numeric));
             });
+
+            var layers = context.SyntaxProvider
+                .ForAttributeWithMetadataName(SimpleGateLoopParser.AttributeName,
+                    static (node, _) => node is ClassDeclarationSyntax,
+                    static (ctx, ct) => SimpleGateLoopParser.Parse(ctx, ct))
+                .WithTrackingName(ParseLayerStep);
+
+            context.RegisterSourceOutput(layers.Combine(precision), static (spc, pair) =>
+                Output(spc, pair.Left, pair.Right, static spec => spec.Type, SimpleGateLoopEmitter.Emit));
+        }
+
+        /// <summary>Reports a parse's diagnostics, then adds its source in the project's precision (GL0008 when that is unknown).</summary>
+        static void Output<TSpec>(SourceProductionContext spc, ParseResult<TSpec> result, string precisionName,
+            System.Func<TSpec, Model.TypeLocation> type, System.Func<TSpec, Numeric, string> emit) where TSpec : class
+        {
+            foreach (var diagnostic in result.Diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
+            if (result.Spec is null) return;
+            var numeric = Numeric.FromPrecision(precisionName);
+            if (numeric is null)
+            {
+                spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.UnknownPrecision, result.Attribute, precisionName).ToDiagnostic());
+                return;
+            }
+            spc.AddSource(type(result.Spec).HintName + ".g.cs", emit(result.Spec, numeric));
         }
     }
 }

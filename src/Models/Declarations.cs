@@ -24,3 +24,7 @@ public partial class AttentionSmall;
 [GateLoopTransformer(NumTokens = 256, Dim = 512, Depth = 6, PostLayerNorm = true, UseGateLoopedAttn = false, Heads = 8, DimHead = 64,
     RotaryEmbedding = true)]
 public partial class Enwik8Attention;
+
+/// <summary>A SimpleGateLoop token mixer at the seed's width, for long sequences: Dim 512, pre-norm, plain scan.</summary>
+[SimpleGateLoop(Dim = 512)]
+public partial class LongContextMixer;

@@ -1,0 +1,208 @@
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// What every generated SimpleGateLoop layer shares: the flat parameter and gradient buffers, initialization,
+/// argument checks, the activation plan per (batch, sequence length) and the cache. The generated subclass supplies
+/// the constant-size kernels and the order in which they run. The layer works on device views the caller owns, so
+/// it can sit between the caller's own kernels:
+/// <code>
+/// using var layer = new LongContextMixer(device);
+/// layer.Initialize(seed: 0);
+/// layer.Forward(x, y, batch, seq);      // x, y: [batch·seq·Dim] views on device
+/// layer.Backward(dy, dx);                // adds into layer.Gradients, writes dx
+/// </code>
+/// </summary>
+/// <typeparam name="T">The element type the layer was compiled for (float, or double for verification).</typeparam>
+public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, IFloatingPoint<T>
+{
+    readonly ParameterBuffers<T> parameters;
+    Workspace? forwardSpace, backwardSpace;
+    ArrayView<T> input, initial, scratchGate, scratchState;
+
+    /// <summary>Creates the layer's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
+    /// <param name="device">Where the buffers live and the kernels run.</param>
+    /// <param name="parameters">The generated parameter table.</param>
+    /// <param name="width">Dim, the channels per position.</param>
+    /// <param name="reverse">Whether the layer scans from the last position to the first.</param>
+    protected SimpleGateLoopLayer(Device device, IReadOnlyList<ParameterInfo> parameters, int width, bool reverse)
+    {
+        Device = device;
+        this.parameters = new ParameterBuffers<T>(device, parameters);
+        Width = width;
+        Reverse = reverse;
+    }
+
+    /// <summary>The device the layer runs on.</summary>
+    public Device Device { get; }
+
+    /// <summary>Every tensor with its PyTorch name, shape and offset.</summary>
+    public IReadOnlyList<ParameterInfo> Parameters => parameters.Table;
+
+    /// <summary>Total number of parameters.</summary>
+    public long ParameterCount => parameters.Count;
+
+    /// <summary>Dim: channels per position of the input and the output.</summary>
+    public int Width { get; }
+
+    /// <summary>Whether the layer scans from the last position to the first (and so cannot take a cache).</summary>
+    public bool Reverse { get; }
+
+    /// <summary>The declaration's attribute values, for checkpoints and reports.</summary>
+    public abstract IReadOnlyDictionary<string, object> Configuration { get; }
+
+    /// <summary>The flat parameter buffer.</summary>
+    public ArrayView<T> Weights => parameters.Weights;
+
+    /// <summary>The flat gradient buffer (same layout); <see cref="Backward"/> adds into it.</summary>
+    public ArrayView<T> Gradients => parameters.Gradients;
+
+    /// <summary>Batch size of the current plan.</summary>
+    protected int Batch { get; private set; }
+
+    /// <summary>Sequence length of the current plan.</summary>
+    protected int Seq { get; private set; }
+
+    /// <summary>Batch × sequence length: the number of positions.</summary>
+    protected int Rows => Batch * Seq;
+
+    /// <summary>Bytes of activation memory planned for the current (batch, sequence length), backward scratch included once allocated.</summary>
+    public long ActivationBytes => (forwardSpace?.Bytes ?? 0) + (backwardSpace?.Bytes ?? 0);
+
+    /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>
+    public void Initialize(int seed) => parameters.Initialize(seed);
+
+    /// <summary>Copies all weights to the host, in <see cref="Parameters"/> layout.</summary>
+    public T[] ReadWeights() => parameters.ReadWeights();
+
+    /// <summary>Replaces all weights (<see cref="ParameterCount"/> values in <see cref="Parameters"/> layout).</summary>
+    public void WriteWeights(ReadOnlySpan<T> values) => parameters.Write(values);
+
+    /// <summary>Copies the accumulated gradients to the host.</summary>
+    public T[] ReadGradients() => parameters.ReadGradients();
+
+    /// <summary>Sets all gradients to zero.</summary>
+    public void ZeroGradients() => parameters.ZeroGradients();
+
+    /// <summary>A cache for <paramref name="batch"/> sequences on this layer's device, holding gate 1 and state 0.</summary>
+    /// <exception cref="InvalidOperationException">The layer is a <see cref="Reverse"/> layer.</exception>
+    public SimpleGateLoopCache<T> CreateCache(int batch)
+    {
+        ThrowIfReverse();
+        return new SimpleGateLoopCache<T>(Device, batch, Width);
+    }
+
+    /// <summary>
+    /// y = layer(x) for x, y of [batch, seq, Dim] on this device. With a <paramref name="cache"/> the scan starts
+    /// from its state and leaves the state and cumulative gate after the last position in it, so consecutive calls
+    /// continue one sequence exactly; without one it starts from zero. What <see cref="Backward"/> needs is kept,
+    /// including the view <paramref name="x"/> itself (not a copy): leave x unchanged until then, and do not let y
+    /// alias x. Activations are allocated on the first call for each (batch, seq) and reused after.
+    /// </summary>
+    /// <exception cref="ArgumentException">A length does not match, or the cache is for another batch size or device.</exception>
+    /// <exception cref="InvalidOperationException">A cache was passed to a <see cref="Reverse"/> layer (as in the seed).</exception>
+    public void Forward(ArrayView<T> x, ArrayView<T> y, int batch, int seq, SimpleGateLoopCache<T>? cache = null)
+    {
+        if (batch <= 0 || seq <= 0)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"batch ({batch}) and sequence length ({seq}) must be positive");
+        if ((long)batch * seq * 3 * Width > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(seq), $"batch × seq × 3·Dim ({(long)batch * seq * 3 * Width}) exceeds what one buffer can index");
+        long length = (long)batch * seq * Width;
+        CheckLength(x, length, nameof(x), "batch × seq × Dim");
+        CheckLength(y, length, nameof(y), "batch × seq × Dim");
+        if (cache is not null)
+        {
+            ThrowIfReverse();
+            if (cache.Batch != batch || cache.Width != Width || cache.Device != Device)
+                throw new ArgumentException(
+                    $"the cache holds {cache.Batch} sequences of {cache.Width} channels on {cache.Device.Name}; this call needs {batch} of {Width} on {Device.Name}",
+                    nameof(cache));
+        }
+        if (forwardSpace is null || batch != Batch || seq != Seq)
+        {
+            forwardSpace?.Dispose();
+            backwardSpace?.Dispose();
+            backwardSpace = null;
+            forwardSpace = new Workspace(Device);
+            Batch = batch;
+            Seq = seq;
+            long states = (long)batch * Width;
+            initial = forwardSpace.Take<T>(states);
+            scratchGate = forwardSpace.Take<T>(states);
+            scratchState = forwardSpace.Take<T>(states);
+            PlanForward(forwardSpace);
+        }
+        // The starting state is copied so backward still has S_0 after the cache moves on.
+        if (cache is null) initial.MemSetToZero();
+        else cache.State.CopyTo(initial);
+        input = x;
+        ForwardCore(x, y, initial, cache?.Gate ?? scratchGate, cache?.State ?? scratchState);
+    }
+
+    /// <summary>
+    /// Back-propagates <paramref name="dy"/> (∂L/∂y of the last <see cref="Forward"/>, [batch, seq, Dim]): adds the
+    /// parameter gradients into <see cref="Gradients"/> and writes ∂L/∂x into <paramref name="dx"/>, which may alias
+    /// dy. A cache's starting state is a constant here: no gradient flows into an earlier call.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No forward pass has run.</exception>
+    public void Backward(ArrayView<T> dy, ArrayView<T> dx)
+    {
+        if (forwardSpace is null) throw new InvalidOperationException("call Forward before Backward");
+        long length = (long)Rows * Width;
+        CheckLength(dy, length, nameof(dy), "batch × seq × Dim of the last Forward");
+        CheckLength(dx, length, nameof(dx), "batch × seq × Dim of the last Forward");
+        if (backwardSpace is null)
+        {
+            backwardSpace = new Workspace(Device);
+            PlanBackward(backwardSpace);
+        }
+        BackwardCore(input, dy, dx, initial);
+        Device.Synchronize();
+    }
+
+    static void CheckLength(ArrayView<T> view, long expected, string name, string what)
+    {
+        if (view.Length != expected)
+            throw new ArgumentException($"{name} has {view.Length} elements; expected {what} = {expected}", name);
+    }
+
+    void ThrowIfReverse()
+    {
+        if (Reverse)
+            throw new InvalidOperationException(
+                "caching only works with a non-reversed sequence: a Reverse layer scans from the end, so there is no state to carry forward");
+    }
+
+    /// <summary>Allocates the forward activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/>.</summary>
+    protected abstract void PlanForward(Workspace workspace);
+
+    /// <summary>Allocates the backward scratch for <see cref="Batch"/> × <see cref="Seq"/> (on the first backward per shape).</summary>
+    protected abstract void PlanBackward(Workspace workspace);
+
+    /// <summary>Computes <paramref name="y"/> from <paramref name="x"/>, keeping what backward needs.</summary>
+    /// <param name="x">Input [Rows, Dim].</param>
+    /// <param name="y">Output [Rows, Dim].</param>
+    /// <param name="initial">The starting state S_0 [Batch, Dim] (read only).</param>
+    /// <param name="gate">The cumulative gate [Batch, Dim], multiplied by this call's Π a.</param>
+    /// <param name="state">Receives the last state [Batch, Dim].</param>
+    protected abstract void ForwardCore(ArrayView<T> x, ArrayView<T> y, ArrayView<T> initial, ArrayView<T> gate, ArrayView<T> state);
+
+    /// <summary>Adds the parameter gradients of ∂L/∂y = <paramref name="dy"/> into <see cref="Gradients"/> and writes <paramref name="dx"/>.</summary>
+    /// <param name="x">The last forward's input.</param>
+    /// <param name="dy">∂L/∂y [Rows, Dim].</param>
+    /// <param name="dx">Receives ∂L/∂x [Rows, Dim]; may alias dy.</param>
+    /// <param name="initial">The last forward's starting state S_0.</param>
+    protected abstract void BackwardCore(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> dx, ArrayView<T> initial);
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        forwardSpace?.Dispose();
+        backwardSpace?.Dispose();
+        parameters.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
