@@ -32,18 +32,7 @@ namespace GateLoop.Generator
                 .WithTrackingName(ParseStep);
 
             context.RegisterSourceOutput(models.Combine(precision), static (spc, pair) =>
-            {
-                var (result, precisionName) = pair;
-                foreach (var diagnostic in result.Diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
-                if (result.Spec is null) return;
-                var numeric = Numeric.FromPrecision(precisionName);
-                if (numeric is null)
-                {
-                    spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.UnknownPrecision, result.Attribute, precisionName).ToDiagnostic());
-                    return;
-                }
-                spc.AddSource(result.Spec.Type.HintName + ".g.cs", TransformerEmitter.Emit(result.Spec, numeric));
-            });
+                Output(spc, pair.Left, pair.Right, static spec => spec.Type, TransformerEmitter.Emit));
 
             var layers = context.SyntaxProvider
                 .ForAttributeWithMetadataName(SimpleGateLoopParser.AttributeName,

@@ -60,17 +60,28 @@ namespace GateLoop.Generator.Emit
         }
 
         /// <summary>
-        /// A class of device views taken from a workspace for one (batch, seq): one field per view, sized by an
-        /// expression over <c>rows</c> (batch·seq), <c>batch</c> and the class's constants.
+        /// A class of device views taken from a workspace for one (batch, seq): one field per view, or per layer when
+        /// a count is given, each sized by an expression over <c>rows</c> (batch·seq), <c>batch</c>, <c>seq</c> and the
+        /// class's constants.
         /// </summary>
-        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<(string Name, string Size, string Why)> views)
+        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<(string Name, string Size, string Why)> views) =>
+            Views(w, n, name, summary, views.Select(v => (v.Name, (string?)null, v.Size, v.Why)));
+
+        /// <inheritdoc cref="Views(CodeWriter, Numeric, string, string, IEnumerable{ValueTuple{string, string, string}})"/>
+        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<(string Name, string? Count, string Size, string Why)> views)
         {
             var list = views.ToList();
             w.Line($"/// <summary>{summary}</summary>").Open($"sealed class {name}");
-            foreach (var (field, _, why) in list) w.Line($"public readonly ArrayView<{n.Type}> {field}; // {why}");
+            foreach (var (field, count, _, why) in list)
+                w.Line(count is null
+                    ? $"public readonly ArrayView<{n.Type}> {field}; // {why}"
+                    : $"public readonly ArrayView<{n.Type}>[] {field} = new ArrayView<{n.Type}>[{count}]; // {why}");
             w.Line().Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
-            foreach (var (field, size, _) in list) w.Line($"{field} = workspace.Take<{n.Type}>({size});");
+            foreach (var (field, count, size, _) in list)
+                w.Line(count is null
+                    ? $"{field} = workspace.Take<{n.Type}>({size});"
+                    : $"for (int i = 0; i < {field}.Length; i++) {field}[i] = workspace.Take<{n.Type}>({size});");
             w.Close().Close();
         }
     }

@@ -77,6 +77,11 @@ namespace GateLoop.Generator.Parsing
 
         public bool Bool(string name, bool fallback) => arguments.TryGetValue(name, out var v) && v is bool b ? b : fallback;
 
+        public double Double(string name, double fallback) => arguments.TryGetValue(name, out var v) && v is double d ? d : fallback;
+
+        /// <summary>Whether the declaration sets <paramref name="name"/> at all (its default then does not apply).</summary>
+        public bool Has(string name) => arguments.ContainsKey(name);
+
         /// <summary>Reports <paramref name="name"/> = <paramref name="value"/> when it is not positive (GL0003).</summary>
         public void RequirePositive(string name, int value)
         {
