@@ -21,9 +21,19 @@ public static class Catalog
         new("enwik8-attention", "the seed's softmax-attention baseline: Dim 512, Depth 6, 8 heads of 64, rotary, post-norm", d => new Enwik8Attention(d)),
     ];
 
+    /// <summary>A declared SimpleGateLoop layer, which <c>gateloop bench</c> times on long sequences.</summary>
+    public sealed record Layer(string Name, string Description, Func<Device, SimpleGateLoopLayer<float>> Create);
+
+    /// <summary>Every layer.</summary>
+    public static readonly IReadOnlyList<Layer> Layers =
+    [
+        new("long-context-mixer", "SimpleGateLoop, Dim 512, pre-norm, plain scan", d => new LongContextMixer(d)),
+    ];
+
     /// <summary>Finds a model by name.</summary>
     /// <exception cref="UserInputException">No model has that name; the message lists the ones that exist.</exception>
     public static Entry Find(string name) =>
         All.FirstOrDefault(e => e.Name == name)
-        ?? throw new UserInputException($"unknown model '{name}'; declared models: {string.Join(", ", All.Select(e => e.Name))}");
+        ?? throw new UserInputException($"unknown model '{name}'; declared models: {string.Join(", ", All.Select(e => e.Name))}" +
+            (Layers.Any(l => l.Name == name) ? $" ('{name}' is a SimpleGateLoop layer: only bench runs it)" : ""));
 }

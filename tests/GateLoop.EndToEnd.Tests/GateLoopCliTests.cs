@@ -372,6 +372,19 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             Assert.True(phases.GetProperty(phase).GetDouble() > 0, phase);
     }
 
+    [Fact]
+    public void Bench_times_a_SimpleGateLoop_layer_on_one_long_sequence()
+    {
+        var result = Succeed("bench", "--device", "cpu", "--model", "long-context-mixer", "--seq-len", "2048", "--json");
+        using var doc = JsonDocument.Parse(result.Stdout.Trim());
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("long_forward_s").GetDouble() > 0);
+        Assert.True(root.GetProperty("long_backward_s").GetDouble() > 0);
+        Assert.Equal(2048, root.GetProperty("config").GetProperty("seq_len").GetInt32());
+        // Activations are linear in the sequence: a few hundred floats per position at Dim 512.
+        Assert.InRange(root.GetProperty("activation_bytes").GetInt64(), 2048L * 512 * 4, 2048L * 512 * 4 * 16);
+    }
+
     // ---------------------------------------------------------------- PyTorch-written weights
 
     [Fact]

@@ -14,7 +14,7 @@ static class BenchCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "a declared model", DefaultValueFactory = _ => Catalog.Default };
+        var model = new Option<string>("--model") { Description = "a declared model, or a SimpleGateLoop layer (long-context-mixer: 1 × 65,536 × 512)", DefaultValueFactory = _ => Catalog.Default };
         var batch = new Option<int>("--batch") { Description = "sequences per micro-batch", DefaultValueFactory = _ => 4 };
         var accum = new Option<int>("--grad-accum") { Description = "micro-batches per step", DefaultValueFactory = _ => 4 };
         var seq = new Option<int>("--seq-len") { Description = "sequence length", DefaultValueFactory = _ => 256 };
@@ -35,6 +35,8 @@ static class BenchCommand
             if (g < 0) throw new UserInputException($"--generate cannot be negative, got {g}");
             bool asJson = parse.GetValue(json);
             var log = asJson ? TextWriter.Null : Console.Out;
+            if (Catalog.Layers.FirstOrDefault(l => l.Name == parse.GetValue(model)) is { } layer)
+                return BenchLayer(layer, parse.GetValue(device)!, Common.Given(parse, seq) ? n : 65_536, asJson, log);
             var entry = Catalog.Find(parse.GetValue(model)!);
             using var dev = Device.Create(parse.GetValue(device)!);
             using var net = entry.Create(dev);
@@ -108,5 +110,51 @@ static class BenchCommand
             return 0;
         });
         return command;
+    }
+
+    // A SimpleGateLoop layer on one long sequence: the workload it exists for.
+    static int BenchLayer(Catalog.Layer entry, string deviceName, int seq, bool asJson, TextWriter log)
+    {
+        using var dev = Device.Create(deviceName);
+        using var layer = entry.Create(dev);
+        layer.Initialize(0);
+        log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");
+        log.WriteLine($"device {dev.Name}");
+        long length = (long)seq * layer.Width;
+        using var x = dev.Allocate<float>(length);
+        using var y = dev.Allocate<float>(length);
+        var rng = new Rng(0);
+        var host = new float[length];
+        for (long i = 0; i < length; i++) host[i] = (float)(2 * rng.NextDouble() - 1);
+        ILGPU.Runtime.ArrayViewExtensions.CopyFromCPU(x.View.AsContiguous(), host);
+
+        // The first pass plans activations and compiles kernels; the second is timed.
+        layer.Forward(x.View, y.View, 1, seq);
+        var clock = Stopwatch.StartNew();
+        layer.Forward(x.View, y.View, 1, seq);
+        dev.Synchronize();
+        double forward = clock.Elapsed.TotalSeconds;
+        layer.ZeroGradients();
+        layer.Backward(y.View, y.View);
+        clock.Restart();
+        layer.Forward(x.View, y.View, 1, seq);
+        layer.Backward(y.View, y.View);
+        dev.Synchronize();
+        double backward = clock.Elapsed.TotalSeconds - forward;
+        long peak = Process.GetCurrentProcess().PeakWorkingSet64;
+        log.WriteLine($"forward  {forward,8:F3} s   1 × {seq:N0} × {layer.Width}");
+        log.WriteLine($"backward {backward,8:F3} s");
+        log.WriteLine($"peak memory {peak / (1024.0 * 1024):N0} MiB (process working set); activations {layer.ActivationBytes / (1024.0 * 1024):N0} MiB");
+        if (asJson)
+            Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["long_forward_s"] = forward,
+                ["long_backward_s"] = backward,
+                ["peak_memory_bytes"] = peak,
+                ["activation_bytes"] = layer.ActivationBytes,
+                ["device"] = dev.Name,
+                ["config"] = new Dictionary<string, object> { ["model"] = entry.Name, ["batch"] = 1, ["seq_len"] = seq, ["hyperparameters"] = layer.Configuration },
+            }));
+        return 0;
     }
 }
