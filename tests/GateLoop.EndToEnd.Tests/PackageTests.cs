@@ -2,7 +2,8 @@ namespace GateLoop.EndToEnd.Tests;
 
 /// <summary>
 /// A consumer's first five minutes: pack GateLoop.Runtime into a local feed, create a fresh project outside the
-/// solution that references only that package, declare models as the README does, build and run them; and check
+/// solution that references only that package, declare a model and a SimpleGateLoop layer as the README does,
+/// build and run them on the CPU; and check
 /// that a wrong declaration fails the build with its GL id.
 /// </summary>
 public sealed class PackageTests : IDisposable
@@ -37,8 +38,21 @@ public sealed class PackageTests : IDisposable
         Console.WriteLine($"loss {model.Forward(new int[2 * 6], batch: 2, seq: 5):F3}");
         Console.WriteLine($"tensors {TinyGateLoop.ParameterTable.Count}");
 
+        using var mixer = new Mixer(device);
+        mixer.Initialize(seed: 0);
+        using var x = device.Allocate<float>(4096 * 16);
+        using var y = device.Allocate<float>(4096 * 16);
+        ILGPU.Runtime.ArrayViewExtensions.CopyFromCPU(x.View.AsContiguous(), Enumerable.Range(0, 4096 * 16).Select(i => MathF.Sin(i)).ToArray());
+        mixer.Forward(x.View, y.View, batch: 1, seq: 4096);
+        var output = new float[4096 * 16];
+        ILGPU.Runtime.ArrayViewExtensions.CopyToCPU(y.View.AsContiguous(), output);
+        Console.WriteLine($"mixer {output.Length} finite {output.All(float.IsFinite)} nonzero {output.Count(v => v != 0)}");
+
         [GateLoopTransformer(NumTokens = 256, Dim = 16, Depth = 2, PostLayerNorm = true)]
         public partial class TinyGateLoop;
+
+        [SimpleGateLoop(Dim = 16)]
+        public partial class Mixer;
         """;
 
     [Fact]
@@ -81,6 +95,7 @@ public sealed class PackageTests : IDisposable
         var run = Succeed(app, "run", "--no-build");
         Assert.Contains("logits 2560 = 2 x 5 x 256", run.Stdout);
         Assert.Contains("tensors 28", run.Stdout); // the embedding, 13 per layer, the head
+        Assert.Contains("mixer 65536 finite True nonzero 65536", run.Stdout);
         var loss = double.Parse(run.Stdout.Split('\n').Single(l => l.StartsWith("loss ")).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(loss, 4.5, 7.0);
 
