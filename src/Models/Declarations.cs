@@ -13,7 +13,7 @@ public partial class Enwik8GateLoop;
 public partial class GateLoopTiny;
 
 /// <summary>
-/// The softmax-attention baseline at the default model's size and parameter budget: Dim 128, Depth 4, 4 heads of 24
+/// The softmax-attention baseline at the default model's size and parameter budget: Dim 128, Depth 4, 6 heads of 30
 /// with rotary embeddings, post-norm.
 /// </summary>
 [GateLoopTransformer(NumTokens = 256, Dim = 128, Depth = 4, PostLayerNorm = true, UseGateLoopedAttn = false, Heads = 6, DimHead = 30,
