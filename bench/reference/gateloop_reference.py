@@ -12,8 +12,8 @@ Needs only PyTorch (Debian: apt-get install python3-torch; use /usr/bin/python3)
 safetensors package needed (safetensors files are written and read by hand when it is missing).
 
 Commands (see README.md beside this file):
-  bench  --config small|seed|tiny|attention-small|enwik8-attention [--threads 2] [--json]
-  long   --dim 512 --seq 65536 [--threads 2] [--json]
+  bench  --config small|seed|tiny|attention-small|enwik8-attention [--threads 2] [--device cpu|cuda] [--json]
+  long   --dim 512 --seq 65536 [--threads 2] [--device cpu|cuda] [--json]
   export --config small --out DIR
   verify
 """
@@ -185,7 +185,7 @@ def gate_loop_operator(q, k, v, a):
 def gate_loop_sequential(q, k, v, a):
     """The same recurrence as a plain loop over time (for verification only)."""
     bh, n, p = q.shape
-    state = torch.zeros(bh, p, p, dtype=torch.complex64)
+    state = torch.zeros(bh, p, p, dtype=torch.complex64, device=q.device)
     outs = []
     for t in range(n):
         state = a[:, t] * state + (k[:, t, :, None] * v[:, t, None, :] + 0.0j)
@@ -240,7 +240,8 @@ class GateLoopedAttention(nn.Module):
 
         need_backwards = any(t.requires_grad for t in (q, k, v, a))
         if need_backwards and self.checkpoint_gate_looped_attn:
-            out = checkpoint(gate_loop_operator, q, k, v, a)
+            # use_reentrant=True is torch 1.13's default, spelled out: newer torch warns (and may refuse) without it
+            out = checkpoint(gate_loop_operator, q, k, v, a, use_reentrant=True)
         else:
             out = gate_loop_operator(q, k, v, a)
 
@@ -264,7 +265,7 @@ class RotaryEmbedding(nn.Module):
 
     def rotate_queries_or_keys(self, t):
         n = t.shape[-2]
-        pos = torch.arange(n, dtype=t.dtype)
+        pos = torch.arange(n, dtype=t.dtype, device=t.device)
         freqs = torch.einsum("n,f->nf", pos, self.freqs).repeat_interleave(2, dim=-1)
         rot = freqs.shape[-1]
         t_rot, t_pass = t[..., :rot], t[..., rot:]
@@ -332,7 +333,7 @@ class CausalFullAttention(nn.Module):
 
         sim = torch.einsum("bhid,bhjd->bhij", q, k)
         i, j = sim.shape[-2:]
-        causal_mask = torch.ones((i, j), dtype=torch.bool).triu(j - i + 1)
+        causal_mask = torch.ones((i, j), dtype=torch.bool, device=sim.device).triu(j - i + 1)
         if self.softmax_normalize:
             attn = sim.masked_fill(causal_mask, -torch.finfo(sim.dtype).max).softmax(dim=-1)
         else:
@@ -614,6 +615,51 @@ def summary(values, higher_is_better=True):
 
 
 # ----------------------------------------------------------------------------------------------
+# --device
+
+
+def setup_device(name):
+    """--device cpu|cuda -> torch.device. On cuda: float32 throughout (no autocast) with TF32 off, so GPU numbers
+    are full-precision fp32 like the CPU's. Exits with code 2 when cuda is asked for and torch cannot use it."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        print(f"gateloop_reference.py: --device cuda: torch.cuda.is_available() is False (torch {torch.__version__}, "
+              f"built with CUDA {torch.version.cuda})", file=sys.stderr, flush=True)
+        sys.exit(2)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def now(device):
+    """time.perf_counter(), read only after the GPU has finished the work queued so far (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def reset_gpu_peak(device):
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_bytes(device):
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
+
+
+def device_info(device):
+    """JSON keys for --device cuda; none on cpu, so the cpu JSON keeps its old keys."""
+    if device.type != "cuda":
+        return {}
+    return dict(device=torch.cuda.get_device_name(device), device_type="cuda", cuda_version=torch.version.cuda,
+                gpu_total_memory_bytes=torch.cuda.get_device_properties(device).total_memory,
+                dtype="float32", autocast=False,
+                tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
+
+
+# ----------------------------------------------------------------------------------------------
 # bench
 
 
@@ -628,6 +674,7 @@ def train_step(model, opt, batches, clip=0.5):
 
 
 def cmd_bench(args):
+    device = setup_device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     small = CONFIGS[args.config]["dim"] <= 128
@@ -635,34 +682,36 @@ def cmd_bench(args):
     repeats = args.repeats or (3 if small else 2)
     warmup = args.warmup if args.warmup is not None else 1
 
-    model = build_model(args.config, checkpoint_gate_looped_attn=not args.no_checkpoint)
+    model = build_model(args.config, checkpoint_gate_looped_attn=not args.no_checkpoint).to(device)  # init on CPU
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.99), eps=1e-8)
     corpus = torch.randint(0, 256, (1 << 20,), generator=torch.Generator().manual_seed(args.seed))
 
     def batch():
         starts = torch.randint(0, corpus.numel() - args.seq - 1, (args.batch,))
-        return torch.stack([corpus[s:s + args.seq + 1] for s in starts.tolist()]).long()
+        return torch.stack([corpus[s:s + args.seq + 1] for s in starts.tolist()]).long().to(device)
 
     result = dict(config=args.config, model=CONFIGS[args.config], params=n_params, torch_version=torch.__version__,
                   threads=torch.get_num_threads(), checkpoint_gate_looped_attn=not args.no_checkpoint,
                   batch=args.batch, grad_accum=args.grad_accum, seq=args.seq, blas=blas_info())
+    result.update(device_info(device))
     result["memory_before_train_bytes"] = peak_rss_bytes()
 
     if not args.skip_train:
         model.train()
         tokens_per_step = args.batch * args.grad_accum * args.seq
-        t0 = time.perf_counter()
+        t0 = now(device)
         for _ in range(warmup):
             first_loss = train_step(model, opt, [batch() for _ in range(args.grad_accum)])
-        log(f"[{args.config}] warm-up: {warmup} step(s) in {time.perf_counter() - t0:.1f}s, loss {first_loss:.3f}")
+        log(f"[{args.config}] warm-up: {warmup} step(s) in {now(device) - t0:.1f}s, loss {first_loss:.3f}")
+        reset_gpu_peak(device)  # GPU peak of the timed steps
         rates = []
         for r in range(repeats):
             data = [[batch() for _ in range(args.grad_accum)] for _ in range(steps)]
-            t0 = time.perf_counter()
+            t0 = now(device)
             for d in data:
                 loss = train_step(model, opt, d)
-            dt = time.perf_counter() - t0
+            dt = now(device) - t0
             rates.append(steps * tokens_per_step / dt)
             log(f"[{args.config}] train repeat {r}: {steps} step(s) in {dt:.2f}s = {rates[-1]:.0f} tokens/s, loss {loss:.3f}")
         result["train_tokens_per_s"], result["train"] = summary(rates)
@@ -671,54 +720,71 @@ def cmd_bench(args):
         result["train"]["loss_first_step"] = first_loss
         result["train"]["loss_last_step"] = loss
         result["peak_memory_bytes"] = peak_rss_bytes()  # ru_maxrss: the process's peak, here = training's
+        if device.type == "cuda":
+            result["peak_gpu_memory_bytes"] = result["train"]["peak_gpu_memory_bytes"] = gpu_peak_bytes(device)
 
     if not args.skip_generate:
         model.eval()
-        prompt = corpus[:args.prime].long()[None]
+        prompt = corpus[:args.prime].long()[None].to(device)
         modes = ["no_grad"] + (["autograd"] if args.gen_autograd else [])
         for mode in modes:
             ctx = torch.no_grad() if mode == "no_grad" else torch.enable_grad()
             with ctx:
                 base_decoding(model, prompt, args.prime + 4)  # warm-up
+                reset_gpu_peak(device)  # GPU peak of the timed repeats
                 rates = []
                 for r in range(repeats):
-                    t0 = time.perf_counter()
+                    t0 = now(device)
                     out = base_decoding(model, prompt, args.prime + args.generate)
-                    dt = time.perf_counter() - t0
+                    dt = now(device) - t0
                     rates.append(out.shape[-1] / dt)
                     log(f"[{args.config}] generate ({mode}) repeat {r}: {out.shape[-1]} tokens in {dt:.2f}s = {rates[-1]:.1f} tokens/s")
             key = "generate_tokens_per_s" if mode == "no_grad" else "generate_autograd_tokens_per_s"
-            result[key], result["generate" if mode == "no_grad" else "generate_autograd"] = summary(rates)
+            section = "generate" if mode == "no_grad" else "generate_autograd"
+            result[key], result[section] = summary(rates)
+            if device.type == "cuda":
+                result[section]["peak_gpu_memory_bytes"] = gpu_peak_bytes(device)
         result["generate"].update(prime=args.prime, generate=args.generate,
                                   note="re-runs the whole prefix per token, top-k 0.9, gumbel; torch.no_grad()")
         if args.gen_autograd:
             result["generate_autograd"]["note"] = "as train.py calls it: grad mode on (so the gate loop is checkpointed)"
     result["peak_memory_end_bytes"] = peak_rss_bytes()
+    if device.type == "cuda":  # the largest of the measured workloads' GPU peaks
+        peaks = [result[s]["peak_gpu_memory_bytes"] for s in ("train", "generate", "generate_autograd") if s in result]
+        result["peak_gpu_memory_bytes"] = max(peaks) if peaks else None
     emit(result, args.json)
 
 
 def cmd_long(args):
+    device = setup_device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    layer = SimpleGateLoopLayer(args.dim, use_heinsen=args.heinsen).eval()
-    x = torch.randn(1, args.seq, args.dim)
+    layer = SimpleGateLoopLayer(args.dim, use_heinsen=args.heinsen).eval().to(device)  # init on CPU
+    x = torch.randn(1, args.seq, args.dim).to(device)
     base = peak_rss_bytes()
     times = []
     with torch.no_grad():
         for r in range(args.repeats + 1):
-            t0 = time.perf_counter()
+            if r == 1:
+                reset_gpu_peak(device)  # GPU peak of the timed repeats, after the warm-up
+            t0 = now(device)
             y = layer(x)
-            dt = time.perf_counter() - t0
+            dt = now(device) - t0
             log(f"long forward {'warm-up' if r == 0 else 'repeat ' + str(r)}: {dt:.3f}s")
             if r > 0:
                 times.append(dt)
             del y
     best, detail = summary(times, higher_is_better=False)
-    emit(dict(config=f"SimpleGateLoop dim {args.dim}, 1 x {args.seq} x {args.dim}, no_grad, "
-                     f"{'heinsen' if args.heinsen else 'associative scan'}",
-              dim=args.dim, seq=args.seq, torch_version=torch.__version__, threads=torch.get_num_threads(),
-              long_forward_s=best, long_forward=detail, memory_before_forward_bytes=base,
-              peak_memory_bytes=peak_rss_bytes(), blas=blas_info()), args.json)
+    result = dict(config=f"SimpleGateLoop dim {args.dim}, 1 x {args.seq} x {args.dim}, no_grad, "
+                         f"{'heinsen' if args.heinsen else 'associative scan'}",
+                  dim=args.dim, seq=args.seq, torch_version=torch.__version__, threads=torch.get_num_threads(),
+                  long_forward_s=best, long_forward=detail, memory_before_forward_bytes=base,
+                  peak_memory_bytes=peak_rss_bytes())
+    if device.type == "cuda":
+        result["peak_gpu_memory_bytes"] = gpu_peak_bytes(device)
+    result["blas"] = blas_info()
+    result.update(device_info(device))
+    emit(result, args.json)
 
 
 def emit(result, as_json):
@@ -1054,6 +1120,8 @@ def main(argv=None):
     b.add_argument("--skip-generate", action="store_true")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--omp-wait-policy", default="passive", help="passive (default), active, or default (libgomp's)")
+    b.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                     help="cpu (default) or cuda: model and tensors on the GPU, fp32 with TF32 off")
     b.set_defaults(func=cmd_bench)
 
     lg = sub.add_parser("long", help="SimpleGateLoop forward over one long sequence")
@@ -1065,6 +1133,8 @@ def main(argv=None):
     lg.add_argument("--json", action="store_true")
     lg.add_argument("--seed", type=int, default=0)
     lg.add_argument("--omp-wait-policy", default="passive", help="passive (default), active, or default (libgomp's)")
+    lg.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                      help="cpu (default) or cuda: model and tensors on the GPU, fp32 with TF32 off")
     lg.set_defaults(func=cmd_long)
 
     e = sub.add_parser("export", help="initialized weights, logits and gradients for the C# side to check against")
