@@ -51,10 +51,10 @@ public sealed class SimpleGateLoopCache<T> : IDisposable where T : unmanaged, IF
     }
 
     /// <summary>A host copy of <see cref="Gate"/>.</summary>
-    public T[] ReadGate() => ParameterBuffers<T>.Read(Gate);
+    public T[] ReadGate() => Module<T>.Read(Gate);
 
     /// <summary>A host copy of <see cref="State"/>.</summary>
-    public T[] ReadState() => ParameterBuffers<T>.Read(State);
+    public T[] ReadState() => Module<T>.Read(State);
 
     /// <inheritdoc />
     public void Dispose()

@@ -17,9 +17,8 @@ namespace GateLoop.Runtime;
 /// </code>
 /// </summary>
 /// <typeparam name="T">The element type the layer was compiled for (float, or double for verification).</typeparam>
-public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, IFloatingPoint<T>
+public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IFloatingPoint<T>
 {
-    readonly ParameterBuffers<T> parameters;
     Workspace? forwardSpace, backwardSpace;
     ArrayView<T> input, initial, scratchGate, scratchState;
 
@@ -29,36 +28,17 @@ public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, 
     /// <param name="width">Dim, the channels per position.</param>
     /// <param name="reverse">Whether the layer scans from the last position to the first.</param>
     protected SimpleGateLoopLayer(Device device, IReadOnlyList<ParameterInfo> parameters, int width, bool reverse)
+        : base(device, parameters)
     {
-        Device = device;
-        this.parameters = new ParameterBuffers<T>(device, parameters);
         Width = width;
         Reverse = reverse;
     }
-
-    /// <summary>The device the layer runs on.</summary>
-    public Device Device { get; }
-
-    /// <summary>Every tensor with its PyTorch name, shape and offset.</summary>
-    public IReadOnlyList<ParameterInfo> Parameters => parameters.Table;
-
-    /// <summary>Total number of parameters.</summary>
-    public long ParameterCount => parameters.Count;
 
     /// <summary>Dim: channels per position of the input and the output.</summary>
     public int Width { get; }
 
     /// <summary>Whether the layer scans from the last position to the first (and so cannot take a cache).</summary>
     public bool Reverse { get; }
-
-    /// <summary>The declaration's attribute values, for checkpoints and reports.</summary>
-    public abstract IReadOnlyDictionary<string, object> Configuration { get; }
-
-    /// <summary>The flat parameter buffer.</summary>
-    public ArrayView<T> Weights => parameters.Weights;
-
-    /// <summary>The flat gradient buffer (same layout); <see cref="Backward"/> adds into it.</summary>
-    public ArrayView<T> Gradients => parameters.Gradients;
 
     /// <summary>Batch size of the current plan.</summary>
     protected int Batch { get; private set; }
@@ -71,21 +51,6 @@ public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, 
 
     /// <summary>Bytes of activation memory planned for the current (batch, sequence length), backward scratch included once allocated.</summary>
     public long ActivationBytes => (forwardSpace?.Bytes ?? 0) + (backwardSpace?.Bytes ?? 0);
-
-    /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>
-    public void Initialize(int seed) => parameters.Initialize(seed);
-
-    /// <summary>Copies all weights to the host, in <see cref="Parameters"/> layout.</summary>
-    public T[] ReadWeights() => parameters.ReadWeights();
-
-    /// <summary>Replaces all weights (<see cref="ParameterCount"/> values in <see cref="Parameters"/> layout).</summary>
-    public void WriteWeights(ReadOnlySpan<T> values) => parameters.Write(values);
-
-    /// <summary>Copies the accumulated gradients to the host.</summary>
-    public T[] ReadGradients() => parameters.ReadGradients();
-
-    /// <summary>Sets all gradients to zero.</summary>
-    public void ZeroGradients() => parameters.ZeroGradients();
 
     /// <summary>A cache for <paramref name="batch"/> sequences on this layer's device, holding gate 1 and state 0.</summary>
     /// <exception cref="InvalidOperationException">The layer is a <see cref="Reverse"/> layer.</exception>
@@ -144,7 +109,7 @@ public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, 
 
     /// <summary>
     /// Back-propagates <paramref name="dy"/> (∂L/∂y of the last <see cref="Forward"/>, [batch, seq, Dim]): adds the
-    /// parameter gradients into <see cref="Gradients"/> and writes ∂L/∂x into <paramref name="dx"/>, which may alias
+    /// parameter gradients into <see cref="Module{T}.Gradients"/> and writes ∂L/∂x into <paramref name="dx"/>, which may alias
     /// dy. A cache's starting state is a constant here: no gradient flows into an earlier call.
     /// </summary>
     /// <exception cref="InvalidOperationException">No forward pass has run.</exception>
@@ -190,7 +155,7 @@ public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, 
     /// <param name="state">Receives the last state [Batch, Dim].</param>
     protected abstract void ForwardCore(ArrayView<T> x, ArrayView<T> y, ArrayView<T> initial, ArrayView<T> gate, ArrayView<T> state);
 
-    /// <summary>Adds the parameter gradients of ∂L/∂y = <paramref name="dy"/> into <see cref="Gradients"/> and writes <paramref name="dx"/>.</summary>
+    /// <summary>Adds the parameter gradients of ∂L/∂y = <paramref name="dy"/> into <see cref="Module{T}.Gradients"/> and writes <paramref name="dx"/>.</summary>
     /// <param name="x">The last forward's input.</param>
     /// <param name="dy">∂L/∂y [Rows, Dim].</param>
     /// <param name="dx">Receives ∂L/∂x [Rows, Dim]; may alias dy.</param>
@@ -198,11 +163,9 @@ public abstract class SimpleGateLoopLayer<T> : IDisposable where T : unmanaged, 
     protected abstract void BackwardCore(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> dx, ArrayView<T> initial);
 
     /// <inheritdoc />
-    public void Dispose()
+    protected override void DisposeActivations()
     {
         forwardSpace?.Dispose();
         backwardSpace?.Dispose();
-        parameters.Dispose();
-        GC.SuppressFinalize(this);
     }
 }

@@ -10,9 +10,8 @@ namespace GateLoop.Runtime;
 /// subclass supplies the kernels and the order in which they run.
 /// </summary>
 /// <typeparam name="T">The element type the model was compiled for (float, or double for verification).</typeparam>
-public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFloatingPoint<T>
+public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloatingPoint<T>
 {
-    readonly ParameterBuffers<T> parameters;
     Workspace? workspace;
     T[] lossRows = [];
     bool stepping;
@@ -21,32 +20,10 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     int stateBatch;
 
     /// <summary>Creates the model's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
-    protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters)
-    {
-        Device = device;
-        this.parameters = new ParameterBuffers<T>(device, parameters);
-    }
-
-    /// <summary>The device the model runs on.</summary>
-    public Device Device { get; }
-
-    /// <summary>Every tensor with its PyTorch name, shape and offset.</summary>
-    public IReadOnlyList<ParameterInfo> Parameters => parameters.Table;
-
-    /// <summary>Total number of parameters.</summary>
-    public long ParameterCount => parameters.Count;
+    protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters) : base(device, parameters) { }
 
     /// <summary>Vocabulary size.</summary>
     public abstract int Vocabulary { get; }
-
-    /// <summary>The declaration's attribute values (resolved), for checkpoints and reports.</summary>
-    public abstract IReadOnlyDictionary<string, object> Configuration { get; }
-
-    /// <summary>The flat parameter buffer.</summary>
-    public ArrayView<T> Weights => parameters.Weights;
-
-    /// <summary>The flat gradient buffer (same layout); backward passes add into it.</summary>
-    public ArrayView<T> Gradients => parameters.Gradients;
 
     /// <summary>Batch size of the current plan.</summary>
     protected int Batch { get; private set; }
@@ -71,21 +48,6 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
 
     /// <summary>Per-row cross-entropy [Rows].</summary>
     protected ArrayView<T> LossRows { get; private set; }
-
-    /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>
-    public void Initialize(int seed) => parameters.Initialize(seed);
-
-    /// <summary>Copies all weights to the host.</summary>
-    public T[] ReadWeights() => parameters.ReadWeights();
-
-    /// <summary>Replaces all weights.</summary>
-    public void WriteWeights(ReadOnlySpan<T> values) => parameters.Write(values);
-
-    /// <summary>Copies the accumulated gradients to the host.</summary>
-    public T[] ReadGradients() => parameters.ReadGradients();
-
-    /// <summary>Sets all gradients to zero (start of an accumulation window).</summary>
-    public void ZeroGradients() => parameters.ZeroGradients();
 
     /// <summary>
     /// Runs the model on <paramref name="tokens"/> ([batch × (seq+1)]: each row's first seq tokens are inputs,
@@ -122,7 +84,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         Upload(inputs.ToArray(), null, batch, seq);
         stepping = false;
         ForwardCore(continueState: false);
-        return ParameterBuffers<T>.Read(LogitsView);
+        return Read(LogitsView);
     }
 
     /// <summary>
@@ -175,7 +137,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         {
             Upload(tokens.ToArray(), null, batch, seq);
             ForwardCore(continueState: true);
-            logits = ParameterBuffers<T>.Read(LogitsView);
+            logits = Read(LogitsView);
         }
         else
         {
@@ -190,7 +152,7 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
         return last;
     }
 
-    /// <summary>Adds the gradient of the last <see cref="Forward"/>'s scaled loss into <see cref="Gradients"/>.</summary>
+    /// <summary>Adds the gradient of the last <see cref="Forward"/>'s scaled loss into <see cref="Module{T}.Gradients"/>.</summary>
     public void Backward()
     {
         if (workspace is null) throw new InvalidOperationException("call Forward before Backward");
@@ -250,15 +212,13 @@ public abstract class TransformerModel<T> : IDisposable where T : unmanaged, IFl
     /// <summary>Fills <see cref="LossRows"/> and <see cref="LogitGrads"/> (scaled by <paramref name="gradScale"/>).</summary>
     protected abstract void ComputeLoss(T gradScale);
 
-    /// <summary>Back-propagates <see cref="LogitGrads"/> into <see cref="Gradients"/>.</summary>
+    /// <summary>Back-propagates <see cref="LogitGrads"/> into <see cref="Module{T}.Gradients"/>.</summary>
     protected abstract void BackwardCore();
 
     /// <inheritdoc />
-    public void Dispose()
+    protected override void DisposeActivations()
     {
         workspace?.Dispose();
         stateSpace?.Dispose();
-        parameters.Dispose();
-        GC.SuppressFinalize(this);
     }
 }
