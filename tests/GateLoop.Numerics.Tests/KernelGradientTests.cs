@@ -4,6 +4,8 @@ using ILGPU;
 using static GateLoop.Numerics.Tests.KernelHarness;
 using V = ILGPU.ArrayView<double>;
 
+using GateLoop.Tests.Shared;
+
 namespace GateLoop.Numerics.Tests;
 
 /// <summary>

@@ -2,6 +2,8 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 
+using GateLoop.Tests.Shared;
+
 namespace GateLoop.Numerics.Tests;
 
 /// <summary>

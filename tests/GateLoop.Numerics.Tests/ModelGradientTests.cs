@@ -1,6 +1,8 @@
 using GateLoop.Numerics.Tests.Reference;
 using GateLoop.Runtime;
 
+using GateLoop.Tests.Shared;
+
 namespace GateLoop.Numerics.Tests;
 
 /// <summary>

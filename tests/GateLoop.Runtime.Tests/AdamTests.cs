@@ -1,5 +1,7 @@
 using GateLoop.Runtime;
 
+using GateLoop.Tests.Shared;
+
 namespace GateLoop.Runtime.Tests;
 
 /// <summary>The device optimizer against a plain double-precision transcription of PyTorch's Adam/AdamW and clip_grad_norm_.</summary>

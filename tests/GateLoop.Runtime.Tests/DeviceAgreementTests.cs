@@ -1,38 +1,7 @@
 using GateLoop.Runtime;
+using GateLoop.Tests.Shared;
 
 namespace GateLoop.Runtime.Tests;
-
-// The same shapes as the double-precision numerics tests, compiled in float: between them these models
-// use every kernel the generator can emit.
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, FracGradientStateTransition = 0.7)]
-public partial class PreMaxHeads;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, DimGateLoopedAttn = 12, GateLoopHeads = 6, SubLayerNorm = true,
-    AttnAddSwishGating = false, CheckpointGateLoopedAttn = false)]
-public partial class PreHeadsSubNorm;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, GateLoopHeads = 2, SubLayerNorm = true, PostLayerNorm = true,
-    CheckpointGateLoopedAttn = false)]
-public partial class PostHeadsGated;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, PostLayerNorm = true, AttnAddSwishGating = false,
-    AblateComplex = true, AblateStateTransition = true)]
-public partial class PostAblated;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, AttnAddSwishGating = false, AblateComplex = true)]
-public partial class PreRealGates;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, UseGateLoopedAttn = false, Heads = 2, DimHead = 4, RotaryEmbedding = true)]
-public partial class AttnRotary;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, UseGateLoopedAttn = false, Heads = 2, DimHead = 6, DataDependentRelPos = true,
-    PostLayerNorm = true, AttnAddSwishGating = false)]
-public partial class AttnRelPos;
-
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, UseGateLoopedAttn = false, Heads = 1, DimHead = 8, DataDependentRelPos = true,
-    AttnSoftmaxNormalize = true, RotaryEmbedding = true, AblateComplex = true)]
-public partial class AttnRelPosSoftmax;
 
 /// <summary>
 /// The host backend (generated kernel methods called on CPU threads) and ILGPU's CPU accelerator (the same

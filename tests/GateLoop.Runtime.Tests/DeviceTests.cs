@@ -1,5 +1,7 @@
 using GateLoop.Runtime;
 
+using GateLoop.Tests.Shared;
+
 namespace GateLoop.Runtime.Tests;
 
 public sealed class DeviceTests
