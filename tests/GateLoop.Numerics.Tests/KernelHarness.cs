@@ -2,8 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 
-using GateLoop.Tests.Shared;
-
 namespace GateLoop.Numerics.Tests;
 
 /// <summary>
