@@ -45,7 +45,7 @@ namespace GateLoop.Generator.Emit
         public static readonly HashSet<string> MemberNames = new HashSet<string>
         {
             "Dim", "NormGamma", "QkvaW", "PostLnW", "PostLnB", "ParameterTable", "Hyperparameters", "Configuration",
-            "act", "scratch", "W", "G", "PlanForward", "PlanBackward", "ForwardCore", "BackwardCore",
+            "act", "scratch", "PlanForward", "PlanBackward", "ForwardCore", "BackwardCore",
             "Activations", "Scratch", "Kernels",
         };
 
@@ -96,10 +96,6 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <summary>Creates the layer's buffers on <paramref name=\"device\"/>; call Initialize or WriteWeights before use.</summary>")
              .Line($"public {s.Type.Name}({ModelSource.Runtime}Device device) : base(device, ParameterTable, Dim, reverse: {(s.Reverse ? "true" : "false")}) {{ }}")
-             .Line()
-             .Line($"ArrayView<{T}> W(long offset, long length) => Weights.SubView(offset, length);")
-             .Line()
-             .Line($"ArrayView<{T}> G(long offset, long length) => Gradients.SubView(offset, length);")
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void PlanForward({ModelSource.Runtime}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")

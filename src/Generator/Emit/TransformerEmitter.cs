@@ -28,7 +28,7 @@ namespace GateLoop.Generator.Emit
         /// <summary>Every member the generated class declares; a model may not share a name with one (CS0542).</summary>
         public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>
         {
-            "Kernels", "Activations", "W", "G", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
+            "Kernels", "Activations", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
             "PlanActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
@@ -112,10 +112,6 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <inheritdoc />")
              .Line("public override int Vocabulary => NumTokens;")
-             .Line()
-             .Line($"ArrayView<{T}> W(long offset, long length) => Weights.SubView(offset, length);")
-             .Line()
-             .Line($"ArrayView<{T}> G(long offset, long length) => Gradients.SubView(offset, length);")
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void PlanActivations({Rt}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")

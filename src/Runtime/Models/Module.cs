@@ -41,6 +41,12 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// <summary>The flat gradient buffer (same layout); backward passes add into it.</summary>
     public ArrayView<T> Gradients => gradients.View;
 
+    /// <summary>One tensor of the flat parameter buffer, for the generated schedules.</summary>
+    protected ArrayView<T> W(long offset, long length) => Weights.SubView(offset, length);
+
+    /// <summary>One tensor of the flat gradient buffer, for the generated schedules.</summary>
+    protected ArrayView<T> G(long offset, long length) => Gradients.SubView(offset, length);
+
     /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>
     public void Initialize(int seed)
     {

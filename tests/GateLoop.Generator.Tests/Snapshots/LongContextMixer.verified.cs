@@ -41,10 +41,6 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Creates the layer's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public LongContextMixer(global::GateLoop.Runtime.Device device) : base(device, ParameterTable, Dim, reverse: false) { }
 
-    ArrayView<float> W(long offset, long length) => Weights.SubView(offset, length);
-
-    ArrayView<float> G(long offset, long length) => Gradients.SubView(offset, length);
-
     /// <inheritdoc />
     protected override void PlanForward(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 

@@ -82,10 +82,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <inheritdoc />
     public override int Vocabulary => NumTokens;
 
-    ArrayView<float> W(long offset, long length) => Weights.SubView(offset, length);
-
-    ArrayView<float> G(long offset, long length) => Gradients.SubView(offset, length);
-
     /// <inheritdoc />
     protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
