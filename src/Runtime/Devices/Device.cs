@@ -142,7 +142,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
         });
     }
@@ -154,7 +154,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
         });
     }
@@ -166,7 +166,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2, a3));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
         });
     }
@@ -178,7 +178,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2, a3, a4));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
         });
     }
@@ -191,7 +191,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2, a3, a4, a5));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
         });
     }
@@ -204,7 +204,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2, a3, a4, a5, a6));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5, a6); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
         });
     }
@@ -218,7 +218,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
         });
     }
@@ -232,7 +232,7 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, i => kernel(i, a1, a2, a3, a4, a5, a6, a7, a8));
+            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7, a8); });
             else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
         });
     }
@@ -246,23 +246,20 @@ public sealed class Device : IDisposable
     readonly ConcurrentDictionary<(System.Reflection.MethodInfo, int), double> hostMicroseconds = new();
     const double ParallelWorthMicroseconds = 50;
 
-    void HostFor(Delegate kernel, int n, Action<int> body)
+    // The body runs a range of indices, so the only call per index is the kernel's own delegate.
+    void HostFor(Delegate kernel, int n, Action<int, int> body)
     {
         int chunks = Math.Min(n, Environment.ProcessorCount * 4);
         var key = (kernel.Method, n);
         if (chunks <= 1 || hostMicroseconds.TryGetValue(key, out double last) && last < ParallelWorthMicroseconds)
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            for (int i = 0; i < n; i++) body(i);
+            body(0, n);
             hostMicroseconds[key] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             return;
         }
         long begin = System.Diagnostics.Stopwatch.GetTimestamp();
-        Parallel.For(0, chunks, c =>
-        {
-            int start = (int)((long)n * c / chunks), end = (int)((long)n * (c + 1) / chunks);
-            for (int i = start; i < end; i++) body(i);
-        });
+        Parallel.For(0, chunks, c => body((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks)));
         // Measured in parallel, so compare as if serial: the cores' time is what a serial run would take.
         hostMicroseconds[key] = System.Diagnostics.Stopwatch.GetElapsedTime(begin).TotalMicroseconds * Environment.ProcessorCount;
     }
