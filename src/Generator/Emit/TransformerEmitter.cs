@@ -29,7 +29,7 @@ namespace GateLoop.Generator.Emit
         public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>
         {
             "Kernels", "Activations", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
-            "PlanActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
+            "PlanActivations", "UseActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
             "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW", "RotaryFreqs", "RelPosW", "OutB",
@@ -114,7 +114,10 @@ namespace GateLoop.Generator.Emit
              .Line("public override int Vocabulary => NumTokens;")
              .Line()
              .Line("/// <inheritdoc />")
-             .Line($"protected override void PlanActivations({Rt}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
+             .Line($"protected override object PlanActivations({Rt}Workspace workspace) => new Activations(workspace, Batch, Seq);")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("protected override void UseActivations(object activations) => act = (Activations)activations;")
              .Line()
              ;
             if (s.UseGateLoopedAttn)

@@ -82,6 +82,8 @@ static class BenchCommand
             if (g > 0)
             {
                 var prompt = Enumerable.Range(0, g).Select(_ => rng.NextInt(net.Vocabulary)).ToArray();
+                // Warmed up like training (and like the PyTorch reference, which reports its best of three).
+                Sampling.Generate(net, prompt, 8, 1.0, 0.9, rng, _ => { });
                 clock.Restart();
                 Sampling.Generate(net, prompt, g, 1.0, 0.9, rng, _ => { });
                 generateRate = g / clock.Elapsed.TotalSeconds;

@@ -12,7 +12,6 @@ namespace GateLoop.Runtime;
 /// <typeparam name="T">The element type the model was compiled for (float, or double for verification).</typeparam>
 public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloatingPoint<T>
 {
-    Workspace? workspace;
     T[] lossRows = [];
     bool stepping;
     List<int>[] history = [];
@@ -155,13 +154,13 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// <summary>Adds the gradient of the last <see cref="Forward"/>'s scaled loss into <see cref="Module{T}.Gradients"/>.</summary>
     public void Backward()
     {
-        if (workspace is null) throw new InvalidOperationException("call Forward before Backward");
+        if (plan is null) throw new InvalidOperationException("call Forward before Backward");
         BackwardCore();
         Device.Synchronize();
     }
 
     /// <summary>Bytes of activation memory planned for the current (batch, sequence length).</summary>
-    public long ActivationBytes => workspace?.Bytes ?? 0;
+    public long ActivationBytes => plan?.Workspace.Bytes ?? 0;
 
     void Upload(int[] inputs, int[]? targets, int batch, int seq)
     {
@@ -169,20 +168,7 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
             throw new ArgumentOutOfRangeException(nameof(batch), $"batch ({batch}) and sequence length ({seq}) must be positive");
         CheckTokens(inputs);
         if (targets is not null) CheckTokens(targets);
-        if (workspace is null || batch != Batch || seq != Seq)
-        {
-            workspace?.Dispose();
-            workspace = new Workspace(Device);
-            Batch = batch;
-            Seq = seq;
-            Inputs = workspace.Take<int>(Rows);
-            Targets = workspace.Take<int>(Rows);
-            LogitsView = workspace.Take<T>((long)Rows * Vocabulary);
-            LogitGrads = workspace.Take<T>((long)Rows * Vocabulary);
-            LossRows = workspace.Take<T>(Rows);
-            lossRows = new T[Rows];
-            PlanActivations(workspace);
-        }
+        if (plan is null || batch != Batch || seq != Seq) Use(batch, seq);
         Inputs.CopyFromCPU(inputs);
         if (targets is not null) Targets.CopyFromCPU(targets);
     }
@@ -194,8 +180,54 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
                 throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary [0, {Vocabulary})");
     }
 
-    /// <summary>Allocates the activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/>.</summary>
-    protected abstract void PlanActivations(Workspace workspace);
+    /// <summary>
+    /// Allocates the activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/> and
+    /// returns them; <see cref="UseActivations"/> later makes them current again.
+    /// </summary>
+    protected abstract object PlanActivations(Workspace workspace);
+
+    /// <summary>Makes activations returned by <see cref="PlanActivations"/> the current ones.</summary>
+    protected abstract void UseActivations(object activations);
+
+    // Everything planned for one (batch, seq): the base class's views and the subclass's activations.
+    sealed record Plan(Workspace Workspace, ArrayView<int> Inputs, ArrayView<int> Targets, ArrayView<T> Logits,
+        ArrayView<T> LogitGrads, ArrayView<T> LossRows, T[] HostLoss, object Activations);
+
+    // Training alternates with sampling (a prompt shape, then one token at a time), so the few most recent
+    // plans are kept instead of being reallocated on every switch.
+    const int KeptPlans = 3;
+    readonly List<(int Batch, int Seq, Plan Plan)> plans = [];
+    Plan? plan;
+
+    void Use(int batch, int seq)
+    {
+        Batch = batch;
+        Seq = seq;
+        int found = plans.FindIndex(p => p.Batch == batch && p.Seq == seq);
+        if (found >= 0)
+        {
+            plan = plans[found].Plan;
+            plans.RemoveAt(found);
+        }
+        else
+        {
+            if (plans.Count == KeptPlans)
+            {
+                plans[0].Plan.Workspace.Dispose();
+                plans.RemoveAt(0);
+            }
+            var workspace = new Workspace(Device);
+            var views = (Inputs: workspace.Take<int>(Rows), Targets: workspace.Take<int>(Rows),
+                Logits: workspace.Take<T>((long)Rows * Vocabulary), Grads: workspace.Take<T>((long)Rows * Vocabulary),
+                Loss: workspace.Take<T>(Rows));
+            plan = new Plan(workspace, views.Inputs, views.Targets, views.Logits, views.Grads, views.Loss, new T[Rows],
+                PlanActivations(workspace));
+        }
+        plans.Add((batch, seq, plan));
+        (Inputs, Targets, LogitsView, LogitGrads, LossRows, lossRows) =
+            (plan.Inputs, plan.Targets, plan.Logits, plan.LogitGrads, plan.LossRows, plan.HostLoss);
+        UseActivations(plan.Activations);
+    }
 
     /// <summary>
     /// Computes <see cref="LogitsView"/> from <see cref="Inputs"/>, keeping what backward needs. The scan starts
@@ -218,7 +250,7 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// <inheritdoc />
     protected override void DisposeActivations()
     {
-        workspace?.Dispose();
+        foreach (var (_, _, kept) in plans) kept.Workspace.Dispose();
         stateSpace?.Dispose();
     }
 }

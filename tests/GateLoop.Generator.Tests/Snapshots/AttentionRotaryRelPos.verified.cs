@@ -85,7 +85,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+
+    /// <inheritdoc />
+    protected override void UseActivations(object activations) => act = (Activations)activations;
 
     /// <inheritdoc />
     protected override bool CarriesState => false;

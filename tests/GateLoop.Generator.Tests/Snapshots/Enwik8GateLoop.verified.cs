@@ -134,7 +134,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+
+    /// <inheritdoc />
+    protected override void UseActivations(object activations) => act = (Activations)activations;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 

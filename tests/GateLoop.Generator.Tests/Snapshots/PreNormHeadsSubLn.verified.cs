@@ -83,7 +83,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override void PlanActivations(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+
+    /// <inheritdoc />
+    protected override void UseActivations(object activations) => act = (Activations)activations;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
