@@ -15,6 +15,7 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     T[] lossRows = [];
     bool stepping;
     List<int>[] history = [];
+    int generationBatch;
     Workspace? stateSpace;
     int stateBatch;
 
@@ -96,7 +97,9 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     public void ResetState(int batch)
     {
         if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), $"batch must be positive, got {batch}");
-        history = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
+        generationBatch = batch;
+        // Only a model without a carried state needs the tokens so far: it runs the whole prefix again.
+        history = CarriesState ? [] : Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
         if (CarriesState)
         {
             if (stateSpace is null || stateBatch != batch)
@@ -124,13 +127,11 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// </summary>
     public T[] Continue(ReadOnlySpan<int> tokens, int seq)
     {
-        int batch = history.Length;
+        int batch = generationBatch;
         if (!stepping)
             throw new InvalidOperationException("call ResetState before Step or Continue");
         if (seq <= 0 || tokens.Length != batch * seq)
             throw new InvalidOperationException($"expected {batch} × {seq} tokens, {seq} per sequence, got {tokens.Length}");
-        for (int b = 0; b < batch; b++) history[b].AddRange(tokens.Slice(b * seq, seq));
-        int length = history[0].Count;
         T[] logits;
         if (CarriesState)
         {
@@ -141,6 +142,8 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         else
         {
             // Without a recurrent state the whole prefix runs again, as the seed's sampling does.
+            for (int b = 0; b < batch; b++) history[b].AddRange(tokens.Slice(b * seq, seq));
+            int length = history[0].Count;
             logits = Logits(history.SelectMany(h => h).ToArray(), batch, length);
             stepping = true;
             seq = length;
