@@ -1,11 +1,7 @@
-using System.Collections.Generic;
-using System.Collections.Immutable;
 using System.Linq;
 using System.Threading;
 using GateLoop.Generator.Model;
 using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace GateLoop.Generator.Parsing
 {
@@ -22,12 +18,10 @@ namespace GateLoop.Generator.Parsing
             var d = ModelDeclaration.Read(context, "GateLoop.Runtime.TransformerModel<T>", Emit.TransformerEmitter.MemberNames, cancellationToken);
             var errors = d.Errors;
             var attributeLocation = d.AttributeLocation;
-            int Int(string name, int fallback) => d.Int(name, fallback);
-            bool Bool(string name, bool fallback) => d.Bool(name, fallback);
 
-            int numTokens = Int("NumTokens", 0), dim = Int("Dim", 0), depth = Int("Depth", 0), mult = Int("FeedForwardMult", 4);
+            int numTokens = d.Int("NumTokens", 0), dim = d.Int("Dim", 0), depth = d.Int("Depth", 0), mult = d.Int("FeedForwardMult", 4);
             double frac = d.Double("FracGradientStateTransition", 0.9);
-            bool gateLoop = Bool("UseGateLoopedAttn", true);
+            bool gateLoop = d.Bool("UseGateLoopedAttn", true);
 
             foreach (var (name, value) in new[] { ("NumTokens", numTokens), ("Dim", dim), ("Depth", depth), ("FeedForwardMult", mult) })
                 d.RequirePositive(name, value);
@@ -43,7 +37,7 @@ namespace GateLoop.Generator.Parsing
             int heads, inner;
             if (gateLoop)
             {
-                int gateLoopHeads = Int("GateLoopHeads", 0), dimInner = Int("DimGateLoopedAttn", 0);
+                int gateLoopHeads = d.Int("GateLoopHeads", 0), dimInner = d.Int("DimGateLoopedAttn", 0);
                 if (dimInner < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "DimGateLoopedAttn", dimInner.ToString(), "Dim"));
                 if (gateLoopHeads < 0) errors.Add(DiagnosticInfo.Create(Diagnostics.Negative, attributeLocation, "GateLoopHeads", gateLoopHeads.ToString(), "one head per channel"));
                 inner = dimInner == 0 ? dim : dimInner;
@@ -53,13 +47,13 @@ namespace GateLoop.Generator.Parsing
             }
             else
             {
-                heads = Int("Heads", 8);
-                int dimHead = Int("DimHead", 64);
+                heads = d.Int("Heads", 8);
+                int dimHead = d.Int("DimHead", 64);
                 foreach (var (name, value) in new[] { ("Heads", heads), ("DimHead", dimHead) })
                     d.RequirePositive(name, value);
                 inner = heads * dimHead;
                 foreach (var option in new[] { "RotaryEmbedding", "DataDependentRelPos" })
-                    if (Bool(option, false) && dimHead % 2 != 0)
+                    if (d.Bool(option, false) && dimHead % 2 != 0)
                         errors.Add(DiagnosticInfo.Create(Diagnostics.OddHeadWidth, attributeLocation, dimHead.ToString(), option));
             }
             int h = heads;
@@ -80,17 +74,17 @@ namespace GateLoop.Generator.Parsing
             return d.Result(type => new TransformerSpec(
                 type,
                 numTokens, dim, depth, h, inner, mult,
-                SwishGating: Bool("AttnAddSwishGating", true),
-                PostLayerNorm: Bool("PostLayerNorm", false),
-                SubLayerNorm: Bool("SubLayerNorm", false),
+                SwishGating: d.Bool("AttnAddSwishGating", true),
+                PostLayerNorm: d.Bool("PostLayerNorm", false),
+                SubLayerNorm: d.Bool("SubLayerNorm", false),
                 FracGradientStateTransition: frac,
-                AblateComplex: Bool("AblateComplex", false),
-                AblateStateTransition: Bool("AblateStateTransition", false),
-                CheckpointGateLoopedAttn: Bool("CheckpointGateLoopedAttn", true),
+                AblateComplex: d.Bool("AblateComplex", false),
+                AblateStateTransition: d.Bool("AblateStateTransition", false),
+                CheckpointGateLoopedAttn: d.Bool("CheckpointGateLoopedAttn", true),
                 UseGateLoopedAttn: gateLoop,
-                RotaryEmbedding: Bool("RotaryEmbedding", false),
-                DataDependentRelPos: Bool("DataDependentRelPos", false),
-                SoftmaxNormalize: Bool("AttnSoftmaxNormalize", !Bool("DataDependentRelPos", false))));
+                RotaryEmbedding: d.Bool("RotaryEmbedding", false),
+                DataDependentRelPos: d.Bool("DataDependentRelPos", false),
+                SoftmaxNormalize: d.Bool("AttnSoftmaxNormalize", !d.Bool("DataDependentRelPos", false))));
         }
     }
 }
