@@ -60,6 +60,24 @@ namespace GateLoop.Generator.Emit
         }
 
         /// <summary>
+        /// The static <c>Kernels</c> class: the kernel templates in <paramref name="parts"/>, then their host twins in
+        /// the nested <c>Kernels.Host</c> (see <see cref="HostTwins"/>).
+        /// </summary>
+        public static void Kernels(CodeWriter w, string summary, IEnumerable<string> parts)
+        {
+            string members = string.Join("\n\n", parts);
+            w.Line($"/// <summary>{summary}</summary>")
+             .Open("public static class Kernels")
+             .Block(members)
+             .Line()
+             .Line("/// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>")
+             .Open("public static class Host")
+             .Block(HostTwins.Emit(members))
+             .Close()
+             .Close();
+        }
+
+        /// <summary>
         /// A class of device views taken from a workspace for one (batch, seq): one field per view, or per layer when
         /// a count is given, each sized by an expression over <c>rows</c> (batch·seq), <c>batch</c>, <c>seq</c> and the
         /// class's constants.

@@ -177,18 +177,11 @@ namespace GateLoop.Generator.Emit
 
         void KernelsClass()
         {
-            w.Line("/// <summary>The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.</summary>")
-             .Open("public static class Kernels");
             var parts = new List<string> { ActivationKernels.Helpers(n) };
             if (s.PreNorm) parts.Add(RmsNormKernels.Emit(n, s.Dim));
             parts.Add(SimpleGateLoopScanKernels.Emit(s, n));
             if (s.PostLayerNorm) parts.Add(LayerNormKernels.Emit(n, "Dim"));
-            for (int i = 0; i < parts.Count; i++)
-            {
-                if (i > 0) w.Line();
-                w.Block(parts[i]);
-            }
-            w.Close();
+            ModelSource.Kernels(w, "The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.", parts);
         }
     }
 }

@@ -505,8 +505,6 @@ namespace GateLoop.Generator.Emit
 
         void KernelsClass()
         {
-            w.Line("/// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>")
-             .Open("public static class Kernels");
             var parts = new List<string>
             {
                 ActivationKernels.Helpers(n),
@@ -537,12 +535,7 @@ namespace GateLoop.Generator.Emit
             parts.Add(ElementwiseKernels.ColumnSum(n, "Hidden", "Hidden"));
             if (s.UseGateLoopedAttn && !s.AblateStateTransition) parts.Add(ElementwiseKernels.ColumnSum(n, "Transition", "(2 * Heads)"));
             parts.Add(CrossEntropyKernels.Emit(n));
-            for (int i = 0; i < parts.Count; i++)
-            {
-                if (i > 0) w.Line();
-                w.Block(parts[i]);
-            }
-            w.Close();
+            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", parts);
         }
     }
 }

@@ -8,37 +8,40 @@ namespace GateLoop.Generator.Kernels
         public static string Helpers(Numeric n) => $$"""
             static {{n.Type}} Sigmoid({{n.Type}} x) => 1 / (1 + {{n.Math}}.Exp(-x));
 
-            {{(n.IsDouble ? ErfDouble(n) : ErfFloat(n))}}
+            {{(n.IsDouble ? PhiDouble(n) : PhiFloat(n))}}
             """;
 
-        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding.
-        static string ErfFloat(Numeric n) => $$"""
-            /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
-            static float Erf(float x)
+        // Φ(v) = (1 + erf(v/√2))/2, and erf(x) has the factor e^{−x²} = e^{−v²/2}: GELU's forward and backward need
+        // that exponential anyway (the backward for φ(v)), so the caller computes it once and passes it in.
+
+        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding. CopySign instead of a
+        // branch on the sign: activations' signs are random, and a mispredicted branch cost more than the math.
+        static string PhiFloat(Numeric n) => $$"""
+            /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+            static float Phi(float v, float gauss)
             {
-                float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+                float t = 1 / (1 + {{n.Lit(0.3275911 / System.Math.Sqrt(2))}} * global::System.MathF.Abs(v));
                 float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-                float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
-                return x < 0 ? -y : y;
+                return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
             }
             """;
 
-        // The all-positive series 2/√π·e^{−x²}·Σ 2ⁿx^{2n+1}/(2n+1)!! has no cancellation, so it is exact to
+        // The all-positive series erf(x) = 2/√π·e^{−x²}·Σ 2ⁿx^{2n+1}/(2n+1)!! has no cancellation, so it is exact to
         // double rounding; beyond |x| = 6, erf is 1 to within 2e-17.
-        static string ErfDouble(Numeric n) => $$"""
-            /// <summary>erf(x) to double accuracy (all-positive series; ±1 beyond |x| = 6).</summary>
-            static double Erf(double x)
+        static string PhiDouble(Numeric n) => $$"""
+            /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by its all-positive series; ±1 beyond |v/√2| = 6).</summary>
+            static double Phi(double v, double gauss)
             {
-                double ax = global::System.Math.Abs(x);
-                if (ax >= 6) return x < 0 ? -1 : 1;
+                double ax = global::System.Math.Abs(v) * {{n.Lit(1 / System.Math.Sqrt(2))}};
+                if (ax >= 6) return v < 0 ? 0 : 1;
                 double term = ax, sum = ax;
                 for (int k = 1; k < 400 && term > sum * 1e-17; k++)
                 {
                     term *= 2 * ax * ax / (2 * k + 1);
                     sum += term;
                 }
-                double y = {{n.Lit(2 / System.Math.Sqrt(System.Math.PI))}} * global::System.Math.Exp(-ax * ax) * sum;
-                return x < 0 ? -y : y;
+                double erf = {{n.Lit(2 / System.Math.Sqrt(System.Math.PI))}} * gauss * sum;
+                return 0.5 + 0.5 * (v < 0 ? -erf : erf);
             }
             """;
 
@@ -48,16 +51,14 @@ namespace GateLoop.Generator.Kernels
             {
                 {{n.Type}} v = u[index] + bias[index.X % Hidden];
                 u[index] = v;
-                z[index] = {{n.Lit(0.5)}} * v * (1 + Erf(v * {{n.Lit(1 / System.Math.Sqrt(2))}}));
+                z[index] = v * Phi(v, {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v));
             }
 
             /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
             public static void GeluBackward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> dz, ArrayView<{{n.Type}}> du)
             {
-                {{n.Type}} v = u[index];
-                {{n.Type}} cdf = {{n.Lit(0.5)}} * (1 + Erf(v * {{n.Lit(1 / System.Math.Sqrt(2))}}));
-                {{n.Type}} pdf = {{n.Lit(1 / System.Math.Sqrt(2 * System.Math.PI))}} * {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v);
-                du[index] = dz[index] * (cdf + v * pdf);
+                {{n.Type}} v = u[index], gauss = {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v);
+                du[index] = dz[index] * (Phi(v, gauss) + v * gauss * {{n.Lit(1 / System.Math.Sqrt(2 * System.Math.PI))}});
             }
             """;
 

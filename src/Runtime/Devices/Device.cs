@@ -132,8 +132,8 @@ public sealed class Device : IDisposable
         Profile.Add(kernel.Method.Name, clock.Elapsed.TotalMilliseconds);
     }
 
-    // Kernel launches: one index per logical work item. The host backend runs the same static method on CPU
-    // threads; ILGPU compiles it once per device and caches the launcher.
+    // Kernel launches: one index per logical work item. The host backend runs the kernel's host twin (or the
+    // kernel itself) on CPU threads; ILGPU compiles it once per device and caches the launcher.
 
     /// <summary>Runs <paramref name="kernel"/> for indices 0…n−1.</summary>
     public void Launch<T1>(Action<Index1D, T1> kernel, int n, T1 a1)
@@ -142,8 +142,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
+            else if (HostTwin<Action<int, int, T1>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1); });
         });
     }
 
@@ -154,8 +155,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
+            else if (HostTwin<Action<int, int, T1, T2>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2); });
         });
     }
 
@@ -166,8 +168,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
+            else if (HostTwin<Action<int, int, T1, T2, T3>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3); });
         });
     }
 
@@ -178,8 +181,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
+            else if (HostTwin<Action<int, int, T1, T2, T3, T4>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4); });
         });
     }
 
@@ -191,8 +195,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
+            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5); });
         });
     }
 
@@ -204,8 +209,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5, a6); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
+            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6); });
         });
     }
 
@@ -218,8 +224,9 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
+            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7); });
         });
     }
 
@@ -232,10 +239,20 @@ public sealed class Device : IDisposable
         if (n <= 0) return;
         Timed(kernel, () =>
         {
-            if (IsHost) HostFor(kernel, n, (start, end) => { for (int i = start; i < end; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7, a8); });
-            else Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
+            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
+            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7, a8));
+            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7, a8); });
         });
     }
+
+    // The generator gives every kernel a host twin, Kernels.Host.Name(from, to, the same arguments), that runs a
+    // range of indices through pointers; a hand-written kernel without one runs index by index.
+    readonly ConcurrentDictionary<System.Reflection.MethodInfo, Delegate?> twins = new();
+
+    TTwin? HostTwin<TTwin>(Delegate kernel) where TTwin : Delegate =>
+        (TTwin?)twins.GetOrAdd(kernel.Method, method => method.DeclaringType?.GetNestedType("Host")?
+            .GetMethod(method.Name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static,
+                typeof(TTwin).GetGenericArguments())?.CreateDelegate<TTwin>());
 
     TLoaded Load<TLoaded>(Delegate kernel, Func<TLoaded> load) where TLoaded : Delegate =>
         (TLoaded)kernels.GetOrAdd(kernel.Method, _ => load());

@@ -212,13 +212,12 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     {
         static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
-        /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
-        static float Erf(float x)
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
         {
-            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
-            return x < 0 ? -y : y;
+            return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
         }
 
         /// <summary>x[r] = emb[token[r]].</summary>
@@ -329,16 +328,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             float v = u[index] + bias[index.X % Hidden];
             u[index] = v;
-            z[index] = 0.5f * v * (1 + Erf(v * 0.70710677f));
+            z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index];
-            float cdf = 0.5f * (1 + Erf(v * 0.70710677f));
-            float pdf = 0.3989423f * global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (cdf + v * pdf);
+            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -376,6 +373,286 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
                 dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+        }
+
+        /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
+        public static class Host
+        {
+            /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
+            {
+                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var embHost = new global::GateLoop.Runtime.HostView<float>(emb);
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                for (int index = from; index < to; index++) EmbeddingForward(index, tokensHost, embHost, xHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void EmbeddingForward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> emb, global::GateLoop.Runtime.HostView<float> x)
+            {
+                long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
+                for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.EmbeddingBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
+            {
+                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
+                for (int index = from; index < to; index++) EmbeddingBackward(index, tokensHost, dxHost, dEmbHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void EmbeddingBackward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dEmb)
+            {
+                int v = index;
+                long dst = (long)v * Dim;
+                for (long r = 0; r < tokens.Length; r++)
+                {
+                    if (tokens[r] != v) continue;
+                    long src = r * Dim;
+                    for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                for (int index = from; index < to; index++) RmsNormForward(index, xHost, gammaHost, yHost, invNormHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> gamma, global::GateLoop.Runtime.HostView<float> y, global::GateLoop.Runtime.HostView<float> invNorm)
+            {
+                long o = (long)index.X * Dim;
+                float ss = 0;
+                for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
+                float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
+                invNorm[index] = inv;
+                float s = inv * RmsScale;
+                for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int index = from; index < to; index++) RmsNormBackward(index, xHost, gammaHost, invNormHost, dyHost, dxHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> gamma, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx)
+            {
+                long o = (long)index.X * Dim;
+                float inv = invNorm[index], dot = 0, ss = 0;
+                for (int d = 0; d < Dim; d++)
+                {
+                    dot += dy[o + d] * gamma[d] * x[o + d];
+                    ss += x[o + d] * x[o + d];
+                }
+                float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
+                for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
+                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, rows, xHost, invNormHost, dyHost, dGammaHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormBackwardGamma(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                int d = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                dGamma[d] += sum * RmsScale;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
+                for (int index = from; index < to; index++) ScanForward(index, seq, qkvHost, oHost, statesHost, carryHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                int b = index.X / DimInner, c = index.X % DimInner;
+                long ci = 2 * (long)index.X;
+                float sr = carry[ci], si = carry[ci + 1];
+                for (int t = 0; t < seq; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                    sr += qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    o[row * DimInner + c] = qkv[q] * sr;
+                    long s = (row * DimInner + c) * 2;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                }
+                carry[ci] = sr;
+                carry[ci + 1] = si;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                for (int index = from; index < to; index++) ScanBackward(index, seq, qkvHost, statesHost, dOHost, dQkvHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv)
+            {
+                int b = index.X / DimInner, c = index.X % DimInner;
+                float gr = 0;
+                for (int t = seq - 1; t >= 0; t--)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    float dout = dO[row * DimInner + c];
+                    gr += qkv[q] * dout;
+                    dQkv[q] = states[s] * dout;
+                    dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                    dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.Add"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void Add(int from, int to, ArrayView<float> a, ArrayView<float> b, ArrayView<float> sum)
+            {
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var sumHost = new global::GateLoop.Runtime.HostView<float>(sum);
+                for (int index = from; index < to; index++) Add(index, aHost, bHost, sumHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void Add(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> b, global::GateLoop.Runtime.HostView<float> sum) =>
+                sum[index] = a[index] + b[index];
+
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
+            {
+                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                for (int index = from; index < to; index++) BiasGeluForward(index, uHost, biasHost, zHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void BiasGeluForward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> z)
+            {
+                float v = u[index] + bias[index.X % Hidden];
+                u[index] = v;
+                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
+
+            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
+            {
+                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
+                var dzHost = new global::GateLoop.Runtime.HostView<float>(dz);
+                var duHost = new global::GateLoop.Runtime.HostView<float>(du);
+                for (int index = from; index < to; index++) GeluBackward(index, uHost, dzHost, duHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void GeluBackward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> dz, global::GateLoop.Runtime.HostView<float> du)
+            {
+                float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
+                du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            }
+
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                for (int index = from; index < to; index++) AddBiasDim(index, xHost, biasHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
+                x[index] += bias[index.X % Dim];
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumDim(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumDim(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumDim(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumHidden"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumHidden(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumHidden(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumHidden(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
+            {
+                var logitsHost = new global::GateLoop.Runtime.HostView<float>(logits);
+                var targetsHost = new global::GateLoop.Runtime.HostView<int>(targets);
+                var lossHost = new global::GateLoop.Runtime.HostView<float>(loss);
+                var dLogitsHost = new global::GateLoop.Runtime.HostView<float>(dLogits);
+                for (int index = from; index < to; index++) CrossEntropy(index, logitsHost, targetsHost, scale, lossHost, dLogitsHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void CrossEntropy(Index1D index, global::GateLoop.Runtime.HostView<float> logits, global::GateLoop.Runtime.HostView<int> targets, float scale, global::GateLoop.Runtime.HostView<float> loss, global::GateLoop.Runtime.HostView<float> dLogits)
+            {
+                long o = (long)index.X * NumTokens;
+                float max = logits[o];
+                for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+                float sum = 0;
+                for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
+                float lse = max + global::System.MathF.Log(sum);
+                int target = targets[index];
+                loss[index] = lse - logits[o + target];
+                for (int v = 0; v < NumTokens; v++)
+                    dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+            }
         }
     }
 }

@@ -246,13 +246,12 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     {
         static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
-        /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
-        static float Erf(float x)
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
         {
-            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
-            return x < 0 ? -y : y;
+            return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
         }
 
         /// <summary>x[r] = emb[token[r]].</summary>
@@ -558,16 +557,14 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         {
             float v = u[index] + bias[index.X % Hidden];
             u[index] = v;
-            z[index] = 0.5f * v * (1 + Erf(v * 0.70710677f));
+            z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index];
-            float cdf = 0.5f * (1 + Erf(v * 0.70710677f));
-            float pdf = 0.3989423f * global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (cdf + v * pdf);
+            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -605,6 +602,566 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
                 dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+        }
+
+        /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
+        public static class Host
+        {
+            /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
+            {
+                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var embHost = new global::GateLoop.Runtime.HostView<float>(emb);
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                for (int index = from; index < to; index++) EmbeddingForward(index, tokensHost, embHost, xHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void EmbeddingForward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> emb, global::GateLoop.Runtime.HostView<float> x)
+            {
+                long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
+                for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.EmbeddingBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
+            {
+                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
+                for (int index = from; index < to; index++) EmbeddingBackward(index, tokensHost, dxHost, dEmbHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void EmbeddingBackward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dEmb)
+            {
+                int v = index;
+                long dst = (long)v * Dim;
+                for (long r = 0; r < tokens.Length; r++)
+                {
+                    if (tokens[r] != v) continue;
+                    long src = r * Dim;
+                    for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int index = from; index < to; index++) LayerNormDimForward(index, xHost, wHost, bHost, yHost, statsHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> w, global::GateLoop.Runtime.HostView<float> b, global::GateLoop.Runtime.HostView<float> y, global::GateLoop.Runtime.HostView<float> stats)
+            {
+                long o = (long)index.X * Dim;
+                float mean = 0, variance = 0;
+                for (int d = 0; d < Dim; d++) mean += x[o + d];
+                mean /= Dim;
+                for (int d = 0; d < Dim; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
+                float rstd = 1 / global::System.MathF.Sqrt(variance / Dim + 1E-05f);
+                stats[2 * (long)index.X] = mean;
+                stats[2 * (long)index.X + 1] = rstd;
+                for (int d = 0; d < Dim; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int index = from; index < to; index++) LayerNormDimBackward(index, xHost, wHost, statsHost, dyHost, dxHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> w, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx)
+            {
+                long o = (long)index.X * Dim;
+                float mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
+                for (int d = 0; d < Dim; d++)
+                {
+                    float g = dy[o + d] * w[d];
+                    meanG += g;
+                    meanGx += g * (x[o + d] - mean) * rstd;
+                }
+                meanG /= Dim;
+                meanGx /= Dim;
+                for (int d = 0; d < Dim; d++)
+                    dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
+                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
+                for (int index = from; index < to; index++) LayerNormDimBackwardParams(index, rows, xHost, statsHost, dyHost, dwHost, dbHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimBackwardParams(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            {
+                int d = index;
+                float sw = 0, sb = 0;
+                for (long r = 0; r < rows; r++)
+                {
+                    float g = dy[r * Dim + d];
+                    sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                    sb += g;
+                }
+                dw[d] += sw;
+                db[d] += sb;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionScores"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionScores(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> p)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                for (int index = from; index < to; index++) AttentionScores(index, seq, qkvHost, pHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionScores(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> p)
+            {
+                long idx = index.X, r = idx / seq, bh = r / seq;
+                int j = (int)(idx % seq), i = (int)(r % seq), h = (int)(bh % Heads);
+                long b = bh / Heads;
+                if (j > i)
+                {
+                    p[idx] = 0;
+                    return;
+                }
+                long q = (b * seq + i) * QkvRow + h * HeadDim, k = (b * seq + j) * QkvRow + DimInner + h * HeadDim;
+                float sum = 0;
+                for (int d = 0; d < HeadDim; d++) sum += qkv[q + d] * qkv[k + d];
+                p[idx] = sum * AttnScale;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionSoftmax"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionSoftmax(int from, int to, int seq, ArrayView<float> p)
+            {
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                for (int index = from; index < to; index++) AttentionSoftmax(index, seq, pHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionSoftmax(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p)
+            {
+                int i = index.X % seq;
+                long o = (long)index.X * seq;
+                float max = p[o];
+                for (int j = 1; j <= i; j++) max = global::System.MathF.Max(max, p[o + j]);
+                float sum = 0;
+                for (int j = 0; j <= i; j++)
+                {
+                    float e = global::System.MathF.Exp(p[o + j] - max);
+                    p[o + j] = e;
+                    sum += e;
+                }
+                for (int j = 0; j <= i; j++) p[o + j] /= sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionSoftmaxBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionSoftmaxBackward(int from, int to, int seq, ArrayView<float> p, ArrayView<float> dp)
+            {
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                var dpHost = new global::GateLoop.Runtime.HostView<float>(dp);
+                for (int index = from; index < to; index++) AttentionSoftmaxBackward(index, seq, pHost, dpHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionSoftmaxBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p, global::GateLoop.Runtime.HostView<float> dp)
+            {
+                int i = index.X % seq;
+                long o = (long)index.X * seq;
+                float dot = 0;
+                for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
+                for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionOutput"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionOutput(int from, int to, int seq, ArrayView<float> p, ArrayView<float> qkv, ArrayView<float> o)
+            {
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                for (int index = from; index < to; index++) AttentionOutput(index, seq, pHost, qkvHost, oHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionOutput(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o)
+            {
+                long row = index.X / DimInner;
+                int c = index.X % DimInner, h = c / HeadDim, i = (int)(row % seq);
+                long b = row / seq, pr = ((b * Heads + h) * seq + i) * seq, v = b * seq * QkvRow + 2 * DimInner + c;
+                float sum = 0;
+                for (int j = 0; j <= i; j++) sum += p[pr + j] * qkv[v + j * QkvRow];
+                o[row * DimInner + c] = sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionGradValues"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionGradValues(int from, int to, int seq, ArrayView<float> p, ArrayView<float> dO, ArrayView<float> dQkv)
+            {
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                for (int index = from; index < to; index++) AttentionGradValues(index, seq, pHost, dOHost, dQkvHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionGradValues(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv)
+            {
+                long row = index.X / DimInner;
+                int c = index.X % DimInner, h = c / HeadDim, j = (int)(row % seq);
+                long b = row / seq, pc = (b * Heads + h) * seq * seq + j;
+                float sum = 0;
+                for (int i = j; i < seq; i++) sum += p[pc + (long)i * seq] * dO[(b * seq + i) * DimInner + c];
+                dQkv[row * QkvRow + 2 * DimInner + c] = sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionGradProbs"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionGradProbs(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dp)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dpHost = new global::GateLoop.Runtime.HostView<float>(dp);
+                for (int index = from; index < to; index++) AttentionGradProbs(index, seq, qkvHost, dOHost, dpHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionGradProbs(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dp)
+            {
+                long idx = index.X, r = idx / seq, bh = r / seq;
+                int j = (int)(idx % seq), i = (int)(r % seq), h = (int)(bh % Heads);
+                long b = bh / Heads;
+                if (j > i)
+                {
+                    dp[idx] = 0;
+                    return;
+                }
+                long o = (b * seq + i) * DimInner + h * HeadDim, v = (b * seq + j) * QkvRow + 2 * DimInner + h * HeadDim;
+                float sum = 0;
+                for (int e = 0; e < HeadDim; e++) sum += dO[o + e] * qkv[v + e];
+                dp[idx] = sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionGradQueriesKeys"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionGradQueriesKeys(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> ds, ArrayView<float> dQkv)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var dsHost = new global::GateLoop.Runtime.HostView<float>(ds);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                for (int index = from; index < to; index++) AttentionGradQueriesKeys(index, seq, qkvHost, dsHost, dQkvHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionGradQueriesKeys(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> ds, global::GateLoop.Runtime.HostView<float> dQkv)
+            {
+                long row = index.X / DimInner;
+                int c = index.X % DimInner, h = c / HeadDim, i = (int)(row % seq);
+                long b = row / seq, bh = (b * Heads + h) * seq * seq, first = b * seq * QkvRow;
+                float dq = 0, dk = 0;
+                for (int j = 0; j <= i; j++) dq += ds[bh + (long)i * seq + j] * qkv[first + j * QkvRow + DimInner + c];
+                for (int j = i; j < seq; j++) dk += ds[bh + (long)j * seq + i] * qkv[first + j * QkvRow + c];
+                dQkv[row * QkvRow + c] = dq * AttnScale;
+                dQkv[row * QkvRow + DimInner + c] = dk * AttnScale;
+            }
+
+            /// <summary>Runs <see cref="Kernels.Rotate"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void Rotate(int from, int to, int seq, ArrayView<float> m, ArrayView<float> freqs, float direction)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var freqsHost = new global::GateLoop.Runtime.HostView<float>(freqs);
+                for (int index = from; index < to; index++) Rotate(index, seq, mHost, freqsHost, direction);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void Rotate(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> freqs, float direction)
+            {
+                int pair = index.X % (HeadDim / 2), rest = index.X / (HeadDim / 2), h = rest % Heads, part = rest / Heads % 2;
+                long row = rest / Heads / 2;
+                float angle = direction * (row % seq) * freqs[pair];
+                float cos = global::System.MathF.Cos(angle), sin = global::System.MathF.Sin(angle);
+                long o = row * QkvRow + part * DimInner + h * HeadDim + 2 * pair;
+                float x0 = m[o], x1 = m[o + 1];
+                m[o] = x0 * cos - x1 * sin;
+                m[o + 1] = x1 * cos + x0 * sin;
+            }
+
+            /// <summary>Runs <see cref="Kernels.TransitionForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a)
+            {
+                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                for (int index = from; index < to; index++) TransitionForward(index, rInHost, aHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void TransitionForward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> a)
+            {
+                long i = 2 * (long)index.X;
+                float x = rIn[i];
+                float y = rIn[i + 1];
+                float m = global::System.MathF.Sqrt(x * x + y * y);
+                if (m == 0)
+                {
+                    a[i] = 0.5f;
+                    a[i + 1] = 0;
+                    return;
+                }
+                float f = Sigmoid(m) / m;
+                a[i] = f * x;
+                a[i + 1] = f * y;
+            }
+
+            /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr)
+            {
+                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                var drHost = new global::GateLoop.Runtime.HostView<float>(dr);
+                for (int index = from; index < to; index++) TransitionBackward(index, rInHost, daHost, drHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void TransitionBackward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> da, global::GateLoop.Runtime.HostView<float> dr)
+            {
+                long i = 2 * (long)index.X;
+                float x = rIn[i];
+                float y = rIn[i + 1];
+                float m = global::System.MathF.Sqrt(x * x + y * y);
+                if (m == 0)
+                {
+                    dr[i] = 0;
+                    dr[i + 1] = 0;
+                    return;
+                }
+                float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
+                float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
+                dr[i] = Frac * (f * gx + k * x);
+                dr[i + 1] = Frac * (f * gy + k * y);
+            }
+
+            /// <summary>Runs <see cref="Kernels.RelPosForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RelPosForward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv)
+            {
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var cumHost = new global::GateLoop.Runtime.HostView<float>(cum);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                for (int index = from; index < to; index++) RelPosForward(index, aHost, cumHost, qkvHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RelPosForward(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> cum, global::GateLoop.Runtime.HostView<float> qkv)
+            {
+                long row = index.X / Heads;
+                int h = index.X % Heads;
+                float cr = 1, ci = 0;
+                for (int d = 0; d < HeadDim / 2; d++)
+                {
+                    long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2;
+                    float ar = a[ai], aim = a[ai + 1], nr = ar * cr - aim * ci;
+                    ci = ar * ci + aim * cr;
+                    cr = nr;
+                    cum[ai] = cr;
+                    cum[ai + 1] = ci;
+                    float r = global::System.MathF.Max(cr, RelPosFloor);
+                    long q = row * QkvRow + h * HeadDim + 2 * d;
+                    qkv[q] *= r;
+                    qkv[q + 1] *= r;
+                    qkv[q + DimInner] /= r;
+                    qkv[q + DimInner + 1] /= r;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RelPosBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RelPosBackward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv, ArrayView<float> dQkv, ArrayView<float> da)
+            {
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var cumHost = new global::GateLoop.Runtime.HostView<float>(cum);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                for (int index = from; index < to; index++) RelPosBackward(index, aHost, cumHost, qkvHost, dQkvHost, daHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RelPosBackward(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> cum, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
+            {
+                long row = index.X / Heads;
+                int h = index.X % Heads;
+                float gr = 0, gi = 0, nar = 0, nai = 0;
+                for (int d = HeadDim / 2 - 1; d >= 0; d--)
+                {
+                    long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
+                    float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
+                    float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
+                        - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
+                    dQkv[q] *= r;
+                    dQkv[q + 1] *= r;
+                    dQkv[q + DimInner] /= r;
+                    dQkv[q + DimInner + 1] /= r;
+                    float ngr = (cr >= RelPosFloor ? dr : 0) + nar * gr + nai * gi;
+                    gi = nar * gi - nai * gr;
+                    gr = ngr;
+                    float pr = d > 0 ? cum[ai - 2] : 1, pi = d > 0 ? cum[ai - 1] : 0;
+                    da[ai] = pr * gr + pi * gi;
+                    da[ai + 1] = pr * gi - pi * gr;
+                    nar = a[ai];
+                    nai = a[ai + 1];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                for (int index = from; index < to; index++) SwishGateForward(index, xHost, gHost, yHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void SwishGateForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> y)
+            {
+                float gv = g[index];
+                y[index] = x[index] * gv * Sigmoid(gv);
+            }
+
+            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dgHost = new global::GateLoop.Runtime.HostView<float>(dg);
+                for (int index = from; index < to; index++) SwishGateBackward(index, xHost, gHost, dyHost, dxHost, dgHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void SwishGateBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dg)
+            {
+                float gv = g[index], s = Sigmoid(gv), d = dy[index];
+                dx[index] = d * gv * s;
+                dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+            }
+
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
+            {
+                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                for (int index = from; index < to; index++) BiasGeluForward(index, uHost, biasHost, zHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void BiasGeluForward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> z)
+            {
+                float v = u[index] + bias[index.X % Hidden];
+                u[index] = v;
+                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
+
+            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
+            {
+                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
+                var dzHost = new global::GateLoop.Runtime.HostView<float>(dz);
+                var duHost = new global::GateLoop.Runtime.HostView<float>(du);
+                for (int index = from; index < to; index++) GeluBackward(index, uHost, dzHost, duHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void GeluBackward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> dz, global::GateLoop.Runtime.HostView<float> du)
+            {
+                float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
+                du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            }
+
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                for (int index = from; index < to; index++) AddBiasDim(index, xHost, biasHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
+                x[index] += bias[index.X % Dim];
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumDim(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumDim(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumDim(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumHidden"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumHidden(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumHidden(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumHidden(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
+            {
+                var logitsHost = new global::GateLoop.Runtime.HostView<float>(logits);
+                var targetsHost = new global::GateLoop.Runtime.HostView<int>(targets);
+                var lossHost = new global::GateLoop.Runtime.HostView<float>(loss);
+                var dLogitsHost = new global::GateLoop.Runtime.HostView<float>(dLogits);
+                for (int index = from; index < to; index++) CrossEntropy(index, logitsHost, targetsHost, scale, lossHost, dLogitsHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void CrossEntropy(Index1D index, global::GateLoop.Runtime.HostView<float> logits, global::GateLoop.Runtime.HostView<int> targets, float scale, global::GateLoop.Runtime.HostView<float> loss, global::GateLoop.Runtime.HostView<float> dLogits)
+            {
+                long o = (long)index.X * NumTokens;
+                float max = logits[o];
+                for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+                float sum = 0;
+                for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
+                float lse = max + global::System.MathF.Log(sum);
+                int target = targets[index];
+                loss[index] = lse - logits[o + target];
+                for (int v = 0; v < NumTokens; v++)
+                    dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+            }
         }
     }
 }

@@ -297,13 +297,12 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     {
         static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
-        /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
-        static float Erf(float x)
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
         {
-            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
-            return x < 0 ? -y : y;
+            return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
         }
 
         /// <summary>x[r] = emb[token[r]].</summary>
@@ -488,16 +487,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             float v = u[index] + bias[index.X % Hidden];
             u[index] = v;
-            z[index] = 0.5f * v * (1 + Erf(v * 0.70710677f));
+            z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index];
-            float cdf = 0.5f * (1 + Erf(v * 0.70710677f));
-            float pdf = 0.3989423f * global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (cdf + v * pdf);
+            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -544,6 +541,412 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
                 dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+        }
+
+        /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
+        public static class Host
+        {
+            /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
+            {
+                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var embHost = new global::GateLoop.Runtime.HostView<float>(emb);
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                for (int index = from; index < to; index++) EmbeddingForward(index, tokensHost, embHost, xHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void EmbeddingForward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> emb, global::GateLoop.Runtime.HostView<float> x)
+            {
+                long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
+                for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.EmbeddingBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
+            {
+                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
+                for (int index = from; index < to; index++) EmbeddingBackward(index, tokensHost, dxHost, dEmbHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void EmbeddingBackward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dEmb)
+            {
+                int v = index;
+                long dst = (long)v * Dim;
+                for (long r = 0; r < tokens.Length; r++)
+                {
+                    if (tokens[r] != v) continue;
+                    long src = r * Dim;
+                    for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int index = from; index < to; index++) LayerNormDimForward(index, xHost, wHost, bHost, yHost, statsHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> w, global::GateLoop.Runtime.HostView<float> b, global::GateLoop.Runtime.HostView<float> y, global::GateLoop.Runtime.HostView<float> stats)
+            {
+                long o = (long)index.X * Dim;
+                float mean = 0, variance = 0;
+                for (int d = 0; d < Dim; d++) mean += x[o + d];
+                mean /= Dim;
+                for (int d = 0; d < Dim; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
+                float rstd = 1 / global::System.MathF.Sqrt(variance / Dim + 1E-05f);
+                stats[2 * (long)index.X] = mean;
+                stats[2 * (long)index.X + 1] = rstd;
+                for (int d = 0; d < Dim; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int index = from; index < to; index++) LayerNormDimBackward(index, xHost, wHost, statsHost, dyHost, dxHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> w, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx)
+            {
+                long o = (long)index.X * Dim;
+                float mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
+                for (int d = 0; d < Dim; d++)
+                {
+                    float g = dy[o + d] * w[d];
+                    meanG += g;
+                    meanGx += g * (x[o + d] - mean) * rstd;
+                }
+                meanG /= Dim;
+                meanGx /= Dim;
+                for (int d = 0; d < Dim; d++)
+                    dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
+                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
+                for (int index = from; index < to; index++) LayerNormDimBackwardParams(index, rows, xHost, statsHost, dyHost, dwHost, dbHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimBackwardParams(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            {
+                int d = index;
+                float sw = 0, sb = 0;
+                for (long r = 0; r < rows; r++)
+                {
+                    float g = dy[r * Dim + d];
+                    sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                    sb += g;
+                }
+                dw[d] += sw;
+                db[d] += sb;
+            }
+
+            /// <summary>Runs <see cref="Kernels.TransitionForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
+            {
+                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                for (int index = from; index < to; index++) TransitionForward(index, rInHost, biasHost, aHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void TransitionForward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> a)
+            {
+                long i = 2 * (long)index.X;
+                int bp = 2 * (index.X % Heads); // this pair's bias
+                float x = rIn[i] + bias[bp];
+                float y = rIn[i + 1] + bias[bp + 1];
+                float m = global::System.MathF.Sqrt(x * x + y * y);
+                if (m == 0)
+                {
+                    a[i] = 0.5f;
+                    a[i + 1] = 0;
+                    return;
+                }
+                float f = Sigmoid(m) / m;
+                a[i] = f * x;
+                a[i + 1] = f * y;
+            }
+
+            /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
+            {
+                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                var drHost = new global::GateLoop.Runtime.HostView<float>(dr);
+                for (int index = from; index < to; index++) TransitionBackward(index, rInHost, biasHost, daHost, drHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void TransitionBackward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> da, global::GateLoop.Runtime.HostView<float> dr)
+            {
+                long i = 2 * (long)index.X;
+                int bp = 2 * (index.X % Heads); // this pair's bias
+                float x = rIn[i] + bias[bp];
+                float y = rIn[i + 1] + bias[bp + 1];
+                float m = global::System.MathF.Sqrt(x * x + y * y);
+                if (m == 0)
+                {
+                    dr[i] = 0;
+                    dr[i + 1] = 0;
+                    return;
+                }
+                float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
+                float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
+                dr[i] = Frac * (f * gx + k * x);
+                dr[i + 1] = Frac * (f * gy + k * y);
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
+                for (int index = from; index < to; index++) ScanForward(index, seq, qkvHost, aHost, oHost, statesHost, carryHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                int b = index.X / DimInner, c = index.X % DimInner;
+                long ci = 2 * (long)index.X;
+                float sr = carry[ci], si = carry[ci + 1];
+                for (int t = 0; t < seq; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                    long ai = (row * Heads + c) * 2;
+                    var ar = a[ai];
+                    var aim = a[ai + 1];
+                    var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    si = ar * si + aim * sr;
+                    sr = nr;
+                    o[row * DimInner + c] = qkv[q] * sr;
+                    long s = (row * DimInner + c) * 2;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                }
+                carry[ci] = sr;
+                carry[ci + 1] = si;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                for (int index = from; index < to; index++) ScanBackward(index, seq, qkvHost, aHost, statesHost, dOHost, dQkvHost, daHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
+            {
+                int b = index.X / DimInner, c = index.X % DimInner;
+                float gr = 0, gi = 0, nar = 0, nai = 0;
+                for (int t = seq - 1; t >= 0; t--)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    float dout = dO[row * DimInner + c];
+                    var ngr = qkv[q] * dout + nar * gr + nai * gi;
+                    gi = nar * gi - nai * gr;
+                    gr = ngr;
+                    long ai = (row * Heads + c) * 2;
+                    dQkv[q] = states[s] * dout;
+                    dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                    dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                    float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                    da[ai] = pr * gr + pi * gi;
+                    da[ai + 1] = pr * gi - pi * gr;
+                    nar = a[ai];
+                    nai = a[ai + 1];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                for (int index = from; index < to; index++) SwishGateForward(index, xHost, gHost, yHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void SwishGateForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> y)
+            {
+                float gv = g[index];
+                y[index] = x[index] * gv * Sigmoid(gv);
+            }
+
+            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dgHost = new global::GateLoop.Runtime.HostView<float>(dg);
+                for (int index = from; index < to; index++) SwishGateBackward(index, xHost, gHost, dyHost, dxHost, dgHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void SwishGateBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dg)
+            {
+                float gv = g[index], s = Sigmoid(gv), d = dy[index];
+                dx[index] = d * gv * s;
+                dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+            }
+
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
+            {
+                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                for (int index = from; index < to; index++) BiasGeluForward(index, uHost, biasHost, zHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void BiasGeluForward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> z)
+            {
+                float v = u[index] + bias[index.X % Hidden];
+                u[index] = v;
+                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
+
+            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
+            {
+                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
+                var dzHost = new global::GateLoop.Runtime.HostView<float>(dz);
+                var duHost = new global::GateLoop.Runtime.HostView<float>(du);
+                for (int index = from; index < to; index++) GeluBackward(index, uHost, dzHost, duHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void GeluBackward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> dz, global::GateLoop.Runtime.HostView<float> du)
+            {
+                float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
+                du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            }
+
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                for (int index = from; index < to; index++) AddBiasDim(index, xHost, biasHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
+                x[index] += bias[index.X % Dim];
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumDim(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumDim(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumDim(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumHidden"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumHidden(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumHidden(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumHidden(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ColumnSumTransition"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ColumnSumTransition(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
+                for (int index = from; index < to; index++) ColumnSumTransition(index, rows, mHost, dstHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ColumnSumTransition(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
+            {
+                int c = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += m[r * (2 * Heads) + c];
+                dst[c] += sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
+            {
+                var logitsHost = new global::GateLoop.Runtime.HostView<float>(logits);
+                var targetsHost = new global::GateLoop.Runtime.HostView<int>(targets);
+                var lossHost = new global::GateLoop.Runtime.HostView<float>(loss);
+                var dLogitsHost = new global::GateLoop.Runtime.HostView<float>(dLogits);
+                for (int index = from; index < to; index++) CrossEntropy(index, logitsHost, targetsHost, scale, lossHost, dLogitsHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void CrossEntropy(Index1D index, global::GateLoop.Runtime.HostView<float> logits, global::GateLoop.Runtime.HostView<int> targets, float scale, global::GateLoop.Runtime.HostView<float> loss, global::GateLoop.Runtime.HostView<float> dLogits)
+            {
+                long o = (long)index.X * NumTokens;
+                float max = logits[o];
+                for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+                float sum = 0;
+                for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
+                float lse = max + global::System.MathF.Log(sum);
+                int target = targets[index];
+                loss[index] = lse - logits[o + target];
+                for (int v = 0; v < NumTokens; v++)
+                    dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+            }
         }
     }
 }

@@ -106,13 +106,12 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     {
         static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
-        /// <summary>erf(x) to float accuracy (Abramowitz–Stegun 7.1.26).</summary>
-        static float Erf(float x)
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
         {
-            float ax = global::System.MathF.Abs(x), t = 1 / (1 + 0.3275911f * ax);
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float y = 1 - poly * global::System.MathF.Exp(-ax * ax);
-            return x < 0 ? -y : y;
+            return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
         }
 
         const float RmsScale = 22.627417f, RmsEps = 1E-12f;
@@ -194,6 +193,134 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 dZ[k + Dim] = g;
                 dZ[k + 2 * Dim] = g * previous * a * (1 - a);
                 aNext = a;
+            }
+        }
+
+        /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
+        public static class Host
+        {
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                for (int index = from; index < to; index++) RmsNormForward(index, xHost, gammaHost, yHost, invNormHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> gamma, global::GateLoop.Runtime.HostView<float> y, global::GateLoop.Runtime.HostView<float> invNorm)
+            {
+                long o = (long)index.X * Dim;
+                float ss = 0;
+                for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
+                float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
+                invNorm[index] = inv;
+                float s = inv * RmsScale;
+                for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int index = from; index < to; index++) RmsNormBackward(index, xHost, gammaHost, invNormHost, dyHost, dxHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> gamma, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx)
+            {
+                long o = (long)index.X * Dim;
+                float inv = invNorm[index], dot = 0, ss = 0;
+                for (int d = 0; d < Dim; d++)
+                {
+                    dot += dy[o + d] * gamma[d] * x[o + d];
+                    ss += x[o + d] * x[o + d];
+                }
+                float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
+                for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
+                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, rows, xHost, invNormHost, dyHost, dGammaHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormBackwardGamma(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                int d = index;
+                float sum = 0;
+                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                dGamma[d] += sum * RmsScale;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state)
+            {
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                var initialHost = new global::GateLoop.Runtime.HostView<float>(initial);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var gateHost = new global::GateLoop.Runtime.HostView<float>(gate);
+                var stateHost = new global::GateLoop.Runtime.HostView<float>(state);
+                for (int index = from; index < to; index++) ScanForward(index, seq, zHost, initialHost, oHost, gateHost, stateHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> gate, global::GateLoop.Runtime.HostView<float> state)
+            {
+                int b = index.X / Dim, c = index.X % Dim;
+                float s = initial[index], g = gate[index];
+                for (int i = 0; i < seq; i++)
+                {
+                    long row = (long)b * seq + i, k = row * (3 * Dim) + c;
+                    float a = Sigmoid(z[k + 2 * Dim]);
+                    s = a * s + z[k + Dim];
+                    g *= a;
+                    z[k + Dim] = s;
+                    z[k + 2 * Dim] = a;
+                    o[row * Dim + c] = z[k] * s;
+                }
+                gate[index] = g;
+                state[index] = s;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ)
+            {
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                var initialHost = new global::GateLoop.Runtime.HostView<float>(initial);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dZHost = new global::GateLoop.Runtime.HostView<float>(dZ);
+                for (int index = from; index < to; index++) ScanBackward(index, seq, zHost, initialHost, dOHost, dZHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ)
+            {
+                int b = index.X / Dim, c = index.X % Dim;
+                float g = 0, aNext = 0;
+                for (int i = seq - 1; i >= 0; i--)
+                {
+                    long row = (long)b * seq + i, k = row * (3 * Dim) + c;
+                    float d = dO[row * Dim + c], a = z[k + 2 * Dim];
+                    float previous = i > 0 ? z[k - 3 * Dim + Dim] : initial[index];
+                    g = d * z[k] + aNext * g;
+                    dZ[k] = d * z[k + Dim];
+                    dZ[k + Dim] = g;
+                    dZ[k + 2 * Dim] = g * previous * a * (1 - a);
+                    aNext = a;
+                }
             }
         }
     }
