@@ -134,8 +134,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose("du (overwritten)", fdU, Get(du));
         double[] dBias0 = Random(rng, hidden);
         V dBias = h.Upload(dBias0);
-        Launch(hidden, i => PreMaxHeads.Kernels.ColumnSumHidden(i, Rows, du, dBias));
-        AssertClose("dBias = ColumnSumHidden(du) (accumulated)", fdBias, Minus(Get(dBias), dBias0));
+        h.ColumnSum(Rows, hidden, du, dBias);
+        AssertClose("dBias = column sums of du (accumulated)", fdBias, Minus(Get(dBias), dBias0));
 
         V dInPlace = h.Upload(w);
         Launch(n, i => PreMaxHeads.Kernels.GeluBackward(i, uv, dInPlace, dInPlace));
@@ -185,18 +185,17 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
 
     delegate void TransitionFwd(Index1D i, V rIn, V bias, V a);
     delegate void TransitionBwd(Index1D i, V rIn, V bias, V da, V dr);
-    delegate void ColumnSum(Index1D i, int rows, V m, V dst);
 
-    static (int Heads, double Frac, bool AblateComplex, TransitionFwd Forward, TransitionBwd Backward, ColumnSum ColumnSum) TransitionKernels(string model) => model switch
+    static (int Heads, double Frac, bool AblateComplex, TransitionFwd Forward, TransitionBwd Backward) TransitionKernels(string model) => model switch
     {
         nameof(PreMaxHeads) => (PreMaxHeads.Heads, 0.7, false, PreMaxHeads.Kernels.TransitionForward,
-            PreMaxHeads.Kernels.TransitionBackward, PreMaxHeads.Kernels.ColumnSumTransition),
+            PreMaxHeads.Kernels.TransitionBackward),
         nameof(PreHeadsSubNorm) => (PreHeadsSubNorm.Heads, 0.9, false, PreHeadsSubNorm.Kernels.TransitionForward,
-            PreHeadsSubNorm.Kernels.TransitionBackward, PreHeadsSubNorm.Kernels.ColumnSumTransition),
+            PreHeadsSubNorm.Kernels.TransitionBackward),
         nameof(PostHeadsGated) => (PostHeadsGated.Heads, 0.9, false, PostHeadsGated.Kernels.TransitionForward,
-            PostHeadsGated.Kernels.TransitionBackward, PostHeadsGated.Kernels.ColumnSumTransition),
+            PostHeadsGated.Kernels.TransitionBackward),
         nameof(PreRealGates) => (PreRealGates.Heads, 0.9, true, PreRealGates.Kernels.TransitionForward,
-            PreRealGates.Kernels.TransitionBackward, PreRealGates.Kernels.ColumnSumTransition),
+            PreRealGates.Kernels.TransitionBackward),
         _ => throw new ArgumentException(model),
     };
 
@@ -207,7 +206,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
     [InlineData(nameof(PreRealGates))]
     public void TransitionBackwardMatchesFiniteDifferencesTimesFrac(string model)
     {
-        var (heads, frac, ablateComplex, forward, backward, columnSum) = TransitionKernels(model);
+        var (heads, frac, ablateComplex, forward, backward) = TransitionKernels(model);
         int width = 2 * heads, n = Rows * width;
         var rng = new Random(5);
         double[] r = Random(rng, n, -2, 2), bias = Random(rng, width), w = Random(rng, n);
@@ -239,8 +238,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose($"dr (overwritten) = {frac}·∂L/∂r", Scale(frac, fdR), drOut);
         double[] dBias0 = Random(rng, width);
         V dBias = h.Upload(dBias0);
-        Launch(width, i => columnSum(i, Rows, dr, dBias));
-        AssertClose($"dBias = ColumnSumTransition(dr) = {frac}·∂L/∂b", Scale(frac, fdBias), Minus(Get(dBias), dBias0));
+        h.ColumnSum(Rows, width, dr, dBias);
+        AssertClose($"dBias = column sums of dr = {frac}·∂L/∂b", Scale(frac, fdBias), Minus(Get(dBias), dBias0));
 
         if (ablateComplex)
             for (int j = 0; j < Rows * heads; j++)
@@ -544,8 +543,8 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose("∂L/∂x = dy", fdX, w);
         double[] dBias0 = Random(rng, dim);
         V dy = h.Upload(w), dBias = h.Upload(dBias0);
-        Launch(dim, i => PreMaxHeads.Kernels.ColumnSumDim(i, Rows, dy, dBias));
-        AssertClose("dBias = ColumnSumDim(dy) (accumulated)", fdBias, Minus(Get(dBias), dBias0));
+        h.ColumnSum(Rows, dim, dy, dBias);
+        AssertClose("dBias = column sums of dy (accumulated)", fdBias, Minus(Get(dBias), dBias0));
     }
 
     [Theory]

@@ -1,11 +1,10 @@
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.CPU;
 
 namespace GateLoop.Numerics.Tests;
 
 /// <summary>
-/// Calls generated kernel methods directly on the host over buffers of ILGPU's CPU accelerator (whose memory the
+/// Calls generated kernel methods directly on the host over buffers of the cpu device (ILGPU host memory, which the
 /// host can index), and checks gradients against central finite differences. One instance is shared by a test
 /// class as a fixture; every buffer it hands out is freed with it.
 /// </summary>
@@ -14,15 +13,14 @@ public sealed class KernelHarness : IDisposable
     /// <summary>Finite-difference step.</summary>
     public const double H = 1e-6;
 
-    readonly Context context;
-    readonly Accelerator accelerator;
+    readonly GateLoop.Runtime.Device device = GateLoop.Runtime.Device.Create("cpu");
     readonly List<MemoryBuffer> buffers = [];
 
-    public KernelHarness()
-    {
-        context = Context.Create(b => b.CPU());
-        accelerator = context.CreateCPUAccelerator(0);
-    }
+    Accelerator accelerator => device.Accelerator;
+
+    /// <summary>dst += the column sums of a rows × columns matrix, as the models compute bias gradients.</summary>
+    public void ColumnSum(int rows, int columns, ArrayView<double> m, ArrayView<double> dst) =>
+        device.ColumnSum(rows, columns, m, dst);
 
     /// <summary>A zeroed buffer of <paramref name="length"/> doubles.</summary>
     public ArrayView<double> Zeros(long length)
@@ -139,7 +137,6 @@ public sealed class KernelHarness : IDisposable
     public void Dispose()
     {
         foreach (var buffer in buffers) buffer.Dispose();
-        accelerator.Dispose();
-        context.Dispose();
+        device.Dispose();
     }
 }

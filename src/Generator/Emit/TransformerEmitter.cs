@@ -157,6 +157,9 @@ namespace GateLoop.Generator.Emit
         void Gemm(bool ta, bool tb, string m, string nn, string k, string a, string b, string beta, string c) =>
             w.Line($"Device.Gemm({(ta ? "true" : "false")}, {(tb ? "true" : "false")}, {m}, {nn}, {k}, {One}, {a}, {b}, {beta}, {c});");
 
+        // Bias gradients: dst += Σ over the R rows of m.
+        void ColumnSum(string columns, string m, string dst) => w.Line($"Device.ColumnSum(R, {columns}, {m}, {dst});");
+
         void Launch(string kernel, string count, params string[] args) =>
             w.Line($"Device.Launch(Kernels.{kernel}, {count}, {string.Join(", ", args)});");
 
@@ -295,11 +298,11 @@ namespace GateLoop.Generator.Emit
             w.Line("// Feed-forward block: dX = ∂L/∂X[2l+2].").Line("var x = a.X[2 * l + 1];");
             BackwardBlockOutput("2 * l + 1", "FfNorm", "a.Sum[2 * l + 1]");
             w.Line($"var h = {(Pre ? "a.H[2 * l + 1]" : "x")};");
-            Launch("ColumnSumDim", "Dim", "R", "dX", Gr("Ff2B"));
+            ColumnSum("Dim", "dX", Gr("Ff2B"));
             Gemm(true, false, "Dim", "Hidden", "R", "dX", "a.FfAct[l]", One, Gr("Ff2W"));
             Gemm(false, false, "R", "Hidden", "Dim", "dX", Wt("Ff2W"), Zero, "a.DF");
             Launch("GeluBackward", "R * Hidden", "a.FfPre[l]", "a.DF", "a.DF");
-            Launch("ColumnSumHidden", "Hidden", "R", "a.DF", Gr("Ff1B"));
+            ColumnSum("Hidden", "a.DF", Gr("Ff1B"));
             Gemm(true, false, "Hidden", "Dim", "R", "a.DF", "h", One, Gr("Ff1W"));
             var inputGrad = new InputGrad(this);
             inputGrad.Add("a.DF", "Hidden", "Ff1W");
@@ -314,7 +317,7 @@ namespace GateLoop.Generator.Emit
             if (s.HasOutProjection)
             {
                 Gemm(true, false, "Dim", "DimInner", "R", "dX", s.SwishGating ? "a.Gated[l]" : core, One, Gr("OutW"));
-                if (!s.UseGateLoopedAttn) Launch("ColumnSumDim", "Dim", "R", "dX", Gr("OutB"));
+                if (!s.UseGateLoopedAttn) ColumnSum("Dim", "dX", Gr("OutB"));
                 Gemm(false, false, "R", "DimInner", "Dim", "dX", Wt("OutW"), Zero, "a.DGated");
                 dMixed = "a.DGated";
             }
@@ -362,7 +365,7 @@ namespace GateLoop.Generator.Emit
             if (!s.AblateStateTransition)
             {
                 Launch("TransitionBackward", "R * Heads", "a.TransitionIn[l]", Wt("TransitionB"), "a.DTransition", "a.DTransitionIn");
-                Launch("ColumnSumTransition", "2 * Heads", "R", "a.DTransitionIn", Gr("TransitionB"));
+                ColumnSum("2 * Heads", "a.DTransitionIn", Gr("TransitionB"));
                 Gemm(true, false, "2 * Heads", "Dim", "R", "a.DTransitionIn", "h", One, Gr("TransitionW"));
                 inputGrad.Add("a.DTransitionIn", "2 * Heads", "TransitionW");
             }
@@ -531,9 +534,6 @@ namespace GateLoop.Generator.Emit
             if (!s.HasOutProjection) parts.Add(ElementwiseKernels.Add(n));
             parts.Add(ActivationKernels.Gelu(n));
             parts.Add(ElementwiseKernels.AddBias(n, "Dim"));
-            parts.Add(ElementwiseKernels.ColumnSum(n, "Dim", "Dim"));
-            parts.Add(ElementwiseKernels.ColumnSum(n, "Hidden", "Hidden"));
-            if (s.UseGateLoopedAttn && !s.AblateStateTransition) parts.Add(ElementwiseKernels.ColumnSum(n, "Transition", "(2 * Heads)"));
             parts.Add(CrossEntropyKernels.Emit(n));
             ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", parts);
         }

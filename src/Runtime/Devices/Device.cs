@@ -96,8 +96,12 @@ public sealed class Device : IDisposable
     /// Row-major dense GEMM: C[m×n] = alpha·op(A)·op(B) + beta·C, with op(A) m×k and op(B) k×n; A, B and C are
     /// packed (leading dimension = stored columns). beta = 0 overwrites C.
     /// </summary>
-    public unsafe void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
-        T beta, ArrayView<T> c) where T : unmanaged, INumber<T>
+    public void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
+        T beta, ArrayView<T> c) where T : unmanaged, INumber<T> =>
+        Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, "Gemm");
+
+    unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
+        T beta, ArrayView<T> c, string profileName) where T : unmanaged, INumber<T>
     {
         int lda = transA ? m : k, ldb = transB ? k : n;
         var clock = Profile is null ? null : System.Diagnostics.Stopwatch.StartNew();
@@ -109,7 +113,33 @@ public sealed class Device : IDisposable
         if (clock is not null)
         {
             Synchronize();
-            Profile!.Add("Gemm", clock.Elapsed.TotalMilliseconds);
+            Profile!.Add(profileName, clock.Elapsed.TotalMilliseconds);
+        }
+    }
+
+    /// <summary>
+    /// dst[j] += Σ_r m[r, j] over a packed <paramref name="rows"/> × <paramref name="columns"/> matrix (bias
+    /// gradients): a row of ones times m, so it runs as the GEMM backend's matrix–vector product, which walks m
+    /// row by row on the host and coalesced on a GPU.
+    /// </summary>
+    public void ColumnSum<T>(int rows, int columns, ArrayView<T> m, ArrayView<T> dst) where T : unmanaged, INumber<T> =>
+        Multiply(false, false, 1, columns, rows, T.One, Ones<T>(rows), m, T.One, dst, nameof(ColumnSum));
+
+    readonly Dictionary<Type, MemoryBuffer> ones = [];
+
+    // A shared vector of ones, grown to the longest length asked for.
+    ArrayView<T> Ones<T>(int length) where T : unmanaged, INumber<T>
+    {
+        lock (ones)
+        {
+            if (ones.GetValueOrDefault(typeof(T)) is not MemoryBuffer1D<T, Stride1D.Dense> buffer || buffer.Length < length)
+            {
+                ones.GetValueOrDefault(typeof(T))?.Dispose();
+                buffer = Allocate<T>(length);
+                buffer.CopyFromCPU(Enumerable.Repeat(T.One, length).ToArray());
+                ones[typeof(T)] = buffer;
+            }
+            return buffer.View.SubView(0, length);
         }
     }
 
@@ -284,6 +314,7 @@ public sealed class Device : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        foreach (var buffer in ones.Values) buffer.Dispose();
         gemm?.Dispose();
         Accelerator.Dispose();
         context.Dispose();

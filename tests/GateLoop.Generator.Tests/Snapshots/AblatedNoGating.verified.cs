@@ -147,11 +147,11 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             // Feed-forward block: dX = ∂L/∂X[2l+2].
             var x = a.X[2 * l + 1];
             var h = a.H[2 * l + 1];
-            Device.Launch(Kernels.ColumnSumDim, Dim, R, dX, G(p + Ff2B, Dim));
+            Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
-            Device.Launch(Kernels.ColumnSumHidden, Hidden, R, a.DF, G(p + Ff1B, Hidden));
+            Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, R, x, W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
@@ -341,24 +341,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
         public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
             x[index] += bias[index.X % Dim];
-
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim columns (bias gradients); one column per thread.</summary>
-        public static void ColumnSumDim(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
-        {
-            int c = index;
-            float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
-            dst[c] += sum;
-        }
-
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden columns (bias gradients); one column per thread.</summary>
-        public static void ColumnSumHidden(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
-        {
-            int c = index;
-            float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
-            dst[c] += sum;
-        }
 
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
         public static void CrossEntropy(Index1D index, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
@@ -594,40 +576,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
             static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
                 x[index] += bias[index.X % Dim];
-
-            /// <summary>Runs <see cref="Kernels.ColumnSumDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ColumnSumDim(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
-            {
-                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
-                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
-                for (int index = from; index < to; index++) ColumnSumDim(index, rows, mHost, dstHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ColumnSumDim(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
-            {
-                int c = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
-                dst[c] += sum;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ColumnSumHidden"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ColumnSumHidden(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
-            {
-                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
-                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
-                for (int index = from; index < to; index++) ColumnSumHidden(index, rows, mHost, dstHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ColumnSumHidden(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
-            {
-                int c = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
-                dst[c] += sum;
-            }
 
             /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)

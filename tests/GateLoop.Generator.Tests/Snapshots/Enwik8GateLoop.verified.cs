@@ -209,11 +209,11 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             var h = x;
-            Device.Launch(Kernels.ColumnSumDim, Dim, R, dX, G(p + Ff2B, Dim));
+            Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
-            Device.Launch(Kernels.ColumnSumHidden, Hidden, R, a.DF, G(p + Ff1B, Hidden));
+            Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
@@ -231,7 +231,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
             Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
-            Device.Launch(Kernels.ColumnSumTransition, 2 * Heads, R, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
+            Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
             Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, h, 1f, G(p + TransitionW, 2 * Heads * Dim));
             Device.Gemm(false, false, R, Dim, 2 * Heads, 1f, a.DTransitionIn, W(p + TransitionW, 2 * Heads * Dim), 1f, dX);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
@@ -500,33 +500,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
         public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
             x[index] += bias[index.X % Dim];
-
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Dim columns (bias gradients); one column per thread.</summary>
-        public static void ColumnSumDim(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
-        {
-            int c = index;
-            float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
-            dst[c] += sum;
-        }
-
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of Hidden columns (bias gradients); one column per thread.</summary>
-        public static void ColumnSumHidden(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
-        {
-            int c = index;
-            float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
-            dst[c] += sum;
-        }
-
-        /// <summary>dst[c] += Σ_r m[r, c] over rows of (2 * Heads) columns (bias gradients); one column per thread.</summary>
-        public static void ColumnSumTransition(Index1D index, int rows, ArrayView<float> m, ArrayView<float> dst)
-        {
-            int c = index;
-            float sum = 0;
-            for (long r = 0; r < rows; r++) sum += m[r * (2 * Heads) + c];
-            dst[c] += sum;
-        }
 
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
         public static void CrossEntropy(Index1D index, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
@@ -871,57 +844,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
             static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
                 x[index] += bias[index.X % Dim];
-
-            /// <summary>Runs <see cref="Kernels.ColumnSumDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ColumnSumDim(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
-            {
-                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
-                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
-                for (int index = from; index < to; index++) ColumnSumDim(index, rows, mHost, dstHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ColumnSumDim(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
-            {
-                int c = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += m[r * Dim + c];
-                dst[c] += sum;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ColumnSumHidden"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ColumnSumHidden(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
-            {
-                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
-                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
-                for (int index = from; index < to; index++) ColumnSumHidden(index, rows, mHost, dstHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ColumnSumHidden(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
-            {
-                int c = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += m[r * Hidden + c];
-                dst[c] += sum;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ColumnSumTransition"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ColumnSumTransition(int from, int to, int rows, ArrayView<float> m, ArrayView<float> dst)
-            {
-                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
-                var dstHost = new global::GateLoop.Runtime.HostView<float>(dst);
-                for (int index = from; index < to; index++) ColumnSumTransition(index, rows, mHost, dstHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ColumnSumTransition(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> dst)
-            {
-                int c = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += m[r * (2 * Heads) + c];
-                dst[c] += sum;
-            }
 
             /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
