@@ -1,3 +1,4 @@
+using System.Linq;
 using GateLoop.Generator.Emit;
 using GateLoop.Generator.Parsing;
 using Microsoft.CodeAnalysis;
@@ -8,7 +9,8 @@ namespace GateLoop.Generator
     /// <summary>
     /// Compiles each <c>[GateLoopTransformer]</c> declaration into a model class with constant-size kernels.
     /// Pipeline: attribute → <see cref="TransformerParser"/> (value-equal spec + diagnostics) → <see cref="TransformerEmitter"/>;
-    /// likewise each <c>[SimpleGateLoop]</c> layer: <see cref="SimpleGateLoopParser"/> → <see cref="SimpleGateLoopEmitter"/>.
+    /// likewise each <c>[SimpleGateLoop]</c> layer: <see cref="SimpleGateLoopParser"/> → <see cref="SimpleGateLoopEmitter"/>;
+    /// and each hand-written <c>[HostTwins]</c> kernel class gets the host twins generated kernels carry (<see cref="HostTwins"/>).
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class GateLoopGenerator : IIncrementalGenerator
@@ -42,6 +44,15 @@ namespace GateLoop.Generator
 
             context.RegisterSourceOutput(layers.Combine(precision), static (spc, pair) =>
                 Output(spc, pair.Left, pair.Right, static spec => spec.Type, SimpleGateLoopEmitter.Emit));
+
+            var kernelClasses = context.SyntaxProvider
+                .ForAttributeWithMetadataName(HostTwins.AttributeName,
+                    static (node, _) => node is ClassDeclarationSyntax,
+                    static (ctx, _) => new HostTwins.KernelClass(ModelDeclaration.Locate((INamedTypeSymbol)ctx.TargetSymbol),
+                        string.Concat(((ClassDeclarationSyntax)ctx.TargetNode).Members.Select(m => m.ToFullString()))));
+
+            context.RegisterSourceOutput(kernelClasses, static (spc, kernels) =>
+                spc.AddSource(kernels.Type.HintName + ".Host.g.cs", HostTwins.Emit(kernels)));
         }
 
         /// <summary>Reports a parse's diagnostics, then adds its source in the project's precision (GL0008 when that is unknown).</summary>

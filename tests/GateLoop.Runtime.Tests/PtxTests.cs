@@ -23,7 +23,7 @@ public sealed class PtxTests : IDisposable
 
     public static TheoryData<string> KernelClasses() => new(KernelTypes().Select(t => t.FullName!));
 
-    static IEnumerable<Type> KernelTypes() =>
+    internal static IEnumerable<Type> KernelTypes() =>
         typeof(PtxTests).Assembly.GetTypes().Where(t => t.Name == "Kernels" && t.DeclaringType is not null);
 
     string Compile(MethodInfo kernel)
@@ -51,7 +51,7 @@ public sealed class PtxTests : IDisposable
     [Fact]
     public void The_optimizer_kernels_compile_to_ptx()
     {
-        var kernels = typeof(Adam).GetMethods(BindingFlags.NonPublic | BindingFlags.Static)
+        var kernels = typeof(AdamKernels).GetMethods(BindingFlags.Public | BindingFlags.Static)
             .Where(m => m.GetParameters().FirstOrDefault()?.ParameterType == typeof(Index1D)).ToList();
         Assert.Equal(["AdamStep", "ClipScale", "SquaredNormPartials"], kernels.Select(k => k.Name).Order());
         foreach (var kernel in kernels) Assert.Contains(".entry", Compile(kernel));

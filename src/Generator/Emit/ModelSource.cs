@@ -61,9 +61,10 @@ namespace GateLoop.Generator.Emit
 
         /// <summary>
         /// The static <c>Kernels</c> class: the kernel templates in <paramref name="parts"/>, then their host twins in
-        /// the nested <c>Kernels.Host</c> (see <see cref="HostTwins"/>).
+        /// the nested <c>Kernels.Host</c> (see <see cref="HostTwins"/>), where <paramref name="hostEntries"/> replace
+        /// the generated range entries of the kernels they name.
         /// </summary>
-        public static void Kernels(CodeWriter w, string summary, IEnumerable<string> parts)
+        public static void Kernels(CodeWriter w, string summary, IEnumerable<string> parts, string hostEntries = "")
         {
             string members = string.Join("\n\n", parts);
             w.Line($"/// <summary>{summary}</summary>")
@@ -72,7 +73,7 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>")
              .Open("public static class Host")
-             .Block(HostTwins.Emit(members))
+             .Block(HostTwins.Emit(members, "Kernels", hostEntries))
              .Close()
              .Close();
         }

@@ -535,7 +535,8 @@ namespace GateLoop.Generator.Emit
             parts.Add(ActivationKernels.Gelu(n));
             parts.Add(ElementwiseKernels.AddBias(n, "Dim"));
             parts.Add(CrossEntropyKernels.Emit(n));
-            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", parts);
+            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", parts,
+                ActivationKernels.GeluHost(n));
         }
     }
 }

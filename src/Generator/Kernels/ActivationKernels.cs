@@ -62,6 +62,20 @@ namespace GateLoop.Generator.Kernels
             }
             """;
 
+        /// <summary>
+        /// Hand-written host range entries for the GELU kernels: SIMD lanes in the runtime (float only; a double
+        /// build, used for verification, runs the scalar twins).
+        /// </summary>
+        public static string GeluHost(Numeric n) => n.IsDouble ? "" : $$"""
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
+                {{ModelSource.Runtime}}HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
+
+            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
+                {{ModelSource.Runtime}}HostActivations.GeluBackward(from, to, u, dz, du);
+            """;
+
         public static string SwishGate(Numeric n) => $$"""
             /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
             public static void SwishGateForward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> g, ArrayView<{{n.Type}}> y)

@@ -109,7 +109,8 @@ namespace GateLoop.Generator.Parsing
             return false;
         }
 
-        static TypeLocation Locate(INamedTypeSymbol type)
+        /// <summary>Where <paramref name="type"/> is declared, for emitting another part of it.</summary>
+        public static TypeLocation Locate(INamedTypeSymbol type)
         {
             var containing = new List<string>();
             for (var t = type.ContainingType; t is not null; t = t.ContainingType)

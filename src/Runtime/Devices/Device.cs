@@ -280,9 +280,13 @@ public sealed class Device : IDisposable
     readonly ConcurrentDictionary<System.Reflection.MethodInfo, Delegate?> twins = new();
 
     TTwin? HostTwin<TTwin>(Delegate kernel) where TTwin : Delegate =>
-        (TTwin?)twins.GetOrAdd(kernel.Method, method => method.DeclaringType?.GetNestedType("Host")?
-            .GetMethod(method.Name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static,
-                typeof(TTwin).GetGenericArguments())?.CreateDelegate<TTwin>());
+        (TTwin?)twins.GetOrAdd(kernel.Method, method => HostTwinOf(method)?.CreateDelegate<TTwin>());
+
+    /// <summary>The range entry <c>Host.Name(int from, int to, …)</c> beside <paramref name="kernel"/>, if it has one.</summary>
+    internal static System.Reflection.MethodInfo? HostTwinOf(System.Reflection.MethodInfo kernel) =>
+        kernel.DeclaringType?.GetNestedType("Host")?.GetMethod(kernel.Name,
+            System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static,
+            [typeof(int), typeof(int), .. kernel.GetParameters().Skip(1).Select(p => p.ParameterType)]);
 
     TLoaded Load<TLoaded>(Delegate kernel, Func<TLoaded> load) where TLoaded : Delegate =>
         (TLoaded)kernels.GetOrAdd(kernel.Method, _ => load());

@@ -21,7 +21,6 @@ public sealed record AdamOptions(
 /// </summary>
 public sealed class Adam : IDisposable
 {
-    const int Chunk = 4096;
     readonly Device device;
     readonly TransformerModel<float> model;
     readonly MemoryBuffer1D<float, Stride1D.Dense> m, v, partials, scale;
@@ -46,7 +45,7 @@ public sealed class Adam : IDisposable
     /// <summary>Completed steps (drives the bias correction).</summary>
     public long Step { get; set; }
 
-    int Chunks => (int)((model.ParameterCount + Chunk - 1) / Chunk);
+    int Chunks => (int)((model.ParameterCount + AdamKernels.Chunk - 1) / AdamKernels.Chunk);
 
     /// <summary>The first and second moments, for checkpoints.</summary>
     public ArrayView<float> FirstMoment => m.View;
@@ -77,14 +76,14 @@ public sealed class Adam : IDisposable
         Step++;
         var o = Options;
         var g = model.Gradients.SubView(0, model.ParameterCount);
-        device.Launch(SquaredNormPartials, Chunks, g, partials.View.AsContiguous());
-        device.Launch(ClipScale, 1, partials.View.AsContiguous(), (float)o.ClipNorm, scale.View.AsContiguous());
+        device.Launch(AdamKernels.SquaredNormPartials, Chunks, g, partials.View.AsContiguous());
+        device.Launch(AdamKernels.ClipScale, 1, partials.View.AsContiguous(), (float)o.ClipNorm, scale.View.AsContiguous());
         float c1 = (float)(1 / (1 - Math.Pow(o.Beta1, Step))), c2 = (float)(1 / (1 - Math.Pow(o.Beta2, Step)));
         foreach (var (offset, length, decay) in ranges)
         {
             var h = new AdamStepParameters((float)o.LearningRate, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon,
                 decay ? (float)o.WeightDecay : 0f, c1, c2);
-            device.Launch(AdamStep, (int)length, model.Weights.SubView(offset, length), g.SubView(offset, length),
+            device.Launch(AdamKernels.AdamStep, (int)length, model.Weights.SubView(offset, length), g.SubView(offset, length),
                 m.View.AsContiguous().SubView(offset, length), v.View.AsContiguous().SubView(offset, length), scale.View.AsContiguous(), h);
         }
     }
@@ -101,8 +100,25 @@ public sealed class Adam : IDisposable
     public readonly record struct AdamStepParameters(
         float LearningRate, float Beta1, float Beta2, float Epsilon, float WeightDecay, float Correction1, float Correction2);
 
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        m.Dispose();
+        v.Dispose();
+        partials.Dispose();
+        scale.Dispose();
+    }
+}
+
+/// <summary>The optimizer's kernels; the generator adds their host twins (<c>AdamKernels.Host</c>).</summary>
+[HostTwins]
+static partial class AdamKernels
+{
+    /// <summary>Gradient elements per partial sum of the norm.</summary>
+    public const int Chunk = 4096;
+
     /// <summary>partials[c] = Σ g² over chunk c.</summary>
-    static void SquaredNormPartials(Index1D chunk, ArrayView<float> g, ArrayView<float> partials)
+    public static void SquaredNormPartials(Index1D chunk, ArrayView<float> g, ArrayView<float> partials)
     {
         long start = (long)chunk.X * Chunk, end = Math.Min(start + Chunk, g.Length);
         float sum = 0;
@@ -111,7 +127,7 @@ public sealed class Adam : IDisposable
     }
 
     /// <summary>scale[0] = min(1, max/(‖g‖ + 1e-6)) as PyTorch's clip_grad_norm_; scale[1] = ‖g‖.</summary>
-    static void ClipScale(Index1D index, ArrayView<float> partials, float maxNorm, ArrayView<float> scale)
+    public static void ClipScale(Index1D index, ArrayView<float> partials, float maxNorm, ArrayView<float> scale)
     {
         double sum = 0;
         for (long i = 0; i < partials.Length; i++) sum += partials[i];
@@ -121,8 +137,8 @@ public sealed class Adam : IDisposable
     }
 
     /// <summary>One AdamW update of element i with the clipped gradient g·scale[0].</summary>
-    static void AdamStep(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
-        ArrayView<float> scale, AdamStepParameters h)
+    public static void AdamStep(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
+        ArrayView<float> scale, Adam.AdamStepParameters h)
     {
         float grad = g[i] * scale[0];
         float mi = h.Beta1 * m[i] + (1 - h.Beta1) * grad;
@@ -131,14 +147,5 @@ public sealed class Adam : IDisposable
         v[i] = vi;
         float pi = p[i] * (1 - h.LearningRate * h.WeightDecay);
         p[i] = pi - h.LearningRate * (mi * h.Correction1) / (MathF.Sqrt(vi * h.Correction2) + h.Epsilon);
-    }
-
-    /// <inheritdoc />
-    public void Dispose()
-    {
-        m.Dispose();
-        v.Dispose();
-        partials.Dispose();
-        scale.Dispose();
     }
 }

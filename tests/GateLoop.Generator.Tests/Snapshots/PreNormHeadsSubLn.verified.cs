@@ -574,6 +574,14 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
+                global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
+
+            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
+                global::GateLoop.Runtime.HostActivations.GeluBackward(from, to, u, dz, du);
+
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
             {
@@ -982,39 +990,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 float gv = g[index], s = Sigmoid(gv), d = dy[index];
                 dx[index] = d * gv * s;
                 dg[index] = d * x[index] * s * (1 + gv * (1 - s));
-            }
-
-            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
-            {
-                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
-                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
-                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
-                for (int index = from; index < to; index++) BiasGeluForward(index, uHost, biasHost, zHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void BiasGeluForward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> z)
-            {
-                float v = u[index] + bias[index.X % Hidden];
-                u[index] = v;
-                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
-            }
-
-            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
-            {
-                var uHost = new global::GateLoop.Runtime.HostView<float>(u);
-                var dzHost = new global::GateLoop.Runtime.HostView<float>(dz);
-                var duHost = new global::GateLoop.Runtime.HostView<float>(du);
-                for (int index = from; index < to; index++) GeluBackward(index, uHost, dzHost, duHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void GeluBackward(Index1D index, global::GateLoop.Runtime.HostView<float> u, global::GateLoop.Runtime.HostView<float> dz, global::GateLoop.Runtime.HostView<float> du)
-            {
-                float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
-                du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
             }
 
             /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

@@ -1,0 +1,76 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GateLoop.Runtime.Tests;
+
+/// <summary>
+/// Every kernel the cpu device launches has a host range entry where <see cref="Device"/> looks for it, so none
+/// silently falls back to a delegate call per index (the agreement tests would still pass, only slower).
+/// </summary>
+public sealed class HostTwinTests
+{
+    public static TheoryData<string> KernelClasses() =>
+        new(PtxTests.KernelTypes().Append(typeof(AdamKernels)).Select(t => t.FullName!));
+
+    [Theory]
+    [MemberData(nameof(KernelClasses))]
+    public void Every_kernel_has_a_host_range_entry(string kernelClass)
+    {
+        var type = PtxTests.KernelTypes().Append(typeof(AdamKernels)).Single(t => t.FullName == kernelClass);
+        var kernels = type.GetMethods(BindingFlags.Public | BindingFlags.Static)
+            .Where(m => m.GetParameters().FirstOrDefault()?.ParameterType == typeof(Index1D)).ToList();
+        Assert.NotEmpty(kernels);
+        foreach (var kernel in kernels)
+            Assert.True(Device.HostTwinOf(kernel) is not null, $"{kernelClass}.{kernel.Name} has no Host range entry");
+    }
+}
+
+/// <summary>The SIMD GELU entries against the exact GELU in double, over ranges that start and end mid-row and mid-vector.</summary>
+public sealed class HostActivationTests
+{
+    static double Phi(double v) => 0.5 * (1 + Erf(v / Math.Sqrt(2)));
+
+    // erf by its all-positive series (|x| < 4 here), independent of the kernels' approximation.
+    static double Erf(double x)
+    {
+        double ax = Math.Abs(x), term = ax, sum = ax;
+        for (int k = 1; k < 200; k++) sum += term *= 2 * ax * ax / (2 * k + 1);
+        double y = 2 / Math.Sqrt(Math.PI) * Math.Exp(-ax * ax) * sum;
+        return x < 0 ? -y : y;
+    }
+
+    [Theory]
+    [InlineData(13, 0, 13 * 5)]
+    [InlineData(37, 5, 37 * 3 - 2)]
+    [InlineData(64, 3, 64 * 2 + 9)]
+    public void Gelu_forward_and_backward_match_the_exact_gelu(int width, int from, int to)
+    {
+        using var device = Device.Create("cpu");
+        int rows = (to + width - 1) / width, n = rows * width;
+        var rng = new Random(7);
+        float[] u = [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 8 - 4))];
+        float[] bias = [.. Enumerable.Range(0, width).Select(_ => (float)(rng.NextDouble() - 0.5))];
+        float[] dz = [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1))];
+        using var ub = device.Allocate<float>(n);
+        using var bb = device.Allocate<float>(width);
+        using var zb = device.Allocate<float>(n);
+        using var db = device.Allocate<float>(n);
+        ub.CopyFromCPU(u);
+        bb.CopyFromCPU(bias);
+        db.CopyFromCPU(dz);
+
+        HostActivations.BiasGeluForward(from, to, width, ub.View, bb.View, zb.View);
+        HostActivations.GeluBackward(from, to, ub.View, db.View, db.View);
+        float[] uOut = ub.GetAsArray1D(), z = zb.GetAsArray1D(), du = db.GetAsArray1D();
+        for (int i = 0; i < n; i++)
+        {
+            bool inside = i >= from && i < to;
+            double v = inside ? (double)u[i] + bias[i % width] : u[i];
+            Assert.Equal((float)v, uOut[i]);
+            double gelu = inside ? v * Phi(v) : 0, grad = inside ? dz[i] * (Phi(v) + v * Math.Exp(-v * v / 2) / Math.Sqrt(2 * Math.PI)) : dz[i];
+            Assert.True(Math.Abs(z[i] - gelu) <= 2e-6 * (1 + Math.Abs(gelu)), $"z[{i}] = {z[i]}, expected {gelu}");
+            Assert.True(Math.Abs(du[i] - grad) <= 2e-6 * (1 + Math.Abs(grad)), $"du[{i}] = {du[i]}, expected {grad}");
+        }
+    }
+}
