@@ -1,6 +1,7 @@
 using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;
+using GateLoop.Tests.Shared;
 
 namespace GateLoop.Runtime.Tests;
 
@@ -72,5 +73,58 @@ public sealed class HostActivationTests
             Assert.True(Math.Abs(z[i] - gelu) <= 2e-6 * (1 + Math.Abs(gelu)), $"z[{i}] = {z[i]}, expected {gelu}");
             Assert.True(Math.Abs(du[i] - grad) <= 2e-6 * (1 + Math.Abs(grad)), $"du[{i}] = {du[i]}, expected {grad}");
         }
+    }
+}
+
+/// <summary>
+/// The scans' host entries (time outside, lanes inside) against the kernels run lane by lane, on a range that
+/// starts and ends inside a batch row, so runs split at batch boundaries.
+/// </summary>
+public sealed class LaneScanHostEntryTests
+{
+    const int Batch = 3, Seq = 5, From = 3, To = 2 * PreMaxHeads.DimInner + 5;
+
+    static float[] Read(ArrayView<float> view)
+    {
+        var data = new float[view.Length];
+        view.CopyToCPU(data);
+        return data;
+    }
+
+    [Fact]
+    public void Channel_scans_match_the_kernels()
+    {
+        using var device = Device.Create("cpu");
+        int rows = Batch * Seq, inner = PreMaxHeads.DimInner;
+        var rng = new Random(11);
+        ArrayView<float> Buffer(long length, bool random = true)
+        {
+            var view = device.Allocate<float>(length).View;
+            if (random) view.CopyFromCPU([.. Enumerable.Range(0, (int)length).Select(_ => (float)(rng.NextDouble() * 2 - 1))]);
+            return view;
+        }
+        ArrayView<float> qkv = Buffer(rows * 3 * inner), a = Buffer(rows * PreMaxHeads.Heads * 2), dO = Buffer(rows * inner);
+        float[] carry0 = Read(Buffer(Batch * inner * 2));
+
+        (float[] O, float[] States, float[] Carry, float[] DQkv, float[] Da) Run(bool host)
+        {
+            ArrayView<float> o = Buffer(rows * inner, false), states = Buffer(rows * inner * 2, false), carry = Buffer(carry0.Length, false);
+            ArrayView<float> dQkv = Buffer(rows * 3 * inner, false), da = Buffer(rows * PreMaxHeads.Heads * 2, false);
+            carry.CopyFromCPU(carry0);
+            if (host) PreMaxHeads.Kernels.Host.ScanForward(From, To, Seq, qkv, a, o, states, carry);
+            else for (int i = From; i < To; i++) PreMaxHeads.Kernels.ScanForward(i, Seq, qkv, a, o, states, carry);
+            if (host) PreMaxHeads.Kernels.Host.ScanBackward(From, To, Seq, qkv, a, states, dO, dQkv, da);
+            else for (int i = From; i < To; i++) PreMaxHeads.Kernels.ScanBackward(i, Seq, qkv, a, states, dO, dQkv, da);
+            return (Read(o), Read(states), Read(carry), Read(dQkv), Read(da));
+        }
+
+        var expected = Run(host: false);
+        var actual = Run(host: true);
+        Assert.Contains(expected.O, v => v != 0);
+        Assert.Equal(expected.O, actual.O);
+        Assert.Equal(expected.States, actual.States);
+        Assert.Equal(expected.Carry, actual.Carry);
+        Assert.Equal(expected.DQkv, actual.DQkv);
+        Assert.Equal(expected.Da, actual.Da);
     }
 }

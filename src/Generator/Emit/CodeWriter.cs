@@ -37,5 +37,9 @@ namespace GateLoop.Generator.Emit
         }
 
         public override string ToString() => text.ToString();
+
+        /// <summary>Indents every line of a flush-left snippet after the first to the column it is inserted at.</summary>
+        public static string Indent(string snippet, int spaces) =>
+            string.Join("\n" + new string(' ', spaces), snippet.Replace("\r\n", "\n").Split('\n'));
     }
 }

@@ -64,7 +64,7 @@ namespace GateLoop.Generator.Emit
         /// the nested <c>Kernels.Host</c> (see <see cref="HostTwins"/>), where <paramref name="hostEntries"/> replace
         /// the generated range entries of the kernels they name.
         /// </summary>
-        public static void Kernels(CodeWriter w, string summary, IEnumerable<string> parts, string hostEntries = "")
+        public static void Kernels(CodeWriter w, string summary, IEnumerable<string> parts, IEnumerable<string> hostEntries)
         {
             string members = string.Join("\n\n", parts);
             w.Line($"/// <summary>{summary}</summary>")
@@ -73,7 +73,7 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>")
              .Open("public static class Host")
-             .Block(HostTwins.Emit(members, "Kernels", hostEntries))
+             .Block(HostTwins.Emit(members, "Kernels", string.Join("\n\n", hostEntries.Where(e => e.Length > 0))))
              .Close()
              .Close();
         }

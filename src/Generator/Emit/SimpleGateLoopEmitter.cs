@@ -177,11 +177,21 @@ namespace GateLoop.Generator.Emit
 
         void KernelsClass()
         {
+            // Kernel templates, and the host range entries written for some of them (the rest get generated twins).
             var parts = new List<string> { ActivationKernels.Helpers(n) };
-            if (s.PreNorm) parts.Add(RmsNormKernels.Emit(n, s.Dim));
+            var host = new List<string> { SimpleGateLoopScanKernels.HostEntries(s, n) };
+            if (s.PreNorm)
+            {
+                parts.Add(RmsNormKernels.Emit(n, s.Dim));
+                host.Add(RmsNormKernels.HostEntries(n));
+            }
             parts.Add(SimpleGateLoopScanKernels.Emit(s, n));
-            if (s.PostLayerNorm) parts.Add(LayerNormKernels.Emit(n, "Dim"));
-            ModelSource.Kernels(w, "The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.", parts);
+            if (s.PostLayerNorm)
+            {
+                parts.Add(LayerNormKernels.Emit(n, "Dim"));
+                host.Add(LayerNormKernels.HostEntries(n, "Dim"));
+            }
+            ModelSource.Kernels(w, "The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.", parts, host);
         }
     }
 }

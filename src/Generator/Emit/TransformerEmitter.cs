@@ -508,17 +508,29 @@ namespace GateLoop.Generator.Emit
 
         void KernelsClass()
         {
-            var parts = new List<string>
+            // Kernel templates, and the host range entries written for some of them (the rest get generated twins).
+            var parts = new List<string> { ActivationKernels.Helpers(n), EmbeddingKernels.Emit(n) };
+            var host = new List<string>();
+            if (Pre)
             {
-                ActivationKernels.Helpers(n),
-                EmbeddingKernels.Emit(n),
-                Pre ? RmsNormKernels.Emit(n, s.Dim) : LayerNormKernels.Emit(n, "Dim"),
-            };
+                parts.Add(RmsNormKernels.Emit(n, s.Dim));
+                host.Add(RmsNormKernels.HostEntries(n));
+            }
+            else
+            {
+                parts.Add(LayerNormKernels.Emit(n, "Dim"));
+                host.Add(LayerNormKernels.HostEntries(n, "Dim"));
+            }
             if (s.UseGateLoopedAttn)
             {
                 if (!s.AblateStateTransition) parts.Add(TransitionKernels.Emit(s, n, "Heads", bias: true));
                 parts.Add(ScanKernels.Emit(s, n));
-                if (s.SubLayerNorm) parts.Add(LayerNormKernels.Emit(n, "DimInner"));
+                host.Add(ScanKernels.HostEntries(s, n));
+                if (s.SubLayerNorm)
+                {
+                    parts.Add(LayerNormKernels.Emit(n, "DimInner"));
+                    host.Add(LayerNormKernels.HostEntries(n, "DimInner"));
+                }
             }
             else
             {
@@ -533,10 +545,10 @@ namespace GateLoop.Generator.Emit
             if (s.SwishGating) parts.Add(ActivationKernels.SwishGate(n));
             if (!s.HasOutProjection) parts.Add(ElementwiseKernels.Add(n));
             parts.Add(ActivationKernels.Gelu(n));
+            host.Add(ActivationKernels.GeluHost(n));
             parts.Add(ElementwiseKernels.AddBias(n, "Dim"));
             parts.Add(CrossEntropyKernels.Emit(n));
-            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", parts,
-                ActivationKernels.GeluHost(n));
+            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", parts, host);
         }
     }
 }

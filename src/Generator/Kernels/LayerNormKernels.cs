@@ -38,20 +38,20 @@ namespace GateLoop.Generator.Kernels
                     dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
             }
 
-            /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNorm{{width}}Backward</c>.</summary>
-            public static void LayerNorm{{width}}BackwardParams(Index1D index, int rows, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> stats, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dw, ArrayView<{{n.Type}}> db)
-            {
-                int d = index;
-                {{n.Type}} sw = 0, sb = 0;
-                for (long r = 0; r < rows; r++)
-                {
-                    {{n.Type}} g = dy[r * {{width}} + d];
-                    sw += g * (x[r * {{width}} + d] - stats[2 * r]) * stats[2 * r + 1];
-                    sb += g;
-                }
-                dw[d] += sw;
-                db[d] += sb;
-            }
+            {{Params(n, width).Kernel}}
             """;
+
+        /// <summary>The host range entries (the parameter gradients' column reduction).</summary>
+        public static string HostEntries(Numeric n, string width) => Params(n, width).HostEntry;
+
+        static ColumnReduction Params(Numeric n, string width) => new ColumnReduction(n, $"LayerNorm{width}BackwardParams",
+            $"dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNorm{width}Backward</c>.",
+            new[] { "x", "stats", "dy", "dw", "db" }, new[] { "sw", "sb" },
+            $$"""
+            {{n.Type}} g = dy[r * {{width}} + d];
+            sw += g * (x[r * {{width}} + d] - stats[2 * r]) * stats[2 * r + 1];
+            sb += g;
+            """,
+            "dw[d] += sw;\ndb[d] += sb;");
     }
 }

@@ -34,14 +34,16 @@ namespace GateLoop.Generator.Kernels
                 for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
             }
 
-            /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.</summary>
-            public static void RmsNormBackwardGamma(Index1D index, int rows, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> invNorm, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dGamma)
-            {
-                int d = index;
-                {{n.Type}} sum = 0;
-                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
-                dGamma[d] += sum * RmsScale;
-            }
+            {{Gamma(n).Kernel}}
             """;
+
+        /// <summary>The host range entries (γ's column reduction).</summary>
+        public static string HostEntries(Numeric n) => Gamma(n).HostEntry;
+
+        static ColumnReduction Gamma(Numeric n) => new ColumnReduction(n, "RmsNormBackwardGamma",
+            "dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.",
+            new[] { "x", "invNorm", "dy", "dGamma" }, new[] { "sum" },
+            "sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];",
+            "dGamma[d] += sum * RmsScale;");
     }
 }

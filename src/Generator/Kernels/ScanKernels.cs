@@ -15,16 +15,9 @@ namespace GateLoop.Generator.Kernels
     /// </summary>
     internal static class ScanKernels
     {
-        public static string Emit(TransformerSpec spec, Numeric n) =>
-            spec.MaxHeads ? Channels(spec, n) : Heads(spec, n);
-
         static string AParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $" ArrayView<{n.Type}> a,";
 
         static string DaParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $", ArrayView<{n.Type}> da";
-
-        // Inserted snippets are written flush left; this indents every line after the first to the insertion column.
-        static string Indent(string snippet, int spaces) =>
-            string.Join("\n" + new string(' ', spaces), snippet.Replace("\r\n", "\n").Split('\n'));
 
         // S ← a·S + kv for the transition at a[ai].
         static string Step(TransformerSpec spec, string aIndex, string kv) => spec.AblateStateTransition
@@ -48,68 +41,113 @@ namespace GateLoop.Generator.Kernels
                 long ai = {{aIndex}};
                 """;
 
-        static string Channels(TransformerSpec spec, Numeric n)
+        public static string Emit(TransformerSpec spec, Numeric n) =>
+            string.Join("\n\n", spec.MaxHeads ? new[] { ChannelsForward(spec, n).Kernel, ChannelsBackward(spec, n).Kernel } : new[] { Heads(spec, n) });
+
+        /// <summary>The host range entries of the lane scans (the P×P heads' reductions get generated twins).</summary>
+        public static string HostEntries(TransformerSpec spec, Numeric n) =>
+            string.Join("\n\n", (spec.MaxHeads
+                ? new[] { ChannelsForward(spec, n), ChannelsBackward(spec, n) }
+                : new[] { StatesForward(spec, n), StatesBackward(spec, n) }).Select(scan => scan.HostEntry));
+
+        // The reverse scan's running values: Ĝ, and the transition of the step after.
+        static string[] BackState(TransformerSpec spec) =>
+            spec.AblateStateTransition ? new[] { "gr" } : new[] { "gr", "gi", "nar", "nai" };
+
+        static string BackInit(TransformerSpec spec, Numeric n) => $"{n.Type} {string.Join(", ", BackState(spec).Select(v => v + " = 0"))};";
+
+        static LaneScan ChannelsForward(TransformerSpec spec, Numeric n) => new LaneScan(n, "ScanForward", """
+            /// <summary>
+            /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and
+            /// leaves the final state there (zero it to start a sequence; keep it to continue one token at a time).
+            /// Every S_t is stored for the reverse scan.
+            /// </summary>
+            """,
+            $"ArrayView<{n.Type}> qkv,{AParam(spec, n)} ArrayView<{n.Type}> o, ArrayView<{n.Type}> states, ArrayView<{n.Type}> carry",
+            "DimInner", new[] { "sr", "si" },
+            $"{n.Type} sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];",
+            reverse: false, $$"""
+            long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+            {{Step(spec, "(row * Heads + c) * 2", "qkv[q + DimInner] * qkv[q + 2 * DimInner]")}}
+            o[row * DimInner + c] = qkv[q] * sr;
+            long s = (row * DimInner + c) * 2;
+            states[s] = sr;
+            states[s + 1] = si;
+            """,
+            "carry[2 * (long)index.X] = sr;\ncarry[2 * (long)index.X + 1] = si;");
+
+        static LaneScan ChannelsBackward(TransformerSpec spec, Numeric n)
         {
-            string a = AParam(spec, n), T = n.Type;
+            string T = n.Type;
             bool ablated = spec.AblateStateTransition;
-            string transitionGrad = ablated ? "" : $$"""
+            return new LaneScan(n, "ScanBackward", $$"""
+                /// <summary>
+                /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO,
+                /// dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(ablated ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
+                /// </summary>
+                """,
+                $"ArrayView<{T}> qkv,{AParam(spec, n)} ArrayView<{T}> states, ArrayView<{T}> dO, ArrayView<{T}> dQkv{DaParam(spec, n)}",
+                "DimInner", BackState(spec), BackInit(spec, n), reverse: true, $$"""
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                {{T}} dout = dO[row * DimInner + c];
+                {{BackStep(spec, "qkv[q] * dout", "(row * Heads + c) * 2")}}
+                dQkv[q] = states[s] * dout;
+                dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{(ablated ? "" : $$"""
 
                 {{T}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
                 da[ai] = pr * gr + pi * gi;
                 da[ai + 1] = pr * gi - pi * gr;
                 nar = a[ai];
                 nai = a[ai + 1];
-                """;
-            return $$"""
-                /// <summary>
-                /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and
-                /// leaves the final state there (zero it to start a sequence; keep it to continue one token at a time).
-                /// Every S_t is stored for the reverse scan.
-                /// </summary>
-                public static void ScanForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> o, ArrayView<{{T}}> states, ArrayView<{{T}}> carry)
-                {
-                    int b = index.X / DimInner, c = index.X % DimInner;
-                    long ci = 2 * (long)index.X;
-                    {{T}} sr = carry[ci], si = carry[ci + 1];
-                    for (int t = 0; t < seq; t++)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
-                        {{Indent(Step(spec, "(row * Heads + c) * 2", "qkv[q + DimInner] * qkv[q + 2 * DimInner]"), 8)}}
-                        o[row * DimInner + c] = qkv[q] * sr;
-                        long s = (row * DimInner + c) * 2;
-                        states[s] = sr;
-                        states[s + 1] = si;
-                    }
-                    carry[ci] = sr;
-                    carry[ci + 1] = si;
-                }
-
-                /// <summary>
-                /// Reverse scan per (batch, channel), for sequences that started from a zero state: dq = Re(S_t)·dO,
-                /// dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(ablated ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
-                /// </summary>
-                public static void ScanBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{DaParam(spec, n)}})
-                {
-                    int b = index.X / DimInner, c = index.X % DimInner;
-                    {{T}} {{(ablated ? "gr = 0" : "gr = 0, gi = 0, nar = 0, nai = 0")}};
-                    for (int t = seq - 1; t >= 0; t--)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
-                        {{T}} dout = dO[row * DimInner + c];
-                        {{Indent(BackStep(spec, "qkv[q] * dout", "(row * Heads + c) * 2"), 8)}}
-                        dQkv[q] = states[s] * dout;
-                        dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
-                        dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{Indent(transitionGrad, 8)}}
-                    }
-                }
-                """;
+                """)}}
+                """, "");
         }
+
+        // A P×P head's state element (d, e) of head h is lane c = (h·P + d)·P + e of its batch row.
+        const string StateLane = "int e = c % HeadDim, d = c / HeadDim % HeadDim, h = c / (HeadDim * HeadDim);";
+
+        static LaneScan StatesForward(TransformerSpec spec, Numeric n) => new LaneScan(n, "ScanStatesForward", """
+            /// <summary>
+            /// One thread per (batch, head, d, e) state element runs the whole sequence from the state in carry
+            /// [batch, Heads, P, P, 2], storing every S_t and leaving the final state in carry.
+            /// </summary>
+            """,
+            $"ArrayView<{n.Type}> qkv,{AParam(spec, n)} ArrayView<{n.Type}> states, ArrayView<{n.Type}> carry",
+            "(Heads * HeadDim * HeadDim)", new[] { "sr", "si" },
+            $"{n.Type} sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];",
+            reverse: false, $$"""
+            {{StateLane}}
+            long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
+            {{Step(spec, "(row * Heads + h) * 2", "qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e]")}}
+            long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
+            states[s] = sr;
+            states[s + 1] = si;
+            """,
+            "carry[2 * (long)index.X] = sr;\ncarry[2 * (long)index.X + 1] = si;");
+
+        static LaneScan StatesBackward(TransformerSpec spec, Numeric n) => new LaneScan(n, "ScanStatesBackward", """
+            /// <summary>
+            /// Reverse scan per state element (the sequence started from a zero state):
+            /// Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.
+            /// </summary>
+            """,
+            $"ArrayView<{n.Type}> qkv,{AParam(spec, n)} ArrayView<{n.Type}> dO, ArrayView<{n.Type}> grads",
+            "(Heads * HeadDim * HeadDim)", spec.AblateStateTransition ? new[] { "gr", "gi" } : BackState(spec),
+            spec.AblateStateTransition ? $"{n.Type} gr = 0, gi = 0;" : BackInit(spec, n),
+            reverse: true, $$"""
+            {{StateLane}}
+            long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
+            {{BackStep(spec, "qkv[q + d] * dO[row * DimInner + h * HeadDim + e]", "(row * Heads + h) * 2")}}{{(spec.AblateStateTransition ? "" : "\nnar = a[ai];\nnai = a[ai + 1];")}}
+            long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
+            grads[s] = gr;
+            grads[s + 1] = gi;
+            """, "");
 
         static string Heads(TransformerSpec spec, Numeric n)
         {
-            string a = AParam(spec, n), T = n.Type;
+            string T = n.Type;
             bool ablated = spec.AblateStateTransition;
-            string nextA = ablated ? "" : "\nnar = a[ai];\nnai = a[ai + 1];";
             string transitionGrad = ablated ? "" : $$"""
 
                 {{T}} dar = 0, dai = 0;
@@ -127,27 +165,7 @@ namespace GateLoop.Generator.Kernels
                 // Complex values per row of the state buffer: Heads·P·P pairs.
                 const long StateRow = 2L * Heads * HeadDim * HeadDim;
 
-                /// <summary>
-                /// One thread per (batch, head, d, e) state element runs the whole sequence from the state in carry
-                /// [batch, Heads, P, P, 2], storing every S_t and leaving the final state in carry.
-                /// </summary>
-                public static void ScanStatesForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> carry)
-                {
-                    int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
-                    int b = index.X / (Heads * HeadDim * HeadDim);
-                    long ci = 2 * (long)index.X;
-                    {{T}} sr = carry[ci], si = carry[ci + 1];
-                    for (int t = 0; t < seq; t++)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                        {{Indent(Step(spec, "(row * Heads + h) * 2", "qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e]"), 8)}}
-                        long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
-                        states[s] = sr;
-                        states[s + 1] = si;
-                    }
-                    carry[ci] = sr;
-                    carry[ci + 1] = si;
-                }
+                {{StatesForward(spec, n).Kernel}}
 
                 /// <summary>o[row, h·P + e] = Σ_d q[d]·Re S[d, e]; one thread per output element.</summary>
                 public static void ScanOutputForward(Index1D index, ArrayView<{{T}}> qkv, ArrayView<{{T}}> states, ArrayView<{{T}}> o)
@@ -160,24 +178,7 @@ namespace GateLoop.Generator.Kernels
                     o[row * DimInner + j] = sum;
                 }
 
-                /// <summary>
-                /// Reverse scan per state element (the sequence started from a zero state):
-                /// Ĝ_t[d, e] = q_t[d]·dO_t[e] + conj(a_{t+1})·Ĝ_{t+1}[d, e], stored for the reductions.
-                /// </summary>
-                public static void ScanStatesBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> dO, ArrayView<{{T}}> grads)
-                {
-                    int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
-                    int b = index.X / (Heads * HeadDim * HeadDim);
-                    {{T}} {{(ablated ? "gr = 0, gi = 0" : "gr = 0, gi = 0, nar = 0, nai = 0")}};
-                    for (int t = seq - 1; t >= 0; t--)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                        {{Indent(BackStep(spec, "qkv[q + d] * dO[row * DimInner + h * HeadDim + e]", "(row * Heads + h) * 2") + nextA, 8)}}
-                        long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
-                        grads[s] = gr;
-                        grads[s + 1] = gi;
-                    }
-                }
+                {{StatesBackward(spec, n).Kernel}}
 
                 /// <summary>
                 /// Per (row, head): dq[d] = Σ_e Re S[d, e]·dO[e], dk[d] = Σ_e Re Ĝ[d, e]·v[e],
@@ -206,7 +207,7 @@ namespace GateLoop.Generator.Kernels
                         {{T}} dv = 0;
                         for (int d = 0; d < HeadDim; d++) dv += grads[s0 + (d * HeadDim + e) * 2] * qkv[q + DimInner + d];
                         dQkv[q + 2 * DimInner + e] = dv;
-                    }{{Indent(transitionGrad, 4)}}
+                    }{{CodeWriter.Indent(transitionGrad, 4)}}
                 }
                 """;
         }

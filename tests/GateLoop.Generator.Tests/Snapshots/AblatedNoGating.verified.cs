@@ -273,7 +273,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             int d = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+            for (long r = 0; r < rows; r++)
+            {
+                sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+            }
             dGamma[d] += sum * RmsScale;
         }
 
@@ -285,8 +288,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public static void ScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
         {
             int b = index.X / DimInner, c = index.X % DimInner;
-            long ci = 2 * (long)index.X;
-            float sr = carry[ci], si = carry[ci + 1];
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
             for (int t = 0; t < seq; t++)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
@@ -296,8 +298,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 states[s] = sr;
                 states[s + 1] = si;
             }
-            carry[ci] = sr;
-            carry[ci + 1] = si;
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
         }
 
         /// <summary>
@@ -360,6 +362,110 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma) =>
+                RmsNormBackwardGammaColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+
+            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[1 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sum = run[1 * j + 0];
+                            sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                            run[1 * j + 0] = sum;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sum = run[1 * j + 0];
+                        dGamma[d] += sum * RmsScale;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
+                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+
+            static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / DimInner;
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * DimInner), first + Run);
+                    int c0 = first - b * DimInner, c1 = end - b * DimInner;
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * DimInner + c;
+                        float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                        run[2 * j + 0] = sr; run[2 * j + 1] = si;
+                    }
+                    for (int t = 0; t < seq; t++)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * DimInner + c;
+                            float sr = run[2 * j + 0], si = run[2 * j + 1];
+                            long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                            sr += qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                            o[row * DimInner + c] = qkv[q] * sr;
+                            long s = (row * DimInner + c) * 2;
+                            states[s] = sr;
+                            states[s + 1] = si;
+                            run[2 * j + 0] = sr; run[2 * j + 1] = si;
+                        }
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * DimInner + c;
+                        float sr = run[2 * j + 0], si = run[2 * j + 1];
+                        carry[2 * (long)index.X] = sr;
+                        carry[2 * (long)index.X + 1] = si;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv) =>
+                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv));
+
+            static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[1 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / DimInner;
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * DimInner), first + Run);
+                    int c0 = first - b * DimInner, c1 = end - b * DimInner;
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * DimInner + c;
+                        float gr = 0;
+                        run[1 * j + 0] = gr;
+                    }
+                    for (int t = seq - 1; t >= 0; t--)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * DimInner + c;
+                            float gr = run[1 * j + 0];
+                            long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                            float dout = dO[row * DimInner + c];
+                            gr += qkv[q] * dout;
+                            dQkv[q] = states[s] * dout;
+                            dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                            dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                            run[1 * j + 0] = gr;
+                        }
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
                 global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
@@ -451,80 +557,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
                 float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
                 for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
-                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, rows, xHost, invNormHost, dyHost, dGammaHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RmsNormBackwardGamma(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
-            {
-                int d = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
-                dGamma[d] += sum * RmsScale;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
-            {
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
-                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
-                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
-                for (int index = from; index < to; index++) ScanForward(index, seq, qkvHost, oHost, statesHost, carryHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
-            {
-                int b = index.X / DimInner, c = index.X % DimInner;
-                long ci = 2 * (long)index.X;
-                float sr = carry[ci], si = carry[ci + 1];
-                for (int t = 0; t < seq; t++)
-                {
-                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
-                    sr += qkv[q + DimInner] * qkv[q + 2 * DimInner];
-                    o[row * DimInner + c] = qkv[q] * sr;
-                    long s = (row * DimInner + c) * 2;
-                    states[s] = sr;
-                    states[s + 1] = si;
-                }
-                carry[ci] = sr;
-                carry[ci + 1] = si;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv)
-            {
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
-                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
-                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
-                for (int index = from; index < to; index++) ScanBackward(index, seq, qkvHost, statesHost, dOHost, dQkvHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv)
-            {
-                int b = index.X / DimInner, c = index.X % DimInner;
-                float gr = 0;
-                for (int t = seq - 1; t >= 0; t--)
-                {
-                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
-                    float dout = dO[row * DimInner + c];
-                    gr += qkv[q] * dout;
-                    dQkv[q] = states[s] * dout;
-                    dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
-                    dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
-                }
             }
 
             /// <summary>Runs <see cref="Kernels.Add"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

@@ -589,6 +589,36 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db) =>
+                LayerNormDimBackwardParamsColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+
+            static void LayerNormDimBackwardParamsColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * Dim + d];
+                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        dw[d] += sw;
+                        db[d] += sb;
+                    }
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
                 global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
@@ -686,32 +716,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 meanGx /= Dim;
                 for (int d = 0; d < Dim; d++)
                     dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
-                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
-                for (int index = from; index < to; index++) LayerNormDimBackwardParams(index, rows, xHost, statsHost, dyHost, dwHost, dbHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void LayerNormDimBackwardParams(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
-            {
-                int d = index;
-                float sw = 0, sb = 0;
-                for (long r = 0; r < rows; r++)
-                {
-                    float g = dy[r * Dim + d];
-                    sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
-                    sb += g;
-                }
-                dw[d] += sw;
-                db[d] += sb;
             }
 
             /// <summary>Runs <see cref="Kernels.AttentionScores"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

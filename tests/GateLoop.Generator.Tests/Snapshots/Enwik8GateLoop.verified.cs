@@ -420,8 +420,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public static void ScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
         {
             int b = index.X / DimInner, c = index.X % DimInner;
-            long ci = 2 * (long)index.X;
-            float sr = carry[ci], si = carry[ci + 1];
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
             for (int t = 0; t < seq; t++)
             {
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
@@ -436,8 +435,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 states[s] = sr;
                 states[s + 1] = si;
             }
-            carry[ci] = sr;
-            carry[ci + 1] = si;
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
         }
 
         /// <summary>
@@ -519,6 +518,126 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db) =>
+                LayerNormDimBackwardParamsColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+
+            static void LayerNormDimBackwardParamsColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * Dim + d];
+                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        dw[d] += sw;
+                        db[d] += sb;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
+                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+
+            static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / DimInner;
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * DimInner), first + Run);
+                    int c0 = first - b * DimInner, c1 = end - b * DimInner;
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * DimInner + c;
+                        float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                        run[2 * j + 0] = sr; run[2 * j + 1] = si;
+                    }
+                    for (int t = 0; t < seq; t++)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * DimInner + c;
+                            float sr = run[2 * j + 0], si = run[2 * j + 1];
+                            long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                            long ai = (row * Heads + c) * 2;
+                            var ar = a[ai];
+                            var aim = a[ai + 1];
+                            var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                            si = ar * si + aim * sr;
+                            sr = nr;
+                            o[row * DimInner + c] = qkv[q] * sr;
+                            long s = (row * DimInner + c) * 2;
+                            states[s] = sr;
+                            states[s + 1] = si;
+                            run[2 * j + 0] = sr; run[2 * j + 1] = si;
+                        }
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * DimInner + c;
+                        float sr = run[2 * j + 0], si = run[2 * j + 1];
+                        carry[2 * (long)index.X] = sr;
+                        carry[2 * (long)index.X + 1] = si;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da) =>
+                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
+
+            static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[4 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / DimInner;
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * DimInner), first + Run);
+                    int c0 = first - b * DimInner, c1 = end - b * DimInner;
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * DimInner + c;
+                        float gr = 0, gi = 0, nar = 0, nai = 0;
+                        run[4 * j + 0] = gr; run[4 * j + 1] = gi; run[4 * j + 2] = nar; run[4 * j + 3] = nai;
+                    }
+                    for (int t = seq - 1; t >= 0; t--)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * DimInner + c;
+                            float gr = run[4 * j + 0], gi = run[4 * j + 1], nar = run[4 * j + 2], nai = run[4 * j + 3];
+                            long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                            float dout = dO[row * DimInner + c];
+                            var ngr = qkv[q] * dout + nar * gr + nai * gi;
+                            gi = nar * gi - nai * gr;
+                            gr = ngr;
+                            long ai = (row * Heads + c) * 2;
+                            dQkv[q] = states[s] * dout;
+                            dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                            dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                            float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                            da[ai] = pr * gr + pi * gi;
+                            da[ai + 1] = pr * gi - pi * gr;
+                            nar = a[ai];
+                            nai = a[ai + 1];
+                            run[4 * j + 0] = gr; run[4 * j + 1] = gi; run[4 * j + 2] = nar; run[4 * j + 3] = nai;
+                        }
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
                 global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
@@ -618,32 +737,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
-                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
-                for (int index = from; index < to; index++) LayerNormDimBackwardParams(index, rows, xHost, statsHost, dyHost, dwHost, dbHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void LayerNormDimBackwardParams(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
-            {
-                int d = index;
-                float sw = 0, sb = 0;
-                for (long r = 0; r < rows; r++)
-                {
-                    float g = dy[r * Dim + d];
-                    sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
-                    sb += g;
-                }
-                dw[d] += sw;
-                db[d] += sb;
-            }
-
             /// <summary>Runs <see cref="Kernels.TransitionForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
             {
@@ -700,77 +793,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
                 dr[i] = Frac * (f * gx + k * x);
                 dr[i + 1] = Frac * (f * gy + k * y);
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
-            {
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
-                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
-                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
-                for (int index = from; index < to; index++) ScanForward(index, seq, qkvHost, aHost, oHost, statesHost, carryHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
-            {
-                int b = index.X / DimInner, c = index.X % DimInner;
-                long ci = 2 * (long)index.X;
-                float sr = carry[ci], si = carry[ci + 1];
-                for (int t = 0; t < seq; t++)
-                {
-                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
-                    long ai = (row * Heads + c) * 2;
-                    var ar = a[ai];
-                    var aim = a[ai + 1];
-                    var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
-                    si = ar * si + aim * sr;
-                    sr = nr;
-                    o[row * DimInner + c] = qkv[q] * sr;
-                    long s = (row * DimInner + c) * 2;
-                    states[s] = sr;
-                    states[s + 1] = si;
-                }
-                carry[ci] = sr;
-                carry[ci + 1] = si;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
-            {
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
-                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
-                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
-                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
-                for (int index = from; index < to; index++) ScanBackward(index, seq, qkvHost, aHost, statesHost, dOHost, dQkvHost, daHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
-            {
-                int b = index.X / DimInner, c = index.X % DimInner;
-                float gr = 0, gi = 0, nar = 0, nai = 0;
-                for (int t = seq - 1; t >= 0; t--)
-                {
-                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
-                    float dout = dO[row * DimInner + c];
-                    var ngr = qkv[q] * dout + nar * gr + nai * gi;
-                    gi = nar * gi - nai * gr;
-                    gr = ngr;
-                    long ai = (row * Heads + c) * 2;
-                    dQkv[q] = states[s] * dout;
-                    dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
-                    dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
-                    float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
-                    da[ai] = pr * gr + pi * gi;
-                    da[ai + 1] = pr * gi - pi * gr;
-                    nar = a[ai];
-                    nai = a[ai + 1];
-                }
             }
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

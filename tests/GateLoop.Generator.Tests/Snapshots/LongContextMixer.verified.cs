@@ -147,7 +147,10 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             int d = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+            for (long r = 0; r < rows; r++)
+            {
+                sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+            }
             dGamma[d] += sum * RmsScale;
         }
 
@@ -160,9 +163,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             int b = index.X / Dim, c = index.X % Dim;
             float s = initial[index], g = gate[index];
-            for (int i = 0; i < seq; i++)
+            for (int t = 0; t < seq; t++)
             {
-                long row = (long)b * seq + i, k = row * (3 * Dim) + c;
+                long row = (long)b * seq + t, k = row * (3 * Dim) + c;
                 float a = Sigmoid(z[k + 2 * Dim]);
                 s = a * s + z[k + Dim];
                 g *= a;
@@ -183,11 +186,11 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             int b = index.X / Dim, c = index.X % Dim;
             float g = 0, aNext = 0;
-            for (int i = seq - 1; i >= 0; i--)
+            for (int t = seq - 1; t >= 0; t--)
             {
-                long row = (long)b * seq + i, k = row * (3 * Dim) + c;
+                long row = (long)b * seq + t, k = row * (3 * Dim) + c;
                 float d = dO[row * Dim + c], a = z[k + 2 * Dim];
-                float previous = i > 0 ? z[k - 3 * Dim + Dim] : initial[index];
+                float previous = t > 0 ? z[k - 3 * Dim + Dim] : initial[index];
                 g = d * z[k] + aNext * g;
                 dZ[k] = d * z[k + Dim];
                 dZ[k + Dim] = g;
@@ -199,6 +202,113 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state) =>
+                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(gate), new global::GateLoop.Runtime.HostView<float>(state));
+
+            static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> gate, global::GateLoop.Runtime.HostView<float> state)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / Dim;
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * Dim), first + Run);
+                    int c0 = first - b * Dim, c1 = end - b * Dim;
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * Dim + c;
+                        float s = initial[index], g = gate[index];
+                        run[2 * j + 0] = s; run[2 * j + 1] = g;
+                    }
+                    for (int t = 0; t < seq; t++)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * Dim + c;
+                            float s = run[2 * j + 0], g = run[2 * j + 1];
+                            long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                            float a = Sigmoid(z[k + 2 * Dim]);
+                            s = a * s + z[k + Dim];
+                            g *= a;
+                            z[k + Dim] = s;
+                            z[k + 2 * Dim] = a;
+                            o[row * Dim + c] = z[k] * s;
+                            run[2 * j + 0] = s; run[2 * j + 1] = g;
+                        }
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * Dim + c;
+                        float s = run[2 * j + 0], g = run[2 * j + 1];
+                        gate[index] = g;
+                        state[index] = s;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ) =>
+                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dZ));
+
+            static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / Dim;
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * Dim), first + Run);
+                    int c0 = first - b * Dim, c1 = end - b * Dim;
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * Dim + c;
+                        float g = 0, aNext = 0;
+                        run[2 * j + 0] = g; run[2 * j + 1] = aNext;
+                    }
+                    for (int t = seq - 1; t >= 0; t--)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * Dim + c;
+                            float g = run[2 * j + 0], aNext = run[2 * j + 1];
+                            long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                            float d = dO[row * Dim + c], a = z[k + 2 * Dim];
+                            float previous = t > 0 ? z[k - 3 * Dim + Dim] : initial[index];
+                            g = d * z[k] + aNext * g;
+                            dZ[k] = d * z[k + Dim];
+                            dZ[k + Dim] = g;
+                            dZ[k + 2 * Dim] = g * previous * a * (1 - a);
+                            aNext = a;
+                            run[2 * j + 0] = g; run[2 * j + 1] = aNext;
+                        }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma) =>
+                RmsNormBackwardGammaColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+
+            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[1 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sum = run[1 * j + 0];
+                            sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                            run[1 * j + 0] = sum;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sum = run[1 * j + 0];
+                        dGamma[d] += sum * RmsScale;
+                    }
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
@@ -244,83 +354,6 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
                 float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
                 for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
-                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, rows, xHost, invNormHost, dyHost, dGammaHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RmsNormBackwardGamma(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
-            {
-                int d = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
-                dGamma[d] += sum * RmsScale;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state)
-            {
-                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
-                var initialHost = new global::GateLoop.Runtime.HostView<float>(initial);
-                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
-                var gateHost = new global::GateLoop.Runtime.HostView<float>(gate);
-                var stateHost = new global::GateLoop.Runtime.HostView<float>(state);
-                for (int index = from; index < to; index++) ScanForward(index, seq, zHost, initialHost, oHost, gateHost, stateHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> gate, global::GateLoop.Runtime.HostView<float> state)
-            {
-                int b = index.X / Dim, c = index.X % Dim;
-                float s = initial[index], g = gate[index];
-                for (int i = 0; i < seq; i++)
-                {
-                    long row = (long)b * seq + i, k = row * (3 * Dim) + c;
-                    float a = Sigmoid(z[k + 2 * Dim]);
-                    s = a * s + z[k + Dim];
-                    g *= a;
-                    z[k + Dim] = s;
-                    z[k + 2 * Dim] = a;
-                    o[row * Dim + c] = z[k] * s;
-                }
-                gate[index] = g;
-                state[index] = s;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ)
-            {
-                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
-                var initialHost = new global::GateLoop.Runtime.HostView<float>(initial);
-                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
-                var dZHost = new global::GateLoop.Runtime.HostView<float>(dZ);
-                for (int index = from; index < to; index++) ScanBackward(index, seq, zHost, initialHost, dOHost, dZHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ)
-            {
-                int b = index.X / Dim, c = index.X % Dim;
-                float g = 0, aNext = 0;
-                for (int i = seq - 1; i >= 0; i--)
-                {
-                    long row = (long)b * seq + i, k = row * (3 * Dim) + c;
-                    float d = dO[row * Dim + c], a = z[k + 2 * Dim];
-                    float previous = i > 0 ? z[k - 3 * Dim + Dim] : initial[index];
-                    g = d * z[k] + aNext * g;
-                    dZ[k] = d * z[k + Dim];
-                    dZ[k + Dim] = g;
-                    dZ[k + 2 * Dim] = g * previous * a * (1 - a);
-                    aNext = a;
-                }
             }
         }
     }

@@ -326,7 +326,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             int d = index;
             float sum = 0;
-            for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+            for (long r = 0; r < rows; r++)
+            {
+                sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+            }
             dGamma[d] += sum * RmsScale;
         }
 
@@ -380,12 +383,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// </summary>
         public static void ScanStatesForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry)
         {
-            int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
-            int b = index.X / (Heads * HeadDim * HeadDim);
-            long ci = 2 * (long)index.X;
-            float sr = carry[ci], si = carry[ci + 1];
+            int b = index.X / (Heads * HeadDim * HeadDim), c = index.X % (Heads * HeadDim * HeadDim);
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
             for (int t = 0; t < seq; t++)
             {
+                int e = c % HeadDim, d = c / HeadDim % HeadDim, h = c / (HeadDim * HeadDim);
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
                 long ai = (row * Heads + h) * 2;
                 var ar = a[ai];
@@ -397,8 +399,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 states[s] = sr;
                 states[s + 1] = si;
             }
-            carry[ci] = sr;
-            carry[ci + 1] = si;
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
         }
 
         /// <summary>o[row, h·P + e] = Σ_d q[d]·Re S[d, e]; one thread per output element.</summary>
@@ -418,11 +420,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// </summary>
         public static void ScanStatesBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads)
         {
-            int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
-            int b = index.X / (Heads * HeadDim * HeadDim);
+            int b = index.X / (Heads * HeadDim * HeadDim), c = index.X % (Heads * HeadDim * HeadDim);
             float gr = 0, gi = 0, nar = 0, nai = 0;
             for (int t = seq - 1; t >= 0; t--)
             {
+                int e = c % HeadDim, d = c / HeadDim % HeadDim, h = c / (HeadDim * HeadDim);
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
                 var ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
                 gi = nar * gi - nai * gr;
@@ -574,6 +576,150 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma) =>
+                RmsNormBackwardGammaColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+
+            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[1 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sum = run[1 * j + 0];
+                            sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                            run[1 * j + 0] = sum;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sum = run[1 * j + 0];
+                        dGamma[d] += sum * RmsScale;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanStatesForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanStatesForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry) =>
+                ScanStatesForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+
+            static void ScanStatesForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / (Heads * HeadDim * HeadDim);
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * (Heads * HeadDim * HeadDim)), first + Run);
+                    int c0 = first - b * (Heads * HeadDim * HeadDim), c1 = end - b * (Heads * HeadDim * HeadDim);
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * (Heads * HeadDim * HeadDim) + c;
+                        float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                        run[2 * j + 0] = sr; run[2 * j + 1] = si;
+                    }
+                    for (int t = 0; t < seq; t++)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * (Heads * HeadDim * HeadDim) + c;
+                            float sr = run[2 * j + 0], si = run[2 * j + 1];
+                            int e = c % HeadDim, d = c / HeadDim % HeadDim, h = c / (HeadDim * HeadDim);
+                            long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
+                            long ai = (row * Heads + h) * 2;
+                            var ar = a[ai];
+                            var aim = a[ai + 1];
+                            var nr = ar * sr - aim * si + qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e];
+                            si = ar * si + aim * sr;
+                            sr = nr;
+                            long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
+                            states[s] = sr;
+                            states[s + 1] = si;
+                            run[2 * j + 0] = sr; run[2 * j + 1] = si;
+                        }
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * (Heads * HeadDim * HeadDim) + c;
+                        float sr = run[2 * j + 0], si = run[2 * j + 1];
+                        carry[2 * (long)index.X] = sr;
+                        carry[2 * (long)index.X + 1] = si;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ScanStatesBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+            public static void ScanStatesBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads) =>
+                ScanStatesBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(grads));
+
+            static void ScanStatesBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> grads)
+            {
+                const int Run = 64;
+                global::System.Span<float> run = stackalloc float[4 * Run];
+                for (int first = from, end; first < to; first = end)
+                {
+                    int b = first / (Heads * HeadDim * HeadDim);
+                    end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * (Heads * HeadDim * HeadDim)), first + Run);
+                    int c0 = first - b * (Heads * HeadDim * HeadDim), c1 = end - b * (Heads * HeadDim * HeadDim);
+                    for (int c = c0, j = 0; c < c1; c++, j++)
+                    {
+                        Index1D index = b * (Heads * HeadDim * HeadDim) + c;
+                        float gr = 0, gi = 0, nar = 0, nai = 0;
+                        run[4 * j + 0] = gr; run[4 * j + 1] = gi; run[4 * j + 2] = nar; run[4 * j + 3] = nai;
+                    }
+                    for (int t = seq - 1; t >= 0; t--)
+                        for (int c = c0, j = 0; c < c1; c++, j++)
+                        {
+                            Index1D index = b * (Heads * HeadDim * HeadDim) + c;
+                            float gr = run[4 * j + 0], gi = run[4 * j + 1], nar = run[4 * j + 2], nai = run[4 * j + 3];
+                            int e = c % HeadDim, d = c / HeadDim % HeadDim, h = c / (HeadDim * HeadDim);
+                            long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
+                            var ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
+                            gi = nar * gi - nai * gr;
+                            gr = ngr;
+                            long ai = (row * Heads + h) * 2;
+                            nar = a[ai];
+                            nai = a[ai + 1];
+                            long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
+                            grads[s] = gr;
+                            grads[s + 1] = gi;
+                            run[4 * j + 0] = gr; run[4 * j + 1] = gi; run[4 * j + 2] = nar; run[4 * j + 3] = nai;
+                        }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+            public static void LayerNormDimInnerBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db) =>
+                LayerNormDimInnerBackwardParamsColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+
+            static void LayerNormDimInnerBackwardParamsColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * DimInner + d];
+                            sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        dw[d] += sw;
+                        db[d] += sb;
+                    }
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
                 global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
@@ -667,25 +813,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
-                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, rows, xHost, invNormHost, dyHost, dGammaHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RmsNormBackwardGamma(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
-            {
-                int d = index;
-                float sum = 0;
-                for (long r = 0; r < rows; r++) sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
-                dGamma[d] += sum * RmsScale;
-            }
-
             /// <summary>Runs <see cref="Kernels.TransitionForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
             {
@@ -744,40 +871,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 dr[i + 1] = Frac * (f * gy + k * y);
             }
 
-            /// <summary>Runs <see cref="Kernels.ScanStatesForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanStatesForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry)
-            {
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
-                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
-                for (int index = from; index < to; index++) ScanStatesForward(index, seq, qkvHost, aHost, statesHost, carryHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanStatesForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
-            {
-                int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
-                int b = index.X / (Heads * HeadDim * HeadDim);
-                long ci = 2 * (long)index.X;
-                float sr = carry[ci], si = carry[ci + 1];
-                for (int t = 0; t < seq; t++)
-                {
-                    long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                    long ai = (row * Heads + h) * 2;
-                    var ar = a[ai];
-                    var aim = a[ai + 1];
-                    var nr = ar * sr - aim * si + qkv[q + DimInner + d] * qkv[q + 2 * DimInner + e];
-                    si = ar * si + aim * sr;
-                    sr = nr;
-                    long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
-                    states[s] = sr;
-                    states[s + 1] = si;
-                }
-                carry[ci] = sr;
-                carry[ci + 1] = si;
-            }
-
             /// <summary>Runs <see cref="Kernels.ScanOutputForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void ScanOutputForward(int from, int to, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> o)
             {
@@ -796,37 +889,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 float sum = 0;
                 for (int d = 0; d < HeadDim; d++) sum += qkv[q + d] * states[s + 2 * d * HeadDim];
                 o[row * DimInner + j] = sum;
-            }
-
-            /// <summary>Runs <see cref="Kernels.ScanStatesBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void ScanStatesBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads)
-            {
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
-                var gradsHost = new global::GateLoop.Runtime.HostView<float>(grads);
-                for (int index = from; index < to; index++) ScanStatesBackward(index, seq, qkvHost, aHost, dOHost, gradsHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void ScanStatesBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> grads)
-            {
-                int e = index.X % HeadDim, d = index.X / HeadDim % HeadDim, h = index.X / (HeadDim * HeadDim) % Heads;
-                int b = index.X / (Heads * HeadDim * HeadDim);
-                float gr = 0, gi = 0, nar = 0, nai = 0;
-                for (int t = seq - 1; t >= 0; t--)
-                {
-                    long row = (long)b * seq + t, q = row * (3 * DimInner) + h * HeadDim;
-                    var ngr = qkv[q + d] * dO[row * DimInner + h * HeadDim + e] + nar * gr + nai * gi;
-                    gi = nar * gi - nai * gr;
-                    gr = ngr;
-                    long ai = (row * Heads + h) * 2;
-                    nar = a[ai];
-                    nai = a[ai + 1];
-                    long s = row * StateRow + ((h * HeadDim + d) * HeadDim + e) * 2;
-                    grads[s] = gr;
-                    grads[s + 1] = gi;
-                }
             }
 
             /// <summary>Runs <see cref="Kernels.ScanInputsBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
@@ -929,32 +991,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 meanGx /= DimInner;
                 for (int d = 0; d < DimInner; d++)
                     dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void LayerNormDimInnerBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
-                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
-                for (int index = from; index < to; index++) LayerNormDimInnerBackwardParams(index, rows, xHost, statsHost, dyHost, dwHost, dbHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void LayerNormDimInnerBackwardParams(Index1D index, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
-            {
-                int d = index;
-                float sw = 0, sb = 0;
-                for (long r = 0; r < rows; r++)
-                {
-                    float g = dy[r * DimInner + d];
-                    sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
-                    sb += g;
-                }
-                dw[d] += sw;
-                db[d] += sb;
             }
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

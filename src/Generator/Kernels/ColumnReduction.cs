@@ -1,0 +1,91 @@
+using System.Linq;
+using GateLoop.Generator.Emit;
+
+namespace GateLoop.Generator.Kernels
+{
+    /// <summary>
+    /// Column reductions over a row-major matrix (weight gradients of norms): sums over every row per column,
+    /// then a final update. The kernel gives each column a thread (coalesced on a GPU); the host entry runs the
+    /// same step with the loops swapped, rows outside and a run of adjacent columns inside, so the host reads
+    /// whole cache lines rather than one value per line.
+    /// </summary>
+    internal sealed class ColumnReduction
+    {
+        readonly Numeric n;
+        readonly string name, summary, step, finish;
+        readonly string[] views, sums;
+
+        /// <param name="views">The view parameters after <c>rows</c>, all of the element type.</param>
+        /// <param name="sums">The running sums per column.</param>
+        /// <param name="step">Adds row r of column d to the sums.</param>
+        /// <param name="finish">Writes column d's result from the sums.</param>
+        public ColumnReduction(Numeric n, string name, string summary, string[] views, string[] sums, string step, string finish)
+        {
+            this.n = n;
+            this.name = name;
+            this.summary = summary;
+            this.views = views;
+            this.sums = sums;
+            this.step = step;
+            this.finish = finish;
+        }
+
+        string Parameters(string type) => string.Join(", ", views.Select(v => $"{type} {v}"));
+
+        string Sums(string value) => $"{n.Type} {string.Join(", ", sums.Select(s => $"{s} = {value}"))};";
+
+        string Load => $"{n.Type} {string.Join(", ", sums.Select((s, i) => $"{s} = run[{sums.Length} * j + {i}]"))};";
+
+        string Store => string.Join(" ", sums.Select((s, i) => $"run[{sums.Length} * j + {i}] = {s};"));
+
+        public string Kernel => $$"""
+            /// <summary>{{summary}}</summary>
+            public static void {{name}}(Index1D index, int rows, {{Parameters($"ArrayView<{n.Type}>")}})
+            {
+                int d = index;
+                {{Sums("0")}}
+                for (long r = 0; r < rows; r++)
+                {
+                    {{CodeWriter.Indent(step, 8)}}
+                }
+                {{CodeWriter.Indent(finish, 4)}}
+            }
+            """;
+
+        public string HostEntry
+        {
+            get
+            {
+                string view = ModelSource.Runtime + "HostView<" + n.Type + ">";
+                return $$"""
+                    /// <summary>Runs <see cref="Kernels.{{name}}"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
+                    public static void {{name}}(int from, int to, int rows, {{Parameters($"ArrayView<{n.Type}>")}}) =>
+                        {{name}}Columns(from, to, rows, {{string.Join(", ", views.Select(v => $"new {view}({v})"))}});
+
+                    static void {{name}}Columns(int from, int to, int rows, {{Parameters(view)}})
+                    {
+                        const int Run = 256;
+                        global::System.Span<{{n.Type}}> run = stackalloc {{n.Type}}[{{sums.Length}} * Run];
+                        for (int first = from; first < to; first += Run)
+                        {
+                            int end = global::System.Math.Min(to, first + Run);
+                            run.Clear();
+                            for (long r = 0; r < rows; r++)
+                                for (int d = first, j = 0; d < end; d++, j++)
+                                {
+                                    {{Load}}
+                                    {{CodeWriter.Indent(step, 16)}}
+                                    {{Store}}
+                                }
+                            for (int d = first, j = 0; d < end; d++, j++)
+                            {
+                                {{Load}}
+                                {{CodeWriter.Indent(finish, 12)}}
+                            }
+                        }
+                    }
+                    """;
+            }
+        }
+    }
+}

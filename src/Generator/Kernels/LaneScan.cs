@@ -1,0 +1,107 @@
+using System.Linq;
+using GateLoop.Generator.Emit;
+
+namespace GateLoop.Generator.Kernels
+{
+    /// <summary>
+    /// The shape of every sequential scan here: a lane (one channel, or one state element) per thread walks the
+    /// whole sequence with its running values in registers. Lane index = b·Lanes + c for batch row b. The kernel
+    /// is that loop; the host entry runs the same init, step and finish with the loops swapped (time outside, a
+    /// run of at most 64 adjacent lanes inside, running values in a stack buffer), so the host reads whole cache
+    /// lines instead of one value per line per lane.
+    /// </summary>
+    internal sealed class LaneScan
+    {
+        readonly Numeric n;
+        readonly string name, summary, parameters, lanes, init, step, finish;
+        readonly string[] state;
+        readonly bool reverse;
+
+        /// <param name="parameters">The parameters after <c>int seq</c>, views typed <c>ArrayView&lt;T&gt;</c>.</param>
+        /// <param name="lanes">Lanes per batch row (a constant expression).</param>
+        /// <param name="state">The running values, which <paramref name="init"/> declares (it may read <c>index</c>).</param>
+        /// <param name="step">One time step t of lane c in batch row b.</param>
+        /// <param name="finish">After the last step (may read <c>index</c>).</param>
+        public LaneScan(Numeric n, string name, string summary, string parameters, string lanes, string[] state,
+            string init, bool reverse, string step, string finish)
+        {
+            this.n = n;
+            this.name = name;
+            this.summary = summary;
+            this.parameters = parameters;
+            this.lanes = lanes;
+            this.state = state;
+            this.init = init;
+            this.reverse = reverse;
+            this.step = step;
+            this.finish = finish;
+        }
+
+        string Loop => reverse ? "for (int t = seq - 1; t >= 0; t--)" : "for (int t = 0; t < seq; t++)";
+
+        public string Kernel => $$"""
+            {{summary}}
+            public static void {{name}}(Index1D index, int seq, {{parameters}})
+            {
+                int b = index.X / {{lanes}}, c = index.X % {{lanes}};
+                {{CodeWriter.Indent(init, 4)}}
+                {{Loop}}
+                {
+                    {{CodeWriter.Indent(step, 8)}}
+                }{{(finish.Length == 0 ? "" : "\n    " + CodeWriter.Indent(finish, 4))}}
+            }
+            """;
+
+        string Finish(string load) => $$"""
+            for (int c = c0, j = 0; c < c1; c++, j++)
+            {
+                Index1D index = b * {{lanes}} + c;
+                {{load}}
+                {{CodeWriter.Indent(finish, 4)}}
+            }
+            """;
+
+        public string HostEntry
+        {
+            get
+            {
+                string view = ModelSource.Runtime + "HostView<" + n.Type + ">";
+                string hostParameters = parameters.Replace($"ArrayView<{n.Type}>", view);
+                string views = string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ')).Select(p => $"new {view}({p.Last()})"));
+                string load = $"{n.Type} {string.Join(", ", state.Select((s, i) => $"{s} = run[{state.Length} * j + {i}]"))};";
+                string store = string.Join(" ", state.Select((s, i) => $"run[{state.Length} * j + {i}] = {s};"));
+                return $$"""
+                    /// <summary>Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+                    public static void {{name}}(int from, int to, int seq, {{parameters}}) =>
+                        {{name}}Runs(from, to, seq, {{views}});
+
+                    static void {{name}}Runs(int from, int to, int seq, {{hostParameters}})
+                    {
+                        const int Run = 64;
+                        global::System.Span<{{n.Type}}> run = stackalloc {{n.Type}}[{{state.Length}} * Run];
+                        for (int first = from, end; first < to; first = end)
+                        {
+                            int b = first / {{lanes}};
+                            end = global::System.Math.Min(global::System.Math.Min(to, (b + 1) * {{lanes}}), first + Run);
+                            int c0 = first - b * {{lanes}}, c1 = end - b * {{lanes}};
+                            for (int c = c0, j = 0; c < c1; c++, j++)
+                            {
+                                Index1D index = b * {{lanes}} + c;
+                                {{CodeWriter.Indent(init, 16)}}
+                                {{store}}
+                            }
+                            {{Loop}}
+                                for (int c = c0, j = 0; c < c1; c++, j++)
+                                {
+                                    Index1D index = b * {{lanes}} + c;
+                                    {{load}}
+                                    {{CodeWriter.Indent(step, 16)}}
+                                    {{store}}
+                                }{{(finish.Length == 0 ? "" : CodeWriter.Indent("\n" + Finish(load), 8))}}
+                        }
+                    }
+                    """;
+            }
+        }
+    }
+}
