@@ -62,6 +62,7 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
         (40, 530, 600, 1),   // two KC blocks for float, three NC chunks
         (8, 700, 400, 2),    // few rows: parallel work split along columns
         (13, 40, 0, 2),      // k = 0: C = beta·C
+        (1, 700, 400, 1),    // one row, large: the matrix–vector path split between cores
     ];
 
     static readonly (int M, int N, int K, int Pad)[] DeviceShapes = [(17, 13, 21, 2), (4, 33, 16, 0), (3, 5, 0, 1)];

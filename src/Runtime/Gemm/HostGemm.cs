@@ -76,24 +76,45 @@ internal static unsafe class HostGemm
     }
 
     /// <summary>c = alpha·a·op(B) + beta·c for one row a: dot products with B's rows (transB) or a sum of B's rows.</summary>
+    /// <summary>
+    /// Below this many multiply-adds a matrix–vector product stays on one core: it streams the matrix once, so
+    /// a second core pays off as soon as the matrix outgrows the cache (about 1 MB of floats) and adds bandwidth.
+    /// </summary>
+    const long GemvParallelThreshold = 1L << 18;
+
+    // y = alpha·x·op(B) + beta·y for one row x: output columns split between the cores when B is large.
     static void RowTimesMatrix<T>(bool transB, int n, int k, T alpha, T* a, T* b, int ldb, T beta, T* c)
         where T : unmanaged, INumber<T>
     {
+        int parts = (long)n * k < GemvParallelThreshold ? 1 : Math.Min(n, Environment.ProcessorCount * 2);
+        if (parts == 1)
+        {
+            RowTimesColumns(transB, 0, n, k, alpha, a, b, ldb, beta, c);
+            return;
+        }
+        Parallel.For(0, parts, part =>
+            RowTimesColumns(transB, (int)((long)n * part / parts), (int)((long)n * (part + 1) / parts), k, alpha, a, b, ldb, beta, c));
+    }
+
+    // Columns j0…j1−1 of y = alpha·x·op(B) + beta·y.
+    static void RowTimesColumns<T>(bool transB, int j0, int j1, int k, T alpha, T* a, T* b, int ldb, T beta, T* c)
+        where T : unmanaged, INumber<T>
+    {
         var x = new ReadOnlySpan<T>(a, k);
-        var y = new Span<T>(c, n);
+        var y = new Span<T>(c + j0, j1 - j0);
         if (transB)
         {
-            for (int j = 0; j < n; j++)
+            for (int j = j0; j < j1; j++)
             {
                 T dot = System.Numerics.Tensors.TensorPrimitives.Dot(x, new ReadOnlySpan<T>(b + (long)j * ldb, k));
-                y[j] = alpha * dot + (beta == T.Zero ? T.Zero : beta * y[j]);
+                y[j - j0] = alpha * dot + (beta == T.Zero ? T.Zero : beta * y[j - j0]);
             }
             return;
         }
         if (beta == T.Zero) y.Clear();
         else if (beta != T.One) System.Numerics.Tensors.TensorPrimitives.Multiply(y, beta, y);
         for (int p = 0; p < k; p++)
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(b + (long)p * ldb, n), alpha * x[p], y, y);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(b + (long)p * ldb + j0, j1 - j0), alpha * x[p], y, y);
     }
 
     static void Validate(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
