@@ -76,6 +76,85 @@ public sealed class HostActivationTests
     }
 }
 
+/// <summary>The SIMD state transition and swish gating against their formulas in double, zero pairs included.</summary>
+public sealed class HostTransitionTests
+{
+    static float[] Random(Random rng, int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 6 - 3))];
+
+    [Theory]
+    [InlineData(5, false, true)]
+    [InlineData(3, true, true)]
+    [InlineData(0, false, false)]
+    public void Transition_matches_the_formula(int pairsPerRow, bool ablateComplex, bool zeroPairs)
+    {
+        const int from = 1, to = 19, pairs = 20;
+        const float frac = 0.7f;
+        using var device = Device.Create("cpu");
+        var rng = new Random(5);
+        float[] r = Random(rng, 2 * pairs), bias = Random(rng, 2 * Math.Max(pairsPerRow, 1)), da = Random(rng, 2 * pairs);
+        if (zeroPairs)
+            foreach (int p in new[] { 2, 7 })
+            {
+                int b = pairsPerRow > 0 ? 2 * (p % pairsPerRow) : 0;
+                (r[2 * p], r[2 * p + 1]) = (-bias[b], ablateComplex ? 5 : -bias[b + 1]);
+            }
+        using var rb = device.Allocate<float>(r.Length);
+        using var bb = device.Allocate<float>(bias.Length);
+        using var gb = device.Allocate<float>(da.Length);
+        using var ab = device.Allocate<float>(r.Length);
+        using var db = device.Allocate<float>(r.Length);
+        rb.CopyFromCPU(r);
+        bb.CopyFromCPU(bias);
+        gb.CopyFromCPU(da);
+        var biasView = pairsPerRow > 0 ? bb.View : default;
+        HostActivations.TransitionForward(from, to, pairsPerRow, ablateComplex, rb.View, biasView, ab.View);
+        HostActivations.TransitionBackward(from, to, pairsPerRow, ablateComplex, frac, rb.View, biasView, gb.View, db.View);
+        float[] a = ab.GetAsArray1D(), dr = db.GetAsArray1D();
+
+        for (int p = 0; p < pairs; p++)
+        {
+            bool inside = p >= from && p < to;
+            int b = pairsPerRow > 0 ? 2 * (p % pairsPerRow) : -1;
+            double x = r[2 * p] + (b >= 0 ? bias[b] : 0), y = ablateComplex ? 0 : r[2 * p + 1] + (b >= 0 ? bias[b + 1] : 0);
+            double m = Math.Sqrt(x * x + y * y), s = 1 / (1 + Math.Exp(-m)), f = s / m;
+            double k = (s * (1 - s) * m - s) / (m * m * m) * (x * da[2 * p] + y * da[2 * p + 1]);
+            (double ax, double ay) = !inside ? (0, 0) : m == 0 ? (0.5, 0) : (f * x, f * y);
+            (double dx, double dy) = !inside || m == 0 ? (0, 0) : (frac * (f * da[2 * p] + k * x), ablateComplex ? 0 : frac * (f * da[2 * p + 1] + k * y));
+            foreach (var (what, expected, actual) in new[] { ("a.re", ax, a[2 * p]), ("a.im", ay, a[2 * p + 1]), ("dr.re", dx, dr[2 * p]), ("dr.im", dy, dr[2 * p + 1]) })
+                Assert.True(Math.Abs(actual - expected) <= 2e-6 * (1 + Math.Abs(expected)), $"{what}[{p}] = {actual}, expected {expected}");
+        }
+    }
+
+    [Fact]
+    public void Swish_gate_matches_the_formula()
+    {
+        const int from = 2, to = 29, n = 31;
+        using var device = Device.Create("cpu");
+        var rng = new Random(9);
+        float[] x = Random(rng, n), g = Random(rng, n), dy = Random(rng, n);
+        using var xb = device.Allocate<float>(n);
+        using var gbuf = device.Allocate<float>(n);
+        using var dyb = device.Allocate<float>(n);
+        using var yb = device.Allocate<float>(n);
+        using var dxb = device.Allocate<float>(n);
+        using var dgb = device.Allocate<float>(n);
+        xb.CopyFromCPU(x);
+        gbuf.CopyFromCPU(g);
+        dyb.CopyFromCPU(dy);
+        HostActivations.SwishGateForward(from, to, xb.View, gbuf.View, yb.View);
+        HostActivations.SwishGateBackward(from, to, xb.View, gbuf.View, dyb.View, dxb.View, dgb.View);
+        float[] y = yb.GetAsArray1D(), dx = dxb.GetAsArray1D(), dg = dgb.GetAsArray1D();
+        for (int i = 0; i < n; i++)
+        {
+            bool inside = i >= from && i < to;
+            double s = 1 / (1 + Math.Exp(-(double)g[i]));
+            double ey = inside ? x[i] * g[i] * s : 0, edx = inside ? dy[i] * g[i] * s : 0, edg = inside ? dy[i] * x[i] * s * (1 + g[i] * (1 - s)) : 0;
+            foreach (var (what, expected, actual) in new[] { ("y", ey, y[i]), ("dx", edx, dx[i]), ("dg", edg, dg[i]) })
+                Assert.True(Math.Abs(actual - expected) <= 2e-6 * (1 + Math.Abs(expected)), $"{what}[{i}] = {actual}, expected {expected}");
+        }
+    }
+}
+
 /// <summary>
 /// The scans' host entries (time outside, lanes inside) against the kernels run lane by lane, on a range that
 /// starts and ends inside a batch row, so runs split at batch boundaries.

@@ -523,7 +523,11 @@ namespace GateLoop.Generator.Emit
             }
             if (s.UseGateLoopedAttn)
             {
-                if (!s.AblateStateTransition) parts.Add(TransitionKernels.Emit(s, n, "Heads", bias: true));
+                if (!s.AblateStateTransition)
+                {
+                    parts.Add(TransitionKernels.Emit(s, n, "Heads", bias: true));
+                    host.Add(TransitionKernels.HostEntries(s, n, "Heads", bias: true));
+                }
                 parts.Add(ScanKernels.Emit(s, n));
                 host.Add(ScanKernels.HostEntries(s, n));
                 if (s.SubLayerNorm)
@@ -539,10 +543,15 @@ namespace GateLoop.Generator.Emit
                 if (s.RelPos)
                 {
                     parts.Add(TransitionKernels.Emit(s, n, "(DimInner / 2)", bias: false));
+                    host.Add(TransitionKernels.HostEntries(s, n, "(DimInner / 2)", bias: false));
                     parts.Add(AttentionKernels.RelPos(n));
                 }
             }
-            if (s.SwishGating) parts.Add(ActivationKernels.SwishGate(n));
+            if (s.SwishGating)
+            {
+                parts.Add(ActivationKernels.SwishGate(n));
+                host.Add(ActivationKernels.SwishGateHost(n));
+            }
             if (!s.HasOutProjection) parts.Add(ElementwiseKernels.Add(n));
             parts.Add(ActivationKernels.Gelu(n));
             host.Add(ActivationKernels.GeluHost(n));

@@ -63,8 +63,8 @@ namespace GateLoop.Generator.Kernels
             """;
 
         /// <summary>
-        /// Hand-written host range entries for the GELU kernels: SIMD lanes in the runtime (float only; a double
-        /// build, used for verification, runs the scalar twins).
+        /// Host range entries for the GELU kernels: SIMD lanes in the runtime (float only; a double build, used
+        /// for verification, runs the scalar twins).
         /// </summary>
         public static string GeluHost(Numeric n) => n.IsDouble ? "" : $$"""
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -74,6 +74,17 @@ namespace GateLoop.Generator.Kernels
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
                 {{ModelSource.Runtime}}HostActivations.GeluBackward(from, to, u, dz, du);
+            """;
+
+        /// <summary>Host range entries for the swish gating in SIMD lanes (float only).</summary>
+        public static string SwishGateHost(Numeric n) => n.IsDouble ? "" : $$"""
+            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
+                {{ModelSource.Runtime}}HostActivations.SwishGateForward(from, to, x, g, y);
+
+            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
+                {{ModelSource.Runtime}}HostActivations.SwishGateBackward(from, to, x, g, dy, dx, dg);
             """;
 
         public static string SwishGate(Numeric n) => $$"""

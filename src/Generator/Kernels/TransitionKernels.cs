@@ -62,5 +62,24 @@ namespace GateLoop.Generator.Kernels
                 }
                 """;
         }
+
+        /// <summary>Host range entries in SIMD lanes (float only; a double build runs the scalar twins).</summary>
+        public static string HostEntries(TransformerSpec spec, Numeric n, string pairs, bool bias)
+        {
+            if (n.IsDouble) return "";
+            string host = ModelSource.Runtime + "HostActivations";
+            string biasParam = bias ? " ArrayView<float> bias," : "";
+            string layout = $"{(bias ? pairs : "0")}, {(spec.AblateComplex ? "true" : "false")}";
+            string biasArg = bias ? "bias" : "default";
+            return $$"""
+                /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+                public static void TransitionForward(int from, int to, ArrayView<float> rIn,{{biasParam}} ArrayView<float> a) =>
+                    {{host}}.TransitionForward(from, to, {{layout}}, rIn, {{biasArg}}, a);
+
+                /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+                public static void TransitionBackward(int from, int to, ArrayView<float> rIn,{{biasParam}} ArrayView<float> da, ArrayView<float> dr) =>
+                    {{host}}.TransitionBackward(from, to, {{layout}}, Frac, rIn, {{biasArg}}, da, dr);
+                """;
+        }
     }
 }

@@ -1,30 +1,71 @@
-using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using ILGPU;
 using ILGPU.Runtime;
 
 namespace GateLoop.Runtime;
 
 /// <summary>
-/// SIMD host range entries for the feed-forward GELU (float), which generated models call in place of the scalar
-/// twin: GELU's exponential and division dominate the host's elementwise time, and the JIT does not vectorize the
-/// scalar kernel. Same formula as the kernel (Φ by Abramowitz–Stegun 7.1.26, one e^{−v²/2} shared by Φ and φ);
-/// the cpu/ilgpu-cpu agreement tests hold the two together.
+/// SIMD host range entries (float) for the activations that generated models call in place of the scalar twins:
+/// their exponentials, square roots and divisions dominate the host's elementwise time, and the JIT does not
+/// vectorize the scalar kernels. Each computes the kernel's formula lane by lane (same approximations, so the
+/// cpu/ilgpu-cpu agreement tests hold the two together); complex pairs stay interleaved, with a lane swap to
+/// meet the partner.
 /// </summary>
 public static unsafe class HostActivations
 {
-    static readonly Vector<float> Half = new(0.5f), One = Vector<float>.One, MinusHalf = new(-0.5f),
-        P = new(0.3275911f / MathF.Sqrt(2)), InvSqrt2Pi = new(1 / MathF.Sqrt(2 * MathF.PI)),
-        A1 = new(0.254829592f), A2 = new(-0.284496736f), A3 = new(1.421413741f), A4 = new(-1.453152027f), A5 = new(1.061405429f);
+    static readonly Vector256<float> Half = Vector256.Create(0.5f), One = Vector256<float>.One, MinusHalf = Vector256.Create(-0.5f),
+        P = Vector256.Create(0.3275911f / MathF.Sqrt(2)), InvSqrt2Pi = Vector256.Create(1 / MathF.Sqrt(2 * MathF.PI)),
+        A1 = Vector256.Create(0.254829592f), A2 = Vector256.Create(-0.284496736f), A3 = Vector256.Create(1.421413741f),
+        A4 = Vector256.Create(-1.453152027f), A5 = Vector256.Create(1.061405429f),
+        // Real lanes (even) keep, imaginary lanes (odd) drop: AblateComplex's view of a pair.
+        RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0), HalfReal = Vector256.Create(0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0);
 
-    static int Lanes => Vector<float>.Count;
+    static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6);
+
+    const int Lanes = 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Sigmoid(Vector256<float> x) => One / (One + Exp(-x));
+
+    static readonly Vector256<float> ExpMin = Vector256.Create(-87.33f), ExpMax = Vector256.Create(88.37f),
+        Log2E = Vector256.Create(1.44269504f), Ln2Hi = Vector256.Create(0.693145751953125f), Ln2Lo = Vector256.Create(1.42860677e-6f),
+        E2 = Vector256.Create(1f / 2), E3 = Vector256.Create(1f / 6), E4 = Vector256.Create(1f / 24), E5 = Vector256.Create(1f / 120),
+        E6 = Vector256.Create(1f / 720), E7 = Vector256.Create(1f / 5040);
+
+    /// <summary>
+    /// e^x within 2 ulp for x in [−87.3, 88.4] (clamped outside, where float underflows or overflows anyway):
+    /// x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its degree-7 Taylor polynomial (truncation below 1e-8), 2^n
+    /// written into the exponent bits. Vector256.Exp is several times slower here (it widens to double).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Exp(Vector256<float> x)
+    {
+        x = Vector256.Min(Vector256.Max(x, ExpMin), ExpMax);
+        var n = Vector256.Round(x * Log2E);
+        var r = Vector256.FusedMultiplyAdd(-n, Ln2Lo, Vector256.FusedMultiplyAdd(-n, Ln2Hi, x));
+        var p = Vector256.FusedMultiplyAdd(E7, r, E6);
+        p = Vector256.FusedMultiplyAdd(p, r, E5);
+        p = Vector256.FusedMultiplyAdd(p, r, E4);
+        p = Vector256.FusedMultiplyAdd(p, r, E3);
+        p = Vector256.FusedMultiplyAdd(p, r, E2);
+        p = Vector256.FusedMultiplyAdd(p, r, One);
+        p = Vector256.FusedMultiplyAdd(p, r, One);
+        return p * (Vector256.ConvertToInt32(n) + Vector256.Create(127) << 23).AsSingle();
+    }
 
     /// <summary>Φ(v) given gauss = e^{−v²/2}.</summary>
-    static Vector<float> Phi(Vector<float> v, Vector<float> gauss)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
     {
-        var t = One / (One + P * Vector.Abs(v));
+        var t = One / (One + P * Vector256.Abs(v));
         var poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
-        return Half + Half * Vector.CopySign(One - poly * gauss, v);
+        return Half + Half * Vector256.CopySign(One - poly * gauss, v);
     }
+
+    // x0·x1 + y0·y1 of each interleaved complex pair, in both of its lanes.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
 
     /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: u += bias (kept), z = gelu(u).</summary>
     public static void BiasGeluForward(int from, int to, int width, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
@@ -34,64 +75,180 @@ public static unsafe class HostActivations
         for (int i = from; i < to;)
         {
             int c = i % width, n = Math.Min(to - i, width - c);
-            Lanewise<BiasGelu>(n, pu + i, pb + c, pz + i, writeFirst: true);
+            Lanewise<BiasGelu>(n, pu + i, pb + c, null, pu + i, pz + i);
             i += n;
         }
     }
 
     /// <summary>du = dz·(Φ(u) + u·φ(u)) for indices from…to−1; du may alias dz.</summary>
     public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-        Lanewise<GeluGradient>(to - from, Pointer(u) + from, Pointer(dz) + from, Pointer(du) + from, writeFirst: false);
+        Lanewise<GeluGradient>(to - from, Pointer(u) + from, Pointer(dz) + from, null, Pointer(du) + from, null);
 
-    // Lane operations as structs, so the JIT specializes and inlines each loop.
+    /// <summary>y = x·silu(g) for indices from…to−1.</summary>
+    public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
+        Lanewise<SwishGate>(to - from, Pointer(x) + from, Pointer(g) + from, null, Pointer(y) + from, null);
+
+    /// <summary>dx = dy·silu(g); dg = dy·x·σ(g)·(1 + g·(1 − σ(g))) for indices from…to−1.</summary>
+    public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy,
+        ArrayView<float> dx, ArrayView<float> dg) =>
+        Lanewise<SwishGateGradient>(to - from, Pointer(x) + from, Pointer(g) + from, Pointer(dy) + from, Pointer(dx) + from, Pointer(dg) + from);
+
+    /// <summary>
+    /// The state transition a = σ(m)·r/m for complex pairs from…to−1 (r = rIn + bias when <paramref name="pairsPerRow"/>
+    /// is above 0, the bias repeating every row of that many pairs); a = (½, 0) at m = 0. With
+    /// <paramref name="ablateComplex"/> the imaginary parts are read as 0.
+    /// </summary>
+    public static void TransitionForward(int from, int to, int pairsPerRow, bool ablateComplex, ArrayView<float> rIn,
+        ArrayView<float> bias, ArrayView<float> a)
+    {
+        if (ablateComplex) Transition<TransitionMap<Ablated>>(from, to, pairsPerRow, rIn, bias, default, a, 0);
+        else Transition<TransitionMap<Complex>>(from, to, pairsPerRow, rIn, bias, default, a, 0);
+    }
+
+    /// <summary>dr = frac·Jᵀ·da for complex pairs from…to−1 (see <see cref="TransitionForward"/>); 0 at m = 0.</summary>
+    public static void TransitionBackward(int from, int to, int pairsPerRow, bool ablateComplex, float frac, ArrayView<float> rIn,
+        ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
+    {
+        if (ablateComplex) Transition<TransitionGradient<Ablated>>(from, to, pairsPerRow, rIn, bias, da, dr, frac);
+        else Transition<TransitionGradient<Complex>>(from, to, pairsPerRow, rIn, bias, da, dr, frac);
+    }
+
+    static void Transition<TOp>(int from, int to, int pairsPerRow, ArrayView<float> rIn, ArrayView<float> bias,
+        ArrayView<float> grad, ArrayView<float> result, float frac) where TOp : ILaneOp
+    {
+        float* pr = Pointer(rIn), pg = grad.Length == 0 ? null : Pointer(grad), po = Pointer(result);
+        float* pb = pairsPerRow > 0 ? Pointer(bias) : null;
+        for (int i = 2 * from, end = 2 * to; i < end;)
+        {
+            int width = pairsPerRow > 0 ? 2 * pairsPerRow : end, c = i % width, n = Math.Min(end - i, width - c);
+            Lanewise<TOp>(n, pr + i, pb is null ? null : pb + c, pg is null ? null : pg + i, po + i, null, Vector256.Create(frac));
+            i += n;
+        }
+    }
+
+    // Lane operations as structs with static members, so the JIT specializes and inlines each loop. Inputs a, b,
+    // c and a per-call constant; outputs x, y.
     interface ILaneOp
     {
-        static abstract (Vector<float> A, Vector<float> C) Apply(Vector<float> a, Vector<float> b);
+        static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> constant);
     }
 
     readonly struct BiasGelu : ILaneOp
     {
-        public static (Vector<float> A, Vector<float> C) Apply(Vector<float> u, Vector<float> bias)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> u, Vector256<float> bias, Vector256<float> _, Vector256<float> __)
         {
             var v = u + bias;
-            return (v, v * Phi(v, Vector.Exp(MinusHalf * v * v)));
+            return (v, v * Phi(v, Exp(MinusHalf * v * v)));
         }
     }
 
     readonly struct GeluGradient : ILaneOp
     {
-        public static (Vector<float> A, Vector<float> C) Apply(Vector<float> v, Vector<float> dz)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> dz, Vector256<float> _, Vector256<float> __)
         {
-            var gauss = Vector.Exp(MinusHalf * v * v);
-            return (v, dz * (Phi(v, gauss) + v * gauss * InvSqrt2Pi));
+            var gauss = Exp(MinusHalf * v * v);
+            return (dz * (Phi(v, gauss) + v * gauss * InvSqrt2Pi), default);
+        }
+    }
+
+    readonly struct SwishGate : ILaneOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> g, Vector256<float> _, Vector256<float> __) =>
+            (x * g * Sigmoid(g), default);
+    }
+
+    readonly struct SwishGateGradient : ILaneOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> g, Vector256<float> dy, Vector256<float> __)
+        {
+            var s = Sigmoid(g);
+            return (dy * g * s, dy * x * s * (One + g * (One - s)));
+        }
+    }
+
+    // Whether a transition keeps the imaginary part of its pairs.
+    interface IPairs
+    {
+        static abstract Vector256<float> Read(Vector256<float> r);
+    }
+
+    readonly struct Complex : IPairs
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Read(Vector256<float> r) => r;
+    }
+
+    readonly struct Ablated : IPairs
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Read(Vector256<float> r) => r * RealLanes;
+    }
+
+    readonly struct TransitionMap<TPairs> : ILaneOp where TPairs : IPairs
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rIn, Vector256<float> bias, Vector256<float> _, Vector256<float> __)
+        {
+            var r = TPairs.Read(rIn + bias);
+            var m = Vector256.Sqrt(PairSum(r * r));
+            return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), HalfReal, Sigmoid(m) / m * r), default);
+        }
+    }
+
+    readonly struct TransitionGradient<TPairs> : ILaneOp where TPairs : IPairs
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rIn, Vector256<float> bias, Vector256<float> da, Vector256<float> frac)
+        {
+            var r = TPairs.Read(rIn + bias);
+            var m = Vector256.Sqrt(PairSum(r * r));
+            var s = Sigmoid(m);
+            var k = (s * (One - s) * m - s) / (m * m * m) * PairSum(r * da);
+            var dr = TPairs.Read(frac * (s / m * da + k * r));
+            return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256<float>.Zero, dr), default);
         }
     }
 
     /// <summary>
-    /// Applies TOp to n lanes of a and b, writing its results to a (when <paramref name="writeFirst"/>) and c; the
-    /// tail shorter than a vector goes through a padded copy, so every element is computed the same way.
+    /// Applies TOp to n lanes of a, b and c (a null input reads zeros) with a per-call constant, writing its results to x and y (null: not
+    /// written); the tail shorter than a vector goes through padded copies, so every element is computed alike.
     /// </summary>
-    static void Lanewise<TOp>(int n, float* a, float* b, float* c, bool writeFirst) where TOp : ILaneOp
+    static void Lanewise<TOp>(int n, float* a, float* b, float* c, float* x, float* y, Vector256<float> constant = default) where TOp : ILaneOp
     {
         int k = 0;
         for (; k + Lanes <= n; k += Lanes)
         {
-            var (ra, rc) = TOp.Apply(Vector.Load(a + k), Vector.Load(b + k));
-            if (writeFirst) ra.Store(a + k);
-            rc.Store(c + k);
+            var (rx, ry) = TOp.Apply(Load(a, k), Load(b, k), Load(c, k), constant);
+            rx.Store(x + k);
+            if (y is not null) ry.Store(y + k);
         }
         if (k == n) return;
         float* ta = stackalloc float[Lanes], tb = stackalloc float[Lanes], tc = stackalloc float[Lanes];
-        for (int j = 0; j < Lanes; j++) (ta[j], tb[j]) = k + j < n ? (a[k + j], b[k + j]) : (0, 0);
-        var (qa, qc) = TOp.Apply(Vector.Load(ta), Vector.Load(tb));
-        qa.Store(ta);
-        qc.Store(tc);
+        float* tx = stackalloc float[Lanes], ty = stackalloc float[Lanes];
+        for (int j = 0; j < Lanes; j++)
+        {
+            bool inside = k + j < n;
+            ta[j] = inside && a is not null ? a[k + j] : 0;
+            tb[j] = inside && b is not null ? b[k + j] : 0;
+            tc[j] = inside && c is not null ? c[k + j] : 0;
+        }
+        var (qx, qy) = TOp.Apply(Vector256.Load(ta), Vector256.Load(tb), Vector256.Load(tc), constant);
+        qx.Store(tx);
+        qy.Store(ty);
         for (int j = 0; k + j < n; j++)
         {
-            if (writeFirst) a[k + j] = ta[j];
-            c[k + j] = tc[j];
+            x[k + j] = tx[j];
+            if (y is not null) y[k + j] = ty[j];
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+
+    static Vector256<float> Load(float* p, int k) => p is null ? Vector256<float>.Zero : Vector256.Load(p + k);
 
     static float* Pointer(ArrayView<float> view) => (float*)view.LoadEffectiveAddressAsPtr();
 }

@@ -619,6 +619,22 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 }
             }
 
+            /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a) =>
+                global::GateLoop.Runtime.HostActivations.TransitionForward(from, to, 0, false, rIn, default, a);
+
+            /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr) =>
+                global::GateLoop.Runtime.HostActivations.TransitionBackward(from, to, 0, false, Frac, rIn, default, da, dr);
+
+            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
+                global::GateLoop.Runtime.HostActivations.SwishGateForward(from, to, x, g, y);
+
+            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
+                global::GateLoop.Runtime.HostActivations.SwishGateBackward(from, to, x, g, dy, dx, dg);
+
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
                 global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
@@ -894,60 +910,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 m[o + 1] = x1 * cos + x0 * sin;
             }
 
-            /// <summary>Runs <see cref="Kernels.TransitionForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a)
-            {
-                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                for (int index = from; index < to; index++) TransitionForward(index, rInHost, aHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void TransitionForward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> a)
-            {
-                long i = 2 * (long)index.X;
-                float x = rIn[i];
-                float y = rIn[i + 1];
-                float m = global::System.MathF.Sqrt(x * x + y * y);
-                if (m == 0)
-                {
-                    a[i] = 0.5f;
-                    a[i + 1] = 0;
-                    return;
-                }
-                float f = Sigmoid(m) / m;
-                a[i] = f * x;
-                a[i + 1] = f * y;
-            }
-
-            /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr)
-            {
-                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
-                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
-                var drHost = new global::GateLoop.Runtime.HostView<float>(dr);
-                for (int index = from; index < to; index++) TransitionBackward(index, rInHost, daHost, drHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void TransitionBackward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> da, global::GateLoop.Runtime.HostView<float> dr)
-            {
-                long i = 2 * (long)index.X;
-                float x = rIn[i];
-                float y = rIn[i + 1];
-                float m = global::System.MathF.Sqrt(x * x + y * y);
-                if (m == 0)
-                {
-                    dr[i] = 0;
-                    dr[i + 1] = 0;
-                    return;
-                }
-                float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-                float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-                dr[i] = Frac * (f * gx + k * x);
-                dr[i + 1] = Frac * (f * gy + k * y);
-            }
-
             /// <summary>Runs <see cref="Kernels.RelPosForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void RelPosForward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv)
             {
@@ -1016,41 +978,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     nar = a[ai];
                     nai = a[ai + 1];
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                for (int index = from; index < to; index++) SwishGateForward(index, xHost, gHost, yHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void SwishGateForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> y)
-            {
-                float gv = g[index];
-                y[index] = x[index] * gv * Sigmoid(gv);
-            }
-
-            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                var dgHost = new global::GateLoop.Runtime.HostView<float>(dg);
-                for (int index = from; index < to; index++) SwishGateBackward(index, xHost, gHost, dyHost, dxHost, dgHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void SwishGateBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dg)
-            {
-                float gv = g[index], s = Sigmoid(gv), d = dy[index];
-                dx[index] = d * gv * s;
-                dg[index] = d * x[index] * s * (1 + gv * (1 - s));
             }
 
             /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

@@ -548,6 +548,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
+            /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a) =>
+                global::GateLoop.Runtime.HostActivations.TransitionForward(from, to, Heads, false, rIn, bias, a);
+
+            /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
+                global::GateLoop.Runtime.HostActivations.TransitionBackward(from, to, Heads, false, Frac, rIn, bias, da, dr);
+
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
             public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
                 ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
@@ -637,6 +645,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                         }
                 }
             }
+
+            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
+                global::GateLoop.Runtime.HostActivations.SwishGateForward(from, to, x, g, y);
+
+            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
+                global::GateLoop.Runtime.HostActivations.SwishGateBackward(from, to, x, g, dy, dx, dg);
 
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
@@ -735,99 +751,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 meanGx /= Dim;
                 for (int d = 0; d < Dim; d++)
                     dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
-            }
-
-            /// <summary>Runs <see cref="Kernels.TransitionForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a)
-            {
-                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
-                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                for (int index = from; index < to; index++) TransitionForward(index, rInHost, biasHost, aHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void TransitionForward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> a)
-            {
-                long i = 2 * (long)index.X;
-                int bp = 2 * (index.X % Heads); // this pair's bias
-                float x = rIn[i] + bias[bp];
-                float y = rIn[i + 1] + bias[bp + 1];
-                float m = global::System.MathF.Sqrt(x * x + y * y);
-                if (m == 0)
-                {
-                    a[i] = 0.5f;
-                    a[i + 1] = 0;
-                    return;
-                }
-                float f = Sigmoid(m) / m;
-                a[i] = f * x;
-                a[i + 1] = f * y;
-            }
-
-            /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
-            {
-                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
-                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
-                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
-                var drHost = new global::GateLoop.Runtime.HostView<float>(dr);
-                for (int index = from; index < to; index++) TransitionBackward(index, rInHost, biasHost, daHost, drHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void TransitionBackward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> da, global::GateLoop.Runtime.HostView<float> dr)
-            {
-                long i = 2 * (long)index.X;
-                int bp = 2 * (index.X % Heads); // this pair's bias
-                float x = rIn[i] + bias[bp];
-                float y = rIn[i + 1] + bias[bp + 1];
-                float m = global::System.MathF.Sqrt(x * x + y * y);
-                if (m == 0)
-                {
-                    dr[i] = 0;
-                    dr[i + 1] = 0;
-                    return;
-                }
-                float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-                float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-                dr[i] = Frac * (f * gx + k * x);
-                dr[i + 1] = Frac * (f * gy + k * y);
-            }
-
-            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                for (int index = from; index < to; index++) SwishGateForward(index, xHost, gHost, yHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void SwishGateForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> y)
-            {
-                float gv = g[index];
-                y[index] = x[index] * gv * Sigmoid(gv);
-            }
-
-            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                var dgHost = new global::GateLoop.Runtime.HostView<float>(dg);
-                for (int index = from; index < to; index++) SwishGateBackward(index, xHost, gHost, dyHost, dxHost, dgHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void SwishGateBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dg)
-            {
-                float gv = g[index], s = Sigmoid(gv), d = dy[index];
-                dx[index] = d * gv * s;
-                dg[index] = d * x[index] * s * (1 + gv * (1 - s));
             }
 
             /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
