@@ -329,11 +329,11 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
     [Theory]
     [InlineData("models", new string[0])]
-    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--device", "--seed" })]
+    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--device", "--tf32", "--seed" })]
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
     [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
-    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device" })]
+    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--tf32" })]
     [InlineData("plot", new[] { "metrics", "--out" })]
     public void Help_describes_each_command(string command, string[] options)
     {
@@ -357,10 +357,13 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     public void Bench_reports_training_and_generation_rates_as_json()
     {
         var result = Succeed("bench", "--device", "cpu", "--model", "gateloop-tiny", "--batch", "2", "--grad-accum", "1",
-            "--seq-len", "32", "--steps", "1", "--generate", "8", "--json");
+            "--seq-len", "32", "--steps", "1", "--generate", "8", "--json", "--tf32");
         using var doc = JsonDocument.Parse(result.Stdout.Trim());
         var root = doc.RootElement;
         Assert.True(root.GetProperty("train_tokens_per_s").GetDouble() > 0);
+        // TF32 is a cuBLAS math mode: the host backend multiplies in full fp32 and says so.
+        Assert.Equal("host-simd", root.GetProperty("gemm").GetString());
+        Assert.False(root.GetProperty("tf32").GetBoolean());
         Assert.True(root.GetProperty("generate_tokens_per_s").GetDouble() > 0);
         Assert.True(root.GetProperty("peak_memory_bytes").GetInt64() > 10_000_000);
         Assert.StartsWith("cpu", root.GetProperty("device").GetString());

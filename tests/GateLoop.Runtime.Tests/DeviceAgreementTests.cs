@@ -128,3 +128,25 @@ public sealed class RecurrentStepTests
         Assert.Contains("expected 2 × 1 tokens", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
     }
 }
+
+/// <summary>The loss kept on the device over micro-batches equals the weighted sum of the losses read one by one.</summary>
+public sealed class LossAccumulationTests
+{
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("ilgpu-cpu")]
+    public void Accumulated_loss_matches_the_read_back_losses(string deviceName)
+    {
+        const int batch = 2, seq = 5;
+        using var device = Device.Create(deviceName);
+        using var model = new PreMaxHeads(device);
+        model.Initialize(seed: 3);
+        var random = new Random(4);
+        var batches = Enumerable.Range(0, 3).Select(_ => Enumerable.Range(0, batch * (seq + 1)).Select(_ => random.Next(11)).ToArray()).ToArray();
+        double expected = batches.Sum(tokens => model.Forward(tokens, batch, seq) / 3);
+
+        foreach (var tokens in batches) model.ForwardAccumulate(tokens, batch, seq, gradScale: 1.0 / 3, lossWeight: 1.0 / 3);
+        Assert.Equal(expected, model.ReadLoss(), 1e-5);
+        Assert.Equal(0, model.ReadLoss());
+    }
+}

@@ -23,9 +23,10 @@ static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var kernels = new Option<bool>("--kernels") { Description = "also list the time of every kernel" };
         var device = Common.Device();
+        var tf32 = Common.Tf32();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device,
+            model, batch, accum, seq, steps, generate, json, kernels, device, tf32,
         };
         command.SetAction(parse =>
         {
@@ -36,13 +37,14 @@ static class BenchCommand
             bool asJson = parse.GetValue(json);
             var log = asJson ? TextWriter.Null : Console.Out;
             if (Catalog.Layers.FirstOrDefault(l => l.Name == parse.GetValue(model)) is { } layer)
-                return BenchLayer(layer, parse.GetValue(device)!, Common.Given(parse, seq) ? n : 65_536, asJson, log);
+                return BenchLayer(layer, parse.GetValue(device)!, parse.GetValue(tf32), Common.Given(parse, seq) ? n : 65_536, asJson, log);
             var entry = Catalog.Find(parse.GetValue(model)!);
             using var dev = Device.Create(parse.GetValue(device)!);
+            dev.AllowTf32 = parse.GetValue(tf32);
             using var net = entry.Create(dev);
             net.Initialize(0);
             log.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
-            log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}");
+            log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
 
             var rng = new Rng(0);
             var tokens = new int[b * (n + 1)];
@@ -50,15 +52,14 @@ static class BenchCommand
             (double Loss, double GradNorm) Step()
             {
                 net.ZeroGradients();
-                double loss = 0;
                 for (int i = 0; i < a; i++)
                 {
                     for (int t = 0; t < tokens.Length; t++) tokens[t] = rng.NextInt(net.Vocabulary);
-                    loss += net.Forward(tokens, b, n, 1.0 / a) / a;
+                    net.ForwardAccumulate(tokens, b, n, gradScale: 1.0 / a, lossWeight: 1.0 / a);
                     net.Backward();
                 }
                 adam.Update();
-                return (loss, adam.ReadGradientNorm());
+                return (net.ReadLoss(), adam.ReadGradientNorm());
             }
 
             var (firstLoss, firstNorm) = Step();
@@ -106,6 +107,8 @@ static class BenchCommand
                     ["loss"] = firstLoss,
                     ["grad_norm"] = firstNorm,
                     ["device"] = dev.Name,
+                    ["gemm"] = dev.GemmBackend,
+                    ["tf32"] = dev.AllowTf32,
                     ["config"] = new Dictionary<string, object>
                     {
                         ["model"] = entry.Name, ["batch"] = b, ["grad_accum"] = a, ["seq_len"] = n,
@@ -118,9 +121,10 @@ static class BenchCommand
     }
 
     // A SimpleGateLoop layer on one long sequence: the workload it exists for.
-    static int BenchLayer(Catalog.Layer entry, string deviceName, int seq, bool asJson, TextWriter log)
+    static int BenchLayer(Catalog.Layer entry, string deviceName, bool tf32, int seq, bool asJson, TextWriter log)
     {
         using var dev = Device.Create(deviceName);
+        dev.AllowTf32 = tf32;
         using var layer = entry.Create(dev);
         layer.Initialize(0);
         log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");
@@ -158,6 +162,8 @@ static class BenchCommand
                 ["peak_memory_bytes"] = peak,
                 ["activation_bytes"] = layer.ActivationBytes,
                 ["device"] = dev.Name,
+                ["gemm"] = dev.GemmBackend,
+                ["tf32"] = dev.AllowTf32,
                 ["config"] = new Dictionary<string, object> { ["model"] = entry.Name, ["batch"] = 1, ["seq_len"] = seq, ["hyperparameters"] = layer.Configuration },
             }));
         return 0;

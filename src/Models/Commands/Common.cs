@@ -12,6 +12,11 @@ static class Common
         DefaultValueFactory = _ => "auto",
     };
 
+    public static Option<bool> Tf32() => new("--tf32")
+    {
+        Description = "let fp32 GEMMs on cuda use TF32 tensor cores (faster; products rounded to a 10-bit mantissa). No effect on cpu",
+    };
+
     public static Option<string> Checkpoint() => new("--checkpoint") { Description = "checkpoint directory written by train", Required = true };
 
     public static Option<int> Seed() => new("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };

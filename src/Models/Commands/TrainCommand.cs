@@ -27,10 +27,11 @@ static class TrainCommand
         var output = new Option<string>("--out") { Description = "directory for checkpoints, metrics.jsonl and loss.png", DefaultValueFactory = _ => "runs/latest" };
         var resume = new Option<string?>("--resume") { Description = "checkpoint directory to continue from (its options are reused; --steps may raise the total)" };
         var device = Common.Device();
+        var tf32 = Common.Tf32();
         var seed = Common.Seed();
         var command = new Command("train", "train a model on a text file (enwik8 or any file)")
         {
-            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, device, seed,
+            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, device, tf32, seed,
         };
         command.SetAction(parse =>
         {
@@ -57,11 +58,12 @@ static class TrainCommand
             var entry = Catalog.Find(modelName);
             var corpus = Common.LoadCorpus(dataPath);
             using var dev = Device.Create(parse.GetValue(device)!);
+            dev.AllowTf32 = parse.GetValue(tf32);
             using var net = entry.Create(dev);
             // Resuming writes back into the checkpoint's directory unless --out says otherwise.
             string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
             Console.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
-            Console.WriteLine($"device {dev.Name}");
+            Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
             Console.WriteLine($"data   {corpus.Describe()}");
             Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
 

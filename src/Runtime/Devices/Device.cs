@@ -40,6 +40,19 @@ public sealed class Device : IDisposable
     /// <summary>A readable description: kind, processor or GPU name, memory.</summary>
     public string Name { get; }
 
+    /// <summary>
+    /// Whether fp32 GEMMs may use TF32 tensor cores (cuBLAS on CUDA: products rounded to a 10-bit mantissa, sums in
+    /// fp32). Off by default; the host backend always multiplies in full precision and stays false.
+    /// </summary>
+    public bool AllowTf32
+    {
+        get => gemm?.AllowTf32 ?? false;
+        set
+        {
+            if (gemm is not null) gemm.AllowTf32 = value;
+        }
+    }
+
     /// <summary>Which matrix-multiply implementation runs on this device.</summary>
     public string GemmBackend => gemm?.Backend ?? "host-simd";
 
@@ -123,7 +136,11 @@ public sealed class Device : IDisposable
     /// row by row on the host and coalesced on a GPU.
     /// </summary>
     public void ColumnSum<T>(int rows, int columns, ArrayView<T> m, ArrayView<T> dst) where T : unmanaged, INumber<T> =>
-        Multiply(false, false, 1, columns, rows, T.One, Ones<T>(rows), m, T.One, dst, nameof(ColumnSum));
+        ColumnSum(rows, columns, m, dst, T.One);
+
+    /// <summary>dst[j] += scale·Σ_r m[r, j] (see <see cref="ColumnSum{T}(int, int, ArrayView{T}, ArrayView{T})"/>).</summary>
+    public void ColumnSum<T>(int rows, int columns, ArrayView<T> m, ArrayView<T> dst, T scale) where T : unmanaged, INumber<T> =>
+        Multiply(false, false, 1, columns, rows, scale, Ones<T>(rows), m, T.One, dst, nameof(ColumnSum));
 
     readonly Dictionary<Type, MemoryBuffer> ones = [];
 

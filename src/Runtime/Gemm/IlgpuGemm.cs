@@ -32,7 +32,7 @@ internal sealed class IlgpuGemm : IDisposable
     readonly Accelerator accelerator;
     readonly ConcurrentDictionary<Type, Delegate> kernels = new();
     readonly Lock blasLock = new();
-    CuBlas? blas;
+    CuBlasLibrary? blas;
     volatile bool blasTried;
 
     public IlgpuGemm(Accelerator accelerator)
@@ -41,8 +41,21 @@ internal sealed class IlgpuGemm : IDisposable
         this.accelerator = accelerator;
     }
 
-    /// <summary>"cublas" when cuBLAS serves this accelerator, else "ilgpu-tiled".</summary>
-    public string Backend => Blas is null ? "ilgpu-tiled" : "cublas";
+    /// <summary>"cublas (library, version)" when cuBLAS serves this accelerator, else "ilgpu-tiled".</summary>
+    public string Backend => Blas is { } b ? $"cublas ({b.Name}, version {b.Version})" : "ilgpu-tiled";
+
+    /// <summary>Whether fp32 GEMMs may use TF32 tensor cores (cuBLAS only; the tiled kernel is always full fp32).</summary>
+    public bool AllowTf32
+    {
+        get => allowTf32;
+        set
+        {
+            allowTf32 = value;
+            if (Blas is { } b) b.AllowTf32 = value;
+        }
+    }
+
+    bool allowTf32;
 
     /// <summary>Why cuBLAS could not be used on a CUDA accelerator (null when it is used or not applicable).</summary>
     public string? CuBlasError { get; private set; }
@@ -87,7 +100,7 @@ internal sealed class IlgpuGemm : IDisposable
     }
 
     /// <summary>Created on first use; a failure (no libcublas, driver error…) is remembered and the tiled kernel used.</summary>
-    CuBlas? Blas
+    CuBlasLibrary? Blas
     {
         get
         {
@@ -98,11 +111,11 @@ internal sealed class IlgpuGemm : IDisposable
                 {
                     try
                     {
-                        var created = new CuBlas(cuda); // loads the newest libcublas found (12, 11, then 10)
-                        created.PointerMode = CuBlasPointerMode.Host; // alpha and beta are passed from the host
-                        blas = created;
+                        blas = CuBlasLibrary.TryCreate(cuda, out var error);
+                        CuBlasError = error;
+                        if (blas is not null && allowTf32) blas.AllowTf32 = true;
                     }
-                    catch (Exception e) // DllNotFoundException, CuBlasException, CudaException, …
+                    catch (Exception e) // a driver error while creating the handle
                     {
                         CuBlasError = $"{e.GetType().Name}: {e.Message}";
                     }
@@ -117,19 +130,10 @@ internal sealed class IlgpuGemm : IDisposable
     /// cuBLAS is column-major. A row-major matrix with stride ld is the column-major transpose with the same ld,
     /// so C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and m with n, keep the flags.
     /// </summary>
-    static void MultiplyCuBlas<T>(CuBlas blas, bool transA, bool transB, int m, int n, int k, T alpha,
+    static void MultiplyCuBlas<T>(CuBlasLibrary blas, bool transA, bool transB, int m, int n, int k, T alpha,
         ArrayView<T> a, int lda, ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc)
-        where T : unmanaged, INumber<T>
-    {
-        var opA = transA ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose;
-        var opB = transB ? CuBlasOperation.Transpose : CuBlasOperation.NonTranspose;
-        if (typeof(T) == typeof(float))
-            blas.Gemm(opB, opA, n, m, k, Unsafe.As<T, float>(ref alpha), b.Cast<float>(), ldb, a.Cast<float>(), lda,
-                Unsafe.As<T, float>(ref beta), c.Cast<float>(), ldc);
-        else
-            blas.Gemm(opB, opA, n, m, k, Unsafe.As<T, double>(ref alpha), b.Cast<double>(), ldb, a.Cast<double>(),
-                lda, Unsafe.As<T, double>(ref beta), c.Cast<double>(), ldc);
-    }
+        where T : unmanaged, INumber<T> =>
+        blas.Gemm(transB, transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
 
     void MultiplyTiled<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, int lda,
         ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc) where T : unmanaged, INumber<T>

@@ -13,6 +13,7 @@ namespace GateLoop.Runtime;
 public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloatingPoint<T>
 {
     T[] lossRows = [];
+    MemoryBuffer1D<T, Stride1D.Dense>? lossTotal;
     bool stepping;
     List<int>[] history = [];
     int generationBatch;
@@ -59,6 +60,41 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         if (tokens.Length != batch * (seq + 1))
             throw new ArgumentException(
                 $"expected batch × (seq + 1) = {batch} × {seq + 1} = {batch * (seq + 1)} tokens, got {tokens.Length}", nameof(tokens));
+        RunForward(tokens, batch, seq, gradScale);
+        LossRows.CopyToCPU(lossRows);
+        double sum = 0;
+        foreach (var l in lossRows) sum += double.CreateChecked(l);
+        return sum / (batch * seq);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> without the read-back: adds <paramref name="lossWeight"/> × the batch's mean
+    /// cross-entropy to a total kept on the device, so a training step of several micro-batches waits for the
+    /// device once, when <see cref="ReadLoss"/> takes the total.
+    /// </summary>
+    public void ForwardAccumulate(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale, double lossWeight)
+    {
+        if (tokens.Length != batch * (seq + 1))
+            throw new ArgumentException(
+                $"expected batch × (seq + 1) = {batch} × {seq + 1} = {batch * (seq + 1)} tokens, got {tokens.Length}", nameof(tokens));
+        RunForward(tokens, batch, seq, gradScale);
+        lossTotal ??= Device.Allocate<T>(1);
+        Device.ColumnSum(batch * seq, 1, LossRows, lossTotal.View, T.CreateChecked(lossWeight / (batch * seq)));
+    }
+
+    /// <summary>The loss total of <see cref="ForwardAccumulate"/> calls since the last read; resets it to zero.</summary>
+    public double ReadLoss()
+    {
+        if (lossTotal is null) return 0;
+        var total = new T[1];
+        lossTotal.View.CopyToCPU(total);
+        lossTotal.MemSetToZero();
+        return double.CreateChecked(total[0]);
+    }
+
+    // Splits rows of seq + 1 tokens into inputs and targets, runs the model and leaves the loss rows and their gradient.
+    void RunForward(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale)
+    {
         var inputs = new int[batch * seq];
         var targets = new int[batch * seq];
         for (int b = 0; b < batch; b++)
@@ -70,10 +106,6 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         stepping = false;
         ForwardCore(continueState: false);
         ComputeLoss(T.CreateChecked(gradScale / (batch * seq)));
-        LossRows.CopyToCPU(lossRows);
-        double sum = 0;
-        foreach (var l in lossRows) sum += double.CreateChecked(l);
-        return sum / (batch * seq);
     }
 
     /// <summary>Logits [batch × seq × Vocabulary] for <paramref name="inputs"/> ([batch × seq] tokens).</summary>
@@ -255,5 +287,6 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     {
         foreach (var (_, _, kept) in plans) kept.Workspace.Dispose();
         stateSpace?.Dispose();
+        lossTotal?.Dispose();
     }
 }

@@ -113,14 +113,15 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         {
             var stepClock = Stopwatch.StartNew();
             model.ZeroGradients();
-            double loss = 0;
+            // The loss stays on the device until the step is done: one wait per step, not one per micro-batch.
             for (int micro = 0; micro < options.GradAccum; micro++)
             {
                 train.Fill(tokens);
-                loss += model.Forward(tokens, options.Batch, options.SeqLen, gradScale: 1.0 / options.GradAccum) / options.GradAccum;
+                model.ForwardAccumulate(tokens, options.Batch, options.SeqLen, gradScale: 1.0 / options.GradAccum, lossWeight: 1.0 / options.GradAccum);
                 model.Backward();
             }
             adam.Update();
+            double loss = model.ReadLoss();
             long step = adam.Step;
             double rate = tokensPerStep / stepClock.Elapsed.TotalSeconds;
             double perStep = clock.Elapsed.TotalSeconds / (step - startStep);
