@@ -43,6 +43,16 @@ public sealed class SimpleGateLoopTests(ITestOutputHelper output)
 
     public static TheoryData<string> Names() => new(Layers.Keys);
 
+    // 5 positions: one chunk of the GPU path's chunked scans (ilgpu-cpu takes that path); 150: three, the last partial.
+    public static TheoryData<string, int> NamesAndLengths()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var name in Layers.Keys)
+            foreach (int seq in new[] { 5, 150 })
+                data.Add(name, seq);
+        return data;
+    }
+
     static float[] Random(int seed, long n, float lo = -1, float hi = 1)
     {
         var random = new Random(seed);
@@ -59,9 +69,9 @@ public sealed class SimpleGateLoopTests(ITestOutputHelper output)
     }
 
     /// <summary>y of two consecutive chunks (through a cache when the layer allows one), dx, the gradients and the cache.</summary>
-    static List<(string What, float[] Values)> Run(string device, string name)
+    static List<(string What, float[] Values)> Run(string device, string name, int seq)
     {
-        const int batch = 2, seq = 5;
+        const int batch = 2;
         using var d = Device.Create(device);
         using var layer = Layers[name](d);
         layer.Initialize(seed: 7);
@@ -92,11 +102,11 @@ public sealed class SimpleGateLoopTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [MemberData(nameof(Names))]
-    public void Host_and_ilgpu_backends_agree(string name)
+    [MemberData(nameof(NamesAndLengths))]
+    public void Host_and_ilgpu_backends_agree(string name, int seq)
     {
-        var host = Run("cpu", name);
-        var ilgpu = Run("ilgpu-cpu", name);
+        var host = Run("cpu", name, seq);
+        var ilgpu = Run("ilgpu-cpu", name, seq);
         Assert.Equal(host.Select(r => r.What), ilgpu.Select(r => r.What));
         for (int i = 0; i < host.Count; i++)
         {
@@ -104,7 +114,8 @@ public sealed class SimpleGateLoopTests(ITestOutputHelper output)
             var actual = ilgpu[i].Values;
             Assert.Equal(expected.Length, actual.Length);
             float scale = expected.Max(Math.Abs);
-            Assert.True(scale > 1e-3f, $"{what} is all zero");
+            // The cache's gate is a product of every a so far: over 300 positions it rightly underflows to zero.
+            Assert.True(scale > 1e-3f || what == "cache gate" && seq > 5, $"{what} is all zero");
             for (int j = 0; j < expected.Length; j++)
                 Assert.True(Math.Abs(expected[j] - actual[j]) <= 1e-5f * scale + 1e-6f, $"{name} {what}[{j}]: cpu {expected[j]}, ilgpu-cpu {actual[j]}");
         }

@@ -46,7 +46,7 @@ namespace GateLoop.Generator.Emit
         {
             "Dim", "NormGamma", "QkvaW", "PostLnW", "PostLnB", "ParameterTable", "Hyperparameters", "Configuration",
             "act", "scratch", "PlanForward", "PlanBackward", "ForwardCore", "BackwardCore",
-            "Activations", "Scratch", "Kernels",
+            "Activations", "Scratch", "Kernels", "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks",
         };
 
         string T => n.Type;
@@ -68,6 +68,9 @@ namespace GateLoop.Generator.Emit
 
             w.Line("/// <summary>Channels per position; every kernel below is specialized to it.</summary>")
              .Line($"public const int Dim = {s.Dim};")
+             .Line()
+             .Line("// Below this many lanes (batch·Dim) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.")
+             .Line("const int ChunkedBelowLanes = 32768, Chunk = 64;")
              .Line()
              .Line("// Offsets into the flat parameter buffer, in state_dict order.")
              .Line($"const long {string.Join(", ", tensors.Select(t => $"{t.Field} = {t.Offset}"))};")
@@ -97,6 +100,11 @@ namespace GateLoop.Generator.Emit
              .Line("/// <summary>Creates the layer's buffers on <paramref name=\"device\"/>; call Initialize or WriteWeights before use.</summary>")
              .Line($"public {s.Type.Name}({ModelSource.Runtime}Device device) : base(device, ParameterTable, Dim, reverse: {(s.Reverse ? "true" : "false")}) {{ }}")
              .Line()
+             .Line("/// <summary>Whether the scans run chunked: on a GPU, when batch·Dim lanes alone would leave it idle.</summary>")
+             .Line("bool Chunked => !Device.IsHost && Batch * Dim < ChunkedBelowLanes;")
+             .Line()
+             .Line("int Chunks => (Seq + Chunk - 1) / Chunk;")
+             .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void PlanForward({ModelSource.Runtime}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
              .Line()
@@ -123,7 +131,16 @@ namespace GateLoop.Generator.Emit
             if (s.PreNorm) Launch("RmsNormForward", "R", "x", Param("W", "NormGamma"), "a.H", "a.InvNorm");
             Gemm(false, true, "R", "3 * Dim", "Dim", H, Param("W", "QkvaW"), Zero, "a.Z");
             string mixed = s.PostLayerNorm ? "a.Out" : "y";
-            Launch(s.Heinsen ? "HeinsenScanForward" : "ScanForward", "Batch * Dim", "Seq", "a.Z", "initial", mixed, "gate", "state");
+            if (s.Heinsen) Launch("HeinsenScanForward", "Batch * Dim", "Seq", "a.Z", "initial", mixed, "gate", "state");
+            else
+            {
+                w.Open("if (Chunked)");
+                Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", "a.Z", "a.Chunks");
+                Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.Chunks", "initial", "gate", "state");
+                Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", "a.Z", "a.Chunks", mixed);
+                w.Close().Line("else");
+                w.Line("    " + $"Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, a.Z, initial, {mixed}, gate, state);");
+            }
             if (s.PostLayerNorm) Launch("LayerNormDimForward", "R", "a.Out", Param("W", "PostLnW"), Param("W", "PostLnB"), "y", "a.Stats");
             w.Close().Line();
         }
@@ -140,7 +157,12 @@ namespace GateLoop.Generator.Emit
                 Launch("LayerNormDimBackward", "R", "a.Out", Param("W", "PostLnW"), "a.Stats", "dy", "d.DH");
                 dMixed = "d.DH";
             }
-            Launch("ScanBackward", "Batch * Dim", "Seq", "a.Z", "initial", dMixed, "d.DZ");
+            w.Open("if (Chunked)");
+            Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", "a.Z", dMixed, "d.DZ", "a.Chunks");
+            Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.Chunks");
+            Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", "a.Z", "initial", dMixed, "d.DZ", "a.Chunks");
+            w.Close().Line("else");
+            w.Line("    " + $"Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, a.Z, initial, {dMixed}, d.DZ);");
             Gemm(true, false, "3 * Dim", "Dim", "R", "d.DZ", H, One, Param("G", "QkvaW"));
             if (s.PreNorm)
             {
@@ -161,6 +183,7 @@ namespace GateLoop.Generator.Emit
                 yield return ("InvNorm", "rows", "1/‖x‖ per position");
             }
             yield return ("Z", "rows * 3 * Dim", "[q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]");
+            yield return ("Chunks", "(long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2", "per chunk and channel, the chunked scans' aggregates, then carried-in values");
             if (s.PostLayerNorm)
             {
                 yield return ("Out", "rows * Dim", "q ⊙ S before the LayerNorm");

@@ -14,7 +14,7 @@ namespace GateLoop.Generator.Kernels
     internal static class SimpleGateLoopScanKernels
     {
         public static string Emit(SimpleGateLoopSpec spec, Numeric n) =>
-            (spec.Heinsen ? HeinsenHelpers(n) + "\n\n" : "") + Forward(spec, n).Kernel + "\n\n" + Backward(spec, n).Kernel;
+            (spec.Heinsen ? HeinsenHelpers(n) + "\n\n" : "") + Forward(spec, n).Kernel + "\n\n" + Backward(spec, n).Kernel + "\n\n" + Chunked(spec, n);
 
         /// <summary>The host range entries of both scans.</summary>
         public static string HostEntries(SimpleGateLoopSpec spec, Numeric n) =>
@@ -64,6 +64,145 @@ namespace GateLoop.Generator.Kernels
             dZ[k + 2 * Dim] = g * previous * a * (1 - a);
             aNext = a;
             """, "");
+
+        /// <summary>
+        /// The scans split into chunks of Chunk positions, for a GPU when batch·Dim lanes are too few to fill it
+        /// (one long sequence): each (batch, chunk, channel) scans its chunk from zero and leaves the chunk's
+        /// aggregate in agg [batch, chunks, Dim, 2]; one thread per lane carries the state across the chunks; then
+        /// each chunk adds its carried-in state. S_t = S_t^chunk + (Π a over the chunk up to t)·S_in, and in reverse
+        /// Ĝ_t = Ĝ_t^chunk + (Π a from t+1 to the chunk's end)·Ĝ_in: the same values as the sequential scans,
+        /// rounded differently. The plain forward only (the log-space one stays sequential); one backward serves both.
+        /// </summary>
+        static string Chunked(SimpleGateLoopSpec spec, Numeric n)
+        {
+            string T = n.Type, row = Row(spec), before = spec.Reverse ? "k + 3 * Dim" : "k - 3 * Dim";
+            string forward = spec.Heinsen ? "" : $$"""
+                /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a).</summary>
+                public static void ChunkScanForward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> agg)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                    int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+                    {{T}} s = 0, g = 1;
+                    for (int t = chunk * Chunk; t < t1; t++)
+                    {
+                        long row = {{row}}, k = row * (3 * Dim) + c;
+                        {{T}} a = Sigmoid(z[k + 2 * Dim]);
+                        s = a * s + z[k + Dim];
+                        g *= a;
+                        z[k + Dim] = s;
+                        z[k + 2 * Dim] = a;
+                    }
+                    agg[2 * (long)index.X] = s;
+                    agg[2 * (long)index.X + 1] = g;
+                }
+
+                /// <summary>
+                /// Per (batch, channel): carries S from initial across the chunks, leaving each chunk's incoming S in
+                /// agg; then the final state in state and Π a multiplied into gate, as the sequential scan does.
+                /// </summary>
+                public static void ChunkCarryForward(Index1D index, int seq, ArrayView<{{T}}> agg, ArrayView<{{T}}> initial, ArrayView<{{T}}> gate, ArrayView<{{T}}> state)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
+                    {{T}} s = initial[index], g = gate[index];
+                    for (int chunk = 0; chunk < chunks; chunk++)
+                    {
+                        long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                        {{T}} last = agg[i], product = agg[i + 1];
+                        agg[i] = s;
+                        s = product * s + last;
+                        g *= product;
+                    }
+                    gate[index] = g;
+                    state[index] = s;
+                }
+
+                /// <summary>Per (batch, chunk, channel): S_t += (Π a up to t)·S_in in z, then o_t = q_t·S_t.</summary>
+                public static void ChunkApplyForward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> agg, ArrayView<{{T}}> o)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                    int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+                    {{T}} carried = agg[2 * (long)index.X], product = 1;
+                    for (int t = chunk * Chunk; t < t1; t++)
+                    {
+                        long row = {{row}}, k = row * (3 * Dim) + c;
+                        product *= z[k + 2 * Dim];
+                        {{T}} s = z[k + Dim] + product * carried;
+                        z[k + Dim] = s;
+                        o[row * Dim + c] = z[k] * s;
+                    }
+                }
+
+
+                """;
+            return forward + $$"""
+                /// <summary>
+                /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, left in dZ's kv slot;
+                /// agg = (Ĝ at the chunk's first step, Π a from its second step to the first step after it).
+                /// </summary>
+                public static void ChunkScanBackward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> dO, ArrayView<{{T}}> dZ, ArrayView<{{T}}> agg)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                    int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                    {{T}} g = 0, aNext = 0;
+                    if (t1 < seq)
+                    {
+                        int t = t1;
+                        aNext = z[({{row}}) * (3 * Dim) + c + 2 * Dim];
+                    }
+                    {{T}} product = aNext;
+                    for (int t = t1 - 1; t >= t0; t--)
+                    {
+                        long row = {{row}}, k = row * (3 * Dim) + c;
+                        g = dO[row * Dim + c] * z[k] + aNext * g;
+                        dZ[k + Dim] = g;
+                        aNext = z[k + 2 * Dim];
+                        if (t > t0) product *= aNext;
+                    }
+                    agg[2 * (long)index.X] = g;
+                    agg[2 * (long)index.X + 1] = product;
+                }
+
+                /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
+                public static void ChunkCarryBackward(Index1D index, int seq, ArrayView<{{T}}> agg)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
+                    {{T}} g = 0;
+                    for (int chunk = chunks - 1; chunk >= 0; chunk--)
+                    {
+                        long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                        {{T}} first = agg[i], product = agg[i + 1];
+                        agg[i] = g;
+                        g = first + product * g;
+                    }
+                }
+
+                /// <summary>
+                /// Per (batch, chunk, channel): Ĝ_t += (Π a from t+1 to the chunk's end)·Ĝ_in, then the gradients of
+                /// ScanBackward: dq_t = dO_t·S_t, dkv_t = Ĝ_t, d(logit)_t = Ĝ_t·S_{t−1}·a_t·(1 − a_t).
+                /// </summary>
+                public static void ChunkApplyBackward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> initial, ArrayView<{{T}}> dO, ArrayView<{{T}}> dZ, ArrayView<{{T}}> agg)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                    int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                    {{T}} carried = agg[2 * (long)index.X], factor = 0;
+                    if (t1 < seq)
+                    {
+                        int t = t1;
+                        factor = z[({{row}}) * (3 * Dim) + c + 2 * Dim];
+                    }
+                    for (int t = t1 - 1; t >= t0; t--)
+                    {
+                        long row = {{row}}, k = row * (3 * Dim) + c;
+                        {{T}} d = dO[row * Dim + c], a = z[k + 2 * Dim], g = dZ[k + Dim] + factor * carried;
+                        factor *= a;
+                        {{T}} previous = t > 0 ? z[{{before}} + Dim] : initial[b * Dim + c];
+                        dZ[k] = d * z[k + Dim];
+                        dZ[k + Dim] = g;
+                        dZ[k + 2 * Dim] = g * previous * a * (1 - a);
+                    }
+                }
+                """;
+        }
 
         static string HeinsenHelpers(Numeric n) => $$"""
             /// <summary>log σ(x) = min(x, 0) − log(1 + e^−|x|): finite for every finite x, where log(σ(x)) reaches −∞ once σ underflows.</summary>

@@ -11,6 +11,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Channels per position; every kernel below is specialized to it.</summary>
     public const int Dim = 512;
 
+    // Below this many lanes (batch·Dim) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768, Chunk = 64;
+
     // Offsets into the flat parameter buffer, in state_dict order.
     const long NormGamma = 0, QkvaW = 512;
 
@@ -41,6 +44,11 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Creates the layer's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public LongContextMixer(global::GateLoop.Runtime.Device device) : base(device, ParameterTable, Dim, reverse: false) { }
 
+    /// <summary>Whether the scans run chunked: on a GPU, when batch·Dim lanes alone would leave it idle.</summary>
+    bool Chunked => !Device.IsHost && Batch * Dim < ChunkedBelowLanes;
+
+    int Chunks => (Seq + Chunk - 1) / Chunk;
+
     /// <inheritdoc />
     protected override void PlanForward(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
 
@@ -54,7 +62,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         int R = Rows;
         Device.Launch(Kernels.RmsNormForward, R, x, W(NormGamma, Dim), a.H, a.InvNorm);
         Device.Gemm(false, true, R, 3 * Dim, Dim, 1f, a.H, W(QkvaW, 3 * Dim * Dim), 0f, a.Z);
-        Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, a.Z, initial, y, gate, state);
+        if (Chunked)
+        {
+            Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.Chunks);
+            Device.Launch(Kernels.ChunkCarryForward, Batch * Dim, Seq, a.Chunks, initial, gate, state);
+            Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * Dim, Seq, a.Z, a.Chunks, y);
+        }
+        else
+            Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, a.Z, initial, y, gate, state);
     }
 
     /// <inheritdoc />
@@ -63,7 +78,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         var a = act!;
         var d = scratch!;
         int R = Rows;
-        Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, a.Z, initial, dy, d.DZ);
+        if (Chunked)
+        {
+            Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * Dim, Seq, a.Z, dy, d.DZ, a.Chunks);
+            Device.Launch(Kernels.ChunkCarryBackward, Batch * Dim, Seq, a.Chunks);
+            Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * Dim, Seq, a.Z, initial, dy, d.DZ, a.Chunks);
+        }
+        else
+            Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, a.Z, initial, dy, d.DZ);
         Device.Gemm(true, false, 3 * Dim, Dim, R, 1f, d.DZ, a.H, 1f, G(QkvaW, 3 * Dim * Dim));
         Device.Gemm(false, false, R, Dim, 3 * Dim, 1f, d.DZ, W(QkvaW, 3 * Dim * Dim), 0f, d.DH);
         dx.MemSetToZero();
@@ -77,6 +99,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public readonly ArrayView<float> H; // RMSNorm(x)
         public readonly ArrayView<float> InvNorm; // 1/‖x‖ per position
         public readonly ArrayView<float> Z; // [q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]
+        public readonly ArrayView<float> Chunks; // per chunk and channel, the chunked scans' aggregates, then carried-in values
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
@@ -84,6 +107,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             H = workspace.Take<float>(rows * Dim);
             InvNorm = workspace.Take<float>(rows);
             Z = workspace.Take<float>(rows * 3 * Dim);
+            Chunks = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2);
         }
     }
 
@@ -196,6 +220,128 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 dZ[k + Dim] = g;
                 dZ[k + 2 * Dim] = g * previous * a * (1 - a);
                 aNext = a;
+            }
+        }
+
+        /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a).</summary>
+        public static void ChunkScanForward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+            int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+            float s = 0, g = 1;
+            for (int t = chunk * Chunk; t < t1; t++)
+            {
+                long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                float a = Sigmoid(z[k + 2 * Dim]);
+                s = a * s + z[k + Dim];
+                g *= a;
+                z[k + Dim] = s;
+                z[k + 2 * Dim] = a;
+            }
+            agg[2 * (long)index.X] = s;
+            agg[2 * (long)index.X + 1] = g;
+        }
+
+        /// <summary>
+        /// Per (batch, channel): carries S from initial across the chunks, leaving each chunk's incoming S in
+        /// agg; then the final state in state and Π a multiplied into gate, as the sequential scan does.
+        /// </summary>
+        public static void ChunkCarryForward(Index1D index, int seq, ArrayView<float> agg, ArrayView<float> initial, ArrayView<float> gate, ArrayView<float> state)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
+            float s = initial[index], g = gate[index];
+            for (int chunk = 0; chunk < chunks; chunk++)
+            {
+                long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                float last = agg[i], product = agg[i + 1];
+                agg[i] = s;
+                s = product * s + last;
+                g *= product;
+            }
+            gate[index] = g;
+            state[index] = s;
+        }
+
+        /// <summary>Per (batch, chunk, channel): S_t += (Π a up to t)·S_in in z, then o_t = q_t·S_t.</summary>
+        public static void ChunkApplyForward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> agg, ArrayView<float> o)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+            int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+            float carried = agg[2 * (long)index.X], product = 1;
+            for (int t = chunk * Chunk; t < t1; t++)
+            {
+                long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                product *= z[k + 2 * Dim];
+                float s = z[k + Dim] + product * carried;
+                z[k + Dim] = s;
+                o[row * Dim + c] = z[k] * s;
+            }
+        }
+
+        /// <summary>
+        /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, left in dZ's kv slot;
+        /// agg = (Ĝ at the chunk's first step, Π a from its second step to the first step after it).
+        /// </summary>
+        public static void ChunkScanBackward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> dO, ArrayView<float> dZ, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float g = 0, aNext = 0;
+            if (t1 < seq)
+            {
+                int t = t1;
+                aNext = z[((long)b * seq + t) * (3 * Dim) + c + 2 * Dim];
+            }
+            float product = aNext;
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                g = dO[row * Dim + c] * z[k] + aNext * g;
+                dZ[k + Dim] = g;
+                aNext = z[k + 2 * Dim];
+                if (t > t0) product *= aNext;
+            }
+            agg[2 * (long)index.X] = g;
+            agg[2 * (long)index.X + 1] = product;
+        }
+
+        /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
+        public static void ChunkCarryBackward(Index1D index, int seq, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
+            float g = 0;
+            for (int chunk = chunks - 1; chunk >= 0; chunk--)
+            {
+                long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                float first = agg[i], product = agg[i + 1];
+                agg[i] = g;
+                g = first + product * g;
+            }
+        }
+
+        /// <summary>
+        /// Per (batch, chunk, channel): Ĝ_t += (Π a from t+1 to the chunk's end)·Ĝ_in, then the gradients of
+        /// ScanBackward: dq_t = dO_t·S_t, dkv_t = Ĝ_t, d(logit)_t = Ĝ_t·S_{t−1}·a_t·(1 − a_t).
+        /// </summary>
+        public static void ChunkApplyBackward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float carried = agg[2 * (long)index.X], factor = 0;
+            if (t1 < seq)
+            {
+                int t = t1;
+                factor = z[((long)b * seq + t) * (3 * Dim) + c + 2 * Dim];
+            }
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                float d = dO[row * Dim + c], a = z[k + 2 * Dim], g = dZ[k + Dim] + factor * carried;
+                factor *= a;
+                float previous = t > 0 ? z[k - 3 * Dim + Dim] : initial[b * Dim + c];
+                dZ[k] = d * z[k + Dim];
+                dZ[k + Dim] = g;
+                dZ[k + 2 * Dim] = g * previous * a * (1 - a);
             }
         }
 
@@ -354,6 +500,174 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
                 float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
                 for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> agg)
+            {
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkScanForward(index, seq, zHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+                float s = 0, g = 1;
+                for (int t = chunk * Chunk; t < t1; t++)
+                {
+                    long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                    float a = Sigmoid(z[k + 2 * Dim]);
+                    s = a * s + z[k + Dim];
+                    g *= a;
+                    z[k + Dim] = s;
+                    z[k + 2 * Dim] = a;
+                }
+                agg[2 * (long)index.X] = s;
+                agg[2 * (long)index.X + 1] = g;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkCarryForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkCarryForward(int from, int to, int seq, ArrayView<float> agg, ArrayView<float> initial, ArrayView<float> gate, ArrayView<float> state)
+            {
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                var initialHost = new global::GateLoop.Runtime.HostView<float>(initial);
+                var gateHost = new global::GateLoop.Runtime.HostView<float>(gate);
+                var stateHost = new global::GateLoop.Runtime.HostView<float>(state);
+                for (int index = from; index < to; index++) ChunkCarryForward(index, seq, aggHost, initialHost, gateHost, stateHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkCarryForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> agg, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> gate, global::GateLoop.Runtime.HostView<float> state)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
+                float s = initial[index], g = gate[index];
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                    float last = agg[i], product = agg[i + 1];
+                    agg[i] = s;
+                    s = product * s + last;
+                    g *= product;
+                }
+                gate[index] = g;
+                state[index] = s;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkApplyForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkApplyForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> agg, ArrayView<float> o)
+            {
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                for (int index = from; index < to; index++) ChunkApplyForward(index, seq, zHost, aggHost, oHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkApplyForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> agg, global::GateLoop.Runtime.HostView<float> o)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+                float carried = agg[2 * (long)index.X], product = 1;
+                for (int t = chunk * Chunk; t < t1; t++)
+                {
+                    long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                    product *= z[k + 2 * Dim];
+                    float s = z[k + Dim] + product * carried;
+                    z[k + Dim] = s;
+                    o[row * Dim + c] = z[k] * s;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> dO, ArrayView<float> dZ, ArrayView<float> agg)
+            {
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dZHost = new global::GateLoop.Runtime.HostView<float>(dZ);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkScanBackward(index, seq, zHost, dOHost, dZHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float g = 0, aNext = 0;
+                if (t1 < seq)
+                {
+                    int t = t1;
+                    aNext = z[((long)b * seq + t) * (3 * Dim) + c + 2 * Dim];
+                }
+                float product = aNext;
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                    g = dO[row * Dim + c] * z[k] + aNext * g;
+                    dZ[k + Dim] = g;
+                    aNext = z[k + 2 * Dim];
+                    if (t > t0) product *= aNext;
+                }
+                agg[2 * (long)index.X] = g;
+                agg[2 * (long)index.X + 1] = product;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkCarryBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkCarryBackward(int from, int to, int seq, ArrayView<float> agg)
+            {
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkCarryBackward(index, seq, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkCarryBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
+                float g = 0;
+                for (int chunk = chunks - 1; chunk >= 0; chunk--)
+                {
+                    long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                    float first = agg[i], product = agg[i + 1];
+                    agg[i] = g;
+                    g = first + product * g;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkApplyBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkApplyBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ, ArrayView<float> agg)
+            {
+                var zHost = new global::GateLoop.Runtime.HostView<float>(z);
+                var initialHost = new global::GateLoop.Runtime.HostView<float>(initial);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dZHost = new global::GateLoop.Runtime.HostView<float>(dZ);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkApplyBackward(index, seq, zHost, initialHost, dOHost, dZHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkApplyBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float carried = agg[2 * (long)index.X], factor = 0;
+                if (t1 < seq)
+                {
+                    int t = t1;
+                    factor = z[((long)b * seq + t) * (3 * Dim) + c + 2 * Dim];
+                }
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    long row = (long)b * seq + t, k = row * (3 * Dim) + c;
+                    float d = dO[row * Dim + c], a = z[k + 2 * Dim], g = dZ[k + Dim] + factor * carried;
+                    factor *= a;
+                    float previous = t > 0 ? z[k - 3 * Dim + Dim] : initial[b * Dim + c];
+                    dZ[k] = d * z[k + Dim];
+                    dZ[k + Dim] = g;
+                    dZ[k + 2 * Dim] = g * previous * a * (1 - a);
+                }
             }
         }
     }
