@@ -61,8 +61,8 @@ public sealed class HostActivationTests
         bb.CopyFromCPU(bias);
         db.CopyFromCPU(dz);
 
-        HostActivations.BiasGeluForward(from, to, width, ub.View, bb.View, zb.View);
-        HostActivations.GeluBackward(from, to, ub.View, db.View, db.View);
+        HostSimd.BiasGeluForward(from, to, width, ub.View, bb.View, zb.View);
+        HostSimd.GeluBackward(from, to, ub.View, db.View, db.View);
         float[] uOut = ub.GetAsArray1D(), z = zb.GetAsArray1D(), du = db.GetAsArray1D();
         for (int i = 0; i < n; i++)
         {
@@ -107,8 +107,8 @@ public sealed class HostTransitionTests
         bb.CopyFromCPU(bias);
         gb.CopyFromCPU(da);
         var biasView = pairsPerRow > 0 ? bb.View : default;
-        HostActivations.TransitionForward(from, to, pairsPerRow, ablateComplex, rb.View, biasView, ab.View);
-        HostActivations.TransitionBackward(from, to, pairsPerRow, ablateComplex, frac, rb.View, biasView, gb.View, db.View);
+        HostSimd.TransitionForward(from, to, pairsPerRow, ablateComplex, rb.View, biasView, ab.View);
+        HostSimd.TransitionBackward(from, to, pairsPerRow, ablateComplex, frac, rb.View, biasView, gb.View, db.View);
         float[] a = ab.GetAsArray1D(), dr = db.GetAsArray1D();
 
         for (int p = 0; p < pairs; p++)
@@ -141,8 +141,8 @@ public sealed class HostTransitionTests
         xb.CopyFromCPU(x);
         gbuf.CopyFromCPU(g);
         dyb.CopyFromCPU(dy);
-        HostActivations.SwishGateForward(from, to, xb.View, gbuf.View, yb.View);
-        HostActivations.SwishGateBackward(from, to, xb.View, gbuf.View, dyb.View, dxb.View, dgb.View);
+        HostSimd.SwishGateForward(from, to, xb.View, gbuf.View, yb.View);
+        HostSimd.SwishGateBackward(from, to, xb.View, gbuf.View, dyb.View, dxb.View, dgb.View);
         float[] y = yb.GetAsArray1D(), dx = dxb.GetAsArray1D(), dg = dgb.GetAsArray1D();
         for (int i = 0; i < n; i++)
         {
@@ -151,6 +151,52 @@ public sealed class HostTransitionTests
             double ey = inside ? x[i] * g[i] * s : 0, edx = inside ? dy[i] * g[i] * s : 0, edg = inside ? dy[i] * x[i] * s * (1 + g[i] * (1 - s)) : 0;
             foreach (var (what, expected, actual) in new[] { ("y", ey, y[i]), ("dx", edx, dx[i]), ("dg", edg, dg[i]) })
                 Assert.True(Math.Abs(actual - expected) <= 2e-6 * (1 + Math.Abs(expected)), $"{what}[{i}] = {actual}, expected {expected}");
+        }
+    }
+}
+
+/// <summary>The SIMD LayerNorm rows against the formula in double, for widths with and without a vector tail.</summary>
+public sealed class HostLayerNormTests
+{
+    [Theory]
+    [InlineData(16)]
+    [InlineData(21)]
+    public void LayerNorm_forward_and_backward_match_the_formula(int width)
+    {
+        const int rows = 5, from = 1, to = 4;
+        using var device = Device.Create("cpu");
+        var rng = new Random(13);
+        float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2))];
+        float[] x = Random(rows * width), w = Random(width), b = Random(width), dy = Random(rows * width);
+        using var xb = device.Allocate<float>(x.Length);
+        using var wb = device.Allocate<float>(width);
+        using var bb = device.Allocate<float>(width);
+        using var yb = device.Allocate<float>(x.Length);
+        using var sb = device.Allocate<float>(2 * rows);
+        using var db = device.Allocate<float>(x.Length);
+        xb.CopyFromCPU(x);
+        wb.CopyFromCPU(w);
+        bb.CopyFromCPU(b);
+        db.CopyFromCPU(dy);
+        HostSimd.LayerNormForward(from, to, width, xb.View, wb.View, bb.View, yb.View, sb.View);
+        HostSimd.LayerNormBackward(from, to, width, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
+        float[] y = yb.GetAsArray1D(), dx = db.GetAsArray1D();
+
+        for (int r = 0; r < rows; r++)
+        {
+            var row = Enumerable.Range(r * width, width).ToArray();
+            double mean = row.Average(i => (double)x[i]), rstd = 1 / Math.Sqrt(row.Average(i => (x[i] - mean) * (x[i] - mean)) + 1e-5);
+            double meanG = row.Average(i => (double)dy[i] * w[i - r * width]);
+            double meanGx = row.Average(i => (double)dy[i] * w[i - r * width] * (x[i] - mean) * rstd);
+            foreach (int i in row)
+            {
+                int d = i - r * width;
+                bool inside = r >= from && r < to;
+                double ey = inside ? (x[i] - mean) * rstd * w[d] + b[d] : 0;
+                double edx = inside ? rstd * (dy[i] * w[d] - meanG - (x[i] - mean) * rstd * meanGx) : dy[i];
+                Assert.True(Math.Abs(y[i] - ey) <= 1e-5 * (1 + Math.Abs(ey)), $"y[{i}] = {y[i]}, expected {ey}");
+                Assert.True(Math.Abs(dx[i] - edx) <= 1e-5 * (1 + Math.Abs(edx)), $"dx[{i}] = {dx[i]}, expected {edx}");
+            }
         }
     }
 }

@@ -69,22 +69,22 @@ namespace GateLoop.Generator.Kernels
         public static string GeluHost(Numeric n) => n.IsDouble ? "" : $$"""
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                {{ModelSource.Runtime}}HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
+                {{ModelSource.Runtime}}HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                {{ModelSource.Runtime}}HostActivations.GeluBackward(from, to, u, dz, du);
+                {{ModelSource.Runtime}}HostSimd.GeluBackward(from, to, u, dz, du);
             """;
 
         /// <summary>Host range entries for the swish gating in SIMD lanes (float only).</summary>
         public static string SwishGateHost(Numeric n) => n.IsDouble ? "" : $$"""
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
-                {{ModelSource.Runtime}}HostActivations.SwishGateForward(from, to, x, g, y);
+                {{ModelSource.Runtime}}HostSimd.SwishGateForward(from, to, x, g, y);
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
-                {{ModelSource.Runtime}}HostActivations.SwishGateBackward(from, to, x, g, dy, dx, dg);
+                {{ModelSource.Runtime}}HostSimd.SwishGateBackward(from, to, x, g, dy, dx, dg);
             """;
 
         public static string SwishGate(Numeric n) => $$"""

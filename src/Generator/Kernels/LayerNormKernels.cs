@@ -41,8 +41,21 @@ namespace GateLoop.Generator.Kernels
             {{Params(n, width).Kernel}}
             """;
 
-        /// <summary>The host range entries (the parameter gradients' column reduction).</summary>
-        public static string HostEntries(Numeric n, string width) => Params(n, width).HostEntry;
+        /// <summary>
+        /// The host range entries: the parameter gradients' column reduction, and (float) the row passes in SIMD
+        /// lanes; a double build runs those as scalar twins.
+        /// </summary>
+        public static string HostEntries(Numeric n, string width) => Params(n, width).HostEntry + (n.IsDouble ? "" : $$"""
+
+
+            /// <summary>Runs <see cref="Kernels.LayerNorm{{width}}Forward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void LayerNorm{{width}}Forward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) =>
+                {{ModelSource.Runtime}}HostSimd.LayerNormForward(from, to, {{width}}, x, w, b, y, stats);
+
+            /// <summary>Runs <see cref="Kernels.LayerNorm{{width}}Backward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void LayerNorm{{width}}Backward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) =>
+                {{ModelSource.Runtime}}HostSimd.LayerNormBackward(from, to, {{width}}, x, w, stats, dy, dx);
+            """);
 
         static ColumnReduction Params(Numeric n, string width) => new ColumnReduction(n, $"LayerNorm{width}BackwardParams",
             $"dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNorm{width}Backward</c>.",

@@ -67,7 +67,7 @@ namespace GateLoop.Generator.Kernels
         public static string HostEntries(TransformerSpec spec, Numeric n, string pairs, bool bias)
         {
             if (n.IsDouble) return "";
-            string host = ModelSource.Runtime + "HostActivations";
+            string host = ModelSource.Runtime + "HostSimd";
             string biasParam = bias ? " ArrayView<float> bias," : "";
             string layout = $"{(bias ? pairs : "0")}, {(spec.AblateComplex ? "true" : "false")}";
             string biasArg = bias ? "bias" : "default";

@@ -619,29 +619,37 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 }
             }
 
+            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) =>
+                global::GateLoop.Runtime.HostSimd.LayerNormForward(from, to, Dim, x, w, b, y, stats);
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) =>
+                global::GateLoop.Runtime.HostSimd.LayerNormBackward(from, to, Dim, x, w, stats, dy, dx);
+
             /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a) =>
-                global::GateLoop.Runtime.HostActivations.TransitionForward(from, to, 0, false, rIn, default, a);
+                global::GateLoop.Runtime.HostSimd.TransitionForward(from, to, 0, false, rIn, default, a);
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr) =>
-                global::GateLoop.Runtime.HostActivations.TransitionBackward(from, to, 0, false, Frac, rIn, default, da, dr);
+                global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, 0, false, Frac, rIn, default, da, dr);
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
-                global::GateLoop.Runtime.HostActivations.SwishGateForward(from, to, x, g, y);
+                global::GateLoop.Runtime.HostSimd.SwishGateForward(from, to, x, g, y);
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
-                global::GateLoop.Runtime.HostActivations.SwishGateBackward(from, to, x, g, dy, dx, dg);
+                global::GateLoop.Runtime.HostSimd.SwishGateBackward(from, to, x, g, dy, dx, dg);
 
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                global::GateLoop.Runtime.HostActivations.BiasGeluForward(from, to, Hidden, u, bias, z);
+                global::GateLoop.Runtime.HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                global::GateLoop.Runtime.HostActivations.GeluBackward(from, to, u, dz, du);
+                global::GateLoop.Runtime.HostSimd.GeluBackward(from, to, u, dz, du);
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
@@ -679,59 +687,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     long src = r * Dim;
                     for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int index = from; index < to; index++) LayerNormDimForward(index, xHost, wHost, bHost, yHost, statsHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void LayerNormDimForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> w, global::GateLoop.Runtime.HostView<float> b, global::GateLoop.Runtime.HostView<float> y, global::GateLoop.Runtime.HostView<float> stats)
-            {
-                long o = (long)index.X * Dim;
-                float mean = 0, variance = 0;
-                for (int d = 0; d < Dim; d++) mean += x[o + d];
-                mean /= Dim;
-                for (int d = 0; d < Dim; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
-                float rstd = 1 / global::System.MathF.Sqrt(variance / Dim + 1E-05f);
-                stats[2 * (long)index.X] = mean;
-                stats[2 * (long)index.X + 1] = rstd;
-                for (int d = 0; d < Dim; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int index = from; index < to; index++) LayerNormDimBackward(index, xHost, wHost, statsHost, dyHost, dxHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void LayerNormDimBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> w, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx)
-            {
-                long o = (long)index.X * Dim;
-                float mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
-                for (int d = 0; d < Dim; d++)
-                {
-                    float g = dy[o + d] * w[d];
-                    meanG += g;
-                    meanGx += g * (x[o + d] - mean) * rstd;
-                }
-                meanG /= Dim;
-                meanGx /= Dim;
-                for (int d = 0; d < Dim; d++)
-                    dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
             }
 
             /// <summary>Runs <see cref="Kernels.AttentionScores"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

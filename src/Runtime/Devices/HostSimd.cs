@@ -6,13 +6,13 @@ using ILGPU.Runtime;
 namespace GateLoop.Runtime;
 
 /// <summary>
-/// SIMD host range entries (float) for the activations that generated models call in place of the scalar twins:
-/// their exponentials, square roots and divisions dominate the host's elementwise time, and the JIT does not
-/// vectorize the scalar kernels. Each computes the kernel's formula lane by lane (same approximations, so the
+/// SIMD host range entries (float) that generated models call in place of the scalar twins where those dominate
+/// the host's elementwise time: activations (exponentials, square roots, divisions) and LayerNorm's row sums.
+/// The JIT does not vectorize the scalar kernels. Each computes the kernel's formula lane by lane (same approximations, so the
 /// cpu/ilgpu-cpu agreement tests hold the two together); complex pairs stay interleaved, with a lane swap to
 /// meet the partner.
 /// </summary>
-public static unsafe class HostActivations
+public static unsafe class HostSimd
 {
     static readonly Vector256<float> Half = Vector256.Create(0.5f), One = Vector256<float>.One, MinusHalf = Vector256.Create(-0.5f),
         P = Vector256.Create(0.3275911f / MathF.Sqrt(2)), InvSqrt2Pi = Vector256.Create(1 / MathF.Sqrt(2 * MathF.PI)),
@@ -246,8 +246,75 @@ public static unsafe class HostActivations
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>LayerNorm of rows from…to−1 of <paramref name="width"/>: y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
+    public static void LayerNormForward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b,
+        ArrayView<float> y, ArrayView<float> stats)
+    {
+        float* px = Pointer(x), pw = Pointer(w), pb = Pointer(b), py = Pointer(y), ps = Pointer(stats);
+        int vectors = width / Lanes * Lanes;
+        for (int r = from; r < to; r++)
+        {
+            float* xr = px + (long)r * width, yr = py + (long)r * width;
+            Vector256<float> sum = default;
+            int d = 0;
+            for (; d < vectors; d += Lanes) sum += Vector256.Load(xr + d);
+            float mean = Vector256.Sum(sum);
+            for (; d < width; d++) mean += xr[d];
+            mean /= width;
+            Vector256<float> vm = Vector256.Create(mean), squares = default;
+            for (d = 0; d < vectors; d += Lanes)
+            {
+                var centered = Vector256.Load(xr + d) - vm;
+                squares += centered * centered;
+            }
+            float variance = Vector256.Sum(squares);
+            for (; d < width; d++) variance += (xr[d] - mean) * (xr[d] - mean);
+            float rstd = 1 / MathF.Sqrt(variance / width + 1e-5f);
+            ps[2L * r] = mean;
+            ps[2L * r + 1] = rstd;
+            var vr = Vector256.Create(rstd);
+            d = 0;
+            for (; d < vectors; d += Lanes)
+                ((Vector256.Load(xr + d) - vm) * vr * Vector256.Load(pw + d) + Vector256.Load(pb + d)).Store(yr + d);
+            for (; d < width; d++) yr[d] = (xr[d] - mean) * rstd * pw[d] + pb[d];
+        }
+    }
 
+    /// <summary>LayerNorm's input gradient for rows from…to−1: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w; dx may alias dy.</summary>
+    public static void LayerNormBackward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats,
+        ArrayView<float> dy, ArrayView<float> dx)
+    {
+        float* px = Pointer(x), pw = Pointer(w), ps = Pointer(stats), pdy = Pointer(dy), pdx = Pointer(dx);
+        int vectors = width / Lanes * Lanes;
+        for (int r = from; r < to; r++)
+        {
+            float* xr = px + (long)r * width, dyr = pdy + (long)r * width, dxr = pdx + (long)r * width;
+            float mean = ps[2L * r], rstd = ps[2L * r + 1];
+            Vector256<float> vm = Vector256.Create(mean), vr = Vector256.Create(rstd), sumG = default, sumGx = default;
+            int d = 0;
+            for (; d < vectors; d += Lanes)
+            {
+                var g = Vector256.Load(dyr + d) * Vector256.Load(pw + d);
+                sumG += g;
+                sumGx += g * (Vector256.Load(xr + d) - vm) * vr;
+            }
+            float meanG = Vector256.Sum(sumG), meanGx = Vector256.Sum(sumGx);
+            for (; d < width; d++)
+            {
+                float g = dyr[d] * pw[d];
+                meanG += g;
+                meanGx += g * (xr[d] - mean) * rstd;
+            }
+            meanG /= width;
+            meanGx /= width;
+            Vector256<float> vg = Vector256.Create(meanG), vgx = Vector256.Create(meanGx);
+            for (d = 0; d < vectors; d += Lanes)
+                (vr * (Vector256.Load(dyr + d) * Vector256.Load(pw + d) - vg - (Vector256.Load(xr + d) - vm) * vr * vgx)).Store(dxr + d);
+            for (; d < width; d++) dxr[d] = rstd * (dyr[d] * pw[d] - meanG - (xr[d] - mean) * rstd * meanGx);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> Load(float* p, int k) => p is null ? Vector256<float>.Zero : Vector256.Load(p + k);
 
     static float* Pointer(ArrayView<float> view) => (float*)view.LoadEffectiveAddressAsPtr();
