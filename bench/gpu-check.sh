@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA check, in one run on the GPU machine (which has no .NET): agreement of CUDA with the CPU, training and
-# generation rates of the seed config against PyTorch on the same GPU, the long SimpleGateLoop pass, peak memory.
+# generation rates of the seed config against PyTorch on the same GPU (fp32, then with TF32), the long
+# SimpleGateLoop pass, start-up time, peak memory.
 #
 # Here:          ../shared/device/pack.sh            (puts the .NET runtime and a publish of gateloop in .device/)
 # On the device: bash bench/gpu-check.sh             (with carry [".device"]; results go to $OUT, else bench/results/)
@@ -49,8 +50,17 @@ print(f"train:    {ours['train_tokens_per_s']:.0f} vs {torch['train_tokens_per_s
 print(f"generate: {ours['generate_tokens_per_s']:.0f} vs {torch['generate_tokens_per_s']:.1f} tokens/s = {ours['generate_tokens_per_s'] / torch['generate_tokens_per_s']:.0f}x (target 100x)")
 PY
 
-echo "== 3. SimpleGateLoop 1 x 65,536 x 512, forward and backward"
+echo "== 3. TF32 tensor cores for the fp32 GEMMs (--tf32), same workload"
+gateloop bench --model enwik8 --device cuda --steps 5 --generate 0 --tf32 --json | tee "$out/seed-cuda-tf32.json"
+
+echo "== 4. SimpleGateLoop 1 x 65,536 x 512, forward and backward (chunked scans: batch 1 leaves 512 lanes)"
 gateloop bench --model long-context-mixer --device cuda --json | tee "$out/long-cuda.json"
+
+echo "== 5. start-up: a short run twice (ILGPU compiles the PTX in each process; the driver caches its own JIT)"
+for run in first second; do
+  TIMEFORMAT="$run run: %R s"
+  time gateloop bench --model enwik8 --device cuda --steps 1 --generate 0 > /dev/null
+done
 
 kill $sampler 2>/dev/null || true
 echo "== peak GPU memory: $(sort -n "$out/gpu-memory-mib.txt" | tail -1) MiB"
