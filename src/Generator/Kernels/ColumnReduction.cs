@@ -12,8 +12,8 @@ namespace GateLoop.Generator.Kernels
     internal sealed class ColumnReduction
     {
         readonly Numeric n;
-        readonly string name, summary, step, finish;
-        readonly string[] views, sums;
+        readonly string name, summary, parameters, step, finish;
+        readonly string[] sums;
 
         /// <param name="views">The view parameters after <c>rows</c>, all of the element type.</param>
         /// <param name="sums">The running sums per column.</param>
@@ -24,26 +24,22 @@ namespace GateLoop.Generator.Kernels
             this.n = n;
             this.name = name;
             this.summary = summary;
-            this.views = views;
+            parameters = string.Join(", ", views.Select(v => $"ArrayView<{n.Type}> {v}"));
             this.sums = sums;
             this.step = step;
             this.finish = finish;
         }
 
-        string Parameters(string type) => string.Join(", ", views.Select(v => $"{type} {v}"));
+        string Load => HostEntryText.Load(n, sums);
 
-        string Sums(string value) => $"{n.Type} {string.Join(", ", sums.Select(s => $"{s} = {value}"))};";
-
-        string Load => $"{n.Type} {string.Join(", ", sums.Select((s, i) => $"{s} = run[{sums.Length} * j + {i}]"))};";
-
-        string Store => string.Join(" ", sums.Select((s, i) => $"run[{sums.Length} * j + {i}] = {s};"));
+        string Store => HostEntryText.Store(sums);
 
         public string Kernel => $$"""
             /// <summary>{{summary}}</summary>
-            public static void {{name}}(Index1D index, int rows, {{Parameters($"ArrayView<{n.Type}>")}})
+            public static void {{name}}(Index1D index, int rows, {{parameters}})
             {
                 int d = index;
-                {{Sums("0")}}
+                {{n.Type}} {{string.Join(", ", sums.Select(s => s + " = 0"))}};
                 for (long r = 0; r < rows; r++)
                 {
                     {{CodeWriter.Indent(step, 8)}}
@@ -56,13 +52,12 @@ namespace GateLoop.Generator.Kernels
         {
             get
             {
-                string view = ModelSource.Runtime + "HostView<" + n.Type + ">";
                 return $$"""
                     /// <summary>Runs <see cref="Kernels.{{name}}"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
-                    public static void {{name}}(int from, int to, int rows, {{Parameters($"ArrayView<{n.Type}>")}}) =>
-                        {{name}}Columns(from, to, rows, {{string.Join(", ", views.Select(v => $"new {view}({v})"))}});
+                    public static void {{name}}(int from, int to, int rows, {{parameters}}) =>
+                        {{name}}Columns(from, to, rows, {{HostEntryText.PointerArguments(parameters, n)}});
 
-                    static void {{name}}Columns(int from, int to, int rows, {{Parameters(view)}})
+                    static void {{name}}Columns(int from, int to, int rows, {{HostEntryText.PointerParameters(parameters, n)}})
                     {
                         const int Run = 256;
                         global::System.Span<{{n.Type}}> run = stackalloc {{n.Type}}[{{sums.Length}} * Run];

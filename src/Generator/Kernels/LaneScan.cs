@@ -65,17 +65,13 @@ namespace GateLoop.Generator.Kernels
         {
             get
             {
-                string view = ModelSource.Runtime + "HostView<" + n.Type + ">";
-                string hostParameters = parameters.Replace($"ArrayView<{n.Type}>", view);
-                string views = string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ')).Select(p => $"new {view}({p.Last()})"));
-                string load = $"{n.Type} {string.Join(", ", state.Select((s, i) => $"{s} = run[{state.Length} * j + {i}]"))};";
-                string store = string.Join(" ", state.Select((s, i) => $"run[{state.Length} * j + {i}] = {s};"));
+                string load = HostEntryText.Load(n, state), store = HostEntryText.Store(state);
                 return $$"""
                     /// <summary>Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
                     public static void {{name}}(int from, int to, int seq, {{parameters}}) =>
-                        {{name}}Runs(from, to, seq, {{views}});
+                        {{name}}Runs(from, to, seq, {{HostEntryText.PointerArguments(parameters, n)}});
 
-                    static void {{name}}Runs(int from, int to, int seq, {{hostParameters}})
+                    static void {{name}}Runs(int from, int to, int seq, {{HostEntryText.PointerParameters(parameters, n)}})
                     {
                         const int Run = 64;
                         global::System.Span<{{n.Type}}> run = stackalloc {{n.Type}}[{{state.Length}} * Run];

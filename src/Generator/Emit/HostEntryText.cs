@@ -1,0 +1,30 @@
+using System.Linq;
+
+namespace GateLoop.Generator.Emit
+{
+    /// <summary>
+    /// Text shared by the kernel shapes that write their own host entries (LaneScan, ColumnReduction): the entry
+    /// takes the kernel's views and passes them on as pointers, and keeps each lane's running values in a stack
+    /// buffer <c>run</c>, indexed by the lane's position j in the run.
+    /// </summary>
+    internal static class HostEntryText
+    {
+        static string View(Numeric n) => ModelSource.Runtime + "HostView<" + n.Type + ">";
+
+        /// <summary>A kernel's parameter list (views typed <c>ArrayView&lt;T&gt;</c>) with the views as pointers.</summary>
+        public static string PointerParameters(string parameters, Numeric n) => parameters.Replace($"ArrayView<{n.Type}>", View(n));
+
+        /// <summary>The arguments passing those parameters on, each view wrapped as a pointer.</summary>
+        public static string PointerArguments(string parameters, Numeric n) =>
+            string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ')).Select(p =>
+                p[0].StartsWith("ArrayView") ? $"new {View(n)}({p[p.Length - 1]})" : p[p.Length - 1]));
+
+        /// <summary>Declares the running values from lane j's slots of <c>run</c>.</summary>
+        public static string Load(Numeric n, string[] values) =>
+            $"{n.Type} {string.Join(", ", values.Select((v, i) => $"{v} = run[{values.Length} * j + {i}]"))};";
+
+        /// <summary>Writes the running values back to lane j's slots.</summary>
+        public static string Store(string[] values) =>
+            string.Join(" ", values.Select((v, i) => $"run[{values.Length} * j + {i}] = {v};"));
+    }
+}
