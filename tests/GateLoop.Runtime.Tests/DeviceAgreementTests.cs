@@ -40,9 +40,18 @@ public sealed class DeviceAgreementTests
 
     [Theory]
     [MemberData(nameof(Names))]
-    public void Host_and_ilgpu_backends_agree(string name)
+    public void Host_and_ilgpu_backends_agree(string name) => Agree(name, seq: 4);
+
+    /// <summary>70 positions: ilgpu-cpu takes the GPU's chunked scans (three chunks, the last partial), the host its sequential ones.</summary>
+    [Theory]
+    [InlineData(nameof(PreMaxHeads))]
+    [InlineData(nameof(PostAblated))]
+    [InlineData(nameof(PreRealGates))]
+    public void Chunked_scans_agree_with_the_sequential_ones(string name) => Agree(name, seq: 70);
+
+    static void Agree(string name, int seq)
     {
-        const int batch = 2, seq = 4;
+        const int batch = 2;
         var random = new Random(3);
         var tokens = Enumerable.Range(0, batch * (seq + 1)).Select(_ => random.Next(11)).ToArray();
         var host = Run("cpu", name, tokens, batch, seq);

@@ -33,6 +33,7 @@ namespace GateLoop.Generator.Emit
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
             "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW", "RotaryFreqs", "RelPosW", "OutB",
+            "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks",
         };
 
         string T => n.Type;
@@ -72,6 +73,15 @@ namespace GateLoop.Generator.Emit
             w.Line($"const long {string.Join(", ", layout.Layer.Select(t => $"{t.Field} = {t.Offset}"))};");
             w.Line($"const long {string.Join(", ", layout.Head.Select(t => $"{t.Field} = {t.Offset}"))};");
             w.Line();
+            if (!s.UseGateLoopedAttn || !s.MaxHeads) return;
+            w.Line("// Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.")
+             .Line("const int ChunkedBelowLanes = 32768, Chunk = 32;")
+             .Line()
+             .Line("/// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>")
+             .Line("bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;")
+             .Line()
+             .Line("int Chunks => (Seq + Chunk - 1) / Chunk;")
+             .Line();
         }
 
         void Table() =>
@@ -170,7 +180,15 @@ namespace GateLoop.Generator.Emit
         void ScanForwardCalls(string carry)
         {
             if (s.MaxHeads)
-                w.Line($"Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States}, {carry});");
+            {
+                w.Open("if (Chunked)")
+                 .Line($"Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}{States}, a.ChunkAgg);")
+                 .Line($"Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, {carry});")
+                 .Line($"Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States}, a.ChunkAgg);")
+                 .Close()
+                 .Line("else")
+                 .Line($"    Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}a.ScanOut[l], {States}, {carry});");
+            }
             else
                 w.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], {TransitionArg("l")}{States}, {carry});");
         }
@@ -356,7 +374,15 @@ namespace GateLoop.Generator.Emit
             }
             string da = s.AblateStateTransition ? "" : ", a.DTransition";
             if (s.MaxHeads)
-                w.Line($"Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}{States}, {dScan}, a.DQkv{da});");
+            {
+                w.Open("if (Chunked)")
+                 .Line($"Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}{dScan}, a.DQkv{da}, a.ChunkAgg);")
+                 .Line("Device.Launch(Kernels.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);")
+                 .Line($"Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}{States}, {dScan}, a.DQkv{da}, a.ChunkAgg);")
+                 .Close()
+                 .Line("else")
+                 .Line($"    Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], {TransitionArg("l")}{States}, {dScan}, a.DQkv{da});");
+            }
             else
             {
                 w.Line($"Device.Launch(Kernels.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], {TransitionArg("l")}{dScan}, a.GradStates);");
@@ -478,6 +504,7 @@ namespace GateLoop.Generator.Emit
             list.Add(("Carry", "Depth", $"batch * {stateRow}", "scan state per sequence for passes that start from zero"));
             if (s.CheckpointGateLoopedAttn) list.Add(("StateScratch", null, $"rows * {stateRow}", "scan states of one layer, recomputed in backward"));
             else list.Add(("States", "Depth", $"rows * {stateRow}", "scan states of every layer"));
+            if (s.MaxHeads) list.Add(("ChunkAgg", null, "(long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4", "per chunk and channel, the chunked scans' aggregates, then carried-in values"));
             list.Add(("ScanOut", "Depth", "rows * DimInner", "scan outputs o (heads merged)"));
             if (s.SubLayerNorm)
             {

@@ -17,6 +17,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     const long Qkv = 0, TransitionW = 12288, TransitionB = 20480, MixNormG = 20608, Ff1W = 20672, Ff1B = 37056, Ff2W = 37312, Ff2B = 53696, FfNormG = 53760;
     const long HeadNormG = 124032, HeadW = 124096;
 
+    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768, Chunk = 32;
+
+    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
+    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
+
+    int Chunks => (Seq + Chunk - 1) / Chunk;
+
     /// <summary>Every tensor with its PyTorch state_dict name, shape, offset and initialization.</summary>
     public static global::System.Collections.Generic.IReadOnlyList<global::GateLoop.Runtime.ParameterInfo> ParameterTable { get; } = new global::GateLoop.Runtime.ParameterInfo[]
     {
@@ -112,7 +120,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
+            if (Chunked)
+            {
+                Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, carry);
+                Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+            }
+            else
+                Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
             Device.Launch(Kernels.Add, R * Dim, x, a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
@@ -161,8 +176,22 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             h = a.H[2 * l];
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
-            Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
+            if (Chunked)
+            {
+                Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, a.Carry[l]);
+                Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+            }
+            else
+                Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+            if (Chunked)
+            {
+                Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], dX, a.DQkv, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv, a.ChunkAgg);
+            }
+            else
+                Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
@@ -180,6 +209,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
         public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // scan state per sequence for passes that start from zero
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
+        public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
         public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
@@ -197,6 +227,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
             for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner);
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden);
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden);
@@ -315,6 +346,158 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
                 float dout = dO[row * DimInner + c];
                 gr += qkv[q] * dout;
+                dQkv[q] = states[s] * dout;
+                dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+            }
+        }
+
+        /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, local S_t into states; agg = (its last S, Π a).</summary>
+        public static void ChunkScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float sr = 0, si = 0, pr = 1, pi = 0;
+            for (int t = t0; t < t1; t++)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                float ar = 1, aim = 0;
+                float nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                si = ar * si + aim * sr;
+                sr = nr;
+                nr = ar * pr - aim * pi;
+                pi = ar * pi + aim * pr;
+                pr = nr;
+                states[s] = sr;
+                states[s + 1] = si;
+            }
+            long g = 4 * (long)index.X;
+            agg[g] = sr;
+            agg[g + 1] = si;
+            agg[g + 2] = pr;
+            agg[g + 3] = pi;
+        }
+
+        /// <summary>
+        /// Per (batch, channel): carries S from carry across the chunks, leaving each chunk's incoming S in agg
+        /// and the final state in carry, as ScanForward does.
+        /// </summary>
+        public static void ChunkCarryForward(Index1D index, int seq, ArrayView<float> agg, ArrayView<float> carry)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+            for (int chunk = 0; chunk < chunks; chunk++)
+            {
+                long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                float lr = agg[g], li = agg[g + 1], pr = agg[g + 2], pi = agg[g + 3];
+                agg[g] = sr;
+                agg[g + 1] = si;
+                float nr = pr * sr - pi * si + lr;
+                si = pr * si + pi * sr + li;
+                sr = nr;
+            }
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
+        }
+
+        /// <summary>Per (batch, chunk, channel): S_t += (Π_{r≤t} a_r)·S_in in states, then o_t = q_t·Re S_t.</summary>
+        public static void ChunkApplyForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], pr = 1, pi = 0;
+            for (int t = t0; t < t1; t++)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                float ar = 1, aim = 0;
+                float nr = ar * pr - aim * pi;
+                pi = ar * pi + aim * pr;
+                pr = nr;
+                float sr = states[s] + pr * inr - pi * ini;
+                states[s + 1] += pr * ini + pi * inr;
+                states[s] = sr;
+                o[row * DimInner + c] = qkv[q] * sr;
+            }
+        }
+
+        /// <summary>
+        /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, local Ĝ_t kept in
+        /// dq; agg = (Ĝ at the chunk's first step, Π conj a from its second step to the first step after it).
+        /// </summary>
+        public static void ChunkScanBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float gr = 0, gi = 0, nar = 0, nai = 0;
+            if (t1 < seq)
+            {
+                nar = 1;
+            }
+            float fr = nar, fi = -nai;
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, keep = (row * DimInner + c) * 2;
+                float ngr = qkv[q] * dO[row * DimInner + c] + nar * gr + nai * gi;
+                gi = nar * gi - nai * gr;
+                gr = ngr;
+                dQkv[q] = gr;
+                float ar = 1, aim = 0;
+                nar = ar;
+                nai = aim;
+                if (t > t0)
+                {
+                    float nf = fr * ar + fi * aim;
+                    fi = fi * ar - fr * aim;
+                    fr = nf;
+                }
+            }
+            long g = 4 * (long)index.X;
+            agg[g] = gr;
+            agg[g + 1] = gi;
+            agg[g + 2] = fr;
+            agg[g + 3] = fi;
+        }
+
+        /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
+        public static void ChunkCarryBackward(Index1D index, int seq, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+            float gr = 0, gi = 0;
+            for (int chunk = chunks - 1; chunk >= 0; chunk--)
+            {
+                long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                float lr = agg[g], li = agg[g + 1], fr = agg[g + 2], fi = agg[g + 3];
+                agg[g] = gr;
+                agg[g + 1] = gi;
+                float nr = fr * gr - fi * gi + lr;
+                gi = fr * gi + fi * gr + li;
+                gr = nr;
+            }
+        }
+
+        /// <summary>
+        /// Per (batch, chunk, channel): Ĝ_t += (Π_{r=t+1…end} conj a_r)·Ĝ_in, then ScanBackward's gradients:
+        /// dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k.
+        /// </summary>
+        public static void ChunkApplyBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], nar = 0, nai = 0;
+            if (t1 < seq)
+            {
+                nar = 1;
+            }
+            float fr = nar, fi = -nai;
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2, keep = s;
+                float gr = dQkv[q] + fr * inr - fi * ini, gi = 0 + fr * ini + fi * inr;
+                float ar = 1, aim = 0;
+                float nf = fr * ar + fi * aim;
+                fi = fi * ar - fr * aim;
+                fr = nf;
+                float dout = dO[row * DimInner + c];
                 dQkv[q] = states[s] * dout;
                 dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
                 dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
@@ -557,6 +740,204 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
                 float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
                 for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkScanForward(index, seq, qkvHost, statesHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float sr = 0, si = 0, pr = 1, pi = 0;
+                for (int t = t0; t < t1; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    float ar = 1, aim = 0;
+                    float nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    si = ar * si + aim * sr;
+                    sr = nr;
+                    nr = ar * pr - aim * pi;
+                    pi = ar * pi + aim * pr;
+                    pr = nr;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                }
+                long g = 4 * (long)index.X;
+                agg[g] = sr;
+                agg[g + 1] = si;
+                agg[g + 2] = pr;
+                agg[g + 3] = pi;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkCarryForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkCarryForward(int from, int to, int seq, ArrayView<float> agg, ArrayView<float> carry)
+            {
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
+                for (int index = from; index < to; index++) ChunkCarryForward(index, seq, aggHost, carryHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkCarryForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> agg, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+                float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                    float lr = agg[g], li = agg[g + 1], pr = agg[g + 2], pi = agg[g + 3];
+                    agg[g] = sr;
+                    agg[g + 1] = si;
+                    float nr = pr * sr - pi * si + lr;
+                    si = pr * si + pi * sr + li;
+                    sr = nr;
+                }
+                carry[2 * (long)index.X] = sr;
+                carry[2 * (long)index.X + 1] = si;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkApplyForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkApplyForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkApplyForward(index, seq, qkvHost, oHost, statesHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkApplyForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], pr = 1, pi = 0;
+                for (int t = t0; t < t1; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    float ar = 1, aim = 0;
+                    float nr = ar * pr - aim * pi;
+                    pi = ar * pi + aim * pr;
+                    pr = nr;
+                    float sr = states[s] + pr * inr - pi * ini;
+                    states[s + 1] += pr * ini + pi * inr;
+                    states[s] = sr;
+                    o[row * DimInner + c] = qkv[q] * sr;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkScanBackward(index, seq, qkvHost, dOHost, dQkvHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float gr = 0, gi = 0, nar = 0, nai = 0;
+                if (t1 < seq)
+                {
+                    nar = 1;
+                }
+                float fr = nar, fi = -nai;
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, keep = (row * DimInner + c) * 2;
+                    float ngr = qkv[q] * dO[row * DimInner + c] + nar * gr + nai * gi;
+                    gi = nar * gi - nai * gr;
+                    gr = ngr;
+                    dQkv[q] = gr;
+                    float ar = 1, aim = 0;
+                    nar = ar;
+                    nai = aim;
+                    if (t > t0)
+                    {
+                        float nf = fr * ar + fi * aim;
+                        fi = fi * ar - fr * aim;
+                        fr = nf;
+                    }
+                }
+                long g = 4 * (long)index.X;
+                agg[g] = gr;
+                agg[g + 1] = gi;
+                agg[g + 2] = fr;
+                agg[g + 3] = fi;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkCarryBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkCarryBackward(int from, int to, int seq, ArrayView<float> agg)
+            {
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkCarryBackward(index, seq, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkCarryBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+                float gr = 0, gi = 0;
+                for (int chunk = chunks - 1; chunk >= 0; chunk--)
+                {
+                    long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                    float lr = agg[g], li = agg[g + 1], fr = agg[g + 2], fi = agg[g + 3];
+                    agg[g] = gr;
+                    agg[g + 1] = gi;
+                    float nr = fr * gr - fi * gi + lr;
+                    gi = fr * gi + fi * gr + li;
+                    gr = nr;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkApplyBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkApplyBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkApplyBackward(index, seq, qkvHost, statesHost, dOHost, dQkvHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkApplyBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], nar = 0, nai = 0;
+                if (t1 < seq)
+                {
+                    nar = 1;
+                }
+                float fr = nar, fi = -nai;
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2, keep = s;
+                    float gr = dQkv[q] + fr * inr - fi * ini, gi = 0 + fr * ini + fi * inr;
+                    float ar = 1, aim = 0;
+                    float nf = fr * ar + fi * aim;
+                    fi = fi * ar - fr * aim;
+                    fr = nf;
+                    float dout = dO[row * DimInner + c];
+                    dQkv[q] = states[s] * dout;
+                    dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                    dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                }
             }
 
             /// <summary>Runs <see cref="Kernels.Add"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

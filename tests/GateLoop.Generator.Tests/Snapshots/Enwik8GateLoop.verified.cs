@@ -17,6 +17,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     const long Qkv = 0, TransitionW = 786432, TransitionB = 1310720, GatesW = 1311744, OutW = 1573888, MixNormW = 1836032, MixNormB = 1836544, Ff1W = 1837056, Ff1B = 2885632, Ff2W = 2887680, Ff2B = 3936256, FfNormW = 3936768, FfNormB = 3937280;
     const long HeadW = 23757824;
 
+    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768, Chunk = 32;
+
+    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
+    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
+
+    int Chunks => (Seq + Chunk - 1) / Chunk;
+
     /// <summary>Every tensor with its PyTorch state_dict name, shape, offset and initialization.</summary>
     public static global::System.Collections.Generic.IReadOnlyList<global::GateLoop.Runtime.ParameterInfo> ParameterTable { get; } = new global::GateLoop.Runtime.ParameterInfo[]
     {
@@ -172,7 +180,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
+            if (Chunked)
+            {
+                Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, carry);
+                Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+            }
+            else
+                Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
@@ -228,8 +243,22 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
-            Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
+            if (Chunked)
+            {
+                Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, a.Carry[l]);
+                Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+            }
+            else
+                Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+            if (Chunked)
+            {
+                Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.DMixed, a.DQkv, a.DTransition, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition, a.ChunkAgg);
+            }
+            else
+                Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
             Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, h, 1f, G(p + TransitionW, 2 * Heads * Dim));
@@ -251,6 +280,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] Transition = new ArrayView<float>[Depth]; // the complex state transitions a
         public readonly ArrayView<float>[] Carry = new ArrayView<float>[Depth]; // scan state per sequence for passes that start from zero
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
+        public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float> DTransition; // gradient of a
         public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
@@ -276,6 +306,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads);
             for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
             StateScratch = workspace.Take<float>(rows * 2 * DimInner);
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
             DTransition = workspace.Take<float>(rows * 2 * Heads);
             DTransitionIn = workspace.Take<float>(rows * 2 * Heads);
@@ -463,6 +494,170 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 da[ai + 1] = pr * gi - pi * gr;
                 nar = a[ai];
                 nai = a[ai + 1];
+            }
+        }
+
+        /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, local S_t into states; agg = (its last S, Π a).</summary>
+        public static void ChunkScanForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float sr = 0, si = 0, pr = 1, pi = 0;
+            for (int t = t0; t < t1; t++)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                long ai = (row * Heads + c) * 2;
+                float ar = a[ai], aim = a[ai + 1];
+                float nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                si = ar * si + aim * sr;
+                sr = nr;
+                nr = ar * pr - aim * pi;
+                pi = ar * pi + aim * pr;
+                pr = nr;
+                states[s] = sr;
+                states[s + 1] = si;
+            }
+            long g = 4 * (long)index.X;
+            agg[g] = sr;
+            agg[g + 1] = si;
+            agg[g + 2] = pr;
+            agg[g + 3] = pi;
+        }
+
+        /// <summary>
+        /// Per (batch, channel): carries S from carry across the chunks, leaving each chunk's incoming S in agg
+        /// and the final state in carry, as ScanForward does.
+        /// </summary>
+        public static void ChunkCarryForward(Index1D index, int seq, ArrayView<float> agg, ArrayView<float> carry)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+            for (int chunk = 0; chunk < chunks; chunk++)
+            {
+                long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                float lr = agg[g], li = agg[g + 1], pr = agg[g + 2], pi = agg[g + 3];
+                agg[g] = sr;
+                agg[g + 1] = si;
+                float nr = pr * sr - pi * si + lr;
+                si = pr * si + pi * sr + li;
+                sr = nr;
+            }
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
+        }
+
+        /// <summary>Per (batch, chunk, channel): S_t += (Π_{r≤t} a_r)·S_in in states, then o_t = q_t·Re S_t.</summary>
+        public static void ChunkApplyForward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], pr = 1, pi = 0;
+            for (int t = t0; t < t1; t++)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                long ai = (row * Heads + c) * 2;
+                float ar = a[ai], aim = a[ai + 1];
+                float nr = ar * pr - aim * pi;
+                pi = ar * pi + aim * pr;
+                pr = nr;
+                float sr = states[s] + pr * inr - pi * ini;
+                states[s + 1] += pr * ini + pi * inr;
+                states[s] = sr;
+                o[row * DimInner + c] = qkv[q] * sr;
+            }
+        }
+
+        /// <summary>
+        /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, local Ĝ_t kept in
+        /// da; agg = (Ĝ at the chunk's first step, Π conj a from its second step to the first step after it).
+        /// </summary>
+        public static void ChunkScanBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float gr = 0, gi = 0, nar = 0, nai = 0;
+            if (t1 < seq)
+            {
+                long ai = ((long)b * seq + t1) * Heads * 2 + 2 * c;
+                nar = a[ai];
+                nai = a[ai + 1];
+            }
+            float fr = nar, fi = -nai;
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, keep = (row * DimInner + c) * 2;
+                float ngr = qkv[q] * dO[row * DimInner + c] + nar * gr + nai * gi;
+                gi = nar * gi - nai * gr;
+                gr = ngr;
+                da[keep] = gr;
+                da[keep + 1] = gi;
+                long ai = (row * Heads + c) * 2;
+                float ar = a[ai], aim = a[ai + 1];
+                nar = ar;
+                nai = aim;
+                if (t > t0)
+                {
+                    float nf = fr * ar + fi * aim;
+                    fi = fi * ar - fr * aim;
+                    fr = nf;
+                }
+            }
+            long g = 4 * (long)index.X;
+            agg[g] = gr;
+            agg[g + 1] = gi;
+            agg[g + 2] = fr;
+            agg[g + 3] = fi;
+        }
+
+        /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
+        public static void ChunkCarryBackward(Index1D index, int seq, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+            float gr = 0, gi = 0;
+            for (int chunk = chunks - 1; chunk >= 0; chunk--)
+            {
+                long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                float lr = agg[g], li = agg[g + 1], fr = agg[g + 2], fi = agg[g + 3];
+                agg[g] = gr;
+                agg[g + 1] = gi;
+                float nr = fr * gr - fi * gi + lr;
+                gi = fr * gi + fi * gr + li;
+                gr = nr;
+            }
+        }
+
+        /// <summary>
+        /// Per (batch, chunk, channel): Ĝ_t += (Π_{r=t+1…end} conj a_r)·Ĝ_in, then ScanBackward's gradients:
+        /// dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k, da_t = conj(S_{t−1})·Ĝ_t.
+        /// </summary>
+        public static void ChunkApplyBackward(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da, ArrayView<float> agg)
+        {
+            int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+            float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], nar = 0, nai = 0;
+            if (t1 < seq)
+            {
+                long ai = ((long)b * seq + t1) * Heads * 2 + 2 * c;
+                nar = a[ai];
+                nai = a[ai + 1];
+            }
+            float fr = nar, fi = -nai;
+            for (int t = t1 - 1; t >= t0; t--)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2, keep = s;
+                float gr = da[keep] + fr * inr - fi * ini, gi = da[keep + 1] + fr * ini + fi * inr;
+                long ai = (row * Heads + c) * 2;
+                float ar = a[ai], aim = a[ai + 1];
+                float nf = fr * ar + fi * aim;
+                fi = fi * ar - fr * aim;
+                fr = nf;
+                float dout = dO[row * DimInner + c];
+                dQkv[q] = states[s] * dout;
+                dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                da[ai] = pr * gr + pi * gi;
+                da[ai + 1] = pr * gi - pi * gr;
             }
         }
 
@@ -705,6 +900,222 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     if (tokens[r] != v) continue;
                     long src = r * Dim;
                     for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkScanForward(index, seq, qkvHost, aHost, statesHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float sr = 0, si = 0, pr = 1, pi = 0;
+                for (int t = t0; t < t1; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    long ai = (row * Heads + c) * 2;
+                    float ar = a[ai], aim = a[ai + 1];
+                    float nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    si = ar * si + aim * sr;
+                    sr = nr;
+                    nr = ar * pr - aim * pi;
+                    pi = ar * pi + aim * pr;
+                    pr = nr;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                }
+                long g = 4 * (long)index.X;
+                agg[g] = sr;
+                agg[g + 1] = si;
+                agg[g + 2] = pr;
+                agg[g + 3] = pi;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkCarryForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkCarryForward(int from, int to, int seq, ArrayView<float> agg, ArrayView<float> carry)
+            {
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
+                for (int index = from; index < to; index++) ChunkCarryForward(index, seq, aggHost, carryHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkCarryForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> agg, global::GateLoop.Runtime.HostView<float> carry)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+                float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                for (int chunk = 0; chunk < chunks; chunk++)
+                {
+                    long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                    float lr = agg[g], li = agg[g + 1], pr = agg[g + 2], pi = agg[g + 3];
+                    agg[g] = sr;
+                    agg[g + 1] = si;
+                    float nr = pr * sr - pi * si + lr;
+                    si = pr * si + pi * sr + li;
+                    sr = nr;
+                }
+                carry[2 * (long)index.X] = sr;
+                carry[2 * (long)index.X + 1] = si;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkApplyForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkApplyForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkApplyForward(index, seq, qkvHost, aHost, oHost, statesHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkApplyForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], pr = 1, pi = 0;
+                for (int t = t0; t < t1; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    long ai = (row * Heads + c) * 2;
+                    float ar = a[ai], aim = a[ai + 1];
+                    float nr = ar * pr - aim * pi;
+                    pi = ar * pi + aim * pr;
+                    pr = nr;
+                    float sr = states[s] + pr * inr - pi * ini;
+                    states[s + 1] += pr * ini + pi * inr;
+                    states[s] = sr;
+                    o[row * DimInner + c] = qkv[q] * sr;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkScanBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkScanBackward(index, seq, qkvHost, aHost, dOHost, dQkvHost, daHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkScanBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float gr = 0, gi = 0, nar = 0, nai = 0;
+                if (t1 < seq)
+                {
+                    long ai = ((long)b * seq + t1) * Heads * 2 + 2 * c;
+                    nar = a[ai];
+                    nai = a[ai + 1];
+                }
+                float fr = nar, fi = -nai;
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, keep = (row * DimInner + c) * 2;
+                    float ngr = qkv[q] * dO[row * DimInner + c] + nar * gr + nai * gi;
+                    gi = nar * gi - nai * gr;
+                    gr = ngr;
+                    da[keep] = gr;
+                    da[keep + 1] = gi;
+                    long ai = (row * Heads + c) * 2;
+                    float ar = a[ai], aim = a[ai + 1];
+                    nar = ar;
+                    nai = aim;
+                    if (t > t0)
+                    {
+                        float nf = fr * ar + fi * aim;
+                        fi = fi * ar - fr * aim;
+                        fr = nf;
+                    }
+                }
+                long g = 4 * (long)index.X;
+                agg[g] = gr;
+                agg[g + 1] = gi;
+                agg[g + 2] = fr;
+                agg[g + 3] = fi;
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkCarryBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkCarryBackward(int from, int to, int seq, ArrayView<float> agg)
+            {
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkCarryBackward(index, seq, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkCarryBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
+                float gr = 0, gi = 0;
+                for (int chunk = chunks - 1; chunk >= 0; chunk--)
+                {
+                    long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
+                    float lr = agg[g], li = agg[g + 1], fr = agg[g + 2], fi = agg[g + 3];
+                    agg[g] = gr;
+                    agg[g + 1] = gi;
+                    float nr = fr * gr - fi * gi + lr;
+                    gi = fr * gi + fi * gr + li;
+                    gr = nr;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ChunkApplyBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void ChunkApplyBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da, ArrayView<float> agg)
+            {
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var dOHost = new global::GateLoop.Runtime.HostView<float>(dO);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                var aggHost = new global::GateLoop.Runtime.HostView<float>(agg);
+                for (int index = from; index < to; index++) ChunkApplyBackward(index, seq, qkvHost, aHost, statesHost, dOHost, dQkvHost, daHost, aggHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void ChunkApplyBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da, global::GateLoop.Runtime.HostView<float> agg)
+            {
+                int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
+                float inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], nar = 0, nai = 0;
+                if (t1 < seq)
+                {
+                    long ai = ((long)b * seq + t1) * Heads * 2 + 2 * c;
+                    nar = a[ai];
+                    nai = a[ai + 1];
+                }
+                float fr = nar, fi = -nai;
+                for (int t = t1 - 1; t >= t0; t--)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2, keep = s;
+                    float gr = da[keep] + fr * inr - fi * ini, gi = da[keep + 1] + fr * ini + fi * inr;
+                    long ai = (row * Heads + c) * 2;
+                    float ar = a[ai], aim = a[ai + 1];
+                    float nf = fr * ar + fi * aim;
+                    fi = fi * ar - fr * aim;
+                    fr = nf;
+                    float dout = dO[row * DimInner + c];
+                    dQkv[q] = states[s] * dout;
+                    dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+                    dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];
+                    float pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+                    da[ai] = pr * gr + pi * gi;
+                    da[ai + 1] = pr * gi - pi * gr;
                 }
             }
 

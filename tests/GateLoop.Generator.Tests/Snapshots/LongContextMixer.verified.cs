@@ -44,8 +44,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Creates the layer's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public LongContextMixer(global::GateLoop.Runtime.Device device) : base(device, ParameterTable, Dim, reverse: false) { }
 
-    /// <summary>Whether the scans run chunked: on a GPU, when batch·Dim lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Batch * Dim < ChunkedBelowLanes;
+    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·Dim lanes alone would leave it idle.</summary>
+    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * Dim < ChunkedBelowLanes;
 
     int Chunks => (Seq + Chunk - 1) / Chunk;
 
