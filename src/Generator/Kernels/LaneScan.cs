@@ -14,6 +14,7 @@ namespace GateLoop.Generator.Kernels
     {
         readonly Numeric n;
         readonly string name, summary, parameters, lanes, init, step, finish;
+        readonly string? simd;
         readonly string[] state;
         readonly bool reverse;
 
@@ -22,9 +23,14 @@ namespace GateLoop.Generator.Kernels
         /// <param name="state">The running values, which <paramref name="init"/> declares (it may read <c>index</c>).</param>
         /// <param name="step">One time step t of lane c in batch row b.</param>
         /// <param name="finish">After the last step (may read <c>index</c>).</param>
+        /// <param name="simd">
+        /// A runtime method that runs whole groups of 8 lanes in SIMD registers, called as (from, to, seq, lanes,
+        /// the kernel's arguments); the host entry then keeps only the ragged ends for the lane-by-lane runs.
+        /// </param>
         public LaneScan(Numeric n, string name, string summary, string parameters, string lanes, string[] state,
-            string init, bool reverse, string step, string finish)
+            string init, bool reverse, string step, string finish, string? simd = null)
         {
+            this.simd = simd;
             this.n = n;
             this.name = name;
             this.summary = summary;
@@ -61,15 +67,42 @@ namespace GateLoop.Generator.Kernels
             }
             """;
 
+        // The public host entry: all lanes through the runs below, or the 8-lane groups through the SIMD method.
+        string Entry
+        {
+            get
+            {
+                string pointers = HostEntryText.PointerArguments(parameters, n);
+                if (simd is null)
+                    return $$"""
+                        /// <summary>Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
+                        public static void {{name}}(int from, int to, int seq, {{parameters}}) =>
+                            {{name}}Runs(from, to, seq, {{pointers}});
+                        """;
+                string arguments = string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ').Last()));
+                return $$"""
+                    /// <summary>
+                    /// Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: whole
+                    /// groups of 8 lanes in SIMD registers, the ragged ends lane by lane.
+                    /// </summary>
+                    public static void {{name}}(int from, int to, int seq, {{parameters}})
+                    {
+                        int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                        {{name}}Runs(from, head, seq, {{pointers}});
+                        {{simd}}(head, tail, seq, {{lanes}}, {{arguments}});
+                        {{name}}Runs(tail, to, seq, {{pointers}});
+                    }
+                    """;
+            }
+        }
+
         public string HostEntry
         {
             get
             {
                 string load = HostEntryText.Load(n, state), store = HostEntryText.Store(state);
                 return $$"""
-                    /// <summary>Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-                    public static void {{name}}(int from, int to, int seq, {{parameters}}) =>
-                        {{name}}Runs(from, to, seq, {{HostEntryText.PointerArguments(parameters, n)}});
+                    {{CodeWriter.Indent(Entry, 20)}}
 
                     static void {{name}}Runs(int from, int to, int seq, {{HostEntryText.PointerParameters(parameters, n)}})
                     {

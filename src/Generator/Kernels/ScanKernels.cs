@@ -74,7 +74,11 @@ namespace GateLoop.Generator.Kernels
             states[s] = sr;
             states[s + 1] = si;
             """,
-            "carry[2 * (long)index.X] = sr;\ncarry[2 * (long)index.X + 1] = si;");
+            "carry[2 * (long)index.X] = sr;\ncarry[2 * (long)index.X + 1] = si;", Simd(spec, n, "ChannelScanForward"));
+
+        // The complex float scans also run 8 channels per SIMD register on the host, when rows hold whole groups of 8.
+        static string? Simd(TransformerSpec spec, Numeric n, string method) =>
+            spec.AblateStateTransition || n.IsDouble || spec.DimInner % 8 != 0 ? null : ModelSource.Runtime + "HostSimd." + method;
 
         static LaneScan ChannelsBackward(TransformerSpec spec, Numeric n)
         {
@@ -101,7 +105,7 @@ namespace GateLoop.Generator.Kernels
                 nar = a[ai];
                 nai = a[ai + 1];
                 """)}}
-                """, "");
+                """, "", Simd(spec, n, "ChannelScanBackward"));
         }
 
         /// <summary>

@@ -21,7 +21,11 @@ public static unsafe class HostSimd
         // Real lanes (even) keep, imaginary lanes (odd) drop: AblateComplex's view of a pair.
         RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0), HalfReal = Vector256.Create(0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0);
 
-    static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6);
+    static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6),
+        RealParts = Vector256.Create(0, 0, 2, 2, 4, 4, 6, 6), ImaginaryParts = Vector256.Create(1, 1, 3, 3, 5, 5, 7, 7),
+        EvenLanes = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6), Spread = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
+
+    static readonly Vector256<float> MinusPlus = Vector256.Create(-1f, 1, -1, 1, -1, 1, -1, 1), PlusMinus = -MinusPlus;
 
     const int Lanes = 8;
 
@@ -243,6 +247,113 @@ public static unsafe class HostSimd
         {
             x[k + j] = tx[j];
             if (y is not null) y[k + j] = ty[j];
+        }
+    }
+
+    // Complex numbers four to a register, interleaved (re, im): x·y, conj(x)·y, the real parts of two registers
+    // as one, and four reals placed on the real parts (imaginary parts 0). The scans use the kernels' order of
+    // operations, so host and ILGPU results agree exactly.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Times(Vector256<float> x, Vector256<float> y) =>
+        Vector256.Shuffle(x, RealParts) * y + Vector256.Shuffle(x, ImaginaryParts) * Vector256.Shuffle(y, SwapPairs) * MinusPlus;
+
+    // add + conj(x)·y, summed in the kernel's order so the results match it to the last bit.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> ConjugateTimes(Vector256<float> x, Vector256<float> y, Vector256<float> add) =>
+        add + Vector256.Shuffle(x, RealParts) * y + Vector256.Shuffle(x, ImaginaryParts) * Vector256.Shuffle(y, SwapPairs) * PlusMinus;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Reals(Vector256<float> low, Vector256<float> high) =>
+        Vector256.Create(Vector256.Shuffle(low, EvenLanes).GetLower(), Vector256.Shuffle(high, EvenLanes).GetLower());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> OnReals(Vector128<float> values) =>
+        Vector256.Shuffle(Vector256.Create(values, values), Spread) * RealLanes;
+
+    /// <summary>Channels per run of the SIMD scans: time outside, the run's groups of 8 inside (whole cache lines per row).</summary>
+    const int ScanRun = 64;
+
+    /// <summary>
+    /// The max-heads gate-loop scan (complex transition) for lanes from…to−1, whole groups of 8 channels of one
+    /// sequence (<paramref name="width"/> channels per row, a multiple of 8). Runs of up to 64 channels walk the
+    /// sequence together, each group's 8 complex states in two registers between steps kept in a stack buffer.
+    /// Same arithmetic as the kernel's ScanForward: S = a·S + k·v, o = q·Re S, every S stored, the last in carry
+    /// (which also holds the first).
+    /// </summary>
+    public static void ChannelScanForward(int from, int to, int seq, int width, ArrayView<float> qkv, ArrayView<float> a,
+        ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
+    {
+        float* pq = Pointer(qkv), pa = Pointer(a), po = Pointer(o), ps = Pointer(states), pc = Pointer(carry);
+        for (int first = from, end; first < to; first = end)
+        {
+            int b = first / width, c0 = first % width;
+            end = Math.Min(Math.Min(to, (b + 1) * width), first + ScanRun);
+            float* carried = pc + 2L * first; // the run's states live in carry between steps
+            for (int t = 0; t < seq; t++)
+            {
+                long row = (long)b * seq + t;
+                for (int c = c0, j = 0; c < c0 + end - first; c += Lanes, j += 2 * Lanes)
+                {
+                    long pair = (row * width + c) * 2;
+                    float* q = pq + row * 3 * width + c;
+                    var kv = Vector256.Load(q + width) * Vector256.Load(q + 2 * width);
+                    var low = Times(Vector256.Load(pa + pair), Vector256.Load(carried + j)) + OnReals(kv.GetLower());
+                    var high = Times(Vector256.Load(pa + pair + Lanes), Vector256.Load(carried + j + Lanes)) + OnReals(kv.GetUpper());
+                    low.Store(carried + j);
+                    high.Store(carried + j + Lanes);
+                    low.Store(ps + pair);
+                    high.Store(ps + pair + Lanes);
+                    (Vector256.Load(q) * Reals(low, high)).Store(po + row * width + c);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The reverse of <see cref="ChannelScanForward"/> (ScanBackward's arithmetic, sequences started from zero):
+    /// Ĝ = q·dO + conj(a_next)·Ĝ; dq = Re(S)·dO, dk = Re(Ĝ)·v, dv = Re(Ĝ)·k, da = conj(S_prev)·Ĝ. Ĝ and a_next of
+    /// a run live in a stack buffer between steps.
+    /// </summary>
+    public static void ChannelScanBackward(int from, int to, int seq, int width, ArrayView<float> qkv, ArrayView<float> a,
+        ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
+    {
+        float* pq = Pointer(qkv), pa = Pointer(a), ps = Pointer(states), pdo = Pointer(dO), pdq = Pointer(dQkv), pda = Pointer(da);
+        float* g = stackalloc float[2 * ScanRun], next = stackalloc float[2 * ScanRun];
+        for (int first = from, end; first < to; first = end)
+        {
+            int b = first / width, c0 = first % width;
+            end = Math.Min(Math.Min(to, (b + 1) * width), first + ScanRun);
+            new Span<float>(g, 2 * ScanRun).Clear();
+            new Span<float>(next, 2 * ScanRun).Clear();
+            for (int t = seq - 1; t >= 0; t--)
+            {
+                long row = (long)b * seq + t;
+                for (int c = c0, j = 0; c < c0 + end - first; c += Lanes, j += 2 * Lanes)
+                {
+                    long pair = (row * width + c) * 2, offset = row * 3 * width + c;
+                    float* q = pq + offset, dq = pdq + offset;
+                    var dout = Vector256.Load(pdo + row * width + c);
+                    var qdo = Vector256.Load(q) * dout;
+                    var low = ConjugateTimes(Vector256.Load(next + j), Vector256.Load(g + j), OnReals(qdo.GetLower()));
+                    var high = ConjugateTimes(Vector256.Load(next + j + Lanes), Vector256.Load(g + j + Lanes), OnReals(qdo.GetUpper()));
+                    low.Store(g + j);
+                    high.Store(g + j + Lanes);
+                    (Reals(Vector256.Load(ps + pair), Vector256.Load(ps + pair + Lanes)) * dout).Store(dq);
+                    var re = Reals(low, high);
+                    (re * Vector256.Load(q + 2 * width)).Store(dq + width);
+                    (re * Vector256.Load(q + width)).Store(dq + 2 * width);
+                    Vector256<float> previousLow = default, previousHigh = default;
+                    if (t > 0)
+                    {
+                        previousLow = Vector256.Load(ps + pair - 2 * width);
+                        previousHigh = Vector256.Load(ps + pair - 2 * width + Lanes);
+                    }
+                    ConjugateTimes(previousLow, low, default).Store(pda + pair);
+                    ConjugateTimes(previousHigh, high, default).Store(pda + pair + Lanes);
+                    Vector256.Load(pa + pair).Store(next + j);
+                    Vector256.Load(pa + pair + Lanes).Store(next + j + Lanes);
+                }
+            }
         }
     }
 

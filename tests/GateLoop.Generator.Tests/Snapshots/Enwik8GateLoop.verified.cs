@@ -759,9 +759,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, Heads, false, Frac, rIn, bias, da, dr);
 
-            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
-                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+            /// <summary>
+                                /// Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: whole
+                                /// groups of 8 lanes in SIMD registers, the ragged ends lane by lane.
+                                /// </summary>
+                                public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
+                                {
+                                    int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                                    ScanForwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+                                    global::GateLoop.Runtime.HostSimd.ChannelScanForward(head, tail, seq, DimInner, qkv, a, o, states, carry);
+                                    ScanForwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+                                }
 
             static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
             {
@@ -806,9 +814,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da) =>
-                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
+            /// <summary>
+                                /// Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: whole
+                                /// groups of 8 lanes in SIMD registers, the ragged ends lane by lane.
+                                /// </summary>
+                                public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
+                                {
+                                    int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                                    ScanBackwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
+                                    global::GateLoop.Runtime.HostSimd.ChannelScanBackward(head, tail, seq, DimInner, qkv, a, states, dO, dQkv, da);
+                                    ScanBackwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
+                                }
 
             static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
             {

@@ -612,8 +612,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, Heads, false, Frac, rIn, bias, da, dr);
 
             /// <summary>Runs <see cref="Kernels.ScanStatesForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-            public static void ScanStatesForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry) =>
-                ScanStatesForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+                                public static void ScanStatesForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry) =>
+                                    ScanStatesForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
 
             static void ScanStatesForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
             {
@@ -659,8 +659,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             }
 
             /// <summary>Runs <see cref="Kernels.ScanStatesBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-            public static void ScanStatesBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads) =>
-                ScanStatesBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(grads));
+                                public static void ScanStatesBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> dO, ArrayView<float> grads) =>
+                                    ScanStatesBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(grads));
 
             static void ScanStatesBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> grads)
             {
