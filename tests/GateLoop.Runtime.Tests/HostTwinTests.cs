@@ -201,6 +201,41 @@ public sealed class HostLayerNormTests
     }
 }
 
+/// <summary>The SIMD LayerNorm parameter gradients against their sums in double, on whole groups of 8 columns.</summary>
+public sealed class HostLayerNormParameterTests
+{
+    [Fact]
+    public void Parameter_gradients_match_the_sums()
+    {
+        const int rows = 7, width = 40, from = 8, to = 32;
+        using var device = Device.Create("cpu");
+        var rng = new Random(17);
+        float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2))];
+        float[] x = Random(rows * width), dy = Random(rows * width), dw0 = Random(width), db0 = Random(width);
+        float[] stats = [.. Enumerable.Range(0, rows).SelectMany(_ => new[] { (float)rng.NextDouble() - 0.5f, 0.5f + (float)rng.NextDouble() })];
+        using var xb = device.Allocate<float>(x.Length);
+        using var sb = device.Allocate<float>(stats.Length);
+        using var dyb = device.Allocate<float>(dy.Length);
+        using var dwb = device.Allocate<float>(width);
+        using var dbb = device.Allocate<float>(width);
+        xb.CopyFromCPU(x);
+        sb.CopyFromCPU(stats);
+        dyb.CopyFromCPU(dy);
+        dwb.CopyFromCPU(dw0);
+        dbb.CopyFromCPU(db0);
+        HostSimd.LayerNormParameterGradients(from, to, rows, width, xb.View, sb.View, dyb.View, dwb.View, dbb.View);
+        float[] dw = dwb.GetAsArray1D(), db = dbb.GetAsArray1D();
+        for (int d = 0; d < width; d++)
+        {
+            bool inside = d >= from && d < to;
+            double ew = dw0[d] + (inside ? Enumerable.Range(0, rows).Sum(r => (double)dy[r * width + d] * (x[r * width + d] - stats[2 * r]) * stats[2 * r + 1]) : 0);
+            double eb = db0[d] + (inside ? Enumerable.Range(0, rows).Sum(r => (double)dy[r * width + d]) : 0);
+            Assert.True(Math.Abs(dw[d] - ew) <= 1e-5 * (1 + Math.Abs(ew)), $"dw[{d}] = {dw[d]}, expected {ew}");
+            Assert.True(Math.Abs(db[d] - eb) <= 1e-5 * (1 + Math.Abs(eb)), $"db[{d}] = {db[d]}, expected {eb}");
+        }
+    }
+}
+
 /// <summary>
 /// The scans' host entries (time outside, lanes inside) against the kernels run lane by lane, on a range that
 /// starts and ends inside a batch row, so runs split at batch boundaries.

@@ -19,6 +19,35 @@ namespace GateLoop.Generator.Emit
             string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ')).Select(p =>
                 p[0].StartsWith("ArrayView") ? $"new {View(n)}({p[p.Length - 1]})" : p[p.Length - 1]));
 
+        /// <summary>
+        /// The public host entry of kernel <paramref name="name"/>: indices from…to−1 through the method
+        /// <paramref name="runs"/> (taking pointers), or, given a SIMD method of the runtime, whole groups of 8 through
+        /// it (called as (from, to, the count parameter, <paramref name="simdExtra"/>, the kernel's arguments)) and
+        /// only the ragged ends through <paramref name="runs"/>.
+        /// </summary>
+        /// <param name="count">The kernel's parameter after its index, e.g. <c>int seq</c>.</param>
+        public static string Entry(Numeric n, string name, string what, string count, string parameters, string runs, string? simd, string simdExtra)
+        {
+            string countName = count.Split(' ').Last(), pointers = PointerArguments(parameters, n);
+            if (simd is null)
+                return $$"""
+                    /// <summary>Runs <see cref="Kernels.{{name}}"/> for {{what}}.</summary>
+                    public static void {{name}}(int from, int to, {{count}}, {{parameters}}) =>
+                        {{runs}}(from, to, {{countName}}, {{pointers}});
+                    """;
+            string arguments = string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ').Last()));
+            return $$"""
+                /// <summary>Runs <see cref="Kernels.{{name}}"/> for {{what}}; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+                public static void {{name}}(int from, int to, {{count}}, {{parameters}})
+                {
+                    int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                    {{runs}}(from, head, {{countName}}, {{pointers}});
+                    {{simd}}(head, tail, {{countName}}, {{simdExtra}}, {{arguments}});
+                    {{runs}}(tail, to, {{countName}}, {{pointers}});
+                }
+                """;
+        }
+
         /// <summary>Declares the running values from lane j's slots of <c>run</c>.</summary>
         public static string Load(Numeric n, string[] values) =>
             $"{n.Type} {string.Join(", ", values.Select((v, i) => $"{v} = run[{values.Length} * j + {i}]"))};";

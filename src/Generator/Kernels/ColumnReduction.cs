@@ -13,14 +13,21 @@ namespace GateLoop.Generator.Kernels
     {
         readonly Numeric n;
         readonly string name, summary, parameters, step, finish;
+        readonly string? simd;
+        readonly string width;
         readonly string[] sums;
 
         /// <param name="views">The view parameters after <c>rows</c>, all of the element type.</param>
         /// <param name="sums">The running sums per column.</param>
         /// <param name="step">Adds row r of column d to the sums.</param>
         /// <param name="finish">Writes column d's result from the sums.</param>
-        public ColumnReduction(Numeric n, string name, string summary, string[] views, string[] sums, string step, string finish)
+        /// <param name="simd">A runtime method for whole groups of 8 columns, called as (from, to, rows, the row width, the views).</param>
+        /// <param name="width">The row width (a constant expression).</param>
+        public ColumnReduction(Numeric n, string name, string summary, string[] views, string[] sums, string step, string finish,
+            string? simd = null, string width = "")
         {
+            this.simd = simd;
+            this.width = width;
             this.n = n;
             this.name = name;
             this.summary = summary;
@@ -53,9 +60,8 @@ namespace GateLoop.Generator.Kernels
             get
             {
                 return $$"""
-                    /// <summary>Runs <see cref="Kernels.{{name}}"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
-                    public static void {{name}}(int from, int to, int rows, {{parameters}}) =>
-                        {{name}}Columns(from, to, rows, {{HostEntryText.PointerArguments(parameters, n)}});
+                    {{HostEntryText.Entry(n, name, "columns <paramref name=\"from\"/>…<paramref name=\"to\"/>−1: rows outside, columns inside",
+                        "int rows", parameters, name + "Columns", simd, width)}}
 
                     static void {{name}}Columns(int from, int to, int rows, {{HostEntryText.PointerParameters(parameters, n)}})
                     {

@@ -67,34 +67,9 @@ namespace GateLoop.Generator.Kernels
             }
             """;
 
-        // The public host entry: all lanes through the runs below, or the 8-lane groups through the SIMD method.
-        string Entry
-        {
-            get
-            {
-                string pointers = HostEntryText.PointerArguments(parameters, n);
-                if (simd is null)
-                    return $$"""
-                        /// <summary>Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-                        public static void {{name}}(int from, int to, int seq, {{parameters}}) =>
-                            {{name}}Runs(from, to, seq, {{pointers}});
-                        """;
-                string arguments = string.Join(", ", parameters.Split(',').Select(p => p.Trim().Split(' ').Last()));
-                return $$"""
-                    /// <summary>
-                    /// Runs <see cref="Kernels.{{name}}"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: whole
-                    /// groups of 8 lanes in SIMD registers, the ragged ends lane by lane.
-                    /// </summary>
-                    public static void {{name}}(int from, int to, int seq, {{parameters}})
-                    {
-                        int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                        {{name}}Runs(from, head, seq, {{pointers}});
-                        {{simd}}(head, tail, seq, {{lanes}}, {{arguments}});
-                        {{name}}Runs(tail, to, seq, {{pointers}});
-                    }
-                    """;
-            }
-        }
+        // All lanes through the runs below, or the 8-lane groups through the SIMD method.
+        string Entry => HostEntryText.Entry(n, name, "lanes <paramref name=\"from\"/>…<paramref name=\"to\"/>−1: time outside, lanes inside",
+            "int seq", parameters, name + "Runs", simd, lanes);
 
         public string HostEntry
         {
@@ -102,7 +77,7 @@ namespace GateLoop.Generator.Kernels
             {
                 string load = HostEntryText.Load(n, state), store = HostEntryText.Store(state);
                 return $$"""
-                    {{CodeWriter.Indent(Entry, 20)}}
+                    {{Entry}}
 
                     static void {{name}}Runs(int from, int to, int seq, {{HostEntryText.PointerParameters(parameters, n)}})
                     {

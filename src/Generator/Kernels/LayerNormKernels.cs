@@ -65,6 +65,6 @@ namespace GateLoop.Generator.Kernels
             sw += g * (x[r * {{width}} + d] - stats[2 * r]) * stats[2 * r + 1];
             sb += g;
             """,
-            "dw[d] += sw;\ndb[d] += sb;");
+            "dw[d] += sw;\ndb[d] += sb;", n.IsDouble ? null : ModelSource.Runtime + "HostSimd.LayerNormParameterGradients", width);
     }
 }

@@ -357,6 +357,39 @@ public static unsafe class HostSimd
         }
     }
 
+    /// <summary>
+    /// LayerNorm's parameter gradients for columns from…to−1 (whole groups of 8): dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy
+    /// over <paramref name="rows"/> rows of <paramref name="width"/>, rows outside and runs of 64 columns inside,
+    /// each column summed in row order as the kernel does.
+    /// </summary>
+    public static void LayerNormParameterGradients(int from, int to, int rows, int width, ArrayView<float> x, ArrayView<float> stats,
+        ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+    {
+        float* px = Pointer(x), ps = Pointer(stats), pdy = Pointer(dy), pdw = Pointer(dw), pdb = Pointer(db);
+        float* sums = stackalloc float[2 * ScanRun];
+        for (int first = from; first < to; first += ScanRun)
+        {
+            int count = Math.Min(to - first, ScanRun);
+            new Span<float>(sums, 2 * ScanRun).Clear();
+            for (long r = 0; r < rows; r++)
+            {
+                Vector256<float> mean = Vector256.Create(ps[2 * r]), rstd = Vector256.Create(ps[2 * r + 1]);
+                for (int j = 0; j < count; j += Lanes)
+                {
+                    long i = r * width + first + j;
+                    var g = Vector256.Load(pdy + i);
+                    (Vector256.Load(sums + 2 * j) + g * (Vector256.Load(px + i) - mean) * rstd).Store(sums + 2 * j);
+                    (Vector256.Load(sums + 2 * j + Lanes) + g).Store(sums + 2 * j + Lanes);
+                }
+            }
+            for (int j = 0; j < count; j += Lanes)
+            {
+                (Vector256.Load(pdw + first + j) + Vector256.Load(sums + 2 * j)).Store(pdw + first + j);
+                (Vector256.Load(pdb + first + j) + Vector256.Load(sums + 2 * j + Lanes)).Store(pdb + first + j);
+            }
+        }
+    }
+
     /// <summary>LayerNorm of rows from…to−1 of <paramref name="width"/>: y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
     public static void LayerNormForward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b,
         ArrayView<float> y, ArrayView<float> stats)

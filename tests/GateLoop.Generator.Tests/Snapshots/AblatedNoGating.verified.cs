@@ -573,8 +573,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             }
 
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-                                public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
-                                    ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
+                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
 
             static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
             {
@@ -615,8 +615,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             }
 
             /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-                                public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv) =>
-                                    ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv));
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv) =>
+                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv));
 
             static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv)
             {

@@ -713,9 +713,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
-            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db) =>
-                LayerNormDimBackwardParamsColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                LayerNormDimBackwardParamsColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+                global::GateLoop.Runtime.HostSimd.LayerNormParameterGradients(head, tail, rows, Dim, x, stats, dy, dw, db);
+                LayerNormDimBackwardParamsColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+            }
 
             static void LayerNormDimBackwardParamsColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
             {
@@ -759,17 +764,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, Heads, false, Frac, rIn, bias, da, dr);
 
-            /// <summary>
-                                /// Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: whole
-                                /// groups of 8 lanes in SIMD registers, the ragged ends lane by lane.
-                                /// </summary>
-                                public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
-                                {
-                                    int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                                    ScanForwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
-                                    global::GateLoop.Runtime.HostSimd.ChannelScanForward(head, tail, seq, DimInner, qkv, a, o, states, carry);
-                                    ScanForwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
-                                }
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                ScanForwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+                global::GateLoop.Runtime.HostSimd.ChannelScanForward(head, tail, seq, DimInner, qkv, a, o, states, carry);
+                ScanForwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(carry));
+            }
 
             static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry)
             {
@@ -814,17 +816,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>
-                                /// Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: whole
-                                /// groups of 8 lanes in SIMD registers, the ragged ends lane by lane.
-                                /// </summary>
-                                public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
-                                {
-                                    int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                                    ScanBackwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
-                                    global::GateLoop.Runtime.HostSimd.ChannelScanBackward(head, tail, seq, DimInner, qkv, a, states, dO, dQkv, da);
-                                    ScanBackwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
-                                }
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> dO, ArrayView<float> dQkv, ArrayView<float> da)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                ScanBackwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
+                global::GateLoop.Runtime.HostSimd.ChannelScanBackward(head, tail, seq, DimInner, qkv, a, states, dO, dQkv, da);
+                ScanBackwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(qkv), new global::GateLoop.Runtime.HostView<float>(a), new global::GateLoop.Runtime.HostView<float>(states), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dQkv), new global::GateLoop.Runtime.HostView<float>(da));
+            }
 
             static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
             {

@@ -349,8 +349,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public static class Host
         {
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-                                public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state) =>
-                                    ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(gate), new global::GateLoop.Runtime.HostView<float>(state));
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state) =>
+                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(gate), new global::GateLoop.Runtime.HostView<float>(state));
 
             static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> gate, global::GateLoop.Runtime.HostView<float> state)
             {
@@ -392,8 +392,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             }
 
             /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-                                public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ) =>
-                                    ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dZ));
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ) =>
+                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dZ));
 
             static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ)
             {
