@@ -366,6 +366,12 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.False(root.GetProperty("tf32").GetBoolean());
         Assert.True(root.GetProperty("generate_tokens_per_s").GetDouble() > 0);
         Assert.True(root.GetProperty("peak_memory_bytes").GetInt64() > 10_000_000);
+        // The parts of it a step holds: weights and gradients, Adam's two moments (4 bytes each per parameter), activations.
+        long parameters = root.GetProperty("config").GetProperty("parameters").GetInt64();
+        Assert.Equal(8 * parameters, root.GetProperty("parameter_bytes").GetInt64());
+        Assert.Equal(8 * parameters, root.GetProperty("optimizer_bytes").GetInt64());
+        Assert.True(root.GetProperty("activation_bytes").GetInt64() > 0);
+        Assert.True(root.GetProperty("managed_heap_bytes").GetInt64() > 0);
         Assert.StartsWith("cpu", root.GetProperty("device").GetString());
         Assert.Equal("gateloop-tiny", root.GetProperty("config").GetProperty("model").GetString());
         // A fresh model predicts bytes about uniformly: the first loss is near ln 256.

@@ -72,6 +72,9 @@ static class BenchCommand
             var profile = dev.Profile = new Profile();
             Step();
             dev.Profile = null;
+            // What a training step holds, before generation re-plans the activations for one sequence.
+            long activationBytes = net.ActivationBytes, managedBytes = GC.GetTotalMemory(forceFullCollection: false);
+            long parameterBytes = 2 * net.ParameterCount * sizeof(float), optimizerBytes = 2 * net.ParameterCount * sizeof(float);
             double total = profile.ByPhase.Values.Sum();
             foreach (var (phase, ms) in profile.ByPhase.OrderByDescending(p => p.Value))
                 log.WriteLine($"  {phase,-12} {ms,8:F1} ms  {ms / total,6:P1}");
@@ -94,7 +97,9 @@ static class BenchCommand
                 log.WriteLine($"generate {generateRate,10:N1} tokens/s   {g} bytes after a {g}-byte prompt, prompt included in the time (best of 3)");
             }
             long peak = Process.GetCurrentProcess().PeakWorkingSet64;
-            log.WriteLine($"peak memory {peak / (1024.0 * 1024):N0} MiB (process working set); activations {net.ActivationBytes / (1024.0 * 1024):N0} MiB");
+            static string MiB(long bytes) => $"{bytes / (1024.0 * 1024):N0} MiB";
+            log.WriteLine($"peak memory {MiB(peak)} (process working set): managed heap {MiB(managedBytes)}; device buffers: " +
+                $"weights and gradients {MiB(parameterBytes)}, Adam moments {MiB(optimizerBytes)}, training activations {MiB(activationBytes)}");
 
             if (asJson)
                 Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
@@ -102,6 +107,10 @@ static class BenchCommand
                     ["train_tokens_per_s"] = trainRate,
                     ["generate_tokens_per_s"] = generateRate,
                     ["peak_memory_bytes"] = peak,
+                    ["managed_heap_bytes"] = managedBytes,
+                    ["parameter_bytes"] = parameterBytes,
+                    ["optimizer_bytes"] = optimizerBytes,
+                    ["activation_bytes"] = activationBytes,
                     ["step_ms"] = stepSeconds * 1000,
                     ["phase_ms"] = profile.ByPhase,
                     ["loss"] = firstLoss,
