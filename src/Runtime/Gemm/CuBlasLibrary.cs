@@ -14,9 +14,21 @@ namespace GateLoop.Runtime;
 /// </summary>
 internal sealed unsafe class CuBlasLibrary : IDisposable
 {
-    static readonly string[] Candidates = OperatingSystem.IsWindows()
+    static readonly string[] Names = OperatingSystem.IsWindows()
         ? ["cublas64_13.dll", "cublas64_12.dll", "cublas64_11.dll"]
         : ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"];
+
+    // The loader's search path first, then the toolkit's own folders, which are often not on it.
+    static IEnumerable<string> Candidates()
+    {
+        var roots = new[] { Environment.GetEnvironmentVariable("CUDA_HOME"), Environment.GetEnvironmentVariable("CUDA_PATH"), "/usr/local/cuda" }
+            .Concat(Directory.Exists("/usr/local") ? Directory.GetDirectories("/usr/local", "cuda-*").OrderDescending() : [])
+            .Where(root => !string.IsNullOrEmpty(root))
+            .SelectMany(root => new[] { Path.Combine(root!, "lib64"), Path.Combine(root!, "targets", "x86_64-linux", "lib"), Path.Combine(root!, "bin") })
+            .Where(Directory.Exists)
+            .Distinct();
+        return Names.Concat(roots.SelectMany(folder => Names.Select(name => Path.Combine(folder, name))).Where(File.Exists));
+    }
 
     // cublasMath_t: full fp32 (no tensor-core rounding) or TF32 tensor cores for fp32 GEMMs.
     const int DefaultMath = 0, Tf32TensorOpMath = 3;
@@ -66,7 +78,7 @@ internal sealed unsafe class CuBlasLibrary : IDisposable
     public static CuBlasLibrary? TryCreate(CudaAccelerator accelerator, out string? error)
     {
         var tried = new List<string>();
-        foreach (var name in Candidates)
+        foreach (var name in Candidates())
         {
             if (!NativeLibrary.TryLoad(name, out var library))
             {
