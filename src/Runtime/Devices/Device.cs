@@ -166,17 +166,11 @@ public sealed class Device : IDisposable
     /// </summary>
     public Profile? Profile { get; set; }
 
-    void Timed(Delegate kernel, Action launch)
+    // Profiling waits for the device, so the time is the kernel's own.
+    void Record(Delegate kernel, long start)
     {
-        if (Profile is null)
-        {
-            launch();
-            return;
-        }
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        launch();
         Synchronize();
-        Profile.Add(kernel.Method.Name, clock.Elapsed.TotalMilliseconds);
+        Profile!.Add(kernel.Method.Name, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
     }
 
     // Kernel launches: one index per logical work item. The host backend runs the kernel's host twin (or the
@@ -187,12 +181,11 @@ public sealed class Device : IDisposable
         where T1 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
-            else if (HostTwin<Action<int, int, T1>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
+        else if (HostTwin<Action<int, int, T1>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -200,12 +193,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
-            else if (HostTwin<Action<int, int, T1, T2>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
+        else if (HostTwin<Action<int, int, T1, T2>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -213,12 +205,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
-            else if (HostTwin<Action<int, int, T1, T2, T3>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
+        else if (HostTwin<Action<int, int, T1, T2, T3>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -226,12 +217,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
-            else if (HostTwin<Action<int, int, T1, T2, T3, T4>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
+        else if (HostTwin<Action<int, int, T1, T2, T3, T4>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -240,12 +230,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
-            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
+        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -254,12 +243,11 @@ public sealed class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
-            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
+        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -269,12 +257,11 @@ public sealed class Device : IDisposable
         where T7 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
-            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
+        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     /// <inheritdoc cref="Launch{T1}"/>
@@ -284,12 +271,11 @@ public sealed class Device : IDisposable
         where T7 : struct where T8 : struct
     {
         if (n <= 0) return;
-        Timed(kernel, () =>
-        {
-            if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
-            else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7, a8));
-            else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7, a8); });
-        });
+        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
+        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7, a8));
+        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7, a8); });
+        if (Profile is not null) Record(kernel, start);
     }
 
     // The generator gives every kernel a host twin, Kernels.Host.Name(from, to, the same arguments), that runs a
