@@ -13,6 +13,7 @@ namespace GateLoop.Runtime;
 public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloatingPoint<T>
 {
     T[] lossRows = [];
+    int[] inputRows = [], targetRows = [];
     MemoryBuffer1D<T, Stride1D.Dense>? lossTotal;
     bool stepping;
     List<int>[] history = [];
@@ -95,14 +96,14 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     // Splits rows of seq + 1 tokens into inputs and targets, runs the model and leaves the loss rows and their gradient.
     void RunForward(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale)
     {
-        var inputs = new int[batch * seq];
-        var targets = new int[batch * seq];
+        // Reused from call to call: uploads copy them before returning.
+        if (inputRows.Length != batch * seq) (inputRows, targetRows) = (new int[batch * seq], new int[batch * seq]);
         for (int b = 0; b < batch; b++)
         {
-            tokens.Slice(b * (seq + 1), seq).CopyTo(inputs.AsSpan(b * seq));
-            tokens.Slice(b * (seq + 1) + 1, seq).CopyTo(targets.AsSpan(b * seq));
+            tokens.Slice(b * (seq + 1), seq).CopyTo(inputRows.AsSpan(b * seq));
+            tokens.Slice(b * (seq + 1) + 1, seq).CopyTo(targetRows.AsSpan(b * seq));
         }
-        Upload(inputs, targets, batch, seq);
+        Upload(inputRows, targetRows, batch, seq);
         stepping = false;
         ForwardCore(continueState: false);
         ComputeLoss(T.CreateChecked(gradScale / (batch * seq)));
