@@ -15,6 +15,7 @@ namespace GateLoop.Generator.Kernels
         readonly Numeric n;
         readonly string name, summary, parameters, lanes, init, step, finish;
         readonly string? simd;
+        readonly string simdExtra;
         readonly string[] state;
         readonly bool reverse;
 
@@ -27,10 +28,12 @@ namespace GateLoop.Generator.Kernels
         /// A runtime method that runs whole groups of 8 lanes in SIMD registers, called as (from, to, seq, lanes,
         /// the kernel's arguments); the host entry then keeps only the ragged ends for the lane-by-lane runs.
         /// </param>
+        /// <param name="simdExtra">What the SIMD method takes in place of the lane count, when it needs more.</param>
         public LaneScan(Numeric n, string name, string summary, string parameters, string lanes, string[] state,
-            string init, bool reverse, string step, string finish, string? simd = null)
+            string init, bool reverse, string step, string finish, string? simd = null, string? simdExtra = null)
         {
             this.simd = simd;
+            this.simdExtra = simdExtra ?? lanes;
             this.n = n;
             this.name = name;
             this.summary = summary;
@@ -69,7 +72,7 @@ namespace GateLoop.Generator.Kernels
 
         // All lanes through the runs below, or the 8-lane groups through the SIMD method.
         string Entry => HostEntryText.Entry(n, name, "lanes <paramref name=\"from\"/>…<paramref name=\"to\"/>−1: time outside, lanes inside",
-            "int seq", parameters, name + "Runs", simd, lanes);
+            "int seq", parameters, name + "Runs", simd, simdExtra);
 
         public string HostEntry
         {

@@ -28,6 +28,12 @@ namespace GateLoop.Generator.Kernels
         static string Parameters(Numeric n) =>
             $"ArrayView<{n.Type}> z, ArrayView<{n.Type}> initial, ArrayView<{n.Type}> o, ArrayView<{n.Type}> gate, ArrayView<{n.Type}> state";
 
+        // The plain float scans also run 8 channels per SIMD register on the host, when rows hold whole groups of 8.
+        static string? Simd(SimpleGateLoopSpec spec, Numeric n, string method) =>
+            n.IsDouble || spec.Dim % 8 != 0 ? null : ModelSource.Runtime + "HostSimd." + method;
+
+        static string SimdExtra(SimpleGateLoopSpec spec) => "Dim, " + (spec.Reverse ? "true" : "false");
+
         static LaneScan Forward(SimpleGateLoopSpec spec, Numeric n) => spec.Heinsen ? Heinsen(spec, n) : new LaneScan(n, "ScanForward", $$"""
             /// <summary>
             /// One thread per (batch, channel) runs the sequence {{Order(spec)}}, starting from S_0 = initial[b, c]:
@@ -44,7 +50,7 @@ namespace GateLoop.Generator.Kernels
             z[k + 2 * Dim] = a;
             o[row * Dim + c] = z[k] * s;
             """,
-            "gate[index] = g;\nstate[index] = s;");
+            "gate[index] = g;\nstate[index] = s;", Simd(spec, n, "SimpleScanForward"), SimdExtra(spec));
 
         static LaneScan Backward(SimpleGateLoopSpec spec, Numeric n) => new LaneScan(n, "ScanBackward", """
             /// <summary>
@@ -63,7 +69,7 @@ namespace GateLoop.Generator.Kernels
             dZ[k + Dim] = g;
             dZ[k + 2 * Dim] = g * previous * a * (1 - a);
             aNext = a;
-            """, "");
+            """, "", Simd(spec, n, "SimpleScanBackward"), SimdExtra(spec));
 
         /// <summary>
         /// The scans split into chunks of Chunk positions, for a GPU when batch·Dim lanes are too few to fill it

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -270,6 +271,16 @@ public static unsafe class HostSimd
     static Vector256<float> OnReals(Vector128<float> values) =>
         Vector256.Shuffle(Vector256.Create(values, values), Spread) * RealLanes;
 
+    // Rows a step apart are a page or more apart, where the hardware prefetchers stop; so the scans ask for the
+    // rows they will reach a few steps on, a cache line per 16 lanes.
+    const int PrefetchRows = 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Prefetch(float* p)
+    {
+        if (Sse.IsSupported) Sse.Prefetch0(p);
+    }
+
     /// <summary>Channels per run of the SIMD scans: time outside, the run's groups of 8 inside (whole cache lines per row).</summary>
     const int ScanRun = 64;
 
@@ -296,6 +307,15 @@ public static unsafe class HostSimd
                 {
                     long pair = (row * width + c) * 2;
                     float* q = pq + row * 3 * width + c;
+                    if (t + PrefetchRows < seq && (j & 31) == 0)
+                    {
+                        float* coming = q + PrefetchRows * 3L * width;
+                        Prefetch(coming);
+                        Prefetch(coming + width);
+                        Prefetch(coming + 2 * width);
+                        Prefetch(pa + pair + PrefetchRows * 2L * width);
+                        Prefetch(pa + pair + PrefetchRows * 2L * width + 16);
+                    }
                     var kv = Vector256.Load(q + width) * Vector256.Load(q + 2 * width);
                     var low = Times(Vector256.Load(pa + pair), Vector256.Load(carried + j)) + OnReals(kv.GetLower());
                     var high = Times(Vector256.Load(pa + pair + Lanes), Vector256.Load(carried + j + Lanes)) + OnReals(kv.GetUpper());
@@ -332,6 +352,18 @@ public static unsafe class HostSimd
                 {
                     long pair = (row * width + c) * 2, offset = row * 3 * width + c;
                     float* q = pq + offset, dq = pdq + offset;
+                    if (t >= PrefetchRows && (j & 31) == 0)
+                    {
+                        float* coming = q - PrefetchRows * 3L * width;
+                        Prefetch(coming);
+                        Prefetch(coming + width);
+                        Prefetch(coming + 2 * width);
+                        Prefetch(pa + pair - PrefetchRows * 2L * width);
+                        Prefetch(pa + pair - PrefetchRows * 2L * width + 16);
+                        Prefetch(ps + pair - (PrefetchRows + 1) * 2L * width);
+                        Prefetch(ps + pair - (PrefetchRows + 1) * 2L * width + 16);
+                        Prefetch(pdo + (row - PrefetchRows) * width + c);
+                    }
                     var dout = Vector256.Load(pdo + row * width + c);
                     var qdo = Vector256.Load(q) * dout;
                     var low = ConjugateTimes(Vector256.Load(next + j), Vector256.Load(g + j), OnReals(qdo.GetLower()));
@@ -352,6 +384,101 @@ public static unsafe class HostSimd
                     ConjugateTimes(previousHigh, high, default).Store(pda + pair + Lanes);
                     Vector256.Load(pa + pair).Store(next + j);
                     Vector256.Load(pa + pair + Lanes).Store(next + j + Lanes);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The SimpleGateLoop scan (plain, not log-space) for lanes from…to−1, whole groups of 8 channels of one
+    /// sequence, runs of 64 channels walking the sequence together (from its end when <paramref name="reverse"/>):
+    /// a = σ(logit), S = a·S + kv, o = q·S, z left as [q | S | a], the last S in state and Π a multiplied into gate.
+    /// </summary>
+    public static void SimpleScanForward(int from, int to, int seq, int width, bool reverse, ArrayView<float> z,
+        ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state)
+    {
+        float* pz = Pointer(z), pi = Pointer(initial), po = Pointer(o), pg = Pointer(gate), pst = Pointer(state);
+        float* run = stackalloc float[2 * ScanRun];
+        for (int first = from, end; first < to; first = end)
+        {
+            int b = first / width, c0 = first % width;
+            end = Math.Min(Math.Min(to, (b + 1) * width), first + ScanRun);
+            int count = end - first;
+            for (int j = 0; j < count; j += Lanes)
+            {
+                Vector256.Load(pi + first + j).Store(run + 2 * j);
+                Vector256.Load(pg + first + j).Store(run + 2 * j + Lanes);
+            }
+            for (int t = 0; t < seq; t++)
+            {
+                long row = (long)b * seq + (reverse ? seq - 1 - t : t);
+                long ahead = (reverse ? -PrefetchRows : PrefetchRows) * 3L * width;
+                for (int j = 0; j < count; j += Lanes)
+                {
+                    float* k = pz + row * 3 * width + c0 + j;
+                    if (t + PrefetchRows < seq && (j & 15) == 0)
+                    {
+                        Prefetch(k + ahead);
+                        Prefetch(k + ahead + width);
+                        Prefetch(k + ahead + 2 * width);
+                    }
+                    var a = Sigmoid(Vector256.Load(k + 2 * width));
+                    var sNew = a * Vector256.Load(run + 2 * j) + Vector256.Load(k + width);
+                    sNew.Store(run + 2 * j);
+                    (Vector256.Load(run + 2 * j + Lanes) * a).Store(run + 2 * j + Lanes);
+                    sNew.Store(k + width);
+                    a.Store(k + 2 * width);
+                    (Vector256.Load(k) * sNew).Store(po + row * width + c0 + j);
+                }
+            }
+            for (int j = 0; j < count; j += Lanes)
+            {
+                Vector256.Load(run + 2 * j).Store(pst + first + j);
+                Vector256.Load(run + 2 * j + Lanes).Store(pg + first + j);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The reverse of <see cref="SimpleScanForward"/> over z as it left it: Ĝ = dO·q + a_next·Ĝ; dq = dO·S, dkv = Ĝ,
+    /// d(logit) = Ĝ·S_prev·a·(1 − a), S_prev being initial at the first step; dZ is overwritten.
+    /// </summary>
+    public static void SimpleScanBackward(int from, int to, int seq, int width, bool reverse, ArrayView<float> z,
+        ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ)
+    {
+        float* pz = Pointer(z), pi = Pointer(initial), pdo = Pointer(dO), pdz = Pointer(dZ);
+        float* run = stackalloc float[2 * ScanRun];
+        long before = reverse ? 3L * width : -3L * width; // the row the forward visited one step earlier
+        for (int first = from, end; first < to; first = end)
+        {
+            int b = first / width, c0 = first % width;
+            end = Math.Min(Math.Min(to, (b + 1) * width), first + ScanRun);
+            int count = end - first;
+            new Span<float>(run, 2 * ScanRun).Clear();
+            for (int t = seq - 1; t >= 0; t--)
+            {
+                long row = (long)b * seq + (reverse ? seq - 1 - t : t);
+                long ahead = (reverse ? PrefetchRows : -PrefetchRows) * 3L * width;
+                for (int j = 0; j < count; j += Lanes)
+                {
+                    long offset = row * 3 * width + c0 + j;
+                    float* k = pz + offset, dk = pdz + offset;
+                    if (t >= PrefetchRows && (j & 15) == 0)
+                    {
+                        Prefetch(k + ahead);
+                        Prefetch(k + ahead + width);
+                        Prefetch(k + ahead + 2 * width);
+                        Prefetch(pdo + (row + (reverse ? PrefetchRows : -PrefetchRows)) * width + c0 + j);
+                    }
+                    var d = Vector256.Load(pdo + row * width + c0 + j);
+                    var a = Vector256.Load(k + 2 * width);
+                    var previous = t > 0 ? Vector256.Load(k + before + width) : Vector256.Load(pi + first + j);
+                    var g = d * Vector256.Load(k) + Vector256.Load(run + 2 * j + Lanes) * Vector256.Load(run + 2 * j);
+                    g.Store(run + 2 * j);
+                    a.Store(run + 2 * j + Lanes);
+                    (d * Vector256.Load(k + width)).Store(dk);
+                    g.Store(dk + width);
+                    (g * previous * a * (One - a)).Store(dk + 2 * width);
                 }
             }
         }

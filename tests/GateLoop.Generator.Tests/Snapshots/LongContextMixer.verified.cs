@@ -348,9 +348,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
-            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-            public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state) =>
-                ScanForwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(gate), new global::GateLoop.Runtime.HostView<float>(state));
+            /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                ScanForwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(gate), new global::GateLoop.Runtime.HostView<float>(state));
+                global::GateLoop.Runtime.HostSimd.SimpleScanForward(head, tail, seq, Dim, false, z, initial, o, gate, state);
+                ScanForwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(o), new global::GateLoop.Runtime.HostView<float>(gate), new global::GateLoop.Runtime.HostView<float>(state));
+            }
 
             static void ScanForwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> gate, global::GateLoop.Runtime.HostView<float> state)
             {
@@ -391,9 +396,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
-            public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ) =>
-                ScanBackwardRuns(from, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dZ));
+            /// <summary>Runs <see cref="Kernels.ScanBackward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void ScanBackward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> dO, ArrayView<float> dZ)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                ScanBackwardRuns(from, head, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dZ));
+                global::GateLoop.Runtime.HostSimd.SimpleScanBackward(head, tail, seq, Dim, false, z, initial, dO, dZ);
+                ScanBackwardRuns(tail, to, seq, new global::GateLoop.Runtime.HostView<float>(z), new global::GateLoop.Runtime.HostView<float>(initial), new global::GateLoop.Runtime.HostView<float>(dO), new global::GateLoop.Runtime.HostView<float>(dZ));
+            }
 
             static void ScanBackwardRuns(int from, int to, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> initial, global::GateLoop.Runtime.HostView<float> dO, global::GateLoop.Runtime.HostView<float> dZ)
             {
