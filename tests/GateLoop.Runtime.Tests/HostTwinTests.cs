@@ -201,6 +201,66 @@ public sealed class HostLayerNormTests
     }
 }
 
+/// <summary>The SIMD RMSNorm rows and γ gradient against the formulas in double (one row's norm clamped).</summary>
+public sealed class HostRmsNormTests
+{
+    [Theory]
+    [InlineData(16)]
+    [InlineData(21)]
+    public void RmsNorm_matches_the_formula(int width)
+    {
+        const int rows = 5, from = 1, to = 5;
+        const float scale = 3f, eps = 1e-3f;
+        using var device = Device.Create("cpu");
+        var rng = new Random(19);
+        float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2))];
+        float[] x = Random(rows * width), gamma = Random(width), dy = Random(rows * width), dx0 = Random(rows * width);
+        for (int d = 0; d < width; d++) x[3 * width + d] = 1e-5f; // a norm below eps: clamped
+        using var xb = device.Allocate<float>(x.Length);
+        using var gb = device.Allocate<float>(width);
+        using var yb = device.Allocate<float>(x.Length);
+        using var nb = device.Allocate<float>(rows);
+        using var dyb = device.Allocate<float>(x.Length);
+        using var dxb = device.Allocate<float>(x.Length);
+        using var dgb = device.Allocate<float>(((width + 7) / 8) * 8);
+        xb.CopyFromCPU(x);
+        gb.CopyFromCPU(gamma);
+        dyb.CopyFromCPU(dy);
+        dxb.CopyFromCPU(dx0);
+        HostSimd.RmsNormForward(from, to, width, scale, eps, xb.View, gb.View, yb.View, nb.View);
+        HostSimd.RmsNormBackward(from, to, width, scale, eps, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        float[] y = yb.GetAsArray1D(), inv = nb.GetAsArray1D(), dx = dxb.GetAsArray1D();
+        for (int r = 0; r < rows; r++)
+        {
+            var row = Enumerable.Range(r * width, width).ToArray();
+            double norm = Math.Sqrt(row.Sum(i => (double)x[i] * x[i])), n = 1 / Math.Max(norm, eps);
+            double dot = row.Sum(i => (double)dy[i] * gamma[i - r * width] * x[i]);
+            double c = norm > eps ? n * n * n * dot * scale : 0;
+            bool inside = r >= from && r < to;
+            if (inside) Assert.True(Math.Abs(inv[r] - n) <= 1e-5 * n, $"invNorm[{r}] = {inv[r]}, expected {n}");
+            foreach (int i in row)
+            {
+                int d = i - r * width;
+                double ey = inside ? x[i] * n * scale * gamma[d] : 0, edx = dx0[i] + (inside ? n * scale * dy[i] * gamma[d] - c * x[i] : 0);
+                Assert.True(Math.Abs(y[i] - ey) <= 1e-5 * (1 + Math.Abs(ey)), $"y[{i}] = {y[i]}, expected {ey}");
+                Assert.True(Math.Abs(dx[i] - edx) <= 1e-4 * (1 + Math.Abs(edx)), $"dx[{i}] = {dx[i]}, expected {edx}");
+            }
+        }
+
+        // γ's gradient over whole groups of 8 columns, accumulated onto what was there.
+        int columns = width / 8 * 8;
+        var dg0 = Random((int)dgb.Length);
+        dgb.CopyFromCPU(dg0);
+        HostSimd.RmsNormGammaGradients(0, columns, rows, width, scale, xb.View, nb.View, dyb.View, dgb.View);
+        float[] dg = dgb.GetAsArray1D();
+        for (int d = 0; d < dg.Length; d++)
+        {
+            double expected = dg0[d] + (d < columns ? scale * Enumerable.Range(0, rows).Sum(r => (double)dy[r * width + d] * x[r * width + d] * inv[r]) : 0);
+            Assert.True(Math.Abs(dg[d] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"dγ[{d}] = {dg[d]}, expected {expected}");
+        }
+    }
+}
+
 /// <summary>The SIMD LayerNorm parameter gradients against their sums in double, on whole groups of 8 columns.</summary>
 public sealed class HostLayerNormParameterTests
 {

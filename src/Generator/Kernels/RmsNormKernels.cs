@@ -37,13 +37,26 @@ namespace GateLoop.Generator.Kernels
             {{Gamma(n).Kernel}}
             """;
 
-        /// <summary>The host range entries (γ's column reduction).</summary>
-        public static string HostEntries(Numeric n) => Gamma(n).HostEntry;
+        /// <summary>
+        /// The host range entries: γ's column reduction, and (float) the row passes in SIMD lanes; a double build
+        /// runs those as scalar twins.
+        /// </summary>
+        public static string HostEntries(Numeric n) => Gamma(n).HostEntry + (n.IsDouble ? "" : $$"""
+
+
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
+                {{ModelSource.Runtime}}HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
+                {{ModelSource.Runtime}}HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
+            """);
 
         static ColumnReduction Gamma(Numeric n) => new ColumnReduction(n, "RmsNormBackwardGamma",
             "dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.",
             new[] { "x", "invNorm", "dy", "dGamma" }, new[] { "sum" },
             "sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];",
-            "dGamma[d] += sum * RmsScale;");
+            "dGamma[d] += sum * RmsScale;", n.IsDouble ? null : ModelSource.Runtime + "HostSimd.RmsNormGammaGradients", "Dim, RmsScale");
     }
 }

@@ -517,6 +517,88 @@ public static unsafe class HostSimd
         }
     }
 
+    /// <summary>RMSNorm of rows from…to−1 of <paramref name="width"/>: y = x·invNorm·scale·γ, invNorm = 1 / max(‖x‖, eps) kept.</summary>
+    public static void RmsNormForward(int from, int to, int width, float scale, float eps, ArrayView<float> x, ArrayView<float> gamma,
+        ArrayView<float> y, ArrayView<float> invNorm)
+    {
+        float* px = Pointer(x), pg = Pointer(gamma), py = Pointer(y), pn = Pointer(invNorm);
+        int vectors = width / Lanes * Lanes;
+        for (int r = from; r < to; r++)
+        {
+            float* xr = px + (long)r * width, yr = py + (long)r * width;
+            Vector256<float> squares = default;
+            int d = 0;
+            for (; d < vectors; d += Lanes)
+            {
+                var v = Vector256.Load(xr + d);
+                squares += v * v;
+            }
+            float ss = Vector256.Sum(squares);
+            for (; d < width; d++) ss += xr[d] * xr[d];
+            float inv = 1 / MathF.Max(MathF.Sqrt(ss), eps), s = inv * scale;
+            pn[r] = inv;
+            var vs = Vector256.Create(s);
+            for (d = 0; d < vectors; d += Lanes) (Vector256.Load(xr + d) * vs * Vector256.Load(pg + d)).Store(yr + d);
+            for (; d < width; d++) yr[d] = xr[d] * s * pg[d];
+        }
+    }
+
+    /// <summary>RMSNorm's input gradient for rows from…to−1: dx += n·g − n³·x·(g·x), g = dy·γ·scale (n·g alone where the norm was clamped).</summary>
+    public static void RmsNormBackward(int from, int to, int width, float scale, float eps, ArrayView<float> x, ArrayView<float> gamma,
+        ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+    {
+        float* px = Pointer(x), pg = Pointer(gamma), pn = Pointer(invNorm), pdy = Pointer(dy), pdx = Pointer(dx);
+        int vectors = width / Lanes * Lanes;
+        for (int r = from; r < to; r++)
+        {
+            float* xr = px + (long)r * width, dyr = pdy + (long)r * width, dxr = pdx + (long)r * width;
+            Vector256<float> dots = default, squares = default;
+            int d = 0;
+            for (; d < vectors; d += Lanes)
+            {
+                var v = Vector256.Load(xr + d);
+                dots += Vector256.Load(dyr + d) * Vector256.Load(pg + d) * v;
+                squares += v * v;
+            }
+            float dot = Vector256.Sum(dots), ss = Vector256.Sum(squares);
+            for (; d < width; d++)
+            {
+                dot += dyr[d] * pg[d] * xr[d];
+                ss += xr[d] * xr[d];
+            }
+            float inv = pn[r], c = MathF.Sqrt(ss) > eps ? inv * inv * inv * dot * scale : 0, a = inv * scale;
+            Vector256<float> va = Vector256.Create(a), vc = Vector256.Create(c);
+            for (d = 0; d < vectors; d += Lanes)
+                (Vector256.Load(dxr + d) + va * Vector256.Load(dyr + d) * Vector256.Load(pg + d) - vc * Vector256.Load(xr + d)).Store(dxr + d);
+            for (; d < width; d++) dxr[d] += a * dyr[d] * pg[d] - c * xr[d];
+        }
+    }
+
+    /// <summary>RMSNorm's γ gradient for columns from…to−1 (whole groups of 8): dγ[d] += scale·Σ_r dy·x·invNorm, each column summed in row order.</summary>
+    public static void RmsNormGammaGradients(int from, int to, int rows, int width, float scale, ArrayView<float> x, ArrayView<float> invNorm,
+        ArrayView<float> dy, ArrayView<float> dGamma)
+    {
+        float* px = Pointer(x), pn = Pointer(invNorm), pdy = Pointer(dy), pd = Pointer(dGamma);
+        float* sums = stackalloc float[ScanRun];
+        for (int first = from; first < to; first += ScanRun)
+        {
+            int count = Math.Min(to - first, ScanRun);
+            new Span<float>(sums, ScanRun).Clear();
+            for (long r = 0; r < rows; r++)
+            {
+                var inv = Vector256.Create(pn[r]);
+                for (int j = 0; j < count; j += Lanes)
+                {
+                    long i = r * width + first + j;
+                    (Vector256.Load(sums + j) + Vector256.Load(pdy + i) * Vector256.Load(px + i) * inv).Store(sums + j);
+                }
+            }
+            var vs = Vector256.Create(scale);
+            for (int j = 0; j < count; j += Lanes)
+                (Vector256.Load(pd + first + j) + Vector256.Load(sums + j) * vs).Store(pd + first + j);
+        }
+    }
+
     /// <summary>LayerNorm of rows from…to−1 of <paramref name="width"/>: y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
     public static void LayerNormForward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b,
         ArrayView<float> y, ArrayView<float> stats)

@@ -438,9 +438,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma) =>
-                RmsNormBackwardGammaColumns(from, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                RmsNormBackwardGammaColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+                global::GateLoop.Runtime.HostSimd.RmsNormGammaGradients(head, tail, rows, Dim, RmsScale, x, invNorm, dy, dGamma);
+                RmsNormBackwardGammaColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+            }
 
             static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
             {
@@ -465,52 +470,13 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                for (int index = from; index < to; index++) RmsNormForward(index, xHost, gammaHost, yHost, invNormHost);
-            }
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
+                global::GateLoop.Runtime.HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
 
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RmsNormForward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> gamma, global::GateLoop.Runtime.HostView<float> y, global::GateLoop.Runtime.HostView<float> invNorm)
-            {
-                long o = (long)index.X * Dim;
-                float ss = 0;
-                for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-                float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
-                invNorm[index] = inv;
-                float s = inv * RmsScale;
-                for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
-                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int index = from; index < to; index++) RmsNormBackward(index, xHost, gammaHost, invNormHost, dyHost, dxHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RmsNormBackward(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> gamma, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dx)
-            {
-                long o = (long)index.X * Dim;
-                float inv = invNorm[index], dot = 0, ss = 0;
-                for (int d = 0; d < Dim; d++)
-                {
-                    dot += dy[o + d] * gamma[d] * x[o + d];
-                    ss += x[o + d] * x[o + d];
-                }
-                float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
-                for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
-            }
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
+                global::GateLoop.Runtime.HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
 
             /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void ChunkScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> agg)
