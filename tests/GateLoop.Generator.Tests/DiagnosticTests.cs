@@ -20,45 +20,22 @@ public class DiagnosticTests
         {{declaration}}
         """;
 
-    /// <summary>Runs the generator and returns its only diagnostic, checking id and severity; nothing is generated.</summary>
-    static Diagnostic Single(GeneratorRun run, string id)
-    {
-        var diagnostic = Assert.Single(run.GeneratorDiagnostics);
-        Assert.Equal(id, diagnostic.Id);
-        Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
-        Assert.Empty(run.Sources);
-        return diagnostic;
-    }
 
-    /// <summary>
-    /// The source text a diagnostic points at. The generator keeps diagnostics as plain values for caching, so its
-    /// locations are file locations (path + span), not tied to a syntax tree: resolve them against the user's files.
-    /// </summary>
-    static string LocatedText(GeneratorRun run, Diagnostic diagnostic)
-    {
-        Assert.True(diagnostic.Location != Location.None, $"{diagnostic.Id} has no location: {diagnostic}");
-        string path = diagnostic.Location.GetLineSpan().Path;
-        var tree = run.Compilation.SyntaxTrees.SingleOrDefault(t => t.FilePath == path);
-        Assert.True(tree is not null, $"{diagnostic.Id} points at '{path}', not at a user file: {diagnostic}");
-        var span = diagnostic.Location.SourceSpan;
-        Assert.Equal(tree!.GetText().Lines.GetLinePositionSpan(span), diagnostic.Location.GetLineSpan().Span);
-        return tree.GetText().ToString(span);
-    }
 
     /// <summary>The diagnostic spans exactly the class name <paramref name="identifier"/>.</summary>
     static void AssertAtIdentifier(GeneratorRun run, Diagnostic diagnostic, string identifier) =>
-        Assert.Equal(identifier, LocatedText(run, diagnostic));
+        Assert.Equal(identifier, run.LocatedText(diagnostic));
 
     /// <summary>The diagnostic spans the <c>GateLoopTransformer(…)</c> attribute.</summary>
     static void AssertAtAttribute(GeneratorRun run, Diagnostic diagnostic)
     {
-        string text = LocatedText(run, diagnostic);
+        string text = run.LocatedText(diagnostic);
         Assert.Matches(@"^(GateLoop\.)?GateLoopTransformer\(.*\)$", text);
     }
 
     static void AssertAtIdentifierOrAttribute(GeneratorRun run, Diagnostic diagnostic, string identifier)
     {
-        string text = LocatedText(run, diagnostic);
+        string text = run.LocatedText(diagnostic);
         Assert.True(text == identifier || text.StartsWith("GateLoopTransformer(", StringComparison.Ordinal),
             $"{diagnostic.Id} is located at '{text}', not at the class name or the attribute");
     }
@@ -67,7 +44,7 @@ public class DiagnosticTests
     public void GL0001_NotPartial()
     {
         var run = GeneratorHarness.Run(Model(Valid, "public class Plain { }"));
-        var d = Single(run, "GL0001");
+        var d = run.SingleError("GL0001");
         Assert.Contains("'Plain'", d.GetMessage());
         Assert.Contains("partial", d.GetMessage());
         AssertAtIdentifier(run, d, "Plain");
@@ -83,7 +60,7 @@ public class DiagnosticTests
             ? "namespace Consumer;\n" + declaration
             : Model(Valid, declaration);
         var run = GeneratorHarness.Run(source);
-        var d = Single(run, "GL0002");
+        var d = run.SingleError("GL0002");
         Assert.Contains($"'{name}'", d.GetMessage());
         Assert.Contains("non-generic", d.GetMessage());
         AssertAtIdentifier(run, d, name);
@@ -97,7 +74,7 @@ public class DiagnosticTests
     public void GL0003_NonPositiveSize(string arguments, string expected)
     {
         var run = GeneratorHarness.Run(Model(arguments));
-        var d = Single(run, "GL0003");
+        var d = run.SingleError("GL0003");
         Assert.Contains(expected, d.GetMessage());
         Assert.Contains("set it to a positive integer", d.GetMessage());
         AssertAtAttribute(run, d);
@@ -109,7 +86,7 @@ public class DiagnosticTests
     public void GL0004_NegativeOptionalSize(string argument, string expected)
     {
         var run = GeneratorHarness.Run(Model(Valid + ", " + argument));
-        var d = Single(run, "GL0004");
+        var d = run.SingleError("GL0004");
         Assert.Contains(expected, d.GetMessage());
         Assert.Contains("use 0 for the default", d.GetMessage());
         AssertAtAttribute(run, d);
@@ -121,7 +98,7 @@ public class DiagnosticTests
     public void GL0005_HeadsDoNotDivide(string arguments, string expected)
     {
         var run = GeneratorHarness.Run(Model(Valid + ", " + arguments));
-        var d = Single(run, "GL0005");
+        var d = run.SingleError("GL0005");
         Assert.Contains(expected, d.GetMessage());
         Assert.Contains("choose a head count that divides", d.GetMessage());
         AssertAtAttribute(run, d);
@@ -134,7 +111,7 @@ public class DiagnosticTests
     public void GL0006_FracGradientOutOfRange(string value, string shown)
     {
         var run = GeneratorHarness.Run(Model(Valid + ", FracGradientStateTransition = " + value));
-        var d = Single(run, "GL0006");
+        var d = run.SingleError("GL0006");
         Assert.Contains($"FracGradientStateTransition is {shown}", d.GetMessage());
         Assert.Contains("between 0 and 1", d.GetMessage());
         AssertAtAttribute(run, d);
@@ -144,7 +121,7 @@ public class DiagnosticTests
     public void GL0007_BaseClass()
     {
         var run = GeneratorHarness.Run(Model(Valid, "public partial class Derived : Base;\npublic class Base;"));
-        var d = Single(run, "GL0007");
+        var d = run.SingleError("GL0007");
         Assert.Contains("'Derived' derives from 'Consumer.Base'", d.GetMessage());
         Assert.Contains("remove the base class", d.GetMessage());
         AssertAtIdentifier(run, d, "Derived");
@@ -163,7 +140,7 @@ public class DiagnosticTests
     public void GL0008_UnknownPrecision()
     {
         var run = GeneratorHarness.Run(Model(Valid), precision: "half");
-        var d = Single(run, "GL0008");
+        var d = run.SingleError("GL0008");
         Assert.Contains("GateLoopPrecision is 'half'", d.GetMessage());
         Assert.Contains("use 'float' (the default) or 'double'", d.GetMessage());
         AssertAtIdentifierOrAttribute(run, d, "Model");
@@ -191,16 +168,14 @@ public class DiagnosticTests
     public void GL0009_CoversTheTotalParameterCount()
     {
         var run = GeneratorHarness.Run(Model("NumTokens = 256, Dim = 4096, Depth = 12"));
-        var d = Assert.Single(run.GeneratorDiagnostics);
-        Assert.Equal("GL0009", d.Id);
-        Assert.StartsWith("the parameter buffer would have 3,", d.GetMessage());
+        Assert.StartsWith("the parameter buffer would have 3,", run.SingleError("GL0009").GetMessage());
     }
 
     [Fact]
     public void GL0010_StaticModel()
     {
         var run = GeneratorHarness.Run(Model(Valid, "public static partial class Model { }"));
-        var d = Single(run, "GL0010");
+        var d = run.SingleError("GL0010");
         Assert.Contains("'Model' is static; remove 'static'", d.GetMessage());
     }
 
@@ -208,7 +183,7 @@ public class DiagnosticTests
     public void GL0011_NameOfAGeneratedMember()
     {
         var run = GeneratorHarness.Run(Model(Valid, "public partial class Kernels;"));
-        var d = Single(run, "GL0011");
+        var d = run.SingleError("GL0011");
         Assert.Contains("cannot be named 'Kernels'", d.GetMessage());
     }
 
@@ -226,7 +201,7 @@ public class DiagnosticTests
                 public partial class Model;
             }
             """);
-        var d = Single(run, "GL0001");
+        var d = run.SingleError("GL0001");
         Assert.Contains("'Holder' must be declared 'partial'", d.GetMessage());
     }
 

@@ -25,6 +25,31 @@ public sealed record GeneratorRun(
 
     /// <summary>The incremental step results of the last run.</summary>
     public GeneratorRunResult Result => Driver.GetRunResult().Results.Single();
+
+    /// <summary>The run's only diagnostic, checking its id and that it is an error; nothing is generated.</summary>
+    public Diagnostic SingleError(string id)
+    {
+        var diagnostic = Assert.Single(GeneratorDiagnostics);
+        Assert.Equal(id, diagnostic.Id);
+        Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
+        Assert.Empty(Sources);
+        return diagnostic;
+    }
+
+    /// <summary>
+    /// The source text a diagnostic points at. The generator keeps diagnostics as plain values for caching, so its
+    /// locations are file locations (path + span), not tied to a syntax tree: resolve them against the user's files.
+    /// </summary>
+    public string LocatedText(Diagnostic diagnostic)
+    {
+        Assert.True(diagnostic.Location != Location.None, $"{diagnostic.Id} has no location: {diagnostic}");
+        string path = diagnostic.Location.GetLineSpan().Path;
+        var tree = Compilation.SyntaxTrees.SingleOrDefault(t => t.FilePath == path);
+        Assert.True(tree is not null, $"{diagnostic.Id} points at '{path}', not at a user file: {diagnostic}");
+        var span = diagnostic.Location.SourceSpan;
+        Assert.Equal(tree!.GetText().Lines.GetLinePositionSpan(span), diagnostic.Location.GetLineSpan().Span);
+        return tree.GetText().ToString(span);
+    }
 }
 
 /// <summary>

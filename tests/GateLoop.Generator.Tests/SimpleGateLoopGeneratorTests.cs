@@ -20,21 +20,7 @@ public class SimpleGateLoopGeneratorTests
         {{declaration}}
         """;
 
-    static Diagnostic Single(GeneratorRun run, string id)
-    {
-        var diagnostic = Assert.Single(run.GeneratorDiagnostics);
-        Assert.Equal(id, diagnostic.Id);
-        Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
-        Assert.Empty(run.Sources);
-        return diagnostic;
-    }
 
-    static string LocatedText(GeneratorRun run, Diagnostic diagnostic)
-    {
-        string path = diagnostic.Location.GetLineSpan().Path;
-        var tree = run.Compilation.SyntaxTrees.Single(t => t.FilePath == path);
-        return tree.GetText().ToString(diagnostic.Location.SourceSpan);
-    }
 
     /// <summary>The seed's layer at Dim 512 with the default options (pre-norm, plain scan).</summary>
     [Fact]
@@ -76,16 +62,16 @@ public class SimpleGateLoopGeneratorTests
     public void GL0001_NotPartial()
     {
         var run = GeneratorHarness.Run(Layer("Dim = 8", "public class Plain { }"));
-        var d = Single(run, "GL0001");
+        var d = run.SingleError("GL0001");
         Assert.Contains("'Plain' must be declared 'partial'", d.GetMessage());
-        Assert.Equal("Plain", LocatedText(run, d));
+        Assert.Equal("Plain", run.LocatedText(d));
     }
 
     [Fact]
     public void GL0002_Generic()
     {
         var run = GeneratorHarness.Run(Layer("Dim = 8", "public partial class Mixer<T>;"));
-        var d = Single(run, "GL0002");
+        var d = run.SingleError("GL0002");
         Assert.Contains("'Mixer' is generic", d.GetMessage());
     }
 
@@ -96,16 +82,16 @@ public class SimpleGateLoopGeneratorTests
     public void GL0003_NonPositiveDim(string arguments, string expected)
     {
         var run = GeneratorHarness.Run(Layer(arguments));
-        var d = Single(run, "GL0003");
+        var d = run.SingleError("GL0003");
         Assert.Contains(expected + "; set it to a positive integer", d.GetMessage());
-        Assert.StartsWith("SimpleGateLoop(", LocatedText(run, d));
+        Assert.StartsWith("SimpleGateLoop(", run.LocatedText(d));
     }
 
     [Fact]
     public void GL0007_BaseClass()
     {
         var run = GeneratorHarness.Run(Layer("Dim = 8", "public partial class Derived : Base;\npublic class Base;"));
-        var d = Single(run, "GL0007");
+        var d = run.SingleError("GL0007");
         Assert.Contains("'Derived' derives from 'Consumer.Base'; remove the base class", d.GetMessage());
     }
 
@@ -122,7 +108,7 @@ public class SimpleGateLoopGeneratorTests
     public void GL0008_UnknownPrecision()
     {
         var run = GeneratorHarness.Run(Layer("Dim = 8"), precision: "half");
-        var d = Single(run, "GL0008");
+        var d = run.SingleError("GL0008");
         Assert.Contains("GateLoopPrecision is 'half'", d.GetMessage());
     }
 
@@ -138,7 +124,7 @@ public class SimpleGateLoopGeneratorTests
             GeneratorHarness.AssertClean(run);
             return;
         }
-        var d = Single(run, "GL0009");
+        var d = run.SingleError("GL0009");
         Assert.StartsWith("to_qkva.0.weight would have 2,147,490,075 elements", d.GetMessage());
     }
 
@@ -146,7 +132,7 @@ public class SimpleGateLoopGeneratorTests
     public void GL0010_Static()
     {
         var run = GeneratorHarness.Run(Layer("Dim = 8", "public static partial class Mixer { }"));
-        var d = Single(run, "GL0010");
+        var d = run.SingleError("GL0010");
         Assert.Contains("'Mixer' is static", d.GetMessage());
     }
 
@@ -156,7 +142,7 @@ public class SimpleGateLoopGeneratorTests
     public void GL0011_NameOfAGeneratedMember(string name)
     {
         var run = GeneratorHarness.Run(Layer("Dim = 8", $"public partial class {name};"));
-        var d = Single(run, "GL0011");
+        var d = run.SingleError("GL0011");
         Assert.Contains($"cannot be named '{name}'", d.GetMessage());
     }
 
