@@ -95,18 +95,21 @@ namespace GateLoop.Generator.Kernels
                 long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
                 {{T}} dout = dO[row * DimInner + c];
                 {{BackStep(spec, "qkv[q] * dout", "(row * Heads + c) * 2")}}
-                dQkv[q] = states[s] * dout;
-                dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
-                dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{(ablated ? "" : $$"""
-
-                {{T}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
-                da[ai] = pr * gr + pi * gi;
-                da[ai + 1] = pr * gi - pi * gr;
-                nar = a[ai];
-                nai = a[ai + 1];
-                """)}}
+                {{ChannelGradients(spec, n)}}{{(ablated ? "" : "\nnar = a[ai];\nnai = a[ai + 1];")}}
                 """, "", Simd(spec, n, "ChannelScanBackward"));
         }
+
+        // A channel's gradients at one reverse step, from Ĝ_t (gr, gi), S_t at s and the transition at ai.
+        static string ChannelGradients(TransformerSpec spec, Numeric n) => $$"""
+            dQkv[q] = states[s] * dout;
+            dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
+            dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{(spec.AblateStateTransition ? "" : $$"""
+
+            {{n.Type}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
+            da[ai] = pr * gr + pi * gi;
+            da[ai + 1] = pr * gi - pi * gr;
+            """)}}
+            """;
 
         /// <summary>
         /// The max-heads scans split into chunks of Chunk positions, for a GPU when batch·DimInner lanes are too few
@@ -268,14 +271,7 @@ namespace GateLoop.Generator.Kernels
                         fi = fi * ar - fr * aim;
                         fr = nf;
                         {{T}} dout = dO[row * DimInner + c];
-                        dQkv[q] = states[s] * dout;
-                        dQkv[q + DimInner] = gr * qkv[q + 2 * DimInner];
-                        dQkv[q + 2 * DimInner] = gr * qkv[q + DimInner];{{(ablated ? "" : $$"""
-
-                        {{T}} pr = t > 0 ? states[s - 2 * DimInner] : 0, pi = t > 0 ? states[s - 2 * DimInner + 1] : 0;
-                        da[ai] = pr * gr + pi * gi;
-                        da[ai + 1] = pr * gi - pi * gr;
-                """)}}
+                        {{CodeWriter.Indent(ChannelGradients(spec, n), 8)}}
                     }
                 }
                 """;
