@@ -60,6 +60,7 @@ public sealed class Device : IDisposable
     /// <exception cref="DeviceUnavailableException">The name is unknown or the device is not present.</exception>
     public static Device Create(string name)
     {
+        // ILGPU.Algorithms supplies the PTX for MathF.Exp and friends (cuBLAS comes from our own binding).
         var context = Context.Create(b => b.CPU().Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
         try
         {
