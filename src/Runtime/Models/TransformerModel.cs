@@ -15,6 +15,7 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     T[] lossRows = [];
     int[] inputRows = [], targetRows = [];
     MemoryBuffer1D<T, Stride1D.Dense>? lossTotal;
+    readonly T[] lossRead = new T[1];
     bool stepping;
     List<int>[] history = [];
     int generationBatch;
@@ -58,9 +59,6 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// </summary>
     public double Forward(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale = 1.0)
     {
-        if (tokens.Length != batch * (seq + 1))
-            throw new ArgumentException(
-                $"expected batch × (seq + 1) = {batch} × {seq + 1} = {batch * (seq + 1)} tokens, got {tokens.Length}", nameof(tokens));
         RunForward(tokens, batch, seq, gradScale);
         LossRows.CopyToCPU(lossRows);
         double sum = 0;
@@ -75,9 +73,6 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// </summary>
     public void ForwardAccumulate(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale, double lossWeight)
     {
-        if (tokens.Length != batch * (seq + 1))
-            throw new ArgumentException(
-                $"expected batch × (seq + 1) = {batch} × {seq + 1} = {batch * (seq + 1)} tokens, got {tokens.Length}", nameof(tokens));
         RunForward(tokens, batch, seq, gradScale);
         lossTotal ??= Device.Allocate<T>(1);
         Device.ColumnSum(batch * seq, 1, LossRows, lossTotal.View, T.CreateChecked(lossWeight / (batch * seq)));
@@ -87,15 +82,17 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     public double ReadLoss()
     {
         if (lossTotal is null) return 0;
-        var total = new T[1];
-        lossTotal.View.CopyToCPU(total);
+        lossTotal.View.CopyToCPU(lossRead);
         lossTotal.MemSetToZero();
-        return double.CreateChecked(total[0]);
+        return double.CreateChecked(lossRead[0]);
     }
 
     // Splits rows of seq + 1 tokens into inputs and targets, runs the model and leaves the loss rows and their gradient.
     void RunForward(ReadOnlySpan<int> tokens, int batch, int seq, double gradScale)
     {
+        if (tokens.Length != batch * (seq + 1))
+            throw new ArgumentException(
+                $"expected batch × (seq + 1) = {batch} × {seq + 1} = {batch * (seq + 1)} tokens, got {tokens.Length}", nameof(tokens));
         // Reused from call to call: uploads copy them before returning.
         if (inputRows.Length != batch * seq) (inputRows, targetRows) = (new int[batch * seq], new int[batch * seq]);
         for (int b = 0; b < batch; b++)
