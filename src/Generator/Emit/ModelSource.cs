@@ -59,6 +59,25 @@ namespace GateLoop.Generator.Emit
              .Line();
         }
 
+        /// <summary>The members <see cref="ChunkedScans"/> declares.</summary>
+        public static readonly string[] ChunkedScanMembers = { "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks" };
+
+        /// <summary>
+        /// When the scans run chunked (on a GPU, for sequences longer than a chunk, when the lanes, batch × the
+        /// constant <paramref name="lanes"/>, are too few to fill it) and how many chunks a sequence has.
+        /// </summary>
+        public static void ChunkedScans(CodeWriter w, string lanes, int chunk)
+        {
+            w.Line($"// Below this many lanes (batch·{lanes}) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.")
+             .Line($"const int ChunkedBelowLanes = 32768, Chunk = {chunk};")
+             .Line()
+             .Line($"/// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·{lanes} lanes alone would leave it idle.</summary>")
+             .Line($"bool Chunked => !Device.IsHost && Seq > Chunk && Batch * {lanes} < ChunkedBelowLanes;")
+             .Line()
+             .Line("int Chunks => (Seq + Chunk - 1) / Chunk;")
+             .Line();
+        }
+
         /// <summary>
         /// The static <c>Kernels</c> class: the kernel templates in <paramref name="parts"/>, then their host twins in
         /// the nested <c>Kernels.Host</c> (see <see cref="HostTwins"/>), where <paramref name="hostEntries"/> replace

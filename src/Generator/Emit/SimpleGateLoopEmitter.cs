@@ -42,12 +42,12 @@ namespace GateLoop.Generator.Emit
         public static string Emit(SimpleGateLoopSpec spec, Numeric numeric) => new SimpleGateLoopEmitter(spec, numeric).Write();
 
         /// <summary>Every member the generated class declares; a layer may not share a name with one (CS0542).</summary>
-        public static readonly HashSet<string> MemberNames = new HashSet<string>
+        public static readonly HashSet<string> MemberNames = new HashSet<string>(new[]
         {
             "Dim", "NormGamma", "QkvaW", "PostLnW", "PostLnB", "ParameterTable", "Hyperparameters", "Configuration",
             "act", "scratch", "PlanForward", "PlanBackward", "ForwardCore", "BackwardCore",
-            "Activations", "Scratch", "Kernels", "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks",
-        };
+            "Activations", "Scratch", "Kernels",
+        }.Concat(ModelSource.ChunkedScanMembers));
 
         string T => n.Type;
         string One => n.Lit(1);
@@ -68,9 +68,6 @@ namespace GateLoop.Generator.Emit
 
             w.Line("/// <summary>Channels per position; every kernel below is specialized to it.</summary>")
              .Line($"public const int Dim = {s.Dim};")
-             .Line()
-             .Line("// Below this many lanes (batch·Dim) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.")
-             .Line("const int ChunkedBelowLanes = 32768, Chunk = 64;")
              .Line()
              .Line("// Offsets into the flat parameter buffer, in state_dict order.")
              .Line($"const long {string.Join(", ", tensors.Select(t => $"{t.Field} = {t.Offset}"))};")
@@ -99,13 +96,9 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <summary>Creates the layer's buffers on <paramref name=\"device\"/>; call Initialize or WriteWeights before use.</summary>")
              .Line($"public {s.Type.Name}({ModelSource.Runtime}Device device) : base(device, ParameterTable, Dim, reverse: {(s.Reverse ? "true" : "false")}) {{ }}")
-             .Line()
-             .Line("/// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·Dim lanes alone would leave it idle.</summary>")
-             .Line("bool Chunked => !Device.IsHost && Seq > Chunk && Batch * Dim < ChunkedBelowLanes;")
-             .Line()
-             .Line("int Chunks => (Seq + Chunk - 1) / Chunk;")
-             .Line()
-             .Line("/// <inheritdoc />")
+             .Line();
+            ModelSource.ChunkedScans(w, "Dim", 64);
+            w.Line("/// <inheritdoc />")
              .Line($"protected override void PlanForward({ModelSource.Runtime}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
              .Line()
              .Line("/// <inheritdoc />")

@@ -26,15 +26,14 @@ namespace GateLoop.Generator.Emit
         public static string Emit(TransformerSpec spec, Numeric numeric) => new TransformerEmitter(spec, numeric).Write();
 
         /// <summary>Every member the generated class declares; a model may not share a name with one (CS0542).</summary>
-        public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>
+        public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>(new[]
         {
             "Kernels", "Activations", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
             "PlanActivations", "UseActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
             "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW", "RotaryFreqs", "RelPosW", "OutB",
-            "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks",
-        };
+        }.Concat(ModelSource.ChunkedScanMembers));
 
         string T => n.Type;
 
@@ -74,14 +73,7 @@ namespace GateLoop.Generator.Emit
             w.Line($"const long {string.Join(", ", layout.Head.Select(t => $"{t.Field} = {t.Offset}"))};");
             w.Line();
             if (!s.UseGateLoopedAttn || !s.MaxHeads) return;
-            w.Line("// Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.")
-             .Line("const int ChunkedBelowLanes = 32768, Chunk = 32;")
-             .Line()
-             .Line("/// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>")
-             .Line("bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;")
-             .Line()
-             .Line("int Chunks => (Seq + Chunk - 1) / Chunk;")
-             .Line();
+            ModelSource.ChunkedScans(w, "DimInner", 32);
         }
 
         void Table() =>

@@ -11,9 +11,6 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Channels per position; every kernel below is specialized to it.</summary>
     public const int Dim = 512;
 
-    // Below this many lanes (batch·Dim) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-    const int ChunkedBelowLanes = 32768, Chunk = 64;
-
     // Offsets into the flat parameter buffer, in state_dict order.
     const long NormGamma = 0, QkvaW = 512;
 
@@ -43,6 +40,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
 
     /// <summary>Creates the layer's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public LongContextMixer(global::GateLoop.Runtime.Device device) : base(device, ParameterTable, Dim, reverse: false) { }
+
+    // Below this many lanes (batch·Dim) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768, Chunk = 64;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·Dim lanes alone would leave it idle.</summary>
     bool Chunked => !Device.IsHost && Seq > Chunk && Batch * Dim < ChunkedBelowLanes;
