@@ -64,6 +64,12 @@ namespace GateLoop.Generator
             "A class cannot be both a GateLoop model and a SimpleGateLoop layer",
             "'{0}' carries both [GateLoopTransformer] and [SimpleGateLoop]; a class is either a model or a layer, declare each on its own class");
 
+        // Reported at the end of a compilation, once every kernel's callees are known (hence the CompilationEnd tag).
+        public static readonly DiagnosticDescriptor PtxHazard = new DiagnosticDescriptor("GL0030",
+            "Kernel construct that ILGPU's PTX backend miscompiles",
+            "{0}: {1} computes something else on CUDA: {2}; {3}",
+            Category, DiagnosticSeverity.Error, isEnabledByDefault: true, customTags: WellKnownDiagnosticTags.CompilationEnd);
+
         static readonly DiagnosticDescriptor[] All =
         {
             NotPartial, GenericContext, NonPositive, Negative, HeadsDoNotDivide, FracGradientOutOfRange, HasBaseClass, UnknownPrecision,

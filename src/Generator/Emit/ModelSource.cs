@@ -59,6 +59,12 @@ namespace GateLoop.Generator.Emit
              .Line();
         }
 
+        /// <summary>
+        /// The view of the chunked scans' per-chunk aggregates. Only a GPU's schedule uses it, so it is scratch to the
+        /// device check: <see cref="Views(CodeWriter, Numeric, string, string, IEnumerable{ValueTuple{string, string, string, string}})"/> leaves it unnamed.
+        /// </summary>
+        public const string ChunkAggregates = "ChunkAgg";
+
         /// <summary>The members <see cref="ChunkedScans"/> declares.</summary>
         public static readonly string[] ChunkedScanMembers = { "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks" };
 
@@ -100,7 +106,7 @@ namespace GateLoop.Generator.Emit
         /// <summary>
         /// A class of device views taken from a workspace for one (batch, seq): one field per view, or per layer when
         /// a count is given, each sized by an expression over <c>rows</c> (batch·seq), <c>batch</c>, <c>seq</c> and the
-        /// class's constants.
+        /// class's constants, and named after its field (<c>X[3]</c> for a layer's) for the device check.
         /// </summary>
         public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<(string Name, string Size, string Why)> views) =>
             Views(w, n, name, summary, views.Select(v => (v.Name, (string?)null, v.Size, v.Why)));
@@ -117,9 +123,12 @@ namespace GateLoop.Generator.Emit
             w.Line().Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
             foreach (var (field, count, size, _) in list)
+            {
+                string label = field == ChunkAggregates ? "null" : count is null ? $"\"{field}\"" : $"$\"{field}[{{i}}]\"";
                 w.Line(count is null
-                    ? $"{field} = workspace.Take<{n.Type}>({size});"
-                    : $"for (int i = 0; i < {field}.Length; i++) {field}[i] = workspace.Take<{n.Type}>({size});");
+                    ? $"{field} = workspace.Take<{n.Type}>({size}, {label});"
+                    : $"for (int i = 0; i < {field}.Length; i++) {field}[i] = workspace.Take<{n.Type}>({size}, {label});");
+            }
             w.Close().Close();
         }
     }

@@ -128,9 +128,9 @@ namespace GateLoop.Generator.Emit
             else
             {
                 w.Open("if (Chunked)");
-                Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", "a.Z", "a.Chunks");
-                Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.Chunks", "initial", "gate", "state");
-                Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", "a.Z", "a.Chunks", mixed);
+                Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", "a.Z", "a.ChunkAgg");
+                Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.ChunkAgg", "initial", "gate", "state");
+                Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", "a.Z", "a.ChunkAgg", mixed);
                 w.Close().Line("else");
                 w.Line("    " + $"Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, a.Z, initial, {mixed}, gate, state);");
             }
@@ -151,9 +151,9 @@ namespace GateLoop.Generator.Emit
                 dMixed = "d.DH";
             }
             w.Open("if (Chunked)");
-            Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", "a.Z", dMixed, "d.DZ", "a.Chunks");
-            Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.Chunks");
-            Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", "a.Z", "initial", dMixed, "d.DZ", "a.Chunks");
+            Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", "a.Z", dMixed, "d.DZ", "a.ChunkAgg");
+            Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.ChunkAgg");
+            Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", "a.Z", "initial", dMixed, "d.DZ", "a.ChunkAgg");
             w.Close().Line("else");
             w.Line("    " + $"Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, a.Z, initial, {dMixed}, d.DZ);");
             Gemm(true, false, "3 * Dim", "Dim", "R", "d.DZ", H, One, Param("G", "QkvaW"));
@@ -176,7 +176,7 @@ namespace GateLoop.Generator.Emit
                 yield return ("InvNorm", "rows", "1/‖x‖ per position");
             }
             yield return ("Z", "rows * 3 * Dim", "[q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]");
-            yield return ("Chunks", "(long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2", "per chunk and channel, the chunked scans' aggregates, then carried-in values");
+            yield return (ModelSource.ChunkAggregates, "(long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2", "per chunk and channel, the chunked scans' aggregates, then carried-in values");
             if (s.PostLayerNorm)
             {
                 yield return ("Out", "rows * Dim", "q ⊙ S before the LayerNorm");

@@ -496,7 +496,7 @@ namespace GateLoop.Generator.Emit
             list.Add(("Carry", "Depth", $"batch * {stateRow}", "scan state per sequence for passes that start from zero"));
             if (s.CheckpointGateLoopedAttn) list.Add(("StateScratch", null, $"rows * {stateRow}", "scan states of one layer, recomputed in backward"));
             else list.Add(("States", "Depth", $"rows * {stateRow}", "scan states of every layer"));
-            if (s.MaxHeads) list.Add(("ChunkAgg", null, "(long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4", "per chunk and channel, the chunked scans' aggregates, then carried-in values"));
+            if (s.MaxHeads) list.Add((ModelSource.ChunkAggregates, null, "(long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4", "per chunk and channel, the chunked scans' aggregates, then carried-in values"));
             list.Add(("ScanOut", "Depth", "rows * DimInner", "scan outputs o (heads merged)"));
             if (s.SubLayerNorm)
             {

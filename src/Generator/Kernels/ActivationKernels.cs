@@ -14,15 +14,16 @@ namespace GateLoop.Generator.Kernels
         // Φ(v) = (1 + erf(v/√2))/2, and erf(x) has the factor e^{−x²} = e^{−v²/2}: GELU's forward and backward need
         // that exponential anyway (the backward for φ(v)), so the caller computes it once and passes it in.
 
-        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding. CopySign instead of a
-        // branch on the sign: activations' signs are random, and a mispredicted branch cost more than the math.
+        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding. The sign is a select of
+        // floats (a GPU predicates it); CopySign would be shorter, but ILGPU's PTX for it swaps the operands.
         static string PhiFloat(Numeric n) => $$"""
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             static float Phi(float v, float gauss)
             {
                 float t = 1 / (1 + {{n.Lit(0.3275911 / System.Math.Sqrt(2))}} * global::System.MathF.Abs(v));
                 float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-                return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
+                float erf = 1 - poly * gauss;
+                return 0.5f + 0.5f * (v < 0 ? -erf : erf);
             }
             """;
 
@@ -33,7 +34,7 @@ namespace GateLoop.Generator.Kernels
             static double Phi(double v, double gauss)
             {
                 double ax = global::System.Math.Abs(v) * {{n.Lit(1 / System.Math.Sqrt(2))}};
-                if (ax >= 6) return v < 0 ? 0 : 1;
+                if (ax >= 6) return v < 0 ? 0.0 : 1.0;
                 double term = ax, sum = ax;
                 for (int k = 1; k < 400 && term > sum * 1e-17; k++)
                 {

@@ -18,7 +18,7 @@ namespace GateLoop.Generator.Kernels
                 int target = targets[index];
                 loss[index] = lse - logits[o + target];
                 for (int v = 0; v < NumTokens; v++)
-                    dLogits[o + v] = scale * ({{n.Math}}.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+                    dLogits[o + v] = scale * ({{n.Math}}.Exp(logits[o + v] - lse) - (v == target ? {{n.Lit(1)}} : {{n.Lit(0)}}));
             }
             """;
     }

@@ -234,7 +234,7 @@ namespace GateLoop.Generator.Kernels
                 if (s != 0)
                 {
                     max = {{M}}.Log({{M}}.Abs(s));
-                    acc = s < 0 ? -1 : 1;
+                    acc = s < 0 ? {{n.Lit(-1)}} : {{n.Lit(1)}};
                 }
                 """, reverse: false, $$"""
                 long row = {{Row(spec)}}, k = row * (3 * Dim) + c;
@@ -243,7 +243,7 @@ namespace GateLoop.Generator.Kernels
                 // kv = 0 adds nothing (and its log, −∞, would turn the sum into NaN).
                 if (kv != 0)
                 {
-                    {{T}} l = {{M}}.Log({{M}}.Abs(kv)) - logGate, sign = kv < 0 ? -1 : 1;
+                    {{T}} l = {{M}}.Log({{M}}.Abs(kv)) - logGate, sign = kv < 0 ? {{n.Lit(-1)}} : {{n.Lit(1)}};
                     if (l > max)
                     {
                         acc = acc * {{M}}.Exp(max - l) + sign;

@@ -52,6 +52,9 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
     /// <summary>Bytes of activation memory planned for the current (batch, sequence length), backward scratch included once allocated.</summary>
     public long ActivationBytes => (forwardSpace?.Bytes ?? 0) + (backwardSpace?.Bytes ?? 0);
 
+    /// <summary>The forward's and the backward's buffers, for the device check.</summary>
+    internal IEnumerable<Workspace> PlannedBuffers => new[] { forwardSpace, backwardSpace }.OfType<Workspace>();
+
     /// <summary>A cache for <paramref name="batch"/> sequences on this layer's device, holding gate 1 and state 0.</summary>
     /// <exception cref="InvalidOperationException">The layer is a <see cref="Reverse"/> layer.</exception>
     public SimpleGateLoopCache<T> CreateCache(int batch)
@@ -95,9 +98,9 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
             Batch = batch;
             Seq = seq;
             long states = (long)batch * Width;
-            initial = forwardSpace.Take<T>(states);
-            scratchGate = forwardSpace.Take<T>(states);
-            scratchState = forwardSpace.Take<T>(states);
+            initial = forwardSpace.Take<T>(states, "initial state");
+            scratchGate = forwardSpace.Take<T>(states, "cumulative gate");
+            scratchState = forwardSpace.Take<T>(states, "last state");
             PlanForward(forwardSpace);
         }
         // The starting state is copied so backward still has S_0 after the cache moves on.

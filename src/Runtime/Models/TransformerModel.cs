@@ -195,6 +195,9 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// <summary>Bytes of activation memory planned for the current (batch, sequence length).</summary>
     public long ActivationBytes => plan?.Workspace.Bytes ?? 0;
 
+    /// <summary>The current plan's buffers (inputs, logits, every activation), for the device check.</summary>
+    internal Workspace? PlannedBuffers => plan?.Workspace;
+
     void Upload(int[] inputs, int[]? targets, int batch, int seq)
     {
         if (batch <= 0 || seq <= 0)
@@ -250,9 +253,9 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
                 plans.RemoveAt(0);
             }
             var workspace = new Workspace(Device);
-            var views = (Inputs: workspace.Take<int>(Rows), Targets: workspace.Take<int>(Rows),
-                Logits: workspace.Take<T>((long)Rows * Vocabulary), Grads: workspace.Take<T>((long)Rows * Vocabulary),
-                Loss: workspace.Take<T>(Rows));
+            var views = (Inputs: workspace.Take<int>(Rows, "inputs"), Targets: workspace.Take<int>(Rows, "targets"),
+                Logits: workspace.Take<T>((long)Rows * Vocabulary, "logits"), Grads: workspace.Take<T>((long)Rows * Vocabulary, "logit gradients"),
+                Loss: workspace.Take<T>(Rows, "loss rows"));
             plan = new Plan(workspace, views.Inputs, views.Targets, views.Logits, views.Grads, views.Loss, new T[Rows],
                 PlanActivations(workspace));
         }

@@ -298,28 +298,28 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim);
-            for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim);
-            for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2);
-            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner);
-            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads);
-            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads);
-            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner);
-            StateScratch = workspace.Take<float>(rows * 2 * DimInner);
-            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4);
-            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner);
-            DTransition = workspace.Take<float>(rows * 2 * Heads);
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads);
-            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner);
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner);
-            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden);
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden);
-            DX = workspace.Take<float>(rows * Dim);
-            DF = workspace.Take<float>(rows * Hidden);
-            DQkv = workspace.Take<float>(rows * 3 * DimInner);
-            DMixed = workspace.Take<float>(rows * DimInner);
-            DGates = workspace.Take<float>(rows * DimInner);
-            DGated = workspace.Take<float>(rows * DimInner);
+            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]");
+            for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim, $"Sum[{i}]");
+            for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2, $"NormStats[{i}]");
+            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
+            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads, $"TransitionIn[{i}]");
+            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads, $"Transition[{i}]");
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]");
+            StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch");
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4, null);
+            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
+            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
+            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
+            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
+            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
+            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
+            DX = workspace.Take<float>(rows * Dim, "DX");
+            DF = workspace.Take<float>(rows * Hidden, "DF");
+            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
+            DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
+            DGates = workspace.Take<float>(rows * DimInner, "DGates");
+            DGated = workspace.Take<float>(rows * DimInner, "DGated");
         }
     }
 
@@ -333,7 +333,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
+            float erf = 1 - poly * gauss;
+            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
         }
 
         /// <summary>x[r] = emb[token[r]].</summary>
@@ -707,7 +708,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             int target = targets[index];
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
-                dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+                dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
         }
 
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
@@ -1168,7 +1169,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 int target = targets[index];
                 loss[index] = lse - logits[o + target];
                 for (int v = 0; v < NumTokens; v++)
-                    dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1 : 0));
+                    dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
             }
         }
     }

@@ -64,9 +64,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         Device.Gemm(false, true, R, 3 * Dim, Dim, 1f, a.H, W(QkvaW, 3 * Dim * Dim), 0f, a.Z);
         if (Chunked)
         {
-            Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.Chunks);
-            Device.Launch(Kernels.ChunkCarryForward, Batch * Dim, Seq, a.Chunks, initial, gate, state);
-            Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * Dim, Seq, a.Z, a.Chunks, y);
+            Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkCarryForward, Batch * Dim, Seq, a.ChunkAgg, initial, gate, state);
+            Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg, y);
         }
         else
             Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, a.Z, initial, y, gate, state);
@@ -80,9 +80,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         int R = Rows;
         if (Chunked)
         {
-            Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * Dim, Seq, a.Z, dy, d.DZ, a.Chunks);
-            Device.Launch(Kernels.ChunkCarryBackward, Batch * Dim, Seq, a.Chunks);
-            Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * Dim, Seq, a.Z, initial, dy, d.DZ, a.Chunks);
+            Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * Dim, Seq, a.Z, dy, d.DZ, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkCarryBackward, Batch * Dim, Seq, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * Dim, Seq, a.Z, initial, dy, d.DZ, a.ChunkAgg);
         }
         else
             Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, a.Z, initial, dy, d.DZ);
@@ -99,15 +99,15 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public readonly ArrayView<float> H; // RMSNorm(x)
         public readonly ArrayView<float> InvNorm; // 1/‖x‖ per position
         public readonly ArrayView<float> Z; // [q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]
-        public readonly ArrayView<float> Chunks; // per chunk and channel, the chunked scans' aggregates, then carried-in values
+        public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            H = workspace.Take<float>(rows * Dim);
-            InvNorm = workspace.Take<float>(rows);
-            Z = workspace.Take<float>(rows * 3 * Dim);
-            Chunks = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2);
+            H = workspace.Take<float>(rows * Dim, "H");
+            InvNorm = workspace.Take<float>(rows, "InvNorm");
+            Z = workspace.Take<float>(rows * 3 * Dim, "Z");
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2, null);
         }
     }
 
@@ -120,8 +120,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public Scratch(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            DZ = workspace.Take<float>(rows * 3 * Dim);
-            DH = workspace.Take<float>(rows * Dim);
+            DZ = workspace.Take<float>(rows * 3 * Dim, "DZ");
+            DH = workspace.Take<float>(rows * Dim, "DH");
         }
     }
 
@@ -135,7 +135,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
             float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
+            float erf = 1 - poly * gauss;
+            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
         }
 
         const float RmsScale = 22.627417f, RmsEps = 1E-12f;

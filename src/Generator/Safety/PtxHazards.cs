@@ -1,0 +1,157 @@
+using System.Collections.Generic;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace GateLoop.Generator.Safety
+{
+    /// <summary>
+    /// A C# construct that ILGPU 1.5.3's PTX backend compiles to code computing something else than .NET does, or
+    /// to a module that fails only once it reaches a GPU. The CPU backends run the IL as written, so only a GPU (or
+    /// reading the PTX) shows the difference.
+    /// </summary>
+    /// <param name="Construct">What the kernel wrote, as the diagnostic names it.</param>
+    /// <param name="Why">What the PTX computes instead.</param>
+    /// <param name="Instead">How to write it so that the PTX is right.</param>
+    internal sealed record PtxHazard(string Construct, string Why, string Instead);
+
+    /// <summary>
+    /// The constructs kernels must not use, found on an H200 and by reading ILGPU 1.5.3's frontend, IR conversions
+    /// and PTX backend, each confirmed in the PTX it emits. Extend <see cref="Find"/> when another one turns up; a
+    /// probe kernel in the tests proves each rule fires (and, where the fault is visible there, that its PTX shows it).
+    /// Not refused, as they do not change finite results: float Min and Max return the non-NaN operand where .NET
+    /// returns NaN, and integer division by zero does not throw.
+    /// </summary>
+    internal static class PtxHazards
+    {
+        public static readonly PtxHazard CopySign = new PtxHazard("CopySign",
+            "ILGPU emits PTX 'copysign.f32 d, x, y', and PTX takes the sign from its first operand, so the result is CopySign(y, x) (ILGPU issue 1361)",
+            "select the sign instead, e.g. v < 0 ? -r : r");
+
+        public static readonly PtxHazard Round = new PtxHazard("Round",
+            "ILGPU compiles .NET's Math.Round, which goes through CopySign, whose PTX has its operands swapped: values come back unrounded",
+            "round with Floor, e.g. Floor(x + 0.5f) where ties need not go to even");
+
+        public static readonly PtxHazard IntegerConditionalToFloat = new PtxHazard("an integer conditional converted to a floating type",
+            "for 'c ? 1 : 0' the C# compiler passes the comparison itself, and ILGPU converts a bool to float as the bit pattern 1 (1.4e-45), not 1.0",
+            "write the arms as floating-point literals, e.g. c ? 1f : 0f");
+
+        public static readonly PtxHazard BoolToFloat = new PtxHazard("a bool converted to a floating type",
+            "ILGPU converts a bool to float as the bit pattern 1 (1.4e-45), not 1.0",
+            "select floating-point literals instead, e.g. b ? 1f : 0f");
+
+        public static readonly PtxHazard UnsignedToFloat = new PtxHazard("an unsigned integer converted to a floating type",
+            "ILGPU converts through double (an FP64 round trip; ulong is rounded twice), and folds a uint constant of 2^31 or more as if it were near 2^64 (ILGPU issue 1309)",
+            "convert from a signed type: (float)(int)u where u < 2^31, else (float)(long)u");
+
+        public static readonly PtxHazard SignedToUnsigned = new PtxHazard("a narrow signed integer cast to an unsigned type",
+            "ILGPU's IR keeps no signedness for types of one width, so (ushort)s and (byte)b are sign-extended when widened: -1 becomes -1, not 65535 or 255",
+            "widen to int first and mask, e.g. s & 0xFFFF");
+
+        public static readonly PtxHazard FloatToNarrowInteger = new PtxHazard("a floating value cast to sbyte, byte, short or ushort",
+            "ILGPU emits a saturating PTX cvt.rzi, while .NET truncates through int and wraps: (byte)300f is 255 on CUDA and 44 on .NET",
+            "cast to int first, then to the narrow type: (byte)(int)x");
+
+        public static readonly PtxHazard CompareExchange = new PtxHazard("Interlocked.CompareExchange",
+            "ILGPU maps it to Atomic.CompareExchange without reordering the arguments, so the comparand and the new value trade places",
+            "call ILGPU.Atomic.CompareExchange(ref target, compare, value)");
+
+        public static readonly PtxHazard InterlockedResult = new PtxHazard("the result of Interlocked.Increment, Decrement or Add",
+            "ILGPU maps them to Atomic.Add, which returns the value before the addition; .NET returns the value after it",
+            "call ILGPU.Atomic.Add and add the operand to its result");
+
+        public static readonly PtxHazard Unsupported = new PtxHazard("a math method ILGPU cannot compile for CUDA",
+            "ILGPU 1.5.3 leaves it an unresolved external call (Log2, Truncate, FusedMultiplyAdd: the module fails to load) or cannot compile it at all (Sign of a float, Clamp, IEEERemainder, BitIncrement, BitDecrement, Round with digits); the CPU backends run it, so only a GPU shows the failure",
+            "write it with the operations the kernels already use (Floor, Abs, comparisons, Exp, Log)");
+
+        static readonly HashSet<string> Uncompilable = new HashSet<string>
+        {
+            "Log2", "Truncate", "FusedMultiplyAdd", "Clamp", "IEEERemainder", "BitIncrement", "BitDecrement",
+        };
+
+        /// <summary>The hazard <paramref name="operation"/> itself is (not its children), or null.</summary>
+        public static PtxHazard? Find(IOperation operation)
+        {
+            switch (operation)
+            {
+                case IInvocationOperation call:
+                    return Called(call);
+                case IConversionOperation conversion when conversion.OperatorMethod is null:
+                    return Converted(conversion.Operand, conversion.Type);
+                // Arguments and compound assignments keep their implicit conversions out of the operation tree.
+                case IArgumentOperation argument when argument.Parameter is not null && argument.InConversion.IsNumeric:
+                    return Converted(argument.Value, argument.Parameter.Type);
+                case ICompoundAssignmentOperation compound when compound.InConversion.IsNumeric:
+                    return Converted(compound.Value, compound.Target.Type);
+                default:
+                    return null;
+            }
+        }
+
+        static PtxHazard? Called(IInvocationOperation call)
+        {
+            var method = call.TargetMethod;
+            string type = method.ContainingType?.ToDisplayString() ?? "";
+            if (type == "System.Threading.Interlocked")
+            {
+                if (method.Name == "CompareExchange") return CompareExchange;
+                bool used = call.Parent is not IExpressionStatementOperation;
+                return used && method.Name is "Increment" or "Decrement" or "Add" ? InterlockedResult : null;
+            }
+            if (type == "System.Convert" && IsFloating(method.ReturnType) && call.Arguments.Length == 1
+                && call.Arguments[0].Value.Type?.SpecialType == SpecialType.System_Boolean)
+                return BoolToFloat;
+            string ns = method.ContainingNamespace?.ToDisplayString() ?? "";
+            // ILGPU's own CopySign (IntrinsicMath) is the same PTX instruction.
+            if (method.Name == "CopySign" && (IsDotNetMath(ns) || ns.StartsWith("ILGPU", System.StringComparison.Ordinal))) return CopySign;
+            if (!IsDotNetMath(ns)) return null;
+            bool floating = call.Arguments.Length > 0 && IsFloating(call.Arguments[0].Value.Type);
+            if (method.Name == "Round" && floating) return call.Arguments.Length == 1 ? Round : Unsupported;
+            if (method.Name == "Sign" && floating || Uncompilable.Contains(method.Name)) return Unsupported;
+            return null;
+        }
+
+        static PtxHazard? Converted(IOperation value, ITypeSymbol? target)
+        {
+            var source = value.Type;
+            if (IsFloating(target))
+            {
+                // Integer casts between the conditional and the conversion emit no IL ((float)(int)(c ? 1 : 0)).
+                var inner = value;
+                while (inner is IConversionOperation cast && IsInteger(cast.Type) && IsInteger(cast.Operand.Type)) inner = cast.Operand;
+                if (IsIntegerConditional(inner)) return IntegerConditionalToFloat;
+                if (source?.SpecialType == SpecialType.System_Boolean) return BoolToFloat;
+                // byte and ushort widen to int first, which ILGPU gets right.
+                if (source?.SpecialType is SpecialType.System_UInt32 or SpecialType.System_UInt64 or SpecialType.System_UIntPtr) return UnsignedToFloat;
+                return null;
+            }
+            if (IsFloating(source) && target?.SpecialType is SpecialType.System_SByte or SpecialType.System_Byte
+                    or SpecialType.System_Int16 or SpecialType.System_UInt16)
+                return FloatToNarrowInteger;
+            if (IsUnsigned(target) && source?.SpecialType is SpecialType.System_SByte or SpecialType.System_Int16)
+                return SignedToUnsigned;
+            return null;
+        }
+
+        // 'c ? 1 : 0', and bitwise combinations of such (which the C# compiler also leaves as bools).
+        static bool IsIntegerConditional(IOperation value) =>
+            value is IConditionalOperation conditional && IsInteger(conditional.Type)
+            || value is IBinaryOperation { OperatorKind: BinaryOperatorKind.And or BinaryOperatorKind.Or or BinaryOperatorKind.ExclusiveOr } binary
+               && IsInteger(binary.Type) && (IsIntegerConditional(binary.LeftOperand) || IsIntegerConditional(binary.RightOperand));
+
+        // Math, MathF, float/double's static members and the generic math interfaces.
+        static bool IsDotNetMath(string ns) => ns == "System" || ns == "System.Numerics";
+
+        static bool IsFloating(ITypeSymbol? type) =>
+            type is not null && (type.SpecialType is SpecialType.System_Single or SpecialType.System_Double
+                                 || type.Name == "Half" && type.ContainingNamespace?.ToDisplayString() is "System" or "ILGPU");
+
+        static bool IsUnsigned(ITypeSymbol? type) =>
+            type?.SpecialType is SpecialType.System_Byte or SpecialType.System_UInt16 or SpecialType.System_UInt32
+                or SpecialType.System_UInt64 or SpecialType.System_UIntPtr;
+
+        static bool IsInteger(ITypeSymbol? type) =>
+            type?.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Int16
+                or SpecialType.System_SByte or SpecialType.System_Byte or SpecialType.System_UInt16
+                or SpecialType.System_UInt32 or SpecialType.System_UInt64 or SpecialType.System_Char;
+    }
+}
