@@ -18,6 +18,7 @@ static class Program
             DownloadCommand.Create(),
             PlotCommand.Create(),
             BenchCommand.Create(),
+            DoctorCommand.Create(),
         };
         try
         {

@@ -24,9 +24,10 @@ static class BenchCommand
         var kernels = new Option<bool>("--kernels") { Description = "also list the time of every kernel" };
         var device = Common.Device();
         var tf32 = Common.Tf32();
+        var noCheck = Common.NoDeviceCheck();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device, tf32,
+            model, batch, accum, seq, steps, generate, json, kernels, device, tf32, noCheck,
         };
         command.SetAction(parse =>
         {
@@ -37,7 +38,7 @@ static class BenchCommand
             bool asJson = parse.GetValue(json);
             var log = asJson ? TextWriter.Null : Console.Out;
             if (Catalog.Layers.FirstOrDefault(l => l.Name == parse.GetValue(model)) is { } layer)
-                return BenchLayer(layer, parse.GetValue(device)!, parse.GetValue(tf32), Common.Given(parse, seq) ? n : 65_536, asJson, log);
+                return BenchLayer(layer, parse.GetValue(device)!, parse.GetValue(tf32), parse.GetValue(noCheck), Common.Given(parse, seq) ? n : 65_536, asJson, log);
             var entry = Catalog.Find(parse.GetValue(model)!);
             using var dev = Device.Create(parse.GetValue(device)!);
             dev.AllowTf32 = parse.GetValue(tf32);
@@ -45,6 +46,12 @@ static class BenchCommand
             net.Initialize(0);
             log.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
             log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
+            if (!parse.GetValue(noCheck))
+                Common.CheckDevice(dev, entry.Name, host =>
+                {
+                    using var reference = entry.Create(host);
+                    return DeviceCheck.Model(entry.Name, net, reference, seed: 1);
+                }, "bench", log);
 
             var rng = new Rng(0);
             var tokens = new int[b * (n + 1)];
@@ -130,7 +137,7 @@ static class BenchCommand
     }
 
     // A SimpleGateLoop layer on one long sequence: the workload it exists for.
-    static int BenchLayer(Catalog.Layer entry, string deviceName, bool tf32, int seq, bool asJson, TextWriter log)
+    static int BenchLayer(Catalog.Layer entry, string deviceName, bool tf32, bool noCheck, int seq, bool asJson, TextWriter log)
     {
         using var dev = Device.Create(deviceName);
         dev.AllowTf32 = tf32;
@@ -138,6 +145,12 @@ static class BenchCommand
         layer.Initialize(0);
         log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");
         log.WriteLine($"device {dev.Name}");
+        if (!noCheck)
+            Common.CheckDevice(dev, entry.Name, host =>
+            {
+                using var reference = entry.Create(host);
+                return DeviceCheck.Layer(entry.Name, layer, reference, seed: 1);
+            }, "bench", log);
         long length = (long)seq * layer.Width;
         using var x = dev.Allocate<float>(length);
         using var y = dev.Allocate<float>(length);

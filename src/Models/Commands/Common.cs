@@ -17,6 +17,32 @@ static class Common
         Description = "let fp32 GEMMs on cuda use TF32 tensor cores (faster; products rounded to a 10-bit mantissa). No effect on cpu",
     };
 
+    public static Option<bool> NoDeviceCheck() => new("--no-device-check")
+    {
+        Description = "skip the check that a GPU computes this model as the host backend does (run once before the first step)",
+    };
+
+    /// <summary>
+    /// On a device other than the host backend, runs <paramref name="check"/> (the model against the same model on
+    /// the host device it is given: <see cref="DeviceCheck.Model"/> or <see cref="DeviceCheck.Layer"/>) before
+    /// <paramref name="command"/> uses the model, so a miscompiling GPU stack stops with one line instead of
+    /// training garbage.
+    /// </summary>
+    /// <exception cref="DeviceUnavailableException">A buffer or gradient differs past its tolerance.</exception>
+    public static void CheckDevice(Device device, string model, Func<Device, IReadOnlyList<CheckResult>> check, string command, TextWriter log)
+    {
+        if (device.IsHost) return;
+        using var host = Runtime.Device.Create("cpu");
+        var rows = check(host);
+        if (rows.FirstOrDefault(r => !r.Passed) is { } failed)
+            throw new DeviceUnavailableException(
+                $"{device.Name} computes {model} differently from the host backend ({failed.Name}: relative error {failed.Error:G3}, " +
+                $"tolerance {failed.Tolerance:G1}); see: gateloop doctor --model {model}, or pass --no-device-check to {command} anyway");
+        var worst = rows.Where(r => r.Tolerance > 0).MaxBy(r => r.Error / r.Tolerance)!;
+        log.WriteLine($"check  the device agrees with the host backend on {rows.Count} buffers, gradients and outputs of {model} " +
+            $"(closest to its tolerance: {worst.Name}, {worst.Error:G2} of {worst.Tolerance:G1})");
+    }
+
     public static Option<string> Checkpoint() => new("--checkpoint") { Description = "checkpoint directory written by train", Required = true };
 
     public static Option<int> Seed() => new("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };

@@ -29,9 +29,10 @@ static class TrainCommand
         var device = Common.Device();
         var tf32 = Common.Tf32();
         var seed = Common.Seed();
+        var noCheck = Common.NoDeviceCheck();
         var command = new Command("train", "train a model on a text file (enwik8 or any file)")
         {
-            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, device, tf32, seed,
+            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, device, tf32, seed, noCheck,
         };
         command.SetAction(parse =>
         {
@@ -66,6 +67,16 @@ static class TrainCommand
             Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
             Console.WriteLine($"data   {corpus.Describe()}");
             Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
+            if (!parse.GetValue(noCheck))
+            {
+                // Checked with the run's initial weights; the trainer sets them again (or loads the checkpoint's).
+                net.Initialize(options.Seed);
+                Common.CheckDevice(dev, entry.Name, host =>
+                {
+                    using var reference = entry.Create(host);
+                    return DeviceCheck.Model(entry.Name, net, reference, seed: 1);
+                }, "train", Console.Out);
+            }
 
             using var cancel = Common.CancelOnCtrlC();
             var view = new ProgressView(plainEvery: Math.Max(1, options.ValidateEvery / 10));

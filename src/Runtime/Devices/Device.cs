@@ -10,7 +10,7 @@ namespace GateLoop.Runtime;
 /// <summary>
 /// Where kernels run. <c>cpu</c> calls the generated kernel methods directly on CPU threads (the fast host
 /// backend); <c>ilgpu-cpu</c> runs them through ILGPU's CPU accelerator, which emulates GPU threads and is only
-/// for validating kernels on tiny shapes; <c>cuda</c> compiles them to PTX through ILGPU. Memory always lives
+/// for validating kernels on tiny shapes (GEMMs run on the host there); <c>cuda</c> compiles them to PTX through ILGPU. Memory always lives
 /// in ILGPU buffers so one model class serves every device.
 /// </summary>
 public sealed class Device : IDisposable
@@ -28,7 +28,10 @@ public sealed class Device : IDisposable
         Accelerator = accelerator;
         IsHost = isHost;
         Name = name;
-        if (!isHost) gemm = new IlgpuGemm(accelerator);
+        // ILGPU's CPU accelerator runs a thread group's barriers on OS threads, which made the tiled GEMM take
+        // seconds per matrix of a tiny model; its memory is host memory, so it multiplies on the host instead
+        // (the tiled kernel has its own tests there).
+        if (!isHost && accelerator is not CPUAccelerator) gemm = new IlgpuGemm(accelerator);
     }
 
     /// <summary>The ILGPU accelerator that owns this device's memory.</summary>

@@ -158,6 +158,10 @@ internal sealed class IlgpuGemm : IDisposable
         kernel(config, a, b, c, args);
     }
 
+    /// <summary>The tiled kernel for elements of <typeparamref name="T"/>, for the PTX audit.</summary>
+    internal static System.Reflection.MethodInfo TiledKernelMethod<T>() where T : unmanaged, INumber<T> =>
+        new Action<ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>(TiledKernel).Method;
+
     /// <summary>Scalars of one tiled launch. Flags are ints: bools in kernel structs are not portable across backends.</summary>
     internal struct TiledArgs<T> where T : unmanaged
     {

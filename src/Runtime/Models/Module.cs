@@ -90,6 +90,9 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// <summary>Copies the accumulated gradients to the host.</summary>
     public T[] ReadGradients() => Read(Gradients.SubView(0, ParameterCount));
 
+    /// <summary>Replaces all gradients (<see cref="ParameterCount"/> values in <see cref="Parameters"/> layout).</summary>
+    internal void WriteGradients(ReadOnlySpan<T> values) => Gradients.SubView(0, ParameterCount).CopyFromCPU(values);
+
     /// <summary>Sets all gradients to zero (start of an accumulation window).</summary>
     public void ZeroGradients() => gradients.MemSetToZero();
 

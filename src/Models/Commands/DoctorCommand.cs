@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using GateLoop.Runtime;
+
+namespace GateLoop.Models.Commands;
+
+/// <summary>
+/// <c>gateloop doctor</c>: a device against the host backend on small shapes. The kernels' PTX is searched for
+/// ILGPU's known faults, then scalar math, the GEMM and copy primitives and each model (every buffer, the loss,
+/// every gradient, an optimizer step, generation) run on both; a table of relative errors, exit 1 past a tolerance.
+/// </summary>
+static class DoctorCommand
+{
+    public static Command Create()
+    {
+        var device = new Option<string>("--device")
+        {
+            Description = "the device to check against the host backend: cuda, ilgpu-cpu, or auto (cuda when present, else ilgpu-cpu)",
+            DefaultValueFactory = _ => "auto",
+        };
+        var model = new Option<string?>("--model") { Description = "one model or layer to check (default: every model and layer)" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
+        var command = new Command("doctor", "check that a device computes what the host backend computes: PTX, scalar math, GEMM, every model buffer and gradient")
+        {
+            device, model, json,
+        };
+        command.SetAction(parse =>
+        {
+            string name = parse.GetValue(device)!;
+            if (name == "cpu")
+                throw new UserInputException("doctor compares a device with the host backend, and cpu is that backend; use --device cuda or ilgpu-cpu");
+            string? only = parse.GetValue(model);
+            // Each check builds the model on both sides; its type names the kernels the PTX audit compiles.
+            var checks = new List<Func<Device, Device, (Type Type, IReadOnlyList<CheckResult> Rows)>>();
+            foreach (var entry in Catalog.All.Where(e => only is null || e.Name == only))
+                checks.Add((dev, host) =>
+                {
+                    using var onDevice = entry.Create(dev);
+                    using var onHost = entry.Create(host);
+                    onDevice.Initialize(0);
+                    return (onDevice.GetType(), DeviceCheck.Model(entry.Name, onDevice, onHost, seed: 1));
+                });
+            foreach (var layer in Catalog.Layers.Where(l => only is null || l.Name == only))
+                checks.Add((dev, host) =>
+                {
+                    using var onDevice = layer.Create(dev);
+                    using var onHost = layer.Create(host);
+                    onDevice.Initialize(0);
+                    return (onDevice.GetType(), DeviceCheck.Layer(layer.Name, onDevice, onHost, seed: 1));
+                });
+            if (checks.Count == 0)
+                throw new UserInputException($"unknown model or layer '{only}'; declared: {string.Join(", ", Catalog.All.Select(e => e.Name).Concat(Catalog.Layers.Select(l => l.Name)))}");
+
+            bool asJson = parse.GetValue(json);
+            var log = asJson ? TextWriter.Null : Console.Out;
+            using var dev = name == "auto" ? AutoDevice() : Device.Create(name);
+            using var host = Device.Create("cpu");
+            using var audit = new PtxAudit();
+            log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}; against the host backend");
+
+            // The PTX is what a GPU would run, whatever the device: it is checked without one.
+            var findings = new List<PtxAudit.Finding>();
+            int kernelCount = 0;
+            void Ptx(string what, PtxAudit.Report report)
+            {
+                kernelCount += report.Kernels;
+                findings.AddRange(report.Findings);
+                log.WriteLine($"PTX    {what}: {report.Kernels} kernels compiled for sm_90, " +
+                    (report.Findings.Count == 0 ? "no known ILGPU fault" : $"{report.Findings.Count} known ILGPU faults"));
+                foreach (var f in report.Findings) log.WriteLine($"  FAIL {f.Kernel}: {f.Fault}: {f.Line}");
+            }
+            Ptx("runtime (optimizer, probes, tiled GEMM)", audit.AuditRuntime());
+
+            var results = new List<CheckResult>();
+            void Section(IReadOnlyList<CheckResult> rows)
+            {
+                results.AddRange(rows);
+                foreach (var r in rows)
+                    log.WriteLine($"{r.Section,-18} {r.Name,-44} {Format(r.Error),10} {Format(r.Tolerance),10}  {(r.Passed ? "ok" : "FAIL")}");
+            }
+            log.WriteLine($"{"section",-18} {"check",-44} {"rel. error",10} {"tolerance",10}");
+            Section(DeviceCheck.Scalars(dev));
+            Section(DeviceCheck.Primitives(dev));
+            foreach (var check in checks)
+            {
+                var (type, rows) = check(dev, host);
+                Ptx(rows[0].Section, audit.AuditModel(type));
+                Section(rows);
+            }
+
+            var failed = results.Where(r => !r.Passed).ToList();
+            bool passed = failed.Count == 0 && findings.Count == 0;
+            if (asJson)
+                Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                {
+                    ["device"] = dev.Name,
+                    ["passed"] = passed,
+                    ["ptx_kernels"] = kernelCount,
+                    ["ptx_findings"] = findings.Select(f => new Dictionary<string, string> { ["kernel"] = f.Kernel, ["fault"] = f.Fault, ["line"] = f.Line }),
+                    // JSON has no infinity: an error past every bound is written as null.
+                    ["results"] = results.Select(r => new Dictionary<string, object?>
+                    {
+                        ["section"] = r.Section, ["name"] = r.Name, ["error"] = double.IsFinite(r.Error) ? r.Error : null,
+                        ["tolerance"] = r.Tolerance, ["passed"] = r.Passed,
+                    }),
+                }));
+            var worst = results.Where(r => r.Tolerance > 0).MaxBy(r => double.IsNaN(r.Error) ? double.PositiveInfinity : r.Error / r.Tolerance);
+            log.WriteLine(passed
+                ? $"doctor: all {results.Count} checks within tolerance (closest: {worst?.Section} {worst?.Name}, {Format(worst?.Error ?? 0)} of {Format(worst?.Tolerance ?? 0)})"
+                : $"doctor: {failed.Count} of {results.Count} checks failed{(findings.Count > 0 ? $", {findings.Count} PTX faults" : "")}: " +
+                  string.Join("; ", failed.Take(5).Select(r => $"{r.Section} {r.Name} {Format(r.Error)}")));
+            return passed ? 0 : 1;
+        });
+        return command;
+    }
+
+    static Device AutoDevice()
+    {
+        try
+        {
+            return Device.Create("cuda");
+        }
+        catch (DeviceUnavailableException)
+        {
+            return Device.Create("ilgpu-cpu");
+        }
+    }
+
+    static string Format(double value) =>
+        double.IsNaN(value) ? "NaN" : double.IsInfinity(value) ? "inf" : value == 0 ? "0" : value.ToString("0.0e+0", CultureInfo.InvariantCulture);
+}
