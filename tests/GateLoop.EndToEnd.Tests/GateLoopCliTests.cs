@@ -210,6 +210,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("eval a missing checkpoint directory")]
     [InlineData("a value that does not parse")]
     [InlineData("an unknown option")]
+    [InlineData("doctor on the host backend")]
+    [InlineData("doctor of an unknown model")]
     public void Bad_input_fails_with_one_clear_line(string name)
     {
         var dir = fixture.NewDirectory("bad-" + Regex.Replace(name, "[^a-z0-9]+", "-"));
@@ -242,6 +244,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
             "a value that does not parse" => (Train(fixture.CorpusPath, "--seq-len", "abc"), ["'abc'", "--seq-len", "gateloop train --help"]),
             "an unknown option" => (Train(fixture.CorpusPath, "--sequence-length", "8"), ["--sequence-length", "gateloop train --help"]),
+            "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda or ilgpu-cpu"]),
+            "doctor of an unknown model" => (["doctor", "--device", "ilgpu-cpu", "--model", "gateloop-huge"], ["unknown model or layer 'gateloop-huge'", "long-context-mixer"]),
             _ => throw new ArgumentException(name),
         };
         // Arguments that repeat an option: the last one wins in the CLI, but keep the command line clean.
@@ -329,12 +333,13 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
     [Theory]
     [InlineData("models", new string[0])]
-    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--device", "--tf32", "--seed" })]
+    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--device", "--tf32", "--seed", "--no-device-check" })]
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
     [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
-    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--tf32" })]
+    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--tf32", "--no-device-check" })]
     [InlineData("plot", new[] { "metrics", "--out" })]
+    [InlineData("doctor", new[] { "--device", "--model", "--json" })]
     public void Help_describes_each_command(string command, string[] options)
     {
         var result = Succeed(command, "--help");
@@ -348,7 +353,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     public void Help_lists_the_commands()
     {
         var result = Succeed("--help");
-        foreach (var command in new[] { "models", "train", "sample", "eval", "download", "bench", "plot" })
+        foreach (var command in new[] { "models", "train", "sample", "eval", "download", "bench", "plot", "doctor" })
             Assert.Matches($@"(?m)^\s+{command}\b", result.Stdout);
     }
 

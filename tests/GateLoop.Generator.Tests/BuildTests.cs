@@ -48,7 +48,7 @@ public sealed class ConsumerProject : IDisposable
     /// <summary>The one restore, shared by the tests.</summary>
     public (int ExitCode, string Output) Restore { get; }
 
-    static string FindRepoRoot()
+    internal static string FindRepoRoot()
     {
         var start = new DirectoryInfo(AppContext.BaseDirectory);
         for (var d = start; d is not null; d = d.Parent)
@@ -147,6 +147,30 @@ public class BuildTests(ConsumerProject project) : IClassFixture<ConsumerProject
         Assert.Contains("parameters 29", run.Output);
         Assert.Contains("dim 8", run.Output);
         Assert.Contains("base TransformerModel`1<Single>", run.Output);
+    }
+
+    [Fact]
+    public void KernelConstructsIlgpuMiscompiles_FailTheBuildWithGL0030()
+    {
+        Assert.True(project.Restore.ExitCode == 0, "restore failed:\n" + project.Restore.Output);
+        project.Write(
+            Program: """System.Console.WriteLine("unreachable");""",
+            Model: """
+                using ILGPU;
+
+                namespace Consumer;
+
+                public static class MyKernels
+                {
+                    public static void Flip(Index1D i, ArrayView<float> x) => x[i] = MathF.CopySign(x[i], -1f);
+
+                    public static void OneHot(Index1D i, ArrayView<float> x, ArrayView<int> t) => x[i] -= i.X == t[i] ? 1 : 0;
+                }
+                """);
+        var build = project.Build();
+        Assert.True(build.ExitCode != 0, "build succeeded:\n" + build.Output);
+        Assert.Matches(@"Model\.cs\(7,70\): error GL0030: kernel 'Flip': CopySign computes something else on CUDA", build.Output);
+        Assert.Matches(@"Model\.cs\(9,91\): error GL0030: kernel 'OneHot': an integer conditional converted to a floating type computes something else on CUDA", build.Output);
     }
 
     [Fact]

@@ -140,6 +140,11 @@ public static class GeneratorHarness
         return new GeneratorRun(driver, compilation, output, sources, generatorDiagnostics, compileDiagnostics);
     }
 
+    /// <summary>The diagnostics <see cref="Safety.KernelSafetyAnalyzer"/> reports on <paramref name="compilation"/>.</summary>
+    public static ImmutableArray<Diagnostic> Analyze(Compilation compilation) =>
+        compilation.WithAnalyzers([new Safety.KernelSafetyAnalyzer()])
+            .GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+
     /// <summary>Formats diagnostics one per line, for assertion messages.</summary>
     public static string Describe(IEnumerable<Diagnostic> diagnostics) =>
         string.Join("\n", diagnostics.Select(d => d.ToString()));

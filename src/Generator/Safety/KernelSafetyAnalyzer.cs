@@ -42,7 +42,7 @@ namespace GateLoop.Generator.Safety
                     var facts = new MethodFacts();
                     foreach (var operation in block.OperationBlocks.SelectMany(b => b.DescendantsAndSelf()))
                     {
-                        if (PtxHazards.Find(operation) is { } hazard) facts.Hazards.Add((hazard, operation.Syntax.GetLocation()));
+                        if (PtxHazards.Find(operation) is { } found) facts.Hazards.Add((found.Hazard, found.Where.GetLocation()));
                         foreach (var callee in Callees(operation)) facts.Callees.Add(callee);
                         if (LoadedKernel(operation) is { } kernel) loaded.Add(kernel);
                     }

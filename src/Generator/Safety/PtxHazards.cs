@@ -19,17 +19,14 @@ namespace GateLoop.Generator.Safety
     /// and PTX backend, each confirmed in the PTX it emits. Extend <see cref="Find"/> when another one turns up; a
     /// probe kernel in the tests proves each rule fires (and, where the fault is visible there, that its PTX shows it).
     /// Not refused, as they do not change finite results: float Min and Max return the non-NaN operand where .NET
-    /// returns NaN, and integer division by zero does not throw.
+    /// returns NaN, and integer division by zero does not throw. Math.Round is safe here: ILGPU.Algorithms, which
+    /// every device enables, supplies its own (without it ILGPU compiles .NET's, which goes through CopySign).
     /// </summary>
     internal static class PtxHazards
     {
         public static readonly PtxHazard CopySign = new PtxHazard("CopySign",
             "ILGPU emits PTX 'copysign.f32 d, x, y', and PTX takes the sign from its first operand, so the result is CopySign(y, x) (ILGPU issue 1361)",
             "select the sign instead, e.g. v < 0 ? -r : r");
-
-        public static readonly PtxHazard Round = new PtxHazard("Round",
-            "ILGPU compiles .NET's Math.Round, which goes through CopySign, whose PTX has its operands swapped: values come back unrounded",
-            "round with Floor, e.g. Floor(x + 0.5f) where ties need not go to even");
 
         public static readonly PtxHazard IntegerConditionalToFloat = new PtxHazard("an integer conditional converted to a floating type",
             "for 'c ? 1 : 0' the C# compiler passes the comparison itself, and ILGPU converts a bool to float as the bit pattern 1 (1.4e-45), not 1.0",
@@ -60,31 +57,29 @@ namespace GateLoop.Generator.Safety
             "call ILGPU.Atomic.Add and add the operand to its result");
 
         public static readonly PtxHazard Unsupported = new PtxHazard("a math method ILGPU cannot compile for CUDA",
-            "ILGPU 1.5.3 leaves it an unresolved external call (Log2, Truncate, FusedMultiplyAdd: the module fails to load) or cannot compile it at all (Sign of a float, Clamp, IEEERemainder, BitIncrement, BitDecrement, Round with digits); the CPU backends run it, so only a GPU shows the failure",
+            "ILGPU 1.5.3 leaves it an unresolved external call (Log2, FusedMultiplyAdd: the module fails to load) or cannot compile it at all (Sign of a float, Clamp, IEEERemainder, BitIncrement, BitDecrement); the CPU backends run it, so only a GPU shows the failure",
             "write it with the operations the kernels already use (Floor, Abs, comparisons, Exp, Log)");
 
         static readonly HashSet<string> Uncompilable = new HashSet<string>
         {
-            "Log2", "Truncate", "FusedMultiplyAdd", "Clamp", "IEEERemainder", "BitIncrement", "BitDecrement",
+            "Log2", "FusedMultiplyAdd", "Clamp", "IEEERemainder", "BitIncrement", "BitDecrement",
         };
 
-        /// <summary>The hazard <paramref name="operation"/> itself is (not its children), or null.</summary>
-        public static PtxHazard? Find(IOperation operation)
+        /// <summary>The hazard <paramref name="operation"/> itself is (not its children) and the code to point at, or null.</summary>
+        public static (PtxHazard Hazard, SyntaxNode Where)? Find(IOperation operation)
         {
-            switch (operation)
+            var (hazard, where) = operation switch
             {
-                case IInvocationOperation call:
-                    return Called(call);
-                case IConversionOperation conversion when conversion.OperatorMethod is null:
-                    return Converted(conversion.Operand, conversion.Type);
+                IInvocationOperation call => (Called(call), call.Syntax),
+                IConversionOperation conversion when conversion.OperatorMethod is null => (Converted(conversion.Operand, conversion.Type), conversion.Syntax),
                 // Arguments and compound assignments keep their implicit conversions out of the operation tree.
-                case IArgumentOperation argument when argument.Parameter is not null && argument.InConversion.IsNumeric:
-                    return Converted(argument.Value, argument.Parameter.Type);
-                case ICompoundAssignmentOperation compound when compound.InConversion.IsNumeric:
-                    return Converted(compound.Value, compound.Target.Type);
-                default:
-                    return null;
-            }
+                IArgumentOperation argument when argument.Parameter is not null && argument.InConversion.IsNumeric =>
+                    (Converted(argument.Value, argument.Parameter.Type), argument.Value.Syntax),
+                ICompoundAssignmentOperation compound when compound.InConversion.IsNumeric =>
+                    (Converted(compound.Value, compound.Target.Type), compound.Value.Syntax),
+                _ => ((PtxHazard?)null, operation.Syntax),
+            };
+            return hazard is null ? null : (hazard, where);
         }
 
         static PtxHazard? Called(IInvocationOperation call)
@@ -105,7 +100,6 @@ namespace GateLoop.Generator.Safety
             if (method.Name == "CopySign" && (IsDotNetMath(ns) || ns.StartsWith("ILGPU", System.StringComparison.Ordinal))) return CopySign;
             if (!IsDotNetMath(ns)) return null;
             bool floating = call.Arguments.Length > 0 && IsFloating(call.Arguments[0].Value.Type);
-            if (method.Name == "Round" && floating) return call.Arguments.Length == 1 ? Round : Unsupported;
             if (method.Name == "Sign" && floating || Uncompilable.Contains(method.Name)) return Unsupported;
             return null;
         }

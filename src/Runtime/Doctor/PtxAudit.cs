@@ -29,12 +29,18 @@ public sealed class PtxAudit : IDisposable
     /// <param name="Findings">The fingerprints in their PTX; empty when none shows a known fault.</param>
     public sealed record Report(int Kernels, IReadOnlyList<Finding> Findings);
 
-    readonly Context context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-    readonly PTXBackend backend;
+    Context context = null!;
+    PTXBackend backend = null!;
 
     /// <summary>A PTX compiler for sm_90 (ILGPU 1.5.3 emits the sm_80 instruction set, which the driver compiles for sm_90).</summary>
-    public PtxAudit() =>
+    public PtxAudit() => Start();
+
+    // As Device.Create configures ILGPU: ILGPU.Algorithms supplies the math (and its Math.Round is sound).
+    void Start()
+    {
+        context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
         backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+    }
 
     // The instructions that betray a known fault, with what each means.
     static readonly (Regex Pattern, string Fault)[] Fingerprints =
@@ -91,9 +97,24 @@ public sealed class PtxAudit : IDisposable
             : (bits & 0x7F800000UL) == 0 && (bits & 0x007FFFFFUL) != 0;
     }
 
-    /// <summary>Compiles each kernel and scans its PTX.</summary>
+    /// <summary>Compiles each kernel and scans its PTX; a kernel ILGPU cannot compile for CUDA is a finding too.</summary>
     public Report Audit(IReadOnlyCollection<MethodInfo> kernels) =>
-        new(kernels.Count, kernels.SelectMany(k => Scan(k.Name, Compile(k))).ToList());
+        new(kernels.Count, kernels.SelectMany(k => Check(k.Name, () => Compile(k))).ToList());
+
+    IReadOnlyList<Finding> Check(string kernel, Func<string> compile)
+    {
+        try
+        {
+            return Scan(kernel, compile());
+        }
+        catch (Exception e)
+        {
+            // A failed compilation leaves ILGPU's backend unusable (every later one throws): start a new one.
+            Dispose();
+            Start();
+            return [new(kernel, "ILGPU cannot compile it for CUDA: " + (e.InnerException ?? e).Message.Split('\n')[0], "")];
+        }
+    }
 
     /// <summary>Audits the kernels of a generated model or layer class, which the generator puts in its nested class <c>Kernels</c>.</summary>
     public Report AuditModel(Type model) =>
@@ -103,9 +124,8 @@ public sealed class PtxAudit : IDisposable
     public Report AuditRuntime()
     {
         var kernels = KernelsOf(typeof(AdamKernels)).Concat(KernelsOf(typeof(ProbeKernels))).ToList();
-        var findings = kernels.SelectMany(k => Scan(k.Name, Compile(k)))
-            .Concat(Scan("TiledKernel", CompileGrouped(IlgpuGemm.TiledKernelMethod<float>())));
-        return new(kernels.Count + 1, findings.ToList());
+        var report = Audit(kernels);
+        return new(kernels.Count + 1, [.. report.Findings, .. Check("TiledKernel", () => CompileGrouped(IlgpuGemm.TiledKernelMethod<float>()))]);
     }
 
     /// <inheritdoc />
