@@ -13,6 +13,7 @@ safetensors package needed (safetensors files are written and read by hand when 
 
 Commands (see README.md beside this file):
   bench  --config small|seed|tiny|attention-small|enwik8-attention [--threads 2] [--device cpu|cuda] [--json]
+  train  --config small|seed --data FILE [--steps 300] [--device cpu|cuda] [--json]
   long   --dim 512 --seq 65536 [--threads 2] [--device cpu|cuda] [--json]
   export --config small --out DIR
   verify
@@ -664,13 +665,16 @@ def device_info(device):
 
 
 def train_step(model, opt, batches, clip=0.5):
+    """One optimizer step over accumulated micro-batches; returns their mean loss, as gateloop reports a step's."""
+    total = 0.0
     for data in batches:
         loss = model(data, return_loss=True)
         (loss / len(batches)).backward()
+        total += loss.item()
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
     opt.zero_grad()
-    return loss.item()
+    return total / len(batches)
 
 
 def cmd_bench(args):
@@ -752,6 +756,106 @@ def cmd_bench(args):
     if device.type == "cuda":  # the largest of the measured workloads' GPU peaks
         peaks = [result[s]["peak_gpu_memory_bytes"] for s in ("train", "generate", "generate_autograd") if s in result]
         result["peak_gpu_memory_bytes"] = max(peaks) if peaks else None
+    emit(result, args.json)
+
+
+def read_corpus(path):
+    """A raw or .gz file, split 90% / 5% / 5% as gateloop's Corpus splits any file that is not enwik8."""
+    import gzip
+    with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+        data = f.read()
+    n = len(data)
+    train_end, valid_end = n * 90 // 100, n * 95 // 100
+    return torch.tensor(list(data[:train_end]), dtype=torch.uint8), torch.tensor(list(data[train_end:valid_end]), dtype=torch.uint8)
+
+
+@torch.no_grad()
+def evaluate(model, data, seq, device, batch=8):
+    """gateloop eval's protocol: consecutive windows of seq+1 bytes with stride seq, the tail dropped; mean loss in nats."""
+    model.eval()
+    windows = (data.numel() - 1) // seq
+    total = 0.0
+    for w in range(0, windows, batch):
+        rows = min(batch, windows - w)
+        x = torch.stack([data[(w + r) * seq:(w + r) * seq + seq + 1] for r in range(rows)]).long().to(device)
+        total += model(x, return_loss=True).item() * rows * seq
+    model.train()
+    return total / (windows * seq)
+
+
+class GateLoopRng:
+    """GateLoop.Runtime.Rng (xoshiro256** seeded through SplitMix64, Lemire's bounded integers), so that this script
+    draws the same training crops as `gateloop train --seed S`."""
+    MASK = (1 << 64) - 1
+
+    def __init__(self, seed):
+        x = seed & self.MASK
+        self.s = []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self.MASK
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+            self.s.append(z ^ (z >> 31))
+
+    @staticmethod
+    def _rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & GateLoopRng.MASK
+
+    def next_u64(self):
+        s0, s1, s2, s3 = self.s
+        result = (self._rotl((s1 * 5) & self.MASK, 7) * 9) & self.MASK
+        t = (s1 << 17) & self.MASK
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = self._rotl(s3, 45)
+        self.s = [s0, s1, s2, s3]
+        return result
+
+    def next_int(self, n):
+        product = self.next_u64() * n
+        if product & self.MASK < n:
+            threshold = ((1 << 64) - n) % n
+            while product & self.MASK < threshold:
+                product = self.next_u64() * n
+        return product >> 64
+
+
+def cmd_train(args):
+    """train.py's protocol on a text file (random crops, Adam lr 1e-4, β (0.9, 0.99), clip 0.5, accumulation), then the
+    whole valid split evaluated as gateloop eval does: the run GateLoop.Compiler's convergence is compared with. The
+    weights are those `export --seed S` writes and the crops those `gateloop train --seed S` draws, so `gateloop train
+    --init <export> --seed S` makes the same run but for rounding."""
+    device = setup_device(args.device)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    train, valid = read_corpus(args.data)
+    model = build_model(args.config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99), eps=1e-8)
+    rng = GateLoopRng(args.seed)
+
+    def batch():
+        starts = [rng.next_int(train.numel() - args.seq) for _ in range(args.batch)]
+        return torch.stack([train[s:s + args.seq + 1] for s in starts]).long().to(device)
+
+    model.train()
+    t0 = now(device)
+    losses = []
+    for step in range(1, args.steps + 1):
+        losses.append(train_step(model, opt, [batch() for _ in range(args.grad_accum)], clip=args.clip))
+        if step % max(1, args.steps // 10) == 0:
+            log(f"[{args.config}] step {step}: loss {losses[-1]:.4f}")
+    train_s = now(device) - t0
+    valid_loss = evaluate(model, valid, args.seq, device)
+    result = dict(config=args.config, data=args.data, steps=args.steps, batch=args.batch, grad_accum=args.grad_accum,
+                  seq=args.seq, lr=args.lr, clip=args.clip, seed=args.seed, torch_version=torch.__version__,
+                  train_s=train_s, train_tokens_per_s=args.steps * args.batch * args.grad_accum * args.seq / train_s,
+                  train_loss_first=losses[0], train_loss_last=losses[-1], train_losses=losses, valid_loss=valid_loss,
+                  valid_bpc=valid_loss / math.log(2), valid_tokens=((valid.numel() - 1) // args.seq) * args.seq)
+    result.update(device_info(device))
     emit(result, args.json)
 
 
@@ -1123,6 +1227,23 @@ def main(argv=None):
     b.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                      help="cpu (default) or cuda: model and tensors on the GPU, fp32 with TF32 off")
     b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser("train", help="train.py's protocol on a text file, then the valid split's loss as gateloop eval measures it")
+    t.add_argument("--config", default="small", choices=sorted(CONFIGS))
+    t.add_argument("--data", required=True, help="raw or .gz text, split 90/5/5 as gateloop splits it")
+    t.add_argument("--steps", type=int, default=300)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--grad-accum", type=int, default=4)
+    t.add_argument("--seq", type=int, default=256)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--clip", type=float, default=0.5)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--json", action="store_true")
+    t.add_argument("--omp-wait-policy", default="passive", help="passive (default), active, or default (libgomp's)")
+    t.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cpu (default) or cuda: model and tensors on the GPU, fp32 with TF32 off")
+    t.set_defaults(func=cmd_train)
 
     lg = sub.add_parser("long", help="SimpleGateLoop forward over one long sequence")
     lg.add_argument("--dim", type=int, default=512)

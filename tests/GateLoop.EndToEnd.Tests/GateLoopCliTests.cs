@@ -119,6 +119,21 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Contains("180,873 / 10,048 / 10,049 bytes", dataLine);
     }
 
+    [Fact]
+    public void Init_starts_a_new_run_from_the_weights_of_a_checkpoint()
+    {
+        var trained = fixture.TrainedCheckpoint();
+        string fresh = Path.Combine(fixture.NewDirectory("init"), "fresh"), started = Path.Combine(fixture.NewDirectory("init"), "started");
+        Succeed(TrainedModelFixture.TrainArgs(fixture.CorpusPath, fresh, 2, validateEvery: 2, checkpointEvery: 2));
+        var run = Succeed([.. TrainedModelFixture.TrainArgs(fixture.CorpusPath, started, 2, validateEvery: 2, checkpointEvery: 2), "--init", trained]);
+        Assert.Contains($"init   the weights of {trained}", run.Stdout);
+        // A new run (steps from 1, fresh optimizer) whose first loss is the trained model's, far below a random start's.
+        var first = MetricsLine.ReadAll(Path.Combine(started, "metrics.jsonl"));
+        Assert.Equal([1L, 2L], first.Select(m => m.Step));
+        double freshLoss = MetricsLine.ReadAll(Path.Combine(fresh, "metrics.jsonl"))[0].TrainLoss;
+        Assert.True(first[0].TrainLoss < freshLoss - 1, $"first loss {first[0].TrainLoss:F3} from the trained weights, {freshLoss:F3} from random ones");
+    }
+
     // ---------------------------------------------------------------- eval
 
     static long WindowTokens(int length, int seq) => (length - 1L) / seq * seq;
@@ -210,6 +225,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("eval a missing checkpoint directory")]
     [InlineData("a value that does not parse")]
     [InlineData("an unknown option")]
+    [InlineData("--init with --resume")]
+    [InlineData("--init of another model")]
     [InlineData("doctor on the host backend")]
     [InlineData("doctor of an unknown model")]
     public void Bad_input_fails_with_one_clear_line(string name)
@@ -244,6 +261,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
             "a value that does not parse" => (Train(fixture.CorpusPath, "--seq-len", "abc"), ["'abc'", "--seq-len", "gateloop train --help"]),
             "an unknown option" => (Train(fixture.CorpusPath, "--sequence-length", "8"), ["--sequence-length", "gateloop train --help"]),
+            "--init with --resume" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--resume", fixture.TrainedCheckpoint()), ["--init", "--resume", "pass only one"]),
+            "--init of another model" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--model", "gateloop-small"), ["is of model 'gateloop-tiny', not 'gateloop-small'"]),
             "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda or ilgpu-cpu"]),
             "doctor of an unknown model" => (["doctor", "--device", "ilgpu-cpu", "--model", "gateloop-huge"], ["unknown model or layer 'gateloop-huge'", "long-context-mixer"]),
             _ => throw new ArgumentException(name),
@@ -333,7 +352,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
     [Theory]
     [InlineData("models", new string[0])]
-    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--device", "--tf32", "--seed", "--no-device-check" })]
+    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--device", "--tf32", "--seed", "--no-device-check" })]
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
     [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
     [InlineData("download", new[] { "enwik8", "--to" })]

@@ -47,11 +47,7 @@ static class BenchCommand
             log.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
             log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
             if (!parse.GetValue(noCheck))
-                Common.CheckDevice(dev, entry.Name, host =>
-                {
-                    using var reference = entry.Create(host);
-                    return DeviceCheck.Model(entry.Name, net, reference, seed: 1);
-                }, "bench", log);
+                Common.CheckDevice(net, entry.Name, entry.Create, DeviceCheck.Model, "bench", log);
 
             var rng = new Rng(0);
             var tokens = new int[b * (n + 1)];
@@ -146,11 +142,7 @@ static class BenchCommand
         log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");
         log.WriteLine($"device {dev.Name}");
         if (!noCheck)
-            Common.CheckDevice(dev, entry.Name, host =>
-            {
-                using var reference = entry.Create(host);
-                return DeviceCheck.Layer(entry.Name, layer, reference, seed: 1);
-            }, "bench", log);
+            Common.CheckDevice(layer, entry.Name, entry.Create, DeviceCheck.Layer, "bench", log);
         long length = (long)seq * layer.Width;
         using var x = dev.Allocate<float>(length);
         using var y = dev.Allocate<float>(length);

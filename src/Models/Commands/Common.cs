@@ -23,23 +23,25 @@ static class Common
     };
 
     /// <summary>
-    /// On a device other than the host backend, runs <paramref name="check"/> (the model against the same model on
-    /// the host device it is given: <see cref="DeviceCheck.Model"/> or <see cref="DeviceCheck.Layer"/>) before
-    /// <paramref name="command"/> uses the model, so a miscompiling GPU stack stops with one line instead of
-    /// training garbage.
+    /// On a device other than the host backend, compares <paramref name="model"/> with one of its class made on
+    /// the host (<see cref="DeviceCheck.Model"/> or <see cref="DeviceCheck.Layer"/>) before <paramref name="command"/>
+    /// uses it, so a miscompiling GPU stack stops with one line instead of training garbage.
     /// </summary>
     /// <exception cref="DeviceUnavailableException">A buffer or gradient differs past its tolerance.</exception>
-    public static void CheckDevice(Device device, string model, Func<Device, IReadOnlyList<CheckResult>> check, string command, TextWriter log)
+    public static void CheckDevice<TModule>(TModule model, string name, Func<Device, TModule> create,
+        Func<string, TModule, TModule, int, IReadOnlyList<CheckResult>> compare, string command, TextWriter log)
+        where TModule : Module<float>
     {
-        if (device.IsHost) return;
+        if (model.Device.IsHost) return;
         using var host = Runtime.Device.Create("cpu");
-        var rows = check(host);
+        using var reference = create(host);
+        var rows = compare(name, model, reference, 1);
         if (rows.FirstOrDefault(r => !r.Passed) is { } failed)
             throw new DeviceUnavailableException(
-                $"{device.Name} computes {model} differently from the host backend ({failed.Name}: relative error {failed.Error:G3}, " +
-                $"tolerance {failed.Tolerance:G1}); see: gateloop doctor --model {model}, or pass --no-device-check to {command} anyway");
-        var worst = rows.Where(r => r.Tolerance > 0).MaxBy(r => r.Error / r.Tolerance)!;
-        log.WriteLine($"check  the device agrees with the host backend on {rows.Count} buffers, gradients and outputs of {model} " +
+                $"{model.Device.Name} computes {name} differently from the host backend ({failed.Name}: relative error {failed.Error:G3}, " +
+                $"tolerance {failed.Tolerance:G1}); see: gateloop doctor --model {name}, or pass --no-device-check to {command} anyway");
+        var worst = rows.MaxBy(r => r.OfTolerance)!;
+        log.WriteLine($"check  the device agrees with the host backend on {rows.Count} buffers, gradients and outputs of {name} " +
             $"(closest to its tolerance: {worst.Name}, {worst.Error:G2} of {worst.Tolerance:G1})");
     }
 

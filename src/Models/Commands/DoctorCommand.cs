@@ -32,23 +32,9 @@ static class DoctorCommand
                 throw new UserInputException("doctor compares a device with the host backend, and cpu is that backend; use --device cuda or ilgpu-cpu");
             string? only = parse.GetValue(model);
             // Each check builds the model on both sides; its type names the kernels the PTX audit compiles.
-            var checks = new List<Func<Device, Device, (Type Type, IReadOnlyList<CheckResult> Rows)>>();
-            foreach (var entry in Catalog.All.Where(e => only is null || e.Name == only))
-                checks.Add((dev, host) =>
-                {
-                    using var onDevice = entry.Create(dev);
-                    using var onHost = entry.Create(host);
-                    onDevice.Initialize(0);
-                    return (onDevice.GetType(), DeviceCheck.Model(entry.Name, onDevice, onHost, seed: 1));
-                });
-            foreach (var layer in Catalog.Layers.Where(l => only is null || l.Name == only))
-                checks.Add((dev, host) =>
-                {
-                    using var onDevice = layer.Create(dev);
-                    using var onHost = layer.Create(host);
-                    onDevice.Initialize(0);
-                    return (onDevice.GetType(), DeviceCheck.Layer(layer.Name, onDevice, onHost, seed: 1));
-                });
+            var checks = Catalog.All.Where(e => only is null || e.Name == only).Select(e => (e.Name, Check(e.Name, e.Create, DeviceCheck.Model)))
+                .Concat(Catalog.Layers.Where(l => only is null || l.Name == only).Select(l => (l.Name, Check(l.Name, l.Create, DeviceCheck.Layer))))
+                .ToList();
             if (checks.Count == 0)
                 throw new UserInputException($"unknown model or layer '{only}'; declared: {string.Join(", ", Catalog.All.Select(e => e.Name).Concat(Catalog.Layers.Select(l => l.Name)))}");
 
@@ -79,15 +65,28 @@ static class DoctorCommand
                 foreach (var r in rows)
                     log.WriteLine($"{r.Section,-18} {r.Name,-44} {Format(r.Error),10} {Format(r.Tolerance),10}  {(r.Passed ? "ok" : "FAIL")}");
             }
-            log.WriteLine($"{"section",-18} {"check",-44} {"rel. error",10} {"tolerance",10}");
-            Section(DeviceCheck.Scalars(dev));
-            Section(DeviceCheck.Primitives(dev));
-            foreach (var check in checks)
+            // A section that throws (a kernel the driver refuses, a failed launch) is one failed row; the rest still run.
+            void Run(string section, Func<IReadOnlyList<CheckResult>> rows)
             {
-                var (type, rows) = check(dev, host);
-                Ptx(rows[0].Section, audit.AuditModel(type));
-                Section(rows);
+                try
+                {
+                    Section(rows());
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Section([new(section, $"could not run: {e.GetType().Name}: {e.Message.Split('\n')[0]}", double.PositiveInfinity, 0)]);
+                }
             }
+            log.WriteLine($"{"section",-18} {"check",-44} {"rel. error",10} {"tolerance",10}");
+            Run("scalar math", () => DeviceCheck.Scalars(dev));
+            Run("primitives", () => DeviceCheck.Primitives(dev));
+            foreach (var (checkName, check) in checks)
+                Run(checkName, () =>
+                {
+                    var (type, rows) = check(dev, host);
+                    Ptx(checkName, audit.AuditModel(type));
+                    return rows;
+                });
 
             var failed = results.Where(r => !r.Passed).ToList();
             bool passed = failed.Count == 0 && findings.Count == 0;
@@ -105,15 +104,25 @@ static class DoctorCommand
                         ["tolerance"] = r.Tolerance, ["passed"] = r.Passed,
                     }),
                 }));
-            var worst = results.Where(r => r.Tolerance > 0).MaxBy(r => double.IsNaN(r.Error) ? double.PositiveInfinity : r.Error / r.Tolerance);
+            var worst = results.MaxBy(r => r.OfTolerance)!;
             log.WriteLine(passed
-                ? $"doctor: all {results.Count} checks within tolerance (closest: {worst?.Section} {worst?.Name}, {Format(worst?.Error ?? 0)} of {Format(worst?.Tolerance ?? 0)})"
+                ? $"doctor: all {results.Count} checks within tolerance (closest: {worst.Section} {worst.Name}, {Format(worst.Error)} of {Format(worst.Tolerance)})"
                 : $"doctor: {failed.Count} of {results.Count} checks failed{(findings.Count > 0 ? $", {findings.Count} PTX faults" : "")}: " +
                   string.Join("; ", failed.Take(5).Select(r => $"{r.Section} {r.Name} {Format(r.Error)}")));
             return passed ? 0 : 1;
         });
         return command;
     }
+
+    static Func<Device, Device, (Type Type, IReadOnlyList<CheckResult> Rows)> Check<TModule>(string name, Func<Device, TModule> create,
+        Func<string, TModule, TModule, int, IReadOnlyList<CheckResult>> compare) where TModule : Module<float> =>
+        (dev, host) =>
+        {
+            using var onDevice = create(dev);
+            using var onHost = create(host);
+            onDevice.Initialize(0);
+            return (onDevice.GetType(), compare(name, onDevice, onHost, 1));
+        };
 
     static Device AutoDevice()
     {

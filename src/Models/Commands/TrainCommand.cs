@@ -26,13 +26,14 @@ static class TrainCommand
         var length = new Option<int>("--generate-length") { Description = "bytes per sample", DefaultValueFactory = _ => defaults.GenerateLength };
         var output = new Option<string>("--out") { Description = "directory for checkpoints, metrics.jsonl and loss.png", DefaultValueFactory = _ => "runs/latest" };
         var resume = new Option<string?>("--resume") { Description = "checkpoint directory to continue from (its options are reused; --steps may raise the total)" };
+        var init = new Option<string?>("--init") { Description = "start a new run from the weights of a checkpoint directory (ours, or a PyTorch model saved as one) instead of a random initialization" };
         var device = Common.Device();
         var tf32 = Common.Tf32();
         var seed = Common.Seed();
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("train", "train a model on a text file (enwik8 or any file)")
         {
-            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, device, tf32, seed, noCheck,
+            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, device, tf32, seed, noCheck,
         };
         command.SetAction(parse =>
         {
@@ -67,15 +68,12 @@ static class TrainCommand
             Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
             Console.WriteLine($"data   {corpus.Describe()}");
             Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
+            if (parse.GetValue(init) is { } initFrom) Console.WriteLine($"init   the weights of {initFrom}");
             if (!parse.GetValue(noCheck))
             {
                 // Checked with the run's initial weights; the trainer sets them again (or loads the checkpoint's).
                 net.Initialize(options.Seed);
-                Common.CheckDevice(dev, entry.Name, host =>
-                {
-                    using var reference = entry.Create(host);
-                    return DeviceCheck.Model(entry.Name, net, reference, seed: 1);
-                }, "train", Console.Out);
+                Common.CheckDevice(net, entry.Name, entry.Create, DeviceCheck.Model, "train", Console.Out);
             }
 
             using var cancel = Common.CancelOnCtrlC();
@@ -86,7 +84,7 @@ static class TrainCommand
             {
                 view.Report(e);
                 if (e is TrainEvent.Validation) LossPlot.Write([(entry.Name, metrics)], plot);
-            }, resumeFrom, cancel.Token);
+            }, resumeFrom, cancel.Token, parse.GetValue(init));
             view.Finish();
             if (File.Exists(metrics) && new FileInfo(metrics).Length > 0) LossPlot.Write([(entry.Name, metrics)], plot);
             if (cancel.IsCancellationRequested)

@@ -12,6 +12,9 @@ public sealed record CheckResult(string Section, string Name, double Error, doub
 {
     /// <summary>Whether the error is within the tolerance (a NaN error never is).</summary>
     public bool Passed => Error <= Tolerance;
+
+    /// <summary>The error as a fraction of the tolerance: 0 for none, above 1 when failed, infinite for NaN or any error past a zero tolerance.</summary>
+    public double OfTolerance => Error == 0 ? 0 : Tolerance > 0 && !double.IsNaN(Error) ? Error / Tolerance : double.PositiveInfinity;
 }
 
 /// <summary>

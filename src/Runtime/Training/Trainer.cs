@@ -76,11 +76,15 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     /// <summary>
     /// Trains until <see cref="TrainOptions.Steps"/> or until <paramref name="cancel"/> fires; either way the last
     /// state is checkpointed. With <paramref name="resumeFrom"/>, weights, optimizer moments, step and random
-    /// streams are restored first, so the run continues exactly as if it had not stopped.
+    /// streams are restored first, so the run continues exactly as if it had not stopped. With
+    /// <paramref name="initFrom"/>, a new run starts from that checkpoint's weights (ours, or a PyTorch model's
+    /// saved as one) instead of a random initialization.
     /// </summary>
-    public long Run(Action<TrainEvent> report, string? resumeFrom = null, CancellationToken cancel = default)
+    public long Run(Action<TrainEvent> report, string? resumeFrom = null, CancellationToken cancel = default, string? initFrom = null)
     {
         options.Validate();
+        if (resumeFrom is not null && initFrom is not null)
+            throw new UserInputException("--init starts a new run from a checkpoint's weights and --resume continues one; pass only one");
         using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
         var train = new BatchSampler(corpus.Train, "train", options.Batch, options.SeqLen, dataRng);
         Directory.CreateDirectory(outDirectory);
@@ -88,17 +92,14 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
 
         if (resumeFrom is not null)
         {
-            var config = Checkpoint.ReadConfig(resumeFrom);
-            if (config.Model != modelName)
-                throw new UserInputException($"checkpoint '{resumeFrom}' is of model '{config.Model}', not '{modelName}'; pass --model {config.Model}");
-            Checkpoint.CheckShape(config, model, resumeFrom);
-            Checkpoint.Load(resumeFrom, model, adam);
+            var config = Open(resumeFrom, adam);
             dataRng.State = config.DataRng ?? throw new UserInputException($"checkpoint '{resumeFrom}' has no random state to resume from");
             KeepMetricsUpTo(metrics, adam.Step);
         }
         else
         {
-            model.Initialize(options.Seed);
+            if (initFrom is null) model.Initialize(options.Seed);
+            else Open(initFrom, adam: null);
             File.Delete(metrics);
         }
 
@@ -151,6 +152,17 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         }
         if (adam.Step % options.CheckpointEvery != 0 && adam.Step != options.Steps) Save(adam, report);
         return adam.Step;
+    }
+
+    // A checkpoint of this model (name and shape checked): its weights, and the optimizer state when adam is given.
+    CheckpointConfig Open(string directory, Adam? adam)
+    {
+        var config = Checkpoint.ReadConfig(directory);
+        if (config.Model != modelName)
+            throw new UserInputException($"checkpoint '{directory}' is of model '{config.Model}', not '{modelName}'; pass --model {config.Model}");
+        Checkpoint.CheckShape(config, model, directory);
+        Checkpoint.Load(directory, model, adam);
+        return config;
     }
 
     void Generate(long step, Action<TrainEvent> report)
