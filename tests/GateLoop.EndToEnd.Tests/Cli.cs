@@ -71,11 +71,94 @@ public static class Cli
         return new CliResult(commandLine, process.ExitCode, stdout.ToArray(), readErr.Result, clock.Elapsed);
     }
 
+    /// <summary>Starts <c>gateloop <paramref name="args"/></c> and leaves it running, for tests that signal or kill it.</summary>
+    public static RunningCli Start(string workingDirectory, IEnumerable<string> args)
+    {
+        Assert.True(File.Exists(DllPath), $"{DllPath} is missing; the ProjectReference to src/Models should put it there");
+        var info = new ProcessStartInfo(Host)
+        {
+            WorkingDirectory = workingDirectory,
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        var list = args.ToList();
+        info.ArgumentList.Add(DllPath);
+        foreach (var arg in list) info.ArgumentList.Add(arg);
+        info.Environment.Remove("GATELOOP_DEBUG");
+        return new RunningCli(Process.Start(info) ?? throw new InvalidOperationException($"could not start {Host}"), string.Join(" ", list));
+    }
+
     /// <summary>Runs and asserts exit code 0.</summary>
     public static CliResult Succeed(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
     {
         var result = Run(workingDirectory, args, timeout);
         Assert.True(result.ExitCode == 0, $"expected success\n{result}");
         return result;
+    }
+}
+
+/// <summary>A running <c>gateloop</c> process: its output so far, its peak memory, signals, and its end.</summary>
+public sealed class RunningCli : IDisposable
+{
+    readonly Process process;
+    readonly MemoryStream stdout = new();
+    readonly Task readOut;
+    readonly Task<string> readErr;
+    readonly Stopwatch clock = Stopwatch.StartNew();
+    readonly string commandLine;
+
+    internal RunningCli(Process process, string commandLine)
+    {
+        this.process = process;
+        this.commandLine = commandLine;
+        process.StandardInput.Close();
+        readOut = process.StandardOutput.BaseStream.CopyToAsync(stdout);
+        readErr = process.StandardError.ReadToEndAsync();
+    }
+
+    /// <summary>The process id.</summary>
+    public int Id => process.Id;
+
+    /// <summary>Whether it has ended.</summary>
+    public bool HasExited => process.HasExited;
+
+    /// <summary>Sends a POSIX signal (SIGTERM is 15, SIGHUP 1, SIGINT 2, SIGKILL 9).</summary>
+    public void Signal(int signal) => Assert.Equal(0, kill(process.Id, signal));
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int sig);
+
+    /// <summary>The peak resident memory so far (VmHWM), or 0 once the process is gone.</summary>
+    public long PeakBytes()
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{process.Id}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Waits for the end (killing the process after <paramref name="timeout"/>) and returns what it printed.</summary>
+    public CliResult WaitForExit(TimeSpan timeout)
+    {
+        bool ended = process.WaitForExit(timeout);
+        if (!ended) process.Kill(entireProcessTree: true);
+        process.WaitForExit();
+        Task.WaitAll([readOut, readErr], TimeSpan.FromSeconds(30));
+        var result = new CliResult(commandLine, ended ? process.ExitCode : -1, stdout.ToArray(), readErr.Result, clock.Elapsed);
+        return ended ? result : throw new TimeoutException($"gateloop ran longer than {timeout.TotalSeconds:F0} s and was killed\n{result}");
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+        process.Dispose();
     }
 }

@@ -88,6 +88,15 @@ public static class SafeTensorsFile
             }
     }
 
+    /// <summary>The <c>__metadata__</c> strings of a safetensors file, read from its header alone.</summary>
+    public static Dictionary<string, string> Metadata(string path)
+    {
+        using var header = JsonDocument.Parse(HeaderText(path));
+        return header.RootElement.TryGetProperty("__metadata__", out var metadata)
+            ? metadata.EnumerateObject().ToDictionary(item => item.Name, item => item.Value.GetString()!)
+            : [];
+    }
+
     /// <summary>The header JSON text of a safetensors file (for assertions and messages).</summary>
     public static string HeaderText(string path)
     {

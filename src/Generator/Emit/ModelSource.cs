@@ -120,7 +120,14 @@ namespace GateLoop.Generator.Emit
                 w.Line(count is null
                     ? $"public readonly ArrayView<{n.Type}> {field}; // {why}"
                     : $"public readonly ArrayView<{n.Type}>[] {field} = new ArrayView<{n.Type}>[{count}]; // {why}");
-            w.Line().Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
+            w.Line()
+             .Line($"/// <summary>The elements a {name} of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>")
+             .Open("public static long Elements(int batch, int seq)")
+             .Line("long rows = (long)batch * seq;")
+             .Block($"return {string.Join("\n    + ", list.Select(v => v.Count is null ? $"({v.Size})" : $"({v.Count}) * ({v.Size})"))};")
+             .Close()
+             .Line()
+             .Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
             foreach (var (field, count, size, _) in list)
             {

@@ -103,6 +103,9 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override void PlanBackward({ModelSource.Runtime}Workspace workspace) => scratch = new Scratch(workspace, Batch, Seq);")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq) + Scratch.Elements(batch, seq);")
              .Line();
         }
 

@@ -29,7 +29,7 @@ namespace GateLoop.Generator.Emit
         public static readonly System.Collections.Generic.HashSet<string> MemberNames = new System.Collections.Generic.HashSet<string>(new[]
         {
             "Kernels", "Activations", "act", "ParameterTable", "Hyperparameters", "Configuration", "Vocabulary",
-            "PlanActivations", "UseActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
+            "PlanActivations", "ActivationElements", "UseActivations", "PlanState", "ResetCarry", "CarriesState", "carried", "ComputeLoss", "ForwardCore", "BackwardCore",
             "NumTokens", "Dim", "Depth", "Heads", "HeadDim", "DimInner", "Hidden", "LayerStart", "LayerStride",
             "TokenEmb", "Qkv", "TransitionW", "TransitionB", "SubNormW", "SubNormB", "GatesW", "OutW", "MixNormG", "MixNormW", "MixNormB",
             "Ff1W", "Ff1B", "Ff2W", "Ff2B", "FfNormG", "FfNormW", "FfNormB", "HeadNormG", "HeadW", "RotaryFreqs", "RelPosW", "OutB",
@@ -117,6 +117,9 @@ namespace GateLoop.Generator.Emit
              .Line()
              .Line("/// <inheritdoc />")
              .Line($"protected override object PlanActivations({Rt}Workspace workspace) => new Activations(workspace, Batch, Seq);")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);")
              .Line()
              .Line("/// <inheritdoc />")
              .Line("protected override void UseActivations(object activations) => act = (Activations)activations;")

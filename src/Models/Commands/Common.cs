@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using GateLoop.Runtime;
 
 namespace GateLoop.Models.Commands;
@@ -74,15 +75,42 @@ static class Common
         }
     }
 
-    /// <summary>A cancellation source fired by Ctrl+C (the first press cancels gracefully; the process keeps running).</summary>
-    public static CancellationTokenSource CancelOnCtrlC()
-    {
-        var source = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
+    /// <summary>Stops long work gracefully on Ctrl+C, SIGTERM and SIGHUP; see <see cref="StopSignals"/>.</summary>
+    public static StopSignals StopOnSignals() => new();
+}
+
+/// <summary>
+/// Turns Ctrl+C (SIGINT), SIGTERM (docker stop, systemd, a scheduler) and SIGHUP (a closed terminal) into a
+/// cancellation, so that train checkpoints before it exits instead of losing everything since the last one. Each
+/// signal cancels gracefully; the process keeps running until the command returns.
+/// </summary>
+sealed class StopSignals : IDisposable
+{
+    readonly CancellationTokenSource source = new();
+    readonly PosixSignalRegistration[] registrations;
+    PosixSignal? signal;
+
+    public StopSignals() =>
+        registrations = [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, context =>
         {
-            e.Cancel = true;
+            context.Cancel = true;
+            signal ??= context.Signal;
             source.Cancel();
-        };
-        return source;
+        }))];
+
+    public CancellationToken Token => source.Token;
+
+    public bool Stopped => source.IsCancellationRequested;
+
+    /// <summary>What a shell reports for a process that signal ended: 128 + the signal's number.</summary>
+    public int ExitCode => 128 + (signal == PosixSignal.SIGTERM ? 15 : signal == PosixSignal.SIGHUP ? 1 : 2);
+
+    /// <summary>The signal's name, for the closing line.</summary>
+    public string Name => signal == PosixSignal.SIGTERM ? "SIGTERM" : signal == PosixSignal.SIGHUP ? "SIGHUP" : "Ctrl+C";
+
+    public void Dispose()
+    {
+        foreach (var r in registrations) r.Dispose();
+        source.Dispose();
     }
 }

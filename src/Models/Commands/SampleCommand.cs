@@ -32,12 +32,12 @@ static class SampleCommand
             using var __ = model;
             var tokens = Encoding.UTF8.GetBytes(parse.GetValue(prompt)!).Select(b => (int)b).ToArray();
             using var stdout = Console.OpenStandardOutput();
-            using var cancel = Common.CancelOnCtrlC();
+            using var stop = Common.StopOnSignals();
             Sampling.Generate(model, tokens, n, t, thres, new Rng(parse.GetValue(seed)), token =>
             {
                 stdout.WriteByte((byte)token);
                 stdout.Flush();
-            }, cancel.Token);
+            }, stop.Token);
             stdout.WriteByte((byte)'\n');
             return 0;
         });

@@ -55,6 +55,12 @@ static class TrainCommand
                 options = (config.Options ?? options) with { Steps = !Common.Given(parse, steps) ? (config.Options?.Steps ?? options.Steps) : options.Steps };
                 if (!Common.Given(parse, model)) modelName = config.Model;
                 dataPath ??= config.Data;
+                if (config.Step >= options.Steps)
+                {
+                    Console.WriteLine($"nothing to train: the checkpoint in {resumeFrom} is at step {config.Step} and --steps ({options.Steps}) is the total to reach; " +
+                        $"pass --steps above {config.Step} to continue. Nothing was changed.");
+                    return 0;
+                }
             }
             options.Validate();
             var entry = Catalog.Find(modelName);
@@ -76,7 +82,7 @@ static class TrainCommand
                 Common.CheckDevice(net, entry.Name, entry.Create, DeviceCheck.Model, "train", Console.Out);
             }
 
-            using var cancel = Common.CancelOnCtrlC();
+            using var stop = Common.StopOnSignals();
             var view = new ProgressView(plainEvery: Math.Max(1, options.ValidateEvery / 10));
             string metrics = Path.Combine(outDir, Trainer.MetricsFileName), plot = Path.Combine(outDir, "loss.png");
             var trainer = new Trainer(net, entry.Name, corpus, options, outDir);
@@ -84,13 +90,13 @@ static class TrainCommand
             {
                 view.Report(e);
                 if (e is TrainEvent.Validation) LossPlot.Write([(entry.Name, metrics)], plot);
-            }, resumeFrom, cancel.Token, parse.GetValue(init));
+            }, resumeFrom, stop.Token, parse.GetValue(init));
             view.Finish();
             if (File.Exists(metrics) && new FileInfo(metrics).Length > 0) LossPlot.Write([(entry.Name, metrics)], plot);
-            if (cancel.IsCancellationRequested)
+            if (stop.Stopped)
             {
-                Console.WriteLine($"stopped at step {reached}; resume with: gateloop train --resume {outDir}");
-                return 130;
+                Console.WriteLine($"stopped by {stop.Name} at step {reached}, checkpoint written; resume with: gateloop train --resume {outDir}");
+                return stop.ExitCode;
             }
             Console.WriteLine($"done: step {reached}, checkpoint, {Trainer.MetricsFileName} and loss.png in {outDir}");
             return 0;

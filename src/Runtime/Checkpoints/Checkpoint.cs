@@ -29,6 +29,12 @@ public sealed record CheckpointConfig
     /// <summary>State of the batch-sampling random stream.</summary>
     public ulong[]? DataRng { get; init; }
 
+    /// <summary>
+    /// Names the save that wrote this checkpoint (its step and a digest of its weights); the safetensors files carry
+    /// it too, so files of different saves are told apart. Null in checkpoints written before it, and by PyTorch.
+    /// </summary>
+    public string? Id { get; init; }
+
 
     /// <summary>Attribute values as strings, for comparing a checkpoint with a compiled model.</summary>
     public static Dictionary<string, string> Describe(IReadOnlyDictionary<string, object> hyperparameters) =>
@@ -41,11 +47,20 @@ public sealed record CheckpointConfig
 /// </summary>
 public static class Checkpoint
 {
-    const string FirstMoment = "exp_avg.", SecondMoment = "exp_avg_sq.";
+    const string FirstMoment = "exp_avg.", SecondMoment = "exp_avg_sq.", IdKey = "checkpoint";
 
     /// <summary>Writes the model's weights under their PyTorch names (float32).</summary>
-    public static void SaveWeights(TransformerModel<float> model, string path) =>
-        SafeTensors.Write(path, Slices(model, model.ReadWeights(), ""), new Dictionary<string, string> { ["format"] = "pt" });
+    public static void SaveWeights(TransformerModel<float> model, string path) => WriteWeights(model, model.ReadWeights(), path, id: null);
+
+    static void WriteWeights(TransformerModel<float> model, float[] weights, string path, string? id) =>
+        SafeTensors.Write(path, Slices(model, weights, ""), Metadata(id, ("format", "pt")));
+
+    static Dictionary<string, string> Metadata(string? id, params (string Key, string Value)[] entries)
+    {
+        var metadata = entries.ToDictionary(e => e.Key, e => e.Value);
+        if (id is not null) metadata[IdKey] = id;
+        return metadata;
+    }
 
     /// <summary>
     /// Loads weights written by <see cref="SaveWeights"/> or by PyTorch (<c>safetensors.torch.save_file(model.state_dict())</c>)
@@ -55,27 +70,48 @@ public static class Checkpoint
     public static void LoadWeights(TransformerModel<float> model, string path) =>
         model.WriteWeights(Gather(model, SafeTensors.Read(path), "", path));
 
-    /// <summary>Writes a whole training checkpoint into <paramref name="directory"/>; each file appears atomically.</summary>
+    /// <summary>
+    /// Writes a whole training checkpoint into <paramref name="directory"/> as one unit: staged, then moved into
+    /// place (see <see cref="CheckpointDirectory"/>), so a crash at any moment leaves a complete checkpoint, and the
+    /// files name the save that wrote them so that a mixed set is refused when read.
+    /// </summary>
+    /// <exception cref="UserInputException">The files cannot be written (a full disk, a read-only directory); the checkpoint there before is intact.</exception>
     public static void Save(string directory, TransformerModel<float> model, Adam adam, CheckpointConfig config)
     {
-        Directory.CreateDirectory(directory);
-        SaveWeights(model, Path.Combine(directory, CheckpointDirectory.ModelFileName));
-        var m = Read(adam.FirstMoment, model.ParameterCount);
-        var v = Read(adam.SecondMoment, model.ParameterCount);
-        SafeTensors.Write(Path.Combine(directory, CheckpointDirectory.OptimizerFileName),
-            Slices(model, m, FirstMoment).Concat(Slices(model, v, SecondMoment)),
-            new Dictionary<string, string> { ["step"] = adam.Step.ToString() });
-        // config.json last: a directory whose config is present holds a complete checkpoint.
-        CheckpointDirectory.WriteJsonAtomic(Path.Combine(directory, CheckpointDirectory.ConfigFileName), config);
+        string staging = Path.Combine(directory, CheckpointDirectory.StagingDirectoryName);
+        var weights = model.ReadWeights();
+        // Named by its content, so that two runs that are the same write the same files, and two that differ never do.
+        string id = $"{config.Step}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(weights.AsSpan())))[..16]}";
+        try
+        {
+            // A save cut short is finished (or its partial files dropped) before this one begins.
+            CheckpointDirectory.Commit(directory);
+            Directory.CreateDirectory(staging);
+            WriteWeights(model, weights, Path.Combine(staging, CheckpointDirectory.ModelFileName), id);
+            var m = Read(adam.FirstMoment, model.ParameterCount);
+            var v = Read(adam.SecondMoment, model.ParameterCount);
+            SafeTensors.Write(Path.Combine(staging, CheckpointDirectory.OptimizerFileName),
+                Slices(model, m, FirstMoment).Concat(Slices(model, v, SecondMoment)), Metadata(id, ("step", adam.Step.ToString())));
+            // The staged config last: once it exists, the staged checkpoint is complete.
+            CheckpointDirectory.WriteJsonAtomic(Path.Combine(staging, CheckpointDirectory.ConfigFileName), config with { Id = id });
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { if (!File.Exists(Path.Combine(staging, CheckpointDirectory.ConfigFileName))) Directory.Delete(staging, recursive: true); }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException) { }
+            throw new UserInputException(
+                $"cannot write the checkpoint of step {config.Step} to {directory} ({e.Message}); the checkpoint there before is intact: make room or fix the directory, then resume from it", e);
+        }
+        CheckpointDirectory.Commit(directory);
     }
 
-    /// <summary>Reads <c>config.json</c> of a checkpoint directory.</summary>
+    /// <summary>Reads <c>config.json</c> of the complete checkpoint in a directory.</summary>
     /// <exception cref="UserInputException">The directory is missing or is not a checkpoint.</exception>
     public static CheckpointConfig ReadConfig(string directory)
     {
         if (!Directory.Exists(directory))
             throw new UserInputException($"checkpoint directory '{directory}' does not exist");
-        return CheckpointDirectory.ReadJson<CheckpointConfig>(Path.Combine(directory, CheckpointDirectory.ConfigFileName));
+        return CheckpointDirectory.ReadJson<CheckpointConfig>(CheckpointDirectory.PathOf(directory, CheckpointDirectory.ConfigFileName));
     }
 
     /// <summary>
@@ -95,16 +131,33 @@ public static class Checkpoint
                 $"checkpoint '{directory}' was made for another shape of model '{config.Model}': {string.Join(", ", different)}");
     }
 
-    /// <summary>Loads the weights, and the optimizer state when <paramref name="adam"/> is given, from a checkpoint directory.</summary>
+    /// <summary>
+    /// Loads the weights, and the optimizer state when <paramref name="adam"/> is given, from the complete checkpoint
+    /// in a directory, after checking that each file is of the save that wrote its <c>config.json</c>.
+    /// </summary>
+    /// <exception cref="UserInputException">A file is missing, of another save, of another shape, or holds non-finite values.</exception>
     public static void Load(string directory, TransformerModel<float> model, Adam? adam)
     {
-        LoadWeights(model, Path.Combine(directory, CheckpointDirectory.ModelFileName));
+        var config = ReadConfig(directory);
+        SafeTensorFile Open(string name)
+        {
+            string path = CheckpointDirectory.PathOf(directory, name);
+            var file = SafeTensors.Read(path);
+            // A file without a name is not ours (a PyTorch model saved into the directory on purpose): nothing to compare.
+            string? id = file.Metadata.GetValueOrDefault(IdKey);
+            if (config.Id is not null && id is not null && id != config.Id)
+                throw new UserInputException(
+                    $"'{directory}' holds a mixed checkpoint: {name} is of save {id}, config.json of save {config.Id} (step {config.Step}); " +
+                    "its files were not written together: restore a complete copy, or start from another checkpoint");
+            return file;
+        }
+        model.WriteWeights(Gather(model, Open(CheckpointDirectory.ModelFileName), "", CheckpointDirectory.PathOf(directory, CheckpointDirectory.ModelFileName)));
         if (adam is null) return;
-        string path = Path.Combine(directory, CheckpointDirectory.OptimizerFileName);
-        var file = SafeTensors.Read(path);
-        adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, file, FirstMoment, path));
-        adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, file, SecondMoment, path));
-        adam.Step = file.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) ? s
+        string path = CheckpointDirectory.PathOf(directory, CheckpointDirectory.OptimizerFileName);
+        var optimizer = Open(CheckpointDirectory.OptimizerFileName);
+        adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, optimizer, FirstMoment, path));
+        adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, optimizer, SecondMoment, path));
+        adam.Step = optimizer.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) ? s
             : throw new UserInputException($"'{path}' has no optimizer step in its metadata");
     }
 
@@ -134,6 +187,10 @@ public static class Checkpoint
             if (!tensor.Shape.SequenceEqual(p.Shape))
                 throw new UserInputException(
                     $"'{path}': tensor {name} has shape [{string.Join(", ", tensor.Shape)}], the model needs {p.ShapeText}");
+            // A diverged run's NaNs would only show later, as a NaN loss or a stray sampled byte.
+            if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(tensor.Data))
+                throw new UserInputException(
+                    $"'{path}': tensor {name} holds values that are not finite (NaN or infinity): the run that wrote it diverged; use an earlier checkpoint");
             tensor.Data.CopyTo(flat, p.Offset);
         }
         return flat;

@@ -4,7 +4,10 @@ namespace GateLoop.Runtime;
 
 /// <summary>
 /// Files of a checkpoint directory: <c>config.json</c> (model name, attribute values, training step),
-/// <c>model.safetensors</c> (the weights under PyTorch names) and <c>optimizer.safetensors</c>.
+/// <c>model.safetensors</c> (the weights under PyTorch names) and <c>optimizer.safetensors</c>. A save writes all
+/// three into <see cref="StagingDirectoryName"/> first, its <c>config.json</c> last, then moves them up, config last:
+/// while a staged <c>config.json</c> exists the checkpoint is the staged files with the moved ones, afterwards the
+/// directory's own. So whenever a save is cut short, one complete checkpoint is there, the previous or the new.
 /// </summary>
 public static class CheckpointDirectory
 {
@@ -17,7 +20,36 @@ public static class CheckpointDirectory
     /// <summary>The optimizer state.</summary>
     public const string OptimizerFileName = "optimizer.safetensors";
 
+    /// <summary>The subdirectory a checkpoint is written to before it replaces the directory's own.</summary>
+    public const string StagingDirectoryName = ".next";
+
     static readonly JsonSerializerOptions Options = new() { WriteIndented = true };
+
+    static readonly string[] UnitFiles = [ModelFileName, OptimizerFileName, ConfigFileName];
+
+    /// <summary>Where the complete checkpoint in <paramref name="directory"/> keeps <paramref name="fileName"/> (see the class summary).</summary>
+    public static string PathOf(string directory, string fileName)
+    {
+        string staged = Path.Combine(directory, StagingDirectoryName, fileName);
+        return File.Exists(Path.Combine(directory, StagingDirectoryName, ConfigFileName)) && File.Exists(staged)
+            ? staged
+            : Path.Combine(directory, fileName);
+    }
+
+    /// <summary>
+    /// Moves a completely staged checkpoint into <paramref name="directory"/>, config last (the end of every save,
+    /// and the start of the next one after a save was cut short there), and removes a staging directory left
+    /// incomplete. Moving again what was already moved is harmless, so this may itself be cut short.
+    /// </summary>
+    public static void Commit(string directory)
+    {
+        string staging = Path.Combine(directory, StagingDirectoryName);
+        if (File.Exists(Path.Combine(staging, ConfigFileName)))
+            foreach (var name in UnitFiles)
+                if (File.Exists(Path.Combine(staging, name)))
+                    File.Move(Path.Combine(staging, name), Path.Combine(directory, name), overwrite: true);
+        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+    }
 
     /// <summary>
     /// Writes <paramref name="value"/> as indented JSON. The file appears atomically (written to <c>path.tmp</c>,

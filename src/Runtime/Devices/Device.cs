@@ -56,6 +56,25 @@ public sealed class Device : IDisposable
         }
     }
 
+    /// <summary>
+    /// Bytes of memory the device's buffers can take: the GPU's memory on CUDA, else the memory this process may
+    /// use (the machine's, or its container's limit).
+    /// </summary>
+    public long MemoryBytes => Accelerator is CudaAccelerator ? Accelerator.MemorySize : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// Refuses a plan of <paramref name="bytes"/> more than the device can hold beside <paramref name="held"/>,
+    /// with one line saying what it would take, before an allocation fails somewhere less clear.
+    /// </summary>
+    /// <exception cref="UserInputException">The plan does not fit.</exception>
+    public void EnsureFits(long bytes, long held, string what)
+    {
+        if (bytes + held <= MemoryBytes) return;
+        static string Size(long b) => b >= 1L << 30 ? $"{b / (double)(1L << 30):N1} GiB" : $"{b / (double)(1L << 20):N0} MiB";
+        throw new UserInputException(
+            $"{what} needs about {Size(bytes)} of memory beside the {Size(held)} already held, more than the {Size(MemoryBytes)} {Name.Split(' ')[0]} has; use a smaller batch or sequence length");
+    }
+
     /// <summary>Which matrix-multiply implementation runs on this device.</summary>
     public string GemmBackend => gemm?.Backend ?? "host-simd";
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -94,6 +95,7 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
             forwardSpace?.Dispose();
             backwardSpace?.Dispose();
             backwardSpace = null;
+            Device.EnsureFits(PlanBytes(batch, seq), 2 * ParameterCount * Unsafe.SizeOf<T>(), $"a plan of {batch:N0} × {seq:N0} positions for {GetType().Name}");
             forwardSpace = new Workspace(Device);
             Batch = batch;
             Seq = seq;
@@ -143,6 +145,12 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
             throw new InvalidOperationException(
                 "caching only works with a non-reversed sequence: a Reverse layer scans from the end, so there is no state to carry forward");
     }
+
+    /// <summary>The elements <see cref="PlanForward"/> and <see cref="PlanBackward"/> take for (<paramref name="batch"/>, <paramref name="seq"/>).</summary>
+    protected abstract long ActivationElements(int batch, int seq);
+
+    /// <summary>Bytes of device memory a forward and backward of <paramref name="batch"/> × <paramref name="seq"/> positions plan.</summary>
+    public long PlanBytes(int batch, int seq) => (ActivationElements(batch, seq) + 3L * batch * Width) * Unsafe.SizeOf<T>();
 
     /// <summary>Allocates the forward activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/>.</summary>
     protected abstract void PlanForward(Workspace workspace);

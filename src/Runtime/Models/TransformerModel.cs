@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -151,9 +152,13 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// </summary>
     public T[] Step(ReadOnlySpan<int> tokens) => Continue(tokens, 1);
 
+    /// <summary>Positions of a prompt that run through the model at once; a longer one runs in chunks of this many.</summary>
+    public const int PromptChunk = 1024;
+
     /// <summary>
     /// Feeds <paramref name="seq"/> more tokens to each sequence ([batch × seq], e.g. a prompt, processed in
-    /// parallel) and returns the logits after the last of them [batch × Vocabulary].
+    /// parallel, <see cref="PromptChunk"/> positions at a time) and returns the logits after the last of them
+    /// [batch × Vocabulary].
     /// </summary>
     public T[] Continue(ReadOnlySpan<int> tokens, int seq)
     {
@@ -165,9 +170,18 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         T[] logits;
         if (CarriesState)
         {
-            Upload(tokens.ToArray(), null, batch, seq);
-            ForwardCore(continueState: true);
+            // A long prompt runs in chunks through the carried state, so its memory does not grow with its length.
+            int chunk = Math.Min(seq, PromptChunk);
+            for (int at = 0; at < seq; at += chunk)
+            {
+                int n = Math.Min(chunk, seq - at);
+                var part = new int[batch * n];
+                for (int b = 0; b < batch; b++) tokens.Slice(b * seq + at, n).CopyTo(part.AsSpan(b * n));
+                Upload(part, null, batch, n);
+                ForwardCore(continueState: true);
+            }
             logits = Read(LogitsView);
+            seq = Seq;
         }
         else
         {
@@ -225,6 +239,19 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// <summary>Makes activations returned by <see cref="PlanActivations"/> the current ones.</summary>
     protected abstract void UseActivations(object activations);
 
+    /// <summary>The elements <see cref="PlanActivations"/> takes for (<paramref name="batch"/>, <paramref name="seq"/>).</summary>
+    protected abstract long ActivationElements(int batch, int seq);
+
+    /// <summary>
+    /// Bytes of device memory a plan for <paramref name="batch"/> sequences of <paramref name="seq"/> tokens takes:
+    /// the activations, the tokens, the logits and their gradient.
+    /// </summary>
+    public long PlanBytes(int batch, int seq)
+    {
+        long rows = (long)batch * seq;
+        return 2 * rows * sizeof(int) + (ActivationElements(batch, seq) + rows * (2L * Vocabulary + 1)) * Unsafe.SizeOf<T>();
+    }
+
     // Everything planned for one (batch, seq): the base class's views and the subclass's activations.
     sealed record Plan(Workspace Workspace, ArrayView<int> Inputs, ArrayView<int> Targets, ArrayView<T> Logits,
         ArrayView<T> LogitGrads, ArrayView<T> LossRows, T[] HostLoss, object Activations);
@@ -252,6 +279,9 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
                 plans[0].Plan.Workspace.Dispose();
                 plans.RemoveAt(0);
             }
+            // Weights, gradients and Adam's two moments, and the plans kept, stay beside the new one.
+            Device.EnsureFits(PlanBytes(batch, seq), 4 * ParameterCount * Unsafe.SizeOf<T>() + plans.Sum(p => p.Plan.Workspace.Bytes),
+                $"a plan of {batch:N0} × {seq:N0} tokens for {GetType().Name}");
             var workspace = new Workspace(Device);
             var views = (Inputs: workspace.Take<int>(Rows, "inputs"), Targets: workspace.Take<int>(Rows, "targets"),
                 Logits: workspace.Take<T>((long)Rows * Vocabulary, "logits"), Grads: workspace.Take<T>((long)Rows * Vocabulary, "logit gradients"),

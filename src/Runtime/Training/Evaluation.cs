@@ -10,7 +10,7 @@ public sealed record EvalResult(double Loss, double Bpc, long Tokens);
 public static class Evaluation
 {
     /// <summary>Evaluates <paramref name="data"/> in batches of <paramref name="batch"/> windows.</summary>
-    /// <exception cref="UserInputException">The data is shorter than one window.</exception>
+    /// <exception cref="UserInputException">The data is shorter than one window, or the loss is not finite.</exception>
     public static EvalResult Run(TransformerModel<float> model, ReadOnlySpan<byte> data, int seq, int batch = 8,
         Action<long, long>? progress = null)
     {
@@ -32,6 +32,8 @@ public static class Evaluation
         }
         long count = windows * seq;
         double loss = total / count;
+        if (!double.IsFinite(loss))
+            throw new UserInputException($"the loss over these {count:N0} positions is not finite ({loss}): the model's weights overflow on this text; use an earlier checkpoint");
         return new EvalResult(loss, loss / Math.Log(2), count);
     }
 }

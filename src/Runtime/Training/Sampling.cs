@@ -8,6 +8,7 @@ public static class Sampling
     /// <param name="temperature">Divides the logits; near 0 approaches greedy decoding.</param>
     /// <param name="topKThreshold">0.9 keeps the top 10% of the vocabulary.</param>
     /// <param name="rng">The random stream.</param>
+    /// <exception cref="UserInputException">Every logit is NaN.</exception>
     public static int Sample(ReadOnlySpan<float> logits, double temperature, double topKThreshold, Rng rng)
     {
         int k = Math.Max(1, (int)Math.Ceiling((1 - topKThreshold) * logits.Length));
@@ -30,13 +31,18 @@ public static class Sampling
                 best = i;
             }
         }
+        // Only NaN logits leave no candidate; a token drawn from them would be noise.
+        if (best < 0)
+            throw new UserInputException("the model's logits are not finite (NaN) here, so no token can be drawn: its weights overflow on this text; use an earlier checkpoint");
         return best;
     }
 
     /// <summary>
     /// Continues <paramref name="prompt"/> by <paramref name="length"/> tokens with the recurrent path: the prompt is
-    /// processed in one parallel pass, then each new token costs one step. <paramref name="emit"/> receives each token as it is drawn.
+    /// processed in parallel passes (see <see cref="TransformerModel{T}.Continue"/>), then each new token costs one
+    /// step. <paramref name="emit"/> receives each token as it is drawn.
     /// </summary>
+    /// <exception cref="UserInputException">The prompt is empty, or the logits are not finite (nothing is emitted for that position).</exception>
     public static void Generate(TransformerModel<float> model, ReadOnlySpan<int> prompt, int length, double temperature,
         double topKThreshold, Rng rng, Action<int> emit, CancellationToken cancel = default)
     {

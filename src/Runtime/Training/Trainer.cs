@@ -40,6 +40,8 @@ public sealed record TrainOptions
                      ("--validate-every", ValidateEvery), ("--checkpoint-every", CheckpointEvery), ("--prime-length", PrimeLength) })
             if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
         if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
+        if ((long)Batch * (SeqLen + 1L) > Array.MaxLength)
+            throw new UserInputException($"--batch {Batch:N0} × (--seq-len {SeqLen:N0} + 1) tokens are more than one batch can hold ({Array.MaxLength:N0}); use a smaller --batch or --seq-len");
         if (!(LearningRate > 0)) throw new UserInputException($"--lr must be positive, got {LearningRate}");
         if (WeightDecay < 0 || Clip < 0) throw new UserInputException("--weight-decay and --clip cannot be negative");
     }
@@ -85,16 +87,19 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         options.Validate();
         if (resumeFrom is not null && initFrom is not null)
             throw new UserInputException("--init starts a new run from a checkpoint's weights and --resume continues one; pass only one");
+        CreateOutput();
+        using var runLock = new RunLock(outDirectory);
         using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
         var train = new BatchSampler(corpus.Train, "train", options.Batch, options.SeqLen, dataRng);
-        Directory.CreateDirectory(outDirectory);
         string metrics = Path.Combine(outDirectory, MetricsFileName);
+        long saved = -1; // the step of the last checkpoint in the output directory
 
         if (resumeFrom is not null)
         {
             var config = Open(resumeFrom, adam);
             dataRng.State = config.DataRng ?? throw new UserInputException($"checkpoint '{resumeFrom}' has no random state to resume from");
             KeepMetricsUpTo(metrics, adam.Step);
+            if (Path.GetFullPath(resumeFrom) == Path.GetFullPath(outDirectory)) saved = adam.Step;
         }
         else
         {
@@ -105,6 +110,9 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
 
         // Checked up front: a valid split shorter than one window should fail before training, not at step 100.
         _ = new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, dataRng);
+        if (options.GenerateEvery > 0 && options.PrimeLength > corpus.Valid.Length)
+            throw new UserInputException(
+                $"--prime-length {options.PrimeLength:N0} is longer than the valid split it is taken from ({corpus.Valid.Length:N0} bytes); use at most that, or --generate-every 0");
         var tokens = new int[options.Batch * (options.SeqLen + 1)];
         var clock = Stopwatch.StartNew();
         long startStep = adam.Step, tokensPerStep = (long)options.Batch * options.SeqLen * options.GradAccum;
@@ -122,11 +130,12 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
                 model.Backward();
             }
             adam.Update();
-            double loss = model.ReadLoss();
+            double loss = model.ReadLoss(), gradNorm = adam.ReadGradientNorm();
             long step = adam.Step;
+            CheckFinite(step, loss, gradNorm, saved);
             double rate = tokensPerStep / stepClock.Elapsed.TotalSeconds;
             double perStep = clock.Elapsed.TotalSeconds / (step - startStep);
-            report(new TrainEvent.Step(step, options.Steps, loss, adam.ReadGradientNorm(), rate, clock.Elapsed,
+            report(new TrainEvent.Step(step, options.Steps, loss, gradNorm, rate, clock.Elapsed,
                 TimeSpan.FromSeconds(perStep * (options.Steps - step))));
 
             double? validLoss = null;
@@ -134,24 +143,56 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             {
                 new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, StepRng(step, 1)).Fill(tokens);
                 validLoss = model.Forward(tokens, options.Batch, options.SeqLen);
-                report(new TrainEvent.Validation(step, validLoss.Value));
+                CheckFinite(step, validLoss.Value, gradNorm, saved);
             }
-            log.WriteLine(JsonSerializer.Serialize(new
+            // The step's line is written before the validation is reported: a report may plot the metrics.
+            try
             {
-                step,
-                train_loss = loss,
-                valid_loss = validLoss,
-                bpc = (validLoss ?? loss) / Math.Log(2),
-                tokens_per_s = rate,
-                elapsed_s = clock.Elapsed.TotalSeconds,
-            }));
-            log.Flush();
+                log.WriteLine(JsonSerializer.Serialize(new
+                {
+                    step,
+                    train_loss = loss,
+                    valid_loss = validLoss,
+                    bpc = (validLoss ?? loss) / Math.Log(2),
+                    tokens_per_s = rate,
+                    elapsed_s = clock.Elapsed.TotalSeconds,
+                }));
+                log.Flush();
+            }
+            catch (IOException e)
+            {
+                throw new UserInputException($"cannot write {metrics} ({e.Message}); " +
+                    (saved >= 0 ? $"the checkpoint of step {saved} is intact: make room, then resume from it" : "no checkpoint had been written yet"), e);
+            }
+            if (validLoss is not null) report(new TrainEvent.Validation(step, validLoss.Value));
 
             if (options.GenerateEvery > 0 && step % options.GenerateEvery == 0) Generate(step, report);
-            if (step % options.CheckpointEvery == 0 || step == options.Steps) Save(adam, report);
+            if (step % options.CheckpointEvery == 0 || step == options.Steps) saved = Save(adam, report);
         }
-        if (adam.Step % options.CheckpointEvery != 0 && adam.Step != options.Steps) Save(adam, report);
+        if (adam.Step != saved) Save(adam, report);
         return adam.Step;
+    }
+
+    void CreateOutput()
+    {
+        try
+        {
+            Directory.CreateDirectory(outDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UserInputException($"cannot create the output directory {outDirectory} ({e.Message}); pass a writable --out", e);
+        }
+    }
+
+    // A diverged step leaves NaN in the weights: stop before it reaches a checkpoint, naming the one that stays.
+    void CheckFinite(long step, double loss, double gradNorm, long saved)
+    {
+        if (double.IsFinite(loss) && double.IsFinite(gradNorm)) return;
+        throw new UserInputException(
+            $"training diverged at step {step}: the loss is {loss:G4} and the gradient norm {gradNorm:G4}; nothing of it was saved, " +
+            (saved >= 0 ? $"the checkpoint of step {saved} in {outDirectory} is intact" : "and no checkpoint had been written yet") +
+            $": lower --lr (now {options.LearningRate:G4}) or --clip (now {options.Clip:G4}) and train again{(saved >= 0 ? " with --resume" : "")}");
     }
 
     // A checkpoint of this model (name and shape checked): its weights, and the optimizer state when adam is given.
@@ -179,7 +220,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
 
     static string Text(IEnumerable<byte> bytes) => System.Text.Encoding.UTF8.GetString(bytes.ToArray());
 
-    void Save(Adam adam, Action<TrainEvent> report)
+    long Save(Adam adam, Action<TrainEvent> report)
     {
         Checkpoint.Save(outDirectory, model, adam, new CheckpointConfig
         {
@@ -192,6 +233,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             DataRng = dataRng.State,
         });
         report(new TrainEvent.Saved(adam.Step, outDirectory));
+        return adam.Step;
     }
 
     // Lines written after the checkpoint being resumed belong to a run that is being replayed.

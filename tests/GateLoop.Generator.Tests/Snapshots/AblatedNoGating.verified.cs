@@ -86,6 +86,9 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
+    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+
+    /// <inheritdoc />
     protected override void UseActivations(object activations) => act = (Activations)activations;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
@@ -217,6 +220,26 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> DH; // gradient of a block's normalized input
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
+
+        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Elements(int batch, int seq)
+        {
+            long rows = (long)batch * seq;
+            return (2 * Depth + 1) * (rows * Dim)
+                + (2 * Depth + 1) * (rows * Dim)
+                + (2 * Depth + 1) * (rows)
+                + (Depth) * (rows * 3 * DimInner)
+                + (Depth) * (batch * 2 * DimInner)
+                + (rows * 2 * DimInner)
+                + ((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * Hidden)
+                + (Depth) * (rows * Hidden)
+                + (rows * Dim)
+                + (rows * Dim)
+                + (rows * Hidden)
+                + (rows * 3 * DimInner);
+        }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {

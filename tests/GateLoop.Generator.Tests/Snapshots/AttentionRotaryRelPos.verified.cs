@@ -88,6 +88,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
 
     /// <inheritdoc />
+    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+
+    /// <inheritdoc />
     protected override void UseActivations(object activations) => act = (Activations)activations;
 
     /// <inheritdoc />
@@ -212,6 +215,34 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public readonly ArrayView<float> DMixed; // gradient of the gated input
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
+
+        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Elements(int batch, int seq)
+        {
+            long rows = (long)batch * seq;
+            return (2 * Depth + 1) * (rows * Dim)
+                + (2 * Depth) * (rows * Dim)
+                + (2 * Depth) * (rows * 2)
+                + (Depth) * (rows * 3 * DimInner)
+                + (Depth) * (batch * Heads * (long)seq * seq)
+                + (Depth) * (rows * DimInner)
+                + (batch * Heads * (long)seq * seq)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * DimInner)
+                + (rows * DimInner)
+                + (rows * DimInner)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * Hidden)
+                + (Depth) * (rows * Hidden)
+                + (rows * Dim)
+                + (rows * Hidden)
+                + (rows * 3 * DimInner)
+                + (rows * DimInner)
+                + (rows * DimInner)
+                + (rows * DimInner);
+        }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {

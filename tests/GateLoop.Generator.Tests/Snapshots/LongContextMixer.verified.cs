@@ -56,6 +56,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     protected override void PlanBackward(global::GateLoop.Runtime.Workspace workspace) => scratch = new Scratch(workspace, Batch, Seq);
 
     /// <inheritdoc />
+    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq) + Scratch.Elements(batch, seq);
+
+    /// <inheritdoc />
     protected override void ForwardCore(ArrayView<float> x, ArrayView<float> y, ArrayView<float> initial, ArrayView<float> gate, ArrayView<float> state)
     {
         var a = act!;
@@ -101,6 +104,16 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public readonly ArrayView<float> Z; // [q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]
         public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
 
+        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Elements(int batch, int seq)
+        {
+            long rows = (long)batch * seq;
+            return (rows * Dim)
+                + (rows)
+                + (rows * 3 * Dim)
+                + ((long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2);
+        }
+
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
@@ -116,6 +129,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     {
         public readonly ArrayView<float> DZ; // gradient of Z
         public readonly ArrayView<float> DH; // gradient of h
+
+        /// <summary>The elements a Scratch of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Elements(int batch, int seq)
+        {
+            long rows = (long)batch * seq;
+            return (rows * 3 * Dim)
+                + (rows * Dim);
+        }
 
         public Scratch(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
