@@ -221,6 +221,13 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("--seq-len -1")]
     [InlineData("eval --seq-len 0")]
     [InlineData("sample --length -1")]
+    [InlineData("--clip nan")]
+    [InlineData("--weight-decay nan")]
+    [InlineData("--lr nan")]
+    [InlineData("--lr Infinity")]
+    [InlineData("sample --top-k-thres nan")]
+    [InlineData("sample --temperature nan")]
+    [InlineData("sample --temperature Infinity")]
     [InlineData("resume a directory that is not a checkpoint")]
     [InlineData("eval a missing checkpoint directory")]
     [InlineData("a value that does not parse")]
@@ -256,7 +263,15 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "--batch 0" => (Train(fixture.CorpusPath, "--batch", "0"), ["--batch must be positive, got 0"]),
             "--seq-len -1" => (Train(fixture.CorpusPath, "--seq-len", "-1"), ["--seq-len must be positive, got -1"]),
             "eval --seq-len 0" => ([.. EvalOf(fixture.TrainedCheckpoint()), "--seq-len", "0"], ["--seq-len must be positive, got 0"]),
-            "sample --length -1" => (["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "-1"], ["--length", "-1"]),
+            "sample --length -1" => (Sample("--length", "-1"), ["--length", "-1"]),
+            // nan and Infinity parse as doubles; they must not reach the optimizer, the sampler or config.json.
+            "--clip nan" => (Train(fixture.CorpusPath, "--clip", "nan"), ["--clip must be a finite number, got NaN"]),
+            "--weight-decay nan" => (Train(fixture.CorpusPath, "--weight-decay", "nan"), ["--weight-decay must be a finite number, got NaN"]),
+            "--lr nan" => (Train(fixture.CorpusPath, "--lr", "nan"), ["--lr must be a finite number, got NaN"]),
+            "--lr Infinity" => (Train(fixture.CorpusPath, "--lr", "Infinity"), ["--lr must be a finite number, got Infinity"]),
+            "sample --top-k-thres nan" => (Sample("--top-k-thres", "nan"), ["--top-k-thres must be a finite number, got NaN"]),
+            "sample --temperature nan" => (Sample("--temperature", "nan"), ["--temperature must be a finite number, got NaN"]),
+            "sample --temperature Infinity" => (Sample("--temperature", "Infinity"), ["--temperature must be a finite number, got Infinity"]),
             "resume a directory that is not a checkpoint" => (["train", "--device", "cpu", "--resume", fixture.NewDirectory("bad-not-a-checkpoint")], ["not a checkpoint directory"]),
             "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
             "a value that does not parse" => (Train(fixture.CorpusPath, "--seq-len", "abc"), ["'abc'", "--seq-len", "gateloop train --help"]),
@@ -286,6 +301,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.DoesNotMatch(@"(?m)^\s+at ", result.Stderr + result.Stdout);
         Assert.DoesNotContain("unexpected error", result.Stderr);
 
+        List<string> Sample(params string[] extra) => ["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "8", .. extra];
         List<string> EvalOf(string checkpoint) => ["eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath];
         string OtherShape()
         {

@@ -33,13 +33,15 @@ public sealed record TrainOptions
     /// <summary>Seed of every random stream.</summary>
     public int Seed { get; init; }
 
-    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size.</summary>
+    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size or non-finite rate.</summary>
     public void Validate()
     {
         foreach (var (name, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen),
                      ("--validate-every", ValidateEvery), ("--checkpoint-every", CheckpointEvery), ("--prime-length", PrimeLength) })
             if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
         if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
+        foreach (var (name, value) in new[] { ("--lr", LearningRate), ("--weight-decay", WeightDecay), ("--clip", Clip) })
+            UserInputException.ThrowIfNotFinite(value, name);
         if (!(LearningRate > 0)) throw new UserInputException($"--lr must be positive, got {LearningRate}");
         if (WeightDecay < 0 || Clip < 0) throw new UserInputException("--weight-decay and --clip cannot be negative");
     }
