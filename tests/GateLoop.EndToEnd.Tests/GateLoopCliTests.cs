@@ -211,6 +211,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [Theory]
     [InlineData("missing data file")]
     [InlineData("empty data file")]
+    [InlineData("data file that is a directory")]
     [InlineData("data shorter than one window")]
     [InlineData("unknown model")]
     [InlineData("checkpoint of another shape")]
@@ -253,6 +254,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         {
             "missing data file" => (Train(Path.Combine(dir, "absent.txt")), ["absent.txt", "not found"]),
             "empty data file" => (Train(File("empty.txt", [])), ["empty.txt", "is empty"]),
+            "data file that is a directory" => (Train(Directory.CreateDirectory(Path.Combine(dir, "corpora")).FullName), ["corpora is a directory", "pass one of the files in it"]),
             // 300 bytes: 270 train, 15 valid, 15 test; a window of --seq-len 64 needs 65.
             "data shorter than one window" => (Train(File("short.txt", fixture.Corpus[..300])), ["shorter than one window", "valid split has 15 bytes"]),
             "unknown model" => (Train(fixture.CorpusPath, "--model", "gateloop-huge"), ["unknown model 'gateloop-huge'", "gateloop-tiny"]),

@@ -92,6 +92,9 @@ public sealed class CorpusTests : IDisposable
             $"data file {missing} not found; pass an existing file with --data, or run `gateloop download enwik8`",
             Assert.Throws<UserInputException>(() => Corpus.Load(missing)).Message);
 
+        Assert.Equal($"data file {directory} is a directory; pass one of the files in it with --data",
+            Assert.Throws<UserInputException>(() => Corpus.Load(directory)).Message);
+
         var empty = Path.Combine(directory, "empty.txt");
         File.WriteAllBytes(empty, []);
         Assert.Contains("is empty", Assert.Throws<UserInputException>(() => Corpus.Load(empty)).Message);

@@ -44,11 +44,13 @@ public sealed class Corpus
     /// 10⁸ bytes is cut to its first 10⁸ bytes and split 90M/5M/5M.
     /// </summary>
     /// <param name="path">The file to read.</param>
-    /// <exception cref="UserInputException">The file is missing, empty or not a readable archive.</exception>
+    /// <exception cref="UserInputException">The file is missing, a directory, empty or not a readable archive.</exception>
     public static Corpus Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         var name = Path.GetFileName(path);
+        if (Directory.Exists(path))
+            throw new UserInputException($"data file {path} is a directory; pass one of the files in it with --data");
         if (!File.Exists(path))
             throw new UserInputException(
                 $"data file {path} not found; pass an existing file with --data, or run `gateloop download enwik8`");
