@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -213,6 +214,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("empty data file")]
     [InlineData("data file that is a directory")]
     [InlineData("data shorter than one window")]
+    [InlineData("truncated .gz")]
+    [InlineData("zip entry with a bad CRC")]
     [InlineData("unknown model")]
     [InlineData("checkpoint of another shape")]
     [InlineData("truncated model.safetensors")]
@@ -257,6 +260,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "data file that is a directory" => (Train(Directory.CreateDirectory(Path.Combine(dir, "corpora")).FullName), ["corpora is a directory", "pass one of the files in it"]),
             // 300 bytes: 270 train, 15 valid, 15 test; a window of --seq-len 64 needs 65.
             "data shorter than one window" => (Train(File("short.txt", fixture.Corpus[..300])), ["shorter than one window", "valid split has 15 bytes"]),
+            "truncated .gz" => (Train(File("truncated.gz", Gzip(fixture.Corpus)[..^1000])), ["truncated.gz is truncated or damaged", "download it again"]),
+            "zip entry with a bad CRC" => (Train(File("bad-crc.zip", DamagedZip())), ["entry corpus.txt of", "bad-crc.zip is damaged", "CRC-32"]),
             "unknown model" => (Train(fixture.CorpusPath, "--model", "gateloop-huge"), ["unknown model 'gateloop-huge'", "gateloop-tiny"]),
             "checkpoint of another shape" => (EvalOf(OtherShape()), ["another shape", "Dim 64 (model: 128)"]),
             "truncated model.safetensors" => (EvalOf(Truncated()), ["corrupt or truncated", "model.safetensors"]),
@@ -305,6 +310,23 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
         List<string> Sample(params string[] extra) => ["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "8", .. extra];
         List<string> EvalOf(string checkpoint) => ["eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath];
+        static byte[] Gzip(byte[] bytes)
+        {
+            var packed = new MemoryStream();
+            using (var gzip = new GZipStream(packed, CompressionLevel.Optimal, leaveOpen: true)) gzip.Write(bytes);
+            return packed.ToArray();
+        }
+        // The corpus stored uncompressed with one byte flipped: it unpacks without complaint, only its CRC-32 tells.
+        byte[] DamagedZip()
+        {
+            var packed = new MemoryStream();
+            using (var zip = new ZipArchive(packed, ZipArchiveMode.Create, leaveOpen: true))
+            using (var entry = zip.CreateEntry("corpus.txt", CompressionLevel.NoCompression).Open())
+                entry.Write(fixture.Corpus);
+            var bytes = packed.ToArray();
+            bytes[bytes.AsSpan().IndexOf(fixture.Corpus.AsSpan(0, 100)) + 1000] ^= 1;
+            return bytes;
+        }
         string OtherShape()
         {
             var copy = fixture.CopyCheckpoint("bad-other-shape");

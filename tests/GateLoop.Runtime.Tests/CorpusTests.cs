@@ -66,6 +66,38 @@ public sealed class CorpusTests : IDisposable
         AssertSplit(Corpus.Load(other), first);
     }
 
+    [Fact]
+    public void Truncated_concatenated_or_corrupt_archives_are_refused()
+    {
+        var bytes = Text(5000);
+        var gzipped = new MemoryStream();
+        using (var gzip = new GZipStream(gzipped, CompressionLevel.Optimal, leaveOpen: true))
+            gzip.Write(bytes);
+        var truncated = Path.Combine(directory, "truncated.gz");
+        File.WriteAllBytes(truncated, gzipped.ToArray()[..^4]);
+        Assert.StartsWith($"data file {truncated} is truncated or damaged (its gzip trailer does not match",
+            Assert.Throws<UserInputException>(() => Corpus.Load(truncated)).Message);
+        var tiny = Path.Combine(directory, "tiny.gz");
+        File.WriteAllBytes(tiny, gzipped.ToArray()[..5]); // shorter than a trailer
+        Assert.StartsWith($"data file {tiny} is truncated or damaged", Assert.Throws<UserInputException>(() => Corpus.Load(tiny)).Message);
+        var concatenated = Path.Combine(directory, "twice.gz");
+        File.WriteAllBytes(concatenated, [.. gzipped.ToArray(), .. gzipped.ToArray()]);
+        Assert.EndsWith("if it is several gzip files concatenated, unpack it and pass the raw file with --data",
+            Assert.Throws<UserInputException>(() => Corpus.Load(concatenated)).Message);
+
+        // A stored entry with one byte flipped unpacks without complaint; only its CRC-32 tells.
+        var zipped = new MemoryStream();
+        using (var zip = new ZipArchive(zipped, ZipArchiveMode.Create, leaveOpen: true))
+        using (var stream = zip.CreateEntry("corpus.txt", CompressionLevel.NoCompression).Open())
+            stream.Write(bytes);
+        var damaged = zipped.ToArray();
+        damaged[damaged.AsSpan().IndexOf(bytes.AsSpan(0, 100)) + 1000] ^= 1;
+        var badCrc = Path.Combine(directory, "bad-crc.zip");
+        File.WriteAllBytes(badCrc, damaged);
+        Assert.StartsWith($"entry corpus.txt of {badCrc} is damaged (its CRC-32 does not match",
+            Assert.Throws<UserInputException>(() => Corpus.Load(badCrc)).Message);
+    }
+
     static void WriteEntry(ZipArchive zip, string name, byte[] bytes)
     {
         using var stream = zip.CreateEntry(name).Open();

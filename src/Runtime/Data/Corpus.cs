@@ -1,5 +1,7 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Compression;
+using System.IO.Hashing;
 
 namespace GateLoop.Runtime;
 
@@ -145,16 +147,36 @@ public sealed class Corpus
         var bytes = new byte[entry.Length];
         using var stream = entry.Open();
         stream.ReadExactly(bytes);
+        // ZipArchive does not compare the entry's CRC-32 with what it unpacked, so damaged bytes would load silently.
+        if (Crc32.HashToUInt32(bytes) != entry.Crc32)
+            throw new UserInputException(
+                $"entry {entry.FullName} of {path} is damaged (its CRC-32 does not match what it unpacks to); download the archive again, or pass the unpacked file with --data");
         return (bytes, entry.Name);
     }
 
     static byte[] ReadGzip(string path)
     {
         using var file = File.OpenRead(path);
-        using var gzip = new GZipStream(file, CompressionMode.Decompress);
         using var memory = new MemoryStream();
-        gzip.CopyTo(memory);
-        return memory.ToArray();
+        using (var gzip = new GZipStream(file, CompressionMode.Decompress, leaveOpen: true))
+            gzip.CopyTo(memory);
+        // GZipStream ignores the trailer, so a truncated file would load as its readable prefix. The trailer
+        // (RFC 1952) is the CRC-32 and the length mod 2^32 of the unpacked bytes; with several members
+        // concatenated it covers only the last one, so such a file fails here too.
+        var bytes = memory.ToArray();
+        Span<byte> trailer = stackalloc byte[8];
+        bool intact = file.Length >= trailer.Length;
+        if (intact)
+        {
+            file.Seek(-trailer.Length, SeekOrigin.End);
+            file.ReadExactly(trailer);
+            intact = BinaryPrimitives.ReadUInt32LittleEndian(trailer) == Crc32.HashToUInt32(bytes)
+                && BinaryPrimitives.ReadUInt32LittleEndian(trailer[4..]) == (uint)bytes.Length;
+        }
+        if (!intact)
+            throw new UserInputException(
+                $"data file {path} is truncated or damaged (its gzip trailer does not match the {bytes.Length:N0} bytes it unpacks to); download it again, or if it is several gzip files concatenated, unpack it and pass the raw file with --data");
+        return bytes;
     }
 
     static (string Directory, FileInfo[] Files) FindReferencePackXml()
