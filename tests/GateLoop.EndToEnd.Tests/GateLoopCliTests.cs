@@ -2,6 +2,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
@@ -120,6 +121,53 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Contains("180,873 / 10,048 / 10,049 bytes", dataLine);
     }
 
+    /// <summary>A zip of several files: train says which it reads, --entry picks another, and the checkpoint remembers it.</summary>
+    [Fact]
+    public void A_zip_of_several_files_names_its_entry_and_resume_and_eval_keep_it()
+    {
+        var root = fixture.NewDirectory("zip-entries");
+        var zip = Path.Combine(root, "two.zip");
+        File.WriteAllBytes(zip, Zip(CompressionLevel.Fastest, ("first.txt", fixture.Corpus), ("second.txt", fixture.EvalBytes)));
+        static string DataLine(CliResult run) => run.Stdout.Split('\n').First(l => l.StartsWith("data")).TrimEnd('\r');
+        string first = Path.Combine(root, "first"), second = Path.Combine(root, "second");
+        long firstTokens = WindowTokens(10_048, TrainedModelFixture.SeqLen), secondTokens = WindowTokens(2_048, TrainedModelFixture.SeqLen);
+
+        var byDefault = Succeed(TrainedModelFixture.TrainArgs(zip, first, 2, validateEvery: 25, checkpointEvery: 25));
+        Assert.Equal("data   two.zip (entry first.txt of its 2 files; --entry NAME picks another): 180,873 / 10,048 / 10,049 bytes", DataLine(byDefault));
+        var chosen = Succeed([.. TrainedModelFixture.TrainArgs(zip, second, 2, validateEvery: 25, checkpointEvery: 25), "--entry", "second.txt"]);
+        Assert.Equal("data   two.zip (entry second.txt of its 2 files; --entry NAME picks another): 36,873 / 2,048 / 2,049 bytes", DataLine(chosen));
+
+        // Without --data, resume and eval read the checkpoint's zip and entry again.
+        Assert.Equal(DataLine(chosen), DataLine(Succeed(["train", "--device", "cpu", "--resume", second, "--steps", "3"])));
+        Assert.Equal(secondTokens, EvalTokens(second));
+        Assert.Equal(firstTokens, EvalTokens(first));
+
+        // A checkpoint written before entries were recorded loads, and reads the default entry as it did.
+        var config = Path.Combine(first, "config.json");
+        var json = JsonNode.Parse(File.ReadAllText(config))!;
+        Assert.True(json["Options"]!.AsObject().Remove("DataEntry"));
+        File.WriteAllText(config, json.ToJsonString());
+        Assert.Equal(firstTokens, EvalTokens(first));
+
+        long EvalTokens(string checkpoint)
+        {
+            using var doc = JsonDocument.Parse(Succeed("eval", "--device", "cpu", "--checkpoint", checkpoint, "--json").Stdout);
+            return doc.RootElement.GetProperty("tokens").GetInt64();
+        }
+    }
+
+    static byte[] Zip(CompressionLevel level, params (string Name, byte[] Bytes)[] files)
+    {
+        var packed = new MemoryStream();
+        using (var zip = new ZipArchive(packed, ZipArchiveMode.Create, leaveOpen: true))
+            foreach (var (name, bytes) in files)
+            {
+                using var entry = zip.CreateEntry(name, level).Open();
+                entry.Write(bytes);
+            }
+        return packed.ToArray();
+    }
+
     [Fact]
     public void Init_starts_a_new_run_from_the_weights_of_a_checkpoint()
     {
@@ -216,6 +264,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("data shorter than one window")]
     [InlineData("truncated .gz")]
     [InlineData("zip entry with a bad CRC")]
+    [InlineData("--entry that the zip lacks")]
+    [InlineData("--entry of a file that is not a zip")]
     [InlineData("unknown model")]
     [InlineData("checkpoint of another shape")]
     [InlineData("truncated model.safetensors")]
@@ -262,6 +312,9 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "data shorter than one window" => (Train(File("short.txt", fixture.Corpus[..300])), ["shorter than one window", "valid split has 15 bytes"]),
             "truncated .gz" => (Train(File("truncated.gz", Gzip(fixture.Corpus)[..^1000])), ["truncated.gz is truncated or damaged", "download it again"]),
             "zip entry with a bad CRC" => (Train(File("bad-crc.zip", DamagedZip())), ["entry corpus.txt of", "bad-crc.zip is damaged", "CRC-32"]),
+            "--entry that the zip lacks" => (Train(File("two.zip", Zip(CompressionLevel.Fastest, ("a.txt", fixture.Corpus), ("b.txt", fixture.Corpus))), "--entry", "c.txt"),
+                ["two.zip has no file c.txt", "pass one of its 2 files with --entry: a.txt, b.txt"]),
+            "--entry of a file that is not a zip" => (Train(fixture.CorpusPath, "--entry", "corpus.txt"), ["--entry corpus.txt picks a file inside a .zip", "leave --entry out"]),
             "unknown model" => (Train(fixture.CorpusPath, "--model", "gateloop-huge"), ["unknown model 'gateloop-huge'", "gateloop-tiny"]),
             "checkpoint of another shape" => (EvalOf(OtherShape()), ["another shape", "Dim 64 (model: 128)"]),
             "truncated model.safetensors" => (EvalOf(Truncated()), ["corrupt or truncated", "model.safetensors"]),
@@ -319,11 +372,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         // The corpus stored uncompressed with one byte flipped: it unpacks without complaint, only its CRC-32 tells.
         byte[] DamagedZip()
         {
-            var packed = new MemoryStream();
-            using (var zip = new ZipArchive(packed, ZipArchiveMode.Create, leaveOpen: true))
-            using (var entry = zip.CreateEntry("corpus.txt", CompressionLevel.NoCompression).Open())
-                entry.Write(fixture.Corpus);
-            var bytes = packed.ToArray();
+            var bytes = Zip(CompressionLevel.NoCompression, ("corpus.txt", fixture.Corpus));
             bytes[bytes.AsSpan().IndexOf(fixture.Corpus.AsSpan(0, 100)) + 1000] ^= 1;
             return bytes;
         }
@@ -392,9 +441,9 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
     [Theory]
     [InlineData("models", new string[0])]
-    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--device", "--tf32", "--seed", "--no-device-check" })]
+    [InlineData("train", new[] { "--model", "--data", "--entry", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--device", "--tf32", "--seed", "--no-device-check" })]
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
-    [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
+    [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
     [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--tf32", "--no-device-check" })]
     [InlineData("plot", new[] { "metrics", "--out" })]

@@ -45,7 +45,7 @@ public sealed class CorpusTests : IDisposable
     }
 
     [Fact]
-    public void Zip_uses_the_enwik8_entry_else_the_first()
+    public void Zip_uses_the_entry_asked_for_else_the_enwik8_entry_else_the_first()
     {
         var enwik8 = Text(2000);
         var path = Path.Combine(directory, "data.zip");
@@ -54,7 +54,13 @@ public sealed class CorpusTests : IDisposable
             WriteEntry(zip, "readme.txt", "not this"u8.ToArray());
             WriteEntry(zip, "enwik8", enwik8);
         }
-        AssertSplit(Corpus.Load(path), enwik8);
+        var corpus = Corpus.Load(path);
+        AssertSplit(corpus, enwik8);
+        Assert.Equal("enwik8", corpus.Entry);
+        Assert.Equal("data.zip (entry enwik8 of its 2 files; --entry NAME picks another): 1,800 / 100 / 100 bytes", corpus.Describe());
+        Assert.Equal("readme.txt", Corpus.Load(path, "readme.txt").Entry);
+        Assert.Equal($"zip archive {path} has no file README; pass one of its 2 files with --entry: readme.txt, enwik8",
+            Assert.Throws<UserInputException>(() => Corpus.Load(path, "README")).Message);
 
         var other = Path.Combine(directory, "other.zip");
         var first = Text(300);
@@ -64,6 +70,13 @@ public sealed class CorpusTests : IDisposable
             WriteEntry(zip, "second.txt", "second"u8.ToArray());
         }
         AssertSplit(Corpus.Load(other), first);
+        Assert.Equal("first.txt", Corpus.Load(other).Entry);
+
+        var text = Path.Combine(directory, "plain.txt");
+        File.WriteAllBytes(text, first);
+        Assert.Null(Corpus.Load(text).Entry);
+        Assert.StartsWith("--entry first.txt picks a file inside a .zip archive",
+            Assert.Throws<UserInputException>(() => Corpus.Load(text, "first.txt")).Message);
     }
 
     [Fact]

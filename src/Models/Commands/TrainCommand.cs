@@ -12,6 +12,7 @@ static class TrainCommand
         var defaults = new TrainOptions();
         var model = new Option<string>("--model") { Description = "a declared model (see: gateloop models)", DefaultValueFactory = _ => Catalog.Default };
         var data = new Option<string?>("--data") { Description = "training text: raw, .gz or .zip (default: the .NET SDK's reference-pack XML docs)" };
+        var dataEntry = Common.Entry();
         var steps = new Option<int>("--steps") { Description = "optimizer steps to reach", DefaultValueFactory = _ => defaults.Steps };
         var batch = new Option<int>("--batch") { Description = "sequences per micro-batch", DefaultValueFactory = _ => defaults.Batch };
         var accum = new Option<int>("--grad-accum") { Description = "micro-batches per step", DefaultValueFactory = _ => defaults.GradAccum };
@@ -33,7 +34,7 @@ static class TrainCommand
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("train", "train a model on a text file (enwik8 or any file)")
         {
-            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, device, tf32, seed, noCheck,
+            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, device, tf32, seed, noCheck,
         };
         command.SetAction(parse =>
         {
@@ -47,18 +48,19 @@ static class TrainCommand
                 CheckpointEvery = parse.GetValue(checkpoint), PrimeLength = parse.GetValue(prime),
                 GenerateLength = parse.GetValue(length), Seed = parse.GetValue(seed),
             };
-            string? dataPath = parse.GetValue(data);
+            string? dataPath = parse.GetValue(data), entryName = parse.GetValue(dataEntry);
             if (resumeFrom is not null)
             {
                 // A resumed run continues with the options it was started with; only the step total may change.
                 var config = Checkpoint.ReadConfig(resumeFrom);
                 options = (config.Options ?? options) with { Steps = !Common.Given(parse, steps) ? (config.Options?.Steps ?? options.Steps) : options.Steps };
                 if (!Common.Given(parse, model)) modelName = config.Model;
-                dataPath ??= config.Data;
+                (dataPath, entryName) = Common.DataOf(dataPath, entryName, config);
             }
             options.Validate();
             var entry = Catalog.Find(modelName);
-            var corpus = Common.LoadCorpus(dataPath);
+            var corpus = Common.LoadCorpus(dataPath, entryName);
+            options = options with { DataEntry = corpus.Entry };
             using var dev = Device.Create(parse.GetValue(device)!);
             dev.AllowTf32 = parse.GetValue(tf32);
             using var net = entry.Create(dev);

@@ -32,6 +32,11 @@ public sealed record TrainOptions
     public int GenerateLength { get; init; } = 512;
     /// <summary>Seed of every random stream.</summary>
     public int Seed { get; init; }
+    /// <summary>
+    /// The file read inside a <c>.zip</c> corpus (<see cref="Corpus.Entry"/>), recorded in the checkpoint so that
+    /// resuming and evaluating read the same one; null for other data. The trainer itself does not read it.
+    /// </summary>
+    public string? DataEntry { get; init; }
 
     /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size or non-finite rate.</summary>
     public void Validate()
