@@ -286,6 +286,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("eval a missing checkpoint directory")]
     [InlineData("a value that does not parse")]
     [InlineData("an unknown option")]
+    [InlineData("an unknown command")]
+    [InlineData("no command")]
     [InlineData("--init with --resume")]
     [InlineData("--init of another model")]
     [InlineData("doctor on the host backend")]
@@ -336,6 +338,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
             "a value that does not parse" => (Train(fixture.CorpusPath, "--seq-len", "abc"), ["'abc'", "--seq-len", "gateloop train --help"]),
             "an unknown option" => (Train(fixture.CorpusPath, "--sequence-length", "8"), ["--sequence-length", "gateloop train --help"]),
+            "an unknown command" => (["frobnicate"], ["unknown command 'frobnicate'", "the commands are models, train, sample, eval", "gateloop --help"]),
+            "no command" => ([], ["no command given", "the commands are models, train", "gateloop --help"]),
             "--init with --resume" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--resume", fixture.TrainedCheckpoint()), ["--init", "--resume", "pass only one"]),
             "--init of another model" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--model", "gateloop-small"), ["is of model 'gateloop-tiny', not 'gateloop-small'"]),
             "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda or ilgpu-cpu"]),
