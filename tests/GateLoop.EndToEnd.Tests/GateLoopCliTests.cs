@@ -287,6 +287,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("a value that does not parse")]
     [InlineData("an unknown option")]
     [InlineData("an unknown command")]
+    [InlineData("read-only --out")]
+    [InlineData("plot --out a directory")]
     [InlineData("no command")]
     [InlineData("--init with --resume")]
     [InlineData("--init of another model")]
@@ -340,6 +342,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "an unknown option" => (Train(fixture.CorpusPath, "--sequence-length", "8"), ["--sequence-length", "gateloop train --help"]),
             "an unknown command" => (["frobnicate"], ["unknown command 'frobnicate'", "the commands are models, train, sample, eval", "gateloop --help"]),
             "no command" => ([], ["no command given", "the commands are models, train", "gateloop --help"]),
+            "read-only --out" => (Train(fixture.CorpusPath, "--out", ReadOnlyDirectory()), ["cannot write to", "read-only (permission denied)", "with --out"]),
+            "plot --out a directory" => (["plot", fixture.TrainedCheckpoint(), "--out", dir], ["is a directory", "--out " + Path.Combine(dir, "comparison.png")]),
             "--init with --resume" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--resume", fixture.TrainedCheckpoint()), ["--init", "--resume", "pass only one"]),
             "--init of another model" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--model", "gateloop-small"), ["is of model 'gateloop-tiny', not 'gateloop-small'"]),
             "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda or ilgpu-cpu"]),
@@ -354,7 +358,13 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             output.WriteLine("an NVIDIA driver is present here; the no-CUDA message cannot be provoked");
             return;
         }
-        var result = Run([.. args]);
+        var result = name == "read-only --out" ? Cli.RunHeldToPermissions(fixture.Root, args) : Cli.Run(fixture.Root, args);
+        if (result is null)
+        {
+            output.WriteLine("the tests run as root and /usr/bin/setpriv is missing: root ignores permissions, so a read-only --out cannot be provoked");
+            return;
+        }
+        Log(result);
         Assert.True(result.ExitCode != 0, $"expected failure\n{result}");
         var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToList();
         Assert.True(lines.Count == 1, $"expected exactly one line on stderr\n{result}");
@@ -367,6 +377,10 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
         List<string> Sample(params string[] extra) => ["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "8", .. extra];
         List<string> EvalOf(string checkpoint) => ["eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath];
+        string ReadOnlyDirectory() => OperatingSystem.IsWindows()
+            ? throw new PlatformNotSupportedException("the read-only --out case uses Unix permission bits")
+            : Directory.CreateDirectory(Path.Combine(dir, "read-only"), UnixFileMode.UserRead | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute).FullName;
         static byte[] Gzip(byte[] bytes)
         {
             var packed = new MemoryStream();

@@ -49,6 +49,27 @@ static class Common
 
     public static Option<int> Seed() => new("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
 
+    /// <summary>
+    /// Creates <paramref name="directory"/> if needed and writes (and deletes) a file in it, so that a command whose
+    /// results are written after its work fails before that work instead. The file is the real test: permission
+    /// bits, ACLs and read-only mounts all refuse it.
+    /// </summary>
+    /// <exception cref="UserInputException">The directory cannot be created or written to.</exception>
+    public static void CheckWritable(string directory, string option)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+            using var _ = File.Create(Path.Combine(directory, Path.GetRandomFileName()), 1, FileOptions.DeleteOnClose);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The probe file's random name would only confuse; the directory is what the user chose.
+            string reason = e is UnauthorizedAccessException ? "permission denied" : e.Message.TrimEnd('.');
+            throw new UserInputException($"cannot write to {directory} ({reason}); choose a place you can write to with {option}", e);
+        }
+    }
+
     /// <summary>True when the user typed <paramref name="option"/> (not just its default).</summary>
     public static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 

@@ -58,14 +58,15 @@ static class TrainCommand
                 (dataPath, entryName) = Common.DataOf(dataPath, entryName, config);
             }
             options.Validate();
+            // Resuming writes back into the checkpoint's directory unless --out says otherwise.
+            string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
+            Common.CheckWritable(outDir, "--out");
             var entry = Catalog.Find(modelName);
             var corpus = Common.LoadCorpus(dataPath, entryName);
             options = options with { DataEntry = corpus.Entry };
             using var dev = Device.Create(parse.GetValue(device)!);
             dev.AllowTf32 = parse.GetValue(tf32);
             using var net = entry.Create(dev);
-            // Resuming writes back into the checkpoint's directory unless --out says otherwise.
-            string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
             Console.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
             Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
             Console.WriteLine($"data   {corpus.Describe()}");
