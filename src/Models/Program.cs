@@ -34,8 +34,7 @@ static class Program
                     Console.Error.WriteLine($"gateloop: {problem}; the commands are {string.Join(", ", root.Subcommands.Select(c => c.Name))} (see: gateloop --help)");
                     return 2;
                 }
-                string command = parse.CommandResult.Command == root ? "" : parse.CommandResult.Command.Name + " ";
-                Console.Error.WriteLine($"gateloop: {parse.Errors[0].Message} (see: gateloop {command}--help)");
+                Console.Error.WriteLine($"gateloop: {parse.Errors[0].Message} (see: gateloop {parse.CommandResult.Command.Name} --help)");
                 return 2;
             }
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.

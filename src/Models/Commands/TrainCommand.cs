@@ -58,10 +58,10 @@ static class TrainCommand
                 (dataPath, entryName) = Common.DataOf(dataPath, entryName, config);
             }
             options.Validate();
+            var entry = Catalog.Find(modelName);
             // Resuming writes back into the checkpoint's directory unless --out says otherwise.
             string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
             Common.CheckWritable(outDir, "--out");
-            var entry = Catalog.Find(modelName);
             var corpus = Common.LoadCorpus(dataPath, entryName);
             options = options with { DataEntry = corpus.Entry };
             using var dev = Device.Create(parse.GetValue(device)!);
