@@ -26,8 +26,15 @@ static class Program
             // A mistyped option is bad input like any other: one line, non-zero exit.
             if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
             {
-                string command = parse.CommandResult.Command == root ? "" : parse.CommandResult.Command.Name + " ";
-                Console.Error.WriteLine($"gateloop: {parse.Errors[0].Message} (see: gateloop {command}--help)");
+                // At the top level the parser's first error is "Required command was not provided", even for a
+                // mistyped command: name the word it did not know, and the commands it would have.
+                if (parse.CommandResult.Command == root)
+                {
+                    string problem = parse.UnmatchedTokens.FirstOrDefault() is { } token ? $"unknown command '{token}'" : "no command given";
+                    Console.Error.WriteLine($"gateloop: {problem}; the commands are {string.Join(", ", root.Subcommands.Select(c => c.Name))} (see: gateloop --help)");
+                    return 2;
+                }
+                Console.Error.WriteLine($"gateloop: {parse.Errors[0].Message} (see: gateloop {parse.CommandResult.Command.Name} --help)");
                 return 2;
             }
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.

@@ -33,11 +33,29 @@ public static class Cli
         return Dotnet(workingDirectory, [DllPath, .. args], timeout);
     }
 
+    const string Setpriv = "/usr/bin/setpriv";
+
+    /// <summary>
+    /// Runs like <see cref="Run"/>, but held to file permissions. Root ignores them through two capabilities
+    /// (DAC_OVERRIDE, DAC_READ_SEARCH), so as root the binary runs under setpriv without them: still root, thus
+    /// able to read the build wherever it lies, yet refused what the permission bits refuse. Null when the tests
+    /// run as root and setpriv is not installed.
+    /// </summary>
+    public static CliResult? RunHeldToPermissions(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
+    {
+        if (!Environment.IsPrivilegedProcess) return Run(workingDirectory, args, timeout);
+        if (!File.Exists(Setpriv)) return null;
+        return Start(Setpriv, workingDirectory, ["--bounding-set=-dac_override,-dac_read_search", "--", Host, DllPath, .. args], timeout);
+    }
+
     /// <summary>Runs <c>dotnet <paramref name="args"/></c> the same way (for pack, build and run of other projects).</summary>
-    public static CliResult Dotnet(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
+    public static CliResult Dotnet(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null) =>
+        Start(Host, workingDirectory, args, timeout);
+
+    static CliResult Start(string fileName, string workingDirectory, IEnumerable<string> args, TimeSpan? timeout)
     {
         var list = args.ToList();
-        var info = new ProcessStartInfo(Host)
+        var info = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = workingDirectory,
             UseShellExecute = false,
@@ -50,10 +68,10 @@ public static class Cli
         // The CLI prints stack traces only with GATELOOP_DEBUG; the tests check what a user sees without it.
         info.Environment.Remove("GATELOOP_DEBUG");
 
-        string commandLine = string.Join(" ", list.Skip(list.FirstOrDefault() == DllPath ? 1 : 0)
+        string commandLine = string.Join(" ", list.Skip(list.IndexOf(DllPath) + 1)
             .Select(a => a.Length == 0 || a.Contains(' ') ? $"\"{a}\"" : a));
         var clock = Stopwatch.StartNew();
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {Host}");
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {fileName}");
         process.StandardInput.Close();
         var stdout = new MemoryStream();
         var readOut = process.StandardOutput.BaseStream.CopyToAsync(stdout);

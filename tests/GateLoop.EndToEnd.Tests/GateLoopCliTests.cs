@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
@@ -119,6 +121,53 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Contains("180,873 / 10,048 / 10,049 bytes", dataLine);
     }
 
+    /// <summary>A zip of several files: train says which it reads, --entry picks another, and the checkpoint remembers it.</summary>
+    [Fact]
+    public void A_zip_of_several_files_names_its_entry_and_resume_and_eval_keep_it()
+    {
+        var root = fixture.NewDirectory("zip-entries");
+        var zip = Path.Combine(root, "two.zip");
+        File.WriteAllBytes(zip, Zip(CompressionLevel.Fastest, ("first.txt", fixture.Corpus), ("second.txt", fixture.EvalBytes)));
+        static string DataLine(CliResult run) => run.Stdout.Split('\n').First(l => l.StartsWith("data")).TrimEnd('\r');
+        string first = Path.Combine(root, "first"), second = Path.Combine(root, "second");
+        long firstTokens = WindowTokens(10_048, TrainedModelFixture.SeqLen), secondTokens = WindowTokens(2_048, TrainedModelFixture.SeqLen);
+
+        var byDefault = Succeed(TrainedModelFixture.TrainArgs(zip, first, 2, validateEvery: 25, checkpointEvery: 25));
+        Assert.Equal("data   two.zip (entry first.txt of its 2 files; --entry NAME picks another): 180,873 / 10,048 / 10,049 bytes", DataLine(byDefault));
+        var chosen = Succeed([.. TrainedModelFixture.TrainArgs(zip, second, 2, validateEvery: 25, checkpointEvery: 25), "--entry", "second.txt"]);
+        Assert.Equal("data   two.zip (entry second.txt of its 2 files; --entry NAME picks another): 36,873 / 2,048 / 2,049 bytes", DataLine(chosen));
+
+        // Without --data, resume and eval read the checkpoint's zip and entry again.
+        Assert.Equal(DataLine(chosen), DataLine(Succeed(["train", "--device", "cpu", "--resume", second, "--steps", "3"])));
+        Assert.Equal(secondTokens, EvalTokens(second));
+        Assert.Equal(firstTokens, EvalTokens(first));
+
+        // A checkpoint written before entries were recorded loads, and reads the default entry as it did.
+        var config = Path.Combine(first, "config.json");
+        var json = JsonNode.Parse(File.ReadAllText(config))!;
+        Assert.True(json["Options"]!.AsObject().Remove("DataEntry"));
+        File.WriteAllText(config, json.ToJsonString());
+        Assert.Equal(firstTokens, EvalTokens(first));
+
+        long EvalTokens(string checkpoint)
+        {
+            using var doc = JsonDocument.Parse(Succeed("eval", "--device", "cpu", "--checkpoint", checkpoint, "--json").Stdout);
+            return doc.RootElement.GetProperty("tokens").GetInt64();
+        }
+    }
+
+    static byte[] Zip(CompressionLevel level, params (string Name, byte[] Bytes)[] files)
+    {
+        var packed = new MemoryStream();
+        using (var zip = new ZipArchive(packed, ZipArchiveMode.Create, leaveOpen: true))
+            foreach (var (name, bytes) in files)
+            {
+                using var entry = zip.CreateEntry(name, level).Open();
+                entry.Write(bytes);
+            }
+        return packed.ToArray();
+    }
+
     [Fact]
     public void Init_starts_a_new_run_from_the_weights_of_a_checkpoint()
     {
@@ -211,7 +260,12 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [Theory]
     [InlineData("missing data file")]
     [InlineData("empty data file")]
+    [InlineData("data file that is a directory")]
     [InlineData("data shorter than one window")]
+    [InlineData("truncated .gz")]
+    [InlineData("zip entry with a bad CRC")]
+    [InlineData("--entry that the zip lacks")]
+    [InlineData("--entry of a file that is not a zip")]
     [InlineData("unknown model")]
     [InlineData("checkpoint of another shape")]
     [InlineData("truncated model.safetensors")]
@@ -221,10 +275,21 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("--seq-len -1")]
     [InlineData("eval --seq-len 0")]
     [InlineData("sample --length -1")]
+    [InlineData("--clip nan")]
+    [InlineData("--weight-decay nan")]
+    [InlineData("--lr nan")]
+    [InlineData("--lr Infinity")]
+    [InlineData("sample --top-k-thres nan")]
+    [InlineData("sample --temperature nan")]
+    [InlineData("sample --temperature Infinity")]
     [InlineData("resume a directory that is not a checkpoint")]
     [InlineData("eval a missing checkpoint directory")]
     [InlineData("a value that does not parse")]
     [InlineData("an unknown option")]
+    [InlineData("an unknown command")]
+    [InlineData("read-only --out")]
+    [InlineData("plot --out a directory")]
+    [InlineData("no command")]
     [InlineData("--init with --resume")]
     [InlineData("--init of another model")]
     [InlineData("doctor on the host backend")]
@@ -246,8 +311,14 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         {
             "missing data file" => (Train(Path.Combine(dir, "absent.txt")), ["absent.txt", "not found"]),
             "empty data file" => (Train(File("empty.txt", [])), ["empty.txt", "is empty"]),
+            "data file that is a directory" => (Train(Directory.CreateDirectory(Path.Combine(dir, "corpora")).FullName), ["corpora is a directory", "pass one of the files in it"]),
             // 300 bytes: 270 train, 15 valid, 15 test; a window of --seq-len 64 needs 65.
             "data shorter than one window" => (Train(File("short.txt", fixture.Corpus[..300])), ["shorter than one window", "valid split has 15 bytes"]),
+            "truncated .gz" => (Train(File("truncated.gz", Gzip(fixture.Corpus)[..^1000])), ["truncated.gz is truncated or damaged", "download it again"]),
+            "zip entry with a bad CRC" => (Train(File("bad-crc.zip", DamagedZip())), ["entry corpus.txt of", "bad-crc.zip is damaged", "CRC-32"]),
+            "--entry that the zip lacks" => (Train(File("two.zip", Zip(CompressionLevel.Fastest, ("a.txt", fixture.Corpus), ("b.txt", fixture.Corpus))), "--entry", "c.txt"),
+                ["two.zip has no file c.txt", "pass one of its 2 files with --entry: a.txt, b.txt"]),
+            "--entry of a file that is not a zip" => (Train(fixture.CorpusPath, "--entry", "corpus.txt"), ["--entry corpus.txt picks a file inside a .zip", "leave --entry out"]),
             "unknown model" => (Train(fixture.CorpusPath, "--model", "gateloop-huge"), ["unknown model 'gateloop-huge'", "gateloop-tiny"]),
             "checkpoint of another shape" => (EvalOf(OtherShape()), ["another shape", "Dim 64 (model: 128)"]),
             "truncated model.safetensors" => (EvalOf(Truncated()), ["corrupt or truncated", "model.safetensors"]),
@@ -256,11 +327,23 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "--batch 0" => (Train(fixture.CorpusPath, "--batch", "0"), ["--batch must be positive, got 0"]),
             "--seq-len -1" => (Train(fixture.CorpusPath, "--seq-len", "-1"), ["--seq-len must be positive, got -1"]),
             "eval --seq-len 0" => ([.. EvalOf(fixture.TrainedCheckpoint()), "--seq-len", "0"], ["--seq-len must be positive, got 0"]),
-            "sample --length -1" => (["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "-1"], ["--length", "-1"]),
+            "sample --length -1" => (Sample("--length", "-1"), ["--length", "-1"]),
+            // nan and Infinity parse as doubles; they must not reach the optimizer, the sampler or config.json.
+            "--clip nan" => (Train(fixture.CorpusPath, "--clip", "nan"), ["--clip must be a finite number, got NaN"]),
+            "--weight-decay nan" => (Train(fixture.CorpusPath, "--weight-decay", "nan"), ["--weight-decay must be a finite number, got NaN"]),
+            "--lr nan" => (Train(fixture.CorpusPath, "--lr", "nan"), ["--lr must be a finite number, got NaN"]),
+            "--lr Infinity" => (Train(fixture.CorpusPath, "--lr", "Infinity"), ["--lr must be a finite number, got Infinity"]),
+            "sample --top-k-thres nan" => (Sample("--top-k-thres", "nan"), ["--top-k-thres must be a finite number, got NaN"]),
+            "sample --temperature nan" => (Sample("--temperature", "nan"), ["--temperature must be a finite number, got NaN"]),
+            "sample --temperature Infinity" => (Sample("--temperature", "Infinity"), ["--temperature must be a finite number, got Infinity"]),
             "resume a directory that is not a checkpoint" => (["train", "--device", "cpu", "--resume", fixture.NewDirectory("bad-not-a-checkpoint")], ["not a checkpoint directory"]),
             "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
             "a value that does not parse" => (Train(fixture.CorpusPath, "--seq-len", "abc"), ["'abc'", "--seq-len", "gateloop train --help"]),
             "an unknown option" => (Train(fixture.CorpusPath, "--sequence-length", "8"), ["--sequence-length", "gateloop train --help"]),
+            "an unknown command" => (["frobnicate"], ["unknown command 'frobnicate'", "the commands are models, train, sample, eval", "gateloop --help"]),
+            "no command" => ([], ["no command given", "the commands are models, train", "gateloop --help"]),
+            "read-only --out" => (Train(fixture.CorpusPath, "--out", ReadOnlyDirectory()), ["cannot write to", "read-only (permission denied)", "with --out"]),
+            "plot --out a directory" => (["plot", fixture.TrainedCheckpoint(), "--out", dir], ["is a directory", "--out " + Path.Combine(dir, "comparison.png")]),
             "--init with --resume" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--resume", fixture.TrainedCheckpoint()), ["--init", "--resume", "pass only one"]),
             "--init of another model" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--model", "gateloop-small"), ["is of model 'gateloop-tiny', not 'gateloop-small'"]),
             "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda or ilgpu-cpu"]),
@@ -275,7 +358,13 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             output.WriteLine("an NVIDIA driver is present here; the no-CUDA message cannot be provoked");
             return;
         }
-        var result = Run([.. args]);
+        var result = name == "read-only --out" ? Cli.RunHeldToPermissions(fixture.Root, args) : Cli.Run(fixture.Root, args);
+        if (result is null)
+        {
+            output.WriteLine("the tests run as root and /usr/bin/setpriv is missing: root ignores permissions, so a read-only --out cannot be provoked");
+            return;
+        }
+        Log(result);
         Assert.True(result.ExitCode != 0, $"expected failure\n{result}");
         var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToList();
         Assert.True(lines.Count == 1, $"expected exactly one line on stderr\n{result}");
@@ -286,7 +375,25 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.DoesNotMatch(@"(?m)^\s+at ", result.Stderr + result.Stdout);
         Assert.DoesNotContain("unexpected error", result.Stderr);
 
+        List<string> Sample(params string[] extra) => ["sample", "--device", "cpu", "--checkpoint", fixture.TrainedCheckpoint(), "--length", "8", .. extra];
         List<string> EvalOf(string checkpoint) => ["eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath];
+        string ReadOnlyDirectory() => OperatingSystem.IsWindows()
+            ? throw new PlatformNotSupportedException("the read-only --out case uses Unix permission bits")
+            : Directory.CreateDirectory(Path.Combine(dir, "read-only"), UnixFileMode.UserRead | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute).FullName;
+        static byte[] Gzip(byte[] bytes)
+        {
+            var packed = new MemoryStream();
+            using (var gzip = new GZipStream(packed, CompressionLevel.Optimal, leaveOpen: true)) gzip.Write(bytes);
+            return packed.ToArray();
+        }
+        // The corpus stored uncompressed with one byte flipped: it unpacks without complaint, only its CRC-32 tells.
+        byte[] DamagedZip()
+        {
+            var bytes = Zip(CompressionLevel.NoCompression, ("corpus.txt", fixture.Corpus));
+            bytes[bytes.AsSpan().IndexOf(fixture.Corpus.AsSpan(0, 100)) + 1000] ^= 1;
+            return bytes;
+        }
         string OtherShape()
         {
             var copy = fixture.CopyCheckpoint("bad-other-shape");
@@ -352,9 +459,9 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
     [Theory]
     [InlineData("models", new string[0])]
-    [InlineData("train", new[] { "--model", "--data", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--device", "--tf32", "--seed", "--no-device-check" })]
+    [InlineData("train", new[] { "--model", "--data", "--entry", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--device", "--tf32", "--seed", "--no-device-check" })]
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
-    [InlineData("eval", new[] { "--checkpoint", "--data", "--split", "--seq-len", "--json", "--device" })]
+    [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
     [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--tf32", "--no-device-check" })]
     [InlineData("plot", new[] { "metrics", "--out" })]

@@ -45,7 +45,7 @@ public sealed class CorpusTests : IDisposable
     }
 
     [Fact]
-    public void Zip_uses_the_enwik8_entry_else_the_first()
+    public void Zip_uses_the_entry_asked_for_else_the_enwik8_entry_else_the_first()
     {
         var enwik8 = Text(2000);
         var path = Path.Combine(directory, "data.zip");
@@ -54,7 +54,13 @@ public sealed class CorpusTests : IDisposable
             WriteEntry(zip, "readme.txt", "not this"u8.ToArray());
             WriteEntry(zip, "enwik8", enwik8);
         }
-        AssertSplit(Corpus.Load(path), enwik8);
+        var corpus = Corpus.Load(path);
+        AssertSplit(corpus, enwik8);
+        Assert.Equal("enwik8", corpus.Entry);
+        Assert.Equal("data.zip (entry enwik8 of its 2 files; --entry NAME picks another): 1,800 / 100 / 100 bytes", corpus.Describe());
+        Assert.Equal("readme.txt", Corpus.Load(path, "readme.txt").Entry);
+        Assert.Equal($"zip archive {path} has no file README; pass one of its 2 files with --entry: readme.txt, enwik8",
+            Assert.Throws<UserInputException>(() => Corpus.Load(path, "README")).Message);
 
         var other = Path.Combine(directory, "other.zip");
         var first = Text(300);
@@ -64,6 +70,45 @@ public sealed class CorpusTests : IDisposable
             WriteEntry(zip, "second.txt", "second"u8.ToArray());
         }
         AssertSplit(Corpus.Load(other), first);
+        Assert.Equal("first.txt", Corpus.Load(other).Entry);
+
+        var text = Path.Combine(directory, "plain.txt");
+        File.WriteAllBytes(text, first);
+        Assert.Null(Corpus.Load(text).Entry);
+        Assert.StartsWith("--entry first.txt picks a file inside a .zip archive",
+            Assert.Throws<UserInputException>(() => Corpus.Load(text, "first.txt")).Message);
+    }
+
+    [Fact]
+    public void Truncated_concatenated_or_corrupt_archives_are_refused()
+    {
+        var bytes = Text(5000);
+        var gzipped = new MemoryStream();
+        using (var gzip = new GZipStream(gzipped, CompressionLevel.Optimal, leaveOpen: true))
+            gzip.Write(bytes);
+        var truncated = Path.Combine(directory, "truncated.gz");
+        File.WriteAllBytes(truncated, gzipped.ToArray()[..^4]);
+        Assert.StartsWith($"data file {truncated} is truncated or damaged (its gzip trailer does not match",
+            Assert.Throws<UserInputException>(() => Corpus.Load(truncated)).Message);
+        var tiny = Path.Combine(directory, "tiny.gz");
+        File.WriteAllBytes(tiny, gzipped.ToArray()[..5]); // shorter than a trailer
+        Assert.StartsWith($"data file {tiny} is truncated or damaged", Assert.Throws<UserInputException>(() => Corpus.Load(tiny)).Message);
+        var concatenated = Path.Combine(directory, "twice.gz");
+        File.WriteAllBytes(concatenated, [.. gzipped.ToArray(), .. gzipped.ToArray()]);
+        Assert.EndsWith("if it is several gzip files concatenated, unpack it and pass the raw file with --data",
+            Assert.Throws<UserInputException>(() => Corpus.Load(concatenated)).Message);
+
+        // A stored entry with one byte flipped unpacks without complaint; only its CRC-32 tells.
+        var zipped = new MemoryStream();
+        using (var zip = new ZipArchive(zipped, ZipArchiveMode.Create, leaveOpen: true))
+        using (var stream = zip.CreateEntry("corpus.txt", CompressionLevel.NoCompression).Open())
+            stream.Write(bytes);
+        var damaged = zipped.ToArray();
+        damaged[damaged.AsSpan().IndexOf(bytes.AsSpan(0, 100)) + 1000] ^= 1;
+        var badCrc = Path.Combine(directory, "bad-crc.zip");
+        File.WriteAllBytes(badCrc, damaged);
+        Assert.StartsWith($"entry corpus.txt of {badCrc} is damaged (its CRC-32 does not match",
+            Assert.Throws<UserInputException>(() => Corpus.Load(badCrc)).Message);
     }
 
     static void WriteEntry(ZipArchive zip, string name, byte[] bytes)
@@ -91,6 +136,9 @@ public sealed class CorpusTests : IDisposable
         Assert.Equal(
             $"data file {missing} not found; pass an existing file with --data, or run `gateloop download enwik8`",
             Assert.Throws<UserInputException>(() => Corpus.Load(missing)).Message);
+
+        Assert.Equal($"data file {directory} is a directory; pass one of the files in it with --data",
+            Assert.Throws<UserInputException>(() => Corpus.Load(directory)).Message);
 
         var empty = Path.Combine(directory, "empty.txt");
         File.WriteAllBytes(empty, []);

@@ -98,7 +98,7 @@ public sealed class DownloadTests : IDisposable
         Assert.Equal([path], Directory.GetFiles(directory));
         Assert.Equal((archive.Length, (long?)archive.Length), reports[^1]);
         var corpus = Corpus.Load(path);
-        Assert.Equal("enwik8.zip: 5,400 / 300 / 300 bytes", corpus.Describe());
+        Assert.Equal("enwik8.zip (entry enwik8): 5,400 / 300 / 300 bytes", corpus.Describe());
 
         // Already there with the right hash: no second request.
         Assert.Equal(path, await Enwik8Download.DownloadAsync(directory, server.Uri, hash));

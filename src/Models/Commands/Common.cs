@@ -50,11 +50,47 @@ static class Common
 
     public static Option<int> Seed() => new("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
 
+    /// <summary>
+    /// Creates <paramref name="directory"/> if needed and writes (and deletes) a file in it, so that a command whose
+    /// results are written after its work fails before that work instead. The file is the real test: permission
+    /// bits, ACLs and read-only mounts all refuse it.
+    /// </summary>
+    /// <exception cref="UserInputException">The directory cannot be created or written to.</exception>
+    public static void CheckWritable(string directory, string option)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+            using var _ = File.Create(Path.Combine(directory, Path.GetRandomFileName()), 1, FileOptions.DeleteOnClose);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The probe file's random name would only confuse; the directory is what the user chose.
+            string reason = e is UnauthorizedAccessException ? "permission denied" : e.Message.TrimEnd('.');
+            throw new UserInputException($"cannot write to {directory} ({reason}); choose a place you can write to with {option}", e);
+        }
+    }
+
     /// <summary>True when the user typed <paramref name="option"/> (not just its default).</summary>
     public static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 
-    /// <summary>Loads the corpus at <paramref name="path"/>, or the default corpus when it is null.</summary>
-    public static Corpus LoadCorpus(string? path) => path is null ? Corpus.LoadDefault() : Corpus.Load(path);
+    public static Option<string?> Entry() => new("--entry")
+    {
+        Description = "the file to read inside a --data .zip (default: the one named enwik8, else the first)",
+    };
+
+    /// <summary>
+    /// The data a command reads: <paramref name="path"/> and <paramref name="entry"/> as given, or without a path,
+    /// the checkpoint's data file and the zip entry it was trained on.
+    /// </summary>
+    public static (string? Path, string? Entry) DataOf(string? path, string? entry, CheckpointConfig config) =>
+        path is null ? (config.Data, entry ?? config.Options?.DataEntry) : (path, entry);
+
+    /// <summary>Loads the corpus at <paramref name="path"/> (<paramref name="entry"/> in a zip), or the default corpus when it is null.</summary>
+    public static Corpus LoadCorpus(string? path, string? entry) =>
+        path is not null ? Corpus.Load(path, entry)
+        : entry is null ? Corpus.LoadDefault()
+        : throw new UserInputException($"--entry {entry} picks a file inside the --data archive, and no --data was given; pass --data FILE.zip too");
 
     /// <summary>Opens a checkpoint: its config, the model it names (shape checked) and its weights.</summary>
     public static (CheckpointConfig Config, TransformerModel<float> Model) OpenCheckpoint(string directory, Device device)

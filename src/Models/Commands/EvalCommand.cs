@@ -11,6 +11,7 @@ static class EvalCommand
     {
         var checkpoint = Common.Checkpoint();
         var data = new Option<string?>("--data") { Description = "text file (default: the file the checkpoint was trained on, or the default corpus)" };
+        var dataEntry = Common.Entry();
         var split = new Option<string>("--split") { Description = "valid, test or all", DefaultValueFactory = _ => "valid" };
         split.AcceptOnlyFromAmong("valid", "test", "all");
         var seq = new Option<int?>("--seq-len") { Description = "window length (default: the training length)" };
@@ -18,7 +19,7 @@ static class EvalCommand
         var device = Common.Device();
         var command = new Command("eval", "evaluate a checkpoint: consecutive windows of seq+1 bytes, stride seq, every position predicted")
         {
-            checkpoint, data, split, seq, json, device,
+            checkpoint, data, dataEntry, split, seq, json, device,
         };
         command.SetAction(parse =>
         {
@@ -26,8 +27,8 @@ static class EvalCommand
             using var dev = Device.Create(parse.GetValue(device)!);
             var (config, model) = Common.OpenCheckpoint(directory, dev);
             using var _ = model;
-            string? path = parse.GetValue(data) ?? config.Data;
-            var corpus = Common.LoadCorpus(path);
+            var (path, entryName) = Common.DataOf(parse.GetValue(data), parse.GetValue(dataEntry), config);
+            var corpus = Common.LoadCorpus(path, entryName);
             int length = parse.GetValue(seq) ?? config.Options?.SeqLen ?? 256;
             if (length <= 0) throw new UserInputException($"--seq-len must be positive, got {length}");
             var bytes = parse.GetValue(split) switch

@@ -14,6 +14,10 @@ static class PlotCommand
         var command = new Command("plot", "plot bits per character against step for one or more runs") { files, output };
         command.SetAction(parse =>
         {
+            string png = parse.GetValue(output)!;
+            if (Directory.Exists(png))
+                throw new UserInputException($"--out {png} is a directory; pass the PNG's file name, e.g. --out {Path.Combine(png, "comparison.png")}");
+            Common.CheckWritable(Path.GetDirectoryName(Path.GetFullPath(png))!, "--out");
             var runs = parse.GetValue(files)!.Select(path =>
             {
                 string metrics = Directory.Exists(path) ? Path.Combine(path, Trainer.MetricsFileName) : path;
@@ -22,8 +26,8 @@ static class PlotCommand
                 string label = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(metrics))) ?? metrics;
                 return (label, metrics);
             }).ToList();
-            LossPlot.Write(runs, parse.GetValue(output)!);
-            Console.WriteLine(Path.GetFullPath(parse.GetValue(output)!));
+            LossPlot.Write(runs, png);
+            Console.WriteLine(Path.GetFullPath(png));
             return 0;
         });
         return command;

@@ -24,6 +24,8 @@ static class SampleCommand
         {
             int n = parse.GetValue(length);
             double t = parse.GetValue(temperature), thres = parse.GetValue(topK);
+            UserInputException.ThrowIfNotFinite(t, "--temperature");
+            UserInputException.ThrowIfNotFinite(thres, "--top-k-thres");
             if (n < 0) throw new UserInputException($"--length cannot be negative, got {n}");
             if (t < 0) throw new UserInputException($"--temperature cannot be negative, got {t}");
             if (thres is < 0 or >= 1) throw new UserInputException($"--top-k-thres must lie in [0, 1), got {thres}");

@@ -12,6 +12,7 @@ static class TrainCommand
         var defaults = new TrainOptions();
         var model = new Option<string>("--model") { Description = "a declared model (see: gateloop models)", DefaultValueFactory = _ => Catalog.Default };
         var data = new Option<string?>("--data") { Description = "training text: raw, .gz or .zip (default: the .NET SDK's reference-pack XML docs)" };
+        var dataEntry = Common.Entry();
         var steps = new Option<int>("--steps") { Description = "optimizer steps to reach", DefaultValueFactory = _ => defaults.Steps };
         var batch = new Option<int>("--batch") { Description = "sequences per micro-batch", DefaultValueFactory = _ => defaults.Batch };
         var accum = new Option<int>("--grad-accum") { Description = "micro-batches per step", DefaultValueFactory = _ => defaults.GradAccum };
@@ -33,11 +34,13 @@ static class TrainCommand
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("train", "train a model on a text file (enwik8 or any file)")
         {
-            model, data, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, device, tf32, seed, noCheck,
+            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, device, tf32, seed, noCheck,
         };
         command.SetAction(parse =>
         {
             string? resumeFrom = parse.GetValue(resume);
+            if (resumeFrom is not null && parse.GetValue(init) is not null)
+                throw new UserInputException("--init starts a new run from a checkpoint's weights and --resume continues one; pass only one");
             string modelName = parse.GetValue(model)!;
             var options = new TrainOptions
             {
@@ -47,14 +50,14 @@ static class TrainCommand
                 CheckpointEvery = parse.GetValue(checkpoint), PrimeLength = parse.GetValue(prime),
                 GenerateLength = parse.GetValue(length), Seed = parse.GetValue(seed),
             };
-            string? dataPath = parse.GetValue(data);
+            string? dataPath = parse.GetValue(data), entryName = parse.GetValue(dataEntry);
             if (resumeFrom is not null)
             {
                 // A resumed run continues with the options it was started with; only the step total may change.
                 var config = Checkpoint.ReadConfig(resumeFrom);
                 options = (config.Options ?? options) with { Steps = !Common.Given(parse, steps) ? (config.Options?.Steps ?? options.Steps) : options.Steps };
                 if (!Common.Given(parse, model)) modelName = config.Model;
-                dataPath ??= config.Data;
+                (dataPath, entryName) = Common.DataOf(dataPath, entryName, config);
                 if (config.Step >= options.Steps)
                 {
                     Console.WriteLine($"nothing to train: the checkpoint in {resumeFrom} is at step {config.Step} and --steps ({options.Steps}) is the total to reach; " +
@@ -64,12 +67,14 @@ static class TrainCommand
             }
             options.Validate();
             var entry = Catalog.Find(modelName);
-            var corpus = Common.LoadCorpus(dataPath);
+            // Resuming writes back into the checkpoint's directory unless --out says otherwise.
+            string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
+            Common.CheckWritable(outDir, "--out");
+            var corpus = Common.LoadCorpus(dataPath, entryName);
+            options = options with { DataEntry = corpus.Entry };
             using var dev = Device.Create(parse.GetValue(device)!);
             dev.AllowTf32 = parse.GetValue(tf32);
             using var net = entry.Create(dev);
-            // Resuming writes back into the checkpoint's directory unless --out says otherwise.
-            string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
             Console.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
             Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
             Console.WriteLine($"data   {corpus.Describe()}");

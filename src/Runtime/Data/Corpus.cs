@@ -1,5 +1,7 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Compression;
+using System.IO.Hashing;
 
 namespace GateLoop.Runtime;
 
@@ -13,9 +15,10 @@ public sealed class Corpus
     const int Enwik8TrainEnd = 90_000_000;
     const int Enwik8ValidEnd = 95_000_000;
 
-    Corpus(byte[] bytes, string source, bool enwik8Layout, string? filePath = null)
+    Corpus(byte[] bytes, string source, bool enwik8Layout, string? filePath = null, string? entry = null)
     {
         FilePath = filePath;
+        Entry = entry;
         var (trainEnd, validEnd, end) = SplitPoints(bytes.Length, enwik8Layout);
         Train = bytes.AsMemory(0, trainEnd);
         Valid = bytes.AsMemory(trainEnd, validEnd - trainEnd);
@@ -32,34 +35,50 @@ public sealed class Corpus
     /// <summary>The test bytes.</summary>
     public ReadOnlyMemory<byte> Test { get; }
 
-    /// <summary>Where the bytes came from, e.g. <c>enwik8.zip</c>.</summary>
+    /// <summary>Where the bytes came from, e.g. <c>enwik8.zip (entry enwik8)</c>.</summary>
     public string Source { get; }
 
     /// <summary>The full path of the file the corpus was loaded from; null for the default corpus and in-memory data.</summary>
     public string? FilePath { get; }
 
+    /// <summary>The file read inside a <c>.zip</c> archive (its full name there); null for other sources.</summary>
+    public string? Entry { get; }
+
     /// <summary>
-    /// Loads a corpus file: raw bytes, a <c>.gz</c> file, or a <c>.zip</c> archive (its entry named <c>enwik8</c>
-    /// if there is one, else its first entry). A file whose name starts with <c>enwik8</c> and that holds at least
-    /// 10⁸ bytes is cut to its first 10⁸ bytes and split 90M/5M/5M.
+    /// Loads a corpus file: raw bytes, a <c>.gz</c> file, or a <c>.zip</c> archive (the entry
+    /// <paramref name="entry"/>, else the one named <c>enwik8</c> if there is one, else its first file). A file
+    /// whose name starts with <c>enwik8</c> and that holds at least 10⁸ bytes is cut to its first 10⁸ bytes and
+    /// split 90M/5M/5M.
     /// </summary>
     /// <param name="path">The file to read.</param>
-    /// <exception cref="UserInputException">The file is missing, empty or not a readable archive.</exception>
-    public static Corpus Load(string path)
+    /// <param name="entry">The file to read inside a <c>.zip</c> archive, by its full name there; null for the default.</param>
+    /// <exception cref="UserInputException">
+    /// The file is missing, a directory, empty, not a readable archive or damaged; the archive has no file
+    /// <paramref name="entry"/>, or <paramref name="entry"/> is given for a file that is not a <c>.zip</c>.
+    /// </exception>
+    public static Corpus Load(string path, string? entry = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         var name = Path.GetFileName(path);
+        if (Directory.Exists(path))
+            throw new UserInputException($"data file {path} is a directory; pass one of the files in it with --data");
         if (!File.Exists(path))
             throw new UserInputException(
                 $"data file {path} not found; pass an existing file with --data, or run `gateloop download enwik8`");
         if (new FileInfo(path).Length == 0)
             throw new UserInputException($"data file {path} is empty; pass a non-empty file with --data");
+        var isZip = name.EndsWith(".zip", StringComparison.OrdinalIgnoreCase);
+        if (entry is not null && !isZip)
+            throw new UserInputException($"--entry {entry} picks a file inside a .zip archive, and data file {path} is not one; leave --entry out");
         byte[] bytes;
-        var entryName = name;
+        var source = name;
         try
         {
-            if (name.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
-                (bytes, entryName) = ReadZip(path);
+            if (isZip)
+            {
+                (bytes, entry, var files) = ReadZip(path, entry);
+                source = files == 1 ? $"{name} (entry {entry})" : $"{name} (entry {entry} of its {files} files; --entry NAME picks another)";
+            }
             else if (name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
                 bytes = ReadGzip(path);
             else
@@ -79,8 +98,8 @@ public sealed class Corpus
             throw new UserInputException($"data file {path} unpacks to no bytes; pass an archive that holds the corpus with --data");
         var enwik8 = bytes.Length >= Enwik8Length
             && (name.StartsWith("enwik8", StringComparison.OrdinalIgnoreCase)
-                || entryName.StartsWith("enwik8", StringComparison.OrdinalIgnoreCase));
-        return new Corpus(bytes, name, enwik8, Path.GetFullPath(path));
+                || Path.GetFileName(entry ?? "").StartsWith("enwik8", StringComparison.OrdinalIgnoreCase));
+        return new Corpus(bytes, source, enwik8, Path.GetFullPath(path), entry);
     }
 
     /// <summary>
@@ -119,7 +138,10 @@ public sealed class Corpus
         return new Corpus(bytes, source, enwik8Layout: false);
     }
 
-    /// <summary>One line naming the source and the split sizes, e.g. <c>enwik8.zip: 90,000,000 / 5,000,000 / 5,000,000 bytes</c>.</summary>
+    /// <summary>
+    /// One line naming the source and the split sizes, e.g.
+    /// <c>enwik8.zip (entry enwik8): 90,000,000 / 5,000,000 / 5,000,000 bytes</c>.
+    /// </summary>
     public string Describe() => string.Format(
         CultureInfo.InvariantCulture, "{0}: {1:N0} / {2:N0} / {3:N0} bytes", Source, Train.Length, Valid.Length, Test.Length);
 
@@ -132,27 +154,53 @@ public sealed class Corpus
             ? (Enwik8TrainEnd, Enwik8ValidEnd, Enwik8Length)
             : ((int)(length * 90L / 100), (int)(length * 95L / 100), length);
 
-    static (byte[] Bytes, string EntryName) ReadZip(string path)
+    static (byte[] Bytes, string Entry, int Files) ReadZip(string path, string? wanted)
     {
         using var archive = ZipFile.OpenRead(path);
-        var entry = archive.GetEntry("enwik8") ?? archive.Entries.FirstOrDefault(e => !e.FullName.EndsWith('/'))
-            ?? throw new UserInputException($"zip archive {path} holds no files; pass a zip with the corpus inside, or the corpus itself, with --data");
+        var files = archive.Entries.Where(e => !e.FullName.EndsWith('/')).ToList();
+        if (files.Count == 0)
+            throw new UserInputException($"zip archive {path} holds no files; pass a zip with the corpus inside, or the corpus itself, with --data");
+        var entry = wanted is null
+            ? files.Find(e => e.FullName == "enwik8") ?? files[0]
+            : files.Find(e => e.FullName == wanted) ?? throw new UserInputException(
+                $"zip archive {path} has no file {wanted}; pass one of its {files.Count} files with --entry: " +
+                string.Join(", ", files.Take(20).Select(e => e.FullName)) + (files.Count > 20 ? ", …" : ""));
         if (entry.Length > Array.MaxLength)
             throw new UserInputException(
                 $"entry {entry.FullName} of {path} is too large ({entry.Length:N0} bytes); pass a file under 2 GB with --data");
         var bytes = new byte[entry.Length];
         using var stream = entry.Open();
         stream.ReadExactly(bytes);
-        return (bytes, entry.Name);
+        // ZipArchive does not compare the entry's CRC-32 with what it unpacked, so damaged bytes would load silently.
+        if (Crc32.HashToUInt32(bytes) != entry.Crc32)
+            throw new UserInputException(
+                $"entry {entry.FullName} of {path} is damaged (its CRC-32 does not match what it unpacks to); download the archive again, or pass the unpacked file with --data");
+        return (bytes, entry.FullName, files.Count);
     }
 
     static byte[] ReadGzip(string path)
     {
         using var file = File.OpenRead(path);
-        using var gzip = new GZipStream(file, CompressionMode.Decompress);
         using var memory = new MemoryStream();
-        gzip.CopyTo(memory);
-        return memory.ToArray();
+        using (var gzip = new GZipStream(file, CompressionMode.Decompress, leaveOpen: true))
+            gzip.CopyTo(memory);
+        // GZipStream ignores the trailer, so a truncated file would load as its readable prefix. The trailer
+        // (RFC 1952) is the CRC-32 and the length mod 2^32 of the unpacked bytes; with several members
+        // concatenated it covers only the last one, so such a file fails here too.
+        var bytes = memory.ToArray();
+        Span<byte> trailer = stackalloc byte[8];
+        bool intact = file.Length >= trailer.Length;
+        if (intact)
+        {
+            file.Seek(-trailer.Length, SeekOrigin.End);
+            file.ReadExactly(trailer);
+            intact = BinaryPrimitives.ReadUInt32LittleEndian(trailer) == Crc32.HashToUInt32(bytes)
+                && BinaryPrimitives.ReadUInt32LittleEndian(trailer[4..]) == (uint)bytes.Length;
+        }
+        if (!intact)
+            throw new UserInputException(
+                $"data file {path} is truncated or damaged (its gzip trailer does not match the {bytes.Length:N0} bytes it unpacks to); download it again, or if it is several gzip files concatenated, unpack it and pass the raw file with --data");
+        return bytes;
     }
 
     static (string Directory, FileInfo[] Files) FindReferencePackXml()

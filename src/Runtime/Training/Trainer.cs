@@ -32,8 +32,13 @@ public sealed record TrainOptions
     public int GenerateLength { get; init; } = 512;
     /// <summary>Seed of every random stream.</summary>
     public int Seed { get; init; }
+    /// <summary>
+    /// The file read inside a <c>.zip</c> corpus (<see cref="Corpus.Entry"/>), recorded in the checkpoint so that
+    /// resuming and evaluating read the same one; null for other data. The trainer itself does not read it.
+    /// </summary>
+    public string? DataEntry { get; init; }
 
-    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size.</summary>
+    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size or non-finite rate.</summary>
     public void Validate()
     {
         foreach (var (name, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen),
@@ -42,6 +47,8 @@ public sealed record TrainOptions
         if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
         if ((long)Batch * (SeqLen + 1L) > Array.MaxLength)
             throw new UserInputException($"--batch {Batch:N0} × (--seq-len {SeqLen:N0} + 1) tokens are more than one batch can hold ({Array.MaxLength:N0}); use a smaller --batch or --seq-len");
+        foreach (var (name, value) in new[] { ("--lr", LearningRate), ("--weight-decay", WeightDecay), ("--clip", Clip) })
+            UserInputException.ThrowIfNotFinite(value, name);
         if (!(LearningRate > 0)) throw new UserInputException($"--lr must be positive, got {LearningRate}");
         if (WeightDecay < 0 || Clip < 0) throw new UserInputException("--weight-decay and --clip cannot be negative");
     }
@@ -86,7 +93,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     {
         options.Validate();
         if (resumeFrom is not null && initFrom is not null)
-            throw new UserInputException("--init starts a new run from a checkpoint's weights and --resume continues one; pass only one");
+            throw new ArgumentException("a run either resumes a checkpoint or starts from one's weights, not both", nameof(initFrom));
         CreateOutput();
         using var runLock = new RunLock(outDirectory);
         using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
