@@ -165,6 +165,18 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void Text_that_is_not_valid_UTF8_is_reported()
+    {
+        var path = WriteRaw("utf8.safetensors", """{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 4);
+        var bytes = File.ReadAllBytes(path);
+        bytes[10] = 0xFF; // the name "a"
+        File.WriteAllBytes(path, bytes);
+        Assert.StartsWith($"corrupt or truncated safetensors file {path}: a name or string in the header is not valid UTF-8 text", ErrorOf(path));
+        var surrogate = WriteRaw("surrogate.safetensors", """{"a":{"dtype":"\ud800","shape":[1],"data_offsets":[0,4]}}""", 4);
+        Assert.StartsWith($"corrupt or truncated safetensors file {surrogate}: a name or string in the header is not valid UTF-8 text", ErrorOf(surrogate));
+    }
+
+    [Fact]
     public void Offsets_must_match_the_shape_and_not_overlap()
     {
         var path = WriteRaw("size.safetensors", """{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}""", 24);

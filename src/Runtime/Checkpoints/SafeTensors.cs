@@ -153,14 +153,23 @@ public static class SafeTensors
             var entries = new List<Entry>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var property in document.RootElement.EnumerateObject())
+            try
             {
-                if (!seen.Add(property.Name))
-                    throw Corrupt(path, $"the header names '{property.Name}' twice");
-                if (property.Name == MetadataKey)
-                    ParseMetadata(path, property.Value, metadata);
-                else
-                    entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
+                foreach (var property in document.RootElement.EnumerateObject())
+                {
+                    if (!seen.Add(property.Name))
+                        throw Corrupt(path, $"the header names '{property.Name}' twice");
+                    if (property.Name == MetadataKey)
+                        ParseMetadata(path, property.Value, metadata);
+                    else
+                        entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // JsonDocument decodes a string only when it is read: invalid UTF-8 or a lone surrogate escape
+                // ("\ud800") throws then, not in Parse.
+                throw Corrupt(path, $"a name or string in the header is not valid UTF-8 text ({e.Message})", e);
             }
             CheckNoOverlap(path, entries);
             return (entries, metadata);
