@@ -177,6 +177,22 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void Names_and_parser_errors_are_quoted_on_one_line()
+    {
+        var path = WriteRaw("lines.safetensors", """{"a\nb\u2028c":{"dtype":"I\r64","shape":[1],"data_offsets":[0,8]}}""", 8);
+        Assert.Equal(
+            $"safetensors file {path}: tensor 'a\\nb\\u2028c' has dtype I\\r64, which cannot be read (F32, F16, BF16 and F64 can); save the weights as floating point, e.g. model.float()",
+            ErrorOf(path));
+        var longName = new string('n', 1000);
+        var shape = WriteRaw("long.safetensors", "{\"" + longName + "\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4);
+        Assert.Contains($"tensor '{longName[..100]}…{longName[..100]}' shape holds -1", ErrorOf(shape));
+        var json = WriteRaw("json-lines.safetensors", "{\"a\":\n  tru\n\n}", 0);
+        var message = ErrorOf(json);
+        Assert.StartsWith($"corrupt or truncated safetensors file {json}: the header is not valid JSON", message);
+        Assert.DoesNotContain('\n', message);
+    }
+
+    [Fact]
     public void Offsets_must_match_the_shape_and_not_overlap()
     {
         var path = WriteRaw("size.safetensors", """{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}""", 24);
@@ -230,6 +246,11 @@ public sealed class SafeTensorsTests : IDisposable
         File.WriteAllText(bad, "{\"Model\": ");
         Assert.StartsWith($"{bad} is not valid Config JSON",
             Assert.Throws<UserInputException>(() => CheckpointDirectory.ReadJson<Config>(bad)).Message);
+
+        File.WriteAllText(bad, "{\n  \"Model\": \"a\",\n  \"Step\": tru\n}");
+        var message = Assert.Throws<UserInputException>(() => CheckpointDirectory.ReadJson<Config>(bad)).Message;
+        Assert.StartsWith($"{bad} is not valid Config JSON", message);
+        Assert.DoesNotContain('\n', message);
 
         File.WriteAllText(bad, "null");
         Assert.StartsWith($"{bad} holds null",

@@ -140,5 +140,5 @@ public static class Checkpoint
     }
 
     static string Preview(List<string> names) =>
-        string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
+        string.Join(", ", names.Take(5).Select(UserInputException.Printable)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
 }
