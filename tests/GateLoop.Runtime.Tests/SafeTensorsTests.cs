@@ -256,4 +256,36 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.StartsWith($"{bad} holds null",
             Assert.Throws<UserInputException>(() => CheckpointDirectory.ReadJson<Config>(bad)).Message);
     }
+
+    [Theory]
+    [InlineData("\"Format\": 1", "\"Format\": 2", "has format 2, which this version cannot read (it reads format 1)")]
+    [InlineData("\"Model\": \"PostHeadsGated\"", "\"Model\": null", "has no usable model name ('')")]
+    [InlineData("\"Model\": \"PostHeadsGated\"", "\"Model\": \"Post\\nHeads\"", "has no usable model name ('Post\\nHeads')")]
+    [InlineData("\"Hyperparameters\": {", "\"Hyperparameters\": null, \"Unused\": {", "has no Hyperparameters")]
+    [InlineData("\"Dim\": \"8\"", "\"Dim\": null", "has no value for hyperparameter 'Dim'")]
+    [InlineData("\"Step\": 5", "\"Step\": -5", "has step -5, which is negative")]
+    [InlineData("\"DataRng\": [", "\"DataRng\": [0, 0, 0, 0], \"Unused\": [", "has a random generator state of 4 words, not 4 that are not all zero")]
+    [InlineData("\"DataRng\": [", "\"DataRng\": [1], \"Unused\": [", "has a random generator state of 1 words, not 4 that are not all zero")]
+    [InlineData("\"Batch\": 4", "\"Batch\": 0", "has training options no run can use (--batch must be positive, got 0)")]
+    [InlineData("\"LearningRate\": 0.0001", "\"LearningRate\": 1e400", "has training options no run can use (--lr must be a positive number, got {0})")]
+    public void Config_values_no_run_can_use_are_reported(string valid, string damaged, string problem)
+    {
+        var checkpoint = Path.Combine(directory, "config-values");
+        var path = Path.Combine(checkpoint, CheckpointDirectory.ConfigFileName);
+        CheckpointDirectory.WriteJsonAtomic(path, new CheckpointConfig
+        {
+            Model = "PostHeadsGated",
+            Hyperparameters = new() { ["Dim"] = "8" },
+            Step = 5,
+            Options = new TrainOptions(),
+            DataRng = new Rng(1).State,
+        });
+        Assert.Equal(5, Checkpoint.ReadConfig(checkpoint).Step);
+        var json = File.ReadAllText(path);
+        Assert.Contains(valid, json);
+        File.WriteAllText(path, json.Replace(valid, damaged));
+        // {0} in a problem stands for infinity, written as the current culture writes it.
+        Assert.Equal($"{path} {string.Format(problem, double.PositiveInfinity)}; the checkpoint is damaged, use another one",
+            Assert.Throws<UserInputException>(() => Checkpoint.ReadConfig(checkpoint)).Message);
+    }
 }

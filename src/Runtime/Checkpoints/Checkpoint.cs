@@ -70,12 +70,46 @@ public static class Checkpoint
     }
 
     /// <summary>Reads <c>config.json</c> of a checkpoint directory.</summary>
-    /// <exception cref="UserInputException">The directory is missing or is not a checkpoint.</exception>
+    /// <exception cref="UserInputException">
+    /// The directory is missing or is not a checkpoint, or its config holds values no run can use (no model name,
+    /// a missing hyperparameter value, a negative step, invalid training options or random state).
+    /// </exception>
     public static CheckpointConfig ReadConfig(string directory)
     {
         if (!Directory.Exists(directory))
             throw new UserInputException($"checkpoint directory '{directory}' does not exist");
-        return CheckpointDirectory.ReadJson<CheckpointConfig>(Path.Combine(directory, CheckpointDirectory.ConfigFileName));
+        var path = Path.Combine(directory, CheckpointDirectory.ConfigFileName);
+        var config = CheckpointDirectory.ReadJson<CheckpointConfig>(path);
+        // JSON can give what the types do not rule out (null for a required member, a negative count): refused here,
+        // naming the file, rather than failing later in code that trusts the config.
+        if (Problem(config) is { } problem)
+            throw new UserInputException($"{path} {problem}; the checkpoint is damaged, use another one");
+        return config;
+    }
+
+    static string? Problem(CheckpointConfig config)
+    {
+        if (config.Format != 1)
+            return $"has format {config.Format}, which this version cannot read (it reads format 1)";
+        if (config.Model is not { Length: > 0 } model || model.Any(char.IsControl))
+            return $"has no usable model name ('{UserInputException.Printable(config.Model ?? "")}')";
+        if (config.Hyperparameters is null)
+            return "has no Hyperparameters";
+        if (config.Hyperparameters.FirstOrDefault(p => p.Value is null) is { Key: { } missing })
+            return $"has no value for hyperparameter '{UserInputException.Printable(missing)}'";
+        if (config.Step < 0)
+            return $"has step {config.Step}, which is negative";
+        if (config.DataRng is { } state && !Rng.IsState(state))
+            return $"has a random generator state of {state.Length} words, not 4 that are not all zero";
+        try
+        {
+            config.Options?.Validate();
+            return null;
+        }
+        catch (UserInputException e)
+        {
+            return $"has training options no run can use ({e.Message})";
+        }
     }
 
     /// <summary>
@@ -88,7 +122,7 @@ public static class Checkpoint
         var expected = CheckpointConfig.Describe(model.Configuration);
         var different = expected.Keys
             .Where(k => config.Hyperparameters.TryGetValue(k, out var v) && v != expected[k])
-            .Select(k => $"{k} {config.Hyperparameters[k]} (model: {expected[k]})")
+            .Select(k => $"{k} {UserInputException.Printable(config.Hyperparameters[k])} (model: {expected[k]})")
             .ToList();
         if (different.Count > 0)
             throw new UserInputException(
