@@ -138,8 +138,8 @@ public static class Checkpoint
         var file = SafeTensors.Read(path);
         adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, file, FirstMoment, path));
         adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, file, SecondMoment, path));
-        adam.Step = file.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) ? s
-            : throw new UserInputException($"'{path}' has no optimizer step in its metadata");
+        adam.Step = file.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) && s >= 0 ? s
+            : throw new UserInputException($"'{path}' has no optimizer step (a whole number, 0 or more) in its metadata; the checkpoint is damaged, use another one");
     }
 
     static float[] Read(ILGPU.ArrayView<float> view, long length)
