@@ -264,8 +264,8 @@ public sealed class SafeTensorsTests : IDisposable
     [InlineData("\"Hyperparameters\": {", "\"Hyperparameters\": null, \"Unused\": {", "has no Hyperparameters")]
     [InlineData("\"Dim\": \"8\"", "\"Dim\": null", "has no value for hyperparameter 'Dim'")]
     [InlineData("\"Step\": 5", "\"Step\": -5", "has step -5, which is negative")]
-    [InlineData("\"DataRng\": [", "\"DataRng\": [0, 0, 0, 0], \"Unused\": [", "has a random generator state of 4 words, not 4 that are not all zero")]
-    [InlineData("\"DataRng\": [", "\"DataRng\": [1], \"Unused\": [", "has a random generator state of 1 words, not 4 that are not all zero")]
+    [InlineData("\"DataRng\": [", "\"DataRng\": [0, 0, 0, 0], \"Unused\": [", "has an all-zero random generator state")]
+    [InlineData("\"DataRng\": [", "\"DataRng\": [1, 2], \"Unused\": [", "has a random generator state of 2 words, not 4")]
     [InlineData("\"Batch\": 4", "\"Batch\": 0", "has training options no run can use (--batch must be positive, got 0)")]
     [InlineData("\"LearningRate\": 0.0001", "\"LearningRate\": 1e400", "has training options no run can use (--lr must be a positive number, got {0})")]
     public void Config_values_no_run_can_use_are_reported(string valid, string damaged, string problem)

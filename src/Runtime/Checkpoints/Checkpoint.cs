@@ -87,6 +87,7 @@ public static class Checkpoint
         return config;
     }
 
+    /// <summary>What makes <paramref name="config"/> unusable, or null when nothing does.</summary>
     static string? Problem(CheckpointConfig config)
     {
         if (config.Format != 1)
@@ -100,7 +101,7 @@ public static class Checkpoint
         if (config.Step < 0)
             return $"has step {config.Step}, which is negative";
         if (config.DataRng is { } state && !Rng.IsState(state))
-            return $"has a random generator state of {state.Length} words, not 4 that are not all zero";
+            return state.Length == 4 ? "has an all-zero random generator state" : $"has a random generator state of {state.Length} words, not 4";
         try
         {
             config.Options?.Validate();

@@ -33,14 +33,17 @@ public sealed record TrainOptions
     /// <summary>Seed of every random stream.</summary>
     public int Seed { get; init; }
 
-    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size or rate that is not a finite number.</summary>
+    /// <summary>
+    /// Throws a <see cref="UserInputException"/> naming the first size that is not positive, or rate that is
+    /// negative or not a finite number.
+    /// </summary>
     public void Validate()
     {
         foreach (var (name, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen),
                      ("--validate-every", ValidateEvery), ("--checkpoint-every", CheckpointEvery), ("--prime-length", PrimeLength) })
             if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
         if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
-        // Written so that NaN fails too; infinity passes the sign tests and would turn the weights into NaN.
+        // Written so that NaN fails too; an infinite rate passes the sign tests and would turn the weights into NaN.
         if (!(LearningRate > 0 && double.IsFinite(LearningRate))) throw new UserInputException($"--lr must be a positive number, got {LearningRate}");
         if (!(WeightDecay >= 0 && double.IsFinite(WeightDecay) && Clip >= 0 && double.IsFinite(Clip)))
             throw new UserInputException($"--weight-decay and --clip must be numbers that are not negative, got {WeightDecay} and {Clip}");
