@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace GateLoop.Runtime;
 
@@ -23,5 +24,27 @@ public sealed class UserInputException(string message, Exception? inner = null) 
         if (!double.IsFinite(value))
             throw new UserInputException(string.Create(CultureInfo.InvariantCulture,
                 $"{option} must be a finite number, got {value}; pass an ordinary number such as 0.5, or leave the option out for its default"));
+    }
+
+    const int KeptAtEachEnd = 100;
+
+    /// <summary>
+    /// Text taken from a file (a tensor name, a parser's error), fit to quote in a one-line message: line breaks
+    /// and other control characters are escaped as in JSON, and longer text keeps only its start and its end.
+    /// </summary>
+    internal static string Printable(string text)
+    {
+        if (text.Length > 2 * KeptAtEachEnd) text = $"{text[..KeptAtEachEnd]}…{text[^KeptAtEachEnd..]}";
+        var printable = new StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            if (c == '\n') printable.Append("\\n");
+            else if (c == '\r') printable.Append("\\r");
+            else if (c == '\t') printable.Append("\\t");
+            // U+2028 and U+2029 break lines too, though they are not control characters.
+            else if (char.IsControl(c) || c is '\u2028' or '\u2029') printable.Append($"\\u{(int)c:x4}");
+            else printable.Append(c);
+        }
+        return printable.ToString();
     }
 }

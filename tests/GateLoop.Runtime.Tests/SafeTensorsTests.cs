@@ -165,6 +165,34 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void Text_that_is_not_valid_UTF8_is_reported()
+    {
+        var path = WriteRaw("utf8.safetensors", """{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 4);
+        var bytes = File.ReadAllBytes(path);
+        bytes[10] = 0xFF; // the name "a"
+        File.WriteAllBytes(path, bytes);
+        Assert.StartsWith($"corrupt or truncated safetensors file {path}: a name or string in the header is not valid UTF-8 text", ErrorOf(path));
+        var surrogate = WriteRaw("surrogate.safetensors", """{"a":{"dtype":"\ud800","shape":[1],"data_offsets":[0,4]}}""", 4);
+        Assert.StartsWith($"corrupt or truncated safetensors file {surrogate}: a name or string in the header is not valid UTF-8 text", ErrorOf(surrogate));
+    }
+
+    [Fact]
+    public void Names_and_parser_errors_are_quoted_on_one_line()
+    {
+        var path = WriteRaw("lines.safetensors", """{"a\nb\u2028c":{"dtype":"I\r64","shape":[1],"data_offsets":[0,8]}}""", 8);
+        Assert.Equal(
+            $"safetensors file {path}: tensor 'a\\nb\\u2028c' has dtype I\\r64, which cannot be read (F32, F16, BF16 and F64 can); save the weights as floating point, e.g. model.float()",
+            ErrorOf(path));
+        var longName = new string('n', 1000);
+        var shape = WriteRaw("long.safetensors", "{\"" + longName + "\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4);
+        Assert.Contains($"tensor '{longName[..100]}…{longName[..100]}' shape holds -1", ErrorOf(shape));
+        var json = WriteRaw("json-lines.safetensors", "{\"a\":\n  tru\n\n}", 0);
+        var message = ErrorOf(json);
+        Assert.StartsWith($"corrupt or truncated safetensors file {json}: the header is not valid JSON", message);
+        Assert.DoesNotContain('\n', message);
+    }
+
+    [Fact]
     public void Offsets_must_match_the_shape_and_not_overlap()
     {
         var path = WriteRaw("size.safetensors", """{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}""", 24);
@@ -219,8 +247,44 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.StartsWith($"{bad} is not valid Config JSON",
             Assert.Throws<UserInputException>(() => CheckpointDirectory.ReadJson<Config>(bad)).Message);
 
+        File.WriteAllText(bad, "{\n  \"Model\": \"a\",\n  \"Step\": tru\n}");
+        var message = Assert.Throws<UserInputException>(() => CheckpointDirectory.ReadJson<Config>(bad)).Message;
+        Assert.StartsWith($"{bad} is not valid Config JSON", message);
+        Assert.DoesNotContain('\n', message);
+
         File.WriteAllText(bad, "null");
         Assert.StartsWith($"{bad} holds null",
             Assert.Throws<UserInputException>(() => CheckpointDirectory.ReadJson<Config>(bad)).Message);
+    }
+
+    [Theory]
+    [InlineData("\"Format\": 1", "\"Format\": 2", "has format 2, which this version cannot read (it reads format 1)")]
+    [InlineData("\"Model\": \"PostHeadsGated\"", "\"Model\": null", "has no usable model name ('')")]
+    [InlineData("\"Model\": \"PostHeadsGated\"", "\"Model\": \"Post\\nHeads\"", "has no usable model name ('Post\\nHeads')")]
+    [InlineData("\"Hyperparameters\": {", "\"Hyperparameters\": null, \"Unused\": {", "has no Hyperparameters")]
+    [InlineData("\"Dim\": \"8\"", "\"Dim\": null", "has no value for hyperparameter 'Dim'")]
+    [InlineData("\"Step\": 5", "\"Step\": -5", "has step -5, which is negative")]
+    [InlineData("\"DataRng\": [", "\"DataRng\": [0, 0, 0, 0], \"Unused\": [", "has an all-zero random generator state")]
+    [InlineData("\"DataRng\": [", "\"DataRng\": [1, 2], \"Unused\": [", "has a random generator state of 2 words, not 4")]
+    [InlineData("\"Batch\": 4", "\"Batch\": 0", "has training options no run can use (--batch must be positive, got 0)")]
+    [InlineData("\"LearningRate\": 0.0001", "\"LearningRate\": 1e400", "has training options no run can use (--lr must be a finite number, got Infinity; pass an ordinary number such as 0.5, or leave the option out for its default)")]
+    public void Config_values_no_run_can_use_are_reported(string valid, string damaged, string problem)
+    {
+        var checkpoint = Path.Combine(directory, "config-values");
+        var path = Path.Combine(checkpoint, CheckpointDirectory.ConfigFileName);
+        CheckpointDirectory.WriteJsonAtomic(path, new CheckpointConfig
+        {
+            Model = "PostHeadsGated",
+            Hyperparameters = new() { ["Dim"] = "8" },
+            Step = 5,
+            Options = new TrainOptions(),
+            DataRng = new Rng(1).State,
+        });
+        Assert.Equal(5, Checkpoint.ReadConfig(checkpoint).Step);
+        var json = File.ReadAllText(path);
+        Assert.Contains(valid, json);
+        File.WriteAllText(path, json.Replace(valid, damaged));
+        Assert.Equal($"{path} {problem}; the checkpoint is damaged, use another one",
+            Assert.Throws<UserInputException>(() => Checkpoint.ReadConfig(checkpoint)).Message);
     }
 }

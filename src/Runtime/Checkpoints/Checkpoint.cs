@@ -106,12 +106,47 @@ public static class Checkpoint
     }
 
     /// <summary>Reads <c>config.json</c> of the complete checkpoint in a directory.</summary>
-    /// <exception cref="UserInputException">The directory is missing or is not a checkpoint.</exception>
+    /// <exception cref="UserInputException">
+    /// The directory is missing or is not a checkpoint, or its config holds values no run can use (no model name,
+    /// a missing hyperparameter value, a negative step, invalid training options or random state).
+    /// </exception>
     public static CheckpointConfig ReadConfig(string directory)
     {
         if (!Directory.Exists(directory))
             throw new UserInputException($"checkpoint directory '{directory}' does not exist");
-        return CheckpointDirectory.ReadJson<CheckpointConfig>(CheckpointDirectory.PathOf(directory, CheckpointDirectory.ConfigFileName));
+        var path = CheckpointDirectory.PathOf(directory, CheckpointDirectory.ConfigFileName);
+        var config = CheckpointDirectory.ReadJson<CheckpointConfig>(path);
+        // JSON can give what the types do not rule out (null for a required member, a negative count): refused here,
+        // naming the file, rather than failing later in code that trusts the config.
+        if (Problem(config) is { } problem)
+            throw new UserInputException($"{path} {problem}; the checkpoint is damaged, use another one");
+        return config;
+    }
+
+    /// <summary>What makes <paramref name="config"/> unusable, or null when nothing does.</summary>
+    static string? Problem(CheckpointConfig config)
+    {
+        if (config.Format != 1)
+            return $"has format {config.Format}, which this version cannot read (it reads format 1)";
+        if (config.Model is not { Length: > 0 } model || model.Any(char.IsControl))
+            return $"has no usable model name ('{UserInputException.Printable(config.Model ?? "")}')";
+        if (config.Hyperparameters is null)
+            return "has no Hyperparameters";
+        if (config.Hyperparameters.FirstOrDefault(p => p.Value is null) is { Key: { } missing })
+            return $"has no value for hyperparameter '{UserInputException.Printable(missing)}'";
+        if (config.Step < 0)
+            return $"has step {config.Step}, which is negative";
+        if (config.DataRng is { } state && !Rng.IsState(state))
+            return state.Length == 4 ? "has an all-zero random generator state" : $"has a random generator state of {state.Length} words, not 4";
+        try
+        {
+            config.Options?.Validate();
+            return null;
+        }
+        catch (UserInputException e)
+        {
+            return $"has training options no run can use ({e.Message})";
+        }
     }
 
     /// <summary>
@@ -124,7 +159,7 @@ public static class Checkpoint
         var expected = CheckpointConfig.Describe(model.Configuration);
         var different = expected.Keys
             .Where(k => config.Hyperparameters.TryGetValue(k, out var v) && v != expected[k])
-            .Select(k => $"{k} {config.Hyperparameters[k]} (model: {expected[k]})")
+            .Select(k => $"{k} {UserInputException.Printable(config.Hyperparameters[k])} (model: {expected[k]})")
             .ToList();
         if (different.Count > 0)
             throw new UserInputException(
@@ -147,7 +182,7 @@ public static class Checkpoint
             string? id = file.Metadata.GetValueOrDefault(IdKey);
             if (config.Id is not null && id is not null && id != config.Id)
                 throw new UserInputException(
-                    $"'{directory}' holds a mixed checkpoint: {name} is of save {id}, config.json of save {config.Id} (step {config.Step}); " +
+                    $"'{directory}' holds a mixed checkpoint: {name} is of save {UserInputException.Printable(id)}, config.json of save {config.Id} (step {config.Step}); " +
                     "its files were not written together: restore a complete copy, or start from another checkpoint");
             return file;
         }
@@ -157,8 +192,8 @@ public static class Checkpoint
         var optimizer = Open(CheckpointDirectory.OptimizerFileName);
         adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, optimizer, FirstMoment, path));
         adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, optimizer, SecondMoment, path));
-        adam.Step = optimizer.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) ? s
-            : throw new UserInputException($"'{path}' has no optimizer step in its metadata");
+        adam.Step = optimizer.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) && s >= 0 ? s
+            : throw new UserInputException($"'{path}' has no optimizer step (a whole number, 0 or more) in its metadata; the checkpoint is damaged, use another one");
     }
 
     static float[] Read(ILGPU.ArrayView<float> view, long length)
@@ -197,5 +232,5 @@ public static class Checkpoint
     }
 
     static string Preview(List<string> names) =>
-        string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
+        string.Join(", ", names.Take(5).Select(UserInputException.Printable)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
 }

@@ -103,7 +103,7 @@ public static class CheckpointDirectory
         }
         catch (JsonException e)
         {
-            throw new UserInputException($"{path} is not valid {typeof(T).Name} JSON ({e.Message}); the checkpoint is damaged, use another one", e);
+            throw new UserInputException($"{path} is not valid {typeof(T).Name} JSON ({UserInputException.Printable(e.Message)}); the checkpoint is damaged, use another one", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -144,7 +144,7 @@ public static class SafeTensors
         }
         catch (JsonException e)
         {
-            throw Corrupt(path, $"the header is not valid JSON ({e.Message})", e);
+            throw Corrupt(path, $"the header is not valid JSON ({UserInputException.Printable(e.Message)})", e);
         }
         using (document)
         {
@@ -153,14 +153,23 @@ public static class SafeTensors
             var entries = new List<Entry>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var property in document.RootElement.EnumerateObject())
+            try
             {
-                if (!seen.Add(property.Name))
-                    throw Corrupt(path, $"the header names '{property.Name}' twice");
-                if (property.Name == MetadataKey)
-                    ParseMetadata(path, property.Value, metadata);
-                else
-                    entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
+                foreach (var property in document.RootElement.EnumerateObject())
+                {
+                    if (!seen.Add(property.Name))
+                        throw Corrupt(path, $"the header names '{UserInputException.Printable(property.Name)}' twice");
+                    if (property.Name == MetadataKey)
+                        ParseMetadata(path, property.Value, metadata);
+                    else
+                        entries.Add(ParseEntry(path, property.Name, property.Value, dataLength));
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // JsonDocument decodes a string only when it is read: invalid UTF-8 or a lone surrogate escape
+                // ("\ud800") throws then, not in Parse.
+                throw Corrupt(path, $"a name or string in the header is not valid UTF-8 text ({e.Message})", e);
             }
             CheckNoOverlap(path, entries);
             return (entries, metadata);
@@ -174,49 +183,50 @@ public static class SafeTensors
         foreach (var item in value.EnumerateObject())
         {
             if (item.Value.ValueKind != JsonValueKind.String)
-                throw Corrupt(path, $"{MetadataKey} entry '{item.Name}' is a JSON {item.Value.ValueKind}, not a string");
+                throw Corrupt(path, $"{MetadataKey} entry '{UserInputException.Printable(item.Name)}' is a JSON {item.Value.ValueKind}, not a string");
             metadata[item.Name] = item.Value.GetString()!;
         }
     }
 
     static Entry ParseEntry(string path, string name, JsonElement value, long dataLength)
     {
+        var tensor = $"tensor '{UserInputException.Printable(name)}'";
         if (value.ValueKind != JsonValueKind.Object)
-            throw Corrupt(path, $"tensor '{name}' is described by a JSON {value.ValueKind}, not an object");
+            throw Corrupt(path, $"{tensor} is described by a JSON {value.ValueKind}, not an object");
         if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
-            throw Corrupt(path, $"tensor '{name}' has no string \"dtype\"");
+            throw Corrupt(path, $"{tensor} has no string \"dtype\"");
         var dtype = dtypeElement.GetString()!;
         var elementSize = ElementSize(dtype);
         if (elementSize == 0)
             throw new UserInputException(
-                $"safetensors file {path}: tensor '{name}' has dtype {dtype}, which cannot be read (F32, F16, BF16 and F64 can); save the weights as floating point, e.g. model.float()");
-        var shape = ReadIntegers(path, name, value, "shape", int.MaxValue);
-        var offsets = ReadIntegers(path, name, value, "data_offsets", long.MaxValue);
+                $"safetensors file {path}: {tensor} has dtype {UserInputException.Printable(dtype)}, which cannot be read (F32, F16, BF16 and F64 can); save the weights as floating point, e.g. model.float()");
+        var shape = ReadIntegers(path, tensor, value, "shape", int.MaxValue);
+        var offsets = ReadIntegers(path, tensor, value, "data_offsets", long.MaxValue);
         if (offsets.Length != 2)
-            throw Corrupt(path, $"tensor '{name}' has {offsets.Length} data_offsets, not 2");
+            throw Corrupt(path, $"{tensor} has {offsets.Length} data_offsets, not 2");
         var (begin, end) = (offsets[0], offsets[1]);
         if (begin > end || end > dataLength)
-            throw Corrupt(path, $"tensor '{name}' data_offsets [{begin}, {end}] fall outside the {dataLength:N0} data bytes");
+            throw Corrupt(path, $"{tensor} data_offsets [{begin}, {end}] fall outside the {dataLength:N0} data bytes");
         var count = shape.Aggregate(1.0, (a, d) => a * d);
         if (count > Array.MaxLength)
-            throw Corrupt(path, $"tensor '{name}' shape [{string.Join(", ", shape)}] has {count:N0} elements, too many to load");
+            throw Corrupt(path, $"{tensor} shape [{string.Join(", ", shape)}] has {count:N0} elements, too many to load");
         var expected = (long)count * elementSize;
         if (end - begin != expected)
             throw Corrupt(path,
-                $"tensor '{name}' data_offsets [{begin}, {end}] hold {end - begin:N0} bytes, but shape [{string.Join(", ", shape)}] of {dtype} needs {expected:N0}");
+                $"{tensor} data_offsets [{begin}, {end}] hold {end - begin:N0} bytes, but shape [{string.Join(", ", shape)}] of {dtype} needs {expected:N0}");
         return new Entry(name, dtype, shape.Select(d => (int)d).ToArray(), begin, end);
     }
 
-    static long[] ReadIntegers(string path, string name, JsonElement value, string property, long max)
+    static long[] ReadIntegers(string path, string tensor, JsonElement value, string property, long max)
     {
         if (!value.TryGetProperty(property, out var array) || array.ValueKind != JsonValueKind.Array)
-            throw Corrupt(path, $"tensor '{name}' has no \"{property}\" array");
+            throw Corrupt(path, $"{tensor} has no \"{property}\" array");
         var result = new long[array.GetArrayLength()];
         var i = 0;
         foreach (var item in array.EnumerateArray())
         {
             if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var n) || n < 0 || n > max)
-                throw Corrupt(path, $"tensor '{name}' {property} holds {item.GetRawText()}, not a non-negative integer up to {max}");
+                throw Corrupt(path, $"{tensor} {property} holds {UserInputException.Printable(item.GetRawText())}, not a non-negative integer up to {max}");
             result[i++] = n;
         }
         return result;
@@ -228,7 +238,7 @@ public static class SafeTensors
         for (var i = 1; i < ordered.Count; i++)
             if (ordered[i].Begin < ordered[i - 1].End)
                 throw Corrupt(path,
-                    $"tensors '{ordered[i - 1].Name}' [{ordered[i - 1].Begin}, {ordered[i - 1].End}] and '{ordered[i].Name}' [{ordered[i].Begin}, {ordered[i].End}] overlap");
+                    $"tensors '{UserInputException.Printable(ordered[i - 1].Name)}' [{ordered[i - 1].Begin}, {ordered[i - 1].End}] and '{UserInputException.Printable(ordered[i].Name)}' [{ordered[i].Begin}, {ordered[i].End}] overlap");
     }
 
     /// <summary>Bytes per element of a dtype this reader converts, or 0 for any other dtype.</summary>

@@ -36,12 +36,15 @@ public sealed class Rng
         set
         {
             ArgumentNullException.ThrowIfNull(value);
-            if (value.Length != 4 || (value[0] | value[1] | value[2] | value[3]) == 0)
+            if (!IsState(value))
                 throw new UserInputException(
                     $"the saved random generator state must be 4 words, not all zero (got {value.Length} words); the checkpoint is damaged, start a new run without --resume");
             (s0, s1, s2, s3) = (value[0], value[1], value[2], value[3]);
         }
     }
+
+    /// <summary>Whether <paramref name="words"/> can be a state: four words, not all zero (xoshiro stays at zero).</summary>
+    internal static bool IsState(ulong[] words) => words.Length == 4 && (words[0] | words[1] | words[2] | words[3]) != 0;
 
     /// <summary>The next 64 uniformly random bits.</summary>
     public ulong NextULong()

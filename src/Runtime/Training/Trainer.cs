@@ -38,7 +38,10 @@ public sealed record TrainOptions
     /// </summary>
     public string? DataEntry { get; init; }
 
-    /// <summary>Throws a <see cref="UserInputException"/> naming the first non-positive size or non-finite rate.</summary>
+    /// <summary>
+    /// Throws a <see cref="UserInputException"/> naming the first size that is not positive, or rate that is
+    /// negative or not a finite number.
+    /// </summary>
     public void Validate()
     {
         foreach (var (name, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen),
