@@ -1,16 +1,20 @@
 using System.Linq;
 using GateLoop.Generator.Emit;
+using GateLoop.Generator.Lowering;
 using GateLoop.Generator.Parsing;
+using GateLoop.Generator.Templates;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace GateLoop.Generator
 {
     /// <summary>
-    /// Compiles each <c>[GateLoopTransformer]</c> declaration into a model class with constant-size kernels.
-    /// Pipeline: attribute → <see cref="TransformerParser"/> (value-equal spec + diagnostics) → <see cref="TransformerEmitter"/>;
-    /// likewise each <c>[SimpleGateLoop]</c> layer: <see cref="SimpleGateLoopParser"/> → <see cref="SimpleGateLoopEmitter"/>;
-    /// and each hand-written <c>[HostTwins]</c> kernel class gets the host twins generated kernels carry (<see cref="HostTwins"/>).
+    /// Compiles each <c>[GateLoopTransformer]</c> declaration into a model class with constant-size kernels, in stages
+    /// that only look downstream: the attribute → <see cref="TransformerParser"/> (a value-equal spec and its
+    /// diagnostics) → <see cref="TransformerLowering"/> (the graph of ops) → the passes and <see cref="ModelEmitter"/>
+    /// (the C# source); likewise each <c>[SimpleGateLoop]</c> layer through <see cref="SimpleGateLoopParser"/>,
+    /// <see cref="SimpleGateLoopLowering"/> and <see cref="LayerEmitter"/>; and each hand-written <c>[HostTwins]</c>
+    /// kernel class gets the host twins generated kernels carry (<see cref="HostTwins"/>).
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class GateLoopGenerator : IIncrementalGenerator
@@ -34,7 +38,7 @@ namespace GateLoop.Generator
                 .WithTrackingName(ParseStep);
 
             context.RegisterSourceOutput(models.Combine(precision), static (spc, pair) =>
-                Output(spc, pair.Left, pair.Right, static spec => spec.Type, TransformerEmitter.Emit));
+                Output(spc, pair.Left, pair.Right, static spec => spec.Type, static (spec, n) => ModelEmitter.Emit(spec, TransformerLowering.Lower(spec), n)));
 
             var layers = context.SyntaxProvider
                 .ForAttributeWithMetadataName(SimpleGateLoopParser.AttributeName,
@@ -43,7 +47,7 @@ namespace GateLoop.Generator
                 .WithTrackingName(ParseLayerStep);
 
             context.RegisterSourceOutput(layers.Combine(precision), static (spc, pair) =>
-                Output(spc, pair.Left, pair.Right, static spec => spec.Type, SimpleGateLoopEmitter.Emit));
+                Output(spc, pair.Left, pair.Right, static spec => spec.Type, static (spec, n) => LayerEmitter.Emit(spec, SimpleGateLoopLowering.Lower(spec), n)));
 
             var kernelClasses = context.SyntaxProvider
                 .ForAttributeWithMetadataName(HostTwins.AttributeName,
@@ -55,7 +59,10 @@ namespace GateLoop.Generator
                 spc.AddSource(kernels.Type.HintName + ".Host.g.cs", HostTwins.Emit(kernels)));
         }
 
-        /// <summary>Reports a parse's diagnostics, then adds its source in the project's precision (GL0008 when that is unknown).</summary>
+        /// <summary>
+        /// Reports a parse's diagnostics, then adds its source in the project's precision (GL0008 when that is unknown),
+        /// unless the class's name is one of the members the source gives it (GL0011).
+        /// </summary>
         static void Output<TSpec>(SourceProductionContext spc, ParseResult<TSpec> result, string precisionName,
             System.Func<TSpec, Model.TypeLocation> type, System.Func<TSpec, Numeric, string> emit) where TSpec : class
         {
@@ -67,7 +74,14 @@ namespace GateLoop.Generator
                 spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.UnknownPrecision, result.Attribute, precisionName).ToDiagnostic());
                 return;
             }
-            spc.AddSource(type(result.Spec).HintName + ".g.cs", emit(result.Spec, numeric));
+            var location = type(result.Spec);
+            string source = emit(result.Spec, numeric);
+            if (ModelSource.MemberNames(source, location).Contains(location.Name.TrimStart('@')))
+            {
+                spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.ReservedName, result.Declaration, location.Name.TrimStart('@')).ToDiagnostic());
+                return;
+            }
+            spc.AddSource(location.HintName + ".g.cs", source);
         }
     }
 }

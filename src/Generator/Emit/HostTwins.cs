@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using GateLoop.Generator.Templates;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -15,7 +16,7 @@ namespace GateLoop.Generator.Emit
     /// </summary>
     internal static class HostTwins
     {
-        const string HostView = ModelSource.Runtime + "HostView";
+        const string HostView = Numeric.Runtime + "HostView";
 
         /// <summary>Marks a hand-written static partial class of kernels (the runtime's optimizer) for host twins.</summary>
         public const string AttributeName = "GateLoop.Runtime.HostTwinsAttribute";

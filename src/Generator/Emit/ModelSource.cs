@@ -1,15 +1,16 @@
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using GateLoop.Generator.Ir;
 using GateLoop.Generator.Model;
+using GateLoop.Generator.Templates;
 
 namespace GateLoop.Generator.Emit
 {
     /// <summary>The parts every generated class shares: file header and type nesting, parameter table, hyperparameters, views classes.</summary>
     internal static class ModelSource
     {
-        // Runtime types are written fully qualified: ILGPU.Runtime has a Device too, and users may have their own.
-        public const string Runtime = "global::GateLoop.Runtime.";
+        const string Runtime = Numeric.Runtime;
 
         /// <summary>The file header, namespace and enclosing types, then opens the partial class deriving from <paramref name="baseType"/>.</summary>
         public static void Open(CodeWriter w, TypeLocation type, string description, string baseType)
@@ -33,13 +34,13 @@ namespace GateLoop.Generator.Emit
         }
 
         /// <summary>The static <c>ParameterTable</c>: PyTorch name, shape, offset, init rule and fan-in of every tensor.</summary>
-        public static void ParameterTable(CodeWriter w, IEnumerable<(Tensor Tensor, string Name, long Offset)> entries)
+        public static void ParameterTable(CodeWriter w, IEnumerable<(Param Param, string Name, long Offset)> entries)
         {
             w.Line("/// <summary>Every tensor with its PyTorch state_dict name, shape, offset and initialization.</summary>")
              .Line($"public static global::System.Collections.Generic.IReadOnlyList<{Runtime}ParameterInfo> ParameterTable {{ get; }} = new {Runtime}ParameterInfo[]")
              .Line("{");
-            foreach (var (t, name, offset) in entries)
-                w.Line($"    new(\"{name}\", [{string.Join(", ", t.Shape.Select(x => x.Value))}], {offset}, {Runtime}Init.{t.Init}, {t.FanIn}),");
+            foreach (var (p, name, offset) in entries)
+                w.Line($"    new(\"{name}\", [{string.Join(", ", p.Shape.Select(x => x.Value))}], {offset}, {Runtime}Init.{p.Init}, {p.FanIn}),");
             w.Line("};").Line();
         }
 
@@ -60,83 +61,79 @@ namespace GateLoop.Generator.Emit
         }
 
         /// <summary>
-        /// The view of the chunked scans' per-chunk aggregates. Only a GPU's schedule uses it, so it is scratch to the
-        /// device check: <see cref="Views(CodeWriter, Numeric, string, string, IEnumerable{ValueTuple{string, string, string, string}})"/> leaves it unnamed.
+        /// The static <c>Kernels</c> class: the graph's kernel sources, then their host twins in the nested
+        /// <c>Kernels.Host</c> (see <see cref="HostTwins"/>), where the sources' host entries replace the generated
+        /// range entries of the kernels they name.
         /// </summary>
-        public const string ChunkAggregates = "ChunkAgg";
-
-        /// <summary>The members <see cref="ChunkedScans"/> declares.</summary>
-        public static readonly string[] ChunkedScanMembers = { "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks" };
-
-        /// <summary>
-        /// When the scans run chunked (on a GPU, for sequences longer than a chunk, when the lanes, batch × the
-        /// constant <paramref name="lanes"/>, are too few to fill it) and how many chunks a sequence has.
-        /// </summary>
-        public static void ChunkedScans(CodeWriter w, string lanes, int chunk)
+        public static void Kernels(CodeWriter w, string summary, IReadOnlyList<KernelSource> sources)
         {
-            w.Line($"// Below this many lanes (batch·{lanes}) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.")
-             .Line($"const int ChunkedBelowLanes = 32768, Chunk = {chunk};")
-             .Line()
-             .Line($"/// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·{lanes} lanes alone would leave it idle.</summary>")
-             .Line($"bool Chunked => !Device.IsHost && Seq > Chunk && Batch * {lanes} < ChunkedBelowLanes;")
-             .Line()
-             .Line("int Chunks => (Seq + Chunk - 1) / Chunk;")
-             .Line();
-        }
-
-        /// <summary>
-        /// The static <c>Kernels</c> class: the kernel templates in <paramref name="parts"/>, then their host twins in
-        /// the nested <c>Kernels.Host</c> (see <see cref="HostTwins"/>), where <paramref name="hostEntries"/> replace
-        /// the generated range entries of the kernels they name.
-        /// </summary>
-        public static void Kernels(CodeWriter w, string summary, IEnumerable<string> parts, IEnumerable<string> hostEntries)
-        {
-            string members = string.Join("\n\n", parts);
+            string members = string.Join("\n\n", sources.Select(k => k.Kernel));
             w.Line($"/// <summary>{summary}</summary>")
              .Open("public static class Kernels")
              .Block(members)
              .Line()
              .Line("/// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>")
              .Open("public static class Host")
-             .Block(HostTwins.Emit(members, "Kernels", string.Join("\n\n", hostEntries.Where(e => e.Length > 0))))
+             .Block(HostTwins.Emit(members, "Kernels", string.Join("\n\n", sources.Select(k => k.HostEntry).Where(e => e.Length > 0))))
              .Close()
              .Close();
         }
 
-        /// <summary>
-        /// A class of device views taken from a workspace for one (batch, seq): one field per view, or per layer when
-        /// a count is given, each sized by an expression over <c>rows</c> (batch·seq), <c>batch</c>, <c>seq</c> and the
-        /// class's constants, and named after its field (<c>X[3]</c> for a layer's) for the device check.
-        /// </summary>
-        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<(string Name, string Size, string Why)> views) =>
-            Views(w, n, name, summary, views.Select(v => (v.Name, (string?)null, v.Size, v.Why)));
-
-        /// <inheritdoc cref="Views(CodeWriter, Numeric, string, string, IEnumerable{ValueTuple{string, string, string}})"/>
-        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<(string Name, string? Count, string Size, string Why)> views)
+        /// <summary>The graph's members of the model class beside its kernels, in the order the ops need them.</summary>
+        public static void Members(CodeWriter w, IEnumerable<KernelSource> members)
         {
-            var list = views.ToList();
+            foreach (var member in members) w.Block(member.Kernel).Line();
+        }
+
+        /// <summary>
+        /// A class of device views taken from a workspace for one (batch, seq): one field per buffer, or per layer when
+        /// it has a count, each sized by an expression over <c>rows</c> (batch·seq), <c>batch</c>, <c>seq</c> and the
+        /// class's constants, and named after its field (<c>X[3]</c> for a layer's) for the device check; the GPU
+        /// schedule's scratch stays unnamed, its contents differing between devices.
+        /// </summary>
+        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<Buffer> buffers)
+        {
+            var list = buffers.ToList();
             w.Line($"/// <summary>{summary}</summary>").Open($"sealed class {name}");
-            foreach (var (field, count, _, why) in list)
-                w.Line(count is null
-                    ? $"public readonly ArrayView<{n.Type}> {field}; // {why}"
-                    : $"public readonly ArrayView<{n.Type}>[] {field} = new ArrayView<{n.Type}>[{count}]; // {why}");
+            foreach (var b in list)
+                w.Line(b.Count is null
+                    ? $"public readonly ArrayView<{n.Type}> {b.Field}; // {b.Why}"
+                    : $"public readonly ArrayView<{n.Type}>[] {b.Field} = new ArrayView<{n.Type}>[{b.Count}]; // {b.Why}");
             w.Line()
              .Line($"/// <summary>The elements a {name} of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>")
              .Open("public static long Elements(int batch, int seq)")
              .Line("long rows = (long)batch * seq;")
-             .Block($"return {string.Join("\n    + ", list.Select(v => v.Count is null ? $"({v.Size})" : $"({v.Count}) * ({v.Size})"))};")
+             .Block($"return {string.Join("\n    + ", list.Select(b => b.Count is null ? $"({b.Size})" : $"({b.Count}) * ({b.Size})"))};")
              .Close()
              .Line()
              .Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
-            foreach (var (field, count, size, _) in list)
+            foreach (var b in list)
             {
-                string label = field == ChunkAggregates ? "null" : count is null ? $"\"{field}\"" : $"$\"{field}[{{i}}]\"";
-                w.Line(count is null
-                    ? $"{field} = workspace.Take<{n.Type}>({size}, {label});"
-                    : $"for (int i = 0; i < {field}.Length; i++) {field}[i] = workspace.Take<{n.Type}>({size}, {label});");
+                string label = b.Use == BufferUse.Schedule ? "null" : b.Count is null ? $"\"{b.Field}\"" : $"$\"{b.Field}[{{i}}]\"";
+                w.Line(b.Count is null
+                    ? $"{b.Field} = workspace.Take<{n.Type}>({b.Size}, {label});"
+                    : $"for (int i = 0; i < {b.Field}.Length; i++) {b.Field}[i] = workspace.Take<{n.Type}>({b.Size}, {label});");
             }
             w.Close().Close();
         }
+
+        /// <summary>
+        /// The names of the members <paramref name="source"/> declares in <paramref name="type"/>: a declaration cannot
+        /// take one of them as its own name (CS0542), and this reads them off what was emitted rather than a list.
+        /// </summary>
+        public static IEnumerable<string> MemberNames(string source, TypeLocation type) =>
+            Microsoft.CodeAnalysis.CSharp.SyntaxFactory.ParseCompilationUnit(source).DescendantNodes()
+                .OfType<Microsoft.CodeAnalysis.CSharp.Syntax.ClassDeclarationSyntax>()
+                .Where(c => c.Identifier.Text == type.Name.TrimStart('@') && c.Modifiers.Any(m => m.Text == "partial"))
+                .SelectMany(c => c.Members)
+                .SelectMany(m => m switch
+                {
+                    Microsoft.CodeAnalysis.CSharp.Syntax.BaseTypeDeclarationSyntax t => new[] { t.Identifier.Text },
+                    Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax method => new[] { method.Identifier.Text },
+                    Microsoft.CodeAnalysis.CSharp.Syntax.PropertyDeclarationSyntax property => new[] { property.Identifier.Text },
+                    Microsoft.CodeAnalysis.CSharp.Syntax.BaseFieldDeclarationSyntax field => field.Declaration.Variables.Select(v => v.Identifier.Text).ToArray(),
+                    _ => new string[0],
+                });
     }
 }

@@ -11,13 +11,14 @@ namespace GateLoop.Generator.Parsing
 {
     /// <summary>The parse of one declaration: a spec when it is valid, and the diagnostics either way.</summary>
     /// <param name="Attribute">Where the attribute is, for diagnostics found after parsing (the precision).</param>
-    internal sealed record ParseResult<TSpec>(TSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics, LocationInfo Attribute)
+    /// <param name="Declaration">Where the class name is, for diagnostics found in what was emitted (a colliding name).</param>
+    internal sealed record ParseResult<TSpec>(TSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics, LocationInfo Attribute, LocationInfo Declaration)
         where TSpec : class;
 
     /// <summary>
     /// One attributed class as every generator pipeline sees it: the checks that do not depend on what the
-    /// attribute declares (partial, not static, not generic, no foreign base class, no name a generated member
-    /// takes), the attribute's named arguments, and where to report problems.
+    /// attribute declares (partial, not static, not generic, no foreign base class), the attribute's named
+    /// arguments, and where to report problems. (A name a generated member takes is found in what is emitted.)
     /// </summary>
     internal sealed class ModelDeclaration
     {
@@ -42,9 +43,7 @@ namespace GateLoop.Generator.Parsing
         public List<DiagnosticInfo> Errors { get; } = new List<DiagnosticInfo>();
 
         /// <param name="generatedBase">The generic base the generator supplies, e.g. <c>GateLoop.Runtime.SimpleGateLoopLayer&lt;T&gt;</c>.</param>
-        /// <param name="reservedNames">Members the generated class declares; the class cannot share their names (CS0542).</param>
-        public static ModelDeclaration Read(GeneratorAttributeSyntaxContext context, string generatedBase,
-            ICollection<string> reservedNames, CancellationToken cancellationToken)
+        public static ModelDeclaration Read(GeneratorAttributeSyntaxContext context, string generatedBase, CancellationToken cancellationToken)
         {
             var type = (INamedTypeSymbol)context.TargetSymbol;
             var syntax = (ClassDeclarationSyntax)context.TargetNode;
@@ -63,8 +62,6 @@ namespace GateLoop.Generator.Parsing
                     errors.Add(DiagnosticInfo.Create(Diagnostics.NotPartial, typeLocation, outer.Name));
             if (type.IsStatic)
                 errors.Add(DiagnosticInfo.Create(Diagnostics.StaticModel, typeLocation, type.Name));
-            if (reservedNames.Contains(type.Name))
-                errors.Add(DiagnosticInfo.Create(Diagnostics.ReservedName, typeLocation, type.Name));
             if (IsGenericContext(type))
                 errors.Add(DiagnosticInfo.Create(Diagnostics.GenericContext, typeLocation, type.Name));
             // A second partial declaration of the class may already name the generated base; that is fine.
@@ -100,7 +97,7 @@ namespace GateLoop.Generator.Parsing
         /// <summary>The result: the spec built by <paramref name="spec"/> when nothing was reported, else the diagnostics alone.</summary>
         public ParseResult<TSpec> Result<TSpec>(System.Func<TypeLocation, TSpec> spec) where TSpec : class =>
             new ParseResult<TSpec>(Errors.Count == 0 ? spec(Locate(Type)) : null,
-                new EquatableArray<DiagnosticInfo>(Errors.ToImmutableArray()), LocationInfo.From(AttributeLocation));
+                new EquatableArray<DiagnosticInfo>(Errors.ToImmutableArray()), LocationInfo.From(AttributeLocation), LocationInfo.From(TypeLocation));
 
         static bool IsGenericContext(INamedTypeSymbol type)
         {

@@ -1,5 +1,4 @@
 using System.Threading;
-using GateLoop.Generator.Emit;
 using GateLoop.Generator.Model;
 using Microsoft.CodeAnalysis;
 
@@ -14,7 +13,7 @@ namespace GateLoop.Generator.Parsing
 
         public static ParseResult<SimpleGateLoopSpec> Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
-            var declaration = ModelDeclaration.Read(context, LayerBase, SimpleGateLoopEmitter.MemberNames, cancellationToken);
+            var declaration = ModelDeclaration.Read(context, LayerBase, cancellationToken);
             foreach (var other in declaration.Type.GetAttributes())
                 if (other.AttributeClass?.ToDisplayString() == TransformerParser.AttributeName)
                     declaration.Errors.Add(DiagnosticInfo.Create(Diagnostics.LayerAndModel, declaration.TypeLocation, declaration.Type.Name));

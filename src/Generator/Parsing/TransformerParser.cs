@@ -15,7 +15,7 @@ namespace GateLoop.Generator.Parsing
 
         public static ParseResult<TransformerSpec> Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
-            var d = ModelDeclaration.Read(context, "GateLoop.Runtime.TransformerModel<T>", Emit.TransformerEmitter.MemberNames, cancellationToken);
+            var d = ModelDeclaration.Read(context, "GateLoop.Runtime.TransformerModel<T>", cancellationToken);
             var errors = d.Errors;
             var attributeLocation = d.AttributeLocation;
 

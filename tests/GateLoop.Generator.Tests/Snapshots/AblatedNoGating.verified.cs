@@ -17,14 +17,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     const long Qkv = 0, TransitionW = 12288, TransitionB = 20480, MixNormG = 20608, Ff1W = 20672, Ff1B = 37056, Ff2W = 37312, Ff2B = 53696, FfNormG = 53760;
     const long HeadNormG = 124032, HeadW = 124096;
 
-    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-    const int ChunkedBelowLanes = 32768, Chunk = 32;
-
-    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
-
-    int Chunks => (Seq + Chunk - 1) / Chunk;
-
     /// <summary>Every tensor with its PyTorch state_dict name, shape, offset and initialization.</summary>
     public static global::System.Collections.Generic.IReadOnlyList<global::GateLoop.Runtime.ParameterInfo> ParameterTable { get; } = new global::GateLoop.Runtime.ParameterInfo[]
     {
@@ -90,6 +82,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
 
     /// <inheritdoc />
     protected override void UseActivations(object activations) => act = (Activations)activations;
+
+    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768, Chunk = 32;
+
+    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
+    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
+
+    int Chunks => (Seq + Chunk - 1) / Chunk;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -216,10 +216,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
         public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
+        public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DX; // gradient of the residual stream
         public readonly ArrayView<float> DH; // gradient of a block's normalized input
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
-        public readonly ArrayView<float> DQkv; // gradient of q | k | v
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
         public static long Elements(int batch, int seq)
@@ -235,10 +235,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
+                + (rows * 3 * DimInner)
                 + (rows * Dim)
                 + (rows * Dim)
-                + (rows * Hidden)
-                + (rows * 3 * DimInner);
+                + (rows * Hidden);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -254,27 +254,16 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
+            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
             DX = workspace.Take<float>(rows * Dim, "DX");
             DH = workspace.Take<float>(rows * Dim, "DH");
             DF = workspace.Take<float>(rows * Hidden, "DF");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
         }
     }
 
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
-
-        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-        static float Phi(float v, float gauss)
-        {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
         /// <summary>x[r] = emb[token[r]].</summary>
         public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
         {
@@ -531,6 +520,15 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>sum = a + b.</summary>
         public static void Add(Index1D index, ArrayView<float> a, ArrayView<float> b, ArrayView<float> sum) =>
             sum[index] = a[index] + b[index];
+
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
+        {
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
+            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+            float erf = 1 - poly * gauss;
+            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
+        }
 
         /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
         public static void BiasGeluForward(Index1D index, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)

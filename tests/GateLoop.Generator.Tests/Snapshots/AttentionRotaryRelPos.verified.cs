@@ -111,16 +111,15 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
             var x = a.X[2 * l];
-            var h = x;
-            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
+            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, x, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             Device.Launch(Kernels.Rotate, R * DimInner, Seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
-            Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + RelPosW, DimInner * Dim), 0f, a.TransitionIn[l]);
+            Device.Gemm(false, true, R, DimInner, Dim, 1f, x, W(p + RelPosW, DimInner * Dim), 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
             Device.Launch(Kernels.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
             Device.Launch(Kernels.AttentionScores, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.Probs[l]);
             Device.Launch(Kernels.AttentionSoftmax, Batch * Heads * Seq, Seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, R * DimInner, Seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-            Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
+            Device.Gemm(false, true, R, DimInner, Dim, 1f, x, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
             Device.Gemm(false, true, R, Dim, DimInner, 1f, a.Gated[l], W(p + OutW, Dim * DimInner), 1f, a.Sum[2 * l]);
@@ -128,8 +127,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
-            h = x;
-            Device.Gemm(false, true, R, Hidden, Dim, 1f, h, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
+            Device.Gemm(false, true, R, Hidden, Dim, 1f, x, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.Sum[2 * l + 1]);
             Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.Sum[2 * l + 1]);
@@ -156,24 +154,22 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             var x = a.X[2 * l + 1];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
-            var h = x;
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
-            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
+            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, x, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
             x = a.X[2 * l];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
-            h = x;
-            Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.ColumnSum(R, Dim, dX, G(p + OutB, Dim));
+            Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
             Device.Launch(Kernels.SwishGateBackward, R * DimInner, a.AttnOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
-            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, h, 1f, G(p + GatesW, DimInner * Dim));
+            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, x, 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
             Device.Launch(Kernels.AttentionGradValues, R * DimInner, Seq, a.Probs[l], a.DMixed, a.DQkv);
             Device.Launch(Kernels.AttentionGradProbs, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.DMixed, a.DProbs);
@@ -181,10 +177,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.AttentionGradQueriesKeys, R * DimInner, Seq, a.Qkv[l], a.DProbs, a.DQkv);
             Device.Launch(Kernels.RelPosBackward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l], a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, R * (DimInner / 2), a.TransitionIn[l], a.DTransition, a.DTransitionIn);
-            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DTransitionIn, h, 1f, G(p + RelPosW, DimInner * Dim));
+            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DTransitionIn, x, 1f, G(p + RelPosW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DTransitionIn, W(p + RelPosW, DimInner * Dim), 1f, dX);
             Device.Launch(Kernels.Rotate, R * DimInner, Seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
-            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
+            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
         }
         Device.Launch(Kernels.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
@@ -197,24 +193,24 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public readonly ArrayView<float>[] Sum = new ArrayView<float>[2 * Depth]; // x + f(x) before each block's LayerNorm
         public readonly ArrayView<float>[] NormStats = new ArrayView<float>[2 * Depth]; // mean and rstd per row of each LayerNorm
         public readonly ArrayView<float>[] Qkv = new ArrayView<float>[Depth]; // q | k | v
-        public readonly ArrayView<float>[] Probs = new ArrayView<float>[Depth]; // causal attention probabilities (scores when not normalized)
-        public readonly ArrayView<float>[] AttnOut = new ArrayView<float>[Depth]; // attention outputs (heads merged)
-        public readonly ArrayView<float> DProbs; // gradient of the probabilities, then of the scores
         public readonly ArrayView<float>[] TransitionIn = new ArrayView<float>[Depth]; // x·Waᵀ: complex relative-position gates
         public readonly ArrayView<float>[] Transition = new ArrayView<float>[Depth]; // the gates a after the polar sigmoid
         public readonly ArrayView<float>[] Cum = new ArrayView<float>[Depth]; // their cumulative products C
-        public readonly ArrayView<float> DTransition; // gradient of a
-        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ
+        public readonly ArrayView<float>[] Probs = new ArrayView<float>[Depth]; // causal attention probabilities (scores when not normalized)
+        public readonly ArrayView<float>[] AttnOut = new ArrayView<float>[Depth]; // attention outputs (heads merged)
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
         public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
         public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
-        public readonly ArrayView<float> DX; // gradient of the residual stream
-        public readonly ArrayView<float> DF; // feed-forward hidden gradient
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
+        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ
+        public readonly ArrayView<float> DTransition; // gradient of a
         public readonly ArrayView<float> DMixed; // gradient of the gated input
+        public readonly ArrayView<float> DProbs; // gradient of the probabilities, then of the scores
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
+        public readonly ArrayView<float> DX; // gradient of the residual stream
+        public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
         public static long Elements(int batch, int seq)
@@ -224,24 +220,24 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 + (2 * Depth) * (rows * Dim)
                 + (2 * Depth) * (rows * 2)
                 + (Depth) * (rows * 3 * DimInner)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * DimInner)
+                + (Depth) * (rows * DimInner)
                 + (Depth) * (batch * Heads * (long)seq * seq)
                 + (Depth) * (rows * DimInner)
-                + (batch * Heads * (long)seq * seq)
-                + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * DimInner)
-                + (rows * DimInner)
-                + (rows * DimInner)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
-                + (rows * Dim)
-                + (rows * Hidden)
                 + (rows * 3 * DimInner)
                 + (rows * DimInner)
                 + (rows * DimInner)
-                + (rows * DimInner);
+                + (rows * DimInner)
+                + (batch * Heads * (long)seq * seq)
+                + (rows * DimInner)
+                + (rows * DimInner)
+                + (rows * Dim)
+                + (rows * Hidden);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -251,41 +247,30 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim, $"Sum[{i}]");
             for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2, $"NormStats[{i}]");
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
-            for (int i = 0; i < Probs.Length; i++) Probs[i] = workspace.Take<float>(batch * Heads * (long)seq * seq, $"Probs[{i}]");
-            for (int i = 0; i < AttnOut.Length; i++) AttnOut[i] = workspace.Take<float>(rows * DimInner, $"AttnOut[{i}]");
-            DProbs = workspace.Take<float>(batch * Heads * (long)seq * seq, "DProbs");
             for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * DimInner, $"TransitionIn[{i}]");
             for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * DimInner, $"Transition[{i}]");
             for (int i = 0; i < Cum.Length; i++) Cum[i] = workspace.Take<float>(rows * DimInner, $"Cum[{i}]");
-            DTransition = workspace.Take<float>(rows * DimInner, "DTransition");
-            DTransitionIn = workspace.Take<float>(rows * DimInner, "DTransitionIn");
+            for (int i = 0; i < Probs.Length; i++) Probs[i] = workspace.Take<float>(batch * Heads * (long)seq * seq, $"Probs[{i}]");
+            for (int i = 0; i < AttnOut.Length; i++) AttnOut[i] = workspace.Take<float>(rows * DimInner, $"AttnOut[{i}]");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
             DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
+            DTransitionIn = workspace.Take<float>(rows * DimInner, "DTransitionIn");
+            DTransition = workspace.Take<float>(rows * DimInner, "DTransition");
             DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
+            DProbs = workspace.Take<float>(batch * Heads * (long)seq * seq, "DProbs");
             DGates = workspace.Take<float>(rows * DimInner, "DGates");
             DGated = workspace.Take<float>(rows * DimInner, "DGated");
+            DX = workspace.Take<float>(rows * Dim, "DX");
+            DF = workspace.Take<float>(rows * Hidden, "DF");
         }
     }
 
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
-
-        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-        static float Phi(float v, float gauss)
-        {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
         /// <summary>x[r] = emb[token[r]].</summary>
         public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
         {
@@ -350,6 +335,123 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             }
             dw[d] += sw;
             db[d] += sb;
+        }
+
+        /// <summary>
+        /// Rotates each adjacent pair of q and k by position·freq (direction 1) — or a gradient back by the transpose
+        /// (direction −1): (x₀, x₁) → (x₀·cos − x₁·sin, x₁·cos + x₀·sin). One thread per pair.
+        /// </summary>
+        public static void Rotate(Index1D index, int seq, ArrayView<float> m, ArrayView<float> freqs, float direction)
+        {
+            int pair = index.X % (HeadDim / 2), rest = index.X / (HeadDim / 2), h = rest % Heads, part = rest / Heads % 2;
+            long row = rest / Heads / 2;
+            float angle = direction * (row % seq) * freqs[pair];
+            float cos = global::System.MathF.Cos(angle), sin = global::System.MathF.Sin(angle);
+            long o = row * QkvRow + part * DimInner + h * HeadDim + 2 * pair;
+            float x0 = m[o], x1 = m[o + 1];
+            m[o] = x0 * cos - x1 * sin;
+            m[o + 1] = x1 * cos + x0 * sin;
+        }
+
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
+
+        const float Frac = 0.9f;
+
+        /// <summary>a = σ(m)·(x, y)/m for (x, y) = r, m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
+        public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> a)
+        {
+            long i = 2 * (long)index.X;
+            float x = rIn[i];
+            float y = rIn[i + 1];
+            float m = global::System.MathF.Sqrt(x * x + y * y);
+            if (m == 0)
+            {
+                a[i] = 0.5f;
+                a[i + 1] = 0;
+                return;
+            }
+            float f = Sigmoid(m) / m;
+            a[i] = f * x;
+            a[i + 1] = f * y;
+        }
+
+        /// <summary>dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.</summary>
+        public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr)
+        {
+            long i = 2 * (long)index.X;
+            float x = rIn[i];
+            float y = rIn[i + 1];
+            float m = global::System.MathF.Sqrt(x * x + y * y);
+            if (m == 0)
+            {
+                dr[i] = 0;
+                dr[i + 1] = 0;
+                return;
+            }
+            float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
+            float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
+            dr[i] = Frac * (f * gx + k * x);
+            dr[i + 1] = Frac * (f * gy + k * y);
+        }
+
+        const float RelPosFloor = 1E-10f;
+
+        /// <summary>
+        /// The seed's data-dependent relative positions, per (row, head): C_d = Π_{d′ ≤ d} a_{d′} along the head's channel
+        /// pairs (its cumprod over dim −2 of [b, h, n, d, 1]); q's pair d is scaled by R_d = max(Re C_d, 1e-10) and k's
+        /// by 1/R_d, in place. C is kept for backward.
+        /// </summary>
+        public static void RelPosForward(Index1D index, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv)
+        {
+            long row = index.X / Heads;
+            int h = index.X % Heads;
+            float cr = 1, ci = 0;
+            for (int d = 0; d < HeadDim / 2; d++)
+            {
+                long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2;
+                float ar = a[ai], aim = a[ai + 1], nr = ar * cr - aim * ci;
+                ci = ar * ci + aim * cr;
+                cr = nr;
+                cum[ai] = cr;
+                cum[ai + 1] = ci;
+                float r = global::System.MathF.Max(cr, RelPosFloor);
+                long q = row * QkvRow + h * HeadDim + 2 * d;
+                qkv[q] *= r;
+                qkv[q + 1] *= r;
+                qkv[q + DimInner] /= r;
+                qkv[q + DimInner + 1] /= r;
+            }
+        }
+
+        /// <summary>
+        /// From the scaled q, k and their gradients: ∂L/∂R_d = (dq·q − dk·k)/R_d over the pair (zero where the floor
+        /// clamps), dq ← dq·R, dk ← dk/R in place; then the reverse product G_d = ∂L/∂C_d + conj(a_{d+1})·G_{d+1}
+        /// gives da_d = conj(C_{d−1})·G_d (C_{−1} = 1).
+        /// </summary>
+        public static void RelPosBackward(Index1D index, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv, ArrayView<float> dQkv, ArrayView<float> da)
+        {
+            long row = index.X / Heads;
+            int h = index.X % Heads;
+            float gr = 0, gi = 0, nar = 0, nai = 0;
+            for (int d = HeadDim / 2 - 1; d >= 0; d--)
+            {
+                long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
+                float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
+                float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
+                    - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
+                dQkv[q] *= r;
+                dQkv[q + 1] *= r;
+                dQkv[q + DimInner] /= r;
+                dQkv[q + DimInner + 1] /= r;
+                float ngr = (cr >= RelPosFloor ? dr : 0) + nar * gr + nai * gi;
+                gi = nar * gi - nai * gr;
+                gr = ngr;
+                float pr = d > 0 ? cum[ai - 2] : 1, pi = d > 0 ? cum[ai - 1] : 0;
+                da[ai] = pr * gr + pi * gi;
+                da[ai + 1] = pr * gi - pi * gr;
+                nar = a[ai];
+                nai = a[ai + 1];
+            }
         }
 
         const float AttnScale = 0.25f; // 1/√HeadDim
@@ -454,121 +556,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             dQkv[row * QkvRow + DimInner + c] = dk * AttnScale;
         }
 
-        /// <summary>
-        /// Rotates each adjacent pair of q and k by position·freq (direction 1) — or a gradient back by the transpose
-        /// (direction −1): (x₀, x₁) → (x₀·cos − x₁·sin, x₁·cos + x₀·sin). One thread per pair.
-        /// </summary>
-        public static void Rotate(Index1D index, int seq, ArrayView<float> m, ArrayView<float> freqs, float direction)
-        {
-            int pair = index.X % (HeadDim / 2), rest = index.X / (HeadDim / 2), h = rest % Heads, part = rest / Heads % 2;
-            long row = rest / Heads / 2;
-            float angle = direction * (row % seq) * freqs[pair];
-            float cos = global::System.MathF.Cos(angle), sin = global::System.MathF.Sin(angle);
-            long o = row * QkvRow + part * DimInner + h * HeadDim + 2 * pair;
-            float x0 = m[o], x1 = m[o + 1];
-            m[o] = x0 * cos - x1 * sin;
-            m[o + 1] = x1 * cos + x0 * sin;
-        }
-
-        const float Frac = 0.9f;
-
-        /// <summary>a = σ(m)·(x, y)/m for (x, y) = r, m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
-        public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> a)
-        {
-            long i = 2 * (long)index.X;
-            float x = rIn[i];
-            float y = rIn[i + 1];
-            float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                a[i] = 0.5f;
-                a[i + 1] = 0;
-                return;
-            }
-            float f = Sigmoid(m) / m;
-            a[i] = f * x;
-            a[i + 1] = f * y;
-        }
-
-        /// <summary>dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.</summary>
-        public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr)
-        {
-            long i = 2 * (long)index.X;
-            float x = rIn[i];
-            float y = rIn[i + 1];
-            float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                dr[i] = 0;
-                dr[i + 1] = 0;
-                return;
-            }
-            float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-            float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-            dr[i] = Frac * (f * gx + k * x);
-            dr[i + 1] = Frac * (f * gy + k * y);
-        }
-
-        const float RelPosFloor = 1E-10f;
-
-        /// <summary>
-        /// The seed's data-dependent relative positions, per (row, head): C_d = Π_{d′ ≤ d} a_{d′} along the head's channel
-        /// pairs (its cumprod over dim −2 of [b, h, n, d, 1]); q's pair d is scaled by R_d = max(Re C_d, 1e-10) and k's
-        /// by 1/R_d, in place. C is kept for backward.
-        /// </summary>
-        public static void RelPosForward(Index1D index, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv)
-        {
-            long row = index.X / Heads;
-            int h = index.X % Heads;
-            float cr = 1, ci = 0;
-            for (int d = 0; d < HeadDim / 2; d++)
-            {
-                long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2;
-                float ar = a[ai], aim = a[ai + 1], nr = ar * cr - aim * ci;
-                ci = ar * ci + aim * cr;
-                cr = nr;
-                cum[ai] = cr;
-                cum[ai + 1] = ci;
-                float r = global::System.MathF.Max(cr, RelPosFloor);
-                long q = row * QkvRow + h * HeadDim + 2 * d;
-                qkv[q] *= r;
-                qkv[q + 1] *= r;
-                qkv[q + DimInner] /= r;
-                qkv[q + DimInner + 1] /= r;
-            }
-        }
-
-        /// <summary>
-        /// From the scaled q, k and their gradients: ∂L/∂R_d = (dq·q − dk·k)/R_d over the pair (zero where the floor
-        /// clamps), dq ← dq·R, dk ← dk/R in place; then the reverse product G_d = ∂L/∂C_d + conj(a_{d+1})·G_{d+1}
-        /// gives da_d = conj(C_{d−1})·G_d (C_{−1} = 1).
-        /// </summary>
-        public static void RelPosBackward(Index1D index, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv, ArrayView<float> dQkv, ArrayView<float> da)
-        {
-            long row = index.X / Heads;
-            int h = index.X % Heads;
-            float gr = 0, gi = 0, nar = 0, nai = 0;
-            for (int d = HeadDim / 2 - 1; d >= 0; d--)
-            {
-                long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
-                float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
-                float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
-                    - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
-                dQkv[q] *= r;
-                dQkv[q + 1] *= r;
-                dQkv[q + DimInner] /= r;
-                dQkv[q + DimInner + 1] /= r;
-                float ngr = (cr >= RelPosFloor ? dr : 0) + nar * gr + nai * gi;
-                gi = nar * gi - nai * gr;
-                gr = ngr;
-                float pr = d > 0 ? cum[ai - 2] : 1, pi = d > 0 ? cum[ai - 1] : 0;
-                da[ai] = pr * gr + pi * gi;
-                da[ai + 1] = pr * gi - pi * gr;
-                nar = a[ai];
-                nai = a[ai + 1];
-            }
-        }
-
         /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
         public static void SwishGateForward(Index1D index, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
         {
@@ -582,6 +569,19 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             float gv = g[index], s = Sigmoid(gv), d = dy[index];
             dx[index] = d * gv * s;
             dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+        }
+
+        /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
+        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
+            x[index] += bias[index.X % Dim];
+
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
+        {
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
+            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+            float erf = 1 - poly * gauss;
+            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
         }
 
         /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
@@ -598,10 +598,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
             du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
-
-        /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
-        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
-            x[index] += bias[index.X % Dim];
 
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
         public static void CrossEntropy(Index1D index, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
@@ -723,6 +719,97 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     if (tokens[r] != v) continue;
                     long src = r * Dim;
                     for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.Rotate"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void Rotate(int from, int to, int seq, ArrayView<float> m, ArrayView<float> freqs, float direction)
+            {
+                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
+                var freqsHost = new global::GateLoop.Runtime.HostView<float>(freqs);
+                for (int index = from; index < to; index++) Rotate(index, seq, mHost, freqsHost, direction);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void Rotate(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> freqs, float direction)
+            {
+                int pair = index.X % (HeadDim / 2), rest = index.X / (HeadDim / 2), h = rest % Heads, part = rest / Heads % 2;
+                long row = rest / Heads / 2;
+                float angle = direction * (row % seq) * freqs[pair];
+                float cos = global::System.MathF.Cos(angle), sin = global::System.MathF.Sin(angle);
+                long o = row * QkvRow + part * DimInner + h * HeadDim + 2 * pair;
+                float x0 = m[o], x1 = m[o + 1];
+                m[o] = x0 * cos - x1 * sin;
+                m[o + 1] = x1 * cos + x0 * sin;
+            }
+
+            /// <summary>Runs <see cref="Kernels.RelPosForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RelPosForward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv)
+            {
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var cumHost = new global::GateLoop.Runtime.HostView<float>(cum);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                for (int index = from; index < to; index++) RelPosForward(index, aHost, cumHost, qkvHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RelPosForward(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> cum, global::GateLoop.Runtime.HostView<float> qkv)
+            {
+                long row = index.X / Heads;
+                int h = index.X % Heads;
+                float cr = 1, ci = 0;
+                for (int d = 0; d < HeadDim / 2; d++)
+                {
+                    long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2;
+                    float ar = a[ai], aim = a[ai + 1], nr = ar * cr - aim * ci;
+                    ci = ar * ci + aim * cr;
+                    cr = nr;
+                    cum[ai] = cr;
+                    cum[ai + 1] = ci;
+                    float r = global::System.MathF.Max(cr, RelPosFloor);
+                    long q = row * QkvRow + h * HeadDim + 2 * d;
+                    qkv[q] *= r;
+                    qkv[q + 1] *= r;
+                    qkv[q + DimInner] /= r;
+                    qkv[q + DimInner + 1] /= r;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RelPosBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RelPosBackward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv, ArrayView<float> dQkv, ArrayView<float> da)
+            {
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var cumHost = new global::GateLoop.Runtime.HostView<float>(cum);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
+                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
+                for (int index = from; index < to; index++) RelPosBackward(index, aHost, cumHost, qkvHost, dQkvHost, daHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RelPosBackward(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> cum, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
+            {
+                long row = index.X / Heads;
+                int h = index.X % Heads;
+                float gr = 0, gi = 0, nar = 0, nai = 0;
+                for (int d = HeadDim / 2 - 1; d >= 0; d--)
+                {
+                    long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
+                    float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
+                    float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
+                        - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
+                    dQkv[q] *= r;
+                    dQkv[q + 1] *= r;
+                    dQkv[q + DimInner] /= r;
+                    dQkv[q + DimInner + 1] /= r;
+                    float ngr = (cr >= RelPosFloor ? dr : 0) + nar * gr + nai * gi;
+                    gi = nar * gi - nai * gr;
+                    gr = ngr;
+                    float pr = d > 0 ? cum[ai - 2] : 1, pi = d > 0 ? cum[ai - 1] : 0;
+                    da[ai] = pr * gr + pi * gi;
+                    da[ai + 1] = pr * gi - pi * gr;
+                    nar = a[ai];
+                    nai = a[ai + 1];
                 }
             }
 
@@ -879,97 +966,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 for (int j = i; j < seq; j++) dk += ds[bh + (long)j * seq + i] * qkv[first + j * QkvRow + c];
                 dQkv[row * QkvRow + c] = dq * AttnScale;
                 dQkv[row * QkvRow + DimInner + c] = dk * AttnScale;
-            }
-
-            /// <summary>Runs <see cref="Kernels.Rotate"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void Rotate(int from, int to, int seq, ArrayView<float> m, ArrayView<float> freqs, float direction)
-            {
-                var mHost = new global::GateLoop.Runtime.HostView<float>(m);
-                var freqsHost = new global::GateLoop.Runtime.HostView<float>(freqs);
-                for (int index = from; index < to; index++) Rotate(index, seq, mHost, freqsHost, direction);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void Rotate(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> m, global::GateLoop.Runtime.HostView<float> freqs, float direction)
-            {
-                int pair = index.X % (HeadDim / 2), rest = index.X / (HeadDim / 2), h = rest % Heads, part = rest / Heads % 2;
-                long row = rest / Heads / 2;
-                float angle = direction * (row % seq) * freqs[pair];
-                float cos = global::System.MathF.Cos(angle), sin = global::System.MathF.Sin(angle);
-                long o = row * QkvRow + part * DimInner + h * HeadDim + 2 * pair;
-                float x0 = m[o], x1 = m[o + 1];
-                m[o] = x0 * cos - x1 * sin;
-                m[o + 1] = x1 * cos + x0 * sin;
-            }
-
-            /// <summary>Runs <see cref="Kernels.RelPosForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RelPosForward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv)
-            {
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                var cumHost = new global::GateLoop.Runtime.HostView<float>(cum);
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                for (int index = from; index < to; index++) RelPosForward(index, aHost, cumHost, qkvHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RelPosForward(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> cum, global::GateLoop.Runtime.HostView<float> qkv)
-            {
-                long row = index.X / Heads;
-                int h = index.X % Heads;
-                float cr = 1, ci = 0;
-                for (int d = 0; d < HeadDim / 2; d++)
-                {
-                    long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2;
-                    float ar = a[ai], aim = a[ai + 1], nr = ar * cr - aim * ci;
-                    ci = ar * ci + aim * cr;
-                    cr = nr;
-                    cum[ai] = cr;
-                    cum[ai + 1] = ci;
-                    float r = global::System.MathF.Max(cr, RelPosFloor);
-                    long q = row * QkvRow + h * HeadDim + 2 * d;
-                    qkv[q] *= r;
-                    qkv[q + 1] *= r;
-                    qkv[q + DimInner] /= r;
-                    qkv[q + DimInner + 1] /= r;
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.RelPosBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void RelPosBackward(int from, int to, ArrayView<float> a, ArrayView<float> cum, ArrayView<float> qkv, ArrayView<float> dQkv, ArrayView<float> da)
-            {
-                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
-                var cumHost = new global::GateLoop.Runtime.HostView<float>(cum);
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var dQkvHost = new global::GateLoop.Runtime.HostView<float>(dQkv);
-                var daHost = new global::GateLoop.Runtime.HostView<float>(da);
-                for (int index = from; index < to; index++) RelPosBackward(index, aHost, cumHost, qkvHost, dQkvHost, daHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void RelPosBackward(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> cum, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> dQkv, global::GateLoop.Runtime.HostView<float> da)
-            {
-                long row = index.X / Heads;
-                int h = index.X % Heads;
-                float gr = 0, gi = 0, nar = 0, nai = 0;
-                for (int d = HeadDim / 2 - 1; d >= 0; d--)
-                {
-                    long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
-                    float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
-                    float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
-                        - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
-                    dQkv[q] *= r;
-                    dQkv[q + 1] *= r;
-                    dQkv[q + DimInner] /= r;
-                    dQkv[q + DimInner + 1] /= r;
-                    float ngr = (cr >= RelPosFloor ? dr : 0) + nar * gr + nai * gi;
-                    gi = nar * gi - nai * gr;
-                    gr = ngr;
-                    float pr = d > 0 ? cum[ai - 2] : 1, pi = d > 0 ? cum[ai - 1] : 0;
-                    da[ai] = pr * gr + pi * gi;
-                    da[ai + 1] = pr * gi - pi * gr;
-                    nar = a[ai];
-                    nai = a[ai + 1];
-                }
             }
 
             /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

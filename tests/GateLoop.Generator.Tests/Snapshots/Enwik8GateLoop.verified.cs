@@ -17,14 +17,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     const long Qkv = 0, TransitionW = 786432, TransitionB = 1310720, GatesW = 1311744, OutW = 1573888, MixNormW = 1836032, MixNormB = 1836544, Ff1W = 1837056, Ff1B = 2885632, Ff2W = 2887680, Ff2B = 3936256, FfNormW = 3936768, FfNormB = 3937280;
     const long HeadW = 23757824;
 
-    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-    const int ChunkedBelowLanes = 32768, Chunk = 32;
-
-    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
-
-    int Chunks => (Seq + Chunk - 1) / Chunk;
-
     /// <summary>Every tensor with its PyTorch state_dict name, shape, offset and initialization.</summary>
     public static global::System.Collections.Generic.IReadOnlyList<global::GateLoop.Runtime.ParameterInfo> ParameterTable { get; } = new global::GateLoop.Runtime.ParameterInfo[]
     {
@@ -150,6 +142,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     protected override void UseActivations(object activations) => act = (Activations)activations;
 
+    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768, Chunk = 32;
+
+    /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
+    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
+
+    int Chunks => (Seq + Chunk - 1) / Chunk;
+
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
     /// <inheritdoc />
@@ -177,9 +177,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
             var x = a.X[2 * l];
-            var h = x;
-            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
-            Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
+            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, x, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
+            Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, x, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
@@ -191,15 +190,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
             else
                 Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
-            Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
+            Device.Gemm(false, true, R, DimInner, Dim, 1f, x, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
             Device.Gemm(false, true, R, Dim, DimInner, 1f, a.Gated[l], W(p + OutW, Dim * DimInner), 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
-            h = x;
-            Device.Gemm(false, true, R, Hidden, Dim, 1f, h, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
+            Device.Gemm(false, true, R, Hidden, Dim, 1f, x, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.Sum[2 * l + 1]);
             Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.Sum[2 * l + 1]);
@@ -226,23 +224,21 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             var x = a.X[2 * l + 1];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
-            var h = x;
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
-            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
+            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, x, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
             x = a.X[2 * l];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
-            h = x;
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
             Device.Launch(Kernels.SwishGateBackward, R * DimInner, a.ScanOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
-            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, h, 1f, G(p + GatesW, DimInner * Dim));
+            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, x, 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
@@ -264,9 +260,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
-            Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, h, 1f, G(p + TransitionW, 2 * Heads * Dim));
+            Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, x, 1f, G(p + TransitionW, 2 * Heads * Dim));
             Device.Gemm(false, false, R, Dim, 2 * Heads, 1f, a.DTransitionIn, W(p + TransitionW, 2 * Heads * Dim), 1f, dX);
-            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
+            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
         }
         Device.Launch(Kernels.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
@@ -285,18 +281,18 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> StateScratch; // scan states of one layer, recomputed in backward
         public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
-        public readonly ArrayView<float> DTransition; // gradient of a
-        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
         public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
         public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
-        public readonly ArrayView<float> DX; // gradient of the residual stream
-        public readonly ArrayView<float> DF; // feed-forward hidden gradient
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
+        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
+        public readonly ArrayView<float> DTransition; // gradient of a
         public readonly ArrayView<float> DMixed; // gradient of the gated input
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
+        public readonly ArrayView<float> DX; // gradient of the residual stream
+        public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
         public static long Elements(int batch, int seq)
@@ -312,18 +308,18 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 + (rows * 2 * DimInner)
                 + ((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4)
                 + (Depth) * (rows * DimInner)
-                + (rows * 2 * Heads)
-                + (rows * 2 * Heads)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
-                + (rows * Dim)
-                + (rows * Hidden)
                 + (rows * 3 * DimInner)
+                + (rows * 2 * Heads)
+                + (rows * 2 * Heads)
                 + (rows * DimInner)
                 + (rows * DimInner)
-                + (rows * DimInner);
+                + (rows * DimInner)
+                + (rows * Dim)
+                + (rows * Hidden);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -339,35 +335,24 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch");
             ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4, null);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
-            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
             DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
+            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
             DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
             DGates = workspace.Take<float>(rows * DimInner, "DGates");
             DGated = workspace.Take<float>(rows * DimInner, "DGated");
+            DX = workspace.Take<float>(rows * Dim, "DX");
+            DF = workspace.Take<float>(rows * Hidden, "DF");
         }
     }
 
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
-
-        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-        static float Phi(float v, float gauss)
-        {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
         /// <summary>x[r] = emb[token[r]].</summary>
         public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
         {
@@ -433,6 +418,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             dw[d] += sw;
             db[d] += sb;
         }
+
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
         const float Frac = 0.9f;
 
@@ -706,6 +693,15 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             float gv = g[index], s = Sigmoid(gv), d = dy[index];
             dx[index] = d * gv * s;
             dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+        }
+
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
+        {
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
+            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+            float erf = 1 - poly * gauss;
+            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
         }
 
         /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>

@@ -127,39 +127,28 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Backward buffers for one (batch, sequence length), allocated on the first backward.</summary>
     sealed class Scratch
     {
-        public readonly ArrayView<float> DZ; // gradient of Z
         public readonly ArrayView<float> DH; // gradient of h
+        public readonly ArrayView<float> DZ; // gradient of Z
 
         /// <summary>The elements a Scratch of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
         public static long Elements(int batch, int seq)
         {
             long rows = (long)batch * seq;
-            return (rows * 3 * Dim)
-                + (rows * Dim);
+            return (rows * Dim)
+                + (rows * 3 * Dim);
         }
 
         public Scratch(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            DZ = workspace.Take<float>(rows * 3 * Dim, "DZ");
             DH = workspace.Take<float>(rows * Dim, "DH");
+            DZ = workspace.Take<float>(rows * 3 * Dim, "DZ");
         }
     }
 
     /// <summary>The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
-
-        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-        static float Phi(float v, float gauss)
-        {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
         const float RmsScale = 22.627417f, RmsEps = 1E-12f;
 
         /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
@@ -199,6 +188,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             }
             dGamma[d] += sum * RmsScale;
         }
+
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
         /// <summary>
         /// One thread per (batch, channel) runs the sequence from the first position to the last, starting from S_0 = initial[b, c]:
@@ -370,6 +361,46 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            {
+                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
+                RmsNormBackwardGammaColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+                global::GateLoop.Runtime.HostSimd.RmsNormGammaGradients(head, tail, rows, Dim, RmsScale, x, invNorm, dy, dGamma);
+                RmsNormBackwardGammaColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+            }
+
+            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[1 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = 0; r < rows; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sum = run[1 * j + 0];
+                            sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
+                            run[1 * j + 0] = sum;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sum = run[1 * j + 0];
+                        dGamma[d] += sum * RmsScale;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
+                global::GateLoop.Runtime.HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
+                global::GateLoop.Runtime.HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
+
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
             public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state)
             {
@@ -459,46 +490,6 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                         }
                 }
             }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
-            {
-                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                RmsNormBackwardGammaColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
-                global::GateLoop.Runtime.HostSimd.RmsNormGammaGradients(head, tail, rows, Dim, RmsScale, x, invNorm, dy, dGamma);
-                RmsNormBackwardGammaColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
-            }
-
-            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
-            {
-                const int Run = 256;
-                global::System.Span<float> run = stackalloc float[1 * Run];
-                for (int first = from; first < to; first += Run)
-                {
-                    int end = global::System.Math.Min(to, first + Run);
-                    run.Clear();
-                    for (long r = 0; r < rows; r++)
-                        for (int d = first, j = 0; d < end; d++, j++)
-                        {
-                            float sum = run[1 * j + 0];
-                            sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
-                            run[1 * j + 0] = sum;
-                        }
-                    for (int d = first, j = 0; d < end; d++, j++)
-                    {
-                        float sum = run[1 * j + 0];
-                        dGamma[d] += sum * RmsScale;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
 
             /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void ChunkScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> agg)

@@ -215,21 +215,21 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] SubOut = new ArrayView<float>[Depth]; // sub-LayerNorm outputs
         public readonly ArrayView<float>[] SubStats = new ArrayView<float>[Depth]; // sub-LayerNorm mean and rstd
-        public readonly ArrayView<float> DScanOut; // gradient of the scan output
-        public readonly ArrayView<float> DTransition; // gradient of a
-        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
-        public readonly ArrayView<float> GradStates; // reverse-scan states Ĝ of one layer
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
         public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
         public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
-        public readonly ArrayView<float> DX; // gradient of the residual stream
-        public readonly ArrayView<float> DH; // gradient of a block's normalized input
-        public readonly ArrayView<float> DF; // feed-forward hidden gradient
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
+        public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
+        public readonly ArrayView<float> DTransition; // gradient of a
+        public readonly ArrayView<float> DScanOut; // gradient of the scan output
+        public readonly ArrayView<float> GradStates; // reverse-scan states Ĝ of one layer
         public readonly ArrayView<float> DMixed; // gradient of the gated input
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
+        public readonly ArrayView<float> DX; // gradient of the residual stream
+        public readonly ArrayView<float> DH; // gradient of a block's normalized input
+        public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
         public static long Elements(int batch, int seq)
@@ -246,21 +246,21 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * 2)
-                + (rows * DimInner)
-                + (rows * 2 * Heads)
-                + (rows * 2 * Heads)
-                + (rows * 2 * DimInner * HeadDim)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
-                + (rows * Dim)
-                + (rows * Dim)
-                + (rows * Hidden)
                 + (rows * 3 * DimInner)
+                + (rows * 2 * Heads)
+                + (rows * 2 * Heads)
+                + (rows * DimInner)
+                + (rows * 2 * DimInner * HeadDim)
                 + (rows * DimInner)
                 + (rows * DimInner)
-                + (rows * DimInner);
+                + (rows * DimInner)
+                + (rows * Dim)
+                + (rows * Dim)
+                + (rows * Hidden);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -277,38 +277,27 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
             for (int i = 0; i < SubOut.Length; i++) SubOut[i] = workspace.Take<float>(rows * DimInner, $"SubOut[{i}]");
             for (int i = 0; i < SubStats.Length; i++) SubStats[i] = workspace.Take<float>(rows * 2, $"SubStats[{i}]");
-            DScanOut = workspace.Take<float>(rows * DimInner, "DScanOut");
-            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
-            GradStates = workspace.Take<float>(rows * 2 * DimInner * HeadDim, "GradStates");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DH = workspace.Take<float>(rows * Dim, "DH");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
             DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
+            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
+            DScanOut = workspace.Take<float>(rows * DimInner, "DScanOut");
+            GradStates = workspace.Take<float>(rows * 2 * DimInner * HeadDim, "GradStates");
             DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
             DGates = workspace.Take<float>(rows * DimInner, "DGates");
             DGated = workspace.Take<float>(rows * DimInner, "DGated");
+            DX = workspace.Take<float>(rows * Dim, "DX");
+            DH = workspace.Take<float>(rows * Dim, "DH");
+            DF = workspace.Take<float>(rows * Hidden, "DF");
         }
     }
 
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
-
-        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-        static float Phi(float v, float gauss)
-        {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
         /// <summary>x[r] = emb[token[r]].</summary>
         public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
         {
@@ -368,6 +357,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             }
             dGamma[d] += sum * RmsScale;
         }
+
+        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
 
         const float Frac = 0.9f;
 
@@ -573,6 +564,15 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             float gv = g[index], s = Sigmoid(gv), d = dy[index];
             dx[index] = d * gv * s;
             dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+        }
+
+        /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+        static float Phi(float v, float gauss)
+        {
+            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
+            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+            float erf = 1 - poly * gauss;
+            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
         }
 
         /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>

@@ -1,10 +1,16 @@
 using System.Globalization;
 
-namespace GateLoop.Generator.Emit
+namespace GateLoop.Generator.Templates
 {
     /// <summary>The element type the kernels are emitted for: float for real work, double to verify gradients.</summary>
     internal sealed class Numeric
     {
+        /// <summary>
+        /// The runtime's namespace as generated code names its types, fully qualified: ILGPU.Runtime has a Device
+        /// too, and users may have their own.
+        /// </summary>
+        public const string Runtime = "global::GateLoop.Runtime.";
+
         Numeric(string type, string math, string suffix)
         {
             Type = type;

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace GateLoop.Generator.Emit
+namespace GateLoop.Generator.Templates
 {
     /// <summary>A line writer that keeps indentation, so generated code reads like hand-written code.</summary>
     internal sealed class CodeWriter

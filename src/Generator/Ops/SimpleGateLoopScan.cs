@@ -1,47 +1,105 @@
-using GateLoop.Generator.Emit;
+using System.Collections.Generic;
+using System.Linq;
+using GateLoop.Generator.Ir;
 using GateLoop.Generator.Model;
+using GateLoop.Generator.Templates;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Ops
 {
     /// <summary>
     /// The SimpleGateLoop scan, one real state per channel: a_t = σ(gate logit), S_t = a_t·S_{t−1} + kv_t,
     /// o_t = q_t·S_t, and its reverse scan Ĝ_t = dO_t·q_t + a_{t+1}·Ĝ_{t+1}. One thread owns a (batch, channel) pair
-    /// for the whole sequence (a <see cref="LaneScan"/>), so Dim·batch threads run side by side.
+    /// for the whole sequence (a <see cref="LaneScan"/>), so Dim·batch threads run side by side; on a GPU with too few
+    /// of those (one long sequence) the scans run in chunks.
     /// Layout: z [rows, 3·Dim] = q | kv | gate logits; the forward overwrites kv with S_t and the logits with a_t,
     /// which is all the backward reads. A Reverse layer walks each sequence from its last position to its first.
     /// The log-space (Heinsen) forward computes the same function and leaves the same values, so one backward serves both.
+    /// The scan starts from the layer's <c>initial</c> state, multiplies its cumulative <c>gate</c> and leaves the last
+    /// <c>state</c> (the cache's), all arguments of the generated ForwardCore.
     /// </summary>
-    internal static class SimpleGateLoopScanKernels
+    internal sealed class SimpleGateLoopScan : Op
     {
-        public static string Emit(SimpleGateLoopSpec spec, Numeric n) =>
-            (spec.Heinsen ? HeinsenHelpers(n) + "\n\n" : "") + Forward(spec, n).Kernel + "\n\n" + Backward(spec, n).Kernel + "\n\n" + Chunked(spec, n);
+        readonly SimpleGateLoopSpec spec;
+        readonly Value z, output;
+
+        /// <param name="z">The projection [q | kv | gate logits], which the scan overwrites with [q | S | a].</param>
+        public SimpleGateLoopScan(SimpleGateLoopSpec spec, Value z, Value output)
+        {
+            this.spec = spec;
+            this.z = z;
+            this.output = output;
+        }
+
+        public override IEnumerable<Value> Outputs => new[] { output };
+
+        public override IEnumerable<Buffer> Buffers => new[] { ChunkedScans.Aggregates("Dim", 2) }.Concat(base.Buffers);
+
+        public override IEnumerable<KernelSource> Members(Numeric n)
+        {
+            yield return ChunkedScans.Members("Dim", 64);
+        }
+
+        public override void Forward(Schedule s)
+        {
+            if (spec.Heinsen)
+            {
+                s.Launch("HeinsenScanForward", "Batch * Dim", "Seq", z.Expr, "initial", output.Expr, "gate", "state");
+                return;
+            }
+            s.Open("if (Chunked)");
+            s.Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg");
+            s.Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.ChunkAgg", "initial", "gate", "state");
+            s.Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg", output.Expr);
+            s.Close().Line("else");
+            s.Line($"    Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, {z}, initial, {output}, gate, state);");
+        }
+
+        public override void Backward(Schedule s)
+        {
+            string dOut = output.Grad!;
+            s.Open("if (Chunked)");
+            s.Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", z.Expr, dOut, z.Grad!, "a.ChunkAgg");
+            s.Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.ChunkAgg");
+            s.Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", z.Expr, "initial", dOut, z.Grad!, "a.ChunkAgg");
+            s.Close().Line("else");
+            s.Line($"    Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, {z}, initial, {dOut}, {z.Grad});");
+        }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return Sigmoid.Helper(n);
+            yield return new KernelSource("SimpleGateLoopScan", Emit(spec, n), HostEntries(spec, n));
+        }
+
+        static string Emit(SimpleGateLoopSpec spec, Numeric n) =>
+            (spec.Heinsen ? HeinsenHelpers(n) + "\n\n" : "") + ForwardScan(spec, n).Kernel + "\n\n" + BackwardScan(spec, n).Kernel + "\n\n" + Chunked(spec, n);
 
         /// <summary>The host range entries of both scans.</summary>
-        public static string HostEntries(SimpleGateLoopSpec spec, Numeric n) =>
-            Forward(spec, n).HostEntry + "\n\n" + Backward(spec, n).HostEntry;
+        static string HostEntries(SimpleGateLoopSpec spec, Numeric n) =>
+            ForwardScan(spec, n).HostEntry + "\n\n" + BackwardScan(spec, n).HostEntry;
 
         // Step t of the scan visits this row of sequence b; the one visited before it is a row away.
         static string Row(SimpleGateLoopSpec spec) => spec.Reverse ? "(long)b * seq + (seq - 1 - t)" : "(long)b * seq + t";
 
         static string Order(SimpleGateLoopSpec spec) => spec.Reverse ? "from the last position to the first" : "from the first position to the last";
 
-        static string Parameters(Numeric n) =>
+        static string ScanParameters(Numeric n) =>
             $"ArrayView<{n.Type}> z, ArrayView<{n.Type}> initial, ArrayView<{n.Type}> o, ArrayView<{n.Type}> gate, ArrayView<{n.Type}> state";
 
         // The plain float scans also run 8 channels per SIMD register on the host, when rows hold whole groups of 8.
         static string? Simd(SimpleGateLoopSpec spec, Numeric n, string method) =>
-            n.IsDouble || spec.Dim % 8 != 0 ? null : ModelSource.Runtime + "HostSimd." + method;
+            n.IsDouble || spec.Dim % 8 != 0 ? null : Numeric.Runtime + "HostSimd." + method;
 
         static string SimdExtra(SimpleGateLoopSpec spec) => "Dim, " + (spec.Reverse ? "true" : "false");
 
-        static LaneScan Forward(SimpleGateLoopSpec spec, Numeric n) => spec.Heinsen ? Heinsen(spec, n) : new LaneScan(n, "ScanForward", $$"""
+        static LaneScan ForwardScan(SimpleGateLoopSpec spec, Numeric n) => spec.Heinsen ? Heinsen(spec, n) : new LaneScan(n, "ScanForward", $$"""
             /// <summary>
             /// One thread per (batch, channel) runs the sequence {{Order(spec)}}, starting from S_0 = initial[b, c]:
             /// a_t = σ(z_a), S_t = a_t·S_{t−1} + kv_t, o_t = q_t·S_t. Leaves S_t and a_t in z, the last state in
             /// state[b, c], and multiplies gate[b, c] by Π a_t (the cache's cumulative gate).
             /// </summary>
             """,
-            Parameters(n), "Dim", new[] { "s", "g" }, $"{n.Type} s = initial[index], g = gate[index];", reverse: false, $$"""
+            ScanParameters(n), "Dim", new[] { "s", "g" }, $"{n.Type} s = initial[index], g = gate[index];", reverse: false, $$"""
             long row = {{Row(spec)}}, k = row * (3 * Dim) + c;
             {{n.Type}} a = Sigmoid(z[k + 2 * Dim]);
             s = a * s + z[k + Dim];
@@ -52,7 +110,7 @@ namespace GateLoop.Generator.Kernels
             """,
             "gate[index] = g;\nstate[index] = s;", Simd(spec, n, "SimpleScanForward"), SimdExtra(spec));
 
-        static LaneScan Backward(SimpleGateLoopSpec spec, Numeric n) => new LaneScan(n, "ScanBackward", """
+        static LaneScan BackwardScan(SimpleGateLoopSpec spec, Numeric n) => new LaneScan(n, "ScanBackward", """
             /// <summary>
             /// Reverse scan per (batch, channel) over z as the forward left it ([q | S | a]), from S_0 = initial[b, c]:
             /// Ĝ_t = dO_t·q_t + a_{t+1}·Ĝ_{t+1}; dq_t = dO_t·S_t, dkv_t = Ĝ_t, d(logit)_t = Ĝ_t·S_{t−1}·a_t·(1 − a_t).
@@ -229,7 +287,7 @@ namespace GateLoop.Generator.Kernels
                 /// inside acc with an error relative to the largest of them rather than to S.
                 /// </summary>
                 """,
-                Parameters(n), "Dim", new[] { "s", "logGate", "max", "acc" }, $$"""
+                ScanParameters(n), "Dim", new[] { "s", "logGate", "max", "acc" }, $$"""
                 {{T}} s = initial[index], logGate = 0, max = {{T}}.NegativeInfinity, acc = 0;
                 if (s != 0)
                 {

@@ -1,11 +1,49 @@
-using GateLoop.Generator.Emit;
+using System.Collections.Generic;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Ops
 {
-    /// <summary>RMSNorm(x) = x / max(‖x‖, 1e-12) · √Dim · γ, one row per thread.</summary>
-    internal static class RmsNormKernels
+    /// <summary>
+    /// RMSNorm(x) = x / max(‖x‖, 1e-12) · √Dim · γ over rows of Dim, one row per thread (the seed's RMSNorm, γ = 1 at
+    /// init). Backward adds into x's gradient (a residual stream's, usually), so it zeroes that first when nothing
+    /// was written to it yet.
+    /// </summary>
+    internal sealed class RmsNorm : Op
     {
-        public static string Emit(Numeric n, int dim) => $$"""
+        readonly Param gamma;
+        readonly int dim;
+        readonly Value input, output, invNorm;
+
+        /// <param name="invNorm">1 / max(‖x‖, eps) per row, kept for backward.</param>
+        public RmsNorm(string field, string name, int dim, Value input, Value output, Value invNorm)
+        {
+            gamma = new Param(field, name, new[] { ("Dim", dim) }, "Ones", 0);
+            this.dim = dim;
+            this.input = input;
+            this.output = output;
+            this.invNorm = invNorm;
+        }
+
+        public override IEnumerable<Param> Parameters => new[] { gamma };
+
+        public override IEnumerable<Value> Outputs => new[] { output, invNorm };
+
+        public override void Forward(Schedule s) => s.Launch("RmsNormForward", "R", input.Expr, s.W(gamma), output.Expr, invNorm.Expr);
+
+        public override void Backward(Schedule s)
+        {
+            s.EnsureHolding(input);
+            s.Launch("RmsNormBackward", "R", input.Expr, s.W(gamma), invNorm.Expr, output.Grad!, input.Grad!);
+            s.Launch("RmsNormBackwardGamma", "Dim", "R", input.Expr, invNorm.Expr, output.Grad!, s.G(gamma));
+        }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return new KernelSource("RmsNorm", Kernel(n, dim), Host(n));
+        }
+
+        static string Kernel(Numeric n, int dim) => $$"""
             const {{n.Type}} RmsScale = {{n.Lit(System.Math.Sqrt(dim))}}, RmsEps = {{n.Lit(1e-12)}};
 
             /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
@@ -41,22 +79,22 @@ namespace GateLoop.Generator.Kernels
         /// The host range entries: γ's column reduction, and (float) the row passes in SIMD lanes; a double build
         /// runs those as scalar twins.
         /// </summary>
-        public static string HostEntries(Numeric n) => Gamma(n).HostEntry + (n.IsDouble ? "" : $$"""
+        static string Host(Numeric n) => Gamma(n).HostEntry + (n.IsDouble ? "" : $$"""
 
 
             /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
-                {{ModelSource.Runtime}}HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
+                {{Numeric.Runtime}}HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
 
             /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
-                {{ModelSource.Runtime}}HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
+                {{Numeric.Runtime}}HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
             """);
 
         static ColumnReduction Gamma(Numeric n) => new ColumnReduction(n, "RmsNormBackwardGamma",
             "dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.",
             new[] { "x", "invNorm", "dy", "dGamma" }, new[] { "sum" },
             "sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];",
-            "dGamma[d] += sum * RmsScale;", n.IsDouble ? null : ModelSource.Runtime + "HostSimd.RmsNormGammaGradients", "Dim, RmsScale");
+            "dGamma[d] += sum * RmsScale;", n.IsDouble ? null : Numeric.Runtime + "HostSimd.RmsNormGammaGradients", "Dim, RmsScale");
     }
 }

@@ -1,15 +1,44 @@
-using GateLoop.Generator.Emit;
+using System.Collections.Generic;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Ops
 {
-    /// <summary>Scalar helpers, the feed-forward bias+GELU and the swish gating, forward and backward.</summary>
-    internal static class ActivationKernels
+    /// <summary>
+    /// The feed-forward block's first bias and its exact GELU, u·Φ(u) with the erf (PyTorch's nn.GELU()), fused in
+    /// one kernel; the bias is the first nn.Linear's (U(−1/√in, 1/√in)). Backward: du = dz·(Φ(u) + u·φ(u)) in place,
+    /// then the bias's column sums.
+    /// </summary>
+    internal sealed class Gelu : Op
     {
-        public static string Helpers(Numeric n) => $$"""
-            static {{n.Type}} Sigmoid({{n.Type}} x) => 1 / (1 + {{n.Math}}.Exp(-x));
+        readonly Param bias;
+        readonly Value pre, output;
 
-            {{(n.IsDouble ? PhiDouble(n) : PhiFloat(n))}}
-            """;
+        /// <param name="pre">x·Wᵀ, to which the bias is added in place (kept for backward); its gradient may be the output's buffer.</param>
+        public Gelu(string field, string name, (string, int) width, int fanIn, Value pre, Value output)
+        {
+            bias = new Param(field, name, new[] { width }, "Uniform", fanIn);
+            this.pre = pre;
+            this.output = output;
+        }
+
+        public override IEnumerable<Param> Parameters => new[] { bias };
+
+        public override IEnumerable<Value> Outputs => new[] { output };
+
+        public override void Forward(Schedule s) => s.Launch("BiasGeluForward", "R * Hidden", pre.Expr, s.W(bias), output.Expr);
+
+        public override void Backward(Schedule s)
+        {
+            s.Launch("GeluBackward", "R * Hidden", pre.Expr, output.Grad!, pre.Grad!);
+            s.ColumnSum("Hidden", pre.Grad!, s.G(bias));
+        }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return new KernelSource("Phi", n.IsDouble ? PhiDouble(n) : PhiFloat(n));
+            yield return new KernelSource("Gelu", Kernel(n), Host(n));
+        }
 
         // Φ(v) = (1 + erf(v/√2))/2, and erf(x) has the factor e^{−x²} = e^{−v²/2}: GELU's forward and backward need
         // that exponential anyway (the backward for φ(v)), so the caller computes it once and passes it in.
@@ -46,7 +75,7 @@ namespace GateLoop.Generator.Kernels
             }
             """;
 
-        public static string Gelu(Numeric n) => $$"""
+        static string Kernel(Numeric n) => $$"""
             /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
             public static void BiasGeluForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> z)
             {
@@ -67,42 +96,14 @@ namespace GateLoop.Generator.Kernels
         /// Host range entries for the GELU kernels: SIMD lanes in the runtime (float only; a double build, used
         /// for verification, runs the scalar twins).
         /// </summary>
-        public static string GeluHost(Numeric n) => n.IsDouble ? "" : $$"""
+        static string Host(Numeric n) => n.IsDouble ? "" : $$"""
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                {{ModelSource.Runtime}}HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
+                {{Numeric.Runtime}}HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                {{ModelSource.Runtime}}HostSimd.GeluBackward(from, to, u, dz, du);
-            """;
-
-        /// <summary>Host range entries for the swish gating in SIMD lanes (float only).</summary>
-        public static string SwishGateHost(Numeric n) => n.IsDouble ? "" : $$"""
-            /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
-                {{ModelSource.Runtime}}HostSimd.SwishGateForward(from, to, x, g, y);
-
-            /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
-                {{ModelSource.Runtime}}HostSimd.SwishGateBackward(from, to, x, g, dy, dx, dg);
-            """;
-
-        public static string SwishGate(Numeric n) => $$"""
-            /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
-            public static void SwishGateForward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> g, ArrayView<{{n.Type}}> y)
-            {
-                {{n.Type}} gv = g[index];
-                y[index] = x[index] * gv * Sigmoid(gv);
-            }
-
-            /// <summary>dx = dy·silu(g); dg = dy·x·σ(g)·(1 + g·(1 − σ(g))).</summary>
-            public static void SwishGateBackward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> g, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dx, ArrayView<{{n.Type}}> dg)
-            {
-                {{n.Type}} gv = g[index], s = Sigmoid(gv), d = dy[index];
-                dx[index] = d * gv * s;
-                dg[index] = d * x[index] * s * (1 + gv * (1 - s));
-            }
+                {{Numeric.Runtime}}HostSimd.GeluBackward(from, to, u, dz, du);
             """;
     }
 }

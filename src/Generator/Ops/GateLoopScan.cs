@@ -1,20 +1,131 @@
+using System.Collections.Generic;
 using System.Linq;
-using GateLoop.Generator.Emit;
+using GateLoop.Generator.Ir;
 using GateLoop.Generator.Model;
+using GateLoop.Generator.Templates;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Ops
 {
     /// <summary>
     /// The gate-loop scan S_t = a_t·S_{t−1} + k_t·v_tᵀ (complex, starting from a carried state), o_t = q_tᵀ·Re(S_t),
     /// and its reverse scan Ĝ_t = q_t·dO_tᵀ + conj(a_{t+1})·Ĝ_{t+1}. With one channel per head (max heads) the state
-    /// is a complex scalar and a thread owns a channel for the whole sequence; with P×P heads a thread owns one
-    /// state element, and separate kernels reduce over the head.
+    /// is a complex scalar and a thread owns a channel for the whole sequence (on a GPU, in chunks when the lanes are
+    /// too few); with P×P heads a thread owns one state element, and separate kernels reduce over the head.
     /// Layouts: qkv [rows, 3·DimInner] (q | k | v), a [rows, Heads, 2], states and Ĝ [rows, Heads, P, P, 2],
     /// carry [batch, Heads, P, P, 2]. With AblateStateTransition, a = 1: the kernels take no transition buffer and
-    /// the state stays real.
+    /// the state stays real. Generation continues each layer's carried state; every other pass starts from zero, and
+    /// with CheckpointGateLoopedAttn backward recomputes a layer's states instead of keeping them.
     /// </summary>
-    internal static class ScanKernels
+    internal sealed class GateLoopScan : Op
     {
+        readonly TransformerSpec spec;
+        readonly Value qkv, output;
+        readonly Value? transition;
+
+        /// <param name="transition">The state transitions a; null when they are ablated (a = 1).</param>
+        public GateLoopScan(TransformerSpec spec, Value qkv, Value? transition, Value output)
+        {
+            this.spec = spec;
+            this.qkv = qkv;
+            this.transition = transition;
+            this.output = output;
+        }
+
+        string StateRow => spec.MaxHeads ? "2 * DimInner" : "2 * DimInner * HeadDim";
+
+        string States => spec.CheckpointGateLoopedAttn ? "a.StateScratch" : "a.States[l]";
+
+        string TransitionArg => transition is null ? "" : transition.Expr + ", ";
+
+        string TransitionGrad => transition is null ? "" : ", " + transition.Grad;
+
+        public override IEnumerable<Value> Outputs => new[] { output };
+
+        public override IEnumerable<Buffer> Buffers
+        {
+            get
+            {
+                // The carried state has one row per sequence, not per token.
+                yield return new Buffer("Carry", "Depth", $"batch * {StateRow}", "scan state per sequence for passes that start from zero");
+                yield return spec.CheckpointGateLoopedAttn
+                    ? new Buffer("StateScratch", null, $"rows * {StateRow}", "scan states of one layer, recomputed in backward")
+                    : new Buffer("States", "Depth", $"rows * {StateRow}", "scan states of every layer");
+                if (spec.MaxHeads) yield return ChunkedScans.Aggregates("DimInner", 4);
+                foreach (var b in base.Buffers) yield return b;
+                if (!spec.MaxHeads) yield return new Buffer("GradStates", null, $"rows * {StateRow}", "reverse-scan states Ĝ of one layer", BufferUse.Gradient);
+            }
+        }
+
+        public override IEnumerable<KernelSource> Members(Numeric n)
+        {
+            if (spec.MaxHeads) yield return ChunkedScans.Members("DimInner", 32);
+            yield return new KernelSource("CarriedState", $$"""
+                ArrayView<{{n.Type}}>[] carried = []; // each layer's scan state per sequence, carried while generating
+
+                /// <inheritdoc />
+                protected override void PlanState({{Numeric.Runtime}}Workspace workspace, int batch)
+                {
+                    carried = new ArrayView<{{n.Type}}>[Depth];
+                    for (int l = 0; l < Depth; l++) carried[l] = workspace.Take<{{n.Type}}>(batch * {{StateRow}});
+                }
+
+                /// <inheritdoc />
+                protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
+                """);
+        }
+
+        // Generation continues the carried state; every other pass starts from zero.
+        public override void Forward(Schedule s)
+        {
+            s.Line("var carry = continueState ? carried[l] : a.Carry[l];");
+            s.Line("if (!continueState) carry.MemSetToZero();");
+            ForwardCalls(s, "carry");
+            if (!spec.MaxHeads) s.Launch("ScanOutputForward", "R * DimInner", qkv.Expr, States, output.Expr);
+        }
+
+        void ForwardCalls(Schedule s, string carry)
+        {
+            if (spec.MaxHeads)
+                s.Open("if (Chunked)")
+                 .Line($"Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{States}, a.ChunkAgg);")
+                 .Line($"Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, {carry});")
+                 .Line($"Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{output}, {States}, a.ChunkAgg);")
+                 .Close()
+                 .Line("else")
+                 .Line($"    Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, {qkv}, {TransitionArg}{output}, {States}, {carry});");
+            else
+                s.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, {qkv}, {TransitionArg}{States}, {carry});");
+        }
+
+        public override void Backward(Schedule s)
+        {
+            if (spec.CheckpointGateLoopedAttn)
+            {
+                s.Line("// Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.");
+                s.Line("a.Carry[l].MemSetToZero();");
+                ForwardCalls(s, "a.Carry[l]");
+            }
+            string dScan = output.Grad!;
+            if (spec.MaxHeads)
+                s.Open("if (Chunked)")
+                 .Line($"Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg);")
+                 .Line("Device.Launch(Kernels.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);")
+                 .Line($"Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg);")
+                 .Close()
+                 .Line("else")
+                 .Line($"    Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad});");
+            else
+            {
+                s.Line($"Device.Launch(Kernels.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, {qkv}, {TransitionArg}{dScan}, a.GradStates);");
+                s.Line($"Device.Launch(Kernels.ScanInputsBackward, R * Heads, Seq, {qkv}, {States}, a.GradStates, {dScan}, {qkv.Grad}{TransitionGrad});");
+            }
+        }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return new KernelSource("GateLoopScan", Emit(spec, n), HostEntries(spec, n));
+        }
+
         static string AParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $" ArrayView<{n.Type}> a,";
 
         static string DaParam(TransformerSpec spec, Numeric n) => spec.AblateStateTransition ? "" : $", ArrayView<{n.Type}> da";
@@ -41,11 +152,11 @@ namespace GateLoop.Generator.Kernels
                 long ai = {{aIndex}};
                 """;
 
-        public static string Emit(TransformerSpec spec, Numeric n) =>
+        static string Emit(TransformerSpec spec, Numeric n) =>
             string.Join("\n\n", spec.MaxHeads ? new[] { ChannelsForward(spec, n).Kernel, ChannelsBackward(spec, n).Kernel, ChunkedChannels(spec, n) } : new[] { Heads(spec, n) });
 
         /// <summary>The host range entries of the lane scans (the P×P heads' reductions get generated twins).</summary>
-        public static string HostEntries(TransformerSpec spec, Numeric n) =>
+        static string HostEntries(TransformerSpec spec, Numeric n) =>
             string.Join("\n\n", (spec.MaxHeads
                 ? new[] { ChannelsForward(spec, n), ChannelsBackward(spec, n) }
                 : new[] { StatesForward(spec, n), StatesBackward(spec, n) }).Select(scan => scan.HostEntry));
@@ -78,7 +189,7 @@ namespace GateLoop.Generator.Kernels
 
         // The complex float scans also run 8 channels per SIMD register on the host, when rows hold whole groups of 8.
         static string? Simd(TransformerSpec spec, Numeric n, string method) =>
-            spec.AblateStateTransition || n.IsDouble || spec.DimInner % 8 != 0 ? null : ModelSource.Runtime + "HostSimd." + method;
+            spec.AblateStateTransition || n.IsDouble || spec.DimInner % 8 != 0 ? null : Numeric.Runtime + "HostSimd." + method;
 
         static LaneScan ChannelsBackward(TransformerSpec spec, Numeric n)
         {

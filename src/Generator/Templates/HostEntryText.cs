@@ -1,6 +1,6 @@
 using System.Linq;
 
-namespace GateLoop.Generator.Emit
+namespace GateLoop.Generator.Templates
 {
     /// <summary>
     /// Text shared by the kernel shapes that write their own host entries (LaneScan, ColumnReduction): the entry
@@ -9,7 +9,7 @@ namespace GateLoop.Generator.Emit
     /// </summary>
     internal static class HostEntryText
     {
-        static string View(Numeric n) => ModelSource.Runtime + "HostView<" + n.Type + ">";
+        static string View(Numeric n) => Numeric.Runtime + "HostView<" + n.Type + ">";
 
         /// <summary>A kernel's parameter list (views typed <c>ArrayView&lt;T&gt;</c>) with the views as pointers.</summary>
         public static string PointerParameters(string parameters, Numeric n) => parameters.Replace($"ArrayView<{n.Type}>", View(n));

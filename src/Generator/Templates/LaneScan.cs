@@ -1,7 +1,6 @@
 using System.Linq;
-using GateLoop.Generator.Emit;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Templates
 {
     /// <summary>
     /// The shape of every sequential scan here: a lane (one channel, or one state element) per thread walks the

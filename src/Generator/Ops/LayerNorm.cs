@@ -1,12 +1,52 @@
-using GateLoop.Generator.Emit;
+using System.Collections.Generic;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Ops
 {
-    /// <summary>LayerNorm over a row of a constant width (eps 1e-5, biased variance), one row per thread.</summary>
-    internal static class LayerNormKernels
+    /// <summary>
+    /// PyTorch's nn.LayerNorm over rows of a constant width (eps 1e-5, biased variance; w = 1, b = 0 at init), one
+    /// row per thread. Backward: the parameter gradients' column sums, then dx (which may be dy's own buffer).
+    /// </summary>
+    internal sealed class LayerNorm : Op
     {
+        readonly Param weight, bias;
+        readonly string width;
+        readonly Value input, output, stats;
+
+        /// <param name="width">The constant holding the row width (Dim or DimInner), with its value.</param>
+        /// <param name="module">The PyTorch module: its tensors are <c>module.weight</c> and <c>module.bias</c>.</param>
+        /// <param name="stats">Mean and rstd per row, kept for backward.</param>
+        public LayerNorm(string weightField, string biasField, string module, (string, int) width, Value input, Value output, Value stats)
+        {
+            weight = new Param(weightField, module + ".weight", new[] { width }, "Ones", 0);
+            bias = new Param(biasField, module + ".bias", new[] { width }, "Zeros", 0);
+            this.width = width.Item1;
+            this.input = input;
+            this.output = output;
+            this.stats = stats;
+        }
+
+        public override IEnumerable<Param> Parameters => new[] { weight, bias };
+
+        public override IEnumerable<Value> Outputs => new[] { output, stats };
+
+        public override void Forward(Schedule s) =>
+            s.Launch($"LayerNorm{width}Forward", "R", input.Expr, s.W(weight), s.W(bias), output.Expr, stats.Expr);
+
+        public override void Backward(Schedule s)
+        {
+            s.Launch($"LayerNorm{width}BackwardParams", width, "R", input.Expr, stats.Expr, output.Grad!, s.G(weight), s.G(bias));
+            s.Launch($"LayerNorm{width}Backward", "R", input.Expr, s.W(weight), stats.Expr, output.Grad!, input.Grad!);
+        }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return new KernelSource("LayerNorm" + width, Kernel(n, width), Host(n, width));
+        }
+
         /// <param name="width">The name of the constant holding the row width (Dim or DimInner).</param>
-        public static string Emit(Numeric n, string width) => $$"""
+        static string Kernel(Numeric n, string width) => $$"""
             /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
             public static void LayerNorm{{width}}Forward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> w, ArrayView<{{n.Type}}> b, ArrayView<{{n.Type}}> y, ArrayView<{{n.Type}}> stats)
             {
@@ -45,16 +85,16 @@ namespace GateLoop.Generator.Kernels
         /// The host range entries: the parameter gradients' column reduction, and (float) the row passes in SIMD
         /// lanes; a double build runs those as scalar twins.
         /// </summary>
-        public static string HostEntries(Numeric n, string width) => Params(n, width).HostEntry + (n.IsDouble ? "" : $$"""
+        static string Host(Numeric n, string width) => Params(n, width).HostEntry + (n.IsDouble ? "" : $$"""
 
 
             /// <summary>Runs <see cref="Kernels.LayerNorm{{width}}Forward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void LayerNorm{{width}}Forward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) =>
-                {{ModelSource.Runtime}}HostSimd.LayerNormForward(from, to, {{width}}, x, w, b, y, stats);
+                {{Numeric.Runtime}}HostSimd.LayerNormForward(from, to, {{width}}, x, w, b, y, stats);
 
             /// <summary>Runs <see cref="Kernels.LayerNorm{{width}}Backward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void LayerNorm{{width}}Backward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) =>
-                {{ModelSource.Runtime}}HostSimd.LayerNormBackward(from, to, {{width}}, x, w, stats, dy, dx);
+                {{Numeric.Runtime}}HostSimd.LayerNormBackward(from, to, {{width}}, x, w, stats, dy, dx);
             """);
 
         static ColumnReduction Params(Numeric n, string width) => new ColumnReduction(n, $"LayerNorm{width}BackwardParams",
@@ -65,6 +105,6 @@ namespace GateLoop.Generator.Kernels
             sw += g * (x[r * {{width}} + d] - stats[2 * r]) * stats[2 * r + 1];
             sb += g;
             """,
-            "dw[d] += sw;\ndb[d] += sb;", n.IsDouble ? null : ModelSource.Runtime + "HostSimd.LayerNormParameterGradients", width);
+            "dw[d] += sw;\ndb[d] += sb;", n.IsDouble ? null : Numeric.Runtime + "HostSimd.LayerNormParameterGradients", width);
     }
 }

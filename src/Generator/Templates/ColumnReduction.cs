@@ -1,7 +1,6 @@
 using System.Linq;
-using GateLoop.Generator.Emit;
 
-namespace GateLoop.Generator.Kernels
+namespace GateLoop.Generator.Templates
 {
     /// <summary>
     /// Column reductions over a row-major matrix (weight gradients of norms): sums over every row per column,

@@ -1,0 +1,155 @@
+using System.Collections.Generic;
+using System.Linq;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Model;
+using GateLoop.Generator.Passes;
+using GateLoop.Generator.Templates;
+
+namespace GateLoop.Generator.Emit
+{
+    /// <summary>
+    /// Writes one transformer's source from its graph: constants, the parameter table, the activation plan, the
+    /// forward schedule (the ops in order, the layer's for each layer), the backward schedule (the same ops in
+    /// reverse, each writing its own backward) and the ops' constant-size kernels.
+    /// </summary>
+    internal sealed class ModelEmitter
+    {
+        readonly TransformerSpec s;
+        readonly Graph graph;
+        readonly Numeric n;
+        readonly ParameterLayout layout;
+        readonly CodeWriter w = new CodeWriter();
+
+        ModelEmitter(TransformerSpec spec, Graph graph, Numeric numeric)
+        {
+            s = spec;
+            this.graph = graph;
+            n = numeric;
+            layout = new ParameterLayout(graph);
+        }
+
+        public static string Emit(TransformerSpec spec, Graph graph, Numeric numeric) => new ModelEmitter(spec, graph, numeric).Write();
+
+        string T => n.Type;
+
+        const string Rt = Numeric.Runtime;
+
+        string Write()
+        {
+            ModelSource.Open(w, s.Type,
+                $"GateLoop transformer '{s.Type.Name}': NumTokens {s.NumTokens}, Dim {s.Dim}, Depth {s.Depth}, {s.Heads} heads of {s.HeadDim}, inner {s.DimInner}, " +
+                $"{(s.PostLayerNorm ? "post" : "pre")}-norm, {(s.UseGateLoopedAttn ? "gate-looped" : "softmax")} attention, {n.Type}.",
+                $"{Rt}TransformerModel<{T}>");
+            Constants();
+            ModelSource.ParameterTable(w, layout.Table);
+            Hyperparameters();
+            Members();
+            Forward();
+            Backward();
+            var plan = new MemoryPlan(graph);
+            ModelSource.Views(w, n, "Activations", "Every activation for one (batch, sequence length), allocated once per shape.",
+                plan.Forward.Concat(plan.Gradients));
+            w.Line();
+            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", graph.Kernels(n).ToList());
+            ModelSource.Close(w, s.Type);
+            return w.ToString();
+        }
+
+        void Constants()
+        {
+            static string Offsets(IEnumerable<(Param Param, long Offset)> tensors) => string.Join(", ", tensors.Select(t => $"{t.Param.Field} = {t.Offset}"));
+            w.Line("/// <summary>Model sizes; every kernel below is specialized to them.</summary>")
+             .Line($"public const int NumTokens = {s.NumTokens}, Dim = {s.Dim}, Depth = {s.Depth}, Heads = {s.Heads}, HeadDim = {s.HeadDim}, " +
+                   $"DimInner = {s.DimInner}, Hidden = {s.Hidden};")
+             .Line()
+             .Line("// Offsets into the flat parameter buffer: globals, then Depth layers of LayerStride elements, then the head.")
+             .Line($"const long {Offsets(layout.Global)};")
+             .Line($"const long LayerStart = {layout.LayerStart}, LayerStride = {layout.LayerStride};")
+             .Line($"const long {Offsets(layout.Layer)};")
+             .Line($"const long {Offsets(layout.Head)};")
+             .Line();
+        }
+
+        void Hyperparameters()
+        {
+            var values = new List<(string, object)>
+            {
+                ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("FeedForwardMult", s.FeedForwardMult),
+                ("UseGateLoopedAttn", s.UseGateLoopedAttn), ("AttnAddSwishGating", s.SwishGating), ("PostLayerNorm", s.PostLayerNorm),
+                ("FracGradientStateTransition", s.FracGradientStateTransition), ("AblateComplex", s.AblateComplex),
+                ("AblateStateTransition", s.AblateStateTransition),
+            };
+            values.AddRange(s.UseGateLoopedAttn
+                ? new (string, object)[]
+                {
+                    ("GateLoopHeads", s.Heads), ("DimGateLoopedAttn", s.DimInner), ("SubLayerNorm", s.SubLayerNorm),
+                    ("CheckpointGateLoopedAttn", s.CheckpointGateLoopedAttn),
+                }
+                : new (string, object)[]
+                {
+                    ("Heads", s.Heads), ("DimHead", s.HeadDim), ("RotaryEmbedding", s.RotaryEmbedding),
+                    ("DataDependentRelPos", s.DataDependentRelPos), ("AttnSoftmaxNormalize", s.SoftmaxNormalize),
+                });
+            ModelSource.Hyperparameters(w, "The declaration's attribute values, resolved (heads and inner width filled in).", values);
+        }
+
+        void Members()
+        {
+            w.Line("Activations? act;")
+             .Line()
+             .Line("/// <summary>Creates the model's buffers on <paramref name=\"device\"/>; call Initialize or WriteWeights before use.</summary>")
+             .Line($"public {s.Type.Name}({Rt}Device device) : base(device, ParameterTable) {{ }}")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("public override int Vocabulary => NumTokens;")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line($"protected override object PlanActivations({Rt}Workspace workspace) => new Activations(workspace, Batch, Seq);")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);")
+             .Line()
+             .Line("/// <inheritdoc />")
+             .Line("protected override void UseActivations(object activations) => act = (Activations)activations;")
+             .Line();
+            ModelSource.Members(w, graph.Members(n));
+            w.Line("/// <inheritdoc />")
+             .Line($"protected override void ComputeLoss({T} gradScale) =>");
+            var loss = new CodeWriter();
+            graph.Loss!.Forward(new Schedule(loss, n, layout.InLayer));
+            w.Line("    " + loss.ToString().Trim()).Line();
+        }
+
+        Schedule Schedule() => new Schedule(w, n, layout.InLayer);
+
+        void Forward()
+        {
+            w.Line("/// <inheritdoc />").Open("protected override void ForwardCore(bool continueState)");
+            w.Line("var a = act!;").Line("int R = Rows;");
+            var schedule = Schedule();
+            foreach (var op in graph.Global) op.Forward(schedule);
+            w.Open("for (int l = 0; l < Depth; l++)");
+            w.Line("long p = LayerStart + l * LayerStride;");
+            foreach (var op in graph.Layer) op.Forward(schedule);
+            w.Close();
+            w.Line("// Head.");
+            foreach (var op in graph.Head) op.Forward(schedule);
+            w.Close().Line();
+        }
+
+        void Backward()
+        {
+            w.Line("/// <inheritdoc />").Open("protected override void BackwardCore()");
+            w.Line("var a = act!;").Line("int R = Rows;").Line("var dX = a.DX;");
+            w.Line("// Head: dX = ∂L/∂X[2·Depth].");
+            var schedule = Schedule();
+            foreach (var op in graph.Head.Reverse()) op.Backward(schedule);
+            w.Open("for (int l = Depth - 1; l >= 0; l--)");
+            w.Line("long p = LayerStart + l * LayerStride;");
+            foreach (var op in graph.Layer.Reverse()) op.Backward(schedule);
+            w.Close();
+            foreach (var op in graph.Global.Reverse()) op.Backward(schedule);
+            w.Close().Line();
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using System.Collections.Generic;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Model;
+using GateLoop.Generator.Ops;
+
+namespace GateLoop.Generator.Lowering
+{
+    /// <summary>
+    /// A GateLoop transformer declaration as ops: the token embedding; per layer a mixer block (gate-looped or
+    /// softmax attention) and a feed-forward block, each pre- or post-norm around its residual; the head; the
+    /// cross-entropy loss. The modules and tensor names are the seed's, so the parameters come in its state_dict order.
+    /// Here the gradient buffers are chosen: which values share one (a residual stream and its sums share dX, GELU's
+    /// input and output share DF) and which get their own.
+    /// </summary>
+    internal static class TransformerLowering
+    {
+        static Buffer Gradient(string field, string size, string why) => new Buffer(field, null, size, why, BufferUse.Gradient);
+
+        static Buffer PerLayer(string field, string size, string why) => new Buffer(field, "Depth", size, why);
+
+        public static Graph Lower(TransformerSpec s)
+        {
+            var dim = ("Dim", s.Dim);
+            var global = new List<Op> { new Embedding("TokenEmb", "token_emb.weight", ("NumTokens", s.NumTokens), dim, new Value("a.X[0]", "dX")) };
+            var layer = new List<Op> { Mixer(s), FeedForward(s) };
+            return new Graph(global, layer, Head(s), s.Depth, new CrossEntropy());
+        }
+
+        // The block's norm: RMSNorm into h before the ops (pre-norm), or LayerNorm of the sum after them (post-norm).
+        static (Value X, Value H, Value Sum, Op Norm) Residual(TransformerSpec s, string index, string next, string norm)
+        {
+            var x = new Value("x", "dX");
+            if (!s.PostLayerNorm)
+            {
+                var h = new Value("h", "a.DH");
+                return (x, h, new Value($"a.X[{next}]", "dX"),
+                    new RmsNorm(norm + "NormG", "norm.gamma", s.Dim, x, h, new Value($"a.InvNorm[{index}]")));
+            }
+            var sum = new Value($"a.Sum[{index}]", "dX");
+            return (x, x, sum,
+                new LayerNorm(norm + "NormW", norm + "NormB", "norm", ("Dim", s.Dim), sum, new Value($"a.X[{next}]", "dX"), new Value($"a.NormStats[{index}]")));
+        }
+
+        static Op Mixer(TransformerSpec s)
+        {
+            var (x, h, sum, norm) = Residual(s, "2 * l", "2 * l + 1", "Mix");
+            var dim = ("Dim", s.Dim);
+            var inner = ("DimInner", s.DimInner);
+            var ops = new List<Op>();
+            var qkv = Value.Stored(PerLayer("Qkv", "rows * 3 * DimInner", "q | k | v"),
+                Gradient("DQkv", "rows * 3 * DimInner", "gradient of q | k | v"));
+
+            // The mixer's output goes through the gating (its own gradient) and the output projection (another),
+            // or straight into the residual sum, sharing the stream's gradient.
+            var projected = s.HasOutProjection ? Gradient("DGated", "rows * DimInner", "gradient of the output projection's input") : null;
+            var core = s.SwishGating ? Gradient("DMixed", "rows * DimInner", "gradient of the gated input") : projected;
+            Value Output(Buffer storage, Buffer? gradient) => gradient is null ? new Value(storage.Count is null ? $"a.{storage.Field}" : $"a.{storage.Field}[l]", "dX", storage) : Value.Stored(storage, gradient);
+
+            Value mixed;
+            if (s.UseGateLoopedAttn)
+            {
+                ops.Add(new Linear("Qkv", "fn.to_qkv", ("3 * DimInner", 3 * s.DimInner), dim, h, qkv));
+                Value? transition = null;
+                if (s.AblateStateTransition)
+                {
+                    ops.Add(new Unused("TransitionW", "fn.to_a.0.weight", new[] { ("2 * Heads", 2 * s.Heads), dim }, s.Dim));
+                    ops.Add(new Unused("TransitionB", "fn.to_a.0.bias", new[] { ("2 * Heads", 2 * s.Heads) }, s.Dim));
+                }
+                else
+                {
+                    var projection = Value.Stored(PerLayer("TransitionIn", "rows * 2 * Heads", "x·Waᵀ before the bias"),
+                        Gradient("DTransitionIn", "rows * 2 * Heads", "gradient of x·Waᵀ + ba"));
+                    transition = Value.Stored(PerLayer("Transition", "rows * 2 * Heads", "the complex state transitions a"),
+                        Gradient("DTransition", "rows * 2 * Heads", "gradient of a"));
+                    ops.Add(new Linear("TransitionW", "fn.to_a.0", ("2 * Heads", 2 * s.Heads), dim, h, projection));
+                    ops.Add(new StateTransition("Heads", s.AblateComplex, s.FracGradientStateTransition, projection, transition,
+                        ("TransitionB", "fn.to_a.0.bias", ("2 * Heads", 2 * s.Heads), s.Dim)));
+                }
+                var scanned = PerLayer("ScanOut", "rows * DimInner", "scan outputs o (heads merged)");
+                mixed = s.SubLayerNorm ? Value.Stored(scanned, Gradient("DScanOut", "rows * DimInner", "gradient of the scan output")) : Output(scanned, core);
+                ops.Add(new GateLoopScan(s, qkv, transition, mixed));
+                if (s.SubLayerNorm)
+                {
+                    var normalized = Output(PerLayer("SubOut", "rows * DimInner", "sub-LayerNorm outputs"), core);
+                    ops.Add(new LayerNorm("SubNormW", "SubNormB", "fn.maybe_sub_ln", inner, mixed, normalized,
+                        Value.Stored(PerLayer("SubStats", "rows * 2", "sub-LayerNorm mean and rstd"))));
+                    mixed = normalized;
+                }
+            }
+            else
+            {
+                var attention = new List<Op> { new Linear("Qkv", "fn.to_qkv.0", ("3 * DimInner", 3 * s.DimInner), dim, h, qkv) };
+                if (s.RotaryEmbedding) attention.Add(new Rotary("RotaryFreqs", "fn.rotary_emb.freqs", s.HeadDim, qkv));
+                if (s.RelPos)
+                {
+                    var projection = Value.Stored(PerLayer("TransitionIn", "rows * DimInner", "x·Waᵀ: complex relative-position gates"),
+                        Gradient("DTransitionIn", "rows * DimInner", "gradient of x·Waᵀ"));
+                    var gates = Value.Stored(PerLayer("Transition", "rows * DimInner", "the gates a after the polar sigmoid"),
+                        Gradient("DTransition", "rows * DimInner", "gradient of a"));
+                    attention.Add(new Linear("RelPosW", "fn.to_a.0", inner, dim, h, projection));
+                    attention.Add(new StateTransition("(DimInner / 2)", s.AblateComplex, s.FracGradientStateTransition, projection, gates));
+                    attention.Add(new RelativePositions(gates, qkv));
+                }
+                else if (s.DataDependentRelPos) attention.Add(new Unused("RelPosW", "fn.to_a.0.weight", new[] { inner, dim }, s.Dim));
+                mixed = Output(PerLayer("AttnOut", "rows * DimInner", "attention outputs (heads merged)"), core);
+                attention.Add(new Attention.Core(s.HeadDim, s.SoftmaxNormalize, qkv, mixed));
+                ops.Add(new Attention(attention));
+            }
+
+            if (s.SwishGating)
+            {
+                var gates = Value.Stored(PerLayer("Gates", "rows * DimInner", "x·Wgᵀ before silu"), Gradient("DGates", "rows * DimInner", "gradient of x·Wgᵀ"));
+                var gated = Value.Stored(PerLayer("Gated", "rows * DimInner", "mixer output ⊙ silu(gates)"), projected);
+                ops.Add(new Linear("GatesW", "fn.to_gates.0", inner, dim, h, gates));
+                ops.Add(new SwishGate(mixed, gates, gated));
+                mixed = gated;
+            }
+            if (s.HasOutProjection)
+                ops.Add(new Linear("OutW", s.UseGateLoopedAttn ? "fn.to_out" : "fn.to_out.1", dim, inner, mixed, sum,
+                    s.UseGateLoopedAttn ? null : "OutB", accumulate: true));
+            var titles = ($"Mixer block: {(s.UseGateLoopedAttn ? "gate-looped attention" : "causal softmax attention")}", "Mixer block: dX = ∂L/∂X[2l+1]");
+            return new Block("layers.{i}.0.", titles, "2 * l", !s.PostLayerNorm, x, sum, norm, ops, s.HasOutProjection ? null : mixed);
+        }
+
+        static Op FeedForward(TransformerSpec s)
+        {
+            var (x, h, sum, norm) = Residual(s, "2 * l + 1", "2 * l + 2", "Ff");
+            var hidden = ("Hidden", s.Hidden);
+            // GELU's backward writes its input's gradient over its output's.
+            var dHidden = Gradient("DF", "rows * Hidden", "feed-forward hidden gradient");
+            var pre = Value.Stored(PerLayer("FfPre", "rows * Hidden", "feed-forward pre-activations (bias added)"), dHidden);
+            var act = Value.Stored(PerLayer("FfAct", "rows * Hidden", "GELU outputs"), dHidden);
+            var ops = new List<Op>
+            {
+                new Linear("Ff1W", "fn.0", hidden, ("Dim", s.Dim), h, pre),
+                new Gelu("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act),
+                new Linear("Ff2W", "fn.2", ("Dim", s.Dim), hidden, act, sum, "Ff2B", accumulate: true),
+            };
+            return new Block("layers.{i}.1.", ("Feed-forward block", "Feed-forward block: dX = ∂L/∂X[2l+2]"), "2 * l + 1", !s.PostLayerNorm, x, sum, norm, ops, null);
+        }
+
+        // The head reads the last element of the stream (RMSNorm'ed first when pre-norm).
+        static IReadOnlyList<Op> Head(TransformerSpec s)
+        {
+            var final = new Value("a.X[2 * Depth]", "dX");
+            var logits = new Value("LogitsView", "LogitGrads");
+            var vocabulary = ("NumTokens", s.NumTokens);
+            if (s.PostLayerNorm) return new Op[] { new Linear("HeadW", "to_logits", vocabulary, ("Dim", s.Dim), final, logits) };
+            var h = new Value("a.H[2 * Depth]", "a.DH");
+            return new Op[]
+            {
+                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value("a.InvNorm[2 * Depth]")),
+                new Linear("HeadW", "to_logits.1", vocabulary, ("Dim", s.Dim), h, logits),
+            };
+        }
+    }
+}

@@ -1,0 +1,112 @@
+using System.Collections.Generic;
+using System.Linq;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
+
+namespace GateLoop.Generator.Ops
+{
+    /// <summary>
+    /// One residual block of the transformer, the seed's PreNorm(fn) or PostNorm(fn): a pre-norm block feeds its ops
+    /// h = RMSNorm(x) (the local <c>h</c>) and adds their result to x as the next element of the residual stream; a
+    /// post-norm block feeds them x itself and takes LayerNorm(x + f(x)). The stream X[0…2·Depth] and its gradient dX are shared by every
+    /// block. The block's last op writes into the residual sum (an output projection whose GEMM adds into x's copy);
+    /// or, when the mixer has no projection, the block adds the ops' output to x itself.
+    /// </summary>
+    internal sealed class Block : Sequence
+    {
+        readonly (string Forward, string Backward) titles;
+        readonly string index;
+        readonly bool pre;
+        readonly Op norm;
+        readonly Value x, sum;
+        readonly Value? added;
+
+        /// <param name="titles">The comments the schedules open the block with.</param>
+        /// <param name="index">The block's element of the residual stream, e.g. <c>2 * l + 1</c>.</param>
+        /// <param name="x">The block's input (the local <c>x</c>), whose gradient is the stream's.</param>
+        /// <param name="sum">x + f: the next element of the stream (pre-norm) or what the LayerNorm normalizes.</param>
+        /// <param name="norm">The RMSNorm producing h (pre-norm) or the LayerNorm after the sum (post-norm).</param>
+        /// <param name="added">The ops' output, when the block adds it to x itself; null when the last op writes into the sum.</param>
+        public Block(string module, (string Forward, string Backward) titles, string index, bool pre, Value x, Value sum, Op norm,
+            IReadOnlyList<Op> ops, Value? added) : base(module, ops)
+        {
+            this.titles = titles;
+            this.index = index;
+            this.pre = pre;
+            this.x = x;
+            this.sum = sum;
+            this.norm = norm;
+            this.added = added;
+        }
+
+        public override IEnumerable<Param> Parameters => base.Parameters.Concat(norm.Parameters.Select(p => p.Under(Module)));
+
+        public override IEnumerable<Buffer> Buffers
+        {
+            get
+            {
+                yield return new Buffer("X", "2 * Depth + 1", "rows * Dim", "residual stream at each block boundary");
+                if (pre)
+                {
+                    yield return new Buffer("H", "2 * Depth + 1", "rows * Dim", "RMSNorm outputs: the inputs of each block and of the head");
+                    yield return new Buffer("InvNorm", "2 * Depth + 1", "rows", "1/‖x‖ per row of each RMSNorm");
+                }
+                else
+                {
+                    yield return new Buffer("Sum", "2 * Depth", "rows * Dim", "x + f(x) before each block's LayerNorm");
+                    yield return new Buffer("NormStats", "2 * Depth", "rows * 2", "mean and rstd per row of each LayerNorm");
+                }
+                foreach (var b in base.Buffers) yield return b;
+                yield return new Buffer("DX", null, "rows * Dim", "gradient of the residual stream", BufferUse.Gradient);
+                if (pre) yield return new Buffer("DH", null, "rows * Dim", "gradient of a block's normalized input", BufferUse.Gradient);
+            }
+        }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            foreach (var k in norm.Kernels(n)) yield return k;
+            foreach (var k in base.Kernels(n)) yield return k;
+            if (added is not null)
+                yield return new KernelSource("Add", $$"""
+                    /// <summary>sum = a + b.</summary>
+                    public static void Add(Index1D index, ArrayView<{{n.Type}}> a, ArrayView<{{n.Type}}> b, ArrayView<{{n.Type}}> sum) =>
+                        sum[index] = a[index] + b[index];
+                    """);
+        }
+
+        public override void Forward(Schedule s)
+        {
+            s.Line($"// {titles.Forward}.");
+            s.Bind("x", $"a.X[{index}]");
+            if (pre)
+            {
+                s.Bind("h", $"a.H[{index}]");
+                norm.Forward(s);
+            }
+            if (added is null)
+            {
+                foreach (var op in Ops.Take(Ops.Count - 1)) op.Forward(s);
+                s.Line($"x.CopyTo({sum});");
+                Ops[Ops.Count - 1].Forward(s);
+            }
+            else
+            {
+                base.Forward(s);
+                s.Launch("Add", "R * Dim", "x", added.Expr, sum.Expr);
+            }
+            if (!pre) norm.Forward(s);
+        }
+
+        // dX holds the gradient of the block's output, and flows on unchanged to x through the residual.
+        public override void Backward(Schedule s)
+        {
+            s.Line($"// {titles.Backward}.");
+            s.Bind("x", $"a.X[{index}]");
+            s.Holds(x);
+            if (pre) s.Bind("h", $"a.H[{index}]");
+            else norm.Backward(s);
+            base.Backward(s);
+            if (pre) norm.Backward(s);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using GateLoop.Generator.Ir;
+
+namespace GateLoop.Generator.Ops
+{
+    /// <summary>
+    /// What the chunked scans of a GPU share (the gate loop's and the SimpleGateLoop's): the switch that picks them,
+    /// and the buffer of per-chunk aggregates, which only that schedule uses.
+    /// </summary>
+    internal static class ChunkedScans
+    {
+        /// <summary>The members <see cref="Members"/> declares.</summary>
+        public static readonly string[] MemberNames = { "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks" };
+
+        /// <summary>
+        /// When the scans run chunked (on a GPU, for sequences longer than a chunk, when the lanes, batch × the
+        /// constant <paramref name="lanes"/>, are too few to fill it) and how many chunks a sequence has.
+        /// </summary>
+        public static KernelSource Members(string lanes, int chunk) => new KernelSource("ChunkedScans", $$"""
+            // Below this many lanes (batch·{{lanes}}) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
+            const int ChunkedBelowLanes = 32768, Chunk = {{chunk}};
+
+            /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·{{lanes}} lanes alone would leave it idle.</summary>
+            bool Chunked => !Device.IsHost && Seq > Chunk && Batch * {{lanes}} < ChunkedBelowLanes;
+
+            int Chunks => (Seq + Chunk - 1) / Chunk;
+            """);
+
+        /// <summary>The per-chunk aggregates of <paramref name="values"/> values per lane (batch·lanes of them).</summary>
+        public static Buffer Aggregates(string lanes, int values) => new Buffer("ChunkAgg", null,
+            $"(long)batch * ((seq + Chunk - 1) / Chunk) * {lanes} * {values}",
+            "per chunk and channel, the chunked scans' aggregates, then carried-in values", BufferUse.Schedule);
+    }
+}

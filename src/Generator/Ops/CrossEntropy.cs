@@ -1,0 +1,39 @@
+using System.Collections.Generic;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
+
+namespace GateLoop.Generator.Ops
+{
+    /// <summary>
+    /// Softmax cross-entropy with its gradient fused in (the loss's backward needs only the softmax): the graph's
+    /// loss, run after the forward by the model's ComputeLoss, into the loss rows and the logits' gradient.
+    /// </summary>
+    internal sealed class CrossEntropy : Op
+    {
+        public override void Forward(Schedule s) =>
+            s.Line("Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);");
+
+        // The gradient it leaves is where the backward schedule starts.
+        public override void Backward(Schedule s) { }
+
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return new KernelSource("CrossEntropy", $$"""
+                /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
+                public static void CrossEntropy(Index1D index, ArrayView<{{n.Type}}> logits, ArrayView<int> targets, {{n.Type}} scale, ArrayView<{{n.Type}}> loss, ArrayView<{{n.Type}}> dLogits)
+                {
+                    long o = (long)index.X * NumTokens;
+                    {{n.Type}} max = logits[o];
+                    for (int v = 1; v < NumTokens; v++) max = {{n.Math}}.Max(max, logits[o + v]);
+                    {{n.Type}} sum = 0;
+                    for (int v = 0; v < NumTokens; v++) sum += {{n.Math}}.Exp(logits[o + v] - max);
+                    {{n.Type}} lse = max + {{n.Math}}.Log(sum);
+                    int target = targets[index];
+                    loss[index] = lse - logits[o + target];
+                    for (int v = 0; v < NumTokens; v++)
+                        dLogits[o + v] = scale * ({{n.Math}}.Exp(logits[o + v] - lse) - (v == target ? {{n.Lit(1)}} : {{n.Lit(0)}}));
+                }
+                """);
+        }
+    }
+}
