@@ -78,7 +78,7 @@ public class ScanBenchmarks : IDisposable
     /// <summary>Reads q, k, v and a (5 values per channel and row), writes o and S (3): 32 bytes per channel-step.</summary>
     [Benchmark]
     public void ScanForward() =>
-        device.Launch(ScanModel.Kernels.ScanForward, Batch * ScanModel.DimInner, Seq, qkv.View.AsContiguous(), a.View.AsContiguous(),
+        device.Launch(ScanModel.Kernels.ScanForward, ScanModel.Kernels.Host.ScanForward, Batch * ScanModel.DimInner, Seq, qkv.View.AsContiguous(), a.View.AsContiguous(),
             o.View.AsContiguous(), states.View.AsContiguous(), carry.View.AsContiguous());
 
     /// <summary>The same 32 bytes per channel-step, moved by memcpy: the bandwidth the scan is compared with.</summary>

@@ -60,8 +60,12 @@ namespace GateLoop.Generator.Ir
         public void Gemm(bool transA, bool transB, string m, string n, string k, string a, string b, string beta, string c) =>
             w.Line($"Device.Gemm({(transA ? "true" : "false")}, {(transB ? "true" : "false")}, {m}, {n}, {k}, {One}, {a}, {b}, {beta}, {c});");
 
-        public void Launch(string kernel, string count, params string[] args) =>
-            w.Line($"Device.Launch(Kernels.{kernel}, {count}, {string.Join(", ", args)});");
+        /// <summary>Launches generated kernel <paramref name="kernel"/> over <paramref name="count"/> indices.</summary>
+        public void Launch(string kernel, string count, params string[] args) => w.Line(LaunchCall(kernel, count, args));
+
+        /// <summary>The statement of <see cref="Launch"/>: the kernel for ILGPU and its host entry for the host backend.</summary>
+        public static string LaunchCall(string kernel, string count, params string[] args) =>
+            $"Device.Launch(Kernels.{kernel}, Kernels.Host.{kernel}, {count}, {string.Join(", ", args)});";
 
         /// <summary>dst += Σ over the R rows of m (bias gradients).</summary>
         public void ColumnSum(string columns, string m, string dst) => w.Line($"Device.ColumnSum(R, {columns}, {m}, {dst});");

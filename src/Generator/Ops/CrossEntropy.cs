@@ -11,7 +11,7 @@ namespace GateLoop.Generator.Ops
     internal sealed class CrossEntropy : Op
     {
         public override void Forward(Schedule s) =>
-            s.Line("Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);");
+            s.Line(Schedule.LaunchCall("CrossEntropy", "Rows", "LogitsView, Targets, gradScale, LossRows, LogitGrads"));
 
         // The gradient it leaves is where the backward schedule starts.
         public override void Backward(Schedule s) { }

@@ -87,14 +87,14 @@ namespace GateLoop.Generator.Ops
         {
             if (spec.MaxHeads)
                 s.Open("if (Chunked)")
-                 .Line($"Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{States}, a.ChunkAgg);")
-                 .Line($"Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, {carry});")
-                 .Line($"Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{output}, {States}, a.ChunkAgg);")
+                 .Line(Schedule.LaunchCall("ChunkScanForward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{States}, a.ChunkAgg"))
+                 .Line(Schedule.LaunchCall("ChunkCarryForward", "Batch * DimInner", $"Seq, a.ChunkAgg, {carry}"))
+                 .Line(Schedule.LaunchCall("ChunkApplyForward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{output}, {States}, a.ChunkAgg"))
                  .Close()
                  .Line("else")
-                 .Line($"    Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, {qkv}, {TransitionArg}{output}, {States}, {carry});");
+                 .Line("    " + Schedule.LaunchCall("ScanForward", "Batch * DimInner", $"Seq, {qkv}, {TransitionArg}{output}, {States}, {carry}"));
             else
-                s.Line($"Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, {qkv}, {TransitionArg}{States}, {carry});");
+                s.Line(Schedule.LaunchCall("ScanStatesForward", "Batch * Heads * HeadDim * HeadDim", $"Seq, {qkv}, {TransitionArg}{States}, {carry}"));
         }
 
         public override void Backward(Schedule s)
@@ -108,16 +108,16 @@ namespace GateLoop.Generator.Ops
             string dScan = output.Grad!;
             if (spec.MaxHeads)
                 s.Open("if (Chunked)")
-                 .Line($"Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg);")
-                 .Line("Device.Launch(Kernels.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);")
-                 .Line($"Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg);")
+                 .Line(Schedule.LaunchCall("ChunkScanBackward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg"))
+                 .Line(Schedule.LaunchCall("ChunkCarryBackward", "Batch * DimInner", "Seq, a.ChunkAgg"))
+                 .Line(Schedule.LaunchCall("ChunkApplyBackward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg"))
                  .Close()
                  .Line("else")
-                 .Line($"    Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad});");
+                 .Line("    " + Schedule.LaunchCall("ScanBackward", "Batch * DimInner", $"Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad}"));
             else
             {
-                s.Line($"Device.Launch(Kernels.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, {qkv}, {TransitionArg}{dScan}, a.GradStates);");
-                s.Line($"Device.Launch(Kernels.ScanInputsBackward, R * Heads, Seq, {qkv}, {States}, a.GradStates, {dScan}, {qkv.Grad}{TransitionGrad});");
+                s.Line(Schedule.LaunchCall("ScanStatesBackward", "Batch * Heads * HeadDim * HeadDim", $"Seq, {qkv}, {TransitionArg}{dScan}, a.GradStates"));
+                s.Line(Schedule.LaunchCall("ScanInputsBackward", "R * Heads", $"Seq, {qkv}, {States}, a.GradStates, {dScan}, {qkv.Grad}{TransitionGrad}"));
             }
         }
 

@@ -51,7 +51,7 @@ namespace GateLoop.Generator.Ops
             s.Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.ChunkAgg", "initial", "gate", "state");
             s.Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg", output.Expr);
             s.Close().Line("else");
-            s.Line($"    Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, {z}, initial, {output}, gate, state);");
+            s.Line("    " + Schedule.LaunchCall("ScanForward", "Batch * Dim", $"Seq, {z}, initial, {output}, gate, state"));
         }
 
         public override void Backward(Schedule s)
@@ -62,7 +62,7 @@ namespace GateLoop.Generator.Ops
             s.Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.ChunkAgg");
             s.Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", z.Expr, "initial", dOut, z.Grad!, "a.ChunkAgg");
             s.Close().Line("else");
-            s.Line($"    Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, {z}, initial, {dOut}, {z.Grad});");
+            s.Line("    " + Schedule.LaunchCall("ScanBackward", "Batch * Dim", $"Seq, {z}, initial, {dOut}, {z.Grad}"));
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -8,53 +7,42 @@ using ILGPU.Runtime.Cuda;
 namespace GateLoop.Runtime;
 
 /// <summary>
-/// Where kernels run. <c>cpu</c> calls the generated kernel methods directly on CPU threads (the fast host
-/// backend); <c>ilgpu-cpu</c> runs them through ILGPU's CPU accelerator, which emulates GPU threads and is only
-/// for validating kernels on tiny shapes (GEMMs run on the host there); <c>cuda</c> compiles them to PTX through ILGPU. Memory always lives
-/// in ILGPU buffers so one model class serves every device.
+/// Where kernels run: <see cref="HostDevice"/> (<c>cpu</c>) calls each kernel's host entry on CPU threads;
+/// <see cref="IlgpuDevice"/> compiles the kernels through ILGPU, to PTX on <c>cuda</c> or for ILGPU's CPU
+/// accelerator on <c>ilgpu-cpu</c> (which emulates GPU threads, for validating kernels on tiny shapes). Memory
+/// always lives in ILGPU buffers so one model class serves every device.
 /// </summary>
-public sealed class Device : IDisposable
+public abstract class Device : IDisposable
 {
     /// <summary>The device names accepted by <see cref="Create"/>.</summary>
     public static readonly IReadOnlyList<string> Names = ["cpu", "ilgpu-cpu", "cuda", "auto"];
 
     readonly Context context;
-    readonly ConcurrentDictionary<System.Reflection.MethodInfo, Delegate> kernels = new();
-    readonly IlgpuGemm? gemm;
 
-    Device(Context context, Accelerator accelerator, bool isHost, string name)
+    private protected Device(Context context, Accelerator accelerator, string name)
     {
         this.context = context;
         Accelerator = accelerator;
-        IsHost = isHost;
         Name = name;
-        // ILGPU's CPU accelerator runs a thread group's barriers on OS threads, which made the tiled GEMM take
-        // seconds per matrix of a tiny model; its memory is host memory, so it multiplies on the host instead
-        // (the tiled kernel has its own tests there).
-        if (!isHost && accelerator is not CPUAccelerator) gemm = new IlgpuGemm(accelerator);
     }
 
     /// <summary>The ILGPU accelerator that owns this device's memory.</summary>
     public Accelerator Accelerator { get; }
 
-    /// <summary>True when kernels are called directly on CPU threads.</summary>
-    public bool IsHost { get; }
+    /// <summary>True on the host backend, where kernels are called directly on CPU threads.</summary>
+    public bool IsHost => this is HostDevice;
 
     /// <summary>A readable description: kind, processor or GPU name, memory.</summary>
     public string Name { get; }
 
     /// <summary>
     /// Whether fp32 GEMMs may use TF32 tensor cores (cuBLAS on CUDA: products rounded to a 10-bit mantissa, sums in
-    /// fp32). Off by default; the host backend always multiplies in full precision and stays false.
+    /// fp32). Off by default; a device without tensor cores stays false.
     /// </summary>
-    public bool AllowTf32
-    {
-        get => gemm?.AllowTf32 ?? false;
-        set
-        {
-            if (gemm is not null) gemm.AllowTf32 = value;
-        }
-    }
+    public virtual bool AllowTf32 { get => false; set { } }
+
+    /// <summary>Which matrix-multiply implementation runs on this device.</summary>
+    public abstract string GemmBackend { get; }
 
     /// <summary>
     /// Bytes of memory the device's buffers can take: the GPU's memory on CUDA, else the memory this process may
@@ -75,9 +63,6 @@ public sealed class Device : IDisposable
             $"{what} needs about {Size(bytes)} of memory beside the {Size(held)} already held, more than the {Size(MemoryBytes)} {Name.Split(' ')[0]} has; use a smaller batch or sequence length");
     }
 
-    /// <summary>Which matrix-multiply implementation runs on this device.</summary>
-    public string GemmBackend => gemm?.Backend ?? "host-simd";
-
     /// <summary>Creates a device by name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>cuda</c> or <c>auto</c> (cuda when present).</summary>
     /// <exception cref="DeviceUnavailableException">The name is unknown or the device is not present.</exception>
     public static Device Create(string name)
@@ -89,10 +74,10 @@ public sealed class Device : IDisposable
             switch (name)
             {
                 case "cpu":
-                    return new Device(context, context.CreateCPUAccelerator(0), isHost: true,
+                    return new HostDevice(context, context.CreateCPUAccelerator(0),
                         $"cpu ({Environment.ProcessorCount} threads, host backend)");
                 case "ilgpu-cpu":
-                    return new Device(context, context.CreateCPUAccelerator(0), isHost: false,
+                    return new IlgpuDevice(context, context.CreateCPUAccelerator(0),
                         "ilgpu-cpu (ILGPU CPU accelerator, for kernel validation)");
                 case "cuda":
                 case "auto":
@@ -104,7 +89,7 @@ public sealed class Device : IDisposable
                             "no CUDA device was found (is the NVIDIA driver installed and a GPU visible?); use --device cpu");
                     }
                     var accelerator = cuda[0].CreateCudaAccelerator(context);
-                    return new Device(context, accelerator, isHost: false,
+                    return new IlgpuDevice(context, accelerator,
                         $"cuda: {accelerator.Name} ({accelerator.MemorySize / (1024.0 * 1024 * 1024):F1} GiB)");
                 default:
                     throw new DeviceUnavailableException($"unknown device '{name}'; choose one of: {string.Join(", ", Names)}");
@@ -129,29 +114,26 @@ public sealed class Device : IDisposable
     public void Synchronize() => Accelerator.Synchronize();
 
     /// <summary>
+    /// When set, every kernel launch and GEMM is timed (waiting for the device after each, so this slows a GPU
+    /// run) and accumulated by kernel name.
+    /// </summary>
+    public Profile? Profile { get; set; }
+
+    /// <summary>
     /// Row-major dense GEMM: C[m×n] = alpha·op(A)·op(B) + beta·C, with op(A) m×k and op(B) k×n; A, B and C are
     /// packed (leading dimension = stored columns). beta = 0 overwrites C.
     /// </summary>
     public void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
-        T beta, ArrayView<T> c) where T : unmanaged, INumber<T> =>
-        Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, "Gemm");
-
-    unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
-        T beta, ArrayView<T> c, string profileName) where T : unmanaged, INumber<T>
+        T beta, ArrayView<T> c) where T : unmanaged, INumber<T>
     {
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        var clock = Profile is null ? null : System.Diagnostics.Stopwatch.StartNew();
-        if (gemm is null)
-            HostGemm.Multiply(transA, transB, m, n, k, alpha, (T*)a.LoadEffectiveAddressAsPtr(), lda,
-                (T*)b.LoadEffectiveAddressAsPtr(), ldb, beta, (T*)c.LoadEffectiveAddressAsPtr(), n);
-        else
-            gemm.Multiply(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
-        if (clock is not null)
-        {
-            Synchronize();
-            Profile!.Add(profileName, clock.Elapsed.TotalMilliseconds);
-        }
+        long start = Start();
+        Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
+        Record("Gemm", start);
     }
+
+    /// <summary>The GEMM of <see cref="Gemm{T}"/> on this device's implementation.</summary>
+    private protected abstract void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
+        ArrayView<T> b, T beta, ArrayView<T> c) where T : unmanaged, INumber<T>;
 
     /// <summary>
     /// dst[j] += Σ_r m[r, j] over a packed <paramref name="rows"/> × <paramref name="columns"/> matrix (bias
@@ -162,8 +144,12 @@ public sealed class Device : IDisposable
         ColumnSum(rows, columns, m, dst, T.One);
 
     /// <summary>dst[j] += scale·Σ_r m[r, j] (see <see cref="ColumnSum{T}(int, int, ArrayView{T}, ArrayView{T})"/>).</summary>
-    public void ColumnSum<T>(int rows, int columns, ArrayView<T> m, ArrayView<T> dst, T scale) where T : unmanaged, INumber<T> =>
-        Multiply(false, false, 1, columns, rows, scale, Ones<T>(rows), m, T.One, dst, nameof(ColumnSum));
+    public void ColumnSum<T>(int rows, int columns, ArrayView<T> m, ArrayView<T> dst, T scale) where T : unmanaged, INumber<T>
+    {
+        long start = Start();
+        Multiply(false, false, 1, columns, rows, scale, Ones<T>(rows), m, T.One, dst);
+        Record(nameof(ColumnSum), start);
+    }
 
     readonly Dictionary<Type, MemoryBuffer> ones = [];
 
@@ -183,169 +169,99 @@ public sealed class Device : IDisposable
         }
     }
 
-    /// <summary>
-    /// When set, every kernel launch and GEMM is timed (waiting for the device after each, so this slows a GPU
-    /// run) and accumulated by kernel name.
-    /// </summary>
-    public Profile? Profile { get; set; }
+    long Start() => Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
 
-    // Profiling waits for the device, so the time is the kernel's own.
-    void Record(Delegate kernel, long start)
+    // Profiling waits for the device, so the time is the work's own.
+    void Record(string name, long start)
     {
+        if (Profile is null) return;
         Synchronize();
-        Profile!.Add(kernel.Method.Name, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        Profile.Add(name, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
     }
 
-    // Kernel launches: one index per logical work item. The host backend runs the kernel's host twin (or the
-    // kernel itself) on CPU threads; ILGPU compiles it once per device and caches the launcher.
+    /// <summary>
+    /// Runs one launch of <paramref name="kernel"/> over indices 0…n−1: the host backend calls
+    /// <paramref name="host"/> on ranges of indices, ILGPU loads the kernel once (<paramref name="load"/>) and calls
+    /// the loaded launcher (<paramref name="launch"/>). Every <c>Launch</c> overload comes here.
+    /// </summary>
+    private protected abstract void Run(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load,
+        Action<Delegate> launch);
 
-    /// <summary>Runs <paramref name="kernel"/> for indices 0…n−1.</summary>
-    public void Launch<T1>(Action<Index1D, T1> kernel, int n, T1 a1)
-        where T1 : struct
+    void Dispatch(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load, Action<Delegate> launch)
     {
         if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1);
-        else if (HostTwin<Action<int, int, T1>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1); });
-        if (Profile is not null) Record(kernel, start);
+        long start = Start();
+        Run(kernel, n, host, load, launch);
+        Record(kernel.Method.Name, start);
     }
 
-    /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2>(Action<Index1D, T1, T2> kernel, int n, T1 a1, T2 a2)
-        where T1 : struct where T2 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2);
-        else if (HostTwin<Action<int, int, T1, T2>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2); });
-        if (Profile is not null) Record(kernel, start);
-    }
+    // One overload per kernel arity (C# has no variadic generics), each only binding its arguments for Dispatch.
+    // A kernel takes its index first; its host entry, generated beside it as Kernels.Host.Name, takes a range.
+
+    /// <summary>Runs <paramref name="kernel"/> for indices 0…n−1, as <paramref name="host"/> on the host backend.</summary>
+    public void Launch<T1>(Action<Index1D, T1> kernel, Action<int, int, T1> host, int n, T1 a1)
+        where T1 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1>)d)(n, a1));
 
     /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2, T3>(Action<Index1D, T1, T2, T3> kernel, int n, T1 a1, T2 a2, T3 a3)
-        where T1 : struct where T2 : struct where T3 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3);
-        else if (HostTwin<Action<int, int, T1, T2, T3>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3); });
-        if (Profile is not null) Record(kernel, start);
-    }
+    public void Launch<T1, T2>(Action<Index1D, T1, T2> kernel, Action<int, int, T1, T2> host, int n, T1 a1, T2 a2)
+        where T1 : struct where T2 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2>)d)(n, a1, a2));
 
     /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2, T3, T4>(Action<Index1D, T1, T2, T3, T4> kernel, int n, T1 a1, T2 a2, T3 a3, T4 a4)
-        where T1 : struct where T2 : struct where T3 : struct where T4 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4);
-        else if (HostTwin<Action<int, int, T1, T2, T3, T4>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4); });
-        if (Profile is not null) Record(kernel, start);
-    }
+    public void Launch<T1, T2, T3>(Action<Index1D, T1, T2, T3> kernel, Action<int, int, T1, T2, T3> host, int n,
+        T1 a1, T2 a2, T3 a3)
+        where T1 : struct where T2 : struct where T3 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3>)d)(n, a1, a2, a3));
 
     /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2, T3, T4, T5>(Action<Index1D, T1, T2, T3, T4, T5> kernel, int n,
-        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5)
-        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5);
-        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5); });
-        if (Profile is not null) Record(kernel, start);
-    }
+    public void Launch<T1, T2, T3, T4>(Action<Index1D, T1, T2, T3, T4> kernel, Action<int, int, T1, T2, T3, T4> host,
+        int n, T1 a1, T2 a2, T3 a3, T4 a4)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4>)d)(n, a1, a2, a3, a4));
 
     /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2, T3, T4, T5, T6>(Action<Index1D, T1, T2, T3, T4, T5, T6> kernel, int n,
-        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6)
+    public void Launch<T1, T2, T3, T4, T5>(Action<Index1D, T1, T2, T3, T4, T5> kernel,
+        Action<int, int, T1, T2, T3, T4, T5> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4, T5>)d)(n, a1, a2, a3, a4, a5));
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6>(Action<Index1D, T1, T2, T3, T4, T5, T6> kernel,
+        Action<int, int, T1, T2, T3, T4, T5, T6> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6>)d)(n, a1, a2, a3, a4, a5, a6));
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6, T7>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7> kernel,
+        Action<int, int, T1, T2, T3, T4, T5, T6, T7> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6);
-        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6); });
-        if (Profile is not null) Record(kernel, start);
-    }
+        where T7 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7>)d)(n, a1, a2, a3, a4, a5, a6, a7));
 
     /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2, T3, T4, T5, T6, T7>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7> kernel, int n,
-        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7)
+    public void Launch<T1, T2, T3, T4, T5, T6, T7, T8>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8> kernel,
+        Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7, T8 a8)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
-        where T7 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7);
-        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7); });
-        if (Profile is not null) Record(kernel, start);
-    }
+        where T7 : struct where T8 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7, a8), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8>)d)(n, a1, a2, a3, a4, a5, a6, a7, a8));
 
-    /// <inheritdoc cref="Launch{T1}"/>
-    public void Launch<T1, T2, T3, T4, T5, T6, T7, T8>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8> kernel, int n,
-        T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7, T8 a8)
-        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
-        where T7 : struct where T8 : struct
-    {
-        if (n <= 0) return;
-        long start = Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!IsHost) Load(kernel, () => Accelerator.LoadAutoGroupedStreamKernel(kernel))(n, a1, a2, a3, a4, a5, a6, a7, a8);
-        else if (HostTwin<Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8>>(kernel) is { } twin) HostFor(kernel, n, (from, to) => twin(from, to, a1, a2, a3, a4, a5, a6, a7, a8));
-        else HostFor(kernel, n, (from, to) => { for (int i = from; i < to; i++) kernel(i, a1, a2, a3, a4, a5, a6, a7, a8); });
-        if (Profile is not null) Record(kernel, start);
-    }
-
-    // The generator gives every kernel a host twin, Kernels.Host.Name(from, to, the same arguments), that runs a
-    // range of indices through pointers; a hand-written kernel without one runs index by index.
-    readonly ConcurrentDictionary<System.Reflection.MethodInfo, Delegate?> twins = new();
-
-    TTwin? HostTwin<TTwin>(Delegate kernel) where TTwin : Delegate =>
-        (TTwin?)twins.GetOrAdd(kernel.Method, method => HostTwinOf(method)?.CreateDelegate<TTwin>());
-
-    /// <summary>The range entry <c>Host.Name(int from, int to, …)</c> beside <paramref name="kernel"/>, if it has one.</summary>
-    internal static System.Reflection.MethodInfo? HostTwinOf(System.Reflection.MethodInfo kernel) =>
-        kernel.DeclaringType?.GetNestedType("Host")?.GetMethod(kernel.Name,
-            System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static,
-            [typeof(int), typeof(int), .. kernel.GetParameters().Skip(1).Select(p => p.ParameterType)]);
-
-    TLoaded Load<TLoaded>(Delegate kernel, Func<TLoaded> load) where TLoaded : Delegate =>
-        (TLoaded)kernels.GetOrAdd(kernel.Method, _ => load());
-
-    // Waking the other cores costs tens of microseconds, more than many launches of a generation step take
-    // altogether; so a launch whose last run (same kernel, same count) was that short runs on this thread.
-    // A few chunks per core balance uneven rows without paying a delegate per scheduling step.
-    readonly ConcurrentDictionary<(System.Reflection.MethodInfo, int), double> hostMicroseconds = new();
-    const double ParallelWorthMicroseconds = 50;
-
-    // The body runs a range of indices, so the only call per index is the kernel's own delegate.
-    void HostFor(Delegate kernel, int n, Action<int, int> body)
-    {
-        int chunks = Math.Min(n, Environment.ProcessorCount * 4);
-        var key = (kernel.Method, n);
-        if (chunks <= 1 || hostMicroseconds.TryGetValue(key, out double last) && last < ParallelWorthMicroseconds)
-        {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            body(0, n);
-            hostMicroseconds[key] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-            return;
-        }
-        long begin = System.Diagnostics.Stopwatch.GetTimestamp();
-        Parallel.For(0, chunks, c => body((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks)));
-        // Measured in parallel, so compare as if serial: the cores' time is what a serial run would take.
-        hostMicroseconds[key] = System.Diagnostics.Stopwatch.GetElapsedTime(begin).TotalMicroseconds * Environment.ProcessorCount;
-    }
+    /// <summary>Frees what the implementation holds beside the accelerator.</summary>
+    private protected virtual void DisposeBackend() { }
 
     /// <inheritdoc />
     public void Dispose()
     {
         foreach (var buffer in ones.Values) buffer.Dispose();
-        gemm?.Dispose();
+        DisposeBackend();
         Accelerator.Dispose();
         context.Dispose();
     }

@@ -101,7 +101,7 @@ public static class DeviceCheck
         using var output = device.Allocate<float>(ProbeKernels.Probes.Length * x.Length);
         xs.View.CopyFromCPU(x);
         ys.View.CopyFromCPU(y);
-        device.Launch<ArrayView<float>, ArrayView<float>, ArrayView<float>>(ProbeKernels.Scalar, (int)output.Length, xs.View, ys.View, output.View);
+        device.Launch(ProbeKernels.Scalar, ProbeKernels.Host.Scalar, (int)output.Length, xs.View.AsContiguous(), ys.View.AsContiguous(), output.View.AsContiguous());
         var result = Read(output.View);
         var rows = new List<CheckResult>();
         for (int p = 0; p < ProbeKernels.Probes.Length; p++)

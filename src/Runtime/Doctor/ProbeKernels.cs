@@ -7,7 +7,8 @@ namespace GateLoop.Runtime;
 /// on the host by <see cref="DeviceCheck.Scalars"/>: the functions ILGPU maps to device intrinsics, the sign and
 /// comparison selects, and the integer–float conversions.
 /// </summary>
-static class ProbeKernels
+[HostTwins]
+static partial class ProbeKernels
 {
     /// <summary>
     /// The probes, in the order of <see cref="Scalar"/>'s cases: the value .NET computes (in double, from the same

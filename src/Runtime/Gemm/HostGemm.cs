@@ -38,6 +38,12 @@ internal static unsafe class HostGemm
     /// <summary>Work items per worker: enough to even out ragged blocks, few enough to keep packing amortized.</summary>
     const int ItemsPerWorker = 4;
 
+    /// <summary>C = alpha·op(A)·op(B) + beta·C over packed views (leading dimension = stored columns), read as host memory.</summary>
+    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ILGPU.ArrayView<T> a,
+        ILGPU.ArrayView<T> b, T beta, ILGPU.ArrayView<T> c) where T : unmanaged, INumber<T> =>
+        Multiply(transA, transB, m, n, k, alpha, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(a), transA ? m : k,
+            (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(b), transB ? k : n, beta, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(c), n);
+
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or
     /// k×m when <paramref name="transA"/>. op(B) is k×n: B is stored k×n (ldb), or n×k when

@@ -76,14 +76,14 @@ public sealed class Adam : IDisposable
         Step++;
         var o = Options;
         var g = model.Gradients.SubView(0, model.ParameterCount);
-        device.Launch(AdamKernels.SquaredNormPartials, Chunks, g, partials.View.AsContiguous());
-        device.Launch(AdamKernels.ClipScale, 1, partials.View.AsContiguous(), (float)o.ClipNorm, scale.View.AsContiguous());
+        device.Launch(AdamKernels.SquaredNormPartials, AdamKernels.Host.SquaredNormPartials, Chunks, g, partials.View.AsContiguous());
+        device.Launch(AdamKernels.ClipScale, AdamKernels.Host.ClipScale, 1, partials.View.AsContiguous(), (float)o.ClipNorm, scale.View.AsContiguous());
         float c1 = (float)(1 / (1 - Math.Pow(o.Beta1, Step))), c2 = (float)(1 / (1 - Math.Pow(o.Beta2, Step)));
         foreach (var (offset, length, decay) in ranges)
         {
             var h = new AdamStepParameters((float)o.LearningRate, (float)o.Beta1, (float)o.Beta2, (float)o.Epsilon,
                 decay ? (float)o.WeightDecay : 0f, c1, c2);
-            device.Launch(AdamKernels.AdamStep, (int)length, model.Weights.SubView(offset, length), g.SubView(offset, length),
+            device.Launch(AdamKernels.AdamStep, AdamKernels.Host.AdamStep, (int)length, model.Weights.SubView(offset, length), g.SubView(offset, length),
                 m.View.AsContiguous().SubView(offset, length), v.View.AsContiguous().SubView(offset, length), scale.View.AsContiguous(), h);
         }
     }

@@ -105,45 +105,45 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
 
     /// <inheritdoc />
     protected override void ForwardCore(bool continueState)
     {
         var a = act!;
         int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
             var x = a.X[2 * l];
             var h = a.H[2 * l];
-            Device.Launch(Kernels.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             if (Chunked)
             {
-                Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, carry);
-                Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, carry);
+                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
-            Device.Launch(Kernels.Add, R * Dim, x, a.ScanOut[l], a.X[2 * l + 1]);
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
+            Device.Launch(Kernels.Add, Kernels.Host.Add, R * Dim, x, a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
             h = a.H[2 * l + 1];
-            Device.Launch(Kernels.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
             Device.Gemm(false, true, R, Hidden, Dim, 1f, h, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.X[2 * l + 2]);
             Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.X[2 * l + 2]);
-            Device.Launch(Kernels.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
+            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
         // Head.
-        Device.Launch(Kernels.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
+        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
         Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.H[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
     }
 
@@ -157,8 +157,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
-        Device.Launch(Kernels.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
-        Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
+        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
+        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
         for (int l = Depth - 1; l >= 0; l--)
         {
             long p = LayerStart + l * LayerStride;
@@ -168,12 +168,12 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
-            Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
+            Device.Launch(Kernels.GeluBackward, Kernels.Host.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, R, x, W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
             x = a.X[2 * l];
             h = a.H[2 * l];
@@ -181,26 +181,26 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             a.Carry[l].MemSetToZero();
             if (Chunked)
             {
-                Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, a.Carry[l]);
-                Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, a.Carry[l]);
+                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
             if (Chunked)
             {
-                Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], dX, a.DQkv, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], dX, a.DQkv, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
+                Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
         }
-        Device.Launch(Kernels.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
     }
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>

@@ -98,41 +98,41 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
 
     /// <inheritdoc />
     protected override void ForwardCore(bool continueState)
     {
         var a = act!;
         int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
             var x = a.X[2 * l];
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, x, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
-            Device.Launch(Kernels.Rotate, R * DimInner, Seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, x, W(p + RelPosW, DimInner * Dim), 0f, a.TransitionIn[l]);
-            Device.Launch(Kernels.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
-            Device.Launch(Kernels.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
-            Device.Launch(Kernels.AttentionScores, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.Probs[l]);
-            Device.Launch(Kernels.AttentionSoftmax, Batch * Heads * Seq, Seq, a.Probs[l]);
-            Device.Launch(Kernels.AttentionOutput, R * DimInner, Seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
+            Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
+            Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
+            Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.Probs[l]);
+            Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, Batch * Heads * Seq, Seq, a.Probs[l]);
+            Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, Seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, x, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
-            Device.Launch(Kernels.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
             Device.Gemm(false, true, R, Dim, DimInner, 1f, a.Gated[l], W(p + OutW, Dim * DimInner), 1f, a.Sum[2 * l]);
-            Device.Launch(Kernels.AddBiasDim, R * Dim, a.Sum[2 * l], W(p + OutB, Dim));
-            Device.Launch(Kernels.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
+            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l], W(p + OutB, Dim));
+            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
             Device.Gemm(false, true, R, Hidden, Dim, 1f, x, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.Sum[2 * l + 1]);
             Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.Sum[2 * l + 1]);
-            Device.Launch(Kernels.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
-            Device.Launch(Kernels.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
+            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
+            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
         Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.X[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
@@ -152,38 +152,38 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             long p = LayerStart + l * LayerStride;
             // Feed-forward block: dX = ∂L/∂X[2l+2].
             var x = a.X[2 * l + 1];
-            Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
-            Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
+            Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
+            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
-            Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
+            Device.Launch(Kernels.GeluBackward, Kernels.Host.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, x, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
             x = a.X[2 * l];
-            Device.Launch(Kernels.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
-            Device.Launch(Kernels.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
+            Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
+            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + OutB, Dim));
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
-            Device.Launch(Kernels.SwishGateBackward, R * DimInner, a.AttnOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
+            Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.AttnOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, x, 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
-            Device.Launch(Kernels.AttentionGradValues, R * DimInner, Seq, a.Probs[l], a.DMixed, a.DQkv);
-            Device.Launch(Kernels.AttentionGradProbs, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.DMixed, a.DProbs);
-            Device.Launch(Kernels.AttentionSoftmaxBackward, Batch * Heads * Seq, Seq, a.Probs[l], a.DProbs);
-            Device.Launch(Kernels.AttentionGradQueriesKeys, R * DimInner, Seq, a.Qkv[l], a.DProbs, a.DQkv);
-            Device.Launch(Kernels.RelPosBackward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l], a.DQkv, a.DTransition);
-            Device.Launch(Kernels.TransitionBackward, R * (DimInner / 2), a.TransitionIn[l], a.DTransition, a.DTransitionIn);
+            Device.Launch(Kernels.AttentionGradValues, Kernels.Host.AttentionGradValues, R * DimInner, Seq, a.Probs[l], a.DMixed, a.DQkv);
+            Device.Launch(Kernels.AttentionGradProbs, Kernels.Host.AttentionGradProbs, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.DMixed, a.DProbs);
+            Device.Launch(Kernels.AttentionSoftmaxBackward, Kernels.Host.AttentionSoftmaxBackward, Batch * Heads * Seq, Seq, a.Probs[l], a.DProbs);
+            Device.Launch(Kernels.AttentionGradQueriesKeys, Kernels.Host.AttentionGradQueriesKeys, R * DimInner, Seq, a.Qkv[l], a.DProbs, a.DQkv);
+            Device.Launch(Kernels.RelPosBackward, Kernels.Host.RelPosBackward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l], a.DQkv, a.DTransition);
+            Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * (DimInner / 2), a.TransitionIn[l], a.DTransition, a.DTransitionIn);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DTransitionIn, x, 1f, G(p + RelPosW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DTransitionIn, W(p + RelPosW, DimInner * Dim), 1f, dX);
-            Device.Launch(Kernels.Rotate, R * DimInner, Seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
         }
-        Device.Launch(Kernels.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
     }
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>

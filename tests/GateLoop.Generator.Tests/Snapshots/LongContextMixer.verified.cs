@@ -63,16 +63,16 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     {
         var a = act!;
         int R = Rows;
-        Device.Launch(Kernels.RmsNormForward, R, x, W(NormGamma, Dim), a.H, a.InvNorm);
+        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(NormGamma, Dim), a.H, a.InvNorm);
         Device.Gemm(false, true, R, 3 * Dim, Dim, 1f, a.H, W(QkvaW, 3 * Dim * Dim), 0f, a.Z);
         if (Chunked)
         {
-            Device.Launch(Kernels.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg);
-            Device.Launch(Kernels.ChunkCarryForward, Batch * Dim, Seq, a.ChunkAgg, initial, gate, state);
-            Device.Launch(Kernels.ChunkApplyForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg, y);
+            Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * Dim, Seq, a.ChunkAgg, initial, gate, state);
+            Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg, y);
         }
         else
-            Device.Launch(Kernels.ScanForward, Batch * Dim, Seq, a.Z, initial, y, gate, state);
+            Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * Dim, Seq, a.Z, initial, y, gate, state);
     }
 
     /// <inheritdoc />
@@ -83,17 +83,17 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         int R = Rows;
         if (Chunked)
         {
-            Device.Launch(Kernels.ChunkScanBackward, Batch * Chunks * Dim, Seq, a.Z, dy, d.DZ, a.ChunkAgg);
-            Device.Launch(Kernels.ChunkCarryBackward, Batch * Dim, Seq, a.ChunkAgg);
-            Device.Launch(Kernels.ChunkApplyBackward, Batch * Chunks * Dim, Seq, a.Z, initial, dy, d.DZ, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, Batch * Chunks * Dim, Seq, a.Z, dy, d.DZ, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, Batch * Dim, Seq, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, Batch * Chunks * Dim, Seq, a.Z, initial, dy, d.DZ, a.ChunkAgg);
         }
         else
-            Device.Launch(Kernels.ScanBackward, Batch * Dim, Seq, a.Z, initial, dy, d.DZ);
+            Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * Dim, Seq, a.Z, initial, dy, d.DZ);
         Device.Gemm(true, false, 3 * Dim, Dim, R, 1f, d.DZ, a.H, 1f, G(QkvaW, 3 * Dim * Dim));
         Device.Gemm(false, false, R, Dim, 3 * Dim, 1f, d.DZ, W(QkvaW, 3 * Dim * Dim), 0f, d.DH);
         dx.MemSetToZero();
-        Device.Launch(Kernels.RmsNormBackward, R, x, W(NormGamma, Dim), a.InvNorm, d.DH, dx);
-        Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, x, a.InvNorm, d.DH, G(NormGamma, Dim));
+        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(NormGamma, Dim), a.InvNorm, d.DH, dx);
+        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm, d.DH, G(NormGamma, Dim));
     }
 
     /// <summary>What the forward keeps for one (batch, sequence length).</summary>

@@ -105,45 +105,45 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
 
     /// <inheritdoc />
     protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
 
     /// <inheritdoc />
     protected override void ForwardCore(bool continueState)
     {
         var a = act!;
         int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
             var x = a.X[2 * l];
             var h = a.H[2 * l];
-            Device.Launch(Kernels.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
             Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
             Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
-            Device.Launch(Kernels.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
+            Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
-            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
-            Device.Launch(Kernels.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
-            Device.Launch(Kernels.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
+            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
+            Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
+            Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
             Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
-            Device.Launch(Kernels.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.X[2 * l + 1]);
             Device.Gemm(false, true, R, Dim, DimInner, 1f, a.Gated[l], W(p + OutW, Dim * DimInner), 1f, a.X[2 * l + 1]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
             h = a.H[2 * l + 1];
-            Device.Launch(Kernels.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
             Device.Gemm(false, true, R, Hidden, Dim, 1f, h, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.X[2 * l + 2]);
             Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.X[2 * l + 2]);
-            Device.Launch(Kernels.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
+            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
         // Head.
-        Device.Launch(Kernels.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
+        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
         Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.H[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
     }
 
@@ -157,8 +157,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
-        Device.Launch(Kernels.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
-        Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
+        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
+        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
         for (int l = Depth - 1; l >= 0; l--)
         {
             long p = LayerStart + l * LayerStride;
@@ -168,37 +168,37 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
-            Device.Launch(Kernels.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
+            Device.Launch(Kernels.GeluBackward, Kernels.Host.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, R, x, W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
             x = a.X[2 * l];
             h = a.H[2 * l];
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
-            Device.Launch(Kernels.SwishGateBackward, R * DimInner, a.SubOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
+            Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.SubOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, h, 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 0f, a.DH);
-            Device.Launch(Kernels.LayerNormDimInnerBackwardParams, DimInner, R, a.ScanOut[l], a.SubStats[l], a.DMixed, G(p + SubNormW, DimInner), G(p + SubNormB, DimInner));
-            Device.Launch(Kernels.LayerNormDimInnerBackward, R, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
+            Device.Launch(Kernels.LayerNormDimInnerBackwardParams, Kernels.Host.LayerNormDimInnerBackwardParams, DimInner, R, a.ScanOut[l], a.SubStats[l], a.DMixed, G(p + SubNormW, DimInner), G(p + SubNormB, DimInner));
+            Device.Launch(Kernels.LayerNormDimInnerBackward, Kernels.Host.LayerNormDimInnerBackward, R, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
-            Device.Launch(Kernels.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.DScanOut, a.GradStates);
-            Device.Launch(Kernels.ScanInputsBackward, R * Heads, Seq, a.Qkv[l], a.StateScratch, a.GradStates, a.DScanOut, a.DQkv, a.DTransition);
-            Device.Launch(Kernels.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
+            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
+            Device.Launch(Kernels.ScanStatesBackward, Kernels.Host.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.DScanOut, a.GradStates);
+            Device.Launch(Kernels.ScanInputsBackward, Kernels.Host.ScanInputsBackward, R * Heads, Seq, a.Qkv[l], a.StateScratch, a.GradStates, a.DScanOut, a.DQkv, a.DTransition);
+            Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
             Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, h, 1f, G(p + TransitionW, 2 * Heads * Dim));
             Device.Gemm(false, false, R, Dim, 2 * Heads, 1f, a.DTransitionIn, W(p + TransitionW, 2 * Heads * Dim), 1f, a.DH);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
         }
-        Device.Launch(Kernels.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
     }
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>

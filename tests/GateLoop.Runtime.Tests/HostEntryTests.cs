@@ -1,31 +1,8 @@
-using System.Reflection;
+using GateLoop.Tests.Shared;
 using ILGPU;
 using ILGPU.Runtime;
-using GateLoop.Tests.Shared;
 
 namespace GateLoop.Runtime.Tests;
-
-/// <summary>
-/// Every kernel the cpu device launches has a host range entry where <see cref="Device"/> looks for it, so none
-/// silently falls back to a delegate call per index (the agreement tests would still pass, only slower).
-/// </summary>
-public sealed class HostTwinTests
-{
-    public static TheoryData<string> KernelClasses() =>
-        new(PtxTests.KernelTypes().Append(typeof(AdamKernels)).Select(t => t.FullName!));
-
-    [Theory]
-    [MemberData(nameof(KernelClasses))]
-    public void Every_kernel_has_a_host_range_entry(string kernelClass)
-    {
-        var type = PtxTests.KernelTypes().Append(typeof(AdamKernels)).Single(t => t.FullName == kernelClass);
-        var kernels = type.GetMethods(BindingFlags.Public | BindingFlags.Static)
-            .Where(m => m.GetParameters().FirstOrDefault()?.ParameterType == typeof(Index1D)).ToList();
-        Assert.NotEmpty(kernels);
-        foreach (var kernel in kernels)
-            Assert.True(Device.HostTwinOf(kernel) is not null, $"{kernelClass}.{kernel.Name} has no Host range entry");
-    }
-}
 
 /// <summary>The SIMD GELU entries against the exact GELU in double, over ranges that start and end mid-row and mid-vector.</summary>
 public sealed class HostActivationTests
