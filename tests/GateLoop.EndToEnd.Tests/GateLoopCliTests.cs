@@ -437,7 +437,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     static long PostNormMaxHeadsParameters(long dim, long depth) => depth * (15 * dim * dim + 11 * dim) + 2 * 256 * dim;
 
     [Fact]
-    public void Models_lists_every_declared_model_with_its_parameter_count()
+    public void Models_lists_every_declared_model_and_layer_with_its_parameter_count()
     {
         var result = Succeed("models");
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -451,6 +451,9 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             Assert.Contains($" {count.ToString("N0", CultureInfo.InvariantCulture)} parameters", line);
             Assert.Equal(model == "gateloop-small", line.Contains("(default)"));
         }
+        // The SimpleGateLoop layer: RMSNorm γ and the bias-free q, k, v / a projection (3 · Dim²), Dim 512.
+        var layer = Assert.Single(lines, l => l.StartsWith("long-context-mixer "));
+        Assert.Contains($" {(3 * 512 * 512 + 512).ToString("N0", CultureInfo.InvariantCulture)} parameters  layer: ", layer);
 
         // The tiny model's count agrees with the tensors its checkpoint holds.
         var (tensors, _) = SafeTensorsFile.Read(Path.Combine(fixture.TrainedCheckpoint(), "model.safetensors"));

@@ -143,6 +143,15 @@ public sealed class ReliabilityTests(TrainedModelFixture fixture, ITestOutputHel
         string dir = Path.Combine(fixture.NewDirectory("signal-" + signal), "run");
         using var run = Cli.Start(fixture.Root, Tiny(fixture.CorpusPath, dir, 100_000));
         WaitFor(() => MetricsLines(dir) >= 3, run, "three steps");
+        if (Ignored(signal))
+        {
+            // Started with the signal ignored (a background job of a shell ignores SIGINT, nohup SIGHUP): the run
+            // honours that, as Unix programs do, and keeps going; SIGTERM still stops it.
+            run.Signal(signal);
+            long before = MetricsLines(dir);
+            WaitFor(() => MetricsLines(dir) > before + 2, run, "steps after the ignored signal");
+            (signal, name, exitCode) = (15, "SIGTERM", 143);
+        }
         run.Signal(signal);
         var result = Log(run.WaitForExit(Minute));
         Assert.True(result.ExitCode == exitCode, result.ToString());
@@ -152,6 +161,13 @@ public sealed class ReliabilityTests(TrainedModelFixture fixture, ITestOutputHel
         var resumed = Run("train", "--device", "cpu", "--resume", dir, "--steps", $"{step + 2}");
         Assert.True(resumed.ExitCode == 0, resumed.ToString());
         Assert.Equal(step + 2, AssertOneUnit(dir));
+    }
+
+    /// <summary>Whether this process ignores <paramref name="signal"/> (its children inherit that): SigIgn in /proc/self/status.</summary>
+    static bool Ignored(int signal)
+    {
+        string mask = File.ReadLines("/proc/self/status").Single(l => l.StartsWith("SigIgn:", StringComparison.Ordinal))[7..].Trim();
+        return (Convert.ToUInt64(mask, 16) >> (signal - 1) & 1) == 1;
     }
 
     [Fact]

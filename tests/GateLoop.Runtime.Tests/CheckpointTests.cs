@@ -39,9 +39,9 @@ public sealed class CheckpointTests : IDisposable
         using var device = Device.Create("cpu");
         using var model = new PostHeadsGated(device);
         var path = Path.Combine(directory, CheckpointDirectory.ModelFileName);
-        Checkpoint.SaveWeights(model, path);
+        WeightFile.Save(model, path);
         Rewrite(path, name => name == "token_emb.weight" ? "token\nemb" : name, []);
         Assert.Equal($"'{path}' does not fit model 'PostHeadsGated': missing token_emb.weight; unexpected token\\nemb",
-            Assert.Throws<UserInputException>(() => Checkpoint.LoadWeights(model, path)).Message);
+            Assert.Throws<UserInputException>(() => WeightFile.Load(model, path)).Message);
     }
 }

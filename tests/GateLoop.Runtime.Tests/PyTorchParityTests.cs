@@ -22,7 +22,7 @@ public sealed class PyTorchParityTests
     {
         using var device = Device.Create("cpu");
         using var model = new PyTorchTiny(device);
-        Checkpoint.LoadWeights(model, Fixture("model.safetensors"));
+        WeightFile.Load(model, Fixture("model.safetensors"));
 
         using var reference = JsonDocument.Parse(File.ReadAllText(Fixture("reference.json")));
         var tokens = reference.RootElement.GetProperty("tokens").EnumerateArray().Select(t => t.GetInt32()).ToArray();

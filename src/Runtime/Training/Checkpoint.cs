@@ -42,33 +42,13 @@ public sealed record CheckpointConfig
 }
 
 /// <summary>
-/// Reads and writes checkpoint directories (<c>config.json</c>, <c>model.safetensors</c>, <c>optimizer.safetensors</c>)
-/// and single weight files, checking names, shapes and values so a mismatch is reported precisely.
+/// Reads and writes training checkpoints: a directory of <c>config.json</c>, <c>model.safetensors</c> and
+/// <c>optimizer.safetensors</c>, written as one unit (<see cref="CheckpointDirectory"/>) from any module and its
+/// optimizer, its tensor files checked as <see cref="WeightFile"/> checks them.
 /// </summary>
 public static class Checkpoint
 {
-    const string FirstMoment = "exp_avg.", SecondMoment = "exp_avg_sq.", IdKey = "checkpoint";
-
-    /// <summary>Writes the model's weights under their PyTorch names (float32).</summary>
-    public static void SaveWeights(TransformerModel<float> model, string path) => WriteWeights(model, model.ReadWeights(), path, id: null);
-
-    static void WriteWeights(TransformerModel<float> model, float[] weights, string path, string? id) =>
-        SafeTensors.Write(path, Slices(model, weights, ""), Metadata(id, ("format", "pt")));
-
-    static Dictionary<string, string> Metadata(string? id, params (string Key, string Value)[] entries)
-    {
-        var metadata = entries.ToDictionary(e => e.Key, e => e.Value);
-        if (id is not null) metadata[IdKey] = id;
-        return metadata;
-    }
-
-    /// <summary>
-    /// Loads weights written by <see cref="SaveWeights"/> or by PyTorch (<c>safetensors.torch.save_file(model.state_dict())</c>)
-    /// for a model of the same shape.
-    /// </summary>
-    /// <exception cref="UserInputException">A tensor is missing, extra, or of another shape.</exception>
-    public static void LoadWeights(TransformerModel<float> model, string path) =>
-        model.WriteWeights(Gather(model, SafeTensors.Read(path), "", path));
+    const string FirstMoment = "exp_avg.", SecondMoment = "exp_avg_sq.";
 
     /// <summary>
     /// Writes a whole training checkpoint into <paramref name="directory"/> as one unit: staged, then moved into
@@ -76,7 +56,7 @@ public static class Checkpoint
     /// files name the save that wrote them so that a mixed set is refused when read.
     /// </summary>
     /// <exception cref="UserInputException">The files cannot be written (a full disk, a read-only directory); the checkpoint there before is intact.</exception>
-    public static void Save(string directory, TransformerModel<float> model, Adam adam, CheckpointConfig config)
+    public static void Save(string directory, Module<float> model, Adam adam, CheckpointConfig config)
     {
         string staging = Path.Combine(directory, CheckpointDirectory.StagingDirectoryName);
         var weights = model.ReadWeights();
@@ -87,11 +67,11 @@ public static class Checkpoint
             // A save cut short is finished (or its partial files dropped) before this one begins.
             CheckpointDirectory.Commit(directory);
             Directory.CreateDirectory(staging);
-            WriteWeights(model, weights, Path.Combine(staging, CheckpointDirectory.ModelFileName), id);
+            WeightFile.Write(Path.Combine(staging, CheckpointDirectory.ModelFileName), model, [("", weights)], id);
             var m = Read(adam.FirstMoment, model.ParameterCount);
             var v = Read(adam.SecondMoment, model.ParameterCount);
-            SafeTensors.Write(Path.Combine(staging, CheckpointDirectory.OptimizerFileName),
-                Slices(model, m, FirstMoment).Concat(Slices(model, v, SecondMoment)), Metadata(id, ("step", adam.Step.ToString())));
+            WeightFile.Write(Path.Combine(staging, CheckpointDirectory.OptimizerFileName), model,
+                [(FirstMoment, m), (SecondMoment, v)], id, ("step", adam.Step.ToString()));
             // The staged config last: once it exists, the staged checkpoint is complete.
             CheckpointDirectory.WriteJsonAtomic(Path.Combine(staging, CheckpointDirectory.ConfigFileName), config with { Id = id });
         }
@@ -154,7 +134,7 @@ public static class Checkpoint
     /// not record (it predates them) are not compared; the tensor shapes are checked when the weights load.
     /// </summary>
     /// <exception cref="UserInputException">Names the attributes that differ.</exception>
-    public static void CheckShape(CheckpointConfig config, TransformerModel<float> model, string directory)
+    public static void CheckShape(CheckpointConfig config, Module<float> model, string directory)
     {
         var expected = CheckpointConfig.Describe(model.Configuration);
         var different = expected.Keys
@@ -171,7 +151,7 @@ public static class Checkpoint
     /// in a directory, after checking that each file is of the save that wrote its <c>config.json</c>.
     /// </summary>
     /// <exception cref="UserInputException">A file is missing, of another save, of another shape, or holds non-finite values.</exception>
-    public static void Load(string directory, TransformerModel<float> model, Adam? adam)
+    public static void Load(string directory, Module<float> model, Adam? adam)
     {
         var config = ReadConfig(directory);
         SafeTensorFile Open(string name)
@@ -179,19 +159,19 @@ public static class Checkpoint
             string path = CheckpointDirectory.PathOf(directory, name);
             var file = SafeTensors.Read(path);
             // A file without a name is not ours (a PyTorch model saved into the directory on purpose): nothing to compare.
-            string? id = file.Metadata.GetValueOrDefault(IdKey);
+            string? id = file.Metadata.GetValueOrDefault(WeightFile.IdKey);
             if (config.Id is not null && id is not null && id != config.Id)
                 throw new UserInputException(
                     $"'{directory}' holds a mixed checkpoint: {name} is of save {UserInputException.Printable(id)}, config.json of save {config.Id} (step {config.Step}); " +
                     "its files were not written together: restore a complete copy, or start from another checkpoint");
             return file;
         }
-        model.WriteWeights(Gather(model, Open(CheckpointDirectory.ModelFileName), "", CheckpointDirectory.PathOf(directory, CheckpointDirectory.ModelFileName)));
+        model.WriteWeights(WeightFile.Gather(model, Open(CheckpointDirectory.ModelFileName), "", CheckpointDirectory.PathOf(directory, CheckpointDirectory.ModelFileName)));
         if (adam is null) return;
         string path = CheckpointDirectory.PathOf(directory, CheckpointDirectory.OptimizerFileName);
         var optimizer = Open(CheckpointDirectory.OptimizerFileName);
-        adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, optimizer, FirstMoment, path));
-        adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(Gather(model, optimizer, SecondMoment, path));
+        adam.FirstMoment.SubView(0, model.ParameterCount).CopyFromCPU(WeightFile.Gather(model, optimizer, FirstMoment, path));
+        adam.SecondMoment.SubView(0, model.ParameterCount).CopyFromCPU(WeightFile.Gather(model, optimizer, SecondMoment, path));
         adam.Step = optimizer.Metadata.TryGetValue("step", out var step) && long.TryParse(step, out var s) && s >= 0 ? s
             : throw new UserInputException($"'{path}' has no optimizer step (a whole number, 0 or more) in its metadata; the checkpoint is damaged, use another one");
     }
@@ -202,35 +182,4 @@ public static class Checkpoint
         view.SubView(0, length).CopyToCPU(host);
         return host;
     }
-
-    static IEnumerable<(string, int[], ReadOnlyMemory<float>)> Slices(TransformerModel<float> model, float[] flat, string prefix) =>
-        model.Parameters.Select(p => (prefix + p.Name, p.Shape, (ReadOnlyMemory<float>)flat.AsMemory((int)p.Offset, (int)p.Length)));
-
-    static float[] Gather(TransformerModel<float> model, SafeTensorFile file, string prefix, string path)
-    {
-        var flat = new float[model.ParameterCount];
-        var expected = model.Parameters.ToDictionary(p => prefix + p.Name);
-        var missing = expected.Keys.Where(k => !file.Tensors.ContainsKey(k)).ToList();
-        var extra = file.Tensors.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && !expected.ContainsKey(k)).ToList();
-        if (missing.Count > 0 || extra.Count > 0)
-            throw new UserInputException($"'{path}' does not fit model '{string.Join("", model.GetType().Name)}': " +
-                (missing.Count > 0 ? $"missing {Preview(missing)}" : "") + (missing.Count > 0 && extra.Count > 0 ? "; " : "") +
-                (extra.Count > 0 ? $"unexpected {Preview(extra)}" : ""));
-        foreach (var (name, p) in expected)
-        {
-            var tensor = file.Tensors[name];
-            if (!tensor.Shape.SequenceEqual(p.Shape))
-                throw new UserInputException(
-                    $"'{path}': tensor {name} has shape [{string.Join(", ", tensor.Shape)}], the model needs {p.ShapeText}");
-            // A diverged run's NaNs would only show later, as a NaN loss or a stray sampled byte.
-            if (!System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(tensor.Data))
-                throw new UserInputException(
-                    $"'{path}': tensor {name} holds values that are not finite (NaN or infinity): the run that wrote it diverged; use an earlier checkpoint");
-            tensor.Data.CopyTo(flat, p.Offset);
-        }
-        return flat;
-    }
-
-    static string Preview(List<string> names) =>
-        string.Join(", ", names.Take(5).Select(UserInputException.Printable)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
 }

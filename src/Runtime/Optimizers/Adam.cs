@@ -22,12 +22,12 @@ public sealed record AdamOptions(
 public sealed class Adam : IDisposable
 {
     readonly Device device;
-    readonly TransformerModel<float> model;
+    readonly Module<float> model;
     readonly MemoryBuffer1D<float, Stride1D.Dense> m, v, partials, scale;
     readonly (long Offset, long Length, bool Decay)[] ranges;
 
-    /// <summary>Creates zeroed moments for <paramref name="model"/>.</summary>
-    public Adam(TransformerModel<float> model, AdamOptions options)
+    /// <summary>Creates zeroed moments for <paramref name="model"/> (a whole model or a single layer).</summary>
+    public Adam(Module<float> model, AdamOptions options)
     {
         this.model = model;
         device = model.Device;
