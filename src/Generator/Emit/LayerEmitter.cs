@@ -30,6 +30,9 @@ namespace GateLoop.Generator.Emit
 
         public static string Emit(SimpleGateLoopSpec spec, Graph graph, Numeric numeric) => new LayerEmitter(spec, graph, numeric).Write();
 
+        /// <summary>The constant a layer's kernels are specialized to.</summary>
+        public static string SizeConstants(SimpleGateLoopSpec s) => $"public const int Dim = {s.Dim};";
+
         string T => n.Type;
 
         string Write()
@@ -42,7 +45,7 @@ namespace GateLoop.Generator.Emit
                 $"{Numeric.Runtime}SimpleGateLoopLayer<{T}>");
 
             w.Line("/// <summary>Channels per position; every kernel below is specialized to it.</summary>")
-             .Line($"public const int Dim = {s.Dim};")
+             .Line(SizeConstants(s))
              .Line()
              .Line("// Offsets into the flat parameter buffer, in state_dict order.")
              .Line($"const long {string.Join(", ", layout.Global.Select(t => $"{t.Param.Field} = {t.Offset}"))};")

@@ -55,12 +55,16 @@ namespace GateLoop.Generator.Emit
             return w.ToString();
         }
 
+        /// <summary>The constants a transformer's kernels are specialized to.</summary>
+        public static string SizeConstants(TransformerSpec s) =>
+            $"public const int NumTokens = {s.NumTokens}, Dim = {s.Dim}, Depth = {s.Depth}, Heads = {s.Heads}, HeadDim = {s.HeadDim}, " +
+            $"DimInner = {s.DimInner}, Hidden = {s.Hidden};";
+
         void Constants()
         {
             static string Offsets(IEnumerable<(Param Param, long Offset)> tensors) => string.Join(", ", tensors.Select(t => $"{t.Param.Field} = {t.Offset}"));
             w.Line("/// <summary>Model sizes; every kernel below is specialized to them.</summary>")
-             .Line($"public const int NumTokens = {s.NumTokens}, Dim = {s.Dim}, Depth = {s.Depth}, Heads = {s.Heads}, HeadDim = {s.HeadDim}, " +
-                   $"DimInner = {s.DimInner}, Hidden = {s.Hidden};")
+             .Line(SizeConstants(s))
              .Line()
              .Line("// Offsets into the flat parameter buffer: globals, then Depth layers of LayerStride elements, then the head.")
              .Line($"const long {Offsets(layout.Global)};")

@@ -23,6 +23,9 @@ namespace GateLoop.Generator.Ops
         /// [rows, 3·DimInner] with head h at columns h·HeadDim… of q, k and v; probabilities [batch, Heads, seq, seq]
         /// (entries above the diagonal unused). Attention carries no recurrent state: generation re-runs the prefix.
         /// </summary>
+        /// <summary>The row stride of the q | k | v buffer, for every kernel that reads it by head and channel.</summary>
+        public static readonly KernelSource QkvLayout = new KernelSource("QkvRow", "const long QkvRow = 3L * DimInner; // q | k | v per row");
+
         internal sealed class Core : Op
         {
             readonly int headDim;
@@ -68,6 +71,7 @@ namespace GateLoop.Generator.Ops
 
             public override IEnumerable<KernelSource> Kernels(Numeric n)
             {
+                yield return QkvLayout;
                 yield return new KernelSource("Attention", Kernel(n, headDim));
             }
 
@@ -76,7 +80,6 @@ namespace GateLoop.Generator.Ops
                 string T = n.Type, M = n.Math;
                 return $$"""
                     const {{T}} AttnScale = {{n.Lit(1 / System.Math.Sqrt(headDim))}}; // 1/√HeadDim
-                    const long QkvRow = 3L * DimInner;
 
                     /// <summary>P[b, h, i, j] = scale·q_i·k_j for j ≤ i, 0 above the diagonal; one thread per score.</summary>
                     public static void AttentionScores(Index1D index, int seq, ArrayView<{{T}}> qkv, ArrayView<{{T}}> p)

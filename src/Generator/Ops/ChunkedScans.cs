@@ -8,26 +8,27 @@ namespace GateLoop.Generator.Ops
     /// </summary>
     internal static class ChunkedScans
     {
-        /// <summary>The members <see cref="Members"/> declares.</summary>
-        public static readonly string[] MemberNames = { "ChunkedBelowLanes", "Chunk", "Chunked", "Chunks" };
+        /// <summary>The chunk length, a kernel constant the model's members and plan read as <c>Kernels.Chunk</c>.</summary>
+        public static KernelSource Length(int chunk) => new KernelSource("ChunkLength",
+            $"/// <summary>Positions per thread of the chunked scans.</summary>\npublic const int Chunk = {chunk};");
 
         /// <summary>
         /// When the scans run chunked (on a GPU, for sequences longer than a chunk, when the lanes, batch × the
         /// constant <paramref name="lanes"/>, are too few to fill it) and how many chunks a sequence has.
         /// </summary>
-        public static KernelSource Members(string lanes, int chunk) => new KernelSource("ChunkedScans", $$"""
-            // Below this many lanes (batch·{{lanes}}) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-            const int ChunkedBelowLanes = 32768, Chunk = {{chunk}};
+        public static KernelSource Members(string lanes) => new KernelSource("ChunkedScans", $$"""
+            // Below this many lanes (batch·{{lanes}}) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
+            const int ChunkedBelowLanes = 32768;
 
             /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·{{lanes}} lanes alone would leave it idle.</summary>
-            bool Chunked => !Device.IsHost && Seq > Chunk && Batch * {{lanes}} < ChunkedBelowLanes;
+            bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * {{lanes}} < ChunkedBelowLanes;
 
-            int Chunks => (Seq + Chunk - 1) / Chunk;
+            int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
             """);
 
         /// <summary>The per-chunk aggregates of <paramref name="values"/> values per lane (batch·lanes of them).</summary>
         public static Buffer Aggregates(string lanes, int values) => new Buffer("ChunkAgg", null,
-            $"(long)batch * ((seq + Chunk - 1) / Chunk) * {lanes} * {values}",
+            $"(long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * {lanes} * {values}",
             "per chunk and channel, the chunked scans' aggregates, then carried-in values", BufferUse.Schedule);
     }
 }

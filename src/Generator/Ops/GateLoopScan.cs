@@ -58,7 +58,7 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<KernelSource> Members(Numeric n)
         {
-            if (spec.MaxHeads) yield return ChunkedScans.Members("DimInner", 32);
+            if (spec.MaxHeads) yield return ChunkedScans.Members("DimInner");
             yield return new KernelSource("CarriedState", $$"""
                 ArrayView<{{n.Type}}>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -123,6 +123,7 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
+            if (spec.MaxHeads) yield return ChunkedScans.Length(32);
             yield return new KernelSource("GateLoopScan", Emit(spec, n), HostEntries(spec, n));
         }
 

@@ -28,6 +28,7 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
+            yield return Attention.QkvLayout;
             yield return new KernelSource("RelativePositions", Kernel(n));
         }
 

@@ -20,7 +20,8 @@ namespace GateLoop.Generator.Ops
         /// <summary>Prefixes the PyTorch names of the ops' tensors, e.g. <c>layers.{i}.0.</c>.</summary>
         protected string Module { get; }
 
-        protected IReadOnlyList<Op> Ops { get; }
+        /// <summary>The ops, in forward order.</summary>
+        public IReadOnlyList<Op> Ops { get; }
 
         public override IEnumerable<Param> Parameters => Ops.SelectMany(o => o.Parameters).Select(p => p.Under(Module));
 

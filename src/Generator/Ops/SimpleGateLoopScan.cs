@@ -36,7 +36,7 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<KernelSource> Members(Numeric n)
         {
-            yield return ChunkedScans.Members("Dim", 64);
+            yield return ChunkedScans.Members("Dim");
         }
 
         public override void Forward(Schedule s)
@@ -68,6 +68,7 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return Sigmoid.Helper(n);
+            yield return ChunkedScans.Length(64);
             yield return new KernelSource("SimpleGateLoopScan", Emit(spec, n), HostEntries(spec, n));
         }
 

@@ -83,13 +83,13 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     protected override void UseActivations(object activations) => act = (Activations)activations;
 
-    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-    const int ChunkedBelowLanes = 32768, Chunk = 32;
+    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
+    bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * DimInner < ChunkedBelowLanes;
 
-    int Chunks => (Seq + Chunk - 1) / Chunk;
+    int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -231,7 +231,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * 3 * DimInner)
                 + (Depth) * (batch * 2 * DimInner)
                 + (rows * 2 * DimInner)
-                + ((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4)
+                + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
@@ -250,7 +250,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
             for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]");
             StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch");
-            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4, null);
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4, null);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
@@ -323,6 +323,9 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             }
             dGamma[d] += sum * RmsScale;
         }
+
+        /// <summary>Positions per thread of the chunked scans.</summary>
+        public const int Chunk = 32;
 
         /// <summary>
         /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and

@@ -337,6 +337,8 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             db[d] += sb;
         }
 
+        const long QkvRow = 3L * DimInner; // q | k | v per row
+
         /// <summary>
         /// Rotates each adjacent pair of q and k by position·freq (direction 1) — or a gradient back by the transpose
         /// (direction −1): (x₀, x₁) → (x₀·cos − x₁·sin, x₁·cos + x₀·sin). One thread per pair.
@@ -455,7 +457,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         }
 
         const float AttnScale = 0.25f; // 1/√HeadDim
-        const long QkvRow = 3L * DimInner;
 
         /// <summary>P[b, h, i, j] = scale·q_i·k_j for j ≤ i, 0 above the diagonal; one thread per score.</summary>
         public static void AttentionScores(Index1D index, int seq, ArrayView<float> qkv, ArrayView<float> p)

@@ -142,13 +142,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     protected override void UseActivations(object activations) => act = (Activations)activations;
 
-    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-    const int ChunkedBelowLanes = 32768, Chunk = 32;
+    // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * DimInner < ChunkedBelowLanes;
+    bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * DimInner < ChunkedBelowLanes;
 
-    int Chunks => (Seq + Chunk - 1) / Chunk;
+    int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -306,7 +306,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * 2 * Heads)
                 + (Depth) * (batch * 2 * DimInner)
                 + (rows * 2 * DimInner)
-                + ((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4)
+                + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
@@ -333,7 +333,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads, $"Transition[{i}]");
             for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]");
             StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch");
-            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * DimInner * 4, null);
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4, null);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
@@ -461,6 +461,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             dr[i] = Frac * (f * gx + k * x);
             dr[i + 1] = Frac * (f * gy + k * y);
         }
+
+        /// <summary>Positions per thread of the chunked scans.</summary>
+        public const int Chunk = 32;
 
         /// <summary>
         /// One thread per (batch, channel) runs the whole sequence from the state in carry [batch, DimInner, 2] and

@@ -41,13 +41,13 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <summary>Creates the layer's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public LongContextMixer(global::GateLoop.Runtime.Device device) : base(device, ParameterTable, Dim, reverse: false) { }
 
-    // Below this many lanes (batch·Dim) a GPU runs the chunked scans, Chunk positions per thread, to stay busy.
-    const int ChunkedBelowLanes = 32768, Chunk = 64;
+    // Below this many lanes (batch·Dim) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
+    const int ChunkedBelowLanes = 32768;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·Dim lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Chunk && Batch * Dim < ChunkedBelowLanes;
+    bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * Dim < ChunkedBelowLanes;
 
-    int Chunks => (Seq + Chunk - 1) / Chunk;
+    int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
 
     /// <inheritdoc />
     protected override void PlanForward(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
@@ -111,7 +111,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             return (rows * Dim)
                 + (rows)
                 + (rows * 3 * Dim)
-                + ((long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2);
+                + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 2);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -120,7 +120,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             H = workspace.Take<float>(rows * Dim, "H");
             InvNorm = workspace.Take<float>(rows, "InvNorm");
             Z = workspace.Take<float>(rows * 3 * Dim, "Z");
-            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Chunk - 1) / Chunk) * Dim * 2, null);
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 2, null);
         }
     }
 
@@ -190,6 +190,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         }
 
         static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
+
+        /// <summary>Positions per thread of the chunked scans.</summary>
+        public const int Chunk = 64;
 
         /// <summary>
         /// One thread per (batch, channel) runs the sequence from the first position to the last, starting from S_0 = initial[b, c]:
