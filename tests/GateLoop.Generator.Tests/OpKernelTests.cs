@@ -30,7 +30,7 @@ public sealed class OpKernelTests
             ("max heads, post-norm", GateLooped()),
             ("heads, pre-norm, sub-LayerNorm", GateLooped(postNorm: false, heads: 4, subLn: true)),
             ("ablated", GateLooped(swish: false) with { AblateComplex = true, AblateStateTransition = true }),
-            ("checkpointed", GateLooped() with { CheckpointGateLoopedAttn = true, FracGradientStateTransition = 1 }),
+            ("checkpointed, squared-ReLU feed-forward", GateLooped() with { CheckpointGateLoopedAttn = true, FracGradientStateTransition = 1, FeedForwardReluSquared = true }),
             ("attention, rotary, relative positions", GateLooped(heads: 4) with { UseGateLoopedAttn = false, RotaryEmbedding = true, DataDependentRelPos = true }),
             ("attention, unnormalized", GateLooped(postNorm: false, heads: 4) with { UseGateLoopedAttn = false, SoftmaxNormalize = false }),
         }.Select(m => (m.Item1, ModelEmitter.SizeConstants(m.Item2), TransformerLowering.Lower(m.Item2))),

@@ -142,6 +142,43 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose("du (in place over dz)", fdU, Get(dInPlace));
     }
 
+    [Fact]
+    public void BiasReluSquaredBackwardMatchesFiniteDifferences()
+    {
+        const int hidden = PostReluSquared.Hidden, n = Rows * hidden;
+        var rng = new Random(4);
+        // Away from the kink's neighbourhood (|u + b| ≥ 0.05), where a central difference straddling 0 is inexact.
+        double[] bias = Random(rng, hidden), u = Random(rng, n, -3, 3).Select((v, i) =>
+            Math.Abs(v + bias[i % hidden]) < 0.05 ? v + 0.1 : v).ToArray(), w = Random(rng, n);
+        V uv = h.Zeros(n), bv = h.Zeros(hidden), z = h.Zeros(n);
+        double Loss()
+        {
+            Set(uv, u);
+            Set(bv, bias);
+            Launch(n, i => PostReluSquared.Kernels.BiasReluSquaredForward(i, uv, bv, z));
+            return Dot(w, Get(z));
+        }
+        double[] fdU = NumericGradient(u, Loss), fdBias = NumericGradient(bias, Loss);
+
+        Loss();
+        double[] pre = u.Select((v, i) => v + bias[i % hidden]).ToArray();
+        AssertClose("u after forward (bias added in place)", pre, Get(uv), 0, 0);
+        AssertClose("z", pre.Select(v => v > 0 ? v * v : 0).ToArray(), Get(z), 0, 0);
+        Assert.Contains(pre, v => v < 0);
+
+        V dz = h.Upload(w), du = h.Upload(Random(rng, n));
+        Launch(n, i => PostReluSquared.Kernels.ReluSquaredBackward(i, uv, dz, du));
+        AssertClose("du (overwritten)", fdU, Get(du));
+        double[] dBias0 = Random(rng, hidden);
+        V dBias = h.Upload(dBias0);
+        h.ColumnSum(Rows, hidden, du, dBias);
+        AssertClose("dBias = column sums of du (accumulated)", fdBias, Minus(Get(dBias), dBias0));
+
+        V dInPlace = h.Upload(w);
+        Launch(n, i => PostReluSquared.Kernels.ReluSquaredBackward(i, uv, dInPlace, dInPlace));
+        AssertClose("du (in place over dz)", fdU, Get(dInPlace));
+    }
+
     // ------------------------------------------------------------------ swish gating
 
     delegate void SwishForward(Index1D i, V x, V g, V y);

@@ -24,6 +24,8 @@ public static class TestModels
             UseGateLoopedAttn: false, DataDependentRelPos: true, SoftmaxNormalize: false), 0.6, d => new AttnRelPos(d)),
         new(nameof(AttnRelPosSoftmax), new(11, 8, 1, 1, 8, 4, SwishGating: true, PostLayerNorm: false, SubLayerNorm: false, AblateComplex: true, AblateStateTransition: false,
             UseGateLoopedAttn: false, RotaryEmbedding: true, DataDependentRelPos: true, SoftmaxNormalize: true), 0.9, d => new AttnRelPosSoftmax(d)),
+        new(nameof(PostReluSquared), new(11, 8, 2, 8, 8, 4, SwishGating: true, PostLayerNorm: true, SubLayerNorm: false, AblateComplex: false, AblateStateTransition: false,
+            FeedForwardReluSquared: true), 0.8, d => new PostReluSquared(d)),
     ];
 
     public static TheoryData<string> Names() => new(All.Select(c => c.Name));

@@ -41,3 +41,7 @@ public partial class AttnRelPos;
 [GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, UseGateLoopedAttn = false, Heads = 1, DimHead = 8, DataDependentRelPos = true,
     AttnSoftmaxNormalize = true, RotaryEmbedding = true, AblateComplex = true)]
 public partial class AttnRelPosSoftmax;
+
+/// <summary>Post-norm, max heads, the squared-ReLU feed-forward.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, PostLayerNorm = true, FeedForwardReluSquared = true, FracGradientStateTransition = 0.8)]
+public partial class PostReluSquared;

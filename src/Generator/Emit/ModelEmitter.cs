@@ -78,7 +78,7 @@ namespace GateLoop.Generator.Emit
         {
             var values = new List<(string, object)>
             {
-                ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("FeedForwardMult", s.FeedForwardMult),
+                ("NumTokens", s.NumTokens), ("Dim", s.Dim), ("Depth", s.Depth), ("FeedForwardMult", s.FeedForwardMult), ("FeedForwardReluSquared", s.FeedForwardReluSquared),
                 ("UseGateLoopedAttn", s.UseGateLoopedAttn), ("AttnAddSwishGating", s.SwishGating), ("PostLayerNorm", s.PostLayerNorm),
                 ("FracGradientStateTransition", s.FracGradientStateTransition), ("AblateComplex", s.AblateComplex),
                 ("AblateStateTransition", s.AblateStateTransition),

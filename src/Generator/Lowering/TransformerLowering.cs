@@ -133,7 +133,7 @@ namespace GateLoop.Generator.Lowering
             var ops = new List<Op>
             {
                 new Linear("Ff1W", "fn.0", hidden, ("Dim", s.Dim), h, pre),
-                new Gelu("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act),
+                s.FeedForwardReluSquared ? new ReluSquared("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act) : new Gelu("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act),
                 new Linear("Ff2W", "fn.2", ("Dim", s.Dim), hidden, act, sum, "Ff2B", accumulate: true),
             };
             return new Block("layers.{i}.1.", ("Feed-forward block", "Feed-forward block: dX = ∂L/∂X[2l+2]"), "2 * l + 1", !s.PostLayerNorm, x, sum, norm, ops, null);

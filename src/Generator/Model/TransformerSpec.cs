@@ -24,7 +24,8 @@ namespace GateLoop.Generator.Model
         bool UseGateLoopedAttn = true,
         bool RotaryEmbedding = false,
         bool DataDependentRelPos = false,
-        bool SoftmaxNormalize = true)
+        bool SoftmaxNormalize = true,
+        bool FeedForwardReluSquared = false)
     {
         /// <summary>The baseline's relative-position scaling runs unless the state transition is ablated (as in the seed).</summary>
         public bool RelPos => !UseGateLoopedAttn && DataDependentRelPos && !AblateStateTransition;

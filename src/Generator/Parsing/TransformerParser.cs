@@ -84,7 +84,8 @@ namespace GateLoop.Generator.Parsing
                 UseGateLoopedAttn: gateLoop,
                 RotaryEmbedding: d.Bool("RotaryEmbedding", false),
                 DataDependentRelPos: d.Bool("DataDependentRelPos", false),
-                SoftmaxNormalize: d.Bool("AttnSoftmaxNormalize", !d.Bool("DataDependentRelPos", false))));
+                SoftmaxNormalize: d.Bool("AttnSoftmaxNormalize", !d.Bool("DataDependentRelPos", false)),
+                FeedForwardReluSquared: d.Bool("FeedForwardReluSquared", false)));
         }
     }
 }

@@ -26,6 +26,9 @@ public sealed class GateLoopTransformerAttribute : Attribute
     /// <summary>Hidden width of the feed-forward block as a multiple of <see cref="Dim"/>.</summary>
     public int FeedForwardMult { get; set; } = 4;
 
+    /// <summary>The feed-forward activation is relu(x)² (Primer; x-transformers' <c>ff_relu_squared</c>) instead of the exact GELU.</summary>
+    public bool FeedForwardReluSquared { get; set; }
+
     /// <summary>Multiply the mixer output by silu(x·Wgᵀ) before the output projection.</summary>
     public bool AttnAddSwishGating { get; set; } = true;
 

@@ -51,6 +51,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             ["Dim"] = 64,
             ["Depth"] = 2,
             ["FeedForwardMult"] = 4,
+            ["FeedForwardReluSquared"] = false,
             ["UseGateLoopedAttn"] = true,
             ["AttnAddSwishGating"] = false,
             ["PostLayerNorm"] = false,

@@ -60,6 +60,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             ["Dim"] = 64,
             ["Depth"] = 2,
             ["FeedForwardMult"] = 4,
+            ["FeedForwardReluSquared"] = false,
             ["UseGateLoopedAttn"] = false,
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = true,

@@ -110,6 +110,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             ["Dim"] = 512,
             ["Depth"] = 6,
             ["FeedForwardMult"] = 4,
+            ["FeedForwardReluSquared"] = false,
             ["UseGateLoopedAttn"] = true,
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = true,

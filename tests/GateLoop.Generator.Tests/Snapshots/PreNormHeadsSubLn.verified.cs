@@ -59,6 +59,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             ["Dim"] = 64,
             ["Depth"] = 2,
             ["FeedForwardMult"] = 4,
+            ["FeedForwardReluSquared"] = false,
             ["UseGateLoopedAttn"] = true,
             ["AttnAddSwishGating"] = true,
             ["PostLayerNorm"] = false,

@@ -23,7 +23,8 @@ public sealed record ReferenceConfig(
     bool UseGateLoopedAttn = true,
     bool RotaryEmbedding = false,
     bool DataDependentRelPos = false,
-    bool SoftmaxNormalize = true)
+    bool SoftmaxNormalize = true,
+    bool FeedForwardReluSquared = false)
 {
     /// <summary>P = I / H, the channels per head.</summary>
     public int HeadDim => DimInner / Heads;

@@ -312,13 +312,13 @@ public static class ReferenceTransformer
         return (scale * re, scale * im);
     }
 
-    /// <summary>Linear(Dim, Dim·mult) with bias → exact GELU → Linear(Dim·mult, Dim) with bias.</summary>
+    /// <summary>Linear(Dim, Dim·mult) with bias → exact GELU (or relu(u)²) → Linear(Dim·mult, Dim) with bias.</summary>
     private static double[] FeedForward(ReferenceConfig c, IReadOnlyDictionary<string, double[]> p, string fn, double[] h, int rows)
     {
         int dim = c.Dim, hidden = c.FeedForwardDim;
         double[] u = Linear(h, rows, dim, p[fn + ".0.weight"], hidden, p[fn + ".0.bias"]);
         for (int n = 0; n < u.Length; n++)
-            u[n] = Gelu(u[n]);
+            u[n] = c.FeedForwardReluSquared ? Math.Pow(Math.Max(u[n], 0), 2) : Gelu(u[n]);
         return Linear(u, rows, hidden, p[fn + ".2.weight"], dim, p[fn + ".2.bias"]);
     }
 
