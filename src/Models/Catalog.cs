@@ -18,6 +18,7 @@ public static class Catalog
         new("enwik8", "Dim 512, Depth 6, 512 heads, post-norm (the seed's enwik8 config)", d => new Enwik8GateLoop(d)),
         new("gateloop-tiny", "Dim 64, Depth 2, max heads, post-norm (smoke tests, quick experiments)", d => new GateLoopTiny(d)),
         new("attention-small", "softmax-attention baseline: Dim 128, Depth 4, 6 heads of 30, rotary, post-norm (gateloop-small's budget)", d => new AttentionSmall(d)),
+        new("hybrid-small", "attention with a SimpleGateLoop block in every layer: Dim 128, Depth 4, 4 heads of 26, rotary, post-norm (gateloop-small's budget)", d => new HybridSmall(d)),
         new("enwik8-attention", "the seed's softmax-attention baseline: Dim 512, Depth 6, 8 heads of 64, rotary, post-norm", d => new Enwik8Attention(d)),
     ];
 

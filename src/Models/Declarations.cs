@@ -28,3 +28,11 @@ public partial class Enwik8Attention;
 /// <summary>A SimpleGateLoop token mixer at the seed's width, for long sequences: Dim 512, pre-norm, plain scan.</summary>
 [SimpleGateLoop(Dim = 512)]
 public partial class LongContextMixer;
+
+/// <summary>
+/// The hybrid the seed's author pointed to: the attention baseline with a SimpleGateLoop block at the start of every
+/// layer, at gateloop-small's parameter budget (Dim 128, Depth 4, 4 heads of 26, rotary, post-norm).
+/// </summary>
+[GateLoopTransformer(NumTokens = 256, Dim = 128, Depth = 4, PostLayerNorm = true, UseGateLoopedAttn = false, Heads = 4, DimHead = 26,
+    RotaryEmbedding = true, SimpleGateLoopBlocks = true)]
+public partial class HybridSmall;

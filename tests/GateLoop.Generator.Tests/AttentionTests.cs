@@ -36,6 +36,7 @@ public class AttentionTests
     [InlineData("UseGateLoopedAttn = false, GateLoopHeads = 4", "GateLoopHeads only applies to gate-looped attention")]
     [InlineData("RotaryEmbedding = true", "RotaryEmbedding only applies to the softmax-attention baseline (UseGateLoopedAttn = false)")]
     [InlineData("UseGateLoopedAttn = true, Heads = 4", "Heads only applies to the softmax-attention baseline")]
+    [InlineData("SimpleGateLoopBlocks = true", "SimpleGateLoopBlocks only applies to the softmax-attention baseline (UseGateLoopedAttn = false)")]
     public void GL0013_OptionOfTheOtherMixer(string options, string message)
     {
         var run = GeneratorHarness.Run(Declare("NumTokens = 11, Dim = 8, Depth = 1, " + options));

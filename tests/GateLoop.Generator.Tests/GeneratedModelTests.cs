@@ -137,7 +137,7 @@ public class GeneratedModelTests
             var values = Static<IReadOnlyDictionary<string, object>>(model, "Hyperparameters");
             var properties = typeof(GateLoopTransformerAttribute).GetProperties(BindingFlags.Public | BindingFlags.Instance)
                 .Where(p => p.CanWrite).ToDictionary(p => p.Name, p => p.PropertyType);
-            string[] attentionOnly = ["Heads", "DimHead", "RotaryEmbedding", "DataDependentRelPos", "AttnSoftmaxNormalize"];
+            string[] attentionOnly = ["Heads", "DimHead", "RotaryEmbedding", "DataDependentRelPos", "AttnSoftmaxNormalize", "SimpleGateLoopBlocks"];
             Assert.Equal(properties.Keys.Except(attentionOnly).Order(), values.Keys.Order());
             foreach (var (name, value) in values)
                 Assert.True(value.GetType() == properties[name],

@@ -33,6 +33,7 @@ public sealed class OpKernelTests
             ("checkpointed, squared-ReLU feed-forward", GateLooped() with { CheckpointGateLoopedAttn = true, FracGradientStateTransition = 1, FeedForwardReluSquared = true }),
             ("attention, rotary, relative positions", GateLooped(heads: 4) with { UseGateLoopedAttn = false, RotaryEmbedding = true, DataDependentRelPos = true }),
             ("attention, unnormalized", GateLooped(postNorm: false, heads: 4) with { UseGateLoopedAttn = false, SoftmaxNormalize = false }),
+            ("hybrid", GateLooped(heads: 4) with { UseGateLoopedAttn = false, SimpleGateLoopBlocks = true }),
         }.Select(m => (m.Item1, ModelEmitter.SizeConstants(m.Item2), TransformerLowering.Lower(m.Item2))),
         .. new (string, SimpleGateLoopSpec)[]
         {

@@ -26,6 +26,10 @@ public static class TestModels
             UseGateLoopedAttn: false, RotaryEmbedding: true, DataDependentRelPos: true, SoftmaxNormalize: true), 0.9, d => new AttnRelPosSoftmax(d)),
         new(nameof(PostReluSquared), new(11, 8, 2, 8, 8, 4, SwishGating: true, PostLayerNorm: true, SubLayerNorm: false, AblateComplex: false, AblateStateTransition: false,
             FeedForwardReluSquared: true), 0.8, d => new PostReluSquared(d)),
+        new(nameof(PreHybrid), new(11, 8, 2, 2, 8, 4, SwishGating: true, PostLayerNorm: false, SubLayerNorm: false, AblateComplex: false, AblateStateTransition: false,
+            UseGateLoopedAttn: false, SimpleGateLoopBlocks: true), 0.9, d => new PreHybrid(d)),
+        new(nameof(PostHybrid), new(11, 8, 2, 2, 8, 4, SwishGating: false, PostLayerNorm: true, SubLayerNorm: false, AblateComplex: false, AblateStateTransition: false,
+            UseGateLoopedAttn: false, RotaryEmbedding: true, SimpleGateLoopBlocks: true), 0.9, d => new PostHybrid(d)),
     ];
 
     public static TheoryData<string> Names() => new(All.Select(c => c.Name));

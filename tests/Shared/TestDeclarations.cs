@@ -45,3 +45,12 @@ public partial class AttnRelPosSoftmax;
 /// <summary>Post-norm, max heads, the squared-ReLU feed-forward.</summary>
 [GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, PostLayerNorm = true, FeedForwardReluSquared = true, FracGradientStateTransition = 0.8)]
 public partial class PostReluSquared;
+
+/// <summary>The hybrid: pre-norm attention, 2 heads of 4, with a SimpleGateLoop block in every layer.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, UseGateLoopedAttn = false, Heads = 2, DimHead = 4, SimpleGateLoopBlocks = true)]
+public partial class PreHybrid;
+
+/// <summary>The hybrid, post-norm, rotary, no gating.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 2, UseGateLoopedAttn = false, Heads = 2, DimHead = 4, PostLayerNorm = true,
+    RotaryEmbedding = true, AttnAddSwishGating = false, SimpleGateLoopBlocks = true)]
+public partial class PostHybrid;

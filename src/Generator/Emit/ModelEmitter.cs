@@ -93,6 +93,7 @@ namespace GateLoop.Generator.Emit
                 {
                     ("Heads", s.Heads), ("DimHead", s.HeadDim), ("RotaryEmbedding", s.RotaryEmbedding),
                     ("DataDependentRelPos", s.DataDependentRelPos), ("AttnSoftmaxNormalize", s.SoftmaxNormalize),
+                    ("SimpleGateLoopBlocks", s.SimpleGateLoopBlocks),
                 });
             ModelSource.Hyperparameters(w, "The declaration's attribute values, resolved (heads and inner width filled in).", values);
         }

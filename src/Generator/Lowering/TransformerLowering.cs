@@ -6,9 +6,9 @@ using GateLoop.Generator.Ops;
 namespace GateLoop.Generator.Lowering
 {
     /// <summary>
-    /// A GateLoop transformer declaration as ops: the token embedding; per layer a mixer block (gate-looped or
-    /// softmax attention) and a feed-forward block, each pre- or post-norm around its residual; the head; the
-    /// cross-entropy loss. The modules and tensor names are the seed's, so the parameters come in its state_dict order.
+    /// A GateLoop transformer declaration as ops: the token embedding; per layer a SimpleGateLoop block (a hybrid's),
+    /// a mixer block (gate-looped or softmax attention) and a feed-forward block, each pre- or post-norm around its
+    /// residual; the head; the cross-entropy loss. The modules and tensor names are the seed's, so the parameters come in its state_dict order.
     /// Here the gradient buffers are chosen: which values share one (a residual stream and its sums share dX, GELU's
     /// input and output share DF) and which get their own.
     /// </summary>
@@ -22,8 +22,44 @@ namespace GateLoop.Generator.Lowering
         {
             var dim = ("Dim", s.Dim);
             var global = new List<Op> { new Embedding("TokenEmb", "token_emb.weight", ("NumTokens", s.NumTokens), dim, new Value("a.X[0]", "dX")) };
-            var layer = new List<Op> { Mixer(s), FeedForward(s) };
+            var layer = new List<Op>();
+            if (s.SimpleGateLoopBlocks) layer.Add(SimpleGateLoop(s));
+            layer.Add(Mixer(s));
+            layer.Add(FeedForward(s));
             return new Graph(global, layer, Head(s), s.Depth, new CrossEntropy());
+        }
+
+        // The residual stream has one element per block boundary: block k of layer l is element B·l + k.
+        static int BlocksPerLayer(TransformerSpec s) => s.SimpleGateLoopBlocks ? 3 : 2;
+
+        static string Blocks(TransformerSpec s) => $"{BlocksPerLayer(s)} * Depth";
+
+        static string Element(TransformerSpec s, int k) => k == 0 ? $"{BlocksPerLayer(s)} * l" : $"{BlocksPerLayer(s)} * l + {k}";
+
+        // The backward's comment for the gradient a block starts from, e.g. "dX = ∂L/∂X[2l+1]".
+        static string Gradient(TransformerSpec s, int k) => $"dX = ∂L/∂X[{Element(s, k).Replace(" * ", "").Replace(" + ", "+")}]";
+
+        // The mixer's and the feed-forward block's place in a layer, after a hybrid's SimpleGateLoop block.
+        static int MixerBlock(TransformerSpec s) => s.SimpleGateLoopBlocks ? 1 : 0;
+
+        /// <summary>
+        /// A hybrid's SimpleGateLoop block (the seed's SimpleGateLoopLayer without its own norm, in the block's
+        /// wrapper): Z = h·Wᵀ, the fused sigmoid, scan and q ⊙ S, added to the stream.
+        /// </summary>
+        static Op SimpleGateLoop(TransformerSpec s)
+        {
+            var (x, h, sum, norm) = Residual(s, Element(s, 0), Element(s, 1), "Sgl");
+            var z = Value.Stored(PerLayer("SglZ", "rows * 3 * Dim", "SimpleGateLoop [q | kv | gate logits]; after the scan [q | S | a]"),
+                Gradient("DSglZ", "rows * 3 * Dim", "gradient of the SimpleGateLoop projection"));
+            var output = new Value("a.SglOut", "dX", new Buffer("SglOut", null, "rows * Dim", "SimpleGateLoop output q ⊙ S of the current layer"));
+            var scan = new SimpleGateLoopSpec(s.Type, s.Dim, PreNorm: false, PostLayerNorm: false, Reverse: false, Heinsen: false);
+            var ops = new List<Op>
+            {
+                new Linear("SglW", "fn.to_qkva.0", ("3 * Dim", 3 * s.Dim), ("Dim", s.Dim), h, z),
+                new SimpleGateLoopScan(scan, z, output, inModel: true),
+            };
+            return new Block("layers.{i}.0.", ("SimpleGateLoop block", $"SimpleGateLoop block: {Gradient(s, 1)}"), Element(s, 0), Blocks(s),
+                !s.PostLayerNorm, x, sum, norm, ops, output);
         }
 
         // The block's norm: RMSNorm into h before the ops (pre-norm), or LayerNorm of the sum after them (post-norm).
@@ -43,7 +79,8 @@ namespace GateLoop.Generator.Lowering
 
         static Op Mixer(TransformerSpec s)
         {
-            var (x, h, sum, norm) = Residual(s, "2 * l", "2 * l + 1", "Mix");
+            int m = MixerBlock(s);
+            var (x, h, sum, norm) = Residual(s, Element(s, m), Element(s, m + 1), "Mix");
             var dim = ("Dim", s.Dim);
             var inner = ("DimInner", s.DimInner);
             var ops = new List<Op>();
@@ -118,13 +155,14 @@ namespace GateLoop.Generator.Lowering
             if (s.HasOutProjection)
                 ops.Add(new Linear("OutW", s.UseGateLoopedAttn ? "fn.to_out" : "fn.to_out.1", dim, inner, mixed, sum,
                     s.UseGateLoopedAttn ? null : "OutB", accumulate: true));
-            var titles = ($"Mixer block: {(s.UseGateLoopedAttn ? "gate-looped attention" : "causal softmax attention")}", "Mixer block: dX = ∂L/∂X[2l+1]");
-            return new Block("layers.{i}.0.", titles, "2 * l", !s.PostLayerNorm, x, sum, norm, ops, s.HasOutProjection ? null : mixed);
+            var titles = ($"Mixer block: {(s.UseGateLoopedAttn ? "gate-looped attention" : "causal softmax attention")}", $"Mixer block: {Gradient(s, m + 1)}");
+            return new Block($"layers.{{i}}.{m}.", titles, Element(s, m), Blocks(s), !s.PostLayerNorm, x, sum, norm, ops, s.HasOutProjection ? null : mixed);
         }
 
         static Op FeedForward(TransformerSpec s)
         {
-            var (x, h, sum, norm) = Residual(s, "2 * l + 1", "2 * l + 2", "Ff");
+            int f = MixerBlock(s) + 1;
+            var (x, h, sum, norm) = Residual(s, Element(s, f), Element(s, f + 1), "Ff");
             var hidden = ("Hidden", s.Hidden);
             // GELU's backward writes its input's gradient over its output's.
             var dHidden = Gradient("DF", "rows * Hidden", "feed-forward hidden gradient");
@@ -136,20 +174,21 @@ namespace GateLoop.Generator.Lowering
                 s.FeedForwardReluSquared ? new ReluSquared("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act) : new Gelu("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act),
                 new Linear("Ff2W", "fn.2", ("Dim", s.Dim), hidden, act, sum, "Ff2B", accumulate: true),
             };
-            return new Block("layers.{i}.1.", ("Feed-forward block", "Feed-forward block: dX = ∂L/∂X[2l+2]"), "2 * l + 1", !s.PostLayerNorm, x, sum, norm, ops, null);
+            return new Block($"layers.{{i}}.{f}.", ("Feed-forward block", $"Feed-forward block: {Gradient(s, f + 1)}"), Element(s, f), Blocks(s),
+                !s.PostLayerNorm, x, sum, norm, ops, null);
         }
 
         // The head reads the last element of the stream (RMSNorm'ed first when pre-norm).
         static IReadOnlyList<Op> Head(TransformerSpec s)
         {
-            var final = new Value("a.X[2 * Depth]", "dX");
+            var final = new Value($"a.X[{Blocks(s)}]", "dX");
             var logits = new Value("LogitsView", "LogitGrads");
             var vocabulary = ("NumTokens", s.NumTokens);
             if (s.PostLayerNorm) return new Op[] { new Linear("HeadW", "to_logits", vocabulary, ("Dim", s.Dim), final, logits) };
-            var h = new Value("a.H[2 * Depth]", "a.DH");
+            var h = new Value($"a.H[{Blocks(s)}]", "a.DH");
             return new Op[]
             {
-                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value("a.InvNorm[2 * Depth]")),
+                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value($"a.InvNorm[{Blocks(s)}]")),
                 new Linear("HeadW", "to_logits.1", vocabulary, ("Dim", s.Dim), h, logits),
             };
         }

@@ -25,7 +25,8 @@ namespace GateLoop.Generator.Model
         bool RotaryEmbedding = false,
         bool DataDependentRelPos = false,
         bool SoftmaxNormalize = true,
-        bool FeedForwardReluSquared = false)
+        bool FeedForwardReluSquared = false,
+        bool SimpleGateLoopBlocks = false)
     {
         /// <summary>The baseline's relative-position scaling runs unless the state transition is ablated (as in the seed).</summary>
         public bool RelPos => !UseGateLoopedAttn && DataDependentRelPos && !AblateStateTransition;

@@ -8,14 +8,14 @@ namespace GateLoop.Generator.Ops
     /// <summary>
     /// One residual block of the transformer, the seed's PreNorm(fn) or PostNorm(fn): a pre-norm block feeds its ops
     /// h = RMSNorm(x) (the local <c>h</c>) and adds their result to x as the next element of the residual stream; a
-    /// post-norm block feeds them x itself and takes LayerNorm(x + f(x)). The stream X[0…2·Depth] and its gradient dX are shared by every
+    /// post-norm block feeds them x itself and takes LayerNorm(x + f(x)). The stream X[0…blocks] and its gradient dX are shared by every
     /// block. The block's last op writes into the residual sum (an output projection whose GEMM adds into x's copy);
     /// or, when the mixer has no projection, the block adds the ops' output to x itself.
     /// </summary>
     internal sealed class Block : Sequence
     {
         readonly (string Forward, string Backward) titles;
-        readonly string index;
+        readonly string index, blocks;
         readonly bool pre;
         readonly Op norm;
         readonly Value x, sum;
@@ -23,15 +23,17 @@ namespace GateLoop.Generator.Ops
 
         /// <param name="titles">The comments the schedules open the block with.</param>
         /// <param name="index">The block's element of the residual stream, e.g. <c>2 * l + 1</c>.</param>
+        /// <param name="blocks">How many blocks the model has, e.g. <c>2 * Depth</c>: the stream has one element more.</param>
         /// <param name="x">The block's input (the local <c>x</c>), whose gradient is the stream's.</param>
         /// <param name="sum">x + f: the next element of the stream (pre-norm) or what the LayerNorm normalizes.</param>
         /// <param name="norm">The RMSNorm producing h (pre-norm) or the LayerNorm after the sum (post-norm).</param>
         /// <param name="added">The ops' output, when the block adds it to x itself; null when the last op writes into the sum.</param>
-        public Block(string module, (string Forward, string Backward) titles, string index, bool pre, Value x, Value sum, Op norm,
+        public Block(string module, (string Forward, string Backward) titles, string index, string blocks, bool pre, Value x, Value sum, Op norm,
             IReadOnlyList<Op> ops, Value? added) : base(module, ops)
         {
             this.titles = titles;
             this.index = index;
+            this.blocks = blocks;
             this.pre = pre;
             this.x = x;
             this.sum = sum;
@@ -45,16 +47,16 @@ namespace GateLoop.Generator.Ops
         {
             get
             {
-                yield return new Buffer("X", "2 * Depth + 1", "rows * Dim", "residual stream at each block boundary");
+                yield return new Buffer("X", blocks + " + 1", "rows * Dim", "residual stream at each block boundary");
                 if (pre)
                 {
-                    yield return new Buffer("H", "2 * Depth + 1", "rows * Dim", "RMSNorm outputs: the inputs of each block and of the head");
-                    yield return new Buffer("InvNorm", "2 * Depth + 1", "rows", "1/‖x‖ per row of each RMSNorm");
+                    yield return new Buffer("H", blocks + " + 1", "rows * Dim", "RMSNorm outputs: the inputs of each block and of the head");
+                    yield return new Buffer("InvNorm", blocks + " + 1", "rows", "1/‖x‖ per row of each RMSNorm");
                 }
                 else
                 {
-                    yield return new Buffer("Sum", "2 * Depth", "rows * Dim", "x + f(x) before each block's LayerNorm");
-                    yield return new Buffer("NormStats", "2 * Depth", "rows * 2", "mean and rstd per row of each LayerNorm");
+                    yield return new Buffer("Sum", blocks, "rows * Dim", "x + f(x) before each block's LayerNorm");
+                    yield return new Buffer("NormStats", blocks, "rows * 2", "mean and rstd per row of each LayerNorm");
                 }
                 foreach (var b in base.Buffers) yield return b;
                 yield return new Buffer("DX", null, "rows * Dim", "gradient of the residual stream", BufferUse.Gradient);

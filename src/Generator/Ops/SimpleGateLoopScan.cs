@@ -15,24 +15,44 @@ namespace GateLoop.Generator.Ops
     /// which is all the backward reads. A Reverse layer walks each sequence from its last position to its first.
     /// The log-space (Heinsen) forward computes the same function and leaves the same values, so one backward serves both.
     /// The scan starts from the layer's <c>initial</c> state, multiplies its cumulative <c>gate</c> and leaves the last
-    /// <c>state</c> (the cache's), all arguments of the generated ForwardCore.
+    /// <c>state</c> (the cache's), all arguments of the generated ForwardCore; inside a transformer (a hybrid's
+    /// SimpleGateLoop blocks) they are buffers of its plan: a zero initial state and scratch for the other two.
     /// </summary>
     internal sealed class SimpleGateLoopScan : Op
     {
         readonly SimpleGateLoopSpec spec;
         readonly Value z, output;
+        readonly bool inModel;
+        readonly string initial, gate, state;
 
         /// <param name="z">The projection [q | kv | gate logits], which the scan overwrites with [q | S | a].</param>
-        public SimpleGateLoopScan(SimpleGateLoopSpec spec, Value z, Value output)
+        /// <param name="inModel">Whether the scan is a block of a transformer rather than a layer of its own.</param>
+        public SimpleGateLoopScan(SimpleGateLoopSpec spec, Value z, Value output, bool inModel = false)
         {
             this.spec = spec;
             this.z = z;
             this.output = output;
+            this.inModel = inModel;
+            (initial, gate, state) = inModel ? ("a.SglInitial", "a.SglGate", "a.SglState") : ("initial", "gate", "state");
         }
 
         public override IEnumerable<Value> Outputs => new[] { output };
 
-        public override IEnumerable<Buffer> Buffers => new[] { ChunkedScans.Aggregates("Dim", 2) }.Concat(base.Buffers);
+        public override IEnumerable<Buffer> Buffers
+        {
+            get
+            {
+                yield return ChunkedScans.Aggregates("Dim", 2);
+                if (inModel)
+                {
+                    // Never written: every sequence starts from S_0 = 0, as a model's pass does.
+                    yield return new Buffer("SglInitial", null, "batch * Dim", "the SimpleGateLoop blocks' initial state (zero)");
+                    yield return new Buffer("SglGate", null, "batch * Dim", "the SimpleGateLoop blocks' cumulative gate (unused)", BufferUse.Schedule);
+                    yield return new Buffer("SglState", null, "batch * Dim", "the SimpleGateLoop blocks' last state (unused)", BufferUse.Schedule);
+                }
+                foreach (var b in base.Buffers) yield return b;
+            }
+        }
 
         public override IEnumerable<KernelSource> Members(Numeric n)
         {
@@ -43,15 +63,15 @@ namespace GateLoop.Generator.Ops
         {
             if (spec.Heinsen)
             {
-                s.Launch("HeinsenScanForward", "Batch * Dim", "Seq", z.Expr, "initial", output.Expr, "gate", "state");
+                s.Launch("HeinsenScanForward", "Batch * Dim", "Seq", z.Expr, initial, output.Expr, gate, state);
                 return;
             }
             s.Open("if (Chunked)");
             s.Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg");
-            s.Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.ChunkAgg", "initial", "gate", "state");
+            s.Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.ChunkAgg", initial, gate, state);
             s.Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg", output.Expr);
             s.Close().Line("else");
-            s.Line("    " + Schedule.LaunchCall("ScanForward", "Batch * Dim", $"Seq, {z}, initial, {output}, gate, state"));
+            s.Line("    " + Schedule.LaunchCall("ScanForward", "Batch * Dim", $"Seq, {z}, {initial}, {output}, {gate}, {state}"));
         }
 
         public override void Backward(Schedule s)
@@ -60,9 +80,9 @@ namespace GateLoop.Generator.Ops
             s.Open("if (Chunked)");
             s.Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", z.Expr, dOut, z.Grad!, "a.ChunkAgg");
             s.Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.ChunkAgg");
-            s.Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", z.Expr, "initial", dOut, z.Grad!, "a.ChunkAgg");
+            s.Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", z.Expr, initial, dOut, z.Grad!, "a.ChunkAgg");
             s.Close().Line("else");
-            s.Line("    " + Schedule.LaunchCall("ScanBackward", "Batch * Dim", $"Seq, {z}, initial, {dOut}, {z.Grad}"));
+            s.Line("    " + Schedule.LaunchCall("ScanBackward", "Batch * Dim", $"Seq, {z}, {initial}, {dOut}, {z.Grad}"));
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)

@@ -11,7 +11,7 @@ namespace GateLoop.Generator.Parsing
         public const string AttributeName = "GateLoop.GateLoopTransformerAttribute";
 
         static readonly string[] GateLoopOnly = { "GateLoopHeads", "DimGateLoopedAttn", "SubLayerNorm", "CheckpointGateLoopedAttn" };
-        static readonly string[] AttentionOnly = { "Heads", "DimHead", "RotaryEmbedding", "DataDependentRelPos", "AttnSoftmaxNormalize" };
+        static readonly string[] AttentionOnly = { "Heads", "DimHead", "RotaryEmbedding", "DataDependentRelPos", "AttnSoftmaxNormalize", "SimpleGateLoopBlocks" };
 
         public static ParseResult<TransformerSpec> Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
         {
@@ -62,7 +62,7 @@ namespace GateLoop.Generator.Parsing
             {
                 // Tensors, the flat parameter buffer and per-row activations are indexed with int on the host.
                 long dd = dim, i = inner, f = (long)dim * mult, v = numTokens;
-                long layer = 3 * i * dd + 2L * h * (dd + 1) + 2 * i + i * dd + dd * i + 2 * f * dd + f + 3 * dd;
+                long layer = 3 * i * dd + 2L * h * (dd + 1) + 2 * i + i * dd + dd * i + 2 * f * dd + f + 3 * dd + 3 * dd * dd + 2 * dd;
                 d.RequireIndexable(new[]
                 {
                     ("to_qkv.weight", 3 * i * dd), ("to_a.0.weight", 2L * h * dd), ("to_out.weight", dd * i),
@@ -85,7 +85,8 @@ namespace GateLoop.Generator.Parsing
                 RotaryEmbedding: d.Bool("RotaryEmbedding", false),
                 DataDependentRelPos: d.Bool("DataDependentRelPos", false),
                 SoftmaxNormalize: d.Bool("AttnSoftmaxNormalize", !d.Bool("DataDependentRelPos", false)),
-                FeedForwardReluSquared: d.Bool("FeedForwardReluSquared", false)));
+                FeedForwardReluSquared: d.Bool("FeedForwardReluSquared", false),
+                SimpleGateLoopBlocks: d.Bool("SimpleGateLoopBlocks", false)));
         }
     }
 }

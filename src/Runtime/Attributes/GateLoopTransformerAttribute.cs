@@ -70,4 +70,10 @@ public sealed class GateLoopTransformerAttribute : Attribute
 
     /// <summary>Softmax over the causal scores; when not set, it is on unless <see cref="DataDependentRelPos"/> is.</summary>
     public bool AttnSoftmaxNormalize { get; set; }
+
+    /// <summary>
+    /// A hybrid (softmax attention only): every layer begins with a SimpleGateLoop block, the seed's
+    /// SimpleGateLoopLayer (without its own norm) inside the layer's pre- or post-norm residual wrapper.
+    /// </summary>
+    public bool SimpleGateLoopBlocks { get; set; }
 }

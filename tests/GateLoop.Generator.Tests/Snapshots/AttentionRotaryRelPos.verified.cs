@@ -72,6 +72,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             ["RotaryEmbedding"] = true,
             ["DataDependentRelPos"] = true,
             ["AttnSoftmaxNormalize"] = true,
+            ["SimpleGateLoopBlocks"] = false,
         };
 
     /// <inheritdoc />

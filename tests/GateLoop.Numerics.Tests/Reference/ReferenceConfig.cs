@@ -24,7 +24,8 @@ public sealed record ReferenceConfig(
     bool RotaryEmbedding = false,
     bool DataDependentRelPos = false,
     bool SoftmaxNormalize = true,
-    bool FeedForwardReluSquared = false)
+    bool FeedForwardReluSquared = false,
+    bool SimpleGateLoopBlocks = false)
 {
     /// <summary>P = I / H, the channels per head.</summary>
     public int HeadDim => DimInner / Heads;
@@ -73,8 +74,16 @@ public sealed record ReferenceConfig(
 
         for (int layer = 0; layer < Depth; layer++)
         {
-            string mixer = $"layers.{layer}.0";
-            string ff = $"layers.{layer}.1";
+            // A hybrid's layer is [SimpleGateLoop block, mixer block, feed-forward block].
+            int first = SimpleGateLoopBlocks ? 1 : 0;
+            string mixer = $"layers.{layer}.{first}";
+            string ff = $"layers.{layer}.{first + 1}";
+            if (SimpleGateLoopBlocks)
+            {
+                yield return new($"layers.{layer}.0.fn.to_qkva.0.weight", [3 * d, d], ParameterKind.LinearWeight, d);
+                foreach (var norm in BlockNorm($"layers.{layer}.0"))
+                    yield return norm;
+            }
 
             if (!UseGateLoopedAttn)
             {

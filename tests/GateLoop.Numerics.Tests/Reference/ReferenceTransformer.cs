@@ -44,8 +44,18 @@ public static class ReferenceTransformer
 
         for (int layer = 0; layer < c.Depth; layer++)
         {
-            string mixer = $"layers.{layer}.0";
-            string ff = $"layers.{layer}.1";
+            int first = c.SimpleGateLoopBlocks ? 1 : 0;
+            string mixer = $"layers.{layer}.{first}";
+            string ff = $"layers.{layer}.{first + 1}";
+            if (c.SimpleGateLoopBlocks)
+            {
+                // The seed's SimpleGateLoopLayer(dim, prenorm = False) in the layer's wrapper.
+                string sgl = $"layers.{layer}.0";
+                var layerParameters = p.Where(e => e.Key.StartsWith(sgl + ".fn.", StringComparison.Ordinal))
+                    .ToDictionary(e => e.Key[(sgl.Length + 4)..], e => e.Value);
+                x = Block(c, p, sgl, x, rows, h => ReferenceSimpleGateLoop.Forward(
+                    new SimpleGateLoopConfig(dim, PreNorm: false, PostLayerNorm: false, Reverse: false), layerParameters, h, batch, seq));
+            }
             x = Block(c, p, mixer, x, rows, h => c.UseGateLoopedAttn
                 ? Mixer(c, p, mixer + ".fn", h, batch, seq, frac)
                 : Attention(c, p, mixer + ".fn", h, batch, seq, frac));
