@@ -45,14 +45,15 @@ public static class Cli
     {
         if (!Environment.IsPrivilegedProcess) return Run(workingDirectory, args, timeout);
         if (!File.Exists(Setpriv)) return null;
-        return Start(Setpriv, workingDirectory, ["--bounding-set=-dac_override,-dac_read_search", "--", Host, DllPath, .. args], timeout);
+        return Exec(Setpriv, workingDirectory, ["--bounding-set=-dac_override,-dac_read_search", "--", Host, DllPath, .. args], timeout);
     }
 
     /// <summary>Runs <c>dotnet <paramref name="args"/></c> the same way (for pack, build and run of other projects).</summary>
     public static CliResult Dotnet(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null) =>
-        Start(Host, workingDirectory, args, timeout);
+        Exec(Host, workingDirectory, args, timeout);
 
-    static CliResult Start(string fileName, string workingDirectory, IEnumerable<string> args, TimeSpan? timeout)
+    /// <summary>Runs the program <paramref name="fileName"/> the same way (an installed tool's shim).</summary>
+    public static CliResult Exec(string fileName, string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
     {
         var list = args.ToList();
         var info = new ProcessStartInfo(fileName)

@@ -104,4 +104,21 @@ public sealed class PackageTests : IDisposable
         Assert.NotEqual(0, broken.ExitCode);
         Assert.Contains("error GL0001", broken.Stdout + broken.Stderr);
     }
+
+    [Fact]
+    public void The_solution_packs_the_library_and_the_tool_only_and_the_tool_installs_and_runs()
+    {
+        string version = $"0.1.0-tool.{DateTime.UtcNow:yyyyMMddHHmmss}";
+        string feed = Path.Combine(root, "feed"), tools = Path.Combine(root, "tools");
+        Succeed(RepositoryRoot(), "pack", "GateLoop.Compiler.sln", "-c", "Release", "-o", feed, $"-p:Version={version}", "-nologo");
+        // The generator ships inside GateLoop.Runtime; tests and benchmarks are not packages.
+        Assert.Equal([$"GateLoop.Runtime.{version}.nupkg", $"gateloop.{version}.nupkg"],
+            Directory.GetFiles(feed, "*.nupkg").Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        Succeed(root, "tool", "install", "gateloop", "--tool-path", tools, "--add-source", feed, "--version", version, "--ignore-failed-sources");
+        var models = Cli.Exec(Path.Combine(tools, "gateloop"), root, ["models"]);
+        Assert.True(models.ExitCode == 0, models.ToString());
+        Assert.Contains("gateloop-small ", models.Stdout);
+        Assert.Contains("hybrid-small ", models.Stdout);
+    }
 }
