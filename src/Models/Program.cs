@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.RegularExpressions;
 using GateLoop.Models.Commands;
 using GateLoop.Runtime;
 
@@ -34,7 +35,9 @@ static class Program
                     Console.Error.WriteLine($"gateloop: {problem}; the commands are {string.Join(", ", root.Subcommands.Select(c => c.Name))} (see: gateloop --help)");
                     return 2;
                 }
-                Console.Error.WriteLine($"gateloop: {parse.Errors[0].Message} (see: gateloop {parse.CommandResult.Command.Name} --help)");
+                // The parser lists accepted values one per line; one line keeps the error in one piece.
+                string message = Regex.Replace(parse.Errors[0].Message, @":?\s*[\r\n]+\s*", m => m.Value.StartsWith(':') ? ": " : ", ");
+                Console.Error.WriteLine($"gateloop: {message} (see: gateloop {parse.CommandResult.Command.Name} --help)");
                 return 2;
             }
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.

@@ -225,12 +225,32 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Equal((loss, bpc, tokens), EvalJson(checkpoint));
 
         var human = Succeed("eval", "--device", "cpu", "--checkpoint", checkpoint, "--data", fixture.EvalPath);
-        var match = Regex.Match(human.Stdout, @"^valid: loss (?<loss>[0-9.]+) nats, (?<bpc>[0-9.]+) bits per character over (?<tokens>[0-9,]+) tokens\r?\n$");
+        var match = Regex.Match(human.Stdout, @"^valid: loss (?<loss>[0-9.]+) nats, (?<bpc>[0-9.]+) bits per character over (?<tokens>[0-9,]+) tokens \(fp32 weights\)\r?\n$");
         Assert.True(match.Success, $"unexpected human-readable line\n{human}");
         Assert.Equal(loss.ToString("F4", CultureInfo.InvariantCulture), match.Groups["loss"].Value);
         Assert.Equal(bpc.ToString("F4", CultureInfo.InvariantCulture), match.Groups["bpc"].Value);
         Assert.Equal(validTokens, long.Parse(match.Groups["tokens"].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture));
         Assert.Equal("", human.Stderr);
+    }
+
+    /// <summary>bf16 and int8 weights move the bpc of a trained checkpoint by no more than the targets for the seed's.</summary>
+    [Fact]
+    public void Eval_and_sample_with_reduced_weights_stay_close_to_fp32()
+    {
+        var checkpoint = fixture.TrainedCheckpoint();
+        var fp32 = EvalJson(checkpoint);
+        foreach (var (format, tolerance) in new[] { ("bf16", 0.01), ("int8", 0.03) })
+        {
+            var reduced = EvalJson(checkpoint, "--weights", format);
+            Assert.Equal(fp32.Tokens, reduced.Tokens);
+            Assert.NotEqual(fp32.Loss, reduced.Loss);
+            Assert.True(Math.Abs(reduced.Bpc - fp32.Bpc) <= tolerance, $"{format}: bpc {reduced.Bpc:F4}, fp32 {fp32.Bpc:F4}");
+        }
+        byte[] Sample() => Succeed("sample", "--device", "cpu", "--checkpoint", checkpoint, "--prompt", "The ", "--length", "40",
+            "--seed", "3", "--weights", "int8").StdoutBytes;
+        var first = Sample();
+        Assert.Equal(41, first.Length);
+        Assert.Equal(first, Sample());
     }
 
     // ---------------------------------------------------------------- sample
@@ -282,6 +302,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("sample --top-k-thres nan")]
     [InlineData("sample --temperature nan")]
     [InlineData("sample --temperature Infinity")]
+    [InlineData("eval --weights int4")]
     [InlineData("resume a directory that is not a checkpoint")]
     [InlineData("eval a missing checkpoint directory")]
     [InlineData("a value that does not parse")]
@@ -336,6 +357,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "sample --top-k-thres nan" => (Sample("--top-k-thres", "nan"), ["--top-k-thres must be a finite number, got NaN"]),
             "sample --temperature nan" => (Sample("--temperature", "nan"), ["--temperature must be a finite number, got NaN"]),
             "sample --temperature Infinity" => (Sample("--temperature", "Infinity"), ["--temperature must be a finite number, got Infinity"]),
+            "eval --weights int4" => ([.. EvalOf(fixture.TrainedCheckpoint()), "--weights", "int4"], ["'int4' not recognized", "one of: 'fp32', 'bf16', 'int8'", "gateloop eval --help"]),
             "resume a directory that is not a checkpoint" => (["train", "--device", "cpu", "--resume", fixture.NewDirectory("bad-not-a-checkpoint")], ["not a checkpoint directory"]),
             "eval a missing checkpoint directory" => (EvalOf(Path.Combine(dir, "no-such-checkpoint")), ["no-such-checkpoint", "does not exist"]),
             "a value that does not parse" => (Train(fixture.CorpusPath, "--seq-len", "abc"), ["'abc'", "--seq-len", "gateloop train --help"]),
@@ -463,10 +485,10 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [Theory]
     [InlineData("models", new string[0])]
     [InlineData("train", new[] { "--model", "--data", "--entry", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--device", "--tf32", "--seed", "--no-device-check" })]
-    [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed" })]
-    [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device" })]
+    [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed", "--weights" })]
+    [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device", "--weights" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
-    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--tf32", "--no-device-check" })]
+    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--weights", "--tf32", "--no-device-check" })]
     [InlineData("plot", new[] { "metrics", "--out" })]
     [InlineData("doctor", new[] { "--device", "--model", "--json" })]
     public void Help_describes_each_command(string command, string[] options)
@@ -513,6 +535,25 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         var phases = root.GetProperty("phase_ms");
         foreach (var phase in new[] { "gemm", "scan", "elementwise", "optimizer" })
             Assert.True(phases.GetProperty(phase).GetDouble() > 0, phase);
+    }
+
+    /// <summary>Generation timed with int8 weights reads about a quarter of fp32's bytes per token.</summary>
+    [Fact]
+    public void Bench_reports_the_weight_bytes_generation_reads()
+    {
+        long Bytes(string format, out JsonElement root)
+        {
+            var result = Succeed("bench", "--device", "cpu", "--model", "gateloop-tiny", "--batch", "1", "--grad-accum", "1",
+                "--seq-len", "16", "--steps", "1", "--generate", "8", "--json", "--weights", format);
+            root = JsonDocument.Parse(result.Stdout.Trim()).RootElement.Clone();
+            Assert.Equal(format, root.GetProperty("weights").GetString());
+            Assert.True(root.GetProperty("generate_tokens_per_s").GetDouble() > 0);
+            return root.GetProperty("weight_bytes_per_token").GetInt64();
+        }
+        long fp32 = Bytes("fp32", out var full), int8 = Bytes("int8", out _);
+        long parameters = full.GetProperty("config").GetProperty("parameters").GetInt64();
+        Assert.InRange(fp32, 3 * parameters, 4 * parameters); // all but the embedding table, less one row
+        Assert.InRange(int8, fp32 / 4, fp32 / 3);
     }
 
     [Fact]

@@ -63,6 +63,13 @@ namespace GateLoop.Generator.Ir
         /// <summary>Launches generated kernel <paramref name="kernel"/> over <paramref name="count"/> indices.</summary>
         public void Launch(string kernel, string count, params string[] args) => w.Line(LaunchCall(kernel, count, args));
 
+        /// <summary>
+        /// A Linear's forward product y = x·Wᵀ + β·y over the R rows, W the [outs × ins] parameter <paramref name="weight"/>:
+        /// the module's <c>Linear</c>, which reads the weights' reduced copies when inference chose them.
+        /// </summary>
+        public void Linear(Param weight, string outs, string ins, string x, string beta, string y) =>
+            w.Line($"Linear(R, {outs}, {ins}, {x}, {(inLayer(weight) ? "p + " : "")}{weight.Field}, {beta}, {y});");
+
         /// <summary>The statement of <see cref="Launch"/>: the kernel for ILGPU and its host entry for the host backend.</summary>
         public static string LaunchCall(string kernel, string count, params string[] args) =>
             $"Device.Launch(Kernels.{kernel}, Kernels.Host.{kernel}, {count}, {string.Join(", ", args)});";

@@ -37,7 +37,7 @@ namespace GateLoop.Generator.Ops
 
         public override void Forward(Schedule s)
         {
-            s.Gemm(false, true, "R", outs.Expr, ins.Expr, input.Expr, s.W(weight), accumulate ? s.One : s.Zero, output.Expr);
+            s.Linear(weight, outs.Expr, ins.Expr, input.Expr, accumulate ? s.One : s.Zero, output.Expr);
             if (bias is not null) s.Launch($"AddBias{outs.Expr}", $"R * {outs.Expr}", output.Expr, s.W(bias));
         }
 

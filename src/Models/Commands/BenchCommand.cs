@@ -20,16 +20,18 @@ static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var kernels = new Option<bool>("--kernels") { Description = "also list the time of every kernel" };
         var device = Common.Device();
+        var weights = Common.Weights();
+        weights.Description = "how the weight matrices are held for the generation timing: fp32, bf16 or int8 (training runs in fp32)";
         var tf32 = Common.Tf32();
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device, tf32, noCheck,
+            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, noCheck,
         };
         command.SetAction(parse =>
         {
             var options = new BenchOptions(parse.GetValue(batch), parse.GetValue(accum), parse.GetValue(seq), parse.GetValue(steps),
-                parse.GetValue(generate), parse.GetValue(kernels));
+                parse.GetValue(generate), parse.GetValue(kernels), Common.WeightFormatOf(parse.GetValue(weights)!));
             options.Validate();
             bool asJson = parse.GetValue(json);
             var log = asJson ? TextWriter.Null : Console.Out;
@@ -40,6 +42,7 @@ static class BenchCommand
             Dictionary<string, object?> report;
             if (entry is not null)
             {
+                if (Common.Given(parse, weights)) throw new UserInputException($"--weights times generation, which {entry.Name} (a layer) has none of; leave it out");
                 using var layer = entry.Create(dev);
                 layer.Initialize(0);
                 log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");

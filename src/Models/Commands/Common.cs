@@ -46,6 +46,21 @@ static class Common
             $"(closest to its tolerance: {worst.Name}, {worst.Error:G2} of {worst.Tolerance:G1})");
     }
 
+    public static Option<string> Weights()
+    {
+        var option = new Option<string>("--weights")
+        {
+            Description = "how the weight matrices are held for inference: fp32 (as trained), bf16 (half the bytes) or int8 (a quarter, " +
+                "one scale per output row); quantized on load, the checkpoint stays fp32. Generation on cpu reads the smaller copies",
+            DefaultValueFactory = _ => "fp32",
+        };
+        option.AcceptOnlyFromAmong("fp32", "bf16", "int8");
+        return option;
+    }
+
+    /// <summary>The format a <see cref="Weights"/> value names.</summary>
+    public static WeightFormat WeightFormatOf(string name) => Enum.Parse<WeightFormat>(name, ignoreCase: true);
+
     public static Option<string> Checkpoint() => new("--checkpoint") { Description = "checkpoint directory written by train", Required = true };
 
     public static Option<int> Seed() => new("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };

@@ -17,9 +17,10 @@ static class EvalCommand
         var seq = new Option<int?>("--seq-len") { Description = "window length (default: the training length)" };
         var json = new Option<bool>("--json") { Description = "print {\"loss\":…, \"bpc\":…, \"tokens\":…}" };
         var device = Common.Device();
+        var weights = Common.Weights();
         var command = new Command("eval", "evaluate a checkpoint: consecutive windows of seq+1 bytes, stride seq, every position predicted")
         {
-            checkpoint, data, dataEntry, split, seq, json, device,
+            checkpoint, data, dataEntry, split, seq, json, device, weights,
         };
         command.SetAction(parse =>
         {
@@ -27,6 +28,7 @@ static class EvalCommand
             using var dev = Device.Create(parse.GetValue(device)!);
             var (config, model) = Common.OpenCheckpoint(directory, dev);
             using var _ = model;
+            model.UseWeights(Common.WeightFormatOf(parse.GetValue(weights)!));
             var (path, entryName) = Common.DataOf(parse.GetValue(data), parse.GetValue(dataEntry), config);
             var corpus = Common.LoadCorpus(path, entryName);
             int length = parse.GetValue(seq) ?? config.Options?.SeqLen ?? 256;
@@ -43,7 +45,7 @@ static class EvalCommand
             if (!asJson && !Console.IsErrorRedirected) Console.Error.WriteLine();
             Console.WriteLine(asJson
                 ? string.Create(CultureInfo.InvariantCulture, $"{{\"loss\":{result.Loss:R},\"bpc\":{result.Bpc:R},\"tokens\":{result.Tokens}}}")
-                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens");
+                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens ({parse.GetValue(weights)} weights)");
             return 0;
         });
         return command;

@@ -16,9 +16,10 @@ static class SampleCommand
         var topK = new Option<double>("--top-k-thres") { Description = "keep the top (1 − thres) of the vocabulary", DefaultValueFactory = _ => 0.9 };
         var device = Common.Device();
         var seed = Common.Seed();
+        var weights = Common.Weights();
         var command = new Command("sample", "generate text from a checkpoint (recurrent: O(1) work per new byte)")
         {
-            checkpoint, prompt, length, temperature, topK, device, seed,
+            checkpoint, prompt, length, temperature, topK, device, seed, weights,
         };
         command.SetAction(parse =>
         {
@@ -32,6 +33,7 @@ static class SampleCommand
             using var dev = Device.Create(parse.GetValue(device)!);
             var (_, model) = Common.OpenCheckpoint(parse.GetValue(checkpoint)!, dev);
             using var __ = model;
+            model.UseWeights(Common.WeightFormatOf(parse.GetValue(weights)!));
             var tokens = Encoding.UTF8.GetBytes(parse.GetValue(prompt)!).Select(b => (int)b).ToArray();
             using var stdout = Console.OpenStandardOutput();
             using var stop = Common.StopOnSignals();

@@ -10,7 +10,9 @@ namespace GateLoop.Runtime;
 /// <param name="Steps">Timed training steps after one warm-up step.</param>
 /// <param name="Generate">Bytes generated after a prompt of the same length (0: no generation).</param>
 /// <param name="Kernels">Whether the log lists the time of every kernel as well as every phase.</param>
-public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen = 256, int Steps = 3, int Generate = 128, bool Kernels = false)
+/// <param name="Weights">How the weight matrices are held for generation (training always runs in fp32).</param>
+public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen = 256, int Steps = 3, int Generate = 128, bool Kernels = false,
+    WeightFormat Weights = WeightFormat.Fp32)
 {
     /// <summary>Throws a <see cref="UserInputException"/> naming the first count that is out of range.</summary>
     public void Validate()
@@ -70,6 +72,8 @@ public static class Benchmark
             foreach (var (kernel, ms) in profile.ByKernel.OrderByDescending(p => p.Value))
                 log.WriteLine($"    {kernel,-36} {ms,8:F1} ms");
 
+        // Training ran in fp32; generation reads the weights as inference will hold them.
+        net.UseWeights(o.Weights);
         double? generateRate = null;
         if (o.Generate > 0)
         {
@@ -82,7 +86,8 @@ public static class Benchmark
                 Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
                 generateRate = Math.Max(generateRate ?? 0, o.Generate / clock.Elapsed.TotalSeconds);
             }
-            log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3)");
+            log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
+                $"{o.Weights.ToString().ToLowerInvariant()} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
         }
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
         log.WriteLine($"peak memory {MiB(peak)} (process working set): managed heap {MiB(managedBytes)}; device buffers: " +
@@ -91,6 +96,8 @@ public static class Benchmark
         {
             ["train_tokens_per_s"] = trainRate,
             ["generate_tokens_per_s"] = generateRate,
+            ["weights"] = o.Weights.ToString().ToLowerInvariant(),
+            ["weight_bytes_per_token"] = net.WeightBytesPerToken,
             ["peak_memory_bytes"] = peak,
             ["managed_heap_bytes"] = managedBytes,
             ["parameter_bytes"] = parameterBytes,

@@ -121,7 +121,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             var x = a.X[2 * l];
             var h = a.H[2 * l];
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
-            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
+            Linear(R, 3 * DimInner, Dim, h, p + Qkv, 0f, a.Qkv[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             if (Chunked)
@@ -137,15 +137,15 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             x = a.X[2 * l + 1];
             h = a.H[2 * l + 1];
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
-            Device.Gemm(false, true, R, Hidden, Dim, 1f, h, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
+            Linear(R, Hidden, Dim, h, p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.X[2 * l + 2]);
-            Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.X[2 * l + 2]);
+            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
         // Head.
         Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
-        Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.H[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, LogitsView);
     }
 
     /// <inheritdoc />

@@ -178,8 +178,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
             var x = a.X[2 * l];
-            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, x, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
-            Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, x, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
+            Linear(R, 3 * DimInner, Dim, x, p + Qkv, 0f, a.Qkv[l]);
+            Linear(R, 2 * Heads, Dim, x, p + TransitionW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
@@ -191,22 +191,22 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
             else
                 Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
-            Device.Gemm(false, true, R, DimInner, Dim, 1f, x, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
+            Linear(R, DimInner, Dim, x, p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.Sum[2 * l]);
-            Device.Gemm(false, true, R, Dim, DimInner, 1f, a.Gated[l], W(p + OutW, Dim * DimInner), 1f, a.Sum[2 * l]);
+            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
-            Device.Gemm(false, true, R, Hidden, Dim, 1f, x, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
+            Linear(R, Hidden, Dim, x, p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.Sum[2 * l + 1]);
-            Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.Sum[2 * l + 1]);
+            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
-        Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.X[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, LogitsView);
     }
 
     /// <inheritdoc />

@@ -64,7 +64,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         var a = act!;
         int R = Rows;
         Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(NormGamma, Dim), a.H, a.InvNorm);
-        Device.Gemm(false, true, R, 3 * Dim, Dim, 1f, a.H, W(QkvaW, 3 * Dim * Dim), 0f, a.Z);
+        Linear(R, 3 * Dim, Dim, a.H, QkvaW, 0f, a.Z);
         if (Chunked)
         {
             Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg);

@@ -121,31 +121,31 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             var x = a.X[2 * l];
             var h = a.H[2 * l];
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
-            Device.Gemm(false, true, R, 3 * DimInner, Dim, 1f, h, W(p + Qkv, 3 * DimInner * Dim), 0f, a.Qkv[l]);
-            Device.Gemm(false, true, R, 2 * Heads, Dim, 1f, h, W(p + TransitionW, 2 * Heads * Dim), 0f, a.TransitionIn[l]);
+            Linear(R, 3 * DimInner, Dim, h, p + Qkv, 0f, a.Qkv[l]);
+            Linear(R, 2 * Heads, Dim, h, p + TransitionW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
-            Device.Gemm(false, true, R, DimInner, Dim, 1f, h, W(p + GatesW, DimInner * Dim), 0f, a.Gates[l]);
+            Linear(R, DimInner, Dim, h, p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l]);
             x.CopyTo(a.X[2 * l + 1]);
-            Device.Gemm(false, true, R, Dim, DimInner, 1f, a.Gated[l], W(p + OutW, Dim * DimInner), 1f, a.X[2 * l + 1]);
+            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
             // Feed-forward block.
             x = a.X[2 * l + 1];
             h = a.H[2 * l + 1];
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
-            Device.Gemm(false, true, R, Hidden, Dim, 1f, h, W(p + Ff1W, Hidden * Dim), 0f, a.FfPre[l]);
+            Linear(R, Hidden, Dim, h, p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
             x.CopyTo(a.X[2 * l + 2]);
-            Device.Gemm(false, true, R, Dim, Hidden, 1f, a.FfAct[l], W(p + Ff2W, Dim * Hidden), 1f, a.X[2 * l + 2]);
+            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
         // Head.
         Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
-        Device.Gemm(false, true, R, NumTokens, Dim, 1f, a.H[2 * Depth], W(HeadW, NumTokens * Dim), 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, LogitsView);
     }
 
     /// <inheritdoc />
