@@ -156,7 +156,7 @@ public sealed class ReducedWeightModelTests
     }
 
     [Fact]
-    public void Weight_bytes_per_token_halve_and_quarter_and_new_weights_are_fp32_again()
+    public void Weight_bytes_per_token_halve_and_quarter_training_refuses_and_new_weights_are_fp32_again()
     {
         using var device = Device.Create("cpu");
         using var model = new PreMaxHeads(device);
@@ -170,6 +170,9 @@ public sealed class ReducedWeightModelTests
         long bf16 = model.WeightBytesPerToken;
         Assert.InRange(bf16, fp32 / 2, fp32 * 3 / 5);
         Assert.Contains("fp32 weights again", Assert.Throws<InvalidOperationException>(() => model.UseWeights(WeightFormat.Int8)).Message);
+
+        using (var adam = new Adam(model, new AdamOptions()))
+            Assert.Contains("for inference", Assert.Throws<InvalidOperationException>(adam.Update).Message);
 
         model.WriteWeights(weights);
         Assert.Equal(WeightFormat.Fp32, model.WeightFormat);
