@@ -556,6 +556,18 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.InRange(int8, fp32 / 4, fp32 / 3);
     }
 
+    /// <summary>--kernels lists generation's kernels too: with int8 weights its products read the int8 copies.</summary>
+    [Fact]
+    public void Bench_lists_the_kernels_of_a_training_step_and_of_generation()
+    {
+        var result = Succeed("bench", "--device", "cpu", "--model", "gateloop-tiny", "--batch", "1", "--grad-accum", "1",
+            "--seq-len", "16", "--steps", "1", "--generate", "8", "--kernels", "--weights", "int8");
+        var generation = result.Stdout[result.Stdout.IndexOf("generation, per kernel", StringComparison.Ordinal)..];
+        Assert.Matches(@"ReducedGemv\s+[0-9.]+ ms", generation);
+        Assert.Contains("ScanForward", generation);
+        Assert.Contains("AdamStep", result.Stdout[..result.Stdout.IndexOf("generation, per kernel", StringComparison.Ordinal)]);
+    }
+
     [Fact]
     public void Bench_times_a_SimpleGateLoop_layer_on_one_long_sequence()
     {

@@ -106,12 +106,14 @@ public sealed unsafe class ReducedPrecisionTests
             }
     }
 
+    /// <summary>Rows are stored in panels of 16, the last one padded.</summary>
     [Fact]
-    public void Bytes_count_the_stored_weights_and_the_scales()
+    public void Bytes_count_the_stored_panels_and_the_scales()
     {
         var w = RandomMatrix(10, 40, seed: 3);
-        Assert.Equal(2L * 400, QuantizedMatrix.Create(w, 10, 40, WeightFormat.Bf16).Bytes);
-        Assert.Equal(400L + 4 * 10, QuantizedMatrix.Create(w, 10, 40, WeightFormat.Int8).Bytes);
+        Assert.Equal(2L * 16 * 40, QuantizedMatrix.Create(w, 10, 40, WeightFormat.Bf16).Bytes);
+        Assert.Equal(16L * 40 + 4 * 16, QuantizedMatrix.Create(w, 10, 40, WeightFormat.Int8).Bytes);
+        Assert.Equal(32L * 40 + 4 * 32, QuantizedMatrix.Create(RandomMatrix(32, 40, seed: 4), 32, 40, WeightFormat.Int8).Bytes);
     }
 }
 
@@ -156,7 +158,7 @@ public sealed class ReducedWeightModelTests
     }
 
     [Fact]
-    public void Weight_bytes_per_token_halve_and_quarter_training_refuses_and_new_weights_are_fp32_again()
+    public void Weight_bytes_per_token_count_the_stored_matrices_training_refuses_and_new_weights_are_fp32_again()
     {
         using var device = Device.Create("cpu");
         using var model = new PreMaxHeads(device);
@@ -166,11 +168,13 @@ public sealed class ReducedWeightModelTests
         // Everything but one embedding row (11 × 8 table) and the norms and biases, in fp32.
         Assert.Equal(4L * (model.ParameterCount - 10 * 8), fp32);
 
+        // The matrices as stored (panels of 16 rows, int8 with a scale a row), everything else as before.
+        long Expected(int bytesPerWeight, int bytesPerRow) => fp32 + model.Parameters
+            .Where(p => p.Shape.Length == 2 && p.Init == Init.Uniform)
+            .Sum(p => (p.Shape[0] + 15) / 16 * 16L * (p.Shape[1] * bytesPerWeight + bytesPerRow) - 4L * p.Length);
         model.UseWeights(WeightFormat.Bf16);
-        long bf16 = model.WeightBytesPerToken;
-        Assert.InRange(bf16, fp32 / 2, fp32 * 3 / 5);
+        Assert.Equal(Expected(2, 0), model.WeightBytesPerToken);
         Assert.Contains("fp32 weights again", Assert.Throws<InvalidOperationException>(() => model.UseWeights(WeightFormat.Int8)).Message);
-
         using (var adam = new Adam(model, new AdamOptions()))
             Assert.Contains("for inference", Assert.Throws<InvalidOperationException>(adam.Update).Message);
 
@@ -178,6 +182,6 @@ public sealed class ReducedWeightModelTests
         Assert.Equal(WeightFormat.Fp32, model.WeightFormat);
         Assert.Equal(fp32, model.WeightBytesPerToken);
         model.UseWeights(WeightFormat.Int8);
-        Assert.InRange(model.WeightBytesPerToken, fp32 / 4, bf16 * 3 / 4);
+        Assert.Equal(Expected(1, 4), model.WeightBytesPerToken);
     }
 }

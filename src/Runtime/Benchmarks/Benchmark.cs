@@ -86,6 +86,15 @@ public static class Benchmark
                 Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
                 generateRate = Math.Max(generateRate ?? 0, o.Generate / clock.Elapsed.TotalSeconds);
             }
+            if (o.Kernels)
+            {
+                var generation = device.Profile = new Profile();
+                Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
+                device.Profile = null;
+                log.WriteLine($"  generation, per kernel ({o.Generate}-byte prompt and {o.Generate} steps):");
+                foreach (var (kernel, ms) in generation.ByKernel.OrderByDescending(p => p.Value))
+                    log.WriteLine($"    {kernel,-36} {ms,8:F1} ms");
+            }
             log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
                 $"{o.Weights.ToString().ToLowerInvariant()} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
         }

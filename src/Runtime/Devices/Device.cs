@@ -169,10 +169,11 @@ public abstract class Device : IDisposable
         }
     }
 
-    long Start() => Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+    /// <summary>The start of work that <see cref="Record"/> times when profiling.</summary>
+    internal long Start() => Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
 
     // Profiling waits for the device, so the time is the work's own.
-    void Record(string name, long start)
+    internal void Record(string name, long start)
     {
         if (Profile is null) return;
         Synchronize();

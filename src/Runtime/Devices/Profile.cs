@@ -17,7 +17,7 @@ public sealed class Profile
         milliseconds.GroupBy(p => Phase(p.Key)).ToDictionary(g => g.Key, g => g.Sum(p => p.Value));
 
     static string Phase(string kernel) =>
-        kernel == "Gemm" ? "gemm"
+        kernel is "Gemm" or "ReducedGemv" ? "gemm"
         : kernel.StartsWith("Scan", StringComparison.Ordinal) ? "scan"
         : kernel.StartsWith("Attention", StringComparison.Ordinal) || kernel is "Rotate" || kernel.StartsWith("RelPos", StringComparison.Ordinal) ? "attention"
         : kernel is "AdamStep" or "SquaredNormPartials" or "ClipScale" ? "optimizer"

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace GateLoop.Runtime;
 
@@ -18,16 +19,22 @@ public enum WeightFormat
 
 /// <summary>
 /// A weight matrix W [rows × cols] (a Linear's [out, in]) in bf16 or int8 on the host, for the matrix–vector products
-/// of generation, y = x·Wᵀ over a few rows of x: memory-bound, so the bytes read per product are what count. The
-/// products widen the stored values to fp32 in registers and accumulate in fp32 (AVX-512 where the machine has it,
-/// a scalar loop elsewhere), so they compute with exactly the values <see cref="Dequantize"/> gives.
+/// of generation, y = x·Wᵀ over a few rows of x: memory-bound, so the bytes read per product are what count.
 /// </summary>
 /// <remarks>
-/// .NET 10 exposes VNNI dot products only as AvxVnni/AvxVnniInt8 (the VEX forms), which AVX-512-VNNI processors such
-/// as AMD Zen 4 do not report; weights are widened instead, which keeps activations in fp32.
+/// The values are stored in panels of 16 rows, column after column (the 16 weights of one column of a panel are
+/// adjacent), so one AVX-512 multiply-add computes 16 outputs at once from one broadcast input: no horizontal sums,
+/// one pass over the bytes. The stored values are widened to fp32 in registers and accumulated in fp32, so a
+/// product computes with exactly the values <see cref="Dequantize"/> gives, and the activations stay fp32.
+/// Where AVX-512 is missing (<see cref="IsSupported"/>), callers multiply those values in fp32 instead. (.NET 10
+/// exposes VNNI dot products only as AvxVnni/AvxVnniInt8, the VEX forms, which AVX-512-VNNI processors such as
+/// AMD Zen 4 do not report.)
 /// </remarks>
 internal sealed unsafe class QuantizedMatrix
 {
+    /// <summary>Rows per panel: one AVX-512 register of fp32.</summary>
+    const int Lanes = 16;
+
     readonly ushort[]? bf16;
     readonly sbyte[]? int8;
     readonly float[]? scales;
@@ -42,40 +49,50 @@ internal sealed unsafe class QuantizedMatrix
         this.scales = scales;
     }
 
+    /// <summary>Whether this machine runs the products (AVX-512).</summary>
+    public static bool IsSupported => Avx512F.IsSupported;
+
     public WeightFormat Format { get; }
 
     public int Rows { get; }
 
     public int Cols { get; }
 
-    /// <summary>Bytes one product reads: the stored weights and, for int8, the scales.</summary>
-    public long Bytes => Format == WeightFormat.Bf16 ? 2L * Rows * Cols : (long)Rows * Cols + 4L * Rows;
+    int Panels => (Rows + Lanes - 1) / Lanes;
+
+    /// <summary>Bytes one product reads: the stored weights (the last panel padded to 16 rows) and, for int8, the scales.</summary>
+    public long Bytes => (long)Panels * Lanes * (Format == WeightFormat.Bf16 ? 2L * Cols : Cols + 4L);
+
+    /// <summary>Where weight (row, col) lives in the panel layout.</summary>
+    int Index(int row, int col) => ((row / Lanes) * Cols + col) * Lanes + row % Lanes;
 
     /// <summary>Stores <paramref name="w"/> (row-major [rows × cols]) in <paramref name="format"/> (bf16 or int8).</summary>
     public static QuantizedMatrix Create(ReadOnlySpan<float> w, int rows, int cols, WeightFormat format)
     {
+        long padded = (long)(rows + Lanes - 1) / Lanes * Lanes;
         if (format == WeightFormat.Bf16)
         {
-            var stored = new ushort[w.Length];
-            for (int i = 0; i < w.Length; i++)
-            {
-                uint bits = BitConverter.SingleToUInt32Bits(w[i]);
-                stored[i] = (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16); // round to nearest, ties to even
-            }
-            return new(format, rows, cols, stored, null, null);
+            var matrix = new QuantizedMatrix(format, rows, cols, new ushort[padded * cols], null, null);
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++)
+                {
+                    uint bits = BitConverter.SingleToUInt32Bits(w[r * cols + c]);
+                    matrix.bf16![matrix.Index(r, c)] = (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16); // round to nearest, ties to even
+                }
+            return matrix;
         }
         if (format != WeightFormat.Int8) throw new ArgumentOutOfRangeException(nameof(format), format, "only bf16 and int8 are stored reduced");
-        var q = new sbyte[w.Length];
-        var scale = new float[rows];
+        var result = new QuantizedMatrix(format, rows, cols, null, new sbyte[padded * cols], new float[padded]);
+        Array.Fill(result.scales!, 1f);
         for (int r = 0; r < rows; r++)
         {
             var row = w.Slice(r * cols, cols);
             float max = 0;
             foreach (float v in row) max = Math.Max(max, Math.Abs(v));
-            scale[r] = max > 0 ? max / 127 : 1;
-            for (int c = 0; c < cols; c++) q[r * cols + c] = (sbyte)Math.Clamp(MathF.Round(row[c] / scale[r]), -127, 127);
+            float scale = result.scales![r] = max > 0 ? max / 127 : 1;
+            for (int c = 0; c < cols; c++) result.int8![result.Index(r, c)] = (sbyte)Math.Clamp(MathF.Round(row[c] / scale), -127, 127);
         }
-        return new(format, rows, cols, null, q, scale);
+        return result;
     }
 
     /// <summary>The fp32 values the stored weights stand for, row-major.</summary>
@@ -84,81 +101,82 @@ internal sealed unsafe class QuantizedMatrix
         for (int r = 0; r < Rows; r++)
             for (int c = 0; c < Cols; c++)
             {
-                int i = r * Cols + c;
-                w[i] = bf16 is not null ? BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16) : int8![i] * scales![r];
+                int i = Index(r, c);
+                w[r * Cols + c] = bf16 is not null ? BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16) : int8![i] * scales![r];
             }
     }
 
     /// <summary>
-    /// y[m × Rows] = x[m × Cols]·Wᵀ + β·y over host memory; the output rows are spread over the cores when the
-    /// matrix is large enough to pay for waking them.
+    /// y[m × Rows] = x[m × Cols]·Wᵀ + β·y over host memory; the panels are spread over the cores when the matrix is
+    /// large enough to pay for waking them.
     /// </summary>
+    /// <exception cref="PlatformNotSupportedException">The machine lacks AVX-512 (<see cref="IsSupported"/>).</exception>
     public void Multiply(int m, float* x, float beta, float* y)
     {
-        int chunks = (long)Rows * Cols < 1 << 16 ? 1 : Math.Min(Rows, Environment.ProcessorCount * 4);
-        if (chunks == 1) MultiplyRows(0, Rows, m, x, beta, y);
-        else Parallel.For(0, chunks, c => MultiplyRows((int)((long)Rows * c / chunks), (int)((long)Rows * (c + 1) / chunks), m, x, beta, y));
+        if (!IsSupported) throw new PlatformNotSupportedException("bf16 and int8 products need AVX-512; multiply the dequantized weights instead");
+        int chunks = (long)Rows * Cols < 1 << 16 ? 1 : Math.Min(Panels, Environment.ProcessorCount * 4);
+        if (chunks == 1) MultiplyPanels(0, Panels, m, x, beta, y);
+        else Parallel.For(0, chunks, c => MultiplyPanels(Panels * c / chunks, Panels * (c + 1) / chunks, m, x, beta, y));
     }
 
-    void MultiplyRows(int from, int to, int m, float* x, float beta, float* y)
+    void MultiplyPanels(int from, int to, int m, float* x, float beta, float* y)
     {
-        for (int j = from; j < to; j++)
+        float* sums = stackalloc float[Lanes];
+        for (int panel = from; panel < to; panel++)
             for (int r = 0; r < m; r++)
             {
-                float dot = bf16 is not null ? DotBf16(j, x + (long)r * Cols) : DotInt8(j, x + (long)r * Cols) * scales![j];
-                float* target = y + (long)r * Rows + j;
-                *target = beta == 0 ? dot : dot + beta * *target;
+                var sum = bf16 is not null ? PanelBf16(panel, x + (long)r * Cols) : PanelInt8(panel, x + (long)r * Cols);
+                sum.Store(sums);
+                float* target = y + (long)r * Rows + panel * Lanes;
+                for (int lane = 0; lane < Lanes && panel * Lanes + lane < Rows; lane++)
+                    target[lane] = beta == 0 ? sums[lane] : sums[lane] + beta * target[lane];
             }
     }
 
-    float DotBf16(int row, float* x)
+    // Four accumulators over consecutive columns hide the multiply-add latency.
+    Vector512<float> PanelBf16(int panel, float* x)
     {
-        fixed (ushort* stored = &bf16![(long)row * Cols])
+        fixed (ushort* start = &bf16![(long)panel * Cols * Lanes])
         {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            ushort* w = start;
             int c = 0;
-            float sum = 0;
-            if (Vector512.IsHardwareAccelerated)
+            for (; c + 4 <= Cols; c += 4, w += 4 * Lanes)
             {
-                Vector512<float> even = default, odd = default;
-                for (; c + 32 <= Cols; c += 32)
-                {
-                    var w = Vector512.Load(stored + c);
-                    even = Vector512.FusedMultiplyAdd(Widen(Vector512.WidenLower(w)), Vector512.Load(x + c), even);
-                    odd = Vector512.FusedMultiplyAdd(Widen(Vector512.WidenUpper(w)), Vector512.Load(x + c + 16), odd);
-                }
-                sum = Vector512.Sum(even + odd);
+                a0 = Avx512F.FusedMultiplyAdd(Bf16(w), Vector512.Create(x[c]), a0);
+                a1 = Avx512F.FusedMultiplyAdd(Bf16(w + Lanes), Vector512.Create(x[c + 1]), a1);
+                a2 = Avx512F.FusedMultiplyAdd(Bf16(w + 2 * Lanes), Vector512.Create(x[c + 2]), a2);
+                a3 = Avx512F.FusedMultiplyAdd(Bf16(w + 3 * Lanes), Vector512.Create(x[c + 3]), a3);
             }
-            for (; c < Cols; c++) sum += BitConverter.UInt32BitsToSingle((uint)stored[c] << 16) * x[c];
-            return sum;
+            for (; c < Cols; c++, w += Lanes) a0 = Avx512F.FusedMultiplyAdd(Bf16(w), Vector512.Create(x[c]), a0);
+            return (a0 + a1) + (a2 + a3);
         }
     }
 
     // A bf16 is the upper half of the fp32 with the same bits.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Widen(Vector512<uint> halves) => Vector512.ShiftLeft(halves, 16).AsSingle();
+    static Vector512<float> Bf16(ushort* w) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load(w)), 16).AsSingle();
 
-    float DotInt8(int row, float* x)
+    Vector512<float> PanelInt8(int panel, float* x)
     {
-        fixed (sbyte* stored = &int8![(long)row * Cols])
+        fixed (sbyte* start = &int8![(long)panel * Cols * Lanes])
+        fixed (float* scale = &scales![panel * Lanes])
         {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            sbyte* w = start;
             int c = 0;
-            float sum = 0;
-            if (Vector512.IsHardwareAccelerated)
+            for (; c + 4 <= Cols; c += 4, w += 4 * Lanes)
             {
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (; c + 64 <= Cols; c += 64)
-                {
-                    var w = Vector512.Load(stored + c);
-                    Vector512<short> lo = Vector512.WidenLower(w), hi = Vector512.WidenUpper(w);
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.WidenLower(lo)), Vector512.Load(x + c), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.WidenUpper(lo)), Vector512.Load(x + c + 16), a1);
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.WidenLower(hi)), Vector512.Load(x + c + 32), a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.WidenUpper(hi)), Vector512.Load(x + c + 48), a3);
-                }
-                sum = Vector512.Sum(a0 + a1 + a2 + a3);
+                a0 = Avx512F.FusedMultiplyAdd(Int8(w), Vector512.Create(x[c]), a0);
+                a1 = Avx512F.FusedMultiplyAdd(Int8(w + Lanes), Vector512.Create(x[c + 1]), a1);
+                a2 = Avx512F.FusedMultiplyAdd(Int8(w + 2 * Lanes), Vector512.Create(x[c + 2]), a2);
+                a3 = Avx512F.FusedMultiplyAdd(Int8(w + 3 * Lanes), Vector512.Create(x[c + 3]), a3);
             }
-            for (; c < Cols; c++) sum += stored[c] * x[c];
-            return sum;
+            for (; c < Cols; c++, w += Lanes) a0 = Avx512F.FusedMultiplyAdd(Int8(w), Vector512.Create(x[c]), a0);
+            return ((a0 + a1) + (a2 + a3)) * Vector512.Load(scale);
         }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Int8(sbyte* w) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(w)));
 }
