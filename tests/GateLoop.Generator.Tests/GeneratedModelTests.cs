@@ -22,13 +22,8 @@ public class GeneratedModelTests
             [GateLoopTransformer({{arguments}})]
             public partial class Model;
             """);
-        GeneratorHarness.AssertClean(run);
-        using var image = new MemoryStream();
-        var result = run.Output.Emit(image);
-        Assert.True(result.Success, GeneratorHarness.Describe(result.Diagnostics));
-        image.Position = 0;
-        var context = new AssemblyLoadContext("generated-model", isCollectible: true);
-        return (context.LoadFromStream(image).GetType("Consumer.Model", throwOnError: true)!, context);
+        var (assembly, context) = GeneratorHarness.Load(run, "generated-model");
+        return (assembly.GetType("Consumer.Model", throwOnError: true)!, context);
     }
 
     static T Static<T>(Type type, string property) =>

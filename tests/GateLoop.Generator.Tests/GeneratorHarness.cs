@@ -156,6 +156,21 @@ public static class GeneratorHarness
         Assert.True(run.CompilationDiagnostics.IsEmpty, "compilation diagnostics:\n" + Describe(run.CompilationDiagnostics));
     }
 
+    /// <summary>
+    /// Asserts <paramref name="run"/> is clean, emits its output and loads it into a collectible context named
+    /// <paramref name="name"/>; unload the context when done with the assembly.
+    /// </summary>
+    public static (System.Reflection.Assembly Assembly, System.Runtime.Loader.AssemblyLoadContext Context) Load(GeneratorRun run, string name)
+    {
+        AssertClean(run);
+        using var image = new MemoryStream();
+        var result = run.Output.Emit(image);
+        Assert.True(result.Success, Describe(result.Diagnostics));
+        image.Position = 0;
+        var context = new System.Runtime.Loader.AssemblyLoadContext(name, isCollectible: true);
+        return (context.LoadFromStream(image), context);
+    }
+
     sealed class OptionsProvider(Dictionary<string, string> global) : AnalyzerConfigOptionsProvider
     {
         static readonly ConfigOptions Empty = new([]);

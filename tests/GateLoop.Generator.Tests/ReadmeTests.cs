@@ -1,5 +1,3 @@
-using System.Reflection;
-using System.Runtime.Loader;
 using System.Text.RegularExpressions;
 using Microsoft.CodeAnalysis;
 
@@ -41,19 +39,13 @@ public sealed class ReadmeTests
         var compilation = GeneratorHarness.Compile([code]).WithOptions(
             new Microsoft.CodeAnalysis.CSharp.CSharpCompilationOptions(OutputKind.ConsoleApplication, allowUnsafe: true,
                 nullableContextOptions: NullableContextOptions.Enable));
-        var run = GeneratorHarness.Run(GeneratorHarness.CreateDriver(), compilation);
-        GeneratorHarness.AssertClean(run);
-        using var image = new MemoryStream();
-        var result = run.Output.Emit(image);
-        Assert.True(result.Success, GeneratorHarness.Describe(result.Diagnostics));
-        image.Position = 0;
-        var context = new AssemblyLoadContext("readme-program", isCollectible: true);
+        var (assembly, context) = GeneratorHarness.Load(GeneratorHarness.Run(GeneratorHarness.CreateDriver(), compilation), "readme-program");
         var console = Console.Out;
         var printed = new StringWriter { NewLine = "\n" };
         try
         {
             Console.SetOut(printed);
-            var entry = context.LoadFromStream(image).EntryPoint!;
+            var entry = assembly.EntryPoint!;
             entry.Invoke(null, entry.GetParameters().Length == 0 ? null : [Array.Empty<string>()]);
         }
         finally

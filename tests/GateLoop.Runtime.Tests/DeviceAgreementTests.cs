@@ -86,13 +86,17 @@ public sealed class RecurrentStepTests
         model.Initialize(seed: 9);
         var random = new Random(4);
         var inputs = Enumerable.Range(0, batch * seq).Select(_ => random.Next(11)).ToArray();
-        var parallel = model.Logits(inputs, batch, seq);
+        AssertStepsMatch(model, inputs, batch, seq, model.Logits(inputs, batch, seq));
+    }
 
+    /// <summary>Steps the <paramref name="batch"/> sequences of <paramref name="inputs"/> token by token: each step's logits equal <paramref name="parallel"/>'s at that position.</summary>
+    internal static void AssertStepsMatch(TransformerModel<float> model, int[] inputs, int batch, int seq, float[] parallel)
+    {
         model.ResetState(batch);
         int v = model.Vocabulary;
         for (int t = 0; t < seq; t++)
         {
-            var step = model.Step([inputs[t], inputs[seq + t]]);
+            var step = model.Step(Enumerable.Range(0, batch).Select(b => inputs[b * seq + t]).ToArray());
             for (int b = 0; b < batch; b++)
                 for (int j = 0; j < v; j++)
                     Assert.Equal(parallel[((b * seq) + t) * v + j], step[b * v + j], 1e-4f);

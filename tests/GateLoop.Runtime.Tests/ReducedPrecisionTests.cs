@@ -145,16 +145,7 @@ public sealed class ReducedWeightModelTests
         // The weights moved by at most the format's rounding, so the logits barely did.
         float tolerance = format == WeightFormat.Bf16 ? 0.02f : 0.05f;
         Assert.All(fp32.Zip(parallel), p => Assert.Equal(p.First, p.Second, tolerance));
-
-        model.ResetState(batch);
-        int v = model.Vocabulary;
-        for (int t = 0; t < seq; t++)
-        {
-            var step = model.Step([inputs[t], inputs[seq + t]]);
-            for (int b = 0; b < batch; b++)
-                for (int j = 0; j < v; j++)
-                    Assert.Equal(parallel[((b * seq) + t) * v + j], step[b * v + j], 1e-4f);
-        }
+        RecurrentStepTests.AssertStepsMatch(model, inputs, batch, seq, parallel);
     }
 
     [Fact]

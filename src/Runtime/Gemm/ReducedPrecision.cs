@@ -133,50 +133,55 @@ internal sealed unsafe class QuantizedMatrix
             }
     }
 
-    // Four accumulators over consecutive columns hide the multiply-add latency.
     Vector512<float> PanelBf16(int panel, float* x)
     {
-        fixed (ushort* start = &bf16![(long)panel * Cols * Lanes])
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            ushort* w = start;
-            int c = 0;
-            for (; c + 4 <= Cols; c += 4, w += 4 * Lanes)
-            {
-                a0 = Avx512F.FusedMultiplyAdd(Bf16(w), Vector512.Create(x[c]), a0);
-                a1 = Avx512F.FusedMultiplyAdd(Bf16(w + Lanes), Vector512.Create(x[c + 1]), a1);
-                a2 = Avx512F.FusedMultiplyAdd(Bf16(w + 2 * Lanes), Vector512.Create(x[c + 2]), a2);
-                a3 = Avx512F.FusedMultiplyAdd(Bf16(w + 3 * Lanes), Vector512.Create(x[c + 3]), a3);
-            }
-            for (; c < Cols; c++, w += Lanes) a0 = Avx512F.FusedMultiplyAdd(Bf16(w), Vector512.Create(x[c]), a0);
-            return (a0 + a1) + (a2 + a3);
-        }
+        fixed (ushort* w = &bf16![(long)panel * Cols * Lanes]) return Panel<ushort, Bf16>(w, x, Cols);
     }
-
-    // A bf16 is the upper half of the fp32 with the same bits.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Bf16(ushort* w) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load(w)), 16).AsSingle();
 
     Vector512<float> PanelInt8(int panel, float* x)
     {
-        fixed (sbyte* start = &int8![(long)panel * Cols * Lanes])
+        fixed (sbyte* w = &int8![(long)panel * Cols * Lanes])
         fixed (float* scale = &scales![panel * Lanes])
-        {
-            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            sbyte* w = start;
-            int c = 0;
-            for (; c + 4 <= Cols; c += 4, w += 4 * Lanes)
-            {
-                a0 = Avx512F.FusedMultiplyAdd(Int8(w), Vector512.Create(x[c]), a0);
-                a1 = Avx512F.FusedMultiplyAdd(Int8(w + Lanes), Vector512.Create(x[c + 1]), a1);
-                a2 = Avx512F.FusedMultiplyAdd(Int8(w + 2 * Lanes), Vector512.Create(x[c + 2]), a2);
-                a3 = Avx512F.FusedMultiplyAdd(Int8(w + 3 * Lanes), Vector512.Create(x[c + 3]), a3);
-            }
-            for (; c < Cols; c++, w += Lanes) a0 = Avx512F.FusedMultiplyAdd(Int8(w), Vector512.Create(x[c]), a0);
-            return ((a0 + a1) + (a2 + a3)) * Vector512.Load(scale);
-        }
+            return Panel<sbyte, Int8>(w, x, Cols) * Vector512.Load(scale);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Int8(sbyte* w) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(w)));
+    /// <summary>
+    /// Σ_c widen(w[c, 0…15])·x[c] over one panel's <paramref name="cols"/> columns; four accumulators over
+    /// consecutive columns hide the multiply-add latency. <typeparamref name="TWiden"/> is a struct, so the JIT
+    /// compiles one loop per format with its widening inlined.
+    /// </summary>
+    static Vector512<float> Panel<TStored, TWiden>(TStored* w, float* x, int cols)
+        where TStored : unmanaged where TWiden : struct, IWiden<TStored>
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float* end = x + cols;
+        for (; x + 4 <= end; x += 4, w += 4 * Lanes)
+        {
+            a0 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w), Vector512.Create(x[0]), a0);
+            a1 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w + Lanes), Vector512.Create(x[1]), a1);
+            a2 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w + 2 * Lanes), Vector512.Create(x[2]), a2);
+            a3 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w + 3 * Lanes), Vector512.Create(x[3]), a3);
+        }
+        for (; x < end; x++, w += Lanes) a0 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w), Vector512.Create(*x), a0);
+        return (a0 + a1) + (a2 + a3);
+    }
+
+    /// <summary>16 stored weights, adjacent, as fp32.</summary>
+    interface IWiden<TStored> where TStored : unmanaged
+    {
+        static abstract Vector512<float> Widen(TStored* w);
+    }
+
+    // A bf16 is the upper half of the fp32 with the same bits.
+    readonly struct Bf16 : IWiden<ushort>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen(ushort* w) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load(w)), 16).AsSingle();
+    }
+
+    readonly struct Int8 : IWiden<sbyte>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Widen(sbyte* w) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(w)));
+    }
 }
