@@ -19,7 +19,7 @@ if [ -z "$checkpoint" ]; then
   gateloop train --model gateloop-small --device cpu --steps 300 --lr 1e-3 --seed 0 --validate-every 300 --generate-every 0 \
     --checkpoint-every 300 --out "$checkpoint" > "$out/train.log" 2>&1
 fi
-echo "checkpoint: $checkpoint ($(grep -o '"model": *"[^"]*"' "$checkpoint/config.json"))" > "$out/machine.txt"
+echo "checkpoint: $checkpoint ($(grep -o '"Model": *"[^"]*"' "$checkpoint/config.json"))" > "$out/machine.txt"
 { date -u +%FT%TZ; nproc; grep -m1 "model name" /proc/cpuinfo; uptime; } >> "$out/machine.txt"
 reference bench --config seed --threads 2 --json > "$out/torch-seed.json"
 for weights in fp32 bf16 int8; do
