@@ -43,7 +43,8 @@ static class LossPlot
         plot.Title("GateLoop training");
         plot.XLabel("step");
         plot.YLabel("bits per character");
-        plot.ShowLegend();
+        // Loss curves fall from the left: the upper right is where they are not.
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         string full = Path.GetFullPath(pngPath), temp = full + ".tmp.png";
         plot.SavePng(temp, 900, 540);
         File.Move(temp, full, overwrite: true);
