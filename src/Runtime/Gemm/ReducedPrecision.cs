@@ -25,7 +25,8 @@ public enum WeightFormat
 /// The values are stored in panels of 16 rows, column after column (the 16 weights of one column of a panel are
 /// adjacent), so one AVX-512 multiply-add computes 16 outputs at once from one broadcast input: no horizontal sums,
 /// one pass over the bytes. The stored values are widened to fp32 in registers and accumulated in fp32, so a
-/// product computes with exactly the values <see cref="Dequantize"/> gives, and the activations stay fp32.
+/// product computes with the values <see cref="Dequantize"/> gives (int8's row scale applied to the sum), and the
+/// activations stay fp32.
 /// Where AVX-512 is missing (<see cref="IsSupported"/>), callers multiply those values in fp32 instead. (.NET 10
 /// exposes VNNI dot products only as AvxVnni/AvxVnniInt8, the VEX forms, which AVX-512-VNNI processors such as
 /// AMD Zen 4 do not report.)
