@@ -54,7 +54,7 @@ static class Common
                 "one scale per output row); quantized on load, the checkpoint stays fp32. Generation on cpu reads the smaller copies",
             DefaultValueFactory = _ => "fp32",
         };
-        option.AcceptOnlyFromAmong("fp32", "bf16", "int8");
+        option.AcceptOnlyFromAmong([.. Enum.GetNames<WeightFormat>().Select(name => name.ToLowerInvariant())]);
         return option;
     }
 
@@ -107,8 +107,11 @@ static class Common
         : entry is null ? Corpus.LoadDefault()
         : throw new UserInputException($"--entry {entry} picks a file inside the --data archive, and no --data was given; pass --data FILE.zip too");
 
-    /// <summary>Opens a checkpoint: its config, the model it names (shape checked) and its weights.</summary>
-    public static (CheckpointConfig Config, TransformerModel<float> Model) OpenCheckpoint(string directory, Device device)
+    /// <summary>
+    /// Opens a checkpoint for inference: its config, the model it names (shape checked) and its weights, held as
+    /// <paramref name="weights"/> (a <see cref="Weights"/> value) says.
+    /// </summary>
+    public static (CheckpointConfig Config, TransformerModel<float> Model) OpenCheckpoint(string directory, Device device, string weights)
     {
         var config = Runtime.Checkpoint.ReadConfig(directory);
         var entry = Catalog.Find(config.Model);
@@ -117,6 +120,7 @@ static class Common
         {
             Runtime.Checkpoint.CheckShape(config, model, directory);
             Runtime.Checkpoint.Load(directory, model, adam: null);
+            model.UseWeights(WeightFormatOf(weights));
             return (config, model);
         }
         catch

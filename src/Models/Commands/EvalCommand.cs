@@ -26,9 +26,8 @@ static class EvalCommand
         {
             string directory = parse.GetValue(checkpoint)!;
             using var dev = Device.Create(parse.GetValue(device)!);
-            var (config, model) = Common.OpenCheckpoint(directory, dev);
+            var (config, model) = Common.OpenCheckpoint(directory, dev, parse.GetValue(weights)!);
             using var _ = model;
-            model.UseWeights(Common.WeightFormatOf(parse.GetValue(weights)!));
             var (path, entryName) = Common.DataOf(parse.GetValue(data), parse.GetValue(dataEntry), config);
             var corpus = Common.LoadCorpus(path, entryName);
             int length = parse.GetValue(seq) ?? config.Options?.SeqLen ?? 256;

@@ -31,9 +31,8 @@ static class SampleCommand
             if (t < 0) throw new UserInputException($"--temperature cannot be negative, got {t}");
             if (thres is < 0 or >= 1) throw new UserInputException($"--top-k-thres must lie in [0, 1), got {thres}");
             using var dev = Device.Create(parse.GetValue(device)!);
-            var (_, model) = Common.OpenCheckpoint(parse.GetValue(checkpoint)!, dev);
+            var (_, model) = Common.OpenCheckpoint(parse.GetValue(checkpoint)!, dev, parse.GetValue(weights)!);
             using var __ = model;
-            model.UseWeights(Common.WeightFormatOf(parse.GetValue(weights)!));
             var tokens = Encoding.UTF8.GetBytes(parse.GetValue(prompt)!).Select(b => (int)b).ToArray();
             using var stdout = Console.OpenStandardOutput();
             using var stop = Common.StopOnSignals();

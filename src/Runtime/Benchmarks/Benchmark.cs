@@ -68,12 +68,16 @@ public static class Benchmark
         double total = profile.ByPhase.Values.Sum();
         foreach (var (phase, ms) in profile.ByPhase.OrderByDescending(p => p.Value))
             log.WriteLine($"  {phase,-12} {ms,8:F1} ms  {ms / total,6:P1}");
-        if (o.Kernels)
-            foreach (var (kernel, ms) in profile.ByKernel.OrderByDescending(p => p.Value))
+        void ListKernels(Profile of)
+        {
+            foreach (var (kernel, ms) in of.ByKernel.OrderByDescending(p => p.Value))
                 log.WriteLine($"    {kernel,-36} {ms,8:F1} ms");
+        }
+        if (o.Kernels) ListKernels(profile);
 
         // Training ran in fp32; generation reads the weights as inference will hold them.
         net.UseWeights(o.Weights);
+        string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
         if (o.Generate > 0)
         {
@@ -92,11 +96,10 @@ public static class Benchmark
                 Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
                 device.Profile = null;
                 log.WriteLine($"  generation, per kernel ({o.Generate}-byte prompt and {o.Generate} steps):");
-                foreach (var (kernel, ms) in generation.ByKernel.OrderByDescending(p => p.Value))
-                    log.WriteLine($"    {kernel,-36} {ms,8:F1} ms");
+                ListKernels(generation);
             }
             log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
-                $"{o.Weights.ToString().ToLowerInvariant()} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
+                $"{weights} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
         }
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
         log.WriteLine($"peak memory {MiB(peak)} (process working set): managed heap {MiB(managedBytes)}; device buffers: " +
@@ -105,7 +108,7 @@ public static class Benchmark
         {
             ["train_tokens_per_s"] = trainRate,
             ["generate_tokens_per_s"] = generateRate,
-            ["weights"] = o.Weights.ToString().ToLowerInvariant(),
+            ["weights"] = weights,
             ["weight_bytes_per_token"] = net.WeightBytesPerToken,
             ["peak_memory_bytes"] = peak,
             ["managed_heap_bytes"] = managedBytes,

@@ -61,8 +61,8 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// Stores every weight matrix (each Linear's [out, in]) in <paramref name="format"/> for inference: the
     /// matrix–vector products of generation on the host backend read bf16 (half the bytes) or int8 with a scale per
     /// output row (a quarter) where the CPU has AVX-512, and the fp32 weights are replaced by the values those stand
-    /// for, so every other pass (evaluation, prompts, a GPU, a CPU without AVX-512) computes with the same weights. For inference: an optimizer step changes the fp32
-    /// weights only, and <see cref="WriteWeights"/> returns to fp32.
+    /// for, so every other pass (evaluation, prompts, a GPU, a CPU without AVX-512) computes with the same weights.
+    /// For inference: an optimizer step changes the fp32 weights only, and <see cref="WriteWeights"/> returns to fp32.
     /// </summary>
     /// <exception cref="NotSupportedException">The module is not compiled for float.</exception>
     public void UseWeights(WeightFormat format)
@@ -78,8 +78,9 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
             var span = weights.AsSpan((int)p.Offset, (int)p.Length);
             var matrix = QuantizedMatrix.Create(span, p.Shape[0], p.Shape[1], format);
             matrix.Dequantize(span);
-            // Without the instructions for its products, the rounded fp32 values alone give the format's results.
-            if (QuantizedMatrix.IsSupported) matrices[p.Offset] = matrix;
+            // Only the host backend with AVX-512 reads the copies; elsewhere the rounded fp32 values alone give the
+            // format's results, and a copy would be memory held for nothing.
+            if (Device.IsHost && QuantizedMatrix.IsSupported) matrices[p.Offset] = matrix;
         }
         WriteWeights((T[])(object)weights);
         (quantized, WeightFormat) = (matrices, format);
@@ -101,7 +102,7 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// </summary>
     protected unsafe void Linear(int rows, int outs, int ins, ArrayView<T> x, long offset, T beta, ArrayView<T> y)
     {
-        if (rows <= QuantizedRowsAtMost && Device.IsHost && quantized?.GetValueOrDefault(offset) is { } matrix)
+        if (rows <= QuantizedRowsAtMost && quantized?.GetValueOrDefault(offset) is { } matrix)
         {
             long start = Device.Start();
             matrix.Multiply(rows, (float*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(x), float.CreateChecked(beta),
