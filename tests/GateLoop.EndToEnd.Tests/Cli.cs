@@ -56,19 +56,7 @@ public static class Cli
     public static CliResult Exec(string fileName, string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
     {
         var list = args.ToList();
-        var info = new ProcessStartInfo(fileName)
-        {
-            WorkingDirectory = workingDirectory,
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        foreach (var arg in list) info.ArgumentList.Add(arg);
-        // The CLI prints stack traces only with GATELOOP_DEBUG; the tests check what a user sees without it.
-        info.Environment.Remove("GATELOOP_DEBUG");
-
+        var info = StartInfo(fileName, workingDirectory, list);
         string commandLine = string.Join(" ", list.Skip(list.IndexOf(DllPath) + 1)
             .Select(a => a.Length == 0 || a.Contains(' ') ? $"\"{a}\"" : a));
         var clock = Stopwatch.StartNew();
@@ -90,22 +78,30 @@ public static class Cli
         return new CliResult(commandLine, process.ExitCode, stdout.ToArray(), readErr.Result, clock.Elapsed);
     }
 
-    /// <summary>Starts <c>gateloop <paramref name="args"/></c> and leaves it running, for tests that signal or kill it.</summary>
-    public static RunningCli Start(string workingDirectory, IEnumerable<string> args)
+    // Every stream redirected, arguments passed as given.
+    static ProcessStartInfo StartInfo(string fileName, string workingDirectory, IEnumerable<string> args)
     {
-        Assert.True(File.Exists(DllPath), $"{DllPath} is missing; the ProjectReference to src/Models should put it there");
-        var info = new ProcessStartInfo(Host)
+        var info = new ProcessStartInfo(fileName)
         {
             WorkingDirectory = workingDirectory,
             UseShellExecute = false,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            StandardErrorEncoding = Encoding.UTF8,
         };
-        var list = args.ToList();
-        info.ArgumentList.Add(DllPath);
-        foreach (var arg in list) info.ArgumentList.Add(arg);
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        // The CLI prints stack traces only with GATELOOP_DEBUG; the tests check what a user sees without it.
         info.Environment.Remove("GATELOOP_DEBUG");
+        return info;
+    }
+
+    /// <summary>Starts <c>gateloop <paramref name="args"/></c> and leaves it running, for tests that signal or kill it.</summary>
+    public static RunningCli Start(string workingDirectory, IEnumerable<string> args)
+    {
+        Assert.True(File.Exists(DllPath), $"{DllPath} is missing; the ProjectReference to src/Models should put it there");
+        var list = args.ToList();
+        var info = StartInfo(Host, workingDirectory, [DllPath, .. list]);
         return new RunningCli(Process.Start(info) ?? throw new InvalidOperationException($"could not start {Host}"), string.Join(" ", list));
     }
 
