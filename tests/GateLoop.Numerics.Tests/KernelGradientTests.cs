@@ -112,34 +112,10 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         const int hidden = PreMaxHeads.Hidden, n = Rows * hidden;
         var rng = new Random(3);
         double[] u = Random(rng, n, -3, 3), bias = Random(rng, hidden), w = Random(rng, n);
-        V uv = h.Zeros(n), bv = h.Zeros(hidden), z = h.Zeros(n);
-        double Loss()
-        {
-            Set(uv, u);
-            Set(bv, bias);
-            Launch(n, i => PreMaxHeads.Kernels.BiasGeluForward(i, uv, bv, z));
-            return Dot(w, Get(z));
-        }
-        double[] fdU = NumericGradient(u, Loss), fdBias = NumericGradient(bias, Loss);
-
-        Loss();
-        double[] pre = u.Select((v, i) => v + bias[i % hidden]).ToArray();
-        AssertClose("u after forward (bias added in place)", pre, Get(uv), 0, 0);
         // Both compute 1 + erf(v/√2), which cancels for v ≪ 0 (a thousandfold at v = −3), each with its own
         // rounding of e^{−v²/2}: relative agreement there is ~1e-12, not the last bit.
-        AssertClose("z", pre.Select(ReferenceTransformer.Gelu).ToArray(), Get(z), 1e-15, 1e-11);
-
-        V dz = h.Upload(w), du = h.Upload(Random(rng, n));
-        Launch(n, i => PreMaxHeads.Kernels.GeluBackward(i, uv, dz, du));
-        AssertClose("du (overwritten)", fdU, Get(du));
-        double[] dBias0 = Random(rng, hidden);
-        V dBias = h.Upload(dBias0);
-        h.ColumnSum(Rows, hidden, du, dBias);
-        AssertClose("dBias = column sums of du (accumulated)", fdBias, Minus(Get(dBias), dBias0));
-
-        V dInPlace = h.Upload(w);
-        Launch(n, i => PreMaxHeads.Kernels.GeluBackward(i, uv, dInPlace, dInPlace));
-        AssertClose("du (in place over dz)", fdU, Get(dInPlace));
+        AssertBiasActivation(hidden, u, bias, w, rng, PreMaxHeads.Kernels.BiasGeluForward, PreMaxHeads.Kernels.GeluBackward,
+            ReferenceTransformer.Gelu, 1e-15, 1e-11);
     }
 
     [Fact]
@@ -150,12 +126,30 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         // Away from the kink's neighbourhood (|u + b| ≥ 0.05), where a central difference straddling 0 is inexact.
         double[] bias = Random(rng, hidden), u = Random(rng, n, -3, 3).Select((v, i) =>
             Math.Abs(v + bias[i % hidden]) < 0.05 ? v + 0.1 : v).ToArray(), w = Random(rng, n);
+        Assert.Contains(u.Select((v, i) => v + bias[i % hidden]), v => v < 0);
+        AssertBiasActivation(hidden, u, bias, w, rng, PostReluSquared.Kernels.BiasReluSquaredForward, PostReluSquared.Kernels.ReluSquaredBackward,
+            v => v > 0 ? v * v : 0, 0, 0);
+    }
+
+    delegate void BiasActivationForward(Index1D i, V u, V bias, V z);
+    delegate void ActivationBackward(Index1D i, V u, V dz, V du);
+
+    /// <summary>
+    /// A feed-forward activation's kernels on Rows × <paramref name="hidden"/> inputs: the forward adds the bias in
+    /// place and matches <paramref name="reference"/> (to <paramref name="atol"/>, <paramref name="rtol"/>); the
+    /// backward of the loss Σ w·z overwrites du, in place over dz too, and its column sums accumulate into the bias
+    /// gradient, both against finite differences.
+    /// </summary>
+    void AssertBiasActivation(int hidden, double[] u, double[] bias, double[] w, Random rng, BiasActivationForward forward,
+        ActivationBackward backward, Func<double, double> reference, double atol, double rtol)
+    {
+        int n = Rows * hidden;
         V uv = h.Zeros(n), bv = h.Zeros(hidden), z = h.Zeros(n);
         double Loss()
         {
             Set(uv, u);
             Set(bv, bias);
-            Launch(n, i => PostReluSquared.Kernels.BiasReluSquaredForward(i, uv, bv, z));
+            Launch(n, i => forward(i, uv, bv, z));
             return Dot(w, Get(z));
         }
         double[] fdU = NumericGradient(u, Loss), fdBias = NumericGradient(bias, Loss);
@@ -163,11 +157,10 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         Loss();
         double[] pre = u.Select((v, i) => v + bias[i % hidden]).ToArray();
         AssertClose("u after forward (bias added in place)", pre, Get(uv), 0, 0);
-        AssertClose("z", pre.Select(v => v > 0 ? v * v : 0).ToArray(), Get(z), 0, 0);
-        Assert.Contains(pre, v => v < 0);
+        AssertClose("z", pre.Select(reference).ToArray(), Get(z), atol, rtol);
 
         V dz = h.Upload(w), du = h.Upload(Random(rng, n));
-        Launch(n, i => PostReluSquared.Kernels.ReluSquaredBackward(i, uv, dz, du));
+        Launch(n, i => backward(i, uv, dz, du));
         AssertClose("du (overwritten)", fdU, Get(du));
         double[] dBias0 = Random(rng, hidden);
         V dBias = h.Upload(dBias0);
@@ -175,7 +168,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose("dBias = column sums of du (accumulated)", fdBias, Minus(Get(dBias), dBias0));
 
         V dInPlace = h.Upload(w);
-        Launch(n, i => PostReluSquared.Kernels.ReluSquaredBackward(i, uv, dInPlace, dInPlace));
+        Launch(n, i => backward(i, uv, dInPlace, dInPlace));
         AssertClose("du (in place over dz)", fdU, Get(dInPlace));
     }
 
