@@ -15,7 +15,7 @@ namespace GateLoop.Runtime;
 public abstract class Device : IDisposable
 {
     /// <summary>The device names accepted by <see cref="Create"/>.</summary>
-    public static readonly IReadOnlyList<string> Names = ["cpu", "ilgpu-cpu", "cuda", "auto"];
+    public static readonly IReadOnlyList<string> Names = ["cpu", "ilgpu-cpu", "cuda", "cuda-sim", "auto"];
 
     readonly Context context;
 
@@ -63,7 +63,10 @@ public abstract class Device : IDisposable
             $"{what} needs about {Size(bytes)} of memory beside the {Size(held)} already held, more than the {Size(MemoryBytes)} {Name.Split(' ')[0]} has; use a smaller batch or sequence length");
     }
 
-    /// <summary>Creates a device by name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>cuda</c> or <c>auto</c> (cuda when present).</summary>
+    /// <summary>
+    /// Creates a device by name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>cuda</c>, <c>cuda-sim</c> (the kernels compiled to
+    /// PTX as for <c>cuda</c>, executed by the PTX simulator) or <c>auto</c> (cuda when present).
+    /// </summary>
     /// <exception cref="DeviceUnavailableException">The name is unknown or the device is not present.</exception>
     public static Device Create(string name)
     {
@@ -79,6 +82,8 @@ public abstract class Device : IDisposable
                 case "ilgpu-cpu":
                     return new IlgpuDevice(context, context.CreateCPUAccelerator(0),
                         "ilgpu-cpu (ILGPU CPU accelerator, for kernel validation)");
+                case "cuda-sim":
+                    return new SimulatedCudaDevice(context, context.CreateCPUAccelerator(0));
                 case "cuda":
                 case "auto":
                     var cuda = context.GetCudaDevices();
@@ -183,16 +188,18 @@ public abstract class Device : IDisposable
     /// <summary>
     /// Runs one launch of <paramref name="kernel"/> over indices 0…n−1: the host backend calls
     /// <paramref name="host"/> on ranges of indices, ILGPU loads the kernel once (<paramref name="load"/>) and calls
-    /// the loaded launcher (<paramref name="launch"/>). Every <c>Launch</c> overload comes here.
+    /// the loaded launcher (<paramref name="launch"/>), the simulator reads the arguments (<paramref name="arguments"/>).
+    /// Every <c>Launch</c> overload comes here.
     /// </summary>
     private protected abstract void Run(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load,
-        Action<Delegate> launch);
+        Action<Delegate> launch, Func<object[]> arguments);
 
-    void Dispatch(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load, Action<Delegate> launch)
+    void Dispatch(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load, Action<Delegate> launch,
+        Func<object[]> arguments)
     {
         if (n <= 0) return;
         long start = Start();
-        Run(kernel, n, host, load, launch);
+        Run(kernel, n, host, load, launch, arguments);
         Record(kernel.Method.Name, start);
     }
 
@@ -203,41 +210,41 @@ public abstract class Device : IDisposable
     public void Launch<T1>(Action<Index1D, T1> kernel, Action<int, int, T1> host, int n, T1 a1)
         where T1 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1>)d)(n, a1));
+            d => ((Action<Index1D, T1>)d)(n, a1), () => [a1]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2>(Action<Index1D, T1, T2> kernel, Action<int, int, T1, T2> host, int n, T1 a1, T2 a2)
         where T1 : struct where T2 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2>)d)(n, a1, a2));
+            d => ((Action<Index1D, T1, T2>)d)(n, a1, a2), () => [a1, a2]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2, T3>(Action<Index1D, T1, T2, T3> kernel, Action<int, int, T1, T2, T3> host, int n,
         T1 a1, T2 a2, T3 a3)
         where T1 : struct where T2 : struct where T3 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2, T3>)d)(n, a1, a2, a3));
+            d => ((Action<Index1D, T1, T2, T3>)d)(n, a1, a2, a3), () => [a1, a2, a3]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2, T3, T4>(Action<Index1D, T1, T2, T3, T4> kernel, Action<int, int, T1, T2, T3, T4> host,
         int n, T1 a1, T2 a2, T3 a3, T4 a4)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2, T3, T4>)d)(n, a1, a2, a3, a4));
+            d => ((Action<Index1D, T1, T2, T3, T4>)d)(n, a1, a2, a3, a4), () => [a1, a2, a3, a4]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2, T3, T4, T5>(Action<Index1D, T1, T2, T3, T4, T5> kernel,
         Action<int, int, T1, T2, T3, T4, T5> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2, T3, T4, T5>)d)(n, a1, a2, a3, a4, a5));
+            d => ((Action<Index1D, T1, T2, T3, T4, T5>)d)(n, a1, a2, a3, a4, a5), () => [a1, a2, a3, a4, a5]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2, T3, T4, T5, T6>(Action<Index1D, T1, T2, T3, T4, T5, T6> kernel,
         Action<int, int, T1, T2, T3, T4, T5, T6> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6>)d)(n, a1, a2, a3, a4, a5, a6));
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6>)d)(n, a1, a2, a3, a4, a5, a6), () => [a1, a2, a3, a4, a5, a6]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2, T3, T4, T5, T6, T7>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7> kernel,
@@ -245,7 +252,7 @@ public abstract class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
         where T7 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7>)d)(n, a1, a2, a3, a4, a5, a6, a7));
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7>)d)(n, a1, a2, a3, a4, a5, a6, a7), () => [a1, a2, a3, a4, a5, a6, a7]);
 
     /// <inheritdoc cref="Launch{T1}"/>
     public void Launch<T1, T2, T3, T4, T5, T6, T7, T8>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8> kernel,
@@ -253,7 +260,7 @@ public abstract class Device : IDisposable
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
         where T7 : struct where T8 : struct =>
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7, a8), a => a.LoadAutoGroupedStreamKernel(kernel),
-            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8>)d)(n, a1, a2, a3, a4, a5, a6, a7, a8));
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8>)d)(n, a1, a2, a3, a4, a5, a6, a7, a8), () => [a1, a2, a3, a4, a5, a6, a7, a8]);
 
     /// <summary>Frees what the implementation holds beside the accelerator.</summary>
     private protected virtual void DisposeBackend() { }

@@ -27,7 +27,7 @@ public sealed class HostDevice : Device
     const double ParallelWorthMicroseconds = 50;
 
     private protected override void Run(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load,
-        Action<Delegate> launch)
+        Action<Delegate> launch, Func<object[]> arguments)
     {
         int chunks = Math.Min(n, Environment.ProcessorCount * 4);
         var key = (kernel.Method, n);

@@ -45,7 +45,7 @@ public sealed class IlgpuDevice : Device
     }
 
     private protected override void Run(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load,
-        Action<Delegate> launch) => launch(kernels.GetOrAdd(kernel.Method, _ => load(Accelerator)));
+        Action<Delegate> launch, Func<object[]> arguments) => launch(kernels.GetOrAdd(kernel.Method, _ => load(Accelerator)));
 
     private protected override void DisposeBackend() => gemm?.Dispose();
 }

@@ -2,9 +2,6 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using ILGPU;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime.Cuda;
 
 namespace GateLoop.Runtime;
 
@@ -29,18 +26,7 @@ public sealed class PtxAudit : IDisposable
     /// <param name="Findings">The fingerprints in their PTX; empty when none shows a known fault.</param>
     public sealed record Report(int Kernels, IReadOnlyList<Finding> Findings);
 
-    Context context = null!;
-    PTXBackend backend = null!;
-
-    /// <summary>A PTX compiler for sm_90 (ILGPU 1.5.3 emits the sm_80 instruction set, which the driver compiles for sm_90).</summary>
-    public PtxAudit() => Start();
-
-    // As Device.Create configures ILGPU: ILGPU.Algorithms supplies the math (and its Math.Round is sound).
-    void Start()
-    {
-        context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
-    }
+    readonly PtxCompiler compiler = new();
 
     // The instructions that betray a known fault, with what each means.
     static readonly (Regex Pattern, string Fault)[] Fingerprints =
@@ -63,12 +49,10 @@ public sealed class PtxAudit : IDisposable
             .ToList();
 
     /// <summary>The PTX of an auto-grouped kernel (first parameter <see cref="Index1D"/>).</summary>
-    public string Compile(MethodInfo kernel) => Compile(EntryPointDescription.FromImplicitlyGroupedKernel(kernel));
+    public string Compile(MethodInfo kernel) => compiler.Compile(kernel);
 
     /// <summary>The PTX of an explicitly grouped kernel (one that reads <c>Grid</c> and <c>Group</c> itself).</summary>
-    public string CompileGrouped(MethodInfo kernel) => Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel));
-
-    string Compile(EntryPointDescription entry) => ((PTXCompiledKernel)backend.Compile(entry, default)).PTXAssembly;
+    public string CompileGrouped(MethodInfo kernel) => compiler.CompileGrouped(kernel);
 
     /// <summary>Every fingerprint in <paramref name="ptx"/>, the PTX of <paramref name="kernel"/>.</summary>
     public static IReadOnlyList<Finding> Scan(string kernel, string ptx)
@@ -109,9 +93,6 @@ public sealed class PtxAudit : IDisposable
         }
         catch (Exception e)
         {
-            // A failed compilation leaves ILGPU's backend unusable (every later one throws): start a new one.
-            Dispose();
-            Start();
             return [new(kernel, "ILGPU cannot compile it for CUDA: " + (e.InnerException ?? e).Message.Split('\n')[0], "")];
         }
     }
@@ -129,5 +110,5 @@ public sealed class PtxAudit : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => context.Dispose();
+    public void Dispose() => compiler.Dispose();
 }

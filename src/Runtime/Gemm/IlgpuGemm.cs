@@ -29,7 +29,12 @@ internal sealed class IlgpuGemm : IDisposable
     /// <summary>Shared tiles get one padding column so the transposed stores do not hit a single bank.</summary>
     const int TileStride = MaxTile + 1;
 
+    /// <summary>Runs the tiled kernel (an explicitly grouped kernel) over a grid, in place of the accelerator's launcher.</summary>
+    internal delegate void TiledLauncher(System.Reflection.MethodInfo kernel, KernelConfig config, object[] arguments);
+
     readonly Accelerator accelerator;
+    readonly TiledLauncher? launcher;
+    readonly int maxGroup;
     readonly ConcurrentDictionary<Type, Delegate> kernels = new();
     readonly Lock blasLock = new();
     CuBlasLibrary? blas;
@@ -39,6 +44,18 @@ internal sealed class IlgpuGemm : IDisposable
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         this.accelerator = accelerator;
+        maxGroup = accelerator.MaxNumThreadsPerGroup;
+    }
+
+    /// <summary>
+    /// A GEMM whose tiled kernel runs through <paramref name="launcher"/> (the PTX simulator) in groups of at most
+    /// <paramref name="maxThreadsPerGroup"/>, on buffers of <paramref name="accelerator"/>.
+    /// </summary>
+    internal IlgpuGemm(Accelerator accelerator, int maxThreadsPerGroup, TiledLauncher launcher) : this(accelerator)
+    {
+        this.launcher = launcher;
+        maxGroup = maxThreadsPerGroup;
+        blasTried = true;
     }
 
     /// <summary>"cublas (library, version)" when cuBLAS serves this accelerator, else "ilgpu-tiled".</summary>
@@ -138,8 +155,6 @@ internal sealed class IlgpuGemm : IDisposable
     void MultiplyTiled<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, int lda,
         ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc) where T : unmanaged, INumber<T>
     {
-        var kernel = (Action<KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>)kernels.GetOrAdd(
-            typeof(T), _ => accelerator.LoadStreamKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>(TiledKernel));
         var args = new TiledArgs<T>
         {
             M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc,
@@ -153,8 +168,15 @@ internal sealed class IlgpuGemm : IDisposable
         if (a.Length == 0) a = c;
         if (b.Length == 0) b = c;
         int tile = MaxTile;
-        while (tile > 1 && tile * tile > accelerator.MaxNumThreadsPerGroup) tile /= 2;
+        while (tile > 1 && tile * tile > maxGroup) tile /= 2;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(tile, tile));
+        if (launcher is not null)
+        {
+            launcher(TiledKernelMethod<T>(), config, [a, b, c, args]);
+            return;
+        }
+        var kernel = (Action<KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>)kernels.GetOrAdd(
+            typeof(T), _ => accelerator.LoadStreamKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, TiledArgs<T>>(TiledKernel));
         kernel(config, a, b, c, args);
     }
 

@@ -1,0 +1,61 @@
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// Raw counts of one simulated launch (or the sum of several): what a cost model of a GPU needs and a GPU profiler
+/// would report. A warp instruction is one instruction issued for a warp's active lanes; the sectors are the
+/// distinct 32-byte pieces of memory each warp access touches, so a coalesced float load of 32 lanes is 4 sectors
+/// and a strided one up to 32.
+/// </summary>
+public sealed class LaunchCounters
+{
+    /// <summary>Launches summed here.</summary>
+    public long Launches { get; set; }
+
+    /// <summary>Threads launched (grid × block), including those that return at once past the kernel's length.</summary>
+    public long Threads { get; set; }
+
+    /// <summary>Warp instructions issued, by <see cref="InstructionClass"/>.</summary>
+    public long[] WarpInstructions { get; } = new long[Enum.GetValues<InstructionClass>().Length];
+
+    /// <summary>Instructions executed summed over threads.</summary>
+    public long ThreadInstructions { get; set; }
+
+    /// <summary>Instructions of the thread that executed the most: the launch's serial depth.</summary>
+    public long LongestThread { get; set; }
+
+    /// <summary>Warp-level global loads and stores (atomics count as both).</summary>
+    public long GlobalAccesses { get; set; }
+
+    /// <summary>Bytes the threads asked for from global memory, loads and stores.</summary>
+    public long GlobalBytes { get; set; }
+
+    /// <summary>32-byte sectors the warp accesses touched, summed over accesses.</summary>
+    public long GlobalSectors { get; set; }
+
+    /// <summary>Bytes read from and written to shared memory.</summary>
+    public long SharedBytes { get; set; }
+
+    /// <summary>
+    /// Branches marked <c>.uni</c> (the ISA: all active lanes agree) that diverged. ILGPU 1.5.3 marks branches on
+    /// thread-dependent values so; the GPU runs them as ordinary branches, and so does the simulator.
+    /// </summary>
+    public long DivergentUniformBranches { get; set; }
+
+    /// <summary>Total warp instructions.</summary>
+    public long TotalWarpInstructions => WarpInstructions.Sum();
+
+    /// <summary>Adds <paramref name="other"/> into these counts (the longest thread is the longer one).</summary>
+    public void Add(LaunchCounters other)
+    {
+        Launches += other.Launches;
+        Threads += other.Threads;
+        for (int i = 0; i < WarpInstructions.Length; i++) WarpInstructions[i] += other.WarpInstructions[i];
+        ThreadInstructions += other.ThreadInstructions;
+        LongestThread = Math.Max(LongestThread, other.LongestThread);
+        GlobalAccesses += other.GlobalAccesses;
+        GlobalBytes += other.GlobalBytes;
+        GlobalSectors += other.GlobalSectors;
+        SharedBytes += other.SharedBytes;
+        DivergentUniformBranches += other.DivergentUniformBranches;
+    }
+}
