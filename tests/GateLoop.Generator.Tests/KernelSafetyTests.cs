@@ -90,12 +90,13 @@ public class KernelSafetyTests
                     float big = (float)(int)u[i] + (float)(long)u[i];  // unsigned through a signed type
                     float small = w[i] + b[i];                         // byte and ushort widen to int
                     b[i] = (byte)(int)v;                               // float to int, then narrowed
-                    x[i] = sign * MathF.Abs(v) + h + big + small + MathF.Round(v) + MathF.Truncate(v) + MathF.Exp(v) + MathF.Max(v, 0);
+                    float relu = v < 0 ? 0f : v;                       // Max(v, 0) as a select
+                    x[i] = sign * MathF.Abs(v) + h + big + small + MathF.Round(v) + MathF.Truncate(v) + MathF.Exp(v) + relu + Math.Max(hit, 1);
                     System.Threading.Interlocked.Exchange(ref t[0], 1);
                 }
 
                 // Host code: not reachable from a kernel.
-                public static float Host(float a, float b, bool c, uint n) => MathF.CopySign(a, b) + (c ? 1 : 0) + n + MathF.Round(a);
+                public static float Host(float a, float b, bool c, uint n) => MathF.CopySign(a, b) + (c ? 1 : 0) + n + MathF.Round(a) + MathF.Max(a, b) + (int)n / 2;
             }
 
             // A host twin takes HostViews: it never reaches a GPU.
@@ -104,6 +105,40 @@ public class KernelSafetyTests
                 public static void Twin(Index1D i, GateLoop.Runtime.HostView<float> x) => x[i] = MathF.CopySign(x[i], -1f);
             }
             """));
+    }
+
+    /// <summary>
+    /// A signed division by a power of two passes where the dividend is provably non-negative (the index, sizes,
+    /// lengths, locals and loop counters set only from such), and is refused where it is not.
+    /// </summary>
+    [Fact]
+    public void Signed_divisions_by_powers_of_two_pass_only_on_values_proven_non_negative()
+    {
+        var diagnostics = Analyze("""
+            using ILGPU;
+            static class K
+            {
+                const int Chunk = 32, Dim = 64;
+                public static void Proven(Index1D index, int seq, ArrayView<int> x)
+                {
+                    int chunks = (seq + Chunk - 1) / Chunk, row = index / Dim, c = index.X % Dim;
+                    long o = (long)index.X * Dim + x.Length / 2;
+                    int sum = 0;
+                    for (int k = 0; k < 8; k++) sum += k / 2;
+                    int g = Group.IdxX / 2 + Grid.IdxX / 4;
+                    x[index] = chunks + row + c + (int)(o / 16) + sum + g + (c & 7) / 2 + x[index] % 32 + x[index] / 3;
+                }
+
+                public static void Negative(Index1D index, ArrayView<int> x) => x[index] = x[index] / 32;
+                public static void Difference(Index1D index, int seq) { int d = (seq - 5) / 4; }
+                public static void Decremented(Index1D index, ArrayView<int> x) { int v = 10; v--; x[index] = v / 2; }
+                public static void Long(Index1D index, ArrayView<long> x) => x[index] = x[index] / 1024L;
+                public static void NegativePower(Index1D index, ArrayView<int> x) => x[index] = x[index] / -8;
+            }
+            """);
+        Assert.Equal(["Decremented", "Difference", "Long", "Negative", "NegativePower"],
+            diagnostics.Select(d => System.Text.RegularExpressions.Regex.Match(d.GetMessage(), "kernel '([A-Za-z]+)'").Groups[1].Value).Order());
+        Assert.All(diagnostics, d => Assert.Contains("a signed division by a power of two of a value not known to be non-negative computes something else on CUDA", d.GetMessage()));
     }
 
     /// <summary>Every model the tests and the binary declare, in both precisions: the generated kernels pass.</summary>

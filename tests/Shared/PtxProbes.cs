@@ -33,6 +33,9 @@ public static class PtxProbes
         (nameof(InterlockedResult), "the result of Interlocked.Increment, Decrement or Add", @"atom\.add\.global\.u32\s+(%r\d+), \[%rd\d+\], 1;\s+st\.global\.b32\s+\[%rd\d+\], \1;", false),
         // (ushort)s is sign-extended like a short: the PTX converts from s16 where C# has an unsigned type.
         (nameof(SignedToUnsigned), "a narrow signed integer cast to an unsigned type", @"cvt\.s32\.s16", false),
+        // x / 32 becomes an arithmetic shift: right for x ≥ 0, rounding toward −∞ below.
+        (nameof(SignedDivision), "a signed division by a power of two of a value not known to be non-negative", @"shr\.s32\s+%r\d+, %r\d+, 5;", false),
+        (nameof(FloatMax), "Min or Max of floating-point values", @"max\.f32", true),
     ];
 
 #pragma warning disable GL0030 // every probe holds the construct it proves the analyzer refuses
@@ -65,5 +68,9 @@ public static class PtxProbes
     public static void InterlockedResult(Index1D i, ArrayView<int> t) => t[1 + i] = Interlocked.Increment(ref t[0]);
 
     public static void SignedToUnsigned(Index1D i, ArrayView<short> s, ArrayView<int> o) => o[i] = (ushort)s[i];
+
+    public static void SignedDivision(Index1D i, ArrayView<int> x, ArrayView<int> o) => o[i] = x[i] / 32;
+
+    public static void FloatMax(Index1D i, ArrayView<float> x, ArrayView<float> o) => o[i] = MathF.Max(x[i], 0f);
 #pragma warning restore GL0030
 }

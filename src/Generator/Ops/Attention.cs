@@ -104,7 +104,7 @@ namespace GateLoop.Generator.Ops
                         int i = index.X % seq;
                         long o = (long)index.X * seq;
                         {{T}} max = p[o];
-                        for (int j = 1; j <= i; j++) max = {{M}}.Max(max, p[o + j]);
+                        for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
                         {{T}} sum = 0;
                         for (int j = 0; j <= i; j++)
                         {

@@ -24,7 +24,7 @@ namespace GateLoop.Generator.Ops
                 {
                     long o = (long)index.X * NumTokens;
                     {{n.Type}} max = logits[o];
-                    for (int v = 1; v < NumTokens; v++) max = {{n.Math}}.Max(max, logits[o + v]);
+                    for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
                     {{n.Type}} sum = 0;
                     for (int v = 0; v < NumTokens; v++) sum += {{n.Math}}.Exp(logits[o + v] - max);
                     {{n.Type}} lse = max + {{n.Math}}.Log(sum);

@@ -56,7 +56,7 @@ namespace GateLoop.Generator.Ops
                         cr = nr;
                         cum[ai] = cr;
                         cum[ai + 1] = ci;
-                        {{T}} r = {{M}}.Max(cr, RelPosFloor);
+                        {{T}} r = cr < RelPosFloor ? RelPosFloor : cr;
                         long q = row * QkvRow + h * HeadDim + 2 * d;
                         qkv[q] *= r;
                         qkv[q + 1] *= r;
@@ -78,7 +78,7 @@ namespace GateLoop.Generator.Ops
                     for (int d = HeadDim / 2 - 1; d >= 0; d--)
                     {
                         long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
-                        {{T}} cr = cum[ai], r = {{M}}.Max(cr, RelPosFloor);
+                        {{T}} cr = cum[ai], r = cr < RelPosFloor ? RelPosFloor : cr;
                         {{T}} dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
                             - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
                         dQkv[q] *= r;

@@ -44,7 +44,7 @@ namespace GateLoop.Generator.Ops
             /// <summary>u += b1 in place (u is kept for backward); z = relu(u)².</summary>
             public static void BiasReluSquaredForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> z)
             {
-                {{n.Type}} v = u[index] + bias[index.X % Hidden], r = {{n.Math}}.Max(v, {{n.Lit(0)}});
+                {{n.Type}} v = u[index] + bias[index.X % Hidden], r = v < 0 ? {{n.Lit(0)}} : v; // relu that keeps a NaN (PTX's max drops it)
                 u[index] = v;
                 z[index] = r * r;
             }
@@ -52,7 +52,7 @@ namespace GateLoop.Generator.Ops
             /// <summary>du = dz·2·relu(u); du may alias dz.</summary>
             public static void ReluSquaredBackward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> dz, ArrayView<{{n.Type}}> du)
             {
-                du[index] = dz[index] * 2 * {{n.Math}}.Max(u[index], {{n.Lit(0)}});
+                du[index] = dz[index] * 2 * (u[index] < 0 ? {{n.Lit(0)}} : u[index]);
             }
             """;
     }

@@ -52,7 +52,7 @@ namespace GateLoop.Generator.Ops
                 long o = (long)index.X * Dim;
                 {{n.Type}} ss = 0;
                 for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-                {{n.Type}} inv = 1 / {{n.Math}}.Max({{n.Math}}.Sqrt(ss), RmsEps);
+                {{n.Type}} norm = {{n.Math}}.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
                 invNorm[index] = inv;
                 {{n.Type}} s = inv * RmsScale;
                 for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];

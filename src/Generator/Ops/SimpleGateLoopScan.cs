@@ -291,7 +291,7 @@ namespace GateLoop.Generator.Ops
 
         static string HeinsenHelpers(Numeric n) => $$"""
             /// <summary>log σ(x) = min(x, 0) − log(1 + e^−|x|): finite for every finite x, where log(σ(x)) reaches −∞ once σ underflows.</summary>
-            static {{n.Type}} LogSigmoid({{n.Type}} x) => {{n.Math}}.Min(x, 0) - {{n.Math}}.Log(1 + {{n.Math}}.Exp(-{{n.Math}}.Abs(x)));
+            static {{n.Type}} LogSigmoid({{n.Type}} x) => (x > 0 ? 0 : x) - {{n.Math}}.Log(1 + {{n.Math}}.Exp(-{{n.Math}}.Abs(x)));
             """;
 
         static LaneScan Heinsen(SimpleGateLoopSpec spec, Numeric n)

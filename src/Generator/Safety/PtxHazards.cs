@@ -18,9 +18,9 @@ namespace GateLoop.Generator.Safety
     /// The constructs kernels must not use, found on an H200 and by reading ILGPU 1.5.3's frontend, IR conversions
     /// and PTX backend, each confirmed in the PTX it emits. Extend <see cref="Find"/> when another one turns up; a
     /// probe kernel in the tests proves each rule fires (and, where the fault is visible there, that its PTX shows it).
-    /// Not refused, as they do not change finite results: float Min and Max return the non-NaN operand where .NET
-    /// returns NaN, and integer division by zero does not throw. Math.Round is safe here: ILGPU.Algorithms, which
-    /// every device enables, supplies its own (without it ILGPU compiles .NET's, which goes through CopySign).
+    /// Not refused: integer division by zero does not throw (a GPU has no exceptions). Math.Round is safe here:
+    /// ILGPU.Algorithms, which every device enables, supplies its own (without it ILGPU compiles .NET's, which goes
+    /// through CopySign).
     /// </summary>
     internal static class PtxHazards
     {
@@ -56,6 +56,14 @@ namespace GateLoop.Generator.Safety
             "ILGPU maps them to Atomic.Add, which returns the value before the addition; .NET returns the value after it",
             "call ILGPU.Atomic.Add and add the operand to its result");
 
+        public static readonly PtxHazard SignedDivisionByPowerOfTwo = new PtxHazard("a signed division by a power of two of a value not known to be non-negative",
+            "ILGPU rewrites x / 2^k as the arithmetic shift x >> k, which rounds negative x toward -infinity: -3 / 2 is -2 on CUDA and -1 on .NET",
+            "divide values the kernel derives from its index, lengths and non-negative constants (the analyzer follows locals and loop counters), or write the shift with the rounding you mean");
+
+        public static readonly PtxHazard FloatMinMax = new PtxHazard("Min or Max of floating-point values",
+            "ILGPU emits PTX min/max.f32, which return the other operand when one is NaN, where .NET returns NaN: a NaN that reaches Max(v, 0) vanishes on a GPU and a diverging run goes unnoticed",
+            "select with a comparison, which PTX and .NET evaluate alike: v < 0 ? 0f : v for Max(v, 0) (it keeps a NaN v), m < x ? x : m for a running maximum");
+
         public static readonly PtxHazard Unsupported = new PtxHazard("a math method ILGPU cannot compile for CUDA",
             "ILGPU 1.5.3 leaves it an unresolved external call (Log2, FusedMultiplyAdd: the module fails to load) or cannot compile it at all (Sign of a float, Clamp, IEEERemainder, BitIncrement, BitDecrement); the CPU backends run it, so only a GPU shows the failure",
             "write it with the operations the kernels already use (Floor, Abs, comparisons, Exp, Log)");
@@ -71,6 +79,9 @@ namespace GateLoop.Generator.Safety
             var (hazard, where) = operation switch
             {
                 IInvocationOperation call => (Called(call), call.Syntax),
+                IBinaryOperation { OperatorKind: BinaryOperatorKind.Divide } division when division.OperatorMethod is null
+                    && IsSignedInteger(division.Type) && IsPowerOfTwo(division.RightOperand.ConstantValue)
+                    && !NonNegative.Proves(division.LeftOperand) => (SignedDivisionByPowerOfTwo, division.Syntax),
                 IConversionOperation conversion when conversion.OperatorMethod is null => (Converted(conversion.Operand, conversion.Type), conversion.Syntax),
                 // Arguments and compound assignments keep their implicit conversions out of the operation tree.
                 IArgumentOperation argument when argument.Parameter is not null && argument.InConversion.IsNumeric =>
@@ -101,6 +112,7 @@ namespace GateLoop.Generator.Safety
             if (!IsDotNetMath(ns)) return null;
             bool floating = call.Arguments.Length > 0 && IsFloating(call.Arguments[0].Value.Type);
             if (method.Name == "Sign" && floating || Uncompilable.Contains(method.Name)) return Unsupported;
+            if (method.Name is "Min" or "Max" && floating) return FloatMinMax;
             return null;
         }
 
@@ -138,6 +150,18 @@ namespace GateLoop.Generator.Safety
         static bool IsFloating(ITypeSymbol? type) =>
             type is not null && (type.SpecialType is SpecialType.System_Single or SpecialType.System_Double
                                  || type.Name == "Half" && type.ContainingNamespace?.ToDisplayString() is "System" or "ILGPU");
+
+        static bool IsSignedInteger(ITypeSymbol? type) =>
+            type?.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Int16 or SpecialType.System_SByte;
+
+        static bool IsPowerOfTwo(Optional<object?> constant)
+        {
+            if (!constant.HasValue || constant.Value is null) return false;
+            long v;
+            try { v = System.Math.Abs(System.Convert.ToInt64(constant.Value, System.Globalization.CultureInfo.InvariantCulture)); }
+            catch (System.OverflowException) { return true; } // long.MinValue is -2^63
+            return v >= 2 && (v & (v - 1)) == 0;
+        }
 
         static bool IsUnsigned(ITypeSymbol? type) =>
             type?.SpecialType is SpecialType.System_Byte or SpecialType.System_UInt16 or SpecialType.System_UInt32

@@ -48,6 +48,20 @@ public sealed class SimulatedCudaDevice : Device
     public void ResetCounters() => counters.Clear();
 
     /// <summary>
+    /// When set, every kernel launch (not the GEMM) also runs its host entry on the same inputs and the two results
+    /// are compared buffer by buffer, so a disagreement names the kernel, the buffer and element, and the PTX that
+    /// ran with operands where it computes differently from .NET. The simulated results are kept.
+    /// </summary>
+    public bool CompareWithHost { get; set; }
+
+    /// <summary>
+    /// An element's largest difference from the host's in <see cref="CompareWithHost"/>, relative to the larger of
+    /// its magnitude and the buffer's root mean square: one kernel on identical inputs differs only by its own
+    /// roundings (an approximate exponential, another summation order), about 1e-6.
+    /// </summary>
+    public const double KernelTolerance = 1e-4;
+
+    /// <summary>
     /// From now on, a launch of a kernel named like a public static method of <paramref name="kernels"/>, with the
     /// same parameters, runs that method's PTX instead: how the tests run the kernels of an earlier revision inside
     /// today's schedule. Null restores the model's own.
@@ -71,10 +85,71 @@ public sealed class SimulatedCudaDevice : Device
         if (replacements.TryGetValue(method.Name, out var replacement)
             && replacement.GetParameters().Select(p => p.ParameterType).SequenceEqual(method.GetParameters().Select(p => p.ParameterType)))
             method = replacement;
-        Simulate(method, grouped: false, new((n + GroupSize - 1) / GroupSize), new(GroupSize), n, arguments());
+        var values = arguments();
+        if (!CompareWithHost)
+        {
+            Simulate(method, grouped: false, new((n + GroupSize - 1) / GroupSize), new(GroupSize), n, values);
+            return;
+        }
+        var views = new List<PtxMachine.Region>();
+        foreach (var v in values) Marshal(v, "", views);
+        var before = views.Select(Copy).ToArray();
+        var (ptx, counts) = Simulate(method, grouped: false, new((n + GroupSize - 1) / GroupSize), new(GroupSize), n, values);
+        var simulated = views.Select(Copy).ToArray();
+        for (int i = 0; i < views.Count; i++) Restore(views[i], before[i]);
+        host(0, n);
+        var names = ptx.Params.Skip(1).Select(p => Describe(p.Name)).ToArray();
+        int view = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            var type = values[i].GetType();
+            if (!type.IsGenericType || type.GetGenericTypeDefinition() != typeof(ArrayView<>)) continue;
+            if (IsEmpty(values[i])) continue;
+            var element = type.GetGenericArguments()[0];
+            string? problem = Disagreement(element, simulated[view], Copy(views[view]));
+            Restore(views[view], simulated[view]);
+            if (problem is not null)
+                throw new KernelMismatchException($"{ptx.Name} on cuda-sim disagrees with the host entry in {names[i]}: {problem}{Explain(ptx, counts)}");
+            view++;
+        }
     }
 
-    void Simulate(MethodInfo method, bool grouped, PtxMachine.Dim3 grid, PtxMachine.Dim3 block, int? length, object[] arguments)
+    static bool IsEmpty(object view) => (long)view.GetType().GetProperty(nameof(ArrayView<byte>.Length))!.GetValue(view)! == 0;
+
+    static unsafe byte[] Copy(PtxMachine.Region r) => new ReadOnlySpan<byte>((void*)r.Start, checked((int)r.Bytes)).ToArray();
+
+    static unsafe void Restore(PtxMachine.Region r, byte[] bytes) => bytes.CopyTo(new Span<byte>((void*)r.Start, checked((int)r.Bytes)));
+
+    // The first element past the tolerance, described; null when the buffers agree.
+    static string? Disagreement(Type element, byte[] simulated, byte[] host)
+    {
+        double[] s = Values(element, simulated), h = Values(element, host);
+        bool exact = element != typeof(float) && element != typeof(double);
+        double rms = Math.Sqrt(h.Where(double.IsFinite).Select(v => v * v).DefaultIfEmpty(0).Average());
+        for (int j = 0; j < s.Length; j++)
+        {
+            double a = s[j], b = h[j];
+            bool same = exact ? a == b
+                : double.IsNaN(a) || double.IsNaN(b) ? double.IsNaN(a) && double.IsNaN(b)
+                : double.IsInfinity(a) || double.IsInfinity(b) ? a == b
+                : Math.Abs(a - b) <= KernelTolerance * Math.Max(Math.Abs(b), rms);
+            if (!same)
+                return $"element {j} is {a.ToString("G9", System.Globalization.CultureInfo.InvariantCulture)} where the host computes {b.ToString("G9", System.Globalization.CultureInfo.InvariantCulture)} (the buffer's RMS is {rms:G3})";
+        }
+        return null;
+    }
+
+    static double[] Values(Type element, byte[] bytes) =>
+        element == typeof(float) ? MemoryMarshal.Cast<byte, float>(bytes).ToArray().Select(v => (double)v).ToArray()
+        : element == typeof(double) ? MemoryMarshal.Cast<byte, double>(bytes).ToArray()
+        : element == typeof(int) ? MemoryMarshal.Cast<byte, int>(bytes).ToArray().Select(v => (double)v).ToArray()
+        : bytes.Select(v => (double)v).ToArray();
+
+    static string Explain(PtxKernel kernel, LaunchCounters counts) =>
+        counts.Hazards.Count == 0 ? "" : "; PTX that ran with operands on which it computes differently from .NET: "
+            + string.Join("; ", counts.Hazards.Select(h => $"line {h.Key} '{kernel.Lines[h.Key - 1].Trim()}': {h.Value}"));
+
+    (PtxKernel Kernel, LaunchCounters Counts) Simulate(MethodInfo method, bool grouped, PtxMachine.Dim3 grid, PtxMachine.Dim3 block, int? length, object[] arguments)
     {
         var kernel = kernels.GetOrAdd(method, m => PtxKernel.Parse(grouped ? compiler.CompileGrouped(m) : compiler.Compile(m)));
         var values = length is { } count ? [count, .. arguments] : arguments;
@@ -91,11 +166,12 @@ public sealed class SimulatedCudaDevice : Device
             bytes.CopyTo(space, p.Offset);
         }
         var counts = PtxMachine.Launch(kernel, grid, block, space, regions);
-        counters.AddOrUpdate(method.Name, counts, (_, sum) =>
+        counters.AddOrUpdate(method.Name, _ => { var sum = new LaunchCounters(); sum.Add(counts); return sum; }, (_, sum) =>
         {
             lock (sum) sum.Add(counts);
             return sum;
         });
+        return (kernel, counts);
     }
 
     // ILGPU names a parameter "_" + its C# name + "_" + a number.
@@ -146,3 +222,6 @@ public sealed class SimulatedCudaDevice : Device
         compiler.Dispose();
     }
 }
+
+/// <summary>A kernel run by the PTX simulator computed something else than its host entry (see <see cref="SimulatedCudaDevice.CompareWithHost"/>).</summary>
+public sealed class KernelMismatchException(string message) : Exception(message);

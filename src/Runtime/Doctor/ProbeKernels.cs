@@ -22,8 +22,8 @@ static partial class ProbeKernels
         ("sqrt(|x|)", (x, _) => Math.Sqrt(Math.Abs(x)), 1e-6),
         ("x / y", (x, y) => (double)x / y, 1e-6),
         ("|x|", (x, _) => Math.Abs(x), 0),
-        ("max(x, y)", (x, y) => Math.Max(x, y), 0),
-        ("min(x, y)", (x, y) => Math.Min(x, y), 0),
+        ("max(x, y) (select)", (x, y) => x < y ? y : x, 0),
+        ("min(x, y) (select)", (x, y) => y < x ? y : x, 0),
         ("floor(x)", (x, _) => Math.Floor(x), 0),
         ("sigmoid(x)", (x, _) => 1 / (1 + Math.Exp(-(double)x)), 1e-5),
         ("x with y's sign (select)", (x, y) => y < 0 ? -Math.Abs(x) : Math.Abs(x), 0),
@@ -46,8 +46,9 @@ static partial class ProbeKernels
             case 2: r = MathF.Sqrt(MathF.Abs(a)); break;
             case 3: r = a / b; break;
             case 4: r = MathF.Abs(a); break;
-            case 5: r = MathF.Max(a, b); break;
-            case 6: r = MathF.Min(a, b); break;
+            // Kernels select instead of calling Max and Min, whose PTX drops a NaN (GL0030).
+            case 5: r = a < b ? b : a; break;
+            case 6: r = b < a ? b : a; break;
             case 7: r = MathF.Floor(a); break;
             case 8: r = 1 / (1 + MathF.Exp(-a)); break;
             case 9: r = b < 0 ? -MathF.Abs(a) : MathF.Abs(a); break;

@@ -35,6 +35,7 @@ public sealed class PtxAudit : IDisposable
         (new(@"^\.extern\s+\.func"), "an external function ILGPU left unresolved: the module fails to load on a GPU"),
         (new(@"\bcvt\.rzi\.(s8|u8|s16|u16)\.f(32|64)\b"), "a saturating float-to-narrow-integer conversion (.NET truncates through int and wraps)"),
         (new(@"\bcvt\.rn\.f64\.u(32|64)\b"), "an unsigned integer converted to float through double (ILGPU issue 1309)"),
+        (new(@"\b(min|max)\.f(32|64)\b"), "a floating-point min or max: PTX returns the other operand of a NaN, .NET returns NaN"),
     ];
 
     static readonly Regex FloatImmediate = new(@"\b0([fd])([0-9A-Fa-f]{8,16})\b", RegexOptions.Compiled);

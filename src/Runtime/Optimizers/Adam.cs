@@ -136,7 +136,8 @@ static partial class AdamKernels
         double sum = 0;
         for (long i = 0; i < partials.Length; i++) sum += partials[i];
         float norm = (float)Math.Sqrt(sum);
-        scale[0] = maxNorm > 0 ? Math.Min(1f, maxNorm / (norm + 1e-6f)) : 1f;
+        float ratio = maxNorm / (norm + 1e-6f);
+        scale[0] = maxNorm > 0 ? (ratio > 1f ? 1f : ratio) : 1f; // a select, not Min: a NaN norm must stay NaN (GL0030)
         scale[1] = norm;
     }
 

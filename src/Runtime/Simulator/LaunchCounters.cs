@@ -41,6 +41,14 @@ public sealed class LaunchCounters
     /// </summary>
     public long DivergentUniformBranches { get; set; }
 
+    /// <summary>
+    /// Instructions that ran with operands on which PTX and .NET compute differently, by PTX line (1-based): a
+    /// copysign, a NaN into min/max, a negative value into an arithmetic right shift (ILGPU's form of a signed
+    /// division by a power of two), a denormal float constant (ILGPU's bool converted to float). The first place to
+    /// look when a kernel disagrees with the host.
+    /// </summary>
+    public SortedDictionary<int, string> Hazards { get; } = [];
+
     /// <summary>Total warp instructions.</summary>
     public long TotalWarpInstructions => WarpInstructions.Sum();
 
@@ -57,5 +65,6 @@ public sealed class LaunchCounters
         GlobalSectors += other.GlobalSectors;
         SharedBytes += other.SharedBytes;
         DivergentUniformBranches += other.DivergentUniformBranches;
+        foreach (var (line, what) in other.Hazards) Hazards.TryAdd(line, what);
     }
 }

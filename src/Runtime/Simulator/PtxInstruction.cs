@@ -83,6 +83,7 @@ internal struct PtxInstruction
     public PtxAtomic Atomic;
     public PtxHalf Half;
     public bool Ftz, Sat, Approx, Uniform;
+    public bool DenormalConstant;   // an f32/f64 operand is a denormal immediate
     public InstructionClass Class;
     public int D, A, B, C, P;       // destination, sources, predicate source (selp, setp's combine)
     public bool PNegated;

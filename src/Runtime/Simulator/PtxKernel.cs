@@ -210,6 +210,16 @@ public sealed class PtxKernel
             return Constant(Immediate(line, text, type));
         }
 
+        // 0f00000001 is 1.4e-45: no kernel means to write a denormal, ILGPU's bool-to-float conversion does.
+        static bool IsDenormal(string operand)
+        {
+            if (operand.Length == 10 && operand.StartsWith("0f", StringComparison.OrdinalIgnoreCase))
+                return float.IsSubnormal(BitConverter.UInt32BitsToSingle(uint.Parse(operand[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture)));
+            if (operand.Length == 18 && operand.StartsWith("0d", StringComparison.OrdinalIgnoreCase))
+                return double.IsSubnormal(BitConverter.UInt64BitsToDouble(ulong.Parse(operand[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture)));
+            return false;
+        }
+
         ulong Immediate(int line, string text, PtxType type)
         {
             if (text.Length == 10 && text.StartsWith("0f", StringComparison.OrdinalIgnoreCase))
@@ -264,6 +274,7 @@ public sealed class PtxKernel
             var operands = split < 0 ? [] : text[split..].Split(',', StringSplitOptions.TrimEntries);
             PtxDecoder.Opcode(ref ins, opcode, m => Fault(line, m));
             var type = ins.Type;
+            ins.DenormalConstant = operands.Skip(1).Any(IsDenormal);
 
             void Expect(int n)
             {

@@ -299,6 +299,7 @@ public static unsafe class PtxMachine
                         lane = BitOperations.TrailingZeroCount(m);
                         r[ins.D * WarpSize + lane] = r[ins.P * WarpSize + lane] != 0 ? r[ins.A * WarpSize + lane] : r[ins.B * WarpSize + lane];
                     }
+                    if (ins.DenormalConstant && active != 0) Counters.Hazards.TryAdd(ins.Line + 1, Hazard(ins, 0, 0)!);
                     break;
                 case PtxOp.Cvt:
                     for (uint m = active; m != 0; m &= m - 1)
@@ -314,6 +315,7 @@ public static unsafe class PtxMachine
                         ulong a = r[ins.A * WarpSize + lane];
                         ulong b = ins.B >= 0 ? r[ins.B * WarpSize + lane] : 0;
                         ulong c = ins.C >= 0 ? r[ins.C * WarpSize + lane] : 0;
+                        if (Hazard(ins, a, b) is { } hazard) Counters.Hazards.TryAdd(ins.Line + 1, hazard);
                         r[ins.D * WarpSize + lane] = Evaluate(ins, a, b, c);
                     }
                     break;
@@ -322,6 +324,22 @@ public static unsafe class PtxMachine
         }
 
         int lane; // the lane being evaluated, for a fault's message
+
+        // Where this thread's PTX computes what .NET would not (see LaunchCounters.Hazards).
+        static string? Hazard(in PtxInstruction ins, ulong a, ulong b)
+        {
+            if (ins.DenormalConstant) return "a denormal float constant (ILGPU converts a bool to float as its bit pattern: 1 becomes 1.4e-45)";
+            var t = ins.Type;
+            return ins.Op switch
+            {
+                PtxOp.CopySign => "copysign takes the sign from its first operand (ILGPU passes .NET's CopySign(x, y) as copysign x, y)",
+                PtxOp.Min or PtxOp.Max when t.IsFloat && (t.Bits == 32 ? float.IsNaN(F32(a)) || float.IsNaN(F32(b)) : double.IsNaN(F64(a)) || double.IsNaN(F64(b))) =>
+                    $"{(ins.Op == PtxOp.Min ? "min" : "max")}.{t} of a NaN returns the other operand (.NET returns NaN)",
+                PtxOp.Shr when t.Kind == PtxKind.Signed && SignExtend(a & Mask(t.Bits), t.Bits) < 0 =>
+                    $"shr.{t} of a negative value rounds toward -infinity (ILGPU's form of a signed division by a power of two; .NET truncates toward zero)",
+                _ => null,
+            };
+        }
 
         static void Advance(int[] pc, uint lanes, int to)
         {
