@@ -27,8 +27,11 @@ public sealed class PtxKernel
 
     internal PtxInstruction[] Code { get; }
 
-    /// <summary>Slots in a thread's register file: declared registers, then immediates, then special registers.</summary>
+    /// <summary>Slots in a thread's register file: declared registers, then immediates and special registers.</summary>
     internal int Slots { get; }
+
+    /// <summary>The declared registers, the first slots (cleared for every warp, so no value leaks between blocks).</summary>
+    internal int Registers { get; }
 
     /// <summary>Immediate values by slot (their bits), for every warp's register file.</summary>
     internal (int Slot, ulong Bits)[] Constants { get; }
@@ -42,9 +45,10 @@ public sealed class PtxKernel
     /// <summary>The source lines, for messages.</summary>
     internal string[] Lines { get; }
 
-    PtxKernel(string name, List<Param> parameters, int sharedBytes, PtxInstruction[] code, int slots,
+    PtxKernel(string name, List<Param> parameters, int sharedBytes, PtxInstruction[] code, int slots, int registers,
         (int, ulong)[] constants, (int, string)[] specials, int[][] tables, string[] lines)
     {
+        Registers = registers;
         Name = name;
         Params = parameters;
         ParamBytes = parameters.Count == 0 ? 0 : parameters[^1].Offset + parameters[^1].Size;
@@ -72,7 +76,7 @@ public sealed class PtxKernel
         readonly Dictionary<string, int> specials = [];
         readonly List<int> constantSlots = [];
         readonly List<ulong> constantBits = [];
-        int slots;
+        int slots, declared;
 
         PtxFault Fault(int line, string what) => new(kernel, line + 1, lines.ElementAtOrDefault(line)?.Trim() ?? "", "not implemented: " + what);
 
@@ -124,7 +128,13 @@ public sealed class PtxKernel
                     labels[line[..^1]] = code.Count;
                     continue;
                 }
-                if (line.StartsWith(".reg", StringComparison.Ordinal)) { DeclareRegisters(i, line); continue; }
+                if (line.StartsWith(".reg", StringComparison.Ordinal))
+                {
+                    if (slots != declared) throw Fault(i, "a register declaration after the first instruction");
+                    DeclareRegisters(i, line);
+                    declared = slots;
+                    continue;
+                }
                 if (line.StartsWith(".shared", StringComparison.Ordinal)) { sharedBytes = DeclareShared(i, line, sharedBytes); continue; }
                 if (line.StartsWith(".branchtargets", StringComparison.Ordinal))
                 {
@@ -147,7 +157,7 @@ public sealed class PtxKernel
             }
             var tables = tableTexts.Select(t => t.Targets.Select(l => labels.TryGetValue(l, out int at) ? at : throw new PtxFault(kernel, t.Line + 1, lines[t.Line].Trim(), $"the label {l} is not defined")).ToArray()).ToArray();
             var constantList = constantBits.Select((bits, k) => (constantSlots[k], bits)).ToArray();
-            return new PtxKernel(kernel, parameters, sharedBytes, instructions, slots, constantList,
+            return new PtxKernel(kernel, parameters, sharedBytes, instructions, slots, declared, constantList,
                 specials.Select(s => (s.Value, s.Key)).ToArray(), tables, lines);
         }
 

@@ -141,6 +141,7 @@ public static unsafe class PtxMachine
                             _ => WarpSize, // %warpsize
                         });
                     }
+                Array.Clear(r, 0, k.Registers * WarpSize);
                 Array.Clear(pcs[w]);
                 Array.Clear(executed[w]);
                 live[w] = present[w];
