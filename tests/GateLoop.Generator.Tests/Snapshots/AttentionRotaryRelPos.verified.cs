@@ -418,7 +418,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 cr = nr;
                 cum[ai] = cr;
                 cum[ai + 1] = ci;
-                float r = global::System.MathF.Max(cr, RelPosFloor);
+                float r = cr < RelPosFloor ? RelPosFloor : cr;
                 long q = row * QkvRow + h * HeadDim + 2 * d;
                 qkv[q] *= r;
                 qkv[q + 1] *= r;
@@ -440,7 +440,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (int d = HeadDim / 2 - 1; d >= 0; d--)
             {
                 long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
-                float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
+                float cr = cum[ai], r = cr < RelPosFloor ? RelPosFloor : cr;
                 float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
                     - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
                 dQkv[q] *= r;
@@ -483,7 +483,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             int i = index.X % seq;
             long o = (long)index.X * seq;
             float max = p[o];
-            for (int j = 1; j <= i; j++) max = global::System.MathF.Max(max, p[o + j]);
+            for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
             float sum = 0;
             for (int j = 0; j <= i; j++)
             {
@@ -607,7 +607,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         {
             long o = (long)index.X * NumTokens;
             float max = logits[o];
-            for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+            for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
             float sum = 0;
             for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
             float lse = max + global::System.MathF.Log(sum);
@@ -769,7 +769,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     cr = nr;
                     cum[ai] = cr;
                     cum[ai + 1] = ci;
-                    float r = global::System.MathF.Max(cr, RelPosFloor);
+                    float r = cr < RelPosFloor ? RelPosFloor : cr;
                     long q = row * QkvRow + h * HeadDim + 2 * d;
                     qkv[q] *= r;
                     qkv[q + 1] *= r;
@@ -798,7 +798,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 for (int d = HeadDim / 2 - 1; d >= 0; d--)
                 {
                     long ai = (row * (DimInner / 2) + h * (HeadDim / 2) + d) * 2, q = row * QkvRow + h * HeadDim + 2 * d;
-                    float cr = cum[ai], r = global::System.MathF.Max(cr, RelPosFloor);
+                    float cr = cum[ai], r = cr < RelPosFloor ? RelPosFloor : cr;
                     float dr = (dQkv[q] * qkv[q] + dQkv[q + 1] * qkv[q + 1]
                         - dQkv[q + DimInner] * qkv[q + DimInner] - dQkv[q + DimInner + 1] * qkv[q + DimInner + 1]) / r;
                     dQkv[q] *= r;
@@ -854,7 +854,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 int i = index.X % seq;
                 long o = (long)index.X * seq;
                 float max = p[o];
-                for (int j = 1; j <= i; j++) max = global::System.MathF.Max(max, p[o + j]);
+                for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
                 float sum = 0;
                 for (int j = 0; j <= i; j++)
                 {
@@ -998,7 +998,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             {
                 long o = (long)index.X * NumTokens;
                 float max = logits[o];
-                for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+                for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
                 float sum = 0;
                 for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
                 float lse = max + global::System.MathF.Log(sum);

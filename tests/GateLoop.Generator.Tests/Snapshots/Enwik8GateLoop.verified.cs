@@ -732,7 +732,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long o = (long)index.X * NumTokens;
             float max = logits[o];
-            for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+            for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
             float sum = 0;
             for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
             float lse = max + global::System.MathF.Log(sum);
@@ -1193,7 +1193,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             {
                 long o = (long)index.X * NumTokens;
                 float max = logits[o];
-                for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+                for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
                 float sum = 0;
                 for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
                 float lse = max + global::System.MathF.Log(sum);

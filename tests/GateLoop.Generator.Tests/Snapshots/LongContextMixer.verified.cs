@@ -157,7 +157,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             long o = (long)index.X * Dim;
             float ss = 0;
             for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
+            float norm = global::System.MathF.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
             invNorm[index] = inv;
             float s = inv * RmsScale;
             for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];

@@ -327,7 +327,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             long o = (long)index.X * Dim;
             float ss = 0;
             for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
+            float norm = global::System.MathF.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
             invNorm[index] = inv;
             float s = inv * RmsScale;
             for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
@@ -600,7 +600,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             long o = (long)index.X * NumTokens;
             float max = logits[o];
-            for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+            for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
             float sum = 0;
             for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
             float lse = max + global::System.MathF.Log(sum);
@@ -941,7 +941,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             {
                 long o = (long)index.X * NumTokens;
                 float max = logits[o];
-                for (int v = 1; v < NumTokens; v++) max = global::System.MathF.Max(max, logits[o + v]);
+                for (int v = 1; v < NumTokens; v++) max = max < logits[o + v] ? logits[o + v] : max; // a select: PTX's max drops NaNs (GL0030)
                 float sum = 0;
                 for (int v = 0; v < NumTokens; v++) sum += global::System.MathF.Exp(logits[o + v] - max);
                 float lse = max + global::System.MathF.Log(sum);
