@@ -73,31 +73,13 @@ namespace GateLoop.Generator.Ops
             {
                 yield return QkvLayout;
                 yield return new KernelSource("Attention", Kernel(n, headDim));
+                if (softmax) yield return new KernelSource("AttentionSoftmax", Softmax(n));
             }
 
-            static string Kernel(Numeric n, int headDim)
+            static string Softmax(Numeric n)
             {
                 string T = n.Type, M = n.Math;
                 return $$"""
-                    const {{T}} AttnScale = {{n.Lit(1 / System.Math.Sqrt(headDim))}}; // 1/√HeadDim
-
-                    /// <summary>P[b, h, i, j] = scale·q_i·k_j for j ≤ i, 0 above the diagonal; one thread per score.</summary>
-                    public static void AttentionScores(Index1D index, int seq, ArrayView<{{T}}> qkv, ArrayView<{{T}}> p)
-                    {
-                        long idx = index.X, r = idx / seq, bh = r / seq;
-                        int j = (int)(idx % seq), i = (int)(r % seq), h = (int)(bh % Heads);
-                        long b = bh / Heads;
-                        if (j > i)
-                        {
-                            p[idx] = 0;
-                            return;
-                        }
-                        long q = (b * seq + i) * QkvRow + h * HeadDim, k = (b * seq + j) * QkvRow + DimInner + h * HeadDim;
-                        {{T}} sum = 0;
-                        for (int d = 0; d < HeadDim; d++) sum += qkv[q + d] * qkv[k + d];
-                        p[idx] = sum * AttnScale;
-                    }
-
                     /// <summary>Softmax over j ≤ i of each score row, in place; one thread per row.</summary>
                     public static void AttentionSoftmax(Index1D index, int seq, ArrayView<{{T}}> p)
                     {
@@ -123,6 +105,31 @@ namespace GateLoop.Generator.Ops
                         {{T}} dot = 0;
                         for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
                         for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
+                    }
+                    """;
+            }
+
+            static string Kernel(Numeric n, int headDim)
+            {
+                string T = n.Type;
+                return $$"""
+                    const {{T}} AttnScale = {{n.Lit(1 / System.Math.Sqrt(headDim))}}; // 1/√HeadDim
+
+                    /// <summary>P[b, h, i, j] = scale·q_i·k_j for j ≤ i, 0 above the diagonal; one thread per score.</summary>
+                    public static void AttentionScores(Index1D index, int seq, ArrayView<{{T}}> qkv, ArrayView<{{T}}> p)
+                    {
+                        long idx = index.X, r = idx / seq, bh = r / seq;
+                        int j = (int)(idx % seq), i = (int)(r % seq), h = (int)(bh % Heads);
+                        long b = bh / Heads;
+                        if (j > i)
+                        {
+                            p[idx] = 0;
+                            return;
+                        }
+                        long q = (b * seq + i) * QkvRow + h * HeadDim, k = (b * seq + j) * QkvRow + DimInner + h * HeadDim;
+                        {{T}} sum = 0;
+                        for (int d = 0; d < HeadDim; d++) sum += qkv[q + d] * qkv[k + d];
+                        p[idx] = sum * AttnScale;
                     }
 
                     /// <summary>o_i[h·P + e] = Σ_{j ≤ i} P_ij·v_j[e]; one thread per output element.</summary>

@@ -42,7 +42,7 @@ namespace GateLoop.Generator.Ops
         {
             get
             {
-                yield return ChunkedScans.Aggregates("Dim", 2);
+                yield return ChunkedScans.Aggregates("Dim", 3);
                 if (inModel)
                 {
                     // Never written: every sequence starts from S_0 = 0, as a model's pass does.
@@ -162,7 +162,7 @@ namespace GateLoop.Generator.Ops
         {
             string T = n.Type, row = Row(spec), before = spec.Reverse ? "k + 3 * Dim" : "k - 3 * Dim";
             string forward = spec.Heinsen ? "" : $$"""
-                /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a).</summary>
+                /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a, then the carried-in S).</summary>
                 public static void ChunkScanForward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> agg)
                 {
                     int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
@@ -177,8 +177,8 @@ namespace GateLoop.Generator.Ops
                         z[k + Dim] = s;
                         z[k + 2 * Dim] = a;
                     }
-                    agg[2 * (long)index.X] = s;
-                    agg[2 * (long)index.X + 1] = g;
+                    agg[3 * (long)index.X] = s;
+                    agg[3 * (long)index.X + 1] = g;
                 }
 
                 /// <summary>
@@ -191,9 +191,11 @@ namespace GateLoop.Generator.Ops
                     {{T}} s = initial[index], g = gate[index];
                     for (int chunk = 0; chunk < chunks; chunk++)
                     {
-                        long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                        // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
+                        // a load at its first use, after a store to the same element (the PTX simulator found it).
+                        long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                         {{T}} last = agg[i], product = agg[i + 1];
-                        agg[i] = s;
+                        agg[i + 2] = s;
                         s = product * s + last;
                         g *= product;
                     }
@@ -206,7 +208,7 @@ namespace GateLoop.Generator.Ops
                 {
                     int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
                     int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
-                    {{T}} carried = agg[2 * (long)index.X], product = 1;
+                    {{T}} carried = agg[3 * (long)index.X + 2], product = 1;
                     for (int t = chunk * Chunk; t < t1; t++)
                     {
                         long row = {{row}}, k = row * (3 * Dim) + c;
@@ -243,8 +245,8 @@ namespace GateLoop.Generator.Ops
                         aNext = z[k + 2 * Dim];
                         if (t > t0) product *= aNext;
                     }
-                    agg[2 * (long)index.X] = g;
-                    agg[2 * (long)index.X + 1] = product;
+                    agg[3 * (long)index.X] = g;
+                    agg[3 * (long)index.X + 1] = product;
                 }
 
                 /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
@@ -254,9 +256,9 @@ namespace GateLoop.Generator.Ops
                     {{T}} g = 0;
                     for (int chunk = chunks - 1; chunk >= 0; chunk--)
                     {
-                        long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                        long i = 3 * (((long)b * chunks + chunk) * Dim + c); // its own slot: see ChunkCarryForward
                         {{T}} first = agg[i], product = agg[i + 1];
-                        agg[i] = g;
+                        agg[i + 2] = g;
                         g = first + product * g;
                     }
                 }
@@ -269,7 +271,7 @@ namespace GateLoop.Generator.Ops
                 {
                     int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
                     int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
-                    {{T}} carried = agg[2 * (long)index.X], factor = 0;
+                    {{T}} carried = agg[3 * (long)index.X + 2], factor = 0;
                     if (t1 < seq)
                     {
                         int t = t1;

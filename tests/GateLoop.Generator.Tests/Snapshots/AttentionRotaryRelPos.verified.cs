@@ -477,33 +477,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             p[idx] = sum * AttnScale;
         }
 
-        /// <summary>Softmax over j ≤ i of each score row, in place; one thread per row.</summary>
-        public static void AttentionSoftmax(Index1D index, int seq, ArrayView<float> p)
-        {
-            int i = index.X % seq;
-            long o = (long)index.X * seq;
-            float max = p[o];
-            for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
-            float sum = 0;
-            for (int j = 0; j <= i; j++)
-            {
-                float e = global::System.MathF.Exp(p[o + j] - max);
-                p[o + j] = e;
-                sum += e;
-            }
-            for (int j = 0; j <= i; j++) p[o + j] /= sum;
-        }
-
-        /// <summary>dS = P ⊙ (dP − Σ_j P·dP) over j ≤ i, in place over dP; one thread per row.</summary>
-        public static void AttentionSoftmaxBackward(Index1D index, int seq, ArrayView<float> p, ArrayView<float> dp)
-        {
-            int i = index.X % seq;
-            long o = (long)index.X * seq;
-            float dot = 0;
-            for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
-            for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
-        }
-
         /// <summary>o_i[h·P + e] = Σ_{j ≤ i} P_ij·v_j[e]; one thread per output element.</summary>
         public static void AttentionOutput(Index1D index, int seq, ArrayView<float> p, ArrayView<float> qkv, ArrayView<float> o)
         {
@@ -557,6 +530,33 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (int j = i; j < seq; j++) dk += ds[bh + (long)j * seq + i] * qkv[first + j * QkvRow + c];
             dQkv[row * QkvRow + c] = dq * AttnScale;
             dQkv[row * QkvRow + DimInner + c] = dk * AttnScale;
+        }
+
+        /// <summary>Softmax over j ≤ i of each score row, in place; one thread per row.</summary>
+        public static void AttentionSoftmax(Index1D index, int seq, ArrayView<float> p)
+        {
+            int i = index.X % seq;
+            long o = (long)index.X * seq;
+            float max = p[o];
+            for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
+            float sum = 0;
+            for (int j = 0; j <= i; j++)
+            {
+                float e = global::System.MathF.Exp(p[o + j] - max);
+                p[o + j] = e;
+                sum += e;
+            }
+            for (int j = 0; j <= i; j++) p[o + j] /= sum;
+        }
+
+        /// <summary>dS = P ⊙ (dP − Σ_j P·dP) over j ≤ i, in place over dP; one thread per row.</summary>
+        public static void AttentionSoftmaxBackward(Index1D index, int seq, ArrayView<float> p, ArrayView<float> dp)
+        {
+            int i = index.X % seq;
+            long o = (long)index.X * seq;
+            float dot = 0;
+            for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
+            for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
         }
 
         /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
@@ -841,48 +841,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 p[idx] = sum * AttnScale;
             }
 
-            /// <summary>Runs <see cref="Kernels.AttentionSoftmax"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void AttentionSoftmax(int from, int to, int seq, ArrayView<float> p)
-            {
-                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
-                for (int index = from; index < to; index++) AttentionSoftmax(index, seq, pHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void AttentionSoftmax(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p)
-            {
-                int i = index.X % seq;
-                long o = (long)index.X * seq;
-                float max = p[o];
-                for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
-                float sum = 0;
-                for (int j = 0; j <= i; j++)
-                {
-                    float e = global::System.MathF.Exp(p[o + j] - max);
-                    p[o + j] = e;
-                    sum += e;
-                }
-                for (int j = 0; j <= i; j++) p[o + j] /= sum;
-            }
-
-            /// <summary>Runs <see cref="Kernels.AttentionSoftmaxBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void AttentionSoftmaxBackward(int from, int to, int seq, ArrayView<float> p, ArrayView<float> dp)
-            {
-                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
-                var dpHost = new global::GateLoop.Runtime.HostView<float>(dp);
-                for (int index = from; index < to; index++) AttentionSoftmaxBackward(index, seq, pHost, dpHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void AttentionSoftmaxBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p, global::GateLoop.Runtime.HostView<float> dp)
-            {
-                int i = index.X % seq;
-                long o = (long)index.X * seq;
-                float dot = 0;
-                for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
-                for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
-            }
-
             /// <summary>Runs <see cref="Kernels.AttentionOutput"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void AttentionOutput(int from, int to, int seq, ArrayView<float> p, ArrayView<float> qkv, ArrayView<float> o)
             {
@@ -969,6 +927,48 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 for (int j = i; j < seq; j++) dk += ds[bh + (long)j * seq + i] * qkv[first + j * QkvRow + c];
                 dQkv[row * QkvRow + c] = dq * AttnScale;
                 dQkv[row * QkvRow + DimInner + c] = dk * AttnScale;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionSoftmax"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionSoftmax(int from, int to, int seq, ArrayView<float> p)
+            {
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                for (int index = from; index < to; index++) AttentionSoftmax(index, seq, pHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionSoftmax(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p)
+            {
+                int i = index.X % seq;
+                long o = (long)index.X * seq;
+                float max = p[o];
+                for (int j = 1; j <= i; j++) max = max < p[o + j] ? p[o + j] : max; // a select: PTX's max drops NaNs (GL0030)
+                float sum = 0;
+                for (int j = 0; j <= i; j++)
+                {
+                    float e = global::System.MathF.Exp(p[o + j] - max);
+                    p[o + j] = e;
+                    sum += e;
+                }
+                for (int j = 0; j <= i; j++) p[o + j] /= sum;
+            }
+
+            /// <summary>Runs <see cref="Kernels.AttentionSoftmaxBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void AttentionSoftmaxBackward(int from, int to, int seq, ArrayView<float> p, ArrayView<float> dp)
+            {
+                var pHost = new global::GateLoop.Runtime.HostView<float>(p);
+                var dpHost = new global::GateLoop.Runtime.HostView<float>(dp);
+                for (int index = from; index < to; index++) AttentionSoftmaxBackward(index, seq, pHost, dpHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void AttentionSoftmaxBackward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> p, global::GateLoop.Runtime.HostView<float> dp)
+            {
+                int i = index.X % seq;
+                long o = (long)index.X * seq;
+                float dot = 0;
+                for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
+                for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
             }
 
             /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
