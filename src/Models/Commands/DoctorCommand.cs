@@ -16,7 +16,7 @@ static class DoctorCommand
     {
         var device = new Option<string>("--device")
         {
-            Description = "the device to check against the host backend: cuda, ilgpu-cpu, or auto (cuda when present, else ilgpu-cpu)",
+            Description = "the device to check against the host backend: cuda, cuda-sim (the PTX simulator), ilgpu-cpu, or auto (cuda when present, else ilgpu-cpu)",
             DefaultValueFactory = _ => "auto",
         };
         var model = new Option<string?>("--model") { Description = "one model or layer to check (default: every model and layer)" };
@@ -29,7 +29,7 @@ static class DoctorCommand
         {
             string name = parse.GetValue(device)!;
             if (name == "cpu")
-                throw new UserInputException("doctor compares a device with the host backend, and cpu is that backend; use --device cuda or ilgpu-cpu");
+                throw new UserInputException("doctor compares a device with the host backend, and cpu is that backend; use --device cuda, cuda-sim or ilgpu-cpu");
             string? only = parse.GetValue(model);
             // Each check builds the model on both sides; its type names the kernels the PTX audit compiles.
             var checks = Catalog.All.Where(e => only is null || e.Name == only).Select(e => (e.Name, Check(e.Name, e.Create, DeviceCheck.Model)))
@@ -41,6 +41,8 @@ static class DoctorCommand
             bool asJson = parse.GetValue(json);
             var log = asJson ? TextWriter.Null : Console.Out;
             using var dev = name == "auto" ? AutoDevice() : Device.Create(name);
+            // The simulator also checks each launch against its host entry, so a fault names its kernel and PTX line.
+            if (dev is SimulatedCudaDevice simulator) simulator.CompareWithHost = true;
             using var host = Device.Create("cpu");
             using var audit = new PtxAudit();
             log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}; against the host backend");

@@ -22,6 +22,13 @@ internal enum PtxAtomic : byte { None, Add, Cas, Exch, Min, Max }
 /// <summary>The part of a multiplication kept: the low half (same width), the high half, or the whole (twice the width).</summary>
 internal enum PtxHalf : byte { None, Lo, Hi, Wide }
 
+/// <summary>Forms the machine runs in a tight loop over the lanes, decided once when the kernel is decoded.</summary>
+internal enum PtxFast : byte
+{
+    None, Mov32, Mov64, AddF32, SubF32, MulF32, FmaF32, Add32, Sub32, MulLo32, MadLo32, Add64, Sub64, MulLo64, MadLo64,
+    MulWideU32, MulWideS32, CvtS64S32, CvtU64U32, SetpS32, SetpS64, SetpF32,
+}
+
 /// <summary>What the simulator's counters call an instruction's class (see <see cref="LaunchCounters"/>).</summary>
 public enum InstructionClass
 {
@@ -84,6 +91,8 @@ internal struct PtxInstruction
     public PtxHalf Half;
     public bool Ftz, Sat, Approx, Uniform;
     public bool DenormalConstant;   // an f32/f64 operand is a denormal immediate
+    public PtxFast Fast;
+    public bool MayHazard;          // an operation whose operands can make PTX differ from .NET (see PtxMachine.Hazard)
     public InstructionClass Class;
     public int D, A, B, C, P;       // destination, sources, predicate source (selp, setp's combine)
     public bool PNegated;
@@ -120,6 +129,40 @@ internal static class PtxDecoder
         PtxOp.Mad or PtxOp.Fma => 3,
         _ => 2,
     };
+
+    /// <summary>The tight-loop form of a decoded instruction, if it has one.</summary>
+    public static PtxFast FastForm(in PtxInstruction ins)
+    {
+        var t = ins.Type;
+        bool plainFloat = t is { Kind: PtxKind.Float, Bits: 32 } && !ins.Ftz && !ins.Sat && ins.Rounding is PtxRounding.None or PtxRounding.Rn && !ins.DenormalConstant;
+        bool int32 = t.Kind is PtxKind.Bits or PtxKind.Signed or PtxKind.Unsigned && t.Bits == 32;
+        bool int64 = t.Kind is PtxKind.Bits or PtxKind.Signed or PtxKind.Unsigned && t.Bits == 64;
+        return ins.Op switch
+        {
+            PtxOp.Mov when t.Bits == 32 && !ins.DenormalConstant => PtxFast.Mov32,
+            PtxOp.Mov when t.Bits == 64 && !ins.DenormalConstant => PtxFast.Mov64,
+            PtxOp.Add when plainFloat => PtxFast.AddF32,
+            PtxOp.Sub when plainFloat => PtxFast.SubF32,
+            PtxOp.Mul when plainFloat => PtxFast.MulF32,
+            PtxOp.Fma or PtxOp.Mad when plainFloat => PtxFast.FmaF32,
+            PtxOp.Add when int32 => PtxFast.Add32,
+            PtxOp.Sub when int32 => PtxFast.Sub32,
+            PtxOp.Mul when int32 && ins.Half == PtxHalf.Lo => PtxFast.MulLo32,
+            PtxOp.Mad when int32 && ins.Half == PtxHalf.Lo => PtxFast.MadLo32,
+            PtxOp.Add when int64 => PtxFast.Add64,
+            PtxOp.Sub when int64 => PtxFast.Sub64,
+            PtxOp.Mul when int64 && ins.Half == PtxHalf.Lo => PtxFast.MulLo64,
+            PtxOp.Mad when int64 && ins.Half == PtxHalf.Lo => PtxFast.MadLo64,
+            PtxOp.Mul when ins.Half == PtxHalf.Wide && t is { Kind: PtxKind.Unsigned, Bits: 32 } => PtxFast.MulWideU32,
+            PtxOp.Mul when ins.Half == PtxHalf.Wide && t is { Kind: PtxKind.Signed, Bits: 32 } => PtxFast.MulWideS32,
+            PtxOp.Cvt when t is { Kind: PtxKind.Signed, Bits: 64 } && ins.SourceType is { Kind: PtxKind.Signed, Bits: 32 } && !ins.Sat => PtxFast.CvtS64S32,
+            PtxOp.Cvt when t is { Kind: PtxKind.Unsigned, Bits: 64 } && ins.SourceType is { Kind: PtxKind.Unsigned, Bits: 32 } && !ins.Sat => PtxFast.CvtU64U32,
+            PtxOp.Setp when ins.Combine == PtxCombine.None && t is { Kind: PtxKind.Signed, Bits: 32 } && ins.Compare <= PtxCompare.Ge => PtxFast.SetpS32,
+            PtxOp.Setp when ins.Combine == PtxCombine.None && t is { Kind: PtxKind.Signed, Bits: 64 } && ins.Compare <= PtxCompare.Ge => PtxFast.SetpS64,
+            PtxOp.Setp when ins.Combine == PtxCombine.None && t is { Kind: PtxKind.Float, Bits: 32 } && !ins.Ftz && ins.Compare <= PtxCompare.Ge => PtxFast.SetpF32,
+            _ => PtxFast.None,
+        };
+    }
 
     public static void Opcode(ref PtxInstruction ins, string opcode, Func<string, PtxFault> fault)
     {

@@ -362,6 +362,9 @@ public sealed class PtxKernel
                     if (arity > 2) ins.C = Source(line, operands[3], ins.Wide ? type.Widened() : type);
                     break;
             }
+            ins.Fast = PtxDecoder.FastForm(ins);
+            ins.MayHazard = ins.DenormalConstant || ins.Op is PtxOp.CopySign || ins.Op is PtxOp.Min or PtxOp.Max && type.IsFloat
+                || ins.Op == PtxOp.Shr && type.Kind == PtxKind.Signed;
             return ins;
         }
     }

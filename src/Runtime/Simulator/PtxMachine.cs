@@ -77,6 +77,7 @@ public static unsafe class PtxMachine
         readonly uint[] live, waiting, present;
         readonly int warps;
         readonly ulong[] sectors = new ulong[2 * WarpSize];
+        int lastRegion;
         long blockIndex;
         public readonly LaunchCounters Counters = new();
 
@@ -208,13 +209,14 @@ public static unsafe class PtxMachine
             {
                 uint runnable = live[w] & ~waiting[w];
                 if (runnable == 0) return;
+                // The lowest instruction any runnable lane is at, and the lanes there.
                 int at = int.MaxValue;
-                for (uint m = runnable; m != 0; m &= m - 1) at = Math.Min(at, pc[BitOperations.TrailingZeroCount(m)]);
                 uint mask = 0;
                 for (uint m = runnable; m != 0; m &= m - 1)
                 {
-                    int lane = BitOperations.TrailingZeroCount(m);
-                    if (pc[lane] == at) mask |= 1u << lane;
+                    int lane = BitOperations.TrailingZeroCount(m), p = pc[lane];
+                    if (p < at) (at, mask) = (p, 1u << lane);
+                    else if (p == at) mask |= 1u << lane;
                 }
                 if (at >= code.Length) throw Fault(w, BitOperations.TrailingZeroCount(mask), code.Length - 1, "ran past the kernel's last instruction without ret");
                 for (uint m = mask; m != 0; m &= m - 1) done[BitOperations.TrailingZeroCount(m)]++;
@@ -245,6 +247,12 @@ public static unsafe class PtxMachine
                 }
             }
             int next = at + 1;
+            if (ins.Fast != PtxFast.None)
+            {
+                Fast(ins, r, active);
+                Advance(pc, mask, next);
+                return;
+            }
             switch (ins.Op)
             {
                 case PtxOp.Bra:
@@ -316,7 +324,7 @@ public static unsafe class PtxMachine
                         ulong a = r[ins.A * WarpSize + lane];
                         ulong b = ins.B >= 0 ? r[ins.B * WarpSize + lane] : 0;
                         ulong c = ins.C >= 0 ? r[ins.C * WarpSize + lane] : 0;
-                        if (Hazard(ins, a, b) is { } hazard) Counters.Hazards.TryAdd(ins.Line + 1, hazard);
+                        if (ins.MayHazard && Hazard(ins, a, b) is { } hazard) Counters.Hazards.TryAdd(ins.Line + 1, hazard);
                         r[ins.D * WarpSize + lane] = Evaluate(ins, a, b, c);
                     }
                     break;
@@ -325,6 +333,53 @@ public static unsafe class PtxMachine
         }
 
         int lane; // the lane being evaluated, for a fault's message
+
+        // The common forms in tight loops over the active lanes; the same semantics as PtxArithmetic's general path.
+        static void Fast(in PtxInstruction ins, ulong[] r, uint active)
+        {
+            int d = ins.D * WarpSize, a = ins.A * WarpSize, b = ins.B * WarpSize, c = ins.C * WarpSize;
+            for (uint m = active; m != 0; m &= m - 1)
+            {
+                int l = BitOperations.TrailingZeroCount(m);
+                r[d + l] = ins.Fast switch
+                {
+                    PtxFast.Mov32 => r[a + l] & 0xFFFFFFFF,
+                    PtxFast.Mov64 => r[a + l],
+                    PtxFast.AddF32 => Bits(F32(r[a + l]) + F32(r[b + l])),
+                    PtxFast.SubF32 => Bits(F32(r[a + l]) - F32(r[b + l])),
+                    PtxFast.MulF32 => Bits(F32(r[a + l]) * F32(r[b + l])),
+                    PtxFast.FmaF32 => Bits(MathF.FusedMultiplyAdd(F32(r[a + l]), F32(r[b + l]), F32(r[c + l]))),
+                    PtxFast.Add32 => (uint)r[a + l] + (uint)r[b + l],
+                    PtxFast.Sub32 => (uint)r[a + l] - (uint)r[b + l],
+                    PtxFast.MulLo32 => (uint)r[a + l] * (uint)r[b + l],
+                    PtxFast.MadLo32 => (uint)r[a + l] * (uint)r[b + l] + (uint)r[c + l],
+                    PtxFast.Add64 => r[a + l] + r[b + l],
+                    PtxFast.Sub64 => r[a + l] - r[b + l],
+                    PtxFast.MulLo64 => r[a + l] * r[b + l],
+                    PtxFast.MadLo64 => r[a + l] * r[b + l] + r[c + l],
+                    PtxFast.MulWideU32 => (ulong)(uint)r[a + l] * (uint)r[b + l],
+                    PtxFast.MulWideS32 => (ulong)((long)(int)(uint)r[a + l] * (int)(uint)r[b + l]),
+                    PtxFast.CvtS64S32 => (ulong)(long)(int)(uint)r[a + l],
+                    PtxFast.CvtU64U32 => r[a + l] & 0xFFFFFFFF,
+                    PtxFast.SetpS32 => Holds(ins.Compare, ((int)(uint)r[a + l]).CompareTo((int)(uint)r[b + l])),
+                    PtxFast.SetpS64 => Holds(ins.Compare, ((long)r[a + l]).CompareTo((long)r[b + l])),
+                    _ => OrderedHolds(ins.Compare, F32(r[a + l]), F32(r[b + l])),
+                };
+            }
+        }
+
+        static ulong Holds(PtxCompare cmp, int order) => cmp switch
+        {
+            PtxCompare.Eq => order == 0 ? 1UL : 0,
+            PtxCompare.Ne => order != 0 ? 1UL : 0,
+            PtxCompare.Lt => order < 0 ? 1UL : 0,
+            PtxCompare.Le => order <= 0 ? 1UL : 0,
+            PtxCompare.Gt => order > 0 ? 1UL : 0,
+            _ => order >= 0 ? 1UL : 0,
+        };
+
+        // The ordered comparisons: false when either is NaN.
+        static ulong OrderedHolds(PtxCompare cmp, float x, float y) => float.IsNaN(x) || float.IsNaN(y) ? 0 : Holds(cmp, x < y ? -1 : x > y ? 1 : 0);
 
         // Where this thread's PTX computes what .NET would not (see LaunchCounters.Hazards).
         static string? Hazard(in PtxInstruction ins, ulong a, ulong b)
@@ -412,7 +467,9 @@ public static unsafe class PtxMachine
 
         ref byte Global(int w, int lane, int at, in PtxInstruction ins, ulong address, int size)
         {
-            // The last region starting at or before the address must hold the whole access.
+            // The last region starting at or before the address must hold the whole access; the last one hit first.
+            var last = regions.Length > 0 ? regions[lastRegion] : default;
+            if (address >= last.Start && address + (ulong)size <= last.Start + (ulong)last.Bytes) return ref *(byte*)address;
             int lo = 0, hi = regions.Length - 1, found = -1;
             while (lo <= hi)
             {
@@ -421,7 +478,10 @@ public static unsafe class PtxMachine
                 else hi = mid - 1;
             }
             if (found >= 0 && address + (ulong)size <= regions[found].Start + (ulong)regions[found].Bytes)
+            {
+                lastRegion = found;
                 return ref *(byte*)address;
+            }
             string near = found >= 0
                 ? $"{address - regions[found].Start} bytes into {regions[found].Name}, which holds {regions[found].Bytes}"
                 : regions.Length > 0 ? $"{regions[0].Start - address} bytes before {regions[0].Name}" : "the launch has no buffers";
