@@ -9,7 +9,7 @@ static class Common
 {
     public static Option<string> Device() => new("--device")
     {
-        Description = "cpu (host backend), cuda, ilgpu-cpu (kernel validation only, very slow) or auto",
+        Description = "cpu (host backend), cuda, cuda-sim (the PTX simulator: kernel checks and counts, very slow), ilgpu-cpu (kernel validation only, very slow) or auto",
         DefaultValueFactory = _ => "auto",
     };
 

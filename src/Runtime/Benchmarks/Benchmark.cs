@@ -59,9 +59,12 @@ public static class Benchmark
         double stepSeconds = clock.Elapsed.TotalSeconds / o.Steps, trainRate = (double)o.Batch * o.SeqLen * o.GradAccum / stepSeconds;
         log.WriteLine($"train    {trainRate,10:N0} tokens/s   {stepSeconds * 1000:F0} ms per step of {o.GradAccum} × {o.Batch} × {o.SeqLen} tokens");
 
+        var simulator = device as SimulatedCudaDevice;
+        simulator?.ResetCounters();
         var profile = device.Profile = new Profile();
         Step();
         device.Profile = null;
+        var stepCounts = simulator is null ? null : Counts(simulator, $"simulated, one training step of {o.GradAccum} × {o.Batch} × {o.SeqLen} tokens", 1, log);
         // What a training step holds, before generation re-plans the activations for one sequence.
         long activationBytes = net.ActivationBytes, managedBytes = GC.GetTotalMemory(forceFullCollection: false);
         long parameterBytes = 2 * net.ParameterCount * sizeof(float), optimizerBytes = 2 * net.ParameterCount * sizeof(float);
@@ -79,6 +82,7 @@ public static class Benchmark
         net.UseWeights(o.Weights);
         string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
+        Dictionary<string, object>? tokenCounts = null;
         if (o.Generate > 0)
         {
             var prompt = Enumerable.Range(0, o.Generate).Select(_ => rng.NextInt(net.Vocabulary)).ToArray();
@@ -97,6 +101,14 @@ public static class Benchmark
                 device.Profile = null;
                 log.WriteLine($"  generation, per kernel ({o.Generate}-byte prompt and {o.Generate} steps):");
                 ListKernels(generation);
+            }
+            if (simulator is not null)
+            {
+                net.ResetState(1);
+                net.Continue(prompt, prompt.Length);
+                simulator.ResetCounters();
+                for (int t = 0; t < o.Generate; t++) net.Step([prompt[t]]);
+                tokenCounts = Counts(simulator, $"simulated, per generated token (mean of {o.Generate} steps)", o.Generate, log);
             }
             log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
                 $"{weights} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
@@ -119,6 +131,8 @@ public static class Benchmark
             ["phase_ms"] = profile.ByPhase,
             ["loss"] = firstLoss,
             ["grad_norm"] = firstNorm,
+            ["simulated_step"] = stepCounts,
+            ["simulated_token"] = tokenCounts,
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
             ["tf32"] = device.AllowTf32,
@@ -176,6 +190,38 @@ public static class Benchmark
             ["config"] = new Dictionary<string, object> { ["model"] = name, ["batch"] = 1, ["seq_len"] = seq, ["hyperparameters"] = layer.Configuration },
         };
     }
+
+    /// <summary>
+    /// The PTX simulator's raw counts since its last reset, per kernel and in total, divided by
+    /// <paramref name="per"/> (steps or tokens), as a table in the log and as the JSON report's object.
+    /// </summary>
+    static Dictionary<string, object> Counts(SimulatedCudaDevice simulator, string title, int per, TextWriter log)
+    {
+        var total = new LaunchCounters();
+        foreach (var c in simulator.Counters.Values) total.Add(c);
+        log.WriteLine($"  {title}: {total.Launches / (double)per:N1} launches; per kernel: launches, threads, warp instructions " +
+            "(int / fp32 / fp64 / special / memory / control), global bytes asked for and 32-byte sectors touched, shared bytes, longest thread's instructions");
+        var kernels = new Dictionary<string, object>();
+        foreach (var (name, c) in simulator.Counters.OrderByDescending(k => k.Value.TotalWarpInstructions).Append(new("total", total)))
+        {
+            string classes = string.Join(" / ", c.WarpInstructions.Select(n => Short(n / (double)per)));
+            log.WriteLine($"    {name,-28} {c.Launches / (double)per,7:N1} {Short(c.Threads / (double)per),7} {classes,-44} {Short(c.GlobalBytes / (double)per),7} B {Short(c.GlobalSectors / (double)per),7} sectors {Short(c.SharedBytes / (double)per),7} B {c.LongestThread,9:N0}");
+            kernels[name] = new Dictionary<string, object>
+            {
+                ["launches"] = c.Launches / (double)per,
+                ["threads"] = c.Threads / (double)per,
+                ["warp_instructions"] = Enum.GetValues<InstructionClass>().ToDictionary(k => k.ToString().ToLowerInvariant(), k => c.WarpInstructions[(int)k] / (double)per),
+                ["global_bytes"] = c.GlobalBytes / (double)per,
+                ["global_sectors"] = c.GlobalSectors / (double)per,
+                ["shared_bytes"] = c.SharedBytes / (double)per,
+                ["longest_thread_instructions"] = c.LongestThread,
+            };
+        }
+        return kernels;
+    }
+
+    // 1234567 → "1.23M": counts span nine orders of magnitude.
+    static string Short(double v) => v >= 1e9 ? $"{v / 1e9:F2}G" : v >= 1e6 ? $"{v / 1e6:F2}M" : v >= 1e3 ? $"{v / 1e3:F1}k" : $"{v:F0}";
 
     static string MiB(long bytes) => $"{bytes / (1024.0 * 1024):N0} MiB";
 }
