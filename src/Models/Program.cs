@@ -8,6 +8,9 @@ namespace GateLoop.Models;
 /// <summary>The <c>gateloop</c> command line: train, evaluate, sample and time the declared models.</summary>
 static class Program
 {
+    // Errors of a rank other than 0 of a job say which rank they come from.
+    static string Rank => Launch.FromEnvironment() is { Rank: > 0 } launch ? $"rank {launch.Rank}: " : "";
+
     static int Main(string[] args)
     {
         var root = new RootCommand("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
@@ -43,14 +46,16 @@ static class Program
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
-        catch (Exception e) when (e is UserInputException or DeviceUnavailableException)
+        catch (Exception e) when (e is UserInputException or DeviceUnavailableException or WorldException)
         {
-            Console.Error.WriteLine($"gateloop: {e.Message}");
+            // Of a refusal every rank makes alike, rank 0's line is enough.
+            if (e is WorldException { EveryRank: true } && Rank.Length > 0) return 2;
+            Console.Error.WriteLine($"gateloop: {Rank}{e.Message}");
             return 2;
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("GATELOOP_DEBUG") is null)
         {
-            Console.Error.WriteLine($"gateloop: unexpected error ({e.GetType().Name}): {e.Message}; set GATELOOP_DEBUG=1 for details");
+            Console.Error.WriteLine($"gateloop: {Rank}unexpected error ({e.GetType().Name}): {e.Message}; set GATELOOP_DEBUG=1 for details");
             return 1;
         }
     }
