@@ -43,14 +43,15 @@ public sealed record CheckpointConfig
     /// × <see cref="WorldSize"/> sequences, drawn from one stream) shared out again, so the run goes on with the same data
     /// and the same steps, up to the order of the sums.
     /// </summary>
-    /// <exception cref="UserInputException">The global batch does not divide evenly over <paramref name="ranks"/>.</exception>
+    /// <exception cref="WorldException">The global batch does not divide evenly over <paramref name="ranks"/>.</exception>
     public TrainOptions ResumeOn(TrainOptions options, int ranks, string directory)
     {
         long global = (long)options.Batch * WorldSize;
+        // Only several ranks can fail this, and every one of them alike: rank 0 reports it.
         if (global % ranks != 0)
-            throw new UserInputException(
+            throw new WorldException(
                 $"checkpoint '{directory}' was trained with a global batch of {global} sequences ({WorldSize} × --batch {options.Batch}), which {ranks} ranks cannot share evenly; " +
-                $"resume on a number of ranks that divides {global}");
+                $"resume on a number of ranks that divides {global}", everyRank: true);
         return options with { Batch = (int)(global / ranks) };
     }
 
