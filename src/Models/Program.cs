@@ -13,6 +13,9 @@ static class Program
 
     static int Main(string[] args)
     {
+        // mpirun gives a rank's output a pseudo-terminal that ends in a log or a pipe: without a terminal type, .NET does
+        // not start it with the keypad escape sequence (ESC [?1h ESC =), which would come before a --json object.
+        if (Launch.FromEnvironment().Variable.Length > 0) Environment.SetEnvironmentVariable("TERM", "dumb");
         var root = new RootCommand("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
         {
             ModelsCommand.Create(),
