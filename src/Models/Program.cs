@@ -51,8 +51,13 @@ static class Program
         }
         catch (Exception e) when (e is UserInputException or DeviceUnavailableException or WorldException)
         {
-            // Of a refusal every rank makes alike, rank 0's line is enough.
-            if (e is WorldException { EveryRank: true } && Rank.Length > 0) return 2;
+            // Of a refusal every rank makes alike, rank 0's line is enough. The others leave a little later: a launcher
+            // ends the job at the first failed rank, and rank 0's line could be lost if that were another.
+            if (e is WorldException { EveryRank: true } && Rank.Length > 0)
+            {
+                Thread.Sleep(TimeSpan.FromSeconds(5));
+                return 2;
+            }
             Console.Error.WriteLine($"gateloop: {Rank}{e.Message}");
             return 2;
         }
