@@ -117,11 +117,12 @@ public sealed class DistributedTests(DistributedFixture fixture, ITestOutputHelp
     static readonly TimeSpan Limit = TimeSpan.FromMinutes(3);
 
     // Each Adam step moves a weight by at most about the learning rate, and summing the gradients in another order
-    // changes them by float rounding only, which the step's normalization m/√v passes on relatively (measured: 1.6e-4 of
-    // lr × steps after 6 steps). A thousandth of the largest possible movement leaves room for that and is still far
-    // below what a wrong share of the batch or a bucket left unreduced moves (checked: one process with the per-rank
-    // batch differs by far more).
-    const double WeightTolerance = 1e-3 * DistributedFixture.LearningRate * DistributedFixture.Steps;
+    // changes them by float rounding only, which the step's normalization m/√v passes on relatively; the largest weight
+    // difference after 6 steps was 1.6e-4 and 3.4e-4 of lr × steps on two corpora (this one the second). Two thousandths
+    // of the largest possible movement leave room for that and for other CPUs' GEMM kernels, and are still far below what
+    // a wrong share of the batch or a bucket left unreduced moves (checked: one process with the per-rank batch differs
+    // by more than 20 times as much).
+    const double WeightTolerance = 2e-3 * DistributedFixture.LearningRate * DistributedFixture.Steps;
 
     CliResult Log(CliResult result)
     {
@@ -210,7 +211,9 @@ public sealed class DistributedTests(DistributedFixture fixture, ITestOutputHelp
         // The tolerance can fail: one process with only the per-rank batch trains another model.
         var half = fixture.Once("half", dir => Log(Cli.Run(fixture.Root, fixture.Train(dir), Limit)));
         Succeeded(half);
-        Assert.True(MaxDifference(Weights(Dir("half")), Weights(Dir("two"))) > 100 * WeightTolerance, "the tolerance does not tell a per-rank batch from the global one");
+        double other = MaxDifference(Weights(Dir("half")), Weights(Dir("two")));
+        output.WriteLine($"max |weight difference| from one process with the per-rank batch: {other:G3}");
+        Assert.True(other > 20 * WeightTolerance, $"the tolerance does not tell a per-rank batch from the global one ({other:G3})");
     }
 
     [OpenMpiFact]
