@@ -8,8 +8,14 @@ namespace GateLoop.Models;
 /// <summary>The <c>gateloop</c> command line: train, evaluate, sample and time the declared models.</summary>
 static class Program
 {
+    // Errors of a rank other than 0 of a job say which rank they come from.
+    static string Rank => Launch.FromEnvironment() is { Rank: > 0 } launch ? $"rank {launch.Rank}: " : "";
+
     static int Main(string[] args)
     {
+        // mpirun gives a rank's output a pseudo-terminal that ends in a log or a pipe: without a terminal type, .NET does
+        // not start it with the keypad escape sequence (ESC [?1h ESC =), which would come before a --json object.
+        if (Launch.FromEnvironment().Variable.Length > 0) Environment.SetEnvironmentVariable("TERM", "dumb");
         var root = new RootCommand("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
         {
             ModelsCommand.Create(),
@@ -43,14 +49,21 @@ static class Program
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
-        catch (Exception e) when (e is UserInputException or DeviceUnavailableException)
+        catch (Exception e) when (e is UserInputException or DeviceUnavailableException or WorldException)
         {
-            Console.Error.WriteLine($"gateloop: {e.Message}");
+            // Of a refusal every rank makes alike, rank 0's line is enough. The others leave a little later: a launcher
+            // ends the job at the first failed rank, and rank 0's line could be lost if that were another.
+            if (e is WorldException { EveryRank: true } && Rank.Length > 0)
+            {
+                Thread.Sleep(TimeSpan.FromSeconds(5));
+                return 2;
+            }
+            Console.Error.WriteLine($"gateloop: {Rank}{e.Message}");
             return 2;
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("GATELOOP_DEBUG") is null)
         {
-            Console.Error.WriteLine($"gateloop: unexpected error ({e.GetType().Name}): {e.Message}; set GATELOOP_DEBUG=1 for details");
+            Console.Error.WriteLine($"gateloop: {Rank}unexpected error ({e.GetType().Name}): {e.Message}; set GATELOOP_DEBUG=1 for details");
             return 1;
         }
     }

@@ -20,7 +20,8 @@ public static class Cli
     /// <summary>The binary under test.</summary>
     public static string DllPath { get; } = Path.Combine(AppContext.BaseDirectory, "gateloop.dll");
 
-    static string Host =>
+    /// <summary>The <c>dotnet</c> host that runs the binary.</summary>
+    public static string Host =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 
     /// <summary>
@@ -52,11 +53,15 @@ public static class Cli
     public static CliResult Dotnet(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null) =>
         Exec(Host, workingDirectory, args, timeout);
 
-    /// <summary>Runs the program <paramref name="fileName"/> the same way (an installed tool's shim).</summary>
-    public static CliResult Exec(string fileName, string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null)
+    /// <summary>
+    /// Runs the program <paramref name="fileName"/> the same way (an installed tool's shim, a launcher), with
+    /// <paramref name="environment"/> added to its environment.
+    /// </summary>
+    public static CliResult Exec(string fileName, string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var list = args.ToList();
-        var info = StartInfo(fileName, workingDirectory, list);
+        var info = StartInfo(fileName, workingDirectory, list, environment);
         string commandLine = string.Join(" ", list.Skip(list.IndexOf(DllPath) + 1)
             .Select(a => a.Length == 0 || a.Contains(' ') ? $"\"{a}\"" : a));
         var clock = Stopwatch.StartNew();
@@ -79,7 +84,7 @@ public static class Cli
     }
 
     // Every stream redirected, arguments passed as given.
-    static ProcessStartInfo StartInfo(string fileName, string workingDirectory, IEnumerable<string> args)
+    static ProcessStartInfo StartInfo(string fileName, string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -93,6 +98,7 @@ public static class Cli
         foreach (var arg in args) info.ArgumentList.Add(arg);
         // The CLI prints stack traces only with GATELOOP_DEBUG; the tests check what a user sees without it.
         info.Environment.Remove("GATELOOP_DEBUG");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         return info;
     }
 
@@ -103,6 +109,14 @@ public static class Cli
         var list = args.ToList();
         var info = StartInfo(Host, workingDirectory, [DllPath, .. list]);
         return new RunningCli(Process.Start(info) ?? throw new InvalidOperationException($"could not start {Host}"), string.Join(" ", list));
+    }
+
+    /// <summary>Starts the program <paramref name="fileName"/> (a launcher) as <see cref="Exec"/> runs it, and leaves it running.</summary>
+    public static RunningCli StartExec(string fileName, string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var list = args.ToList();
+        var info = StartInfo(fileName, workingDirectory, list, environment);
+        return new RunningCli(Process.Start(info) ?? throw new InvalidOperationException($"could not start {fileName}"), string.Join(" ", list));
     }
 
     /// <summary>Runs and asserts exit code 0.</summary>

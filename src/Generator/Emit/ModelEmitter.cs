@@ -149,11 +149,15 @@ namespace GateLoop.Generator.Emit
             w.Line("// Head: dX = ∂L/∂X[2·Depth].");
             var schedule = Schedule();
             foreach (var op in graph.Head.Reverse()) op.Backward(schedule);
+            // The parameters lie globals, layers, head: each part's gradients are final once its ops' backwards have run.
+            w.Line("ReportGradientsReady(LayerStart + Depth * LayerStride);");
             w.Open("for (int l = Depth - 1; l >= 0; l--)");
             w.Line("long p = LayerStart + l * LayerStride;");
             foreach (var op in graph.Layer.Reverse()) op.Backward(schedule);
+            w.Line("ReportGradientsReady(p);");
             w.Close();
             foreach (var op in graph.Global.Reverse()) op.Backward(schedule);
+            w.Line("ReportGradientsReady(0);");
             w.Close().Line();
         }
     }

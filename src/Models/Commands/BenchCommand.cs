@@ -17,6 +17,11 @@ static class BenchCommand
         var seq = new Option<int>("--seq-len") { Description = "sequence length", DefaultValueFactory = _ => 256 };
         var steps = new Option<int>("--steps") { Description = "timed training steps after one warm-up step", DefaultValueFactory = _ => 3 };
         var generate = new Option<int>("--generate") { Description = "bytes generated after a prompt of the same length (0: skip)", DefaultValueFactory = _ => 128 };
+        var bucket = new Option<double>("--bucket-mb")
+        {
+            Description = "launched on several ranks (mpirun, srun): megabytes of gradients per all-reduce during the backward; the bench also times them after it",
+            DefaultValueFactory = _ => new TrainOptions().BucketMegabytes,
+        };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var kernels = new Option<bool>("--kernels") { Description = "also list the time of every kernel" };
         var device = Common.Device();
@@ -26,13 +31,16 @@ static class BenchCommand
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, noCheck,
+            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, noCheck, bucket,
         };
         command.SetAction(parse =>
         {
             var options = new BenchOptions(parse.GetValue(batch), parse.GetValue(accum), parse.GetValue(seq), parse.GetValue(steps),
-                parse.GetValue(generate), parse.GetValue(kernels), Common.WeightFormatOf(parse.GetValue(weights)!));
+                parse.GetValue(generate), parse.GetValue(kernels), Common.WeightFormatOf(parse.GetValue(weights)!), parse.GetValue(bucket));
             options.Validate();
+            // Under a launcher, every rank times its share and rank 0 reports for the job.
+            using var world = Communicator.FromEnvironment();
+            if (!world.IsRoot) Console.SetOut(TextWriter.Null);
             bool asJson = parse.GetValue(json);
             var log = asJson ? TextWriter.Null : Console.Out;
             var entry = Catalog.Layers.FirstOrDefault(l => l.Name == parse.GetValue(model));
@@ -42,6 +50,7 @@ static class BenchCommand
             Dictionary<string, object?> report;
             if (entry is not null)
             {
+                if (world.Size > 1) throw new UserInputException($"{entry.Name} is a layer, which is benchmarked in one process; run it without mpirun");
                 if (Common.Given(parse, weights)) throw new UserInputException($"--weights times generation, which {entry.Name} (a layer) has none of; leave it out");
                 using var layer = entry.Create(dev);
                 layer.Initialize(0);
@@ -57,8 +66,10 @@ static class BenchCommand
                 log.WriteLine($"model  {found.Name}: {found.Description}, {net.ParameterCount:N0} parameters");
                 log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
                 if (!parse.GetValue(noCheck)) Common.CheckDevice(net, found.Name, found.Create, DeviceCheck.Model, "bench", log);
-                report = Benchmark.Model(net, found.Name, options, log);
+                if (world.Size > 1) log.WriteLine($"world  {world.Size} ranks, {world.Description}, --batch {options.Batch} on each");
+                report = Benchmark.Model(net, found.Name, options, log, world);
             }
+            world.Close();
             if (asJson) Console.WriteLine(JsonSerializer.Serialize(report));
             return 0;
         });

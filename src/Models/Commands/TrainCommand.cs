@@ -27,6 +27,11 @@ static class TrainCommand
         var length = new Option<int>("--generate-length") { Description = "bytes per sample", DefaultValueFactory = _ => defaults.GenerateLength };
         var output = new Option<string>("--out") { Description = "directory for checkpoints, metrics.jsonl and loss.png", DefaultValueFactory = _ => "runs/latest" };
         var resume = new Option<string?>("--resume") { Description = "checkpoint directory to continue from (its options are reused; --steps may raise the total)" };
+        var bucket = new Option<double>("--bucket-mb")
+        {
+            Description = "launched on several ranks (mpirun, srun): megabytes of gradients per all-reduce started during the backward (0: all after it)",
+            DefaultValueFactory = _ => defaults.BucketMegabytes,
+        };
         var init = new Option<string?>("--init") { Description = "start a new run from the weights of a checkpoint directory (ours, or a PyTorch model saved as one) instead of a random initialization" };
         var device = Common.Device();
         var tf32 = Common.Tf32();
@@ -34,10 +39,13 @@ static class TrainCommand
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("train", "train a model on a text file (enwik8 or any file)")
         {
-            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, device, tf32, seed, noCheck,
+            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, bucket, device, tf32, seed, noCheck,
         };
         command.SetAction(parse =>
         {
+            // A world of one unless a launcher started this process as a rank; the others print nothing but errors.
+            using var world = Communicator.FromEnvironment();
+            if (!world.IsRoot) Console.SetOut(TextWriter.Null);
             string? resumeFrom = parse.GetValue(resume);
             if (resumeFrom is not null && parse.GetValue(init) is not null)
                 throw new UserInputException("--init starts a new run from a checkpoint's weights and --resume continues one; pass only one");
@@ -48,7 +56,7 @@ static class TrainCommand
                 SeqLen = parse.GetValue(seq), LearningRate = parse.GetValue(lr), WeightDecay = parse.GetValue(decay),
                 Clip = parse.GetValue(clip), ValidateEvery = parse.GetValue(validate), GenerateEvery = parse.GetValue(generate),
                 CheckpointEvery = parse.GetValue(checkpoint), PrimeLength = parse.GetValue(prime),
-                GenerateLength = parse.GetValue(length), Seed = parse.GetValue(seed),
+                GenerateLength = parse.GetValue(length), Seed = parse.GetValue(seed), BucketMegabytes = parse.GetValue(bucket),
             };
             string? dataPath = parse.GetValue(data), entryName = parse.GetValue(dataEntry);
             if (resumeFrom is not null)
@@ -56,6 +64,9 @@ static class TrainCommand
                 // A resumed run continues with the options it was started with; only the step total may change.
                 var config = Checkpoint.ReadConfig(resumeFrom);
                 options = (config.Options ?? options) with { Steps = !Common.Given(parse, steps) ? (config.Options?.Steps ?? options.Steps) : options.Steps };
+                options = config.ResumeOn(options, world.Size, resumeFrom);
+                if (config.WorldSize != world.Size)
+                    Console.WriteLine($"resuming a run of {config.WorldSize} rank(s) on {world.Size}: --batch {options.Batch} on each keeps its global batch of {options.Batch * world.Size} sequences");
                 if (!Common.Given(parse, model)) modelName = config.Model;
                 (dataPath, entryName) = Common.DataOf(dataPath, entryName, config);
                 if (config.Step >= options.Steps)
@@ -69,7 +80,7 @@ static class TrainCommand
             var entry = Catalog.Find(modelName);
             // Resuming writes back into the checkpoint's directory unless --out says otherwise.
             string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
-            Common.CheckWritable(outDir, "--out");
+            if (world.IsRoot) Common.CheckWritable(outDir, "--out");
             var corpus = Common.LoadCorpus(dataPath, entryName);
             options = options with { DataEntry = corpus.Entry };
             using var dev = Device.Create(parse.GetValue(device)!);
@@ -80,6 +91,9 @@ static class TrainCommand
             Console.WriteLine($"data   {corpus.Describe()}");
             Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
             if (parse.GetValue(init) is { } initFrom) Console.WriteLine($"init   the weights of {initFrom}");
+            if (world.Size > 1)
+                Console.WriteLine($"world  {world.Size} ranks, {world.Description}: a global batch of {world.Size} × {options.Batch} sequences, gradients summed " +
+                    (options.BucketMegabytes > 0 ? $"in buckets of {options.BucketMegabytes:G} MB during the backward" : "after the backward"));
             if (!parse.GetValue(noCheck))
             {
                 // Checked with the run's initial weights; the trainer sets them again (or loads the checkpoint's).
@@ -90,14 +104,15 @@ static class TrainCommand
             using var stop = Common.StopOnSignals();
             var view = new ProgressView(plainEvery: Math.Max(1, options.ValidateEvery / 10));
             string metrics = Path.Combine(outDir, Trainer.MetricsFileName), plot = Path.Combine(outDir, "loss.png");
-            var trainer = new Trainer(net, entry.Name, corpus, options, outDir);
+            var trainer = new Trainer(net, entry.Name, corpus, options, outDir, world);
             long reached = trainer.Run(e =>
             {
                 view.Report(e);
                 if (e is TrainEvent.Validation) LossPlot.Write([(entry.Name, metrics)], plot);
             }, resumeFrom, stop.Token, parse.GetValue(init));
             view.Finish();
-            if (File.Exists(metrics) && new FileInfo(metrics).Length > 0) LossPlot.Write([(entry.Name, metrics)], plot);
+            world.Close();
+            if (world.IsRoot && File.Exists(metrics) && new FileInfo(metrics).Length > 0) LossPlot.Write([(entry.Name, metrics)], plot);
             if (stop.Stopped)
             {
                 Console.WriteLine($"stopped by {stop.Name} at step {reached}, checkpoint written; resume with: gateloop train --resume {outDir}");

@@ -8,7 +8,8 @@ namespace GateLoop.Models.Display;
 /// </summary>
 sealed class ProgressView(int plainEvery)
 {
-    readonly bool live = !Console.IsOutputRedirected;
+    // A terminal without a size (the pseudo-terminal mpirun gives a rank) would cut the line short: plain lines there.
+    readonly bool live = !Console.IsOutputRedirected && Width() > 0;
     bool statusShown;
 
     public void Report(TrainEvent e)
@@ -46,10 +47,12 @@ sealed class ProgressView(int plainEvery)
         Console.WriteLine(text);
     }
 
-    static int SafeWidth()
+    static int SafeWidth() => Width() is var width and >= 0 ? Math.Max(40, width) : 120;
+
+    static int Width()
     {
-        try { return Math.Max(40, Console.WindowWidth); }
-        catch (IOException) { return 120; }
+        try { return Console.WindowWidth; }
+        catch (IOException) { return -1; }
     }
 
     static string Format(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes}m{t.Seconds:D2}s";

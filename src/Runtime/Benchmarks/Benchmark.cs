@@ -11,8 +11,9 @@ namespace GateLoop.Runtime;
 /// <param name="Generate">Bytes generated after a prompt of the same length (0: no generation).</param>
 /// <param name="Kernels">Whether the log lists the time of every kernel as well as every phase.</param>
 /// <param name="Weights">How the weight matrices are held for generation (training always runs in fp32).</param>
+/// <param name="BucketMegabytes">On several ranks, megabytes of gradients per all-reduce during the backward.</param>
 public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen = 256, int Steps = 3, int Generate = 128, bool Kernels = false,
-    WeightFormat Weights = WeightFormat.Fp32)
+    WeightFormat Weights = WeightFormat.Fp32, double BucketMegabytes = 4)
 {
     /// <summary>Throws a <see cref="UserInputException"/> naming the first count that is out of range.</summary>
     public void Validate()
@@ -20,6 +21,8 @@ public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen =
         foreach (var (name, value) in new[] { ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen), ("--steps", Steps) })
             if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
         if (Generate < 0) throw new UserInputException($"--generate cannot be negative, got {Generate}");
+        UserInputException.ThrowIfNotFinite(BucketMegabytes, "--bucket-mb");
+        if (BucketMegabytes < 0) throw new UserInputException($"--bucket-mb cannot be negative, got {BucketMegabytes}");
     }
 }
 
@@ -27,37 +30,76 @@ public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen =
 /// Times what a model or a layer is for, as <c>gateloop bench</c> reports it: after a warm-up, full training steps
 /// (forward and backward over the accumulated micro-batches, then the optimizer) and recurrent generation, the time
 /// per phase from one profiled step, and peak memory with its parts; a SimpleGateLoop layer forward and backward over
-/// one long sequence. Each returns its report under the JSON keys the README documents.
+/// one long sequence. Each returns its report under the JSON keys the README documents. On several ranks, each rank's
+/// steps take a batch of its own and sum the gradients over the ranks as training does, timed once with the all-reduces
+/// during the backward and once after it: the difference is what the overlap hid.
 /// </summary>
 public static class Benchmark
 {
     /// <summary>Benchmarks <paramref name="net"/> (initialized) on random tokens, logging lines as it goes.</summary>
-    public static Dictionary<string, object?> Model(TransformerModel<float> net, string name, BenchOptions o, TextWriter log)
+    public static Dictionary<string, object?> Model(TransformerModel<float> net, string name, BenchOptions o, TextWriter log, Communicator? world = null)
     {
         o.Validate();
+        world ??= new SingleProcessCommunicator();
+        int ranks = world.Size;
         var device = net.Device;
         var rng = new Rng(0);
         var tokens = new int[o.Batch * (o.SeqLen + 1)];
         using var adam = new Adam(net, new AdamOptions());
+        using var overlapped = new GradientReducer(net, world, (long)(o.BucketMegabytes * 1024 * 1024));
+        using var after = new GradientReducer(net, world, 0);
+        var reducer = overlapped;
         (double Loss, double GradNorm) Step()
         {
             net.ZeroGradients();
             for (int i = 0; i < o.GradAccum; i++)
             {
                 for (int t = 0; t < tokens.Length; t++) tokens[t] = rng.NextInt(net.Vocabulary);
-                net.ForwardAccumulate(tokens, o.Batch, o.SeqLen, gradScale: 1.0 / o.GradAccum, lossWeight: 1.0 / o.GradAccum);
+                double scale = 1.0 / (o.GradAccum * ranks);
+                net.ForwardAccumulate(tokens, o.Batch, o.SeqLen, gradScale: scale, lossWeight: scale);
+                if (i == o.GradAccum - 1) reducer.Arm();
                 net.Backward();
             }
+            reducer.Finish();
             adam.Update();
-            return (net.ReadLoss(), adam.ReadGradientNorm());
+            return (world.Sum(net.ReadLoss()), adam.ReadGradientNorm());
+        }
+        // Seconds per step, and the all-reduce's per step: its time on the communication thread, and the part waited for.
+        (double Step, double Reduce, double Wait) Time(GradientReducer use)
+        {
+            reducer = use;
+            world.Barrier();
+            double reduce = 0, wait = 0;
+            var timer = Stopwatch.StartNew();
+            for (int i = 0; i < o.Steps; i++)
+            {
+                Step();
+                (reduce, wait) = (reduce + use.ReduceSeconds, wait + use.WaitSeconds);
+            }
+            return (timer.Elapsed.TotalSeconds / o.Steps, reduce / o.Steps, wait / o.Steps);
         }
 
         var (firstLoss, firstNorm) = Step();
         log.WriteLine($"warm-up step: loss {firstLoss:F6} (ln 256 = {Math.Log(256):F6}), gradient norm {firstNorm:F6}");
         var clock = Stopwatch.StartNew();
-        for (int i = 0; i < o.Steps; i++) Step();
-        double stepSeconds = clock.Elapsed.TotalSeconds / o.Steps, trainRate = (double)o.Batch * o.SeqLen * o.GradAccum / stepSeconds;
-        log.WriteLine($"train    {trainRate,10:N0} tokens/s   {stepSeconds * 1000:F0} ms per step of {o.GradAccum} × {o.Batch} × {o.SeqLen} tokens");
+        var timed = Time(overlapped);
+        double stepSeconds = timed.Step, trainRate = (double)ranks * o.Batch * o.SeqLen * o.GradAccum / stepSeconds;
+        log.WriteLine($"train    {trainRate,10:N0} tokens/s   {stepSeconds * 1000:F0} ms per step of {(ranks > 1 ? $"{ranks} ranks × " : "")}{o.GradAccum} × {o.Batch} × {o.SeqLen} tokens");
+        Dictionary<string, object?>? distributed = null;
+        if (ranks > 1)
+        {
+            var unoverlapped = Time(after);
+            double hidden = unoverlapped.Wait > 0 ? 1 - timed.Wait / unoverlapped.Wait : 0;
+            log.WriteLine($"all-reduce {unoverlapped.Wait * 1000,8:F1} ms per step after the backward ({unoverlapped.Step * 1000:F0} ms per step); " +
+                $"in buckets of {o.BucketMegabytes:G} MB during it {timed.Wait * 1000:F1} ms waited for ({timed.Reduce * 1000:F1} ms on the communication thread): {hidden:P0} hidden");
+            distributed = new()
+            {
+                ["ranks"] = ranks, ["communicator"] = world.Description, ["bucket_mb"] = o.BucketMegabytes,
+                ["allreduce_ms_per_step"] = unoverlapped.Wait * 1000, ["step_ms_reduced_after_backward"] = unoverlapped.Step * 1000,
+                ["exposed_allreduce_ms_per_step"] = timed.Wait * 1000, ["overlapped_allreduce_ms_per_step"] = timed.Reduce * 1000,
+                ["overlap_hidden"] = hidden,
+            };
+        }
 
         var simulator = device as SimulatedCudaDevice;
         simulator?.ResetCounters();
@@ -83,7 +125,8 @@ public static class Benchmark
         string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
         Dictionary<string, object>? tokenCounts = null;
-        if (o.Generate > 0)
+        // Generation involves no other rank: timed in a single process.
+        if (o.Generate > 0 && ranks == 1)
         {
             var prompt = Enumerable.Range(0, o.Generate).Select(_ => rng.NextInt(net.Vocabulary)).ToArray();
             // Warmed up, then the best of three, as the PyTorch reference reports it.
@@ -136,6 +179,7 @@ public static class Benchmark
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
             ["tf32"] = device.AllowTf32,
+            ["distributed"] = distributed,
             ["config"] = new Dictionary<string, object>
             {
                 ["model"] = name, ["batch"] = o.Batch, ["grad_accum"] = o.GradAccum, ["seq_len"] = o.SeqLen,

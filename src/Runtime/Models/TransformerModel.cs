@@ -206,6 +206,17 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         Device.Synchronize();
     }
 
+    /// <summary>
+    /// Called during <see cref="Backward"/> each time a part of the gradients is final for this backward: every gradient at
+    /// an offset of at least the argument (the head's first, then each layer's from the last, the embedding's with 0 last),
+    /// so that a data-parallel run can reduce them while the rest of the backward computes. Kernels queued on a GPU may
+    /// still be running when it is called.
+    /// </summary>
+    public Action<long>? GradientsReady { get; set; }
+
+    /// <summary>The generated backward's report that the gradients from <paramref name="offset"/> on are final (<see cref="GradientsReady"/>).</summary>
+    protected void ReportGradientsReady(long offset) => GradientsReady?.Invoke(offset);
+
     /// <summary>Bytes of activation memory planned for the current (batch, sequence length).</summary>
     public long ActivationBytes => plan?.Workspace.Bytes ?? 0;
 

@@ -35,6 +35,25 @@ public sealed record CheckpointConfig
     /// </summary>
     public string? Id { get; init; }
 
+    /// <summary>The ranks the run trained on (1 for a single process): each took <see cref="TrainOptions.Batch"/> sequences of the global batch.</summary>
+    public int WorldSize { get; init; } = 1;
+
+    /// <summary>
+    /// The options that resume this run on <paramref name="ranks"/> ranks: its global batch (<see cref="TrainOptions.Batch"/>
+    /// × <see cref="WorldSize"/> sequences, drawn from one stream) shared out again, so the run goes on with the same data
+    /// and the same steps, up to the order of the sums.
+    /// </summary>
+    /// <exception cref="WorldException">The global batch does not divide evenly over <paramref name="ranks"/>.</exception>
+    public TrainOptions ResumeOn(TrainOptions options, int ranks, string directory)
+    {
+        long global = (long)options.Batch * WorldSize;
+        // Only several ranks can fail this, and every one of them alike: rank 0 reports it.
+        if (global % ranks != 0)
+            throw new WorldException(
+                $"checkpoint '{directory}' was trained with a global batch of {global} sequences ({WorldSize} × --batch {options.Batch}), which {ranks} ranks cannot share evenly; " +
+                $"resume on a number of ranks that divides {global}", everyRank: true);
+        return options with { Batch = (int)(global / ranks) };
+    }
 
     /// <summary>Attribute values as strings, for comparing a checkpoint with a compiled model.</summary>
     public static Dictionary<string, string> Describe(IReadOnlyDictionary<string, object> hyperparameters) =>
@@ -116,6 +135,8 @@ public static class Checkpoint
             return $"has no value for hyperparameter '{UserInputException.Printable(missing)}'";
         if (config.Step < 0)
             return $"has step {config.Step}, which is negative";
+        if (config.WorldSize < 1)
+            return $"has a world size of {config.WorldSize}, not a positive number of ranks";
         if (config.DataRng is { } state && !Rng.IsState(state))
             return state.Length == 4 ? "has an all-zero random generator state" : $"has a random generator state of {state.Length} words, not 4";
         try

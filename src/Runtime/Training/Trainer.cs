@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using ILGPU.Runtime;
 
 namespace GateLoop.Runtime;
 
@@ -37,6 +38,11 @@ public sealed record TrainOptions
     /// resuming and evaluating read the same one; null for other data. The trainer itself does not read it.
     /// </summary>
     public string? DataEntry { get; init; }
+    /// <summary>
+    /// In a data-parallel run, megabytes of gradients per all-reduce started during the backward; 0 reduces them all
+    /// after it. Ranks must agree on it; the result does not depend on it.
+    /// </summary>
+    public double BucketMegabytes { get; init; } = 4;
 
     /// <summary>
     /// Throws a <see cref="UserInputException"/> naming the first size that is not positive, or rate that is
@@ -50,10 +56,10 @@ public sealed record TrainOptions
         if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
         if ((long)Batch * (SeqLen + 1L) > Array.MaxLength)
             throw new UserInputException($"--batch {Batch:N0} × (--seq-len {SeqLen:N0} + 1) tokens are more than one batch can hold ({Array.MaxLength:N0}); use a smaller --batch or --seq-len");
-        foreach (var (name, value) in new[] { ("--lr", LearningRate), ("--weight-decay", WeightDecay), ("--clip", Clip) })
+        foreach (var (name, value) in new[] { ("--lr", LearningRate), ("--weight-decay", WeightDecay), ("--clip", Clip), ("--bucket-mb", BucketMegabytes) })
             UserInputException.ThrowIfNotFinite(value, name);
         if (!(LearningRate > 0)) throw new UserInputException($"--lr must be positive, got {LearningRate}");
-        if (WeightDecay < 0 || Clip < 0) throw new UserInputException("--weight-decay and --clip cannot be negative");
+        if (WeightDecay < 0 || Clip < 0 || BucketMegabytes < 0) throw new UserInputException("--weight-decay, --clip and --bucket-mb cannot be negative");
     }
 }
 
@@ -74,8 +80,18 @@ public abstract record TrainEvent
 /// The seed's training loop: random crops from the train split, gradient accumulation, Adam with clipping,
 /// periodic validation and samples, atomic checkpoints that resume exactly, and <c>metrics.jsonl</c>.
 /// </summary>
-public sealed class Trainer(TransformerModel<float> model, string modelName, Corpus corpus, TrainOptions options, string outDirectory)
+/// <remarks>
+/// Data-parallel over <c>world</c>'s ranks, it trains the one model a single process would with <c>Batch</c> × ranks
+/// sequences per micro-batch: every rank draws that global batch from the same stream and computes its own share; the
+/// gradients are summed over the ranks (<see cref="GradientReducer"/>) before the clipped Adam step, so every rank takes
+/// the same step from the same weights (rank 0's, broadcast and compared by digest at the start); validation is shared
+/// out the same way. Rank 0 alone writes the output directory and reports.
+/// </remarks>
+public sealed class Trainer(TransformerModel<float> model, string modelName, Corpus corpus, TrainOptions options, string outDirectory,
+    Communicator? world = null)
 {
+    readonly Communicator world = world ?? new SingleProcessCommunicator();
+
     /// <summary>The name of the metrics file in the output directory.</summary>
     public const string MetricsFileName = "metrics.jsonl";
 
@@ -94,13 +110,21 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     /// </summary>
     public long Run(Action<TrainEvent> report, string? resumeFrom = null, CancellationToken cancel = default, string? initFrom = null)
     {
+        // First of all, so that a rank started differently is named rather than failing alone.
+        world.Agree(Settings(resumeFrom, initFrom));
         options.Validate();
         if (resumeFrom is not null && initFrom is not null)
             throw new ArgumentException("a run either resumes a checkpoint or starts from one's weights, not both", nameof(initFrom));
-        CreateOutput();
-        using var runLock = new RunLock(outDirectory);
+        int ranks = world.Size, window = options.SeqLen + 1, share = options.Batch * window;
+        if ((long)options.Batch * ranks * window > Array.MaxLength)
+            throw new UserInputException($"{ranks} ranks × --batch {options.Batch:N0} × (--seq-len {options.SeqLen:N0} + 1) tokens are more than one global batch can hold; use a smaller --batch or --seq-len");
+        bool root = world.IsRoot;
+        if (!root) report = _ => { };
+        if (root) CreateOutput();
+        using var runLock = root ? new RunLock(outDirectory) : null;
         using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
-        var train = new BatchSampler(corpus.Train, "train", options.Batch, options.SeqLen, dataRng);
+        using var reducer = new GradientReducer(model, world, (long)(options.BucketMegabytes * 1024 * 1024));
+        var train = new BatchSampler(corpus.Train, "train", options.Batch * ranks, options.SeqLen, dataRng);
         string metrics = Path.Combine(outDirectory, MetricsFileName);
         long saved = -1; // the step of the last checkpoint in the output directory
 
@@ -108,39 +132,49 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         {
             var config = Open(resumeFrom, adam);
             dataRng.State = config.DataRng ?? throw new UserInputException($"checkpoint '{resumeFrom}' has no random state to resume from");
-            KeepMetricsUpTo(metrics, adam.Step);
+            if (root) KeepMetricsUpTo(metrics, adam.Step);
             if (Path.GetFullPath(resumeFrom) == Path.GetFullPath(outDirectory)) saved = adam.Step;
         }
         else
         {
             if (initFrom is null) model.Initialize(options.Seed);
             else Open(initFrom, adam: null);
-            File.Delete(metrics);
+            if (root) File.Delete(metrics);
         }
+        ShareState(adam);
 
         // Checked up front: a valid split shorter than one window should fail before training, not at step 100.
         _ = new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, dataRng);
         if (options.GenerateEvery > 0 && options.PrimeLength > corpus.Valid.Length)
             throw new UserInputException(
                 $"--prime-length {options.PrimeLength:N0} is longer than the valid split it is taken from ({corpus.Valid.Length:N0} bytes); use at most that, or --generate-every 0");
-        var tokens = new int[options.Batch * (options.SeqLen + 1)];
+        // The global batch; this rank computes its share.
+        var tokens = new int[ranks * share];
+        var mine = new Memory<int>(tokens, world.Rank * share, share);
         var clock = Stopwatch.StartNew();
-        long startStep = adam.Step, tokensPerStep = (long)options.Batch * options.SeqLen * options.GradAccum;
-        using var log = new StreamWriter(metrics, append: true);
+        long startStep = adam.Step, tokensPerStep = (long)options.Batch * ranks * options.SeqLen * options.GradAccum;
+        using var log = root ? new StreamWriter(metrics, append: true) : StreamWriter.Null;
 
-        while (adam.Step < options.Steps && !cancel.IsCancellationRequested)
+        try
+        {
+        // Every rank stops after the same step, whichever the signal reached.
+        while (adam.Step < options.Steps && !world.Any(cancel.IsCancellationRequested))
         {
             var stepClock = Stopwatch.StartNew();
             model.ZeroGradients();
-            // The loss stays on the device until the step is done: one wait per step, not one per micro-batch.
+            // The loss stays on the device until the step is done: one wait per step, not one per micro-batch. Each rank's
+            // share is scaled by 1/ranks, so the sum over ranks is the global batch's mean.
             for (int micro = 0; micro < options.GradAccum; micro++)
             {
                 train.Fill(tokens);
-                model.ForwardAccumulate(tokens, options.Batch, options.SeqLen, gradScale: 1.0 / options.GradAccum, lossWeight: 1.0 / options.GradAccum);
+                double scale = 1.0 / (options.GradAccum * ranks);
+                model.ForwardAccumulate(mine.Span, options.Batch, options.SeqLen, gradScale: scale, lossWeight: scale);
+                if (micro == options.GradAccum - 1) reducer.Arm();
                 model.Backward();
             }
+            reducer.Finish();
             adam.Update();
-            double loss = model.ReadLoss(), gradNorm = adam.ReadGradientNorm();
+            double loss = world.Sum(model.ReadLoss()), gradNorm = adam.ReadGradientNorm();
             long step = adam.Step;
             CheckFinite(step, loss, gradNorm, saved);
             double rate = tokensPerStep / stepClock.Elapsed.TotalSeconds;
@@ -151,8 +185,8 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             double? validLoss = null;
             if (step % options.ValidateEvery == 0 || step == options.Steps)
             {
-                new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, StepRng(step, 1)).Fill(tokens);
-                validLoss = model.Forward(tokens, options.Batch, options.SeqLen);
+                new BatchSampler(corpus.Valid, "valid", options.Batch * ranks, options.SeqLen, StepRng(step, 1)).Fill(tokens);
+                validLoss = world.Sum(model.Forward(mine.Span, options.Batch, options.SeqLen) / ranks);
                 CheckFinite(step, validLoss.Value, gradNorm, saved);
             }
             // The step's line is written before the validation is reported: a report may plot the metrics.
@@ -176,11 +210,80 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             }
             if (validLoss is not null) report(new TrainEvent.Validation(step, validLoss.Value));
 
-            if (options.GenerateEvery > 0 && step % options.GenerateEvery == 0) Generate(step, report);
+            if (root && options.GenerateEvery > 0 && step % options.GenerateEvery == 0) Generate(step, report);
             if (step % options.CheckpointEvery == 0 || step == options.Steps) saved = Save(adam, report);
         }
         if (adam.Step != saved) Save(adam, report);
+        // The others wait for rank 0's last checkpoint: a rank that left first could make the launcher end the job under it.
+        world.Barrier();
+        }
+        catch (WorldException e) when (!e.EveryRank)
+        {
+            throw new WorldException($"{e.Message}; rank {world.Rank} stops during step {adam.Step + 1}: " +
+                (saved >= 0 ? $"the checkpoint of step {saved} in {outDirectory} is intact, resume from it" : "no checkpoint had been written yet"), everyRank: false);
+        }
         return adam.Step;
+    }
+
+    // What every rank must have been started with alike: the model, every option, the data by content, the checkpoint
+    // started from by its save, and the device kind. The output directory is rank 0's alone and not compared.
+    List<(string, string)> Settings(string? resumeFrom, string? initFrom)
+    {
+        var settings = new List<(string, string)> { ("model", modelName) };
+        settings.AddRange(CheckpointConfig.Describe(model.Configuration).OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)));
+        foreach (var property in JsonSerializer.SerializeToElement(options).EnumerateObject()) settings.Add((OptionName(property.Name), property.Value.ToString()));
+        if (world.Size > 1)
+        {
+            var data = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            data.AppendData(corpus.Train.Span);
+            data.AppendData(corpus.Valid.Span);
+            settings.Add(("data (SHA-256 of the train and valid splits)", Convert.ToHexStringLower(data.GetHashAndReset())[..16]));
+        }
+        static string SaveOf(string? directory) => directory is null ? "none" : Checkpoint.ReadConfig(directory) is var c ? c.Id ?? $"step {c.Step}" : "";
+        settings.Add(("--resume (the checkpoint's save)", SaveOf(resumeFrom)));
+        settings.Add(("--init (the checkpoint's save)", SaveOf(initFrom)));
+        settings.Add(("device", model.Device.Name.Split(' ', ':')[0]));
+        settings.Add(("--tf32", model.Device.AllowTf32.ToString()));
+        return settings;
+    }
+
+    // The command-line option that sets a TrainOptions property: its name in kebab case, but for three.
+    static string OptionName(string property) => property switch
+    {
+        nameof(TrainOptions.LearningRate) => "--lr",
+        nameof(TrainOptions.DataEntry) => "--entry",
+        nameof(TrainOptions.BucketMegabytes) => "--bucket-mb",
+        _ => "--" + System.Text.RegularExpressions.Regex.Replace(property, "(?<=.)([A-Z])", "-$1").ToLowerInvariant(),
+    };
+
+    // Rank 0's weights and optimizer moments on every rank, compared by digest together with the step and the data stream.
+    void ShareState(Adam adam)
+    {
+        if (world.Size == 1) return;
+        var weights = model.ReadWeights();
+        world.Broadcast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(weights.AsSpan()));
+        model.WriteWeights(weights);
+        var moments = new float[model.ParameterCount];
+        foreach (var view in new[] { adam.FirstMoment, adam.SecondMoment })
+        {
+            var part = view.SubView(0, model.ParameterCount);
+            part.CopyToCPU(moments);
+            world.Broadcast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(moments.AsSpan()));
+            part.CopyFromCPU(moments);
+        }
+        CheckSameState(adam, "the weights, optimizer moments, step or data stream");
+    }
+
+    void CheckSameState(Adam adam, string what)
+    {
+        if (world.Size == 1) return;
+        using var digest = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        digest.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(model.ReadWeights().AsSpan()));
+        foreach (var view in new[] { adam.FirstMoment, adam.SecondMoment })
+            digest.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Module<float>.Read(view.SubView(0, model.ParameterCount)).AsSpan()));
+        digest.AppendData(BitConverter.GetBytes(adam.Step));
+        foreach (var word in dataRng.State) digest.AppendData(BitConverter.GetBytes(word));
+        world.CheckSame(digest.GetHashAndReset(), what);
     }
 
     void CreateOutput()
@@ -230,8 +333,11 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
 
     static string Text(IEnumerable<byte> bytes) => System.Text.Encoding.UTF8.GetString(bytes.ToArray());
 
+    // Every rank checks that the ranks still hold one model; rank 0 writes it.
     long Save(Adam adam, Action<TrainEvent> report)
     {
+        CheckSameState(adam, $"at step {adam.Step}, the weights, optimizer moments or data stream");
+        if (!world.IsRoot) return adam.Step;
         Checkpoint.Save(outDirectory, model, adam, new CheckpointConfig
         {
             Model = modelName,
@@ -241,6 +347,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             Seed = options.Seed,
             Options = options,
             DataRng = dataRng.State,
+            WorldSize = world.Size,
         });
         report(new TrainEvent.Saved(adam.Step, outDirectory));
         return adam.Step;

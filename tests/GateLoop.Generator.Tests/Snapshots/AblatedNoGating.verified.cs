@@ -160,6 +160,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         dX.MemSetToZero();
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
         Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
+        ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
             long p = LayerStart + l * LayerStride;
@@ -200,8 +201,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
+            ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        ReportGradientsReady(0);
     }
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>

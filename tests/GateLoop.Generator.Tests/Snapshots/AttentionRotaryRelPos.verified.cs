@@ -149,6 +149,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         // Head: dX = ∂L/∂X[2·Depth].
         Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.X[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, dX);
+        ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
             long p = LayerStart + l * LayerStride;
@@ -184,8 +185,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
+            ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        ReportGradientsReady(0);
     }
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>

@@ -218,6 +218,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         // Head: dX = ∂L/∂X[2·Depth].
         Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.X[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, dX);
+        ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
             long p = LayerStart + l * LayerStride;
@@ -265,8 +266,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, 2 * Heads, 1f, a.DTransitionIn, W(p + TransitionW, 2 * Heads * Dim), 1f, dX);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
+            ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        ReportGradientsReady(0);
     }
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
