@@ -121,6 +121,7 @@ public static class Benchmark
             ["grad_norm"] = firstNorm,
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
+            ["isa"] = HostTier.Name,
             ["tf32"] = device.AllowTf32,
             ["config"] = new Dictionary<string, object>
             {
@@ -172,6 +173,7 @@ public static class Benchmark
             ["activation_bytes"] = layer.ActivationBytes,
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
+            ["isa"] = HostTier.Name,
             ["tf32"] = device.AllowTf32,
             ["config"] = new Dictionary<string, object> { ["model"] = name, ["batch"] = 1, ["seq_len"] = seq, ["hyperparameters"] = layer.Configuration },
         };
