@@ -156,17 +156,18 @@ internal sealed unsafe class QuantizedMatrix
         int count = TS.Count, parts = Lanes / count;
         TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
         int vectors = cols * parts, v = 0;
-        for (; v + 4 <= vectors; v += 4, w += 4 * count)
+        // x advances 4 / Parts columns a step, so each vector's column offset (i / Parts) is a constant.
+        for (; v + 4 <= vectors; v += 4, w += 4 * count, x += 4 / parts)
         {
-            a0 = TS.MulAdd(Widen<TStored, TV, TS>(w), TS.Broadcast(x + v / parts), a0);
-            a1 = TS.MulAdd(Widen<TStored, TV, TS>(w + count), TS.Broadcast(x + (v + 1) / parts), a1);
-            a2 = TS.MulAdd(Widen<TStored, TV, TS>(w + 2 * count), TS.Broadcast(x + (v + 2) / parts), a2);
-            a3 = TS.MulAdd(Widen<TStored, TV, TS>(w + 3 * count), TS.Broadcast(x + (v + 3) / parts), a3);
+            a0 = TS.MulAdd(Widen<TStored, TV, TS>(w), TS.Broadcast(x), a0);
+            a1 = TS.MulAdd(Widen<TStored, TV, TS>(w + count), TS.Broadcast(x + 1 / parts), a1);
+            a2 = TS.MulAdd(Widen<TStored, TV, TS>(w + 2 * count), TS.Broadcast(x + 2 / parts), a2);
+            a3 = TS.MulAdd(Widen<TStored, TV, TS>(w + 3 * count), TS.Broadcast(x + 3 / parts), a3);
         }
         // The tail is fewer than 4 vectors, starting at part 0 like a0.
-        if (v < vectors) a0 = TS.MulAdd(Widen<TStored, TV, TS>(w), TS.Broadcast(x + v / parts), a0);
-        if (v + 1 < vectors) a1 = TS.MulAdd(Widen<TStored, TV, TS>(w + count), TS.Broadcast(x + (v + 1) / parts), a1);
-        if (v + 2 < vectors) a2 = TS.MulAdd(Widen<TStored, TV, TS>(w + 2 * count), TS.Broadcast(x + (v + 2) / parts), a2);
+        if (v < vectors) a0 = TS.MulAdd(Widen<TStored, TV, TS>(w), TS.Broadcast(x), a0);
+        if (v + 1 < vectors) a1 = TS.MulAdd(Widen<TStored, TV, TS>(w + count), TS.Broadcast(x + 1 / parts), a1);
+        if (v + 2 < vectors) a2 = TS.MulAdd(Widen<TStored, TV, TS>(w + 2 * count), TS.Broadcast(x + 2 / parts), a2);
         if (parts == 1) TS.Store(sums, TS.Add(TS.Add(a0, a1), TS.Add(a2, a3)));
         else if (parts == 2)
         {
