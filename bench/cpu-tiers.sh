@@ -2,7 +2,7 @@
 # Each SIMD tier of this CPU in one run: the native tier and those below it that the runtime's switches give
 # (DOTNET_EnableAVX512=0 runs the AVX2 code on an AVX-512 machine). Per tier: the seed step's GEMM shapes against the
 # tier's FMA peak (bench/GateLoop.Benchmarks gemm-peak), and seed-config generation with fp32, bf16 and int8 weights,
-# against the PyTorch reference measured in the same run.
+# against the PyTorch reference's generation measured in the same run (its training is not timed here).
 # Needs: dotnet, /usr/bin/python3 with torch (apt-get install python3-torch libopenblas0-pthread).
 # Usage: bash bench/cpu-tiers.sh [OUT_DIR] [SWITCH...]   (default: TIER=native, then DOTNET_EnableAVX512=0; any
 #   VAR=VALUE is set for its runs, so TIER=native changes nothing)
@@ -17,7 +17,7 @@ dotnet build src/Models -c Release -nologo -v q >/dev/null
 dotnet build bench/GateLoop.Benchmarks -c Release -nologo -v q >/dev/null
 
 { date -u +%FT%TZ; nproc; grep -m1 "model name" /proc/cpuinfo; uptime; } > "$out/machine.txt"
-/usr/bin/python3 bench/reference/gateloop_reference.py bench --config seed --threads 2 --json > "$out/torch-seed.json"
+/usr/bin/python3 bench/reference/gateloop_reference.py bench --config seed --threads 2 --skip-train --json > "$out/torch-seed.json"
 for switch in "${switches[@]}"; do
   tier=${switch/=/-}
   env "$switch" dotnet bench/GateLoop.Benchmarks/bin/Release/net10.0/GateLoop.Benchmarks.dll gemm-peak --json > "$out/gemm-$tier.json"

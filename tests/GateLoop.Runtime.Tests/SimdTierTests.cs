@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using GateLoop.Runtime;
 
@@ -21,18 +22,22 @@ public sealed class SimdTierTests
         return ((ebx & 1 << 5) != 0, (ebx & 1 << 16) != 0);
     }
 
+    /// <summary>Each tier's vectors are accelerated, with the instructions its loops use, and no wider ones are.</summary>
     [Fact]
     public void The_tier_is_the_widest_vector_the_JIT_accelerates()
     {
-        var expected = Vector512.IsHardwareAccelerated ? SimdTier.Avx512
-            : Vector256.IsHardwareAccelerated ? SimdTier.Avx2
-            : !Vector128.IsHardwareAccelerated ? SimdTier.Scalar
-            : RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? SimdTier.Neon : SimdTier.Sse;
-        Assert.Equal(expected, HostTier.Current);
-        Assert.Equal(expected.ToString().ToLowerInvariant(), HostTier.Name);
-        // The 256-bit tier's kernels use FMA and AVX2's widening loads.
-        if (HostTier.Current == SimdTier.Avx2) Assert.True(Fma.IsSupported && Avx2.IsSupported);
-        if (HostTier.Current == SimdTier.Avx512) Assert.True(Avx512F.IsSupported);
+        bool arm = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
+        var (widest, instructions) = HostTier.Current switch
+        {
+            SimdTier.Avx512 => (Vector512.IsHardwareAccelerated, Avx512F.IsSupported),
+            SimdTier.Avx2 => (Vector256.IsHardwareAccelerated && !Vector512.IsHardwareAccelerated, Avx2.IsSupported && Fma.IsSupported),
+            SimdTier.Neon => (Vector128.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated, arm && AdvSimd.IsSupported),
+            SimdTier.Sse => (Vector128.IsHardwareAccelerated && !Vector256.IsHardwareAccelerated, !arm && Sse2.IsSupported),
+            _ => (!Vector128.IsHardwareAccelerated, true),
+        };
+        Assert.True(widest, $"{HostTier.Name} is not the widest accelerated vector");
+        Assert.True(instructions, $"{HostTier.Name} without its instructions");
+        Assert.Equal(HostTier.Current.ToString().ToLowerInvariant(), HostTier.Name);
     }
 
     /// <summary>
