@@ -4,16 +4,19 @@ using System.Runtime.InteropServices;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 
-// Runs the xunit tests of GateLoop.Runtime.Tests whose "Class.Method" starts with one of the arguments, each theory
-// over its data rows, and exits 1 if any fails or none matched. What xunit's runner would do for these classes (class
+// Runs the xunit tests of GateLoop.Runtime.Tests whose "Class.Method" starts with one of the arguments (and with none
+// of those given as -PREFIX), each theory over its data rows, and exits 1 if any fails or none matched. What xunit's runner would do for these classes (class
 // fixtures, ITestOutputHelper, IDisposable), without the test host, so a self-contained app carries them to another
 // architecture: bash .ci/run runs it on linux-arm64 under qemu-aarch64-static.
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: GateLoop.SimdCheck CLASS[.METHOD] ... (prefixes of the tests of GateLoop.Runtime.Tests to run)");
+    Console.Error.WriteLine("usage: GateLoop.SimdCheck CLASS[.METHOD] ... [-CLASS.METHOD ...] (prefixes of the tests of GateLoop.Runtime.Tests to run, and to leave out)");
     return 2;
 }
 Console.WriteLine($"{RuntimeInformation.ProcessArchitecture}, SIMD tier {GateLoop.Runtime.HostTier.Name}");
+var included = args.Where(a => !a.StartsWith('-')).ToArray();
+var excluded = args.Where(a => a.StartsWith('-')).Select(a => a[1..]).ToArray();
+bool Selected(string name) => included.Any(a => name.StartsWith(a, StringComparison.Ordinal)) && !excluded.Any(a => name.StartsWith(a, StringComparison.Ordinal));
 var assembly = typeof(GateLoop.Runtime.Tests.SimdTierTests).Assembly;
 int passed = 0, failed = 0;
 var clock = Stopwatch.StartNew();
@@ -21,7 +24,7 @@ foreach (var type in assembly.GetTypes().Where(t => t.IsPublic && !t.IsAbstract)
 {
     var tests = type.GetMethods(BindingFlags.Public | BindingFlags.Instance)
         .Where(m => m.GetCustomAttribute<Xunit.FactAttribute>() is { Skip: null })
-        .Where(m => args.Any(a => $"{type.Name}.{m.Name}".StartsWith(a, StringComparison.Ordinal))).ToList();
+        .Where(m => Selected($"{type.Name}.{m.Name}")).ToList();
     if (tests.Count == 0) continue;
     var constructor = type.GetConstructors().Single();
     // One instance of each class fixture for the whole class, as xunit does.
