@@ -10,7 +10,7 @@ dotnet build src/Models -c Release -nologo -v q >/dev/null
 gateloop() { dotnet src/Models/bin/Release/net10.0/gateloop.dll "$@"; }
 reference() { /usr/bin/python3 bench/reference/gateloop_reference.py "$@"; }
 
-{ date -u +%FT%TZ; nproc; grep -m1 "model name" /proc/cpuinfo; uptime; } > "$out/machine.txt"
+{ date -u +%FT%TZ; nproc; grep -m1 "model name" /proc/cpuinfo; uptime; env | grep "^DOTNET_Enable" || true; } > "$out/machine.txt"
 gateloop bench --device cpu --model gateloop-small --json > "$out/ours-small.json"
 reference bench --config small --threads 2 --json > "$out/torch-small.json"
 gateloop bench --device cpu --model enwik8 --steps 2 --json > "$out/ours-seed.json"
@@ -23,6 +23,7 @@ python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
 load = lambda name: json.load(open(f"{out}/{name}.json"))
+print(f"isa: {load('ours-seed')['isa']} (ours); PyTorch's OpenBLAS kernels: {load('torch-seed').get('blas', {}).get('openblas_core')}")
 for config in ("small", "seed"):
     ours, torch = load(f"ours-{config}"), load(f"torch-{config}")
     print(f"{config:5} train    {ours['train_tokens_per_s']:8.0f} vs {torch['train_tokens_per_s']:8.0f} tokens/s  {ours['train_tokens_per_s'] / torch['train_tokens_per_s']:5.2f}x")

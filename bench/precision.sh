@@ -20,7 +20,7 @@ if [ -z "$checkpoint" ]; then
     --checkpoint-every 300 --out "$checkpoint" > "$out/train.log" 2>&1
 fi
 echo "checkpoint: $checkpoint ($(grep -o '"Model": *"[^"]*"' "$checkpoint/config.json"))" > "$out/machine.txt"
-{ date -u +%FT%TZ; nproc; grep -m1 "model name" /proc/cpuinfo; uptime; } >> "$out/machine.txt"
+{ date -u +%FT%TZ; nproc; grep -m1 "model name" /proc/cpuinfo; uptime; env | grep "^DOTNET_Enable" || true; } >> "$out/machine.txt"
 reference bench --config seed --threads 2 --json > "$out/torch-seed.json"
 for weights in fp32 bf16 int8; do
   gateloop bench --device cpu --model enwik8 --batch 1 --grad-accum 1 --steps 1 --weights "$weights" --json > "$out/ours-seed-$weights.json"
@@ -34,7 +34,7 @@ out = sys.argv[1]
 load = lambda name: json.load(open(f"{out}/{name}.json"))
 torch = load("torch-seed")["generate_tokens_per_s"]
 base = load("eval-fp32")["bpc"]
-print(f"PyTorch reference, seed config: {torch:.1f} tokens/s generated")
+print(f"PyTorch reference, seed config: {torch:.1f} tokens/s generated; ours on isa {load('ours-seed-fp32')['isa']}")
 print("| weights | MB read per token (seed config) | seed-config generation, tokens/s | × PyTorch | valid bpc | Δ bpc vs fp32 |")
 print("| --- | --- | --- | --- | --- | --- |")
 for weights in ("fp32", "bf16", "int8"):

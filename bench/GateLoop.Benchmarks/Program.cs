@@ -7,9 +7,13 @@ using Device = GateLoop.Runtime.Device;
 
 // Kernel benchmarks on the host backend, each reported against the machine's limit:
 //   dotnet run -c Release --project bench/GateLoop.Benchmarks -- --filter '*'
-// GEMM: GFLOP/s = 2·m·n·k / time, against 2 cores × (AVX-512: 32 single-precision FLOP per cycle) × the clock.
+// GEMM: GFLOP/s = 2·m·n·k / time, against 2 cores × (AVX-512: 64, AVX2: 32 single-precision FLOP per cycle) × the clock.
 // Scan: bytes it must read and write / time, against the copy bandwidth measured by the Copy benchmark.
+//   dotnet run -c Release --project bench/GateLoop.Benchmarks -- gemm-peak [--json]
+// times the GEMM shapes against this tier's FMA peak measured by a register-only loop in the same process (see GemmPeak).
+if (args is ["gemm-peak", .. var rest]) return GemmPeak.Run(json: rest.Contains("--json"));
 BenchmarkSwitcher.FromAssembly(typeof(GemmBenchmarks).Assembly).Run(args);
+return 0;
 
 /// <summary>The training GEMM shapes of the seed config (rows = batch 4 × seq 256).</summary>
 [MemoryDiagnoser]
@@ -18,12 +22,16 @@ public class GemmBenchmarks : IDisposable
     readonly Device device = Device.Create("cpu");
     MemoryBuffer1D<float, ILGPU.Stride1D.Dense> a = null!, b = null!, c = null!;
 
-    [Params("NT 1024x1536x512", "NN 1024x512x1536", "TN 1536x512x1024", "NT 1024x2048x512")]
+    public static readonly string[] Shapes = ["NT 1024x1536x512", "NN 1024x512x1536", "TN 1536x512x1024", "NT 1024x2048x512"];
+
+    [ParamsSource(nameof(Shapes))]
     public string Shape { get; set; } = "";
 
-    (bool TransA, bool TransB, int M, int N, int K) Parsed()
+    (bool TransA, bool TransB, int M, int N, int K) Parsed() => Parse(Shape);
+
+    public static (bool TransA, bool TransB, int M, int N, int K) Parse(string shape)
     {
-        var parts = Shape.Split(' ');
+        var parts = shape.Split(' ');
         var mnk = parts[1].Split('x').Select(int.Parse).ToArray();
         return (parts[0][0] == 'T', parts[0][1] == 'T', mnk[0], mnk[1], mnk[2]);
     }

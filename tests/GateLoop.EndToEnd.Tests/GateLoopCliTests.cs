@@ -520,6 +520,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         // TF32 is a cuBLAS math mode: the host backend multiplies in full fp32 and says so.
         Assert.Equal("host-simd", root.GetProperty("gemm").GetString());
         Assert.False(root.GetProperty("tf32").GetBoolean());
+        // The SIMD tier the host kernels ran: the child inherits this process's environment, tier switches included.
+        Assert.Equal(GateLoop.Runtime.HostTier.Name, root.GetProperty("isa").GetString());
         Assert.True(root.GetProperty("generate_tokens_per_s").GetDouble() > 0);
         Assert.True(root.GetProperty("peak_memory_bytes").GetInt64() > 10_000_000);
         // The parts of it a step holds: weights and gradients, Adam's two moments (4 bytes each per parameter), activations.
@@ -562,6 +564,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     {
         var result = Succeed("bench", "--device", "cpu", "--model", "gateloop-tiny", "--batch", "1", "--grad-accum", "1",
             "--seq-len", "16", "--steps", "1", "--generate", "8", "--kernels", "--weights", "int8");
+        Assert.Contains($"isa: {GateLoop.Runtime.HostTier.Name}", result.Stdout);
         var generation = result.Stdout[result.Stdout.IndexOf("generation, per kernel", StringComparison.Ordinal)..];
         Assert.Matches(@"ReducedGemv\s+[0-9.]+ ms", generation);
         Assert.Contains("ScanForward", generation);

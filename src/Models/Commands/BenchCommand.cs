@@ -55,7 +55,7 @@ static class BenchCommand
                 using var layer = entry.Create(dev);
                 layer.Initialize(0);
                 log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");
-                log.WriteLine($"device {dev.Name}");
+                log.WriteLine($"device {dev.Name}, isa: {HostTier.Name}");
                 if (!parse.GetValue(noCheck)) Common.CheckDevice(layer, entry.Name, entry.Create, DeviceCheck.Layer, "bench", log);
                 report = Benchmark.Layer(layer, entry.Name, Common.Given(parse, seq) ? options.SeqLen : 65_536, log);
             }
@@ -64,7 +64,7 @@ static class BenchCommand
                 using var net = found!.Create(dev);
                 net.Initialize(0);
                 log.WriteLine($"model  {found.Name}: {found.Description}, {net.ParameterCount:N0} parameters");
-                log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
+                log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}, isa: {HostTier.Name}");
                 if (!parse.GetValue(noCheck)) Common.CheckDevice(net, found.Name, found.Create, DeviceCheck.Model, "bench", log);
                 if (world.Size > 1) log.WriteLine($"world  {world.Size} ranks, {world.Description}, --batch {options.Batch} on each");
                 report = Benchmark.Model(net, found.Name, options, log, world);

@@ -178,6 +178,7 @@ public static class Benchmark
             ["simulated_token"] = tokenCounts,
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
+            ["isa"] = HostTier.Name,
             ["tf32"] = device.AllowTf32,
             ["distributed"] = distributed,
             ["config"] = new Dictionary<string, object>
@@ -230,6 +231,7 @@ public static class Benchmark
             ["activation_bytes"] = layer.ActivationBytes,
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
+            ["isa"] = HostTier.Name,
             ["tf32"] = device.AllowTf32,
             ["config"] = new Dictionary<string, object> { ["model"] = name, ["batch"] = 1, ["seq_len"] = seq, ["hyperparameters"] = layer.Configuration },
         };

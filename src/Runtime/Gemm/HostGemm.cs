@@ -2,8 +2,6 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.Arm;
-using System.Runtime.Intrinsics.X86;
 
 namespace GateLoop.Runtime;
 
@@ -71,14 +69,14 @@ internal static unsafe class HostGemm
             return;
         }
 
-        // Pick the widest vector the hardware runs natively; the kernel code is shared through ISimd.
+        // The widest vector the hardware runs natively; the kernel code is shared through ISimd.
         var job = new Job<T>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        if (Avx512F.IsSupported)
-            Run<T, Vector512<T>, Simd512<T>>(job);
-        else if (Avx.IsSupported && Fma.IsSupported)
-            Run<T, Vector256<T>, Simd256<T>>(job);
-        else
-            Run<T, Vector<T>, SimdVector<T>>(job);
+        switch (HostTier.Current)
+        {
+            case SimdTier.Avx512: Run<T, Vector512<T>, Simd512<T>>(job); break;
+            case SimdTier.Avx2: Run<T, Vector256<T>, Simd256<T>>(job); break;
+            default: Run<T, Vector128<T>, Simd128<T>>(job); break;
+        }
     }
 
     /// <summary>c = alpha·a·op(B) + beta·c for one row a: dot products with B's rows (transB) or a sum of B's rows.</summary>
@@ -439,67 +437,6 @@ internal static unsafe class HostGemm
         {
             T* src = tile + r * nr, dst = c + (long)r * ldc;
             for (int j = 0; j < cols; j++) dst[j] = overwrite ? src[j] : src[j] + beta * dst[j];
-        }
-    }
-
-    /// <summary>The vector operations the kernel needs, so one kernel body serves every ISA and element type.</summary>
-    interface ISimd<T, TV> where T : unmanaged where TV : struct
-    {
-        static abstract int Count { get; }
-        static abstract TV Zero { get; }
-        static abstract TV Load(T* p);
-        static abstract void Store(T* p, TV v);
-        static abstract TV Broadcast(T* p);
-        /// <summary>a·b + c, fused.</summary>
-        static abstract TV MulAdd(TV a, TV b, TV c);
-    }
-
-    // typeof(T) tests below are JIT-time constants, so each instantiation keeps only its own branch.
-
-    readonly struct Simd512<T> : ISimd<T, Vector512<T>> where T : unmanaged
-    {
-        public static int Count => Vector512<T>.Count;
-        public static Vector512<T> Zero => Vector512<T>.Zero;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Load(T* p) => Vector512.Load(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(T* p, Vector512<T> v) => v.Store(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<T> Broadcast(T* p) => Vector512.Create(*p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<T> MulAdd(Vector512<T> a, Vector512<T> b, Vector512<T> c) => typeof(T) == typeof(float)
-            ? Vector512.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>()
-            : Vector512.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
-    }
-
-    readonly struct Simd256<T> : ISimd<T, Vector256<T>> where T : unmanaged
-    {
-        public static int Count => Vector256<T>.Count;
-        public static Vector256<T> Zero => Vector256<T>.Zero;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Load(T* p) => Vector256.Load(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(T* p, Vector256<T> v) => v.Store(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<T> Broadcast(T* p) => Vector256.Create(*p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<T> MulAdd(Vector256<T> a, Vector256<T> b, Vector256<T> c) => typeof(T) == typeof(float)
-            ? Vector256.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>()
-            : Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
-    }
-
-    /// <summary>Portable fallback (e.g. Arm64 or pre-AVX x64); fused only where the hardware has FMA.</summary>
-    readonly struct SimdVector<T> : ISimd<T, Vector<T>> where T : unmanaged
-    {
-        public static int Count => Vector<T>.Count;
-        public static Vector<T> Zero => Vector<T>.Zero;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector<T> Load(T* p) => Vector.Load(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(T* p, Vector<T> v) => v.Store(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector<T> Broadcast(T* p) => new(*p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector<T> MulAdd(Vector<T> a, Vector<T> b, Vector<T> c)
-        {
-            if (!Fma.IsSupported && !AdvSimd.IsSupported) return a * b + c;
-            return typeof(T) == typeof(float)
-                ? Vector.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>()
-                : Vector.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
         }
     }
 

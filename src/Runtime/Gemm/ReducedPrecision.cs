@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace GateLoop.Runtime;
 
@@ -23,17 +22,16 @@ public enum WeightFormat
 /// </summary>
 /// <remarks>
 /// The values are stored in panels of 16 rows, column after column (the 16 weights of one column of a panel are
-/// adjacent), so one AVX-512 multiply-add computes 16 outputs at once from one broadcast input: no horizontal sums,
-/// one pass over the bytes. The stored values are widened to fp32 in registers and accumulated in fp32, so a
-/// product computes with the values <see cref="Dequantize"/> gives (int8's row scale applied to the sum), and the
-/// activations stay fp32.
-/// Where AVX-512 is missing (<see cref="IsSupported"/>), callers multiply those values in fp32 instead. (.NET 10
-/// exposes VNNI dot products only as AvxVnni/AvxVnniInt8, the VEX forms, which AVX-512-VNNI processors such as
-/// AMD Zen 4 do not report.)
+/// adjacent), so a multiply-add computes 16 / Count outputs at once from one broadcast input on every tier (one
+/// 512-bit register, two 256-bit or four 128-bit ones): no horizontal sums, one pass over the bytes. The stored
+/// values are widened to fp32 in registers and accumulated in fp32, so a product computes with the values
+/// <see cref="Dequantize"/> gives (int8's row scale applied to the sum), and the activations stay fp32.
+/// (.NET 10 exposes VNNI dot products only as AvxVnni/AvxVnniInt8, the VEX forms, which AVX-512-VNNI processors such
+/// as AMD Zen 4 do not report.)
 /// </remarks>
 internal sealed unsafe class QuantizedMatrix
 {
-    /// <summary>Rows per panel: one AVX-512 register of fp32.</summary>
+    /// <summary>Rows per panel: one 512-bit register of fp32.</summary>
     const int Lanes = 16;
 
     readonly ushort[]? bf16;
@@ -49,9 +47,6 @@ internal sealed unsafe class QuantizedMatrix
         this.int8 = int8;
         this.scales = scales;
     }
-
-    /// <summary>Whether this machine runs the products (AVX-512).</summary>
-    public static bool IsSupported => Avx512F.IsSupported;
 
     public WeightFormat Format { get; }
 
@@ -111,78 +106,84 @@ internal sealed unsafe class QuantizedMatrix
     /// y[m × Rows] = x[m × Cols]·Wᵀ + β·y over host memory; the panels are spread over the cores when the matrix is
     /// large enough to pay for waking them.
     /// </summary>
-    /// <exception cref="PlatformNotSupportedException">The machine lacks AVX-512 (<see cref="IsSupported"/>).</exception>
     public void Multiply(int m, float* x, float beta, float* y)
     {
-        if (!IsSupported) throw new PlatformNotSupportedException("bf16 and int8 products need AVX-512; multiply the dequantized weights instead");
-        int chunks = (long)Rows * Cols < 1 << 16 ? 1 : Math.Min(Panels, Environment.ProcessorCount * 4);
-        if (chunks == 1) MultiplyPanels(0, Panels, m, x, beta, y);
-        else Parallel.For(0, chunks, c => MultiplyPanels(Panels * c / chunks, Panels * (c + 1) / chunks, m, x, beta, y));
+        switch (HostTier.Current)
+        {
+            case SimdTier.Avx512: Multiply<Vector512<float>, Simd512<float>>(m, x, beta, y); break;
+            case SimdTier.Avx2: Multiply<Vector256<float>, Simd256<float>>(m, x, beta, y); break;
+            default: Multiply<Vector128<float>, Simd128<float>>(m, x, beta, y); break;
+        }
     }
 
-    void MultiplyPanels(int from, int to, int m, float* x, float beta, float* y)
+    void Multiply<TV, TS>(int m, float* x, float beta, float* y) where TV : struct where TS : struct, ISimd<float, TV>
+    {
+        int chunks = (long)Rows * Cols < 1 << 16 ? 1 : Math.Min(Panels, Environment.ProcessorCount * 4);
+        if (chunks == 1) MultiplyPanels<TV, TS>(0, Panels, m, x, beta, y);
+        else Parallel.For(0, chunks, c => MultiplyPanels<TV, TS>(Panels * c / chunks, Panels * (c + 1) / chunks, m, x, beta, y));
+    }
+
+    void MultiplyPanels<TV, TS>(int from, int to, int m, float* x, float beta, float* y) where TV : struct where TS : struct, ISimd<float, TV>
     {
         float* sums = stackalloc float[Lanes];
         for (int panel = from; panel < to; panel++)
             for (int r = 0; r < m; r++)
             {
-                var sum = bf16 is not null ? PanelBf16(panel, x + (long)r * Cols) : PanelInt8(panel, x + (long)r * Cols);
-                sum.Store(sums);
+                float* row = x + (long)r * Cols;
+                if (bf16 is not null)
+                    fixed (ushort* w = &bf16[(long)panel * Cols * Lanes]) Panel<ushort, TV, TS>(w, row, Cols, sums);
+                else
+                    fixed (sbyte* w = &int8![(long)panel * Cols * Lanes]) Panel<sbyte, TV, TS>(w, row, Cols, sums);
                 float* target = y + (long)r * Rows + panel * Lanes;
                 for (int lane = 0; lane < Lanes && panel * Lanes + lane < Rows; lane++)
-                    target[lane] = beta == 0 ? sums[lane] : sums[lane] + beta * target[lane];
+                {
+                    float sum = scales is null ? sums[lane] : sums[lane] * scales[panel * Lanes + lane];
+                    target[lane] = beta == 0 ? sum : sum + beta * target[lane];
+                }
             }
     }
 
-    Vector512<float> PanelBf16(int panel, float* x)
-    {
-        fixed (ushort* w = &bf16![(long)panel * Cols * Lanes]) return Panel<ushort, Bf16>(w, x, Cols);
-    }
-
-    Vector512<float> PanelInt8(int panel, float* x)
-    {
-        fixed (sbyte* w = &int8![(long)panel * Cols * Lanes])
-        fixed (float* scale = &scales![panel * Lanes])
-            return Panel<sbyte, Int8>(w, x, Cols) * Vector512.Load(scale);
-    }
-
     /// <summary>
-    /// Σ_c widen(w[c, 0…15])·x[c] over one panel's <paramref name="cols"/> columns; four accumulators over
-    /// consecutive columns hide the multiply-add latency. <typeparamref name="TWiden"/> is a struct, so the JIT
-    /// compiles one loop per format with its widening inlined.
+    /// sums[0…15] = Σ_c widen(w[c, 0…15])·x[c] over one panel's <paramref name="cols"/> columns. The panel is a run of
+    /// vectors, Parts = 16 / Count per column: vector v holds lanes (v mod Parts)·Count… of column v / Parts. Four
+    /// accumulators over consecutive vectors hide the multiply-add latency; Parts divides 4, so accumulator i always
+    /// holds part i mod Parts and they add up by part at the end. The tier and the format are type parameters, so
+    /// the JIT compiles one loop for each with Parts a constant and the widening inlined.
     /// </summary>
-    static Vector512<float> Panel<TStored, TWiden>(TStored* w, float* x, int cols)
-        where TStored : unmanaged where TWiden : struct, IWiden<TStored>
+    static void Panel<TStored, TV, TS>(TStored* w, float* x, int cols, float* sums)
+        where TStored : unmanaged where TV : struct where TS : struct, ISimd<float, TV>
     {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        float* end = x + cols;
-        for (; x + 4 <= end; x += 4, w += 4 * Lanes)
+        int count = TS.Count, parts = Lanes / count;
+        TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
+        int vectors = cols * parts, v = 0;
+        // x advances 4 / Parts columns a step, so each vector's column offset (i / Parts) is a constant.
+        for (; v + 4 <= vectors; v += 4, w += 4 * count, x += 4 / parts)
         {
-            a0 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w), Vector512.Create(x[0]), a0);
-            a1 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w + Lanes), Vector512.Create(x[1]), a1);
-            a2 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w + 2 * Lanes), Vector512.Create(x[2]), a2);
-            a3 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w + 3 * Lanes), Vector512.Create(x[3]), a3);
+            a0 = TS.MulAdd(Widen<TStored, TV, TS>(w), TS.Broadcast(x), a0);
+            a1 = TS.MulAdd(Widen<TStored, TV, TS>(w + count), TS.Broadcast(x + 1 / parts), a1);
+            a2 = TS.MulAdd(Widen<TStored, TV, TS>(w + 2 * count), TS.Broadcast(x + 2 / parts), a2);
+            a3 = TS.MulAdd(Widen<TStored, TV, TS>(w + 3 * count), TS.Broadcast(x + 3 / parts), a3);
         }
-        for (; x < end; x++, w += Lanes) a0 = Avx512F.FusedMultiplyAdd(TWiden.Widen(w), Vector512.Create(*x), a0);
-        return (a0 + a1) + (a2 + a3);
+        // The tail is fewer than 4 vectors, starting at part 0 like a0.
+        if (v < vectors) a0 = TS.MulAdd(Widen<TStored, TV, TS>(w), TS.Broadcast(x), a0);
+        if (v + 1 < vectors) a1 = TS.MulAdd(Widen<TStored, TV, TS>(w + count), TS.Broadcast(x + 1 / parts), a1);
+        if (v + 2 < vectors) a2 = TS.MulAdd(Widen<TStored, TV, TS>(w + 2 * count), TS.Broadcast(x + 2 / parts), a2);
+        if (parts == 1) TS.Store(sums, TS.Add(TS.Add(a0, a1), TS.Add(a2, a3)));
+        else if (parts == 2)
+        {
+            TS.Store(sums, TS.Add(a0, a2));
+            TS.Store(sums + count, TS.Add(a1, a3));
+        }
+        else
+        {
+            TS.Store(sums, a0);
+            TS.Store(sums + count, a1);
+            TS.Store(sums + 2 * count, a2);
+            TS.Store(sums + 3 * count, a3);
+        }
     }
 
-    /// <summary>16 stored weights, adjacent, as fp32.</summary>
-    interface IWiden<TStored> where TStored : unmanaged
-    {
-        static abstract Vector512<float> Widen(TStored* w);
-    }
-
-    // A bf16 is the upper half of the fp32 with the same bits.
-    readonly struct Bf16 : IWiden<ushort>
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Widen(ushort* w) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load(w)), 16).AsSingle();
-    }
-
-    readonly struct Int8 : IWiden<sbyte>
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Widen(sbyte* w) => Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(w)));
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV Widen<TStored, TV, TS>(TStored* w) where TStored : unmanaged where TV : struct where TS : struct, ISimd<float, TV> =>
+        typeof(TStored) == typeof(ushort) ? TS.WidenBf16((ushort*)w) : TS.WidenInt8((sbyte*)w);
 }

@@ -60,8 +60,8 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// <summary>
     /// Stores every weight matrix (each Linear's [out, in]) in <paramref name="format"/> for inference: the
     /// matrix–vector products of generation on the host backend read bf16 (half the bytes) or int8 with a scale per
-    /// output row (a quarter) where the CPU has AVX-512, and the fp32 weights are replaced by the values those stand
-    /// for, so every other pass (evaluation, prompts, a GPU, a CPU without AVX-512) computes with the same weights.
+    /// output row (a quarter), and the fp32 weights are replaced by the values those stand for, so every other pass
+    /// (evaluation, prompts, a GPU) computes with the same weights.
     /// For inference: an optimizer step changes the fp32 weights only, and <see cref="WriteWeights"/> returns to fp32.
     /// </summary>
     /// <exception cref="NotSupportedException">The module is not compiled for float.</exception>
@@ -78,9 +78,9 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
             var span = weights.AsSpan((int)p.Offset, (int)p.Length);
             var matrix = QuantizedMatrix.Create(span, p.Shape[0], p.Shape[1], format);
             matrix.Dequantize(span);
-            // Only the host backend with AVX-512 reads the copies; elsewhere the rounded fp32 values alone give the
-            // format's results, and a copy would be memory held for nothing.
-            if (Device.IsHost && QuantizedMatrix.IsSupported) matrices[p.Offset] = matrix;
+            // Only the host backend reads the copies; on a GPU the rounded fp32 values alone give the format's
+            // results, and a copy would be memory held for nothing.
+            if (Device.IsHost) matrices[p.Offset] = matrix;
         }
         WriteWeights((T[])(object)weights);
         (quantized, WeightFormat) = (matrices, format);
