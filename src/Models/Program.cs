@@ -8,19 +8,22 @@ namespace GateLoop.Models;
 /// <summary>The <c>gateloop</c> command line: train, evaluate, sample and time the declared models.</summary>
 static class Program
 {
+    /// <summary>The commands and their options: what the parser accepts, and what --help and the README describe.</summary>
+    internal static RootCommand Commands() => new("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
+    {
+        ModelsCommand.Create(),
+        TrainCommand.Create(),
+        SampleCommand.Create(),
+        EvalCommand.Create(),
+        DownloadCommand.Create(),
+        PlotCommand.Create(),
+        BenchCommand.Create(),
+        DoctorCommand.Create(),
+    };
+
     static int Main(string[] args)
     {
-        var root = new RootCommand("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
-        {
-            ModelsCommand.Create(),
-            TrainCommand.Create(),
-            SampleCommand.Create(),
-            EvalCommand.Create(),
-            DownloadCommand.Create(),
-            PlotCommand.Create(),
-            BenchCommand.Create(),
-            DoctorCommand.Create(),
-        };
+        var root = Commands();
         try
         {
             var parse = root.Parse(args);

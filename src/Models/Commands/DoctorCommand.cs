@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using GateLoop.Runtime;
 
 namespace GateLoop.Models.Commands;
@@ -104,9 +105,10 @@ static class DoctorCommand
                         ["tolerance"] = r.Tolerance, ["passed"] = r.Passed,
                     }),
                 }));
+            WriteLegend(results, log);
             var worst = results.MaxBy(r => r.OfTolerance)!;
             log.WriteLine(passed
-                ? $"doctor: all {results.Count} checks within tolerance (closest: {worst.Section} {worst.Name}, {Format(worst.Error)} of {Format(worst.Tolerance)})"
+                ? $"doctor: all {results.Count} checks within tolerance (closest to its tolerance: {worst.Section} {worst.Name}, {Format(worst.Error)} of {Format(worst.Tolerance)})"
                 : $"doctor: {failed.Count} of {results.Count} checks failed{(findings.Count > 0 ? $", {findings.Count} PTX faults" : "")}: " +
                   string.Join("; ", failed.Take(5).Select(r => $"{r.Section} {r.Name} {Format(r.Error)}")));
             return passed ? 0 : 1;
@@ -123,6 +125,23 @@ static class DoctorCommand
             onDevice.Initialize(0);
             return (onDevice.GetType(), compare(name, onDevice, onHost, 1));
         };
+
+    /// <summary>
+    /// What the table's columns and names mean: the buffers are the models' own (their memory plans say what each
+    /// holds), so the legend lists those that appeared, each once.
+    /// </summary>
+    static void WriteLegend(IReadOnlyList<CheckResult> results, TextWriter log)
+    {
+        log.WriteLine();
+        log.WriteLine("rel. error: ‖device − host‖ / ‖host‖ over all values of a check; tolerance: what float rounding explains " +
+            "(forward values, gradients, single GEMMs); closest: the check whose error is the largest fraction of its tolerance");
+        log.WriteLine("model rows: loss, generation, an Adam step, ∂name (the gradient of parameter name), and the activation buffers " +
+            "(name[i]: one per layer or block; a D prefix: a gradient of the backward pass):");
+        var buffers = results.Where(r => r.Meaning is not null)
+            .GroupBy(r => Regex.Replace(r.Name, @"\[\d+\]$", "[i]"))
+            .Select(g => (Name: g.Key, Meaning: string.Join(" / ", g.Select(r => r.Meaning).Distinct())));
+        foreach (var (buffer, meaning) in buffers) log.WriteLine($"  {buffer,-16} {meaning}");
+    }
 
     static Device AutoDevice()
     {

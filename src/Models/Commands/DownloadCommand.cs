@@ -1,4 +1,5 @@
 using System.CommandLine;
+using GateLoop.Models.Display;
 using GateLoop.Runtime;
 
 namespace GateLoop.Models.Commands;
@@ -15,10 +16,9 @@ static class DownloadCommand
         command.SetAction(async (parse, cancel) =>
         {
             string directory = parse.GetValue(to)!;
-            var progress = new Progress<(long Done, long? Total)>(p =>
-                Console.Error.Write(p.Total is long total ? $"\r{p.Done * 100 / Math.Max(total, 1),3}% of {total:N0} bytes" : $"\r{p.Done:N0} bytes"));
-            string path = await Enwik8Download.DownloadAsync(directory, progress: progress, ct: cancel);
-            Console.Error.WriteLine();
+            var line = ProgressLine.OnStderr("download", "bytes");
+            string path = await Enwik8Download.DownloadAsync(directory, progress: line, ct: cancel);
+            line.Clear();
             Console.WriteLine(path);
             return 0;
         });
