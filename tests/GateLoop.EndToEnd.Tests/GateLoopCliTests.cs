@@ -580,6 +580,11 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Contains($"gateloop {command}", result.Stdout);
         foreach (var option in options) Assert.Contains(option, result.Stdout);
         Assert.Equal("", result.Stderr);
+        // The usage line names the arguments as the Arguments section does.
+        var usage = Regex.Match(result.Stdout, @"Usage:\s*\n\s*(?<line>[^\n]*)").Groups["line"].Value;
+        var section = Regex.Match(result.Stdout, @"Arguments:\s*\n(?<rows>(\s+<[^\n]*\n)+)").Groups["rows"].Value;
+        Assert.Equal(Regex.Matches(usage, @"<(\w+)>").Select(m => m.Groups[1].Value),
+            Regex.Matches(section, @"(?m)^\s+<(\w+)>").Select(m => m.Groups[1].Value));
     }
 
     [Fact]

@@ -9,7 +9,8 @@ static class DownloadCommand
 {
     public static Command Create()
     {
-        var dataset = new Argument<string>("dataset") { Description = "the dataset to fetch: enwik8" };
+        // Named in the help's usage and argument lines alike (the accepted values would otherwise stand in the latter).
+        var dataset = new Argument<string>("dataset") { Description = "the dataset to fetch: enwik8", HelpName = "dataset" };
         dataset.AcceptOnlyFromAmong("enwik8");
         var to = new Option<string>("--to") { Description = "directory to put enwik8.zip in", DefaultValueFactory = _ => "data" };
         var command = new Command("download", "download a dataset (enwik8) and verify its SHA-256") { dataset, to };
