@@ -653,6 +653,13 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Matches(@"ReducedGemv\s+[0-9.]+ ms", generation);
         Assert.Contains("ScanForward", generation);
         Assert.Contains("AdamStep", result.Stdout[..result.Stdout.IndexOf("generation, per kernel", StringComparison.Ordinal)]);
+        // Each phase is a share of the whole profiled step, what no phase covers included: together they make it.
+        Assert.Matches(@"one profiled step, \d+ ms", result.Stdout);
+        var shares = Regex.Matches(result.Stdout, @"(?m)^  [a-z ]+? +[0-9.]+ ms +(?<share>[0-9.]+) ?% of the step$")
+            .Select(m => double.Parse(m.Groups["share"].Value, CultureInfo.InvariantCulture)).ToList();
+        Assert.Contains("outside phases", result.Stdout);
+        Assert.InRange(shares.Sum(), 99.5, 100.5);
+        Assert.Matches(@"warm-up step: loss [0-9.]+ nats \(an untrained model's is near ln 256 = 5\.545177, a uniform guess\)", result.Stdout);
     }
 
     [Fact]
