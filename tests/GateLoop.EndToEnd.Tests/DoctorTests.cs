@@ -37,6 +37,8 @@ public sealed class DoctorTests(TrainedModelFixture fixture, ITestOutputHelper o
         Assert.Contains("DQkv", buffers);
         Assert.All(buffers, b => Assert.True(legend.ContainsKey(b), $"the legend does not explain {b}\n{result.Stdout}"));
         Assert.Equal("residual stream at each block boundary", legend["X[i]"]);
+        // Progress goes to stderr (here redirected: a plain line at least at the end), the table stays on stdout.
+        Assert.Matches(@"(?m)^doctor: 3/3 sections \(100%\), elapsed \d+m\d\ds, ETA 0m00s$", result.Stderr);
     }
 
     [Fact]

@@ -139,7 +139,7 @@ public sealed class ReadmeTruthTests
 
     // The product's assemblies (the runtime, and the command line with its generated models) and .NET's.
     static readonly Assembly[] Product = [typeof(GateLoop.Runtime.Device).Assembly, typeof(GateLoop.Models.Program).Assembly];
-    static readonly Assembly[] Platform = [typeof(object).Assembly, typeof(System.Runtime.Intrinsics.X86.Avx).Assembly, typeof(Interlocked).Assembly];
+    static readonly Assembly[] Platform = [typeof(object).Assembly, typeof(System.Runtime.Intrinsics.X86.Avx).Assembly, typeof(Interlocked).Assembly, typeof(ILGPU.Context).Assembly];
 
     static readonly Type[] ProductTypes = Product.SelectMany(a => a.GetTypes()).ToArray();
     static readonly Type[] PlatformTypes = Platform.SelectMany(a => a.GetTypes()).Where(t => t.IsPublic || t.IsNestedPublic).ToArray();
@@ -178,8 +178,8 @@ public sealed class ReadmeTruthTests
         if (first == parts.Length) return null;
         var rest = parts[first..];
         if (first == 0 && char.IsLower(rest[0][0]))
-            // model.UseWeights: a variable of some product type.
-            return ProductTypes.Any(t => HasMember(t, rest[1])) ? null : $"no product type has a member {rest[1]}";
+            // model.UseWeights: a variable of some product (or .NET) type.
+            return ProductTypes.Concat(PlatformTypes).Any(t => HasMember(t, rest[1])) ? null : $"no type has a member {rest[1]}";
         var types = TypesNamed(rest[0]).Where(t => first == 0 || t.Namespace == string.Join('.', parts[..first])).ToList();
         if (types.Count == 0) return $"no type {string.Join('.', parts[..(first + 1)])}";
         foreach (var member in rest.Skip(1))

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using GateLoop.Models.Display;
 using GateLoop.Runtime;
 
 namespace GateLoop.Models.Commands;
@@ -49,8 +50,12 @@ static class DoctorCommand
             // The PTX is what a GPU would run, whatever the device: it is checked without one.
             var findings = new List<PtxAudit.Finding>();
             int kernelCount = 0;
+            // Sections take from a second to minutes (a large model on ilgpu-cpu): progress on stderr, with an ETA.
+            var progress = ProgressLine.OnStderr("doctor", "sections");
+            int sections = 2 + checks.Count, done = 0;
             void Ptx(string what, PtxAudit.Report report)
             {
+                progress.Clear();
                 kernelCount += report.Kernels;
                 findings.AddRange(report.Findings);
                 log.WriteLine($"PTX    {what}: {report.Kernels} kernels compiled for sm_90, " +
@@ -62,6 +67,7 @@ static class DoctorCommand
             var results = new List<CheckResult>();
             void Section(IReadOnlyList<CheckResult> rows)
             {
+                progress.Clear();
                 results.AddRange(rows);
                 foreach (var r in rows)
                     log.WriteLine($"{r.Section,-18} {r.Name,-44} {Format(r.Error),10} {Format(r.Tolerance),10}  {(r.Passed ? "ok" : "FAIL")}");
@@ -77,6 +83,7 @@ static class DoctorCommand
                 {
                     Section([new(section, $"could not run: {e.GetType().Name}: {e.Message.Split('\n')[0]}", double.PositiveInfinity, 0)]);
                 }
+                progress.Report(++done, sections);
             }
             log.WriteLine($"{"section",-18} {"check",-44} {"rel. error",10} {"tolerance",10}");
             Run("scalar math", () => DeviceCheck.Scalars(dev));
@@ -105,6 +112,7 @@ static class DoctorCommand
                         ["tolerance"] = r.Tolerance, ["passed"] = r.Passed,
                     }),
                 }));
+            progress.Clear();
             WriteLegend(results, log);
             var worst = results.MaxBy(r => r.OfTolerance)!;
             log.WriteLine(passed

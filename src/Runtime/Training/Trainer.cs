@@ -60,7 +60,7 @@ public sealed record TrainOptions
 /// <summary>What the trainer reports as it goes; the command line renders it.</summary>
 public abstract record TrainEvent
 {
-    /// <summary>One optimizer step finished.</summary>
+    /// <summary>One optimizer step finished; <c>Elapsed</c> is the whole run's training time, resumes included.</summary>
     public sealed record Step(long Number, long Total, double Loss, double GradNorm, double TokensPerSecond, TimeSpan Elapsed, TimeSpan Remaining) : TrainEvent;
     /// <summary>Validation loss at a step.</summary>
     public sealed record Validation(long Number, double Loss) : TrainEvent;
