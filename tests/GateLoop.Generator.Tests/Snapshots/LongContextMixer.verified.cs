@@ -117,9 +117,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            H = workspace.Take<float>(rows * Dim, "H");
-            InvNorm = workspace.Take<float>(rows, "InvNorm");
-            Z = workspace.Take<float>(rows * 3 * Dim, "Z");
+            H = workspace.Take<float>(rows * Dim, "H", "RMSNorm(x)");
+            InvNorm = workspace.Take<float>(rows, "InvNorm", "1/‖x‖ per position");
+            Z = workspace.Take<float>(rows * 3 * Dim, "Z", "[q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]");
             ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 2, null);
         }
     }
@@ -141,8 +141,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public Scratch(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            DH = workspace.Take<float>(rows * Dim, "DH");
-            DZ = workspace.Take<float>(rows * 3 * Dim, "DZ");
+            DH = workspace.Take<float>(rows * Dim, "DH", "gradient of h");
+            DZ = workspace.Take<float>(rows * 3 * Dim, "DZ", "gradient of Z");
         }
     }
 
