@@ -53,13 +53,34 @@ public sealed class ReadmeTruthTests
     /// </summary>
     static (Command? Command, IEnumerable<string> Flags)? FlagsGiven(string words)
     {
-        var tokens = words.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // Settings (NAME=value) before the program are not words of it.
+        var tokens = words.Split(' ', StringSplitOptions.RemoveEmptyEntries).SkipWhile(t => Regex.IsMatch(t, @"^\w+=")).ToArray();
         Command? Named(int i) => i < tokens.Length ? Parser.Subcommands.FirstOrDefault(c => c.Name == tokens[i]) : null;
+        // The program as a tool, a built binary or its dll (under mpirun, dotnet …), or after dotnet run's "--".
+        static bool Starts(string t) => t is "gateloop" or "--" || t.EndsWith("/gateloop", StringComparison.Ordinal) || t.EndsWith("gateloop.dll", StringComparison.Ordinal);
         for (int i = 0; i < tokens.Length; i++)
-            if ((tokens[i] is "gateloop" or "--" || i == 0) && Named(tokens[i] is "gateloop" or "--" ? i + 1 : i) is { } command)
+            if ((Starts(tokens[i]) || i == 0) && Named(Starts(tokens[i]) ? i + 1 : i) is { } command)
                 return (command, tokens.Skip(i).SelectMany(t => Flag.Matches(t).Select(m => m.Value)));
         if (tokens.Length == 0 || OtherPrograms.Contains(tokens[0]) || tokens[0].EndsWith(".sh", StringComparison.Ordinal)) return null;
         return (null, tokens.SelectMany(t => Flag.Matches(t).Select(m => m.Value)));
+    }
+
+    [Theory]
+    [InlineData("gateloop train --steps 5 --out runs/a", "train", "--steps --out")]
+    [InlineData("mpirun -np 2 --oversubscribe gateloop train --steps 5", "train", "--steps")]
+    [InlineData("OMPI_X=1 mpirun --oversubscribe dotnet src/Models/bin/Release/net10.0/gateloop.dll eval --json", "eval", "--json")]
+    [InlineData("dotnet run -c Release --project src/Models -- sample --length 3", "sample", "--length")]
+    [InlineData("eval --weights int8", "eval", "--weights")]
+    [InlineData("--resume DIR --steps N", null, "--resume --steps")]
+    [InlineData("dotnet tool install --global gateloop --add-source feed", "none", "")]
+    [InlineData("bash bench/precision.sh --x", "none", "")]
+    public void Flags_are_read_as_the_command_they_follow_gets_them(string words, string? command, string flags)
+    {
+        var given = FlagsGiven(words);
+        if (command == "none") { Assert.Null(given); return; }
+        Assert.NotNull(given);
+        Assert.Equal(command, given!.Value.Command?.Name);
+        Assert.Equal(flags.Split(' ', StringSplitOptions.RemoveEmptyEntries), given.Value.Flags);
     }
 
     [Fact]
