@@ -11,22 +11,25 @@ static class Program
     // Errors of a rank other than 0 of a job say which rank they come from.
     static string Rank => Launch.FromEnvironment() is { Rank: > 0 } launch ? $"rank {launch.Rank}: " : "";
 
+    /// <summary>The commands and their options: what the parser accepts, and what --help and the README describe.</summary>
+    internal static RootCommand Commands() => new("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
+    {
+        ModelsCommand.Create(),
+        TrainCommand.Create(),
+        SampleCommand.Create(),
+        EvalCommand.Create(),
+        DownloadCommand.Create(),
+        PlotCommand.Create(),
+        BenchCommand.Create(),
+        DoctorCommand.Create(),
+    };
+
     static int Main(string[] args)
     {
         // mpirun gives a rank's output a pseudo-terminal that ends in a log or a pipe: without a terminal type, .NET does
         // not start it with the keypad escape sequence (ESC [?1h ESC =), which would come before a --json object.
         if (Launch.FromEnvironment().Variable.Length > 0) Environment.SetEnvironmentVariable("TERM", "dumb");
-        var root = new RootCommand("GateLoop language models compiled to specialized kernels: train, evaluate and sample on CPU or CUDA.")
-        {
-            ModelsCommand.Create(),
-            TrainCommand.Create(),
-            SampleCommand.Create(),
-            EvalCommand.Create(),
-            DownloadCommand.Create(),
-            PlotCommand.Create(),
-            BenchCommand.Create(),
-            DoctorCommand.Create(),
-        };
+        var root = Commands();
         try
         {
             var parse = root.Parse(args);

@@ -49,6 +49,22 @@ public static class Cli
         return Exec(Setpriv, workingDirectory, ["--bounding-set=-dac_override,-dac_read_search", "--", Host, DllPath, .. args], timeout);
     }
 
+    const string Script = "/usr/bin/script";
+
+    /// <summary>
+    /// Runs <c>gateloop <paramref name="args"/></c> on a pseudo-terminal (util-linux's <c>script</c>), as from an
+    /// interactive shell, and returns what the terminal showed: stdout and stderr together, with the terminal's
+    /// \r\n line ends. The terminal reports 0 columns, as a serial console or a container without a size does.
+    /// <paramref name="environment"/> holds NAME=value settings; TERM is xterm, NO_COLOR and COLUMNS unset.
+    /// </summary>
+    public static CliResult RunInTerminal(string workingDirectory, IEnumerable<string> args, params string[] environment)
+    {
+        Assert.True(File.Exists(Script), $"{Script} is missing: install util-linux's script (Debian: bsdutils) to run the terminal tests");
+        static string Quote(string word) => "'" + word.Replace("'", "'\\''") + "'";
+        string command = string.Join(" ", ((string[])["env", "-u", "NO_COLOR", "-u", "COLUMNS", "TERM=xterm", .. environment, Host, DllPath, .. args]).Select(Quote));
+        return Exec(Script, workingDirectory, ["-qec", command, "/dev/null"]);
+    }
+
     /// <summary>Runs <c>dotnet <paramref name="args"/></c> the same way (for pack, build and run of other projects).</summary>
     public static CliResult Dotnet(string workingDirectory, IEnumerable<string> args, TimeSpan? timeout = null) =>
         Exec(Host, workingDirectory, args, timeout);

@@ -26,7 +26,19 @@ public sealed class DoctorTests(TrainedModelFixture fixture, ITestOutputHelper o
         foreach (var row in new[] { "exp(x)", "GEMM Aᵀ·Bᵀ, β 1", "column sums", "loss", "FfAct[0]", "DQkv", "∂to_logits.weight", "weights after an Adam step", "generation logits" })
             Assert.Matches($@"(?m)^\S.*{System.Text.RegularExpressions.Regex.Escape(row)}.*  ok\s*$", result.Stdout);
         Assert.DoesNotContain("FAIL", result.Stdout);
-        Assert.Matches(@"doctor: all \d+ checks within tolerance", result.Stdout);
+        Assert.Matches(@"doctor: all \d+ checks within tolerance \(closest to its tolerance: ", result.Stdout);
+        // The legend explains the columns, "closest", and every buffer the table names (X[0] and X[1] as X[i]).
+        Assert.Contains("closest: the check whose error is the largest fraction of its tolerance", result.Stdout);
+        var legend = System.Text.RegularExpressions.Regex.Matches(result.Stdout, @"(?m)^  (?<name>\S+) +(?<meaning>\S.*)$")
+            .ToDictionary(m => m.Groups["name"].Value, m => m.Groups["meaning"].Value);
+        var buffers = System.Text.RegularExpressions.Regex.Matches(result.Stdout, @"(?m)^gateloop-tiny +(?<name>[A-Z]\w*(\[\d+\])?) ")
+            .Select(m => System.Text.RegularExpressions.Regex.Replace(m.Groups["name"].Value, @"\[\d+\]$", "[i]")).Distinct().ToList();
+        Assert.Contains("X[i]", buffers);
+        Assert.Contains("DQkv", buffers);
+        Assert.All(buffers, b => Assert.True(legend.ContainsKey(b), $"the legend does not explain {b}\n{result.Stdout}"));
+        Assert.Equal("residual stream at each block boundary", legend["X[i]"]);
+        // Progress goes to stderr (here redirected: a plain line at least at the end), the table stays on stdout.
+        Assert.Matches(@"(?m)^doctor: 3/3 sections \(100%\), elapsed \d+m\d\ds, ETA 0m00s$", result.Stderr);
     }
 
     [Fact]

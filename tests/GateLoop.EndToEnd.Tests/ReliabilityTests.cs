@@ -179,12 +179,48 @@ public sealed class ReliabilityTests(TrainedModelFixture fixture, ITestOutputHel
             WaitFor(() => File.Exists(Path.Combine(dir, "config.json")), first, "a checkpoint");
             var second = Run([.. Tiny(fixture.CorpusPath, dir, 10)]);
             AssertOneLineError(second, $"{dir} is in use by gateloop train (process {first.Id}", "pass another --out");
+            Assert.True(second.Stdout == "", $"the refusal printed before it refused\n{second}");
             first.Signal(9);
             first.WaitForExit(Minute);
         }
         long step = AssertOneUnit(dir);
         var third = Run("train", "--device", "cpu", "--resume", dir, "--steps", $"{step + 1}");
         Assert.True(third.ExitCode == 0, third.ToString());
+    }
+
+    /// <summary>
+    /// Re-typing a train command on a run's directory (instead of --resume) loses nothing: train refuses at once,
+    /// printing and writing nothing, naming the step and the two ways on; --overwrite starts over there.
+    /// </summary>
+    [Fact]
+    public void Train_on_a_directory_holding_a_checkpoint_refuses_unless_told_to_resume_or_overwrite()
+    {
+        string dir = Path.Combine(fixture.NewDirectory("overwrite"), "run");
+        Assert.True(Run([.. Tiny(fixture.CorpusPath, dir, 3)]).ExitCode == 0);
+        // Every file but the lock, which names the last process that held it.
+        Dictionary<string, byte[]> Files() => Directory.GetFiles(dir, "*", SearchOption.AllDirectories)
+            .Where(f => Path.GetFileName(f) != ".lock").Order().ToDictionary(f => f, File.ReadAllBytes);
+        var files = Files();
+
+        foreach (var again in new[] { Tiny(fixture.CorpusPath, dir, 5), [.. Tiny(fixture.CorpusPath, dir, 5), "--init", dir] })
+        {
+            var refused = Run([.. again]);
+            AssertOneLineError(refused, $"{dir} holds the checkpoint of step 3", $"--resume {dir}", "--overwrite");
+            Assert.True(refused.Stdout == "", $"the refusal printed before it refused\n{refused}");
+            var now = Files();
+            Assert.Equal(files.Keys, now.Keys);
+            Assert.All(files, f => Assert.True(f.Value.SequenceEqual(now[f.Key]), $"{f.Key} changed"));
+        }
+        // Resuming into another directory that holds a checkpoint would replace that one: refused the same way.
+        string other = Path.Combine(fixture.NewDirectory("overwrite-other"), "run");
+        Assert.True(Run([.. Tiny(fixture.CorpusPath, other, 1)]).ExitCode == 0);
+        AssertOneLineError(Run("train", "--device", "cpu", "--resume", dir, "--out", other, "--steps", "4"), $"{other} holds the checkpoint of step 1");
+        AssertOneLineError(Run("train", "--device", "cpu", "--resume", dir, "--steps", "4", "--overwrite"), "--overwrite", "--resume", "pass only one");
+
+        var restarted = Run([.. Tiny(fixture.CorpusPath, dir, 2), "--overwrite"]);
+        Assert.True(restarted.ExitCode == 0, restarted.ToString());
+        Assert.Equal(2, AssertOneUnit(dir));
+        Assert.Equal([1L, 2L], MetricsLine.ReadAll(Path.Combine(dir, "metrics.jsonl")).Select(m => m.Step));
     }
 
     [Fact]

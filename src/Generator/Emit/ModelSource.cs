@@ -110,7 +110,9 @@ namespace GateLoop.Generator.Emit
             w.Line("long rows = (long)batch * seq;");
             foreach (var b in list)
             {
-                string label = b.Use == BufferUse.Schedule ? "null" : b.Count is null ? $"\"{b.Field}\"" : $"$\"{b.Field}[{{i}}]\"";
+                // A named buffer carries what it holds, for the legend of the device check's table.
+                string label = b.Use == BufferUse.Schedule ? "null"
+                    : (b.Count is null ? $"\"{b.Field}\"" : $"$\"{b.Field}[{{i}}]\"") + $", \"{b.Why.Replace("\\", "\\\\").Replace("\"", "\\\"")}\"";
                 w.Line(b.Count is null
                     ? $"{b.Field} = workspace.Take<{n.Type}>({b.Size}, {label});"
                     : $"for (int i = 0; i < {b.Field}.Length; i++) {b.Field}[i] = workspace.Take<{n.Type}>({b.Size}, {label});");

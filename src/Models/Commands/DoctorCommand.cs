@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
+using GateLoop.Models.Display;
 using GateLoop.Runtime;
 
 namespace GateLoop.Models.Commands;
@@ -50,8 +52,12 @@ static class DoctorCommand
             // The PTX is what a GPU would run, whatever the device: it is checked without one.
             var findings = new List<PtxAudit.Finding>();
             int kernelCount = 0;
+            // Sections take from a second to minutes (a large model on ilgpu-cpu): progress on stderr, with an ETA.
+            var progress = ProgressLine.OnStderr("doctor", "sections");
+            int sections = 2 + checks.Count, done = 0;
             void Ptx(string what, PtxAudit.Report report)
             {
+                progress.Clear();
                 kernelCount += report.Kernels;
                 findings.AddRange(report.Findings);
                 log.WriteLine($"PTX    {what}: {report.Kernels} kernels compiled for sm_90, " +
@@ -63,6 +69,7 @@ static class DoctorCommand
             var results = new List<CheckResult>();
             void Section(IReadOnlyList<CheckResult> rows)
             {
+                progress.Clear();
                 results.AddRange(rows);
                 foreach (var r in rows)
                     log.WriteLine($"{r.Section,-18} {r.Name,-44} {Format(r.Error),10} {Format(r.Tolerance),10}  {(r.Passed ? "ok" : "FAIL")}");
@@ -78,6 +85,7 @@ static class DoctorCommand
                 {
                     Section([new(section, $"could not run: {e.GetType().Name}: {e.Message.Split('\n')[0]}", double.PositiveInfinity, 0)]);
                 }
+                progress.Report(++done, sections);
             }
             log.WriteLine($"{"section",-18} {"check",-44} {"rel. error",10} {"tolerance",10}");
             Run("scalar math", () => DeviceCheck.Scalars(dev));
@@ -106,9 +114,11 @@ static class DoctorCommand
                         ["tolerance"] = r.Tolerance, ["passed"] = r.Passed,
                     }),
                 }));
+            progress.Clear();
+            WriteLegend(results, log);
             var worst = results.MaxBy(r => r.OfTolerance)!;
             log.WriteLine(passed
-                ? $"doctor: all {results.Count} checks within tolerance (closest: {worst.Section} {worst.Name}, {Format(worst.Error)} of {Format(worst.Tolerance)})"
+                ? $"doctor: all {results.Count} checks within tolerance (closest to its tolerance: {worst.Section} {worst.Name}, {Format(worst.Error)} of {Format(worst.Tolerance)})"
                 : $"doctor: {failed.Count} of {results.Count} checks failed{(findings.Count > 0 ? $", {findings.Count} PTX faults" : "")}: " +
                   string.Join("; ", failed.Take(5).Select(r => $"{r.Section} {r.Name} {Format(r.Error)}")));
             return passed ? 0 : 1;
@@ -125,6 +135,23 @@ static class DoctorCommand
             onDevice.Initialize(0);
             return (onDevice.GetType(), compare(name, onDevice, onHost, 1));
         };
+
+    /// <summary>
+    /// What the table's columns and names mean: the buffers are the models' own (their memory plans say what each
+    /// holds), so the legend lists those that appeared, each once.
+    /// </summary>
+    static void WriteLegend(IReadOnlyList<CheckResult> results, TextWriter log)
+    {
+        log.WriteLine();
+        log.WriteLine("rel. error: ‖device − host‖ / ‖host‖ over all values of a check; tolerance: what float rounding explains " +
+            "(forward values, gradients, single GEMMs); closest: the check whose error is the largest fraction of its tolerance");
+        log.WriteLine("model rows: loss, generation, an Adam step, ∂name (the gradient of parameter name), and the activation buffers " +
+            "(name[i]: one per layer or block; a D prefix: a gradient of the backward pass):");
+        var buffers = results.Where(r => r.Meaning is not null)
+            .GroupBy(r => Regex.Replace(r.Name, @"\[\d+\]$", "[i]"))
+            .Select(g => (Name: g.Key, Meaning: string.Join(" / ", g.Select(r => r.Meaning).Distinct())));
+        foreach (var (buffer, meaning) in buffers) log.WriteLine($"  {buffer,-16} {meaning}");
+    }
 
     static Device AutoDevice()
     {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using GateLoop.Models.Display;
 using GateLoop.Runtime;
 
 namespace GateLoop.Models.Commands;
@@ -18,6 +19,8 @@ static class EvalCommand
         var json = new Option<bool>("--json") { Description = "print {\"loss\":…, \"bpc\":…, \"tokens\":…}" };
         var device = Common.Device();
         var weights = Common.Weights();
+        weights.Description = "how the weight matrices are held while evaluating: fp32 (as trained), bf16 or int8 (one scale per output row); " +
+            "the loss is then that of the weights sample --weights generates from";
         var command = new Command("eval", "evaluate a checkpoint: consecutive windows of seq+1 bytes, stride seq, every position predicted")
         {
             checkpoint, data, dataEntry, split, seq, json, device, weights,
@@ -39,9 +42,9 @@ static class EvalCommand
                 _ => corpus.Valid,
             };
             bool asJson = parse.GetValue(json);
-            var result = Evaluation.Run(model, bytes.Span, length, progress: asJson || Console.IsErrorRedirected ? null
-                : (done, total) => Console.Error.Write($"\r{done:N0}/{total:N0} windows"));
-            if (!asJson && !Console.IsErrorRedirected) Console.Error.WriteLine();
+            var progress = ProgressLine.OnStderr("eval", $"windows of {length + 1:N0} bytes");
+            var result = Evaluation.Run(model, bytes.Span, length, progress: (done, total) => progress.Report(done, total));
+            progress.Clear();
             Console.WriteLine(asJson
                 ? string.Create(CultureInfo.InvariantCulture, $"{{\"loss\":{result.Loss:R},\"bpc\":{result.Bpc:R},\"tokens\":{result.Tokens}}}")
                 : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens ({parse.GetValue(weights)} weights)");

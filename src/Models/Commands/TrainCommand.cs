@@ -33,13 +33,14 @@ static class TrainCommand
             DefaultValueFactory = _ => defaults.BucketMegabytes,
         };
         var init = new Option<string?>("--init") { Description = "start a new run from the weights of a checkpoint directory (ours, or a PyTorch model saved as one) instead of a random initialization" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "start a new run in an --out that holds a checkpoint, deleting it and its metrics (without this, train refuses such a directory)" };
         var device = Common.Device();
         var tf32 = Common.Tf32();
         var seed = Common.Seed();
         var noCheck = Common.NoDeviceCheck();
-        var command = new Command("train", "train a model on a text file (enwik8 or any file)")
+        var command = new Command("train", "train a model on a text file (enwik8 or any file; default: the XML docs of the .NET SDK's reference pack, ~32 MB)")
         {
-            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, bucket, device, tf32, seed, noCheck,
+            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, overwrite, bucket, device, tf32, seed, noCheck,
         };
         command.SetAction(parse =>
         {
@@ -81,6 +82,15 @@ static class TrainCommand
             // Resuming writes back into the checkpoint's directory unless --out says otherwise.
             string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
             if (world.IsRoot) Common.CheckWritable(outDir, "--out");
+            // Refused before anything is printed: a directory another run holds, then a checkpoint a new run would replace.
+            using var claim = world.IsRoot ? new RunLock(outDir) : null;
+            bool continuing = resumeFrom is not null && Path.GetFullPath(resumeFrom) == Path.GetFullPath(outDir);
+            bool replace = parse.GetValue(overwrite);
+            if (replace && continuing)
+                throw new UserInputException($"--overwrite starts over in {outDir} and --resume continues the run there; pass only one");
+            if (!continuing && !replace && CheckpointDirectory.Exists(outDir))
+                throw new UserInputException($"{outDir} holds {CheckpointOf(outDir)}; continue that run with --resume {outDir}, " +
+                    "start over there with --overwrite (it deletes that checkpoint), or pass another --out");
             var corpus = Common.LoadCorpus(dataPath, entryName);
             options = options with { DataEntry = corpus.Entry };
             using var dev = Device.Create(parse.GetValue(device)!);
@@ -105,6 +115,12 @@ static class TrainCommand
             var view = new ProgressView(plainEvery: Math.Max(1, options.ValidateEvery / 10));
             string metrics = Path.Combine(outDir, Trainer.MetricsFileName), plot = Path.Combine(outDir, "loss.png");
             var trainer = new Trainer(net, entry.Name, corpus, options, outDir, world);
+            // Deleted only now that the new run has its data, model and device: a run refused above costs nothing.
+            if (replace && world.IsRoot)
+            {
+                CheckpointDirectory.Delete(outDir);
+                File.Delete(plot);
+            }
             long reached = trainer.Run(e =>
             {
                 view.Report(e);
@@ -122,5 +138,17 @@ static class TrainCommand
             return 0;
         });
         return command;
+    }
+
+    static string CheckpointOf(string directory)
+    {
+        try
+        {
+            return $"the checkpoint of step {Checkpoint.ReadConfig(directory).Step}";
+        }
+        catch (UserInputException)
+        {
+            return "a checkpoint (its config.json does not read)";
+        }
     }
 }

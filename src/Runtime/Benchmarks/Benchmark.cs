@@ -80,11 +80,12 @@ public static class Benchmark
         }
 
         var (firstLoss, firstNorm) = Step();
-        log.WriteLine($"warm-up step: loss {firstLoss:F6} (ln 256 = {Math.Log(256):F6}), gradient norm {firstNorm:F6}");
+        // A fresh model guesses every byte about uniformly, so its loss starts near ln 256: a quick sanity check.
+        log.WriteLine($"warm-up step: loss {firstLoss:F6} nats (an untrained model's is near ln {net.Vocabulary} = {Math.Log(net.Vocabulary):F6}, a uniform guess), gradient norm {firstNorm:F6}");
         var clock = Stopwatch.StartNew();
         var timed = Time(overlapped);
         double stepSeconds = timed.Step, trainRate = (double)ranks * o.Batch * o.SeqLen * o.GradAccum / stepSeconds;
-        log.WriteLine($"train    {trainRate,10:N0} tokens/s   {stepSeconds * 1000:F0} ms per step of {(ranks > 1 ? $"{ranks} ranks × " : "")}{o.GradAccum} × {o.Batch} × {o.SeqLen} tokens");
+        log.WriteLine($"train    {trainRate,10:N0} tokens/s   {stepSeconds * 1000:F0} ms per step of {(ranks > 1 ? $"{ranks} ranks × " : "")}{o.GradAccum} × {o.Batch} × {o.SeqLen} tokens (mean of {o.Steps} steps)");
         Dictionary<string, object?>? distributed = null;
         if (ranks > 1)
         {
@@ -104,15 +105,19 @@ public static class Benchmark
         var simulator = device as SimulatedCudaDevice;
         simulator?.ResetCounters();
         var profile = device.Profile = new Profile();
+        clock.Restart();
         Step();
+        double profiledMs = clock.Elapsed.TotalMilliseconds;
         device.Profile = null;
         var stepCounts = simulator is null ? null : Counts(simulator, $"simulated, one training step of {o.GradAccum} × {o.Batch} × {o.SeqLen} tokens", 1, log);
         // What a training step holds, before generation re-plans the activations for one sequence.
         long activationBytes = net.ActivationBytes, managedBytes = GC.GetTotalMemory(forceFullCollection: false);
         long parameterBytes = 2 * net.ParameterCount * sizeof(float), optimizerBytes = 2 * net.ParameterCount * sizeof(float);
-        double total = profile.ByPhase.Values.Sum();
-        foreach (var (phase, ms) in profile.ByPhase.OrderByDescending(p => p.Value))
-            log.WriteLine($"  {phase,-12} {ms,8:F1} ms  {ms / total,6:P1}");
+        // Shares of the whole profiled step (slower than the timed ones: profiling waits for every kernel), so what no
+        // phase accounts for (launches, the host's work between kernels) shows as its own line.
+        log.WriteLine($"one profiled step, {profiledMs:F0} ms (profiling waits for each kernel), by phase:");
+        foreach (var (phase, ms) in profile.ByPhase.OrderByDescending(p => p.Value).Append(new("outside phases", profiledMs - profile.ByPhase.Values.Sum())))
+            log.WriteLine($"  {phase,-14} {ms,8:F1} ms  {ms / profiledMs,6:P1} of the step");
         void ListKernels(Profile of)
         {
             foreach (var (kernel, ms) in of.ByKernel.OrderByDescending(p => p.Value))

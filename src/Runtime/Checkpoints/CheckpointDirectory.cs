@@ -36,6 +36,20 @@ public static class CheckpointDirectory
             : Path.Combine(directory, fileName);
     }
 
+    /// <summary>Whether <paramref name="directory"/> holds a checkpoint: a <c>config.json</c> of its own or staged.</summary>
+    public static bool Exists(string directory) => File.Exists(PathOf(directory, ConfigFileName));
+
+    /// <summary>
+    /// Removes the checkpoint in <paramref name="directory"/> (its files and any staged ones), config first, so that a
+    /// removal cut short leaves no config naming files that are gone; other files are left alone.
+    /// </summary>
+    public static void Delete(string directory)
+    {
+        string staging = Path.Combine(directory, StagingDirectoryName);
+        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        foreach (var name in new[] { ConfigFileName, OptimizerFileName, ModelFileName }) File.Delete(Path.Combine(directory, name));
+    }
+
     /// <summary>
     /// Moves a completely staged checkpoint into <paramref name="directory"/>, config last (the end of every save,
     /// and the start of the next one after a save was cut short there), and removes a staging directory left

@@ -8,7 +8,8 @@ namespace GateLoop.Runtime;
 /// <param name="Name">The probe, primitive, buffer or tensor.</param>
 /// <param name="Error">Relative error of the device's values against the host's (see <see cref="DeviceCheck.RelativeError(ReadOnlySpan{double}, ReadOnlySpan{double})"/>).</param>
 /// <param name="Tolerance">The largest error float rounding explains.</param>
-public sealed record CheckResult(string Section, string Name, double Error, double Tolerance)
+/// <param name="Meaning">What a buffer's name stands for (from its model's memory plan); null where the name says it.</param>
+public sealed record CheckResult(string Section, string Name, double Error, double Tolerance, string? Meaning = null)
 {
     /// <summary>Whether the error is within the tolerance (a NaN error never is).</summary>
     public bool Passed => Error <= Tolerance;
@@ -289,7 +290,7 @@ public static class DeviceCheck
         {
             bool gradient = d.Name.Length > 1 && d.Name[0] == 'D' && char.IsUpper(d.Name[1]) || d.Name.Contains("gradient");
             yield return new(section, d.Name, RelativeError(Values(d.Buffer, d.Length), Values(h.Buffer, h.Length)),
-                gradient ? GradientTolerance : ForwardTolerance);
+                gradient ? GradientTolerance : ForwardTolerance, d.Meaning);
         }
     }
 

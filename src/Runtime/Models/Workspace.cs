@@ -10,7 +10,7 @@ namespace GateLoop.Runtime;
 public sealed class Workspace(Device device) : IDisposable
 {
     readonly List<MemoryBuffer> buffers = [];
-    readonly List<(string Name, MemoryBuffer Buffer, long Length)> named = [];
+    readonly List<(string Name, string? Meaning, MemoryBuffer Buffer, long Length)> named = [];
 
     /// <summary>Total bytes held.</summary>
     public long Bytes => buffers.Sum(b => b.LengthInBytes);
@@ -19,17 +19,18 @@ public sealed class Workspace(Device device) : IDisposable
     /// A zeroed view of <paramref name="length"/> elements that lives as long as the workspace. A
     /// <paramref name="name"/> lists it in <see cref="Named"/>, for the device check; leave it out for scratch whose
     /// contents depend on the schedule (a GPU's chunked scans use buffers the host's sequential scans never touch).
+    /// <paramref name="meaning"/> says what a name stands for, when the name alone does not.
     /// </summary>
-    public ArrayView<T> Take<T>(long length, string? name = null) where T : unmanaged
+    public ArrayView<T> Take<T>(long length, string? name = null, string? meaning = null) where T : unmanaged
     {
         var buffer = device.Allocate<T>(length);
         buffers.Add(buffer);
-        if (name is not null) named.Add((name, buffer, length));
+        if (name is not null) named.Add((name, meaning, buffer, length));
         return buffer.View.SubView(0, length);
     }
 
     /// <summary>The named buffers in the order they were taken, each with the length asked for.</summary>
-    internal IReadOnlyList<(string Name, MemoryBuffer Buffer, long Length)> Named => named;
+    internal IReadOnlyList<(string Name, string? Meaning, MemoryBuffer Buffer, long Length)> Named => named;
 
     /// <inheritdoc />
     public void Dispose()

@@ -4,7 +4,8 @@ namespace GateLoop.Runtime;
 /// Holds a training run's output directory for this process, so that a second run on it refuses at once instead of
 /// mixing its checkpoints and metrics with the first's. The lock is a byte-range lock on the directory's
 /// <c>.lock</c> file, which the operating system drops when the process ends, however it ends: a dead run's lock
-/// never stays. The file names its holder, for the refusal.
+/// never stays. The file names its holder, for the refusal. Within one process the lock is shared: the command line
+/// takes it before it prints anything, and the trainer's own taking of it then only counts.
 /// </summary>
 public sealed class RunLock : IDisposable
 {
@@ -14,14 +15,27 @@ public sealed class RunLock : IDisposable
     // Past the holder's line: on Windows a locked range cannot be read, and the refusal reads that line.
     const long LockedByte = 1L << 40;
 
-    readonly FileStream file;
+    // The locks this process holds, by full path of their file, with how many RunLocks share each.
+    static readonly Dictionary<string, (FileStream File, int Holders)> Held = [];
 
-    /// <summary>Takes the lock on <paramref name="directory"/> (which must exist).</summary>
+    readonly string path;
+    bool disposed;
+
+    /// <summary>Takes the lock on <paramref name="directory"/> (which must exist), or shares the one this process holds.</summary>
     /// <exception cref="UserInputException">Another process holds it, or the directory cannot be written.</exception>
     public RunLock(string directory)
     {
-        string path = Path.Combine(directory, FileName);
+        path = Path.GetFullPath(Path.Combine(directory, FileName));
+        lock (Held)
+        {
+            Held[path] = Held.TryGetValue(path, out var held) ? (held.File, held.Holders + 1) : (Take(directory, path), 1);
+        }
+    }
+
+    static FileStream Take(string directory, string path)
+    {
         UserInputException InUse(string holder) => new($"{directory} is in use by {holder}; wait for that run to end, or pass another --out");
+        FileStream file;
         try
         {
             // macOS has no byte-range locks in .NET; an exclusive open (flock) holds as well, but hides the holder's line.
@@ -51,8 +65,23 @@ public sealed class RunLock : IDisposable
         using (var writer = new StreamWriter(file, leaveOpen: true))
             writer.WriteLine($"gateloop train (process {Environment.ProcessId} on {Environment.MachineName}, since {DateTime.Now:yyyy-MM-dd HH:mm:ss})");
         file.Flush();
+        return file;
     }
 
     /// <inheritdoc />
-    public void Dispose() => file.Dispose();
+    public void Dispose()
+    {
+        lock (Held)
+        {
+            if (disposed) return;
+            disposed = true;
+            var (file, holders) = Held[path];
+            if (holders > 1) Held[path] = (file, holders - 1);
+            else
+            {
+                Held.Remove(path);
+                file.Dispose();
+            }
+        }
+    }
 }

@@ -66,7 +66,7 @@ public sealed record TrainOptions
 /// <summary>What the trainer reports as it goes; the command line renders it.</summary>
 public abstract record TrainEvent
 {
-    /// <summary>One optimizer step finished.</summary>
+    /// <summary>One optimizer step finished; <c>Elapsed</c> is the whole run's training time, resumes included.</summary>
     public sealed record Step(long Number, long Total, double Loss, double GradNorm, double TokensPerSecond, TimeSpan Elapsed, TimeSpan Remaining) : TrainEvent;
     /// <summary>Validation loss at a step.</summary>
     public sealed record Validation(long Number, double Loss) : TrainEvent;
@@ -127,12 +127,13 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         var train = new BatchSampler(corpus.Train, "train", options.Batch * ranks, options.SeqLen, dataRng);
         string metrics = Path.Combine(outDirectory, MetricsFileName);
         long saved = -1; // the step of the last checkpoint in the output directory
+        var before = TimeSpan.Zero; // training time of the run before this resume, so elapsed_s counts the whole run
 
         if (resumeFrom is not null)
         {
             var config = Open(resumeFrom, adam);
             dataRng.State = config.DataRng ?? throw new UserInputException($"checkpoint '{resumeFrom}' has no random state to resume from");
-            if (root) KeepMetricsUpTo(metrics, adam.Step);
+            if (root) before = KeepMetricsUpTo(metrics, adam.Step);
             if (Path.GetFullPath(resumeFrom) == Path.GetFullPath(outDirectory)) saved = adam.Step;
         }
         else
@@ -179,7 +180,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             CheckFinite(step, loss, gradNorm, saved);
             double rate = tokensPerStep / stepClock.Elapsed.TotalSeconds;
             double perStep = clock.Elapsed.TotalSeconds / (step - startStep);
-            report(new TrainEvent.Step(step, options.Steps, loss, gradNorm, rate, clock.Elapsed,
+            report(new TrainEvent.Step(step, options.Steps, loss, gradNorm, rate, before + clock.Elapsed,
                 TimeSpan.FromSeconds(perStep * (options.Steps - step))));
 
             double? validLoss = null;
@@ -197,9 +198,10 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
                     step,
                     train_loss = loss,
                     valid_loss = validLoss,
-                    bpc = (validLoss ?? loss) / Math.Log(2),
+                    train_bpc = loss / Math.Log(2),
+                    valid_bpc = validLoss / Math.Log(2),
                     tokens_per_s = rate,
-                    elapsed_s = clock.Elapsed.TotalSeconds,
+                    elapsed_s = (before + clock.Elapsed).TotalSeconds,
                 }));
                 log.Flush();
             }
@@ -353,13 +355,17 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         return adam.Step;
     }
 
-    // Lines written after the checkpoint being resumed belong to a run that is being replayed.
-    static void KeepMetricsUpTo(string path, long step)
+    // Lines written after the checkpoint being resumed belong to a run that is being replayed. Returns the last kept
+    // line's elapsed time, the training time before the resume.
+    static TimeSpan KeepMetricsUpTo(string path, long step)
     {
-        if (!File.Exists(path)) return;
-        var kept = File.ReadLines(path)
-            .Where(line => JsonDocument.Parse(line).RootElement.GetProperty("step").GetInt64() <= step)
+        if (!File.Exists(path)) return TimeSpan.Zero;
+        var kept = File.ReadLines(path).Where(line => line.Length > 0)
+            .Select(line => (Line: line, Root: JsonDocument.Parse(line).RootElement))
+            .Where(l => l.Root.GetProperty("step").GetInt64() <= step)
             .ToList();
-        File.WriteAllLines(path, kept);
+        File.WriteAllLines(path, kept.Select(l => l.Line));
+        return kept.Count > 0 && kept[^1].Root.TryGetProperty("elapsed_s", out var elapsed) && elapsed.TryGetDouble(out double seconds)
+            ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
     }
 }

@@ -248,20 +248,20 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]");
-            for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim, $"H[{i}]");
-            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows, $"InvNorm[{i}]");
-            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
-            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]");
-            StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch");
+            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
+            for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim, $"H[{i}]", "RMSNorm outputs: the inputs of each block and of the head");
+            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows, $"InvNorm[{i}]", "1/‖x‖ per row of each RMSNorm");
+            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]", "q | k | v");
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]", "scan state per sequence for passes that start from zero");
+            StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch", "scan states of one layer, recomputed in backward");
             ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4, null);
-            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
-            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DH = workspace.Take<float>(rows * Dim, "DH");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
+            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]", "scan outputs o (heads merged)");
+            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
+            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
+            DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
+            DH = workspace.Take<float>(rows * Dim, "DH", "gradient of a block's normalized input");
+            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 

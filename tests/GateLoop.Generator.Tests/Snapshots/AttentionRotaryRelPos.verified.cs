@@ -248,28 +248,28 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]");
-            for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim, $"Sum[{i}]");
-            for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2, $"NormStats[{i}]");
-            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
-            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * DimInner, $"TransitionIn[{i}]");
-            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * DimInner, $"Transition[{i}]");
-            for (int i = 0; i < Cum.Length; i++) Cum[i] = workspace.Take<float>(rows * DimInner, $"Cum[{i}]");
-            for (int i = 0; i < Probs.Length; i++) Probs[i] = workspace.Take<float>(batch * Heads * (long)seq * seq, $"Probs[{i}]");
-            for (int i = 0; i < AttnOut.Length; i++) AttnOut[i] = workspace.Take<float>(rows * DimInner, $"AttnOut[{i}]");
-            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
-            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
-            DTransitionIn = workspace.Take<float>(rows * DimInner, "DTransitionIn");
-            DTransition = workspace.Take<float>(rows * DimInner, "DTransition");
-            DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
-            DProbs = workspace.Take<float>(batch * Heads * (long)seq * seq, "DProbs");
-            DGates = workspace.Take<float>(rows * DimInner, "DGates");
-            DGated = workspace.Take<float>(rows * DimInner, "DGated");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
+            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
+            for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim, $"Sum[{i}]", "x + f(x) before each block's LayerNorm");
+            for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2, $"NormStats[{i}]", "mean and rstd per row of each LayerNorm");
+            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]", "q | k | v");
+            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * DimInner, $"TransitionIn[{i}]", "x·Waᵀ: complex relative-position gates");
+            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * DimInner, $"Transition[{i}]", "the gates a after the polar sigmoid");
+            for (int i = 0; i < Cum.Length; i++) Cum[i] = workspace.Take<float>(rows * DimInner, $"Cum[{i}]", "their cumulative products C");
+            for (int i = 0; i < Probs.Length; i++) Probs[i] = workspace.Take<float>(batch * Heads * (long)seq * seq, $"Probs[{i}]", "causal attention probabilities (scores when not normalized)");
+            for (int i = 0; i < AttnOut.Length; i++) AttnOut[i] = workspace.Take<float>(rows * DimInner, $"AttnOut[{i}]", "attention outputs (heads merged)");
+            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
+            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
+            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
+            DTransitionIn = workspace.Take<float>(rows * DimInner, "DTransitionIn", "gradient of x·Waᵀ");
+            DTransition = workspace.Take<float>(rows * DimInner, "DTransition", "gradient of a");
+            DMixed = workspace.Take<float>(rows * DimInner, "DMixed", "gradient of the gated input");
+            DProbs = workspace.Take<float>(batch * Heads * (long)seq * seq, "DProbs", "gradient of the probabilities, then of the scores");
+            DGates = workspace.Take<float>(rows * DimInner, "DGates", "gradient of x·Wgᵀ");
+            DGated = workspace.Take<float>(rows * DimInner, "DGated", "gradient of the output projection's input");
+            DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
+            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 

@@ -329,28 +329,28 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]");
-            for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim, $"Sum[{i}]");
-            for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2, $"NormStats[{i}]");
-            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
-            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads, $"TransitionIn[{i}]");
-            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads, $"Transition[{i}]");
-            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]");
-            StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch");
+            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
+            for (int i = 0; i < Sum.Length; i++) Sum[i] = workspace.Take<float>(rows * Dim, $"Sum[{i}]", "x + f(x) before each block's LayerNorm");
+            for (int i = 0; i < NormStats.Length; i++) NormStats[i] = workspace.Take<float>(rows * 2, $"NormStats[{i}]", "mean and rstd per row of each LayerNorm");
+            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]", "q | k | v");
+            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads, $"TransitionIn[{i}]", "x·Waᵀ before the bias");
+            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads, $"Transition[{i}]", "the complex state transitions a");
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner, $"Carry[{i}]", "scan state per sequence for passes that start from zero");
+            StateScratch = workspace.Take<float>(rows * 2 * DimInner, "StateScratch", "scan states of one layer, recomputed in backward");
             ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4, null);
-            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
-            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
-            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
-            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
-            DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
-            DGates = workspace.Take<float>(rows * DimInner, "DGates");
-            DGated = workspace.Take<float>(rows * DimInner, "DGated");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
+            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]", "scan outputs o (heads merged)");
+            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
+            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
+            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn", "gradient of x·Waᵀ + ba");
+            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition", "gradient of a");
+            DMixed = workspace.Take<float>(rows * DimInner, "DMixed", "gradient of the gated input");
+            DGates = workspace.Take<float>(rows * DimInner, "DGates", "gradient of x·Wgᵀ");
+            DGated = workspace.Take<float>(rows * DimInner, "DGated", "gradient of the output projection's input");
+            DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
+            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 

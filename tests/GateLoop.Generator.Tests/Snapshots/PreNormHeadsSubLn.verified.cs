@@ -270,32 +270,32 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
         {
             long rows = (long)batch * seq;
-            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]");
-            for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim, $"H[{i}]");
-            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows, $"InvNorm[{i}]");
-            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]");
-            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads, $"TransitionIn[{i}]");
-            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads, $"Transition[{i}]");
-            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner * HeadDim, $"Carry[{i}]");
-            StateScratch = workspace.Take<float>(rows * 2 * DimInner * HeadDim, "StateScratch");
-            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]");
-            for (int i = 0; i < SubOut.Length; i++) SubOut[i] = workspace.Take<float>(rows * DimInner, $"SubOut[{i}]");
-            for (int i = 0; i < SubStats.Length; i++) SubStats[i] = workspace.Take<float>(rows * 2, $"SubStats[{i}]");
-            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]");
-            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv");
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn");
-            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition");
-            DScanOut = workspace.Take<float>(rows * DimInner, "DScanOut");
-            GradStates = workspace.Take<float>(rows * 2 * DimInner * HeadDim, "GradStates");
-            DMixed = workspace.Take<float>(rows * DimInner, "DMixed");
-            DGates = workspace.Take<float>(rows * DimInner, "DGates");
-            DGated = workspace.Take<float>(rows * DimInner, "DGated");
-            DX = workspace.Take<float>(rows * Dim, "DX");
-            DH = workspace.Take<float>(rows * Dim, "DH");
-            DF = workspace.Take<float>(rows * Hidden, "DF");
+            for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
+            for (int i = 0; i < H.Length; i++) H[i] = workspace.Take<float>(rows * Dim, $"H[{i}]", "RMSNorm outputs: the inputs of each block and of the head");
+            for (int i = 0; i < InvNorm.Length; i++) InvNorm[i] = workspace.Take<float>(rows, $"InvNorm[{i}]", "1/‖x‖ per row of each RMSNorm");
+            for (int i = 0; i < Qkv.Length; i++) Qkv[i] = workspace.Take<float>(rows * 3 * DimInner, $"Qkv[{i}]", "q | k | v");
+            for (int i = 0; i < TransitionIn.Length; i++) TransitionIn[i] = workspace.Take<float>(rows * 2 * Heads, $"TransitionIn[{i}]", "x·Waᵀ before the bias");
+            for (int i = 0; i < Transition.Length; i++) Transition[i] = workspace.Take<float>(rows * 2 * Heads, $"Transition[{i}]", "the complex state transitions a");
+            for (int i = 0; i < Carry.Length; i++) Carry[i] = workspace.Take<float>(batch * 2 * DimInner * HeadDim, $"Carry[{i}]", "scan state per sequence for passes that start from zero");
+            StateScratch = workspace.Take<float>(rows * 2 * DimInner * HeadDim, "StateScratch", "scan states of one layer, recomputed in backward");
+            for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]", "scan outputs o (heads merged)");
+            for (int i = 0; i < SubOut.Length; i++) SubOut[i] = workspace.Take<float>(rows * DimInner, $"SubOut[{i}]", "sub-LayerNorm outputs");
+            for (int i = 0; i < SubStats.Length; i++) SubStats[i] = workspace.Take<float>(rows * 2, $"SubStats[{i}]", "sub-LayerNorm mean and rstd");
+            for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
+            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
+            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
+            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn", "gradient of x·Waᵀ + ba");
+            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition", "gradient of a");
+            DScanOut = workspace.Take<float>(rows * DimInner, "DScanOut", "gradient of the scan output");
+            GradStates = workspace.Take<float>(rows * 2 * DimInner * HeadDim, "GradStates", "reverse-scan states Ĝ of one layer");
+            DMixed = workspace.Take<float>(rows * DimInner, "DMixed", "gradient of the gated input");
+            DGates = workspace.Take<float>(rows * DimInner, "DGates", "gradient of x·Wgᵀ");
+            DGated = workspace.Take<float>(rows * DimInner, "DGated", "gradient of the output projection's input");
+            DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
+            DH = workspace.Take<float>(rows * Dim, "DH", "gradient of a block's normalized input");
+            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 
