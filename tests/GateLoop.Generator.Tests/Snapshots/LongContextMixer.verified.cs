@@ -111,7 +111,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             return (rows * Dim)
                 + (rows)
                 + (rows * 3 * Dim)
-                + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 2);
+                + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 3);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -120,7 +120,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             H = workspace.Take<float>(rows * Dim, "H", "RMSNorm(x)");
             InvNorm = workspace.Take<float>(rows, "InvNorm", "1/‖x‖ per position");
             Z = workspace.Take<float>(rows * 3 * Dim, "Z", "[q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]");
-            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 2, null);
+            ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * Dim * 3, null);
         }
     }
 
@@ -157,7 +157,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             long o = (long)index.X * Dim;
             float ss = 0;
             for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float inv = 1 / global::System.MathF.Max(global::System.MathF.Sqrt(ss), RmsEps);
+            float norm = global::System.MathF.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
             invNorm[index] = inv;
             float s = inv * RmsScale;
             for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
@@ -239,7 +239,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             }
         }
 
-        /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a).</summary>
+        /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a, then the carried-in S).</summary>
         public static void ChunkScanForward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> agg)
         {
             int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
@@ -254,8 +254,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 z[k + Dim] = s;
                 z[k + 2 * Dim] = a;
             }
-            agg[2 * (long)index.X] = s;
-            agg[2 * (long)index.X + 1] = g;
+            agg[3 * (long)index.X] = s;
+            agg[3 * (long)index.X + 1] = g;
         }
 
         /// <summary>
@@ -268,9 +268,11 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             float s = initial[index], g = gate[index];
             for (int chunk = 0; chunk < chunks; chunk++)
             {
-                long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
+                // a load at its first use, after a store to the same element (the PTX simulator found it).
+                long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                 float last = agg[i], product = agg[i + 1];
-                agg[i] = s;
+                agg[i + 2] = s;
                 s = product * s + last;
                 g *= product;
             }
@@ -283,7 +285,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
             int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
-            float carried = agg[2 * (long)index.X], product = 1;
+            float carried = agg[3 * (long)index.X + 2], product = 1;
             for (int t = chunk * Chunk; t < t1; t++)
             {
                 long row = (long)b * seq + t, k = row * (3 * Dim) + c;
@@ -317,8 +319,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 aNext = z[k + 2 * Dim];
                 if (t > t0) product *= aNext;
             }
-            agg[2 * (long)index.X] = g;
-            agg[2 * (long)index.X + 1] = product;
+            agg[3 * (long)index.X] = g;
+            agg[3 * (long)index.X + 1] = product;
         }
 
         /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
@@ -328,9 +330,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             float g = 0;
             for (int chunk = chunks - 1; chunk >= 0; chunk--)
             {
-                long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                long i = 3 * (((long)b * chunks + chunk) * Dim + c); // its own slot: see ChunkCarryForward
                 float first = agg[i], product = agg[i + 1];
-                agg[i] = g;
+                agg[i + 2] = g;
                 g = first + product * g;
             }
         }
@@ -343,7 +345,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
             int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
-            float carried = agg[2 * (long)index.X], factor = 0;
+            float carried = agg[3 * (long)index.X + 2], factor = 0;
             if (t1 < seq)
             {
                 int t = t1;
@@ -517,8 +519,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                     z[k + Dim] = s;
                     z[k + 2 * Dim] = a;
                 }
-                agg[2 * (long)index.X] = s;
-                agg[2 * (long)index.X + 1] = g;
+                agg[3 * (long)index.X] = s;
+                agg[3 * (long)index.X + 1] = g;
             }
 
             /// <summary>Runs <see cref="Kernels.ChunkCarryForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
@@ -538,9 +540,11 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 float s = initial[index], g = gate[index];
                 for (int chunk = 0; chunk < chunks; chunk++)
                 {
-                    long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                    // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
+                    // a load at its first use, after a store to the same element (the PTX simulator found it).
+                    long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                     float last = agg[i], product = agg[i + 1];
-                    agg[i] = s;
+                    agg[i + 2] = s;
                     s = product * s + last;
                     g *= product;
                 }
@@ -562,7 +566,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             {
                 int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
                 int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
-                float carried = agg[2 * (long)index.X], product = 1;
+                float carried = agg[3 * (long)index.X + 2], product = 1;
                 for (int t = chunk * Chunk; t < t1; t++)
                 {
                     long row = (long)b * seq + t, k = row * (3 * Dim) + c;
@@ -603,8 +607,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                     aNext = z[k + 2 * Dim];
                     if (t > t0) product *= aNext;
                 }
-                agg[2 * (long)index.X] = g;
-                agg[2 * (long)index.X + 1] = product;
+                agg[3 * (long)index.X] = g;
+                agg[3 * (long)index.X + 1] = product;
             }
 
             /// <summary>Runs <see cref="Kernels.ChunkCarryBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
@@ -621,9 +625,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 float g = 0;
                 for (int chunk = chunks - 1; chunk >= 0; chunk--)
                 {
-                    long i = 2 * (((long)b * chunks + chunk) * Dim + c);
+                    long i = 3 * (((long)b * chunks + chunk) * Dim + c); // its own slot: see ChunkCarryForward
                     float first = agg[i], product = agg[i + 1];
-                    agg[i] = g;
+                    agg[i + 2] = g;
                     g = first + product * g;
                 }
             }
@@ -644,7 +648,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             {
                 int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
                 int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
-                float carried = agg[2 * (long)index.X], factor = 0;
+                float carried = agg[3 * (long)index.X + 2], factor = 0;
                 if (t1 < seq)
                 {
                     int t = t1;
