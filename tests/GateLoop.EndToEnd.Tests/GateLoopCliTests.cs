@@ -451,7 +451,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "plot --out a directory" => (["plot", fixture.TrainedCheckpoint(), "--out", dir], ["is a directory", "--out " + Path.Combine(dir, "comparison.png")]),
             "--init with --resume" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--resume", fixture.TrainedCheckpoint()), ["--init", "--resume", "pass only one"]),
             "--init of another model" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--model", "gateloop-small"), ["is of model 'gateloop-tiny', not 'gateloop-small'"]),
-            "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda or ilgpu-cpu"]),
+            "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda, cuda-sim or ilgpu-cpu"]),
             "doctor of an unknown model" => (["doctor", "--device", "ilgpu-cpu", "--model", "gateloop-huge"], ["unknown model or layer 'gateloop-huge'", "long-context-mixer"]),
             _ => throw new ArgumentException(name),
         };

@@ -29,10 +29,10 @@ public sealed class ReadmeTruthTests
         Regex.Matches(Fence.Replace(Readme, ""), @"`([^`]+)`").Select(m => Regex.Replace(m.Groups[1].Value, @"\s+", " ").Trim())
             .Where(s => s.Length > 0);
 
-    /// <summary>The lines of the shell blocks, comments dropped.</summary>
+    /// <summary>The lines of the shell blocks, comments (#SBATCH lines too) dropped.</summary>
     static IEnumerable<string> ShellLines() =>
         Fence.Matches(Readme).Where(m => m.Groups["lang"].Value is "sh" or "bash" or "shell")
-            .SelectMany(m => m.Groups["code"].Value.Split('\n')).Select(l => Regex.Replace(l, @"\s#.*$", "").Trim()).Where(l => l.Length > 0);
+            .SelectMany(m => m.Groups["code"].Value.Split('\n')).Select(l => Regex.Replace(l, @"(^|\s)#.*$", "").Trim()).Where(l => l.Length > 0);
 
     // ------------------------------------------------------------------ the parser
 

@@ -27,7 +27,7 @@ public sealed class DeviceTests
     {
         var e = Assert.Throws<DeviceUnavailableException>(() => Device.Create("tpu"));
         Assert.Contains("'tpu'", e.Message);
-        Assert.Contains("cpu, ilgpu-cpu, cuda, auto", e.Message);
+        Assert.Contains("cpu, ilgpu-cpu, cuda, cuda-sim, auto", e.Message);
     }
 
     [Fact]
