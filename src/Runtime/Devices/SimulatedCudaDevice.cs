@@ -34,8 +34,8 @@ public sealed class SimulatedCudaDevice : Device
         : base(context, accelerator, "cuda-sim (ILGPU's PTX for sm_90, executed by the PTX simulator)")
     {
         gemm = new IlgpuGemm(accelerator, maxThreadsPerGroup: 1024, (kernel, config, arguments) =>
-            Simulate(kernel, grouped: true, new(config.GridDim.X, config.GridDim.Y, config.GridDim.Z),
-                new(config.GroupDim.X, config.GroupDim.Y, config.GroupDim.Z), length: null, arguments));
+            Execute(Bind(kernel, grouped: true, length: null, arguments), new(config.GridDim.X, config.GridDim.Y, config.GridDim.Z),
+                new(config.GroupDim.X, config.GroupDim.Y, config.GroupDim.Z)));
     }
 
     /// <inheritdoc />
@@ -85,36 +85,27 @@ public sealed class SimulatedCudaDevice : Device
         if (replacements.TryGetValue(method.Name, out var replacement)
             && replacement.GetParameters().Select(p => p.ParameterType).SequenceEqual(method.GetParameters().Select(p => p.ParameterType)))
             method = replacement;
-        var values = arguments();
+        var bound = Bind(method, grouped: false, n, arguments());
+        var grid = new PtxMachine.Dim3((n + GroupSize - 1) / GroupSize);
         if (!CompareWithHost)
         {
-            Simulate(method, grouped: false, new((n + GroupSize - 1) / GroupSize), new(GroupSize), n, values);
+            Execute(bound, grid, new(GroupSize));
             return;
         }
-        var views = new List<PtxMachine.Region>();
-        foreach (var v in values) Marshal(v, "", views);
-        var before = views.Select(Copy).ToArray();
-        var (ptx, counts) = Simulate(method, grouped: false, new((n + GroupSize - 1) / GroupSize), new(GroupSize), n, values);
-        var simulated = views.Select(Copy).ToArray();
-        for (int i = 0; i < views.Count; i++) Restore(views[i], before[i]);
+        var before = bound.Views.Select(v => Copy(v.Region)).ToArray();
+        var counts = Execute(bound, grid, new(GroupSize));
+        var simulated = bound.Views.Select(v => Copy(v.Region)).ToArray();
+        for (int i = 0; i < bound.Views.Count; i++) Restore(bound.Views[i].Region, before[i]);
         host(0, n);
-        var names = ptx.Params.Skip(1).Select(p => Describe(p.Name)).ToArray();
-        int view = 0;
-        for (int i = 0; i < values.Length; i++)
+        for (int i = 0; i < bound.Views.Count; i++)
         {
-            var type = values[i].GetType();
-            if (!type.IsGenericType || type.GetGenericTypeDefinition() != typeof(ArrayView<>)) continue;
-            if (IsEmpty(values[i])) continue;
-            var element = type.GetGenericArguments()[0];
-            string? problem = Disagreement(element, simulated[view], Copy(views[view]));
-            Restore(views[view], simulated[view]);
+            var (region, element) = bound.Views[i];
+            string? problem = Disagreement(element, simulated[i], Copy(region));
+            Restore(region, simulated[i]);
             if (problem is not null)
-                throw new KernelMismatchException($"{ptx.Name} on cuda-sim disagrees with the host entry in {names[i]}: {problem}{Explain(ptx, counts)}");
-            view++;
+                throw new KernelMismatchException($"{bound.Kernel.Name} on cuda-sim disagrees with the host entry in {region.Name}: {problem}{Explain(bound.Kernel, counts)}");
         }
     }
-
-    static bool IsEmpty(object view) => (long)view.GetType().GetProperty(nameof(ArrayView<byte>.Length))!.GetValue(view)! == 0;
 
     static unsafe byte[] Copy(PtxMachine.Region r) => new ReadOnlySpan<byte>((void*)r.Start, checked((int)r.Bytes)).ToArray();
 
@@ -149,29 +140,37 @@ public sealed class SimulatedCudaDevice : Device
         counts.Hazards.Count == 0 ? "" : "; PTX that ran with operands on which it computes differently from .NET: "
             + string.Join("; ", counts.Hazards.Select(h => $"line {h.Key} '{kernel.Lines[h.Key - 1].Trim()}': {h.Value}"));
 
-    (PtxKernel Kernel, LaunchCounters Counts) Simulate(MethodInfo method, bool grouped, PtxMachine.Dim3 grid, PtxMachine.Dim3 block, int? length, object[] arguments)
+    /// <summary>A launch bound to its arguments: the kernel, its parameter space, and the buffers its views cover.</summary>
+    sealed record Launch(MethodInfo Method, PtxKernel Kernel, byte[] Space, List<(PtxMachine.Region Region, Type Element)> Views);
+
+    Launch Bind(MethodInfo method, bool grouped, int? length, object[] arguments)
     {
         var kernel = kernels.GetOrAdd(method, m => PtxKernel.Parse(grouped ? compiler.CompileGrouped(m) : compiler.Compile(m)));
         var values = length is { } count ? [count, .. arguments] : arguments;
         if (values.Length != kernel.Params.Count)
             throw new ArgumentException($"{kernel.Name} declares {kernel.Params.Count} PTX parameters for {values.Length} arguments");
         var space = new byte[kernel.ParamBytes];
-        var regions = new List<PtxMachine.Region>();
+        var views = new List<(PtxMachine.Region, Type)>();
         for (int i = 0; i < values.Length; i++)
         {
             var p = kernel.Params[i];
-            var bytes = Marshal(values[i], Describe(p.Name), regions);
+            var bytes = Marshal(values[i], Describe(p.Name), views);
             if (bytes.Length != p.Size)
                 throw new ArgumentException($"{kernel.Name}: the argument for {p.Name} is {bytes.Length} bytes, its PTX parameter {p.Size}");
             bytes.CopyTo(space, p.Offset);
         }
-        var counts = PtxMachine.Launch(kernel, grid, block, space, regions);
-        counters.AddOrUpdate(method.Name, _ => { var sum = new LaunchCounters(); sum.Add(counts); return sum; }, (_, sum) =>
+        return new(method, kernel, space, views);
+    }
+
+    LaunchCounters Execute(Launch launch, PtxMachine.Dim3 grid, PtxMachine.Dim3 block)
+    {
+        var counts = PtxMachine.Launch(launch.Kernel, grid, block, launch.Space, launch.Views.Select(v => v.Region).ToList());
+        counters.AddOrUpdate(launch.Method.Name, _ => { var sum = new LaunchCounters(); sum.Add(counts); return sum; }, (_, sum) =>
         {
             lock (sum) sum.Add(counts);
             return sum;
         });
-        return (kernel, counts);
+        return counts;
     }
 
     // ILGPU names a parameter "_" + its C# name + "_" + a number.
@@ -184,26 +183,26 @@ public sealed class SimulatedCudaDevice : Device
 
     // An argument's bytes as ILGPU's launcher writes them: a view as (address, length in elements), any other
     // (unmanaged) value as its bytes.
-    static byte[] Marshal(object value, string name, List<PtxMachine.Region> regions)
+    static byte[] Marshal(object value, string name, List<(PtxMachine.Region, Type)> views)
     {
         var type = value.GetType();
         return type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ArrayView<>)
-            ? ViewMarshallers.GetOrAdd(type.GetGenericArguments()[0], t => (Func<object, string, List<PtxMachine.Region>, byte[]>)
+            ? ViewMarshallers.GetOrAdd(type.GetGenericArguments()[0], t => (Func<object, string, List<(PtxMachine.Region, Type)>, byte[]>)
                 typeof(SimulatedCudaDevice).GetMethod(nameof(View), BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(t)
-                    .CreateDelegate(typeof(Func<object, string, List<PtxMachine.Region>, byte[]>)))(value, name, regions)
+                    .CreateDelegate(typeof(Func<object, string, List<(PtxMachine.Region, Type)>, byte[]>)))(value, name, views)
             : ValueMarshallers.GetOrAdd(type, t => (Func<object, byte[]>)
                 typeof(SimulatedCudaDevice).GetMethod(nameof(Bytes), BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(t)
                     .CreateDelegate(typeof(Func<object, byte[]>)))(value);
     }
 
-    static readonly ConcurrentDictionary<Type, Func<object, string, List<PtxMachine.Region>, byte[]>> ViewMarshallers = new();
+    static readonly ConcurrentDictionary<Type, Func<object, string, List<(PtxMachine.Region, Type)>, byte[]>> ViewMarshallers = new();
     static readonly ConcurrentDictionary<Type, Func<object, byte[]>> ValueMarshallers = new();
 
-    static unsafe byte[] View<T>(object boxed, string name, List<PtxMachine.Region> regions) where T : unmanaged
+    static unsafe byte[] View<T>(object boxed, string name, List<(PtxMachine.Region, Type)> views) where T : unmanaged
     {
         var view = (ArrayView<T>)boxed;
         ulong address = view.Length > 0 ? (ulong)Unsafe.AsPointer(ref view.LoadEffectiveAddress()) : 0;
-        if (view.Length > 0) regions.Add(new(address, view.LengthInBytes, name));
+        if (view.Length > 0) views.Add((new(address, view.LengthInBytes, name), typeof(T)));
         var bytes = new byte[16];
         BitConverter.TryWriteBytes(bytes.AsSpan(0, 8), address);
         BitConverter.TryWriteBytes(bytes.AsSpan(8, 8), view.Length);

@@ -78,7 +78,7 @@ public static unsafe class PtxMachine
         readonly int warps;
         readonly ulong[] sectors = new ulong[2 * WarpSize];
         int lastRegion;
-        long blockIndex;
+        (int X, int Y, int Z) block; // the block in flight, for messages
         public readonly LaunchCounters Counters = new();
 
         public Block(PtxKernel kernel, Dim3 shape, Dim3 grid, byte[] param, Region[] regions)
@@ -112,9 +112,9 @@ public static unsafe class PtxMachine
 
         public void Run(long b)
         {
-            blockIndex = b;
             Array.Clear(shared);
             int cx = (int)(b % grid.X), cy = (int)(b / grid.X % grid.Y), cz = (int)(b / ((long)grid.X * grid.Y));
+            block = (cx, cy, cz);
             for (int w = 0; w < warps; w++)
             {
                 var r = registers[w];
@@ -189,8 +189,7 @@ public static unsafe class PtxMachine
         string Thread(int w, int lane)
         {
             int t = w * WarpSize + lane;
-            int cx = (int)(blockIndex % grid.X), cy = (int)(blockIndex / grid.X % grid.Y), cz = (int)(blockIndex / ((long)grid.X * grid.Y));
-            return $"thread ({t % shape.X}, {t / shape.X % shape.Y}, {t / (shape.X * shape.Y)}) of block ({cx}, {cy}, {cz})";
+            return $"thread ({t % shape.X}, {t / shape.X % shape.Y}, {t / (shape.X * shape.Y)}) of block {block}";
         }
 
         PtxFault Fault(int w, int lane, int pc, string what)
