@@ -22,6 +22,11 @@ static class BenchCommand
             Description = "launched on several ranks (mpirun, srun): megabytes of gradients per all-reduce during the backward; the bench also times them after it",
             DefaultValueFactory = _ => new TrainOptions().BucketMegabytes,
         };
+        var sample = new Option<int>("--sample-blocks")
+        {
+            Description = "on cuda-sim: blocks of each launch simulated for its counts and GPU estimate, the values computed on the host (0: simulate every block and GEMM)",
+            DefaultValueFactory = _ => 16,
+        };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var kernels = new Option<bool>("--kernels") { Description = "also list the time of every kernel" };
         var device = Common.Device();
@@ -31,7 +36,7 @@ static class BenchCommand
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, noCheck, bucket,
+            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, noCheck, bucket, sample,
         };
         command.SetAction(parse =>
         {
@@ -45,8 +50,17 @@ static class BenchCommand
             var log = asJson ? TextWriter.Null : Console.Out;
             var entry = Catalog.Layers.FirstOrDefault(l => l.Name == parse.GetValue(model));
             var found = entry is null ? Catalog.Find(parse.GetValue(model)!) : null;
+            int sampleBlocks = parse.GetValue(sample);
+            if (sampleBlocks < 0) throw new UserInputException($"--sample-blocks cannot be negative, got {sampleBlocks}");
             using var dev = Device.Create(parse.GetValue(device)!);
+            if (Common.Given(parse, sample) && dev is not SimulatedCudaDevice)
+                throw new UserInputException($"--sample-blocks applies to --device cuda-sim, not {dev.Name}; leave it out");
             dev.AllowTf32 = parse.GetValue(tf32);
+            // After the device check, which compares every simulated block with the host.
+            void Sample()
+            {
+                if (dev is SimulatedCudaDevice simulator) simulator.SampleBlocks = sampleBlocks;
+            }
             Dictionary<string, object?> report;
             if (entry is not null)
             {
@@ -57,6 +71,7 @@ static class BenchCommand
                 log.WriteLine($"layer  {entry.Name}: {entry.Description}, {layer.ParameterCount:N0} parameters");
                 log.WriteLine($"device {dev.Name}, isa: {HostTier.Name}");
                 if (!parse.GetValue(noCheck)) Common.CheckDevice(layer, entry.Name, entry.Create, DeviceCheck.Layer, "bench", log);
+                Sample();
                 report = Benchmark.Layer(layer, entry.Name, Common.Given(parse, seq) ? options.SeqLen : 65_536, log);
             }
             else
@@ -66,6 +81,7 @@ static class BenchCommand
                 log.WriteLine($"model  {found.Name}: {found.Description}, {net.ParameterCount:N0} parameters");
                 log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}, isa: {HostTier.Name}");
                 if (!parse.GetValue(noCheck)) Common.CheckDevice(net, found.Name, found.Create, DeviceCheck.Model, "bench", log);
+                Sample();
                 if (world.Size > 1) log.WriteLine($"world  {world.Size} ranks, {world.Description}, --batch {options.Batch} on each");
                 report = Benchmark.Model(net, found.Name, options, log, world);
             }

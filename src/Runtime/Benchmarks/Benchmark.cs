@@ -110,6 +110,7 @@ public static class Benchmark
         double profiledMs = clock.Elapsed.TotalMilliseconds;
         device.Profile = null;
         var stepCounts = simulator is null ? null : Counts(simulator, $"simulated, one training step of {o.GradAccum} × {o.Batch} × {o.SeqLen} tokens", 1, log);
+        var stepEstimate = simulator is null ? null : Estimated(simulator, "per training step", 1, log);
         // What a training step holds, before generation re-plans the activations for one sequence.
         long activationBytes = net.ActivationBytes, managedBytes = GC.GetTotalMemory(forceFullCollection: false);
         long parameterBytes = 2 * net.ParameterCount * sizeof(float), optimizerBytes = 2 * net.ParameterCount * sizeof(float);
@@ -129,7 +130,7 @@ public static class Benchmark
         net.UseWeights(o.Weights);
         string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
-        Dictionary<string, object>? tokenCounts = null;
+        Dictionary<string, object>? tokenCounts = null, tokenEstimate = null;
         // Generation involves no other rank: timed in a single process.
         if (o.Generate > 0 && ranks == 1)
         {
@@ -157,6 +158,7 @@ public static class Benchmark
                 simulator.ResetCounters();
                 for (int t = 0; t < o.Generate; t++) net.Step([prompt[t]]);
                 tokenCounts = Counts(simulator, $"simulated, per generated token (mean of {o.Generate} steps)", o.Generate, log);
+                tokenEstimate = Estimated(simulator, "per generated token", o.Generate, log);
             }
             log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
                 $"{weights} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
@@ -181,6 +183,8 @@ public static class Benchmark
             ["grad_norm"] = firstNorm,
             ["simulated_step"] = stepCounts,
             ["simulated_token"] = tokenCounts,
+            ["estimated_step"] = stepEstimate,
+            ["estimated_token"] = tokenEstimate,
             ["device"] = device.Name,
             ["gemm"] = device.GemmBackend,
             ["isa"] = HostTier.Name,
@@ -224,6 +228,17 @@ public static class Benchmark
             device.Synchronize();
             backward = Math.Min(backward, clock.Elapsed.TotalSeconds);
         }
+        Dictionary<string, object>? forwardEstimate = null, backwardEstimate = null;
+        if (device is SimulatedCudaDevice simulator)
+        {
+            simulator.ResetCounters();
+            layer.Forward(x.View, y.View, 1, seq);
+            forwardEstimate = Estimated(simulator, "forward", 1, log);
+            layer.ZeroGradients();
+            simulator.ResetCounters();
+            layer.Backward(y.View, y.View);
+            backwardEstimate = Estimated(simulator, "backward", 1, log);
+        }
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
         log.WriteLine($"forward  {forward,8:F3} s   1 × {seq:N0} × {layer.Width} (best of 3)");
         log.WriteLine($"backward {backward,8:F3} s");
@@ -232,6 +247,8 @@ public static class Benchmark
         {
             ["long_forward_s"] = forward,
             ["long_backward_s"] = backward,
+            ["estimated_forward"] = forwardEstimate,
+            ["estimated_backward"] = backwardEstimate,
             ["peak_memory_bytes"] = peak,
             ["activation_bytes"] = layer.ActivationBytes,
             ["device"] = device.Name,
@@ -269,6 +286,47 @@ public static class Benchmark
             };
         }
         return kernels;
+    }
+
+    /// <summary>
+    /// The simulator's estimate of the GPU's time since its last reset, divided by <paramref name="per"/>: per kernel
+    /// (and GEMM) its milliseconds and bound, then the total by phase; in the log and as the JSON report's object,
+    /// with each kernel's distinct launches so the cost model can be refitted from the report.
+    /// </summary>
+    static Dictionary<string, object> Estimated(SimulatedCudaDevice simulator, string title, int per, TextWriter log)
+    {
+        var costs = simulator.Costs;
+        double total = costs.Values.Sum(c => c.Seconds) * 1000 / per;
+        long launches = costs.Values.Sum(c => c.Launches);
+        var phases = costs.GroupBy(c => Profile.Phase(c.Key)).OrderByDescending(g => g.Sum(c => c.Value.Seconds))
+            .ToDictionary(g => g.Key, g => g.Sum(c => c.Value.Seconds) * 1000 / per);
+        log.WriteLine($"  estimated on {simulator.CostModel.Name}, {title}: {total:F3} ms, {launches / (double)per:N1} launches (" +
+            string.Join(", ", phases.Select(p => $"{p.Key} {p.Value:F3}")) + " ms); per kernel: ms, launches, bound");
+        // Materialized now: generation adds to these costs before the report is written.
+        var kernels = new Dictionary<string, object>();
+        foreach (var (name, c) in costs.OrderByDescending(k => k.Value.Seconds))
+        {
+            log.WriteLine($"    {name,-36} {c.Seconds * 1000 / per,9:F4} {c.Launches / (double)per,7:N1}  {c.Bound}");
+            kernels[name] = new Dictionary<string, object>
+            {
+                ["ms"] = c.Seconds * 1000 / per,
+                ["phase"] = Profile.Phase(name),
+                ["launches"] = c.Launches / (double)per,
+                ["bound"] = c.Bound,
+                ["ms_by_bound"] = c.SecondsByBound.ToDictionary(b => b.Key, b => b.Value * 1000 / per),
+                // [count, dram s, issue s, waves, longest thread's instructions, most global loads, most of them to a new line]
+                // per distinct launch
+                ["launch_features"] = c.Features.Select(f => new object[]
+                    { f.Value, f.Key.DramSeconds, f.Key.IssueSeconds, f.Key.Waves, f.Key.LongestThread, f.Key.MostGlobalLoads, f.Key.MostNewLineLoads }).ToArray(),
+                // [count, m, n, k, bytes per element] per distinct GEMM shape
+                ["gemm_shapes"] = c.Gemms.Select(g => new object[] { g.Value, g.Key.M, g.Key.N, g.Key.K, g.Key.Bytes }).ToArray(),
+            };
+        }
+        return new()
+        {
+            ["gpu"] = simulator.CostModel.Name, ["ms"] = total, ["launches"] = launches / (double)per, ["per"] = per,
+            ["phase_ms"] = phases, ["kernels"] = kernels,
+        };
     }
 
     // 1234567 → "1.23M": counts span nine orders of magnitude.

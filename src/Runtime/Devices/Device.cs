@@ -180,10 +180,14 @@ public abstract class Device : IDisposable
     // Profiling waits for the device, so the time is the work's own.
     internal void Record(string name, long start)
     {
+        Completed(name);
         if (Profile is null) return;
         Synchronize();
         Profile.Add(name, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
     }
+
+    /// <summary>Called after each launch and GEMM with the name <see cref="Profile"/> files it under.</summary>
+    private protected virtual void Completed(string name) { }
 
     /// <summary>
     /// Runs one launch of <paramref name="kernel"/> over indices 0…n−1: the host backend calls

@@ -16,7 +16,8 @@ public sealed class Profile
     public IReadOnlyDictionary<string, double> ByPhase =>
         milliseconds.GroupBy(p => Phase(p.Key)).ToDictionary(g => g.Key, g => g.Sum(p => p.Value));
 
-    static string Phase(string kernel) =>
+    /// <summary>The phase a kernel (or <c>Gemm</c>, <c>ColumnSum</c>) belongs to.</summary>
+    public static string Phase(string kernel) =>
         kernel is "Gemm" or "ReducedGemv" ? "gemm"
         : kernel.StartsWith("Scan", StringComparison.Ordinal) ? "scan"
         : kernel.StartsWith("Attention", StringComparison.Ordinal) || kernel is "Rotate" || kernel.StartsWith("RelPos", StringComparison.Ordinal) ? "attention"

@@ -14,7 +14,10 @@ namespace GateLoop.Runtime;
 /// of an implicitly grouped kernel, then each argument, an <see cref="ArrayView{T}"/> as its address and length);
 /// GEMMs run the tiled ILGPU kernel the same way (cuBLAS cannot run here). Buffers live in host memory, and a
 /// kernel may touch only the buffers its arguments view. What a GPU would compute from ILGPU's PTX, so a
-/// miscompilation shows here, in any build, without a GPU; and counts of what it would execute, per kernel.
+/// miscompilation shows here, in any build, without a GPU; and counts of what it would execute, per kernel, with
+/// the time a GPU would take by <see cref="CostModel"/> (an estimate). With <see cref="SampleBlocks"/> the values
+/// come from the host entries and the host's GEMM, and only a sample of each launch's blocks is simulated for its
+/// counts: how a full-size training step is estimated in seconds rather than hours.
 /// </summary>
 public sealed class SimulatedCudaDevice : Device
 {
@@ -27,6 +30,8 @@ public sealed class SimulatedCudaDevice : Device
     readonly PtxCompiler compiler = new();
     readonly ConcurrentDictionary<MethodInfo, PtxKernel> kernels = new();
     readonly ConcurrentDictionary<string, LaunchCounters> counters = new();
+    readonly Dictionary<string, KernelCost> costs = [];
+    Action<KernelCost>? pending; // the last launch's or GEMM's estimate, filed under its name by Completed
     readonly IlgpuGemm gemm;
     IReadOnlyDictionary<string, MethodInfo> replacements = new Dictionary<string, MethodInfo>();
 
@@ -44,8 +49,29 @@ public sealed class SimulatedCudaDevice : Device
     /// <summary>What the simulator counted, per kernel name (the GEMM's as <c>TiledKernel</c>), since the last <see cref="ResetCounters"/>.</summary>
     public IReadOnlyDictionary<string, LaunchCounters> Counters => counters;
 
-    /// <summary>Forgets the counts.</summary>
-    public void ResetCounters() => counters.Clear();
+    /// <summary>Forgets the counts and the estimates.</summary>
+    public void ResetCounters()
+    {
+        counters.Clear();
+        costs.Clear();
+    }
+
+    /// <summary>The GPU whose time <see cref="Costs"/> estimates.</summary>
+    public GpuCostModel CostModel { get; set; } = GpuCostModel.H200;
+
+    /// <summary>
+    /// The estimated time of every launch and GEMM on <see cref="CostModel"/> since the last
+    /// <see cref="ResetCounters"/>, by the name <see cref="Device.Profile"/> uses (GEMMs as cuBLAS calls, whatever
+    /// ran them here).
+    /// </summary>
+    public IReadOnlyDictionary<string, KernelCost> Costs => costs;
+
+    /// <summary>
+    /// When positive, a launch of more blocks than this simulates only this many, spread evenly from the first to the
+    /// last, for its counts (scaled to the grid), and its host entry computes the values; GEMMs run on the host.
+    /// Zero (the default) simulates every block and every GEMM.
+    /// </summary>
+    public int SampleBlocks { get; set; }
 
     /// <summary>
     /// When set, every kernel launch (not the GEMM) also runs its host entry on the same inputs and the two results
@@ -74,9 +100,31 @@ public sealed class SimulatedCudaDevice : Device
             : kernels.GetMethods(BindingFlags.Public | BindingFlags.Static).ToDictionary(m => m.Name);
     }
 
-    private protected override void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c) =>
-        gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n);
+    private protected override unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
+        ArrayView<T> b, T beta, ArrayView<T> c)
+    {
+        if (SampleBlocks > 0) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
+        else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n);
+        var estimate = CostModel.Gemm(m, n, k, sizeof(T));
+        pending = cost =>
+        {
+            cost.Add(estimate);
+            var shape = ((long)m, (long)n, (long)k, sizeof(T));
+            cost.Gemms[shape] = cost.Gemms.GetValueOrDefault(shape) + 1;
+        };
+    }
+
+    private protected override void Completed(string name)
+    {
+        if (pending is null) return;
+        if (!costs.TryGetValue(name, out var cost)) costs[name] = cost = new KernelCost();
+        pending(cost);
+        pending = null;
+    }
+
+    // The blocks a sampled launch simulates: SampleBlocks of them, spread evenly, the first and the last included.
+    long[] Sample(long blocks) =>
+        Enumerable.Range(0, SampleBlocks).Select(i => SampleBlocks == 1 ? 0 : i * (blocks - 1) / (SampleBlocks - 1)).Distinct().ToArray();
 
     private protected override void Run(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load,
         Action<Delegate> launch, Func<object[]> arguments)
@@ -89,11 +137,17 @@ public sealed class SimulatedCudaDevice : Device
         var grid = new PtxMachine.Dim3((n + GroupSize - 1) / GroupSize);
         if (!CompareWithHost)
         {
-            Execute(bound, grid, new(GroupSize));
+            if (SampleBlocks > 0 && grid.Count > SampleBlocks)
+            {
+                Estimate(Execute(bound, grid, new(GroupSize), Sample(grid.Count)), grid.Count * GroupSize);
+                host(0, n);
+            }
+            else Estimate(Execute(bound, grid, new(GroupSize)), grid.Count * GroupSize);
             return;
         }
         var before = bound.Views.Select(v => Copy(v.Region)).ToArray();
         var counts = Execute(bound, grid, new(GroupSize));
+        Estimate(counts, grid.Count * GroupSize);
         var simulated = bound.Views.Select(v => Copy(v.Region)).ToArray();
         for (int i = 0; i < bound.Views.Count; i++) Restore(bound.Views[i].Region, before[i]);
         host(0, n);
@@ -162,9 +216,20 @@ public sealed class SimulatedCudaDevice : Device
         return new(method, kernel, space, views);
     }
 
-    LaunchCounters Execute(Launch launch, PtxMachine.Dim3 grid, PtxMachine.Dim3 block)
+    void Estimate(LaunchCounters counts, long threads)
     {
-        var counts = PtxMachine.Launch(launch.Kernel, grid, block, launch.Space, launch.Views.Select(v => v.Region).ToList());
+        var features = LaunchFeatures.Of(counts, threads, CostModel);
+        var estimate = CostModel.Launch(features);
+        pending = cost =>
+        {
+            cost.Add(estimate);
+            cost.Features[features] = cost.Features.GetValueOrDefault(features) + 1;
+        };
+    }
+
+    LaunchCounters Execute(Launch launch, PtxMachine.Dim3 grid, PtxMachine.Dim3 block, long[]? sample = null)
+    {
+        var counts = PtxMachine.Launch(launch.Kernel, grid, block, launch.Space, launch.Views.Select(v => v.Region).ToList(), sample);
         counters.AddOrUpdate(launch.Method.Name, _ => { var sum = new LaunchCounters(); sum.Add(counts); return sum; }, (_, sum) =>
         {
             lock (sum) sum.Add(counts);

@@ -23,6 +23,19 @@ public sealed class LaunchCounters
     /// <summary>Instructions of the thread that executed the most: the launch's serial depth.</summary>
     public long LongestThread { get; set; }
 
+    /// <summary>
+    /// Global loads (and atomics) of the thread that issued the most: with <see cref="LongestThread"/>, the serial
+    /// chain a cost model charges memory latency for (a column sum walking rows, a scan walking time).
+    /// </summary>
+    public long MostGlobalLoads { get; set; }
+
+    /// <summary>
+    /// Of those, the most any thread issued to a 128-byte line other than the one the same instruction read last: the
+    /// loads a cache misses when a thread walks memory (a row walked in order misses once per 32 floats, a column
+    /// every row), where the others are hits.
+    /// </summary>
+    public long MostNewLineLoads { get; set; }
+
     /// <summary>Warp-level global loads and stores (atomics count as both).</summary>
     public long GlobalAccesses { get; set; }
 
@@ -52,6 +65,22 @@ public sealed class LaunchCounters
     /// <summary>Total warp instructions.</summary>
     public long TotalWarpInstructions => WarpInstructions.Sum();
 
+    /// <summary>
+    /// Scales the counts of <paramref name="ran"/> blocks to <paramref name="blocks"/> (a sampled launch); the
+    /// longest thread and its loads stay, being per thread.
+    /// </summary>
+    public void ScaleRuns(long blocks, long ran)
+    {
+        long Scale(long v) => (long)Math.Round((double)v * blocks / ran);
+        for (int i = 0; i < WarpInstructions.Length; i++) WarpInstructions[i] = Scale(WarpInstructions[i]);
+        ThreadInstructions = Scale(ThreadInstructions);
+        GlobalAccesses = Scale(GlobalAccesses);
+        GlobalBytes = Scale(GlobalBytes);
+        GlobalSectors = Scale(GlobalSectors);
+        SharedBytes = Scale(SharedBytes);
+        DivergentUniformBranches = Scale(DivergentUniformBranches);
+    }
+
     /// <summary>Adds <paramref name="other"/> into these counts (the longest thread is the longer one).</summary>
     public void Add(LaunchCounters other)
     {
@@ -60,6 +89,8 @@ public sealed class LaunchCounters
         for (int i = 0; i < WarpInstructions.Length; i++) WarpInstructions[i] += other.WarpInstructions[i];
         ThreadInstructions += other.ThreadInstructions;
         LongestThread = Math.Max(LongestThread, other.LongestThread);
+        MostGlobalLoads = Math.Max(MostGlobalLoads, other.MostGlobalLoads);
+        MostNewLineLoads = Math.Max(MostNewLineLoads, other.MostNewLineLoads);
         GlobalAccesses += other.GlobalAccesses;
         GlobalBytes += other.GlobalBytes;
         GlobalSectors += other.GlobalSectors;

@@ -24,9 +24,14 @@ public static unsafe class PtxMachine
 
     const int WarpSize = 32;
 
-    /// <summary>Runs <paramref name="kernel"/> once and returns its counts.</summary>
+    /// <summary>
+    /// Runs <paramref name="kernel"/> once and returns its counts. With <paramref name="sample"/>, only those blocks
+    /// run, their global stores and atomics are not written (the caller computes the values another way), and the
+    /// counts are scaled to the whole grid: how a cost estimate covers launches too large to simulate whole.
+    /// </summary>
     /// <exception cref="PtxFault">The kernel did something a GPU would do wrong or leave undefined.</exception>
-    public static LaunchCounters Launch(PtxKernel kernel, Dim3 grid, Dim3 block, ReadOnlySpan<byte> parameters, IReadOnlyList<Region> regions)
+    public static LaunchCounters Launch(PtxKernel kernel, Dim3 grid, Dim3 block, ReadOnlySpan<byte> parameters, IReadOnlyList<Region> regions,
+        IReadOnlyList<long>? sample = null)
     {
         if (parameters.Length != kernel.ParamBytes)
             throw new ArgumentException($"{kernel.Name} takes {kernel.ParamBytes} bytes of parameters, not {parameters.Length}", nameof(parameters));
@@ -34,14 +39,15 @@ public static unsafe class PtxMachine
         var param = parameters.ToArray();
         var sorted = regions.Where(r => r.Bytes > 0).OrderBy(r => r.Start).ToArray();
         var total = new LaunchCounters { Launches = 1, Threads = grid.Count * block.Count };
-        long blocks = grid.Count;
+        long blocks = sample?.Count ?? grid.Count;
         PtxFault? first = null;
         long firstBlock = long.MaxValue;
         var sync = new Lock();
         Parallel.For(0L, blocks, new ParallelOptions { MaxDegreeOfParallelism = blocks < 4 ? 1 : Environment.ProcessorCount },
-            () => new Block(kernel, block, grid, param, sorted),
-            (b, _, state) =>
+            () => new Block(kernel, block, grid, param, sorted, readOnly: sample is not null),
+            (i, _, state) =>
             {
+                long b = sample?[(int)i] ?? i;
                 try
                 {
                     state.Run(b);
@@ -59,6 +65,7 @@ public static unsafe class PtxMachine
                 lock (sync) total.Add(state.Counters);
             });
         if (first is not null) throw first;
+        if (sample is not null) total.ScaleRuns(grid.Count, sample.Count);
         return total;
     }
 
@@ -73,7 +80,10 @@ public static unsafe class PtxMachine
         readonly byte[] shared;
         readonly ulong[][] registers;
         readonly int[][] pcs;
-        readonly long[][] executed;
+        readonly long[][] executed, loads, newLines;
+        readonly int[] loadStream; // per instruction: its index among the kernel's global loads, or -1
+        readonly ulong[][] lastLine; // per warp: [load instruction × lane], the 128-byte line it read last
+        readonly bool readOnly;
         readonly uint[] live, waiting, present;
         readonly int warps;
         readonly ulong[] sectors = new ulong[2 * WarpSize];
@@ -81,8 +91,9 @@ public static unsafe class PtxMachine
         (int X, int Y, int Z) block; // the block in flight, for messages
         public readonly LaunchCounters Counters = new();
 
-        public Block(PtxKernel kernel, Dim3 shape, Dim3 grid, byte[] param, Region[] regions)
+        public Block(PtxKernel kernel, Dim3 shape, Dim3 grid, byte[] param, Region[] regions, bool readOnly)
         {
+            this.readOnly = readOnly;
             k = kernel;
             code = kernel.Code;
             this.shape = shape;
@@ -95,6 +106,13 @@ public static unsafe class PtxMachine
             registers = new ulong[warps][];
             pcs = new int[warps][];
             executed = new long[warps][];
+            loads = new long[warps][];
+            newLines = new long[warps][];
+            lastLine = new ulong[warps][];
+            loadStream = new int[code.Length];
+            int streams = 0;
+            for (int i = 0; i < code.Length; i++)
+                loadStream[i] = code[i].Op is PtxOp.Ld or PtxOp.Atom && code[i].Space == PtxSpace.Global ? streams++ : -1;
             live = new uint[warps];
             waiting = new uint[warps];
             present = new uint[warps];
@@ -103,6 +121,9 @@ public static unsafe class PtxMachine
                 registers[w] = new ulong[kernel.Slots * WarpSize];
                 pcs[w] = new int[WarpSize];
                 executed[w] = new long[WarpSize];
+                loads[w] = new long[WarpSize];
+                newLines[w] = new long[WarpSize];
+                lastLine[w] = new ulong[streams * WarpSize];
                 int lanes = Math.Min(WarpSize, threads - w * WarpSize);
                 present[w] = lanes == WarpSize ? uint.MaxValue : (1u << lanes) - 1;
                 foreach (var (slot, bits) in kernel.Constants)
@@ -145,6 +166,9 @@ public static unsafe class PtxMachine
                 Array.Clear(r, 0, k.Registers * WarpSize);
                 Array.Clear(pcs[w]);
                 Array.Clear(executed[w]);
+                Array.Clear(loads[w]);
+                Array.Clear(newLines[w]);
+                Array.Fill(lastLine[w], ulong.MaxValue);
                 live[w] = present[w];
                 waiting[w] = 0;
             }
@@ -175,14 +199,18 @@ public static unsafe class PtxMachine
                 }
             }
 
-            long longest = 0, sum = 0;
+            long longest = 0, sum = 0, mostLoads = 0, mostLines = 0;
             for (int w = 0; w < warps; w++)
                 for (int lane = 0; lane < WarpSize; lane++)
                 {
                     longest = Math.Max(longest, executed[w][lane]);
+                    mostLoads = Math.Max(mostLoads, loads[w][lane]);
+                    mostLines = Math.Max(mostLines, newLines[w][lane]);
                     sum += executed[w][lane];
                 }
             Counters.LongestThread = Math.Max(Counters.LongestThread, longest);
+            Counters.MostGlobalLoads = Math.Max(Counters.MostGlobalLoads, mostLoads);
+            Counters.MostNewLineLoads = Math.Max(Counters.MostNewLineLoads, mostLines);
             Counters.ThreadInstructions += sum;
         }
 
@@ -427,18 +455,25 @@ public static unsafe class PtxMachine
                 {
                     sectors[touched++] = address >> 5;
                     if ((address + (ulong)size - 1) >> 5 != address >> 5) sectors[touched++] = (address + (ulong)size - 1) >> 5;
+                    if (ins.Op != PtxOp.St)
+                    {
+                        loads[w][lane]++;
+                        ref ulong last = ref lastLine[w][loadStream[at] * WarpSize + lane];
+                        if (address >> 7 != last) (last, newLines[w][lane]) = (address >> 7, newLines[w][lane] + 1);
+                    }
                 }
+                bool write = !(global && readOnly);
                 switch (ins.Op)
                 {
                     case PtxOp.Ld:
                         r[ins.D * WarpSize + lane] = Extend(Read(ref cell, size), ins.Type);
                         break;
                     case PtxOp.St:
-                        Write(ref cell, size, r[ins.B * WarpSize + lane]);
+                        if (write) Write(ref cell, size, r[ins.B * WarpSize + lane]);
                         break;
                     default:
                         ulong old = Extend(Read(ref cell, size), ins.Type);
-                        Write(ref cell, size, Atomic(ins, old, r[ins.B * WarpSize + lane], ins.C >= 0 ? r[ins.C * WarpSize + lane] : 0));
+                        if (write) Write(ref cell, size, Atomic(ins, old, r[ins.B * WarpSize + lane], ins.C >= 0 ? r[ins.C * WarpSize + lane] : 0));
                         if (ins.Op == PtxOp.Atom) r[ins.D * WarpSize + lane] = old;
                         break;
                 }

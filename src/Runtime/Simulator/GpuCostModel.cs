@@ -1,0 +1,78 @@
+namespace GateLoop.Runtime;
+
+/// <summary>
+/// The time a GPU would take for a kernel launch, from the simulator's counts of it, and for a cuBLAS GEMM, from its
+/// shape: an estimate, never a measurement. A launch costs its overhead plus the largest of three bounds:
+/// <list type="bullet">
+/// <item><b>dram</b>: the 32-byte sectors its warps touched, at the memory's bandwidth (caches ignored);</item>
+/// <item><b>issue</b>: its warp instructions over every scheduler, one per cycle;</item>
+/// <item><b>latency</b>: the longest thread's instructions and global loads, each waiting for the one before it,
+/// once per wave of resident threads: what serial loops and too few threads cost. A load of a line the same
+/// instruction read last waits for the cache, any other for memory.</item>
+/// </list>
+/// A GEMM costs a call's overhead plus the larger of its FLOPs at the rate cuBLAS reaches and its operands' bytes.
+/// The hardware figures are the chip's; the overheads, latencies and GEMM rate are fitted to measured steps
+/// (<c>bench/cost-model.py</c>).
+/// </summary>
+public sealed record GpuCostModel(
+    string Name,
+    int Multiprocessors,
+    double ClockHz,
+    int SchedulersPerMultiprocessor,
+    int ResidentThreadsPerMultiprocessor,
+    double DramBytesPerSecond,
+    double LaunchSeconds,
+    double SecondsPerDependentInstruction,
+    double SecondsPerCachedLoad,
+    double SecondsPerMissedLoad,
+    double GemmFlopsPerSecond,
+    double GemmCallSeconds)
+{
+    /// <summary>
+    /// An NVIDIA H200 (132 SMs at up to 1.98 GHz, 4 schedulers and 2,048 resident threads each; HBM3e moved 4.3 TB/s
+    /// measured with PyTorch), with the fitted constants of <c>bench/results/cost-model-20261203</c>.
+    /// </summary>
+    public static readonly GpuCostModel H200 = new("NVIDIA H200 (fitted 2026-12-03)", 132, 1.98e9, 4, 2048, 4.3e12,
+        LaunchSeconds: 6e-6, SecondsPerDependentInstruction: 2e-9, SecondsPerCachedLoad: 2e-8, SecondsPerMissedLoad: 4e-7,
+        GemmFlopsPerSecond: 3.0e13, GemmCallSeconds: 8e-6);
+
+    /// <summary>What a launch with these features would cost.</summary>
+    public CostEstimate Launch(LaunchFeatures f)
+    {
+        double latency = f.Waves * (f.LongestThread * SecondsPerDependentInstruction
+            + (f.MostGlobalLoads - f.MostNewLineLoads) * SecondsPerCachedLoad + f.MostNewLineLoads * SecondsPerMissedLoad);
+        var (bound, seconds) = Largest(("dram", f.DramSeconds), ("issue", f.IssueSeconds), ("latency", latency));
+        return new(LaunchSeconds + seconds, seconds < LaunchSeconds ? "launch" : bound);
+    }
+
+    /// <summary>What cuBLAS would take for C[m×n] = op(A)·op(B) (+ C) in elements of <paramref name="elementBytes"/>.</summary>
+    public CostEstimate Gemm(long m, long n, long k, int elementBytes)
+    {
+        double flops = 2.0 * m * n * k, bytes = (double)elementBytes * (m * k + k * n + 2 * m * n);
+        var (bound, seconds) = Largest(("flops", flops / GemmFlopsPerSecond), ("dram", bytes / DramBytesPerSecond));
+        return new(GemmCallSeconds + seconds, seconds < GemmCallSeconds ? "launch" : bound);
+    }
+
+    static (string, double) Largest(params (string Bound, double Seconds)[] terms) =>
+        terms.Aggregate((a, b) => b.Seconds > a.Seconds ? b : a);
+}
+
+/// <summary>An estimated time and what bounds it: <c>launch</c>, <c>dram</c>, <c>issue</c>, <c>latency</c> or <c>flops</c>.</summary>
+public readonly record struct CostEstimate(double Seconds, string Bound);
+
+/// <summary>
+/// The parts of a launch's cost that do not depend on the fitted constants: its memory and issue times at the
+/// chip's own rates, its waves of resident threads, and its longest serial chain. What a fit of the constants reads.
+/// </summary>
+public readonly record struct LaunchFeatures(double DramSeconds, double IssueSeconds, long Waves, long LongestThread, long MostGlobalLoads,
+    long MostNewLineLoads)
+{
+    /// <summary>The features of a launch of <paramref name="threads"/> threads with these counts, on <paramref name="gpu"/>.</summary>
+    public static LaunchFeatures Of(LaunchCounters c, long threads, GpuCostModel gpu)
+    {
+        long resident = (long)gpu.Multiprocessors * gpu.ResidentThreadsPerMultiprocessor;
+        return new(c.GlobalSectors * 32.0 / gpu.DramBytesPerSecond,
+            c.TotalWarpInstructions / (gpu.Multiprocessors * gpu.SchedulersPerMultiprocessor * gpu.ClockHz),
+            Math.Max(1, (threads + resident - 1) / resident), c.LongestThread, c.MostGlobalLoads, c.MostNewLineLoads);
+    }
+}
