@@ -84,7 +84,8 @@ run "2. convergence: gateloop-small, $steps steps on $device, against PyTorch on
 run "2b. convergence: the seed config (enwik8), $steps steps, beside PyTorch" 300 \
   env DATA="$out/conv-small/held-out.txt" bash bench/convergence.sh enwik8 seed "$device" "$out/conv-seed" "$steps" 0.03
 
-run "3. speed: seed config (fp32)" 120 "$gateloop" bench --model enwik8 --device "$device" --steps 5 --generate 128 --json > "$out/seed.json"
+# --kernels: each kernel's milliseconds in the profiled step and in generation, for the cost model (bench/cost-model.py)
+run "3. speed: seed config (fp32)" 120 "$gateloop" bench --model enwik8 --device "$device" --steps 5 --generate 128 --kernels --json > "$out/seed.json"
 cat "$out/seed.json"; echo
 run "3b. the same workload in PyTorch eager fp32 (re-runs the prefix to generate, as the seed does)" 120 \
   "$python" bench/reference/gateloop_reference.py bench --config seed --device "$device" --json > "$out/seed-torch.json"

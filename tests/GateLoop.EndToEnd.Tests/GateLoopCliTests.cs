@@ -397,6 +397,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("--init with --resume")]
     [InlineData("--init of another model")]
     [InlineData("doctor on the host backend")]
+    [InlineData("bench --sample-blocks off the simulator")]
     [InlineData("doctor of an unknown model")]
     public void Bad_input_fails_with_one_clear_line(string name)
     {
@@ -452,6 +453,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "--init with --resume" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--resume", fixture.TrainedCheckpoint()), ["--init", "--resume", "pass only one"]),
             "--init of another model" => (Train(fixture.CorpusPath, "--init", fixture.TrainedCheckpoint(), "--model", "gateloop-small"), ["is of model 'gateloop-tiny', not 'gateloop-small'"]),
             "doctor on the host backend" => (["doctor", "--device", "cpu"], ["cpu is that backend", "--device cuda, cuda-sim or ilgpu-cpu"]),
+            "bench --sample-blocks off the simulator" => (["bench", "--device", "cpu", "--model", "gateloop-tiny", "--sample-blocks", "4"], ["--sample-blocks applies to --device cuda-sim", "leave it out"]),
             "doctor of an unknown model" => (["doctor", "--device", "ilgpu-cpu", "--model", "gateloop-huge"], ["unknown model or layer 'gateloop-huge'", "long-context-mixer"]),
             _ => throw new ArgumentException(name),
         };
@@ -644,6 +646,37 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         long parameters = full.GetProperty("config").GetProperty("parameters").GetInt64();
         Assert.InRange(fp32, 3 * parameters, 4 * parameters); // all but the embedding table, less one row
         Assert.InRange(int8, fp32 / 4, fp32 / 3);
+    }
+
+    /// <summary>
+    /// On cuda-sim, bench reports what an H200 would take: every kernel estimated with its phase and bound, GEMMs as
+    /// cuBLAS calls by shape, per training step and per generated token, summing to the totals.
+    /// </summary>
+    [Fact]
+    public void Bench_on_cuda_sim_estimates_the_gpus_time_per_kernel()
+    {
+        var result = Succeed("bench", "--device", "cuda-sim", "--model", "gateloop-tiny", "--batch", "2", "--grad-accum", "1",
+            "--seq-len", "128", "--steps", "1", "--generate", "2", "--sample-blocks", "2", "--no-device-check", "--kernels", "--json");
+        var root = JsonDocument.Parse(result.Stdout.Trim()).RootElement;
+        foreach (var key in new[] { "estimated_step", "estimated_token" })
+        {
+            var estimate = root.GetProperty(key);
+            Assert.StartsWith("NVIDIA H200", estimate.GetProperty("gpu").GetString());
+            var kernels = estimate.GetProperty("kernels").EnumerateObject().ToList();
+            Assert.Equal(estimate.GetProperty("ms").GetDouble(), kernels.Sum(k => k.Value.GetProperty("ms").GetDouble()), 6);
+            Assert.Equal(estimate.GetProperty("launches").GetDouble(), kernels.Sum(k => k.Value.GetProperty("launches").GetDouble()), 6);
+            var gemm = kernels.Single(k => k.Name == "Gemm").Value;
+            Assert.Equal("gemm", gemm.GetProperty("phase").GetString());
+            Assert.True(gemm.GetProperty("gemm_shapes").GetArrayLength() > 0);
+            Assert.Contains(kernels, k => k.Name == "ScanForward" || k.Name == "ChunkScanForward");
+            Assert.All(kernels, k => Assert.Contains(k.Value.GetProperty("bound").GetString(), new[] { "launch", "dram", "issue", "latency", "flops" }));
+        }
+        // --kernels: the host's milliseconds per kernel of the profiled step and of generation, beside the estimates.
+        Assert.True(root.GetProperty("kernel_ms").GetProperty("Gemm").GetDouble() > 0);
+        Assert.True(root.GetProperty("generate_kernel_ms").EnumerateObject().Any());
+        // Sampled: the counts of the simulated blocks, the values from the host, so training still starts near ln 256.
+        Assert.InRange(root.GetProperty("loss").GetDouble(), Math.Log(256) - 0.5, Math.Log(256) + 0.5);
+        Assert.True(root.GetProperty("simulated_step").GetProperty("total").GetProperty("warp_instructions").GetProperty("fp32").GetDouble() > 0);
     }
 
     /// <summary>--kernels lists generation's kernels too: with int8 weights its products read the int8 copies.</summary>

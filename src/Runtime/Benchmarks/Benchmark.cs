@@ -131,6 +131,7 @@ public static class Benchmark
         string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
         Dictionary<string, object>? tokenCounts = null, tokenEstimate = null;
+        IReadOnlyDictionary<string, double>? generationKernels = null;
         // Generation involves no other rank: timed in a single process.
         if (o.Generate > 0 && ranks == 1)
         {
@@ -146,6 +147,7 @@ public static class Benchmark
             if (o.Kernels)
             {
                 var generation = device.Profile = new Profile();
+                generationKernels = generation.ByKernel;
                 Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
                 device.Profile = null;
                 log.WriteLine($"  generation, per kernel ({o.Generate}-byte prompt and {o.Generate} steps):");
@@ -179,6 +181,8 @@ public static class Benchmark
             ["activation_bytes"] = activationBytes,
             ["step_ms"] = stepSeconds * 1000,
             ["phase_ms"] = profile.ByPhase,
+            ["kernel_ms"] = o.Kernels ? profile.ByKernel : null,
+            ["generate_kernel_ms"] = generationKernels,
             ["loss"] = firstLoss,
             ["grad_norm"] = firstNorm,
             ["simulated_step"] = stepCounts,

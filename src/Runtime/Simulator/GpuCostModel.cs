@@ -33,8 +33,8 @@ public sealed record GpuCostModel(
     /// measured with PyTorch), with the fitted constants of <c>bench/results/cost-model-20261203</c>.
     /// </summary>
     public static readonly GpuCostModel H200 = new("NVIDIA H200 (fitted 2026-12-03)", 132, 1.98e9, 4, 2048, 4.3e12,
-        LaunchSeconds: 6e-6, SecondsPerDependentInstruction: 2e-9, SecondsPerCachedLoad: 2e-8, SecondsPerMissedLoad: 4e-7,
-        GemmFlopsPerSecond: 3.0e13, GemmCallSeconds: 8e-6);
+        LaunchSeconds: 13.8e-6, SecondsPerDependentInstruction: 5e-9, SecondsPerCachedLoad: 35e-9, SecondsPerMissedLoad: 292e-9,
+        GemmFlopsPerSecond: 36.1e12, GemmCallSeconds: 18.6e-6);
 
     /// <summary>What a launch with these features would cost.</summary>
     public CostEstimate Launch(LaunchFeatures f)
