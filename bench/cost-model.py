@@ -3,7 +3,7 @@
 Reads the `gateloop bench --device cuda-sim --json` reports that bench/cost-model.sh writes: each kernel's distinct
 launches with the features the model charges (DRAM and issue time at the chip's rates, waves of resident threads,
 the longest thread's instructions, global loads and loads of a new line) and each GEMM's shapes. The model
-(src/Runtime/Simulator/GpuCostModel.cs) prices a launch at launch + max(dram, issue, waves * (instructions * t_instr
+(src/Runtime/Simulator/GpuCostModel.cs) prices a launch at launch + max(dram, issue, cache, waves * (instructions * t_instr
 + cached loads * t_hit + new-line loads * t_miss)) and a GEMM at call + max(flops / rate, bytes / bandwidth). The six
 constants are fitted (Nelder-Mead on the squared log ratios, inside physical bounds) to the workloads marked "fit"
 and the others are predicted. Standard library only.
@@ -38,8 +38,8 @@ BOUNDS = [(2e-6, 3e-5), (2.5e-10, 5e-9), (5e-9, 1e-7), (5e-8, 1e-6), (5e12, 6.7e
 def kernel_ms(kernel, p):
     launch, t_instr, t_hit, t_miss, rate, call = p
     ms = 0.0
-    for count, dram, issue, waves, longest, loads, misses in kernel["launch_features"]:
-        ms += count * (launch + max(dram, issue, waves * (longest * t_instr + (loads - misses) * t_hit + misses * t_miss)))
+    for count, dram, issue, cache, waves, longest, loads, misses in kernel["launch_features"]:
+        ms += count * (launch + max(dram, issue, cache, waves * (longest * t_instr + (loads - misses) * t_hit + misses * t_miss)))
     for count, m, n, k, size in kernel["gemm_shapes"]:
         ms += count * (call + max(2.0 * m * n * k / rate, size * (m * k + k * n + 2 * m * n) / DRAM_BYTES_PER_S))
     return ms * 1000

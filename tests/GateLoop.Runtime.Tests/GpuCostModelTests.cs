@@ -130,20 +130,29 @@ public sealed class GpuCostModelTests
     {
         var gpu = GpuCostModel.H200;
         // A launch that does almost nothing costs its overhead.
-        Assert.Equal(new CostEstimate(gpu.LaunchSeconds + 1e-9, "launch"), gpu.Launch(new(1e-9, 1e-10, 1, 0, 0, 0)));
-        // A gigabyte of sectors is memory-bound; a billion warp instructions issue-bound; one thread walking 4,096
+        Assert.Equal(new CostEstimate(gpu.LaunchSeconds + 1e-9, "launch"), gpu.Launch(new(1e-9, 1e-10, 1e-10, 1, 0, 0, 0)));
+        // A gigabyte of sectors over the whole chip is memory-bound; a billion warp instructions issue-bound; one thread walking 4,096
         // dependent loads latency-bound.
-        Assert.Equal("dram", gpu.Launch(new(1e9 / gpu.DramBytesPerSecond, 1e-5, 4, 20, 2, 2)).Bound);
-        var issue = gpu.Launch(new(1e-5, 1e9 / (132 * 4 * gpu.ClockHz), 8, 1000, 2, 2));
+        Assert.Equal("dram", gpu.Launch(new(1e9 / gpu.DramBytesPerSecond, 1e-5, 1e-5, 4, 20, 2, 2)).Bound);
+        var issue = gpu.Launch(new(1e-5, 1e9 / (132 * 4 * gpu.ClockHz), 1e-5, 8, 1000, 2, 2));
         Assert.Equal("issue", issue.Bound);
         Assert.Equal(gpu.LaunchSeconds + 1e9 / (132 * 4 * gpu.ClockHz), issue.Seconds, 12);
-        var serial = gpu.Launch(new(1e-6, 1e-6, 1, 40_000, 4096, 1024));
+        var serial = gpu.Launch(new(1e-6, 1e-6, 1e-6, 1, 40_000, 4096, 1024));
         Assert.Equal("latency", serial.Bound);
         Assert.Equal(gpu.LaunchSeconds + 40_000 * gpu.SecondsPerDependentInstruction + 3072 * gpu.SecondsPerCachedLoad + 1024 * gpu.SecondsPerMissedLoad,
             serial.Seconds, 12);
         // Waves of resident threads repeat the chain.
-        Assert.Equal(3 * (serial.Seconds - gpu.LaunchSeconds), gpu.Launch(new(1e-6, 1e-6, 3, 40_000, 4096, 1024)).Seconds - gpu.LaunchSeconds, 12);
-        Assert.Equal(3, LaunchFeatures.Of(new LaunchCounters(), 2 * 132 * 2048 + 1, gpu).Waves);
+        Assert.Equal(3 * (serial.Seconds - gpu.LaunchSeconds), gpu.Launch(new(1e-6, 1e-6, 1e-6, 3, 40_000, 4096, 1024)).Seconds - gpu.LaunchSeconds, 12);
+        Assert.Equal(3, LaunchFeatures.Of(new LaunchCounters(), 2 * 132 * 8 + 1, 256, gpu).Waves);
+        // A grid of 4 blocks issues and reads through 4 multiprocessors' schedulers and caches, not 132.
+        var counts = new LaunchCounters { GlobalSectors = 4_000_000 };
+        counts.WarpInstructions[(int)InstructionClass.Fp32] = 1_000_000;
+        var small = LaunchFeatures.Of(counts, 4, 256, gpu);
+        Assert.Equal(1e6 / (4 * 4 * gpu.ClockHz), small.IssueSeconds, 15);
+        Assert.Equal(4e6 / (4 * gpu.L1SectorsPerCycle * gpu.ClockHz), small.CacheSeconds, 15);
+        Assert.Equal(4e6 * 32 / gpu.DramBytesPerSecond, small.DramSeconds, 15);
+        Assert.Equal("cache", gpu.Launch(small).Bound);
+        Assert.Equal(small.IssueSeconds * 4 / 132, LaunchFeatures.Of(counts, 1000, 256, gpu).IssueSeconds, 15);
         // A large square GEMM is bound by FLOPs, a matrix-vector product by its matrix's bytes.
         Assert.Equal("flops", gpu.Gemm(4096, 4096, 4096, 4).Bound);
         var gemv = gpu.Gemm(1, 8192, 8192, 4);

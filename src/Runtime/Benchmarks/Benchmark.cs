@@ -318,10 +318,13 @@ public static class Benchmark
                 ["launches"] = c.Launches / (double)per,
                 ["bound"] = c.Bound,
                 ["ms_by_bound"] = c.SecondsByBound.ToDictionary(b => b.Key, b => b.Value * 1000 / per),
-                // [count, dram s, issue s, waves, longest thread's instructions, most global loads, most of them to a new line]
-                // per distinct launch
+                // [count, dram s, issue s, cache s, waves, longest thread's instructions, most global loads, most of them to a
+                // new line] per distinct launch
                 ["launch_features"] = c.Features.Select(f => new object[]
-                    { f.Value, f.Key.DramSeconds, f.Key.IssueSeconds, f.Key.Waves, f.Key.LongestThread, f.Key.MostGlobalLoads, f.Key.MostNewLineLoads }).ToArray(),
+                {
+                    f.Value, f.Key.DramSeconds, f.Key.IssueSeconds, f.Key.CacheSeconds, f.Key.Waves, f.Key.LongestThread, f.Key.MostGlobalLoads,
+                    f.Key.MostNewLineLoads,
+                }).ToArray(),
                 // [count, m, n, k, bytes per element] per distinct GEMM shape
                 ["gemm_shapes"] = c.Gemms.Select(g => new object[] { g.Value, g.Key.M, g.Key.N, g.Key.K, g.Key.Bytes }).ToArray(),
             };

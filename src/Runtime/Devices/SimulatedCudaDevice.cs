@@ -139,15 +139,15 @@ public sealed class SimulatedCudaDevice : Device
         {
             if (SampleBlocks > 0 && grid.Count > SampleBlocks)
             {
-                Estimate(Execute(bound, grid, new(GroupSize), Sample(grid.Count)), grid.Count * GroupSize);
+                Estimate(Execute(bound, grid, new(GroupSize), Sample(grid.Count)), grid.Count);
                 host(0, n);
             }
-            else Estimate(Execute(bound, grid, new(GroupSize)), grid.Count * GroupSize);
+            else Estimate(Execute(bound, grid, new(GroupSize)), grid.Count);
             return;
         }
         var before = bound.Views.Select(v => Copy(v.Region)).ToArray();
         var counts = Execute(bound, grid, new(GroupSize));
-        Estimate(counts, grid.Count * GroupSize);
+        Estimate(counts, grid.Count);
         var simulated = bound.Views.Select(v => Copy(v.Region)).ToArray();
         for (int i = 0; i < bound.Views.Count; i++) Restore(bound.Views[i].Region, before[i]);
         host(0, n);
@@ -216,9 +216,9 @@ public sealed class SimulatedCudaDevice : Device
         return new(method, kernel, space, views);
     }
 
-    void Estimate(LaunchCounters counts, long threads)
+    void Estimate(LaunchCounters counts, long blocks)
     {
-        var features = LaunchFeatures.Of(counts, threads, CostModel);
+        var features = LaunchFeatures.Of(counts, blocks, GroupSize, CostModel);
         var estimate = CostModel.Launch(features);
         pending = cost =>
         {
