@@ -17,6 +17,7 @@ static class Program
         ModelsCommand.Create(),
         TrainCommand.Create(),
         SampleCommand.Create(),
+        ServeCommand.Create(),
         EvalCommand.Create(),
         DownloadCommand.Create(),
         PlotCommand.Create(),

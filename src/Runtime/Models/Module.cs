@@ -51,8 +51,12 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     // The weight matrices in reduced precision, by offset, when UseWeights chose a format other than fp32.
     Dictionary<long, QuantizedMatrix>? quantized;
 
-    /// <summary>Above this many rows a Linear runs as a GEMM on the fp32 weights even when reduced copies exist.</summary>
-    const int QuantizedRowsAtMost = 8;
+    /// <summary>
+    /// Above this many rows a Linear runs as a GEMM on the fp32 weights even when reduced copies exist (8: where the GEMM
+    /// overtakes). A server that batches streams lifts it, so that a row's product does not depend on how many rows
+    /// share it.
+    /// </summary>
+    public int ReducedRowsAtMost { get; set; } = 8;
 
     /// <summary>How the weight matrices are stored for inference (<see cref="UseWeights"/>).</summary>
     public WeightFormat WeightFormat { get; private set; } = WeightFormat.Fp32;
@@ -102,7 +106,7 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// </summary>
     protected unsafe void Linear(int rows, int outs, int ins, ArrayView<T> x, long offset, T beta, ArrayView<T> y)
     {
-        if (rows <= QuantizedRowsAtMost && quantized?.GetValueOrDefault(offset) is { } matrix)
+        if (rows <= ReducedRowsAtMost && quantized?.GetValueOrDefault(offset) is { } matrix)
         {
             long start = Device.Start();
             matrix.Multiply(rows, (float*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(x), float.CreateChecked(beta),
