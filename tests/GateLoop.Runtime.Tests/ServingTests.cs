@@ -289,11 +289,8 @@ public sealed class BatchSchedulerTests
     [InlineData(WeightFormat.Int8)]
     public void A_rows_step_logits_are_the_same_bit_for_bit_in_every_batch_the_scheduler_steps(WeightFormat format)
     {
-        // The rule the scheduler's batches follow: reduced weights through their row-by-row product at every row count,
-        // fp32 through the GEMM, a lone row stepping beside a second.
         using var device = Device.Create("cpu");
         using var model = Model(device, format);
-        model.ReducedRowsAtMost = int.MaxValue;
         const int rows = 6;
         model.ResetState(rows);
         var random = new Random(2);
@@ -306,17 +303,22 @@ public sealed class BatchSchedulerTests
         }).ToArray();
         Assert.NotEqual(states[0], states[1]);
         int[] tokens = [3, 1, 4, 1, 5, 9];
+        model.RowByRow = true;
         var together = model.Step(tokens);
         int v = model.Vocabulary;
         for (int r = 0; r < rows; r++)
             foreach (int batch in new[] { 1, 2, 3 })
             {
-                int used = format == WeightFormat.Fp32 ? Math.Max(batch, 2) : batch;
-                for (int i = 0; i < used; i++) model.WriteState(i, states[(r + i) % rows]);
-                model.UseSequences(used);
-                var alone = model.Step([.. Enumerable.Range(0, used).Select(i => tokens[(r + i) % rows])]);
+                for (int i = 0; i < batch; i++) model.WriteState(i, states[(r + i) % rows]);
+                model.UseSequences(batch);
+                var alone = model.Step([.. Enumerable.Range(0, batch).Select(i => tokens[(r + i) % rows])]);
                 Assert.Equal(together.AsSpan(r * v, v).ToArray(), alone.AsSpan(0, v).ToArray());
             }
+        // A lone row is what generation without the server computes.
+        model.RowByRow = false;
+        model.WriteState(0, states[0]);
+        model.UseSequences(1);
+        Assert.Equal(together.AsSpan(0, v).ToArray(), model.Step([tokens[0]]));
     }
 
     [Fact]

@@ -104,21 +104,56 @@ internal static unsafe class HostGemm
     static void RowTimesColumns<T>(bool transB, int j0, int j1, int k, T alpha, T* a, T* b, int ldb, T beta, T* c)
         where T : unmanaged, INumber<T>
     {
-        var x = new ReadOnlySpan<T>(a, k);
-        var y = new Span<T>(c + j0, j1 - j0);
         if (transB)
         {
-            for (int j = j0; j < j1; j++)
-            {
-                T dot = System.Numerics.Tensors.TensorPrimitives.Dot(x, new ReadOnlySpan<T>(b + (long)j * ldb, k));
-                y[j - j0] = alpha * dot + (beta == T.Zero ? T.Zero : beta * y[j - j0]);
-            }
+            RowsTimesRows(1, j0, j1, k, alpha, a, b, ldb, beta, c, 0);
             return;
         }
+        var x = new ReadOnlySpan<T>(a, k);
+        var y = new Span<T>(c + j0, j1 - j0);
         if (beta == T.Zero) y.Clear();
         else if (beta != T.One) System.Numerics.Tensors.TensorPrimitives.Multiply(y, beta, y);
         for (int p = 0; p < k; p++)
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(b + (long)p * ldb + j0, j1 - j0), alpha * x[p], y, y);
+    }
+
+    /// <summary>
+    /// c[m×n] = a[m×k]·bᵀ + beta·c, b stored n×k (a Linear's weight), one row of a at a time: every element is the dot
+    /// product the one-row case of <see cref="Multiply{T}(bool, bool, int, int, int, T, T*, int, T*, int, T, T*, int)"/>
+    /// computes, whatever m, so a row's result does not depend on the rows beside it. b is read from memory once for all
+    /// the rows: a block of its rows stays in cache while every row of a meets it.
+    /// </summary>
+    public static void RowsTimesTransposed<T>(int m, int n, int k, T* a, T* b, T beta, T* c) where T : unmanaged, INumber<T>
+    {
+        if (m == 0 || n == 0) return;
+        int parts = (long)m * n * k < GemvParallelThreshold ? 1 : Math.Min(n, Environment.ProcessorCount * 2);
+        if (parts == 1)
+        {
+            RowsTimesRows(m, 0, n, k, T.One, a, b, k, beta, c, n);
+            return;
+        }
+        Parallel.For(0, parts, part =>
+            RowsTimesRows(m, (int)((long)n * part / parts), (int)((long)n * (part + 1) / parts), k, T.One, a, b, k, beta, c, n));
+    }
+
+    /// <summary>Rows of b a block of <see cref="RowsTimesRows"/> takes: 16 rows of 512 floats are 32 KiB.</summary>
+    const int RowBlock = 16;
+
+    // Columns j0…j1−1 of the m rows of c = alpha·a·bᵀ + beta·c (c's rows ldc apart).
+    static void RowsTimesRows<T>(int m, int j0, int j1, int k, T alpha, T* a, T* b, int ldb, T beta, T* c, int ldc)
+        where T : unmanaged, INumber<T>
+    {
+        for (int block = j0; block < j1; block += RowBlock)
+            for (int i = 0; i < m; i++)
+            {
+                var x = new ReadOnlySpan<T>(a + (long)i * k, k);
+                T* y = c + (long)i * ldc;
+                for (int j = block; j < Math.Min(block + RowBlock, j1); j++)
+                {
+                    T dot = System.Numerics.Tensors.TensorPrimitives.Dot(x, new ReadOnlySpan<T>(b + (long)j * ldb, k));
+                    y[j] = alpha * dot + (beta == T.Zero ? T.Zero : beta * y[j]);
+                }
+            }
     }
 
     static void Validate(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)

@@ -12,10 +12,9 @@ namespace GateLoop.Runtime;
 /// </summary>
 /// <remarks>
 /// A stream's bytes depend on its request alone (and the weights, their format and the device): its random generator
-/// is its own, its prompt always runs alone in the same chunks, and every product computes a row the same way whatever
-/// the batch. On the host, reduced weights go through their row-by-row product at every row count (not only up to 8),
-/// and fp32 weights through the GEMM, whose rows do not depend on each other, with a lone stream stepping as a batch of
-/// two: the one-row product adds in another order.
+/// is its own, its prompt always runs alone in the same chunks, and on the host each step computes its rows one by one
+/// (<see cref="Module{T}.RowByRow"/>), so a row's logits do not depend on the rows beside it. A lone stream's step is
+/// then what <c>gateloop sample</c> computes.
 /// </remarks>
 public sealed class BatchScheduler : IDisposable
 {
@@ -29,7 +28,6 @@ public sealed class BatchScheduler : IDisposable
     readonly Queue<ServedStream> waiting = new();
     readonly List<ServedStream> joining = [], batch = [];
     readonly Thread thread;
-    readonly bool padLoneStream;
     readonly float[] zeroState, savedRow;
     int slots;
     long accepted;
@@ -46,14 +44,10 @@ public sealed class BatchScheduler : IDisposable
         if (maxStreams < 1) throw new UserInputException($"--max-streams must be at least 1, got {maxStreams}");
         if (maxQueue < 0) throw new UserInputException($"--max-queue cannot be negative, got {maxQueue}");
         (this.model, this.maxStreams, this.maxQueue, this.log) = (model, maxStreams, maxQueue, log);
-        bool reduced = model.Device.IsHost && model.WeightFormat != WeightFormat.Fp32;
-        padLoneStream = !reduced;
-        int rows = Math.Max(maxStreams, 2);
-        if (reduced) model.ReducedRowsAtMost = int.MaxValue;
-        model.ResetState(rows);
+        model.ResetState(maxStreams);
         zeroState = new float[model.StateElements];
         savedRow = new float[model.StateElements];
-        StepBytesPerStream = model.PlanBytes(rows, 1) / rows;
+        StepBytesPerStream = model.PlanBytes(maxStreams, 1) / maxStreams;
         thread = new Thread(Run) { IsBackground = true, Name = "gateloop serve batch" };
         thread.Start();
     }
@@ -208,6 +202,8 @@ public sealed class BatchScheduler : IDisposable
         if (batch.Count > 0) model.ReadState(0, savedRow);
         model.WriteState(0, s.State ?? zeroState);
         model.UseSequences(1);
+        // A prompt runs alone, so the GEMM's speed costs no stream its independence.
+        model.RowByRow = false;
         float[] logits;
         try
         {
@@ -232,10 +228,10 @@ public sealed class BatchScheduler : IDisposable
     // Every stream of the batch advances one byte.
     void Step()
     {
-        int rows = batch.Count == 1 && padLoneStream ? 2 : batch.Count;
-        var tokens = new int[rows];
+        var tokens = new int[batch.Count];
         for (int i = 0; i < batch.Count; i++) tokens[i] = batch[i].Last;
-        model.UseSequences(rows);
+        model.UseSequences(batch.Count);
+        model.RowByRow = true;
         var logits = model.Step(tokens);
         int vocabulary = model.Vocabulary;
         for (int i = 0; i < batch.Count; i++) Draw(batch[i], logits.AsSpan(i * vocabulary, vocabulary));
