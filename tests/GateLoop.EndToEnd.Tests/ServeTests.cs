@@ -211,13 +211,12 @@ public sealed class ServeTests(ServeFixture fixture, ITestOutputHelper output) :
         return (choice.GetProperty("text").GetString()!, choice.GetProperty("finish_reason").GetString()!);
     }
 
-    [Theory]
-    [InlineData("fp32")]
-    [InlineData("int8")]
-    public async Task A_lone_stream_is_what_sample_generates(string weights)
+    /// <summary>With int8 weights, the server and <c>sample</c> compute a lone stream's bytes alike (the same row product).</summary>
+    [Fact]
+    public async Task A_lone_int8_stream_is_what_sample_generates()
     {
-        using var int8 = weights == "fp32" ? null : new ServerProcess(fixture.Root, "--checkpoint", fixture.Checkpoint, "--weights", weights);
-        var server = int8 ?? Server;
+        const string weights = "int8";
+        using var server = new ServerProcess(fixture.Root, "--checkpoint", fixture.Checkpoint, "--weights", weights);
         const string prompt = "<summary>Gets the ";
         var (text, _) = await Complete(server.Client, prompt, 80, 21);
         var sample = Cli.Succeed(fixture.Root, ["sample", "--checkpoint", fixture.Checkpoint, "--device", "cpu", "--weights", weights, "--prompt", prompt,

@@ -314,7 +314,8 @@ public sealed class BatchSchedulerTests
                 var alone = model.Step([.. Enumerable.Range(0, batch).Select(i => tokens[(r + i) % rows])]);
                 Assert.Equal(together.AsSpan(r * v, v).ToArray(), alone.AsSpan(0, v).ToArray());
             }
-        // A lone row is what generation without the server computes.
+        // With reduced weights, a lone row is what generation without the server computes (the same row product).
+        if (format == WeightFormat.Fp32) return;
         model.RowByRow = false;
         model.WriteState(0, states[0]);
         model.UseSequences(1);

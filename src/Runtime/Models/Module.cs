@@ -56,9 +56,9 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
 
     /// <summary>
     /// Makes every Linear on the host compute its rows one by one, reading each weight matrix once for all of them: from
-    /// the reduced copy when there is one (at any row count), else from the fp32 matrix by the dot products a single row
-    /// gets. A row's result then does not depend on the rows beside it, as a server stepping independent streams in one
-    /// batch needs; the GEMM is faster over many rows. No effect on a GPU.
+    /// the reduced copy when there is one (at any row count), else from the fp32 matrix in register tiles that add up
+    /// every element in one order. A row's result then does not depend on the rows beside it, as a server stepping
+    /// independent streams in one batch needs; the GEMM is faster over many rows. No effect on a GPU.
     /// </summary>
     public bool RowByRow { get; set; }
 

@@ -13,8 +13,7 @@ namespace GateLoop.Runtime;
 /// <remarks>
 /// A stream's bytes depend on its request alone (and the weights, their format and the device): its random generator
 /// is its own, its prompt always runs alone in the same chunks, and on the host each step computes its rows one by one
-/// (<see cref="Module{T}.RowByRow"/>), so a row's logits do not depend on the rows beside it. A lone stream's step is
-/// then what <c>gateloop sample</c> computes.
+/// (<see cref="Module{T}.RowByRow"/>), so a row's logits do not depend on the rows beside it.
 /// </remarks>
 public sealed class BatchScheduler : IDisposable
 {
