@@ -37,7 +37,7 @@ for model in enwik8 gateloop-small; do
 done
 uptime >> "$out/machine.txt"
 
-python3 - "$out" <<'PY'
+(python3 - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(f"{sys.argv[1]}/results.jsonl")]
 print("| model | weights | streams | total bytes/s | × 1 stream | TTFB p50 / p99 ms | RSS per stream (KiB) |")
@@ -47,3 +47,4 @@ for r in rows:
     print(f"| {r['model']} | {r['weights']} | {r['streams']} | {r['bytes_per_s']:,.0f} | {r['bytes_per_s'] / one['bytes_per_s']:.1f}× "
           f"| {r['ttfb_p50_ms']:,.0f} / {r['ttfb_p99_ms']:,.0f} | {r['rss_per_stream_bytes'] / 1024:,.0f} |")
 PY
+) | tee "$out/table.md"

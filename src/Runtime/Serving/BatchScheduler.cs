@@ -1,24 +1,22 @@
-using System.Diagnostics;
-
 namespace GateLoop.Runtime;
 
 /// <summary>
 /// Continuous batching over a model with a recurrent state: every stream in the batch advances one byte per
-/// <see cref="TransformerModel{T}.Step"/>, one row each, so the weights are read once per step for all of them. A new
-/// stream's prompt runs alone through the state, <see cref="PrefillChunk"/> bytes between two steps of the others, then
-/// the stream joins the batch; a finished or cancelled stream leaves before the next step (the last row's state moves
-/// into its place). One thread owns the model. More than <c>maxStreams</c> requests wait in a queue of
-/// <c>maxQueue</c>; past that they are refused (429), and while draining, every new one is (503).
+/// <see cref="TransformerModel{T}.Step"/>, one row each, so the weights are read once per step for all of them. The
+/// prompts of new streams run through their states together, about <see cref="PrefillPositions"/> bytes between two
+/// steps of the others, then each stream joins the batch; a finished or cancelled stream leaves before the next step
+/// (the last row's state moves into its place). One thread owns the model. More than <c>maxStreams</c> requests wait
+/// in a queue of <c>maxQueue</c>; past that they are refused (429), and while draining, every new one is (503).
 /// </summary>
 /// <remarks>
 /// A stream's bytes depend on its request alone (and the weights, their format and the device): its random generator
-/// is its own, its prompt always runs alone in the same chunks, and on the host each step computes its rows one by one
-/// (<see cref="Module{T}.RowByRow"/>), so a row's logits do not depend on the rows beside it.
+/// is its own, and on the host every product runs row by row (<see cref="Module{T}.RowByRow"/>), so a position's
+/// logits depend neither on the rows beside it nor on how its prompt was cut (the scan carries its state exactly).
 /// </remarks>
 public sealed class BatchScheduler : IDisposable
 {
-    /// <summary>Prompt bytes a joining stream runs between two steps of the batch: long prompts do not stall the others.</summary>
-    public const int PrefillChunk = 256;
+    /// <summary>Prompt bytes the joining streams run between two steps of the batch, all together: long prompts do not stall the others.</summary>
+    public const int PrefillPositions = 256;
 
     readonly TransformerModel<float> model;
     readonly int maxStreams, maxQueue;
@@ -43,6 +41,7 @@ public sealed class BatchScheduler : IDisposable
         if (maxStreams < 1) throw new UserInputException($"--max-streams must be at least 1, got {maxStreams}");
         if (maxQueue < 0) throw new UserInputException($"--max-queue cannot be negative, got {maxQueue}");
         (this.model, this.maxStreams, this.maxQueue, this.log) = (model, maxStreams, maxQueue, log);
+        model.RowByRow = true;
         model.ResetState(maxStreams);
         zeroState = new float[model.StateElements];
         savedRow = new float[model.StateElements];
@@ -149,7 +148,7 @@ public sealed class BatchScheduler : IDisposable
         if (drainDeadline is { } deadline && DateTime.UtcNow >= deadline)
             foreach (var s in batch.Concat(joining)) Finish(s, "length", s.Text.Finish());
         Leave();
-        if (joining.Count > 0) Guarded([joining[0]], () => Prefill(joining[0]));
+        if (joining.Count > 0) Guarded([.. joining], Prefill);
         if (batch.Count > 0) Guarded(batch, Step);
         Leave();
         return true;
@@ -191,37 +190,44 @@ public sealed class BatchScheduler : IDisposable
         lock (gate) slots -= left;
     }
 
-    // One chunk of a joining stream's prompt, run alone in row 0 (whose stream is set aside meanwhile).
-    void Prefill(ServedStream s)
+    // A piece of every joining stream's prompt, all in one pass: they take rows 0…q−1 of the carried state (whose
+    // streams are set aside meanwhile), the same number of bytes each, about PrefillPositions in all. Row by row, a
+    // position's result does not depend on how its prompt is cut nor on what runs beside it.
+    void Prefill()
     {
-        var prompt = s.Request.Prompt;
-        int n = Math.Min(PrefillChunk, prompt.Length - s.Prefilled);
-        var tokens = new int[n];
-        for (int i = 0; i < n; i++) tokens[i] = prompt[s.Prefilled + i];
-        if (batch.Count > 0) model.ReadState(0, savedRow);
-        model.WriteState(0, s.State ?? zeroState);
-        model.UseSequences(1);
-        // A prompt runs alone, so the GEMM's speed costs no stream its independence.
-        model.RowByRow = false;
+        var streams = joining.ToList();
+        int q = streams.Count, elements = zeroState.Length;
+        int length = Math.Max(1, Math.Min(PrefillPositions / q, streams.Min(s => s.Request.Prompt.Length - s.Prefilled)));
+        var tokens = new int[q * length];
+        for (int r = 0; r < q; r++)
+            for (int i = 0; i < length; i++) tokens[r * length + i] = streams[r].Request.Prompt[streams[r].Prefilled + i];
+        var aside = new float[Math.Min(q, batch.Count)][];
+        for (int r = 0; r < aside.Length; r++) model.ReadState(r, aside[r] = new float[elements]);
+        for (int r = 0; r < q; r++) model.WriteState(r, streams[r].State ?? zeroState);
+        model.UseSequences(q);
         float[] logits;
         try
         {
-            logits = model.Continue(tokens, n);
+            logits = model.Continue(tokens, length);
         }
         finally
         {
-            s.State ??= new float[zeroState.Length];
-            model.ReadState(0, s.State);
-            if (batch.Count > 0) model.WriteState(0, savedRow);
+            for (int r = 0; r < q; r++) model.ReadState(r, streams[r].State ??= new float[elements]);
+            for (int r = 0; r < aside.Length; r++) model.WriteState(r, aside[r]);
         }
-        s.Prefilled += n;
-        if (s.Prefilled < prompt.Length) return;
-        joining.Remove(s);
-        Draw(s, logits);
-        if (s.Done) return;
-        model.WriteState(batch.Count, s.State);
-        s.State = null;
-        batch.Add(s);
+        int vocabulary = model.Vocabulary;
+        for (int r = 0; r < q; r++)
+        {
+            var s = streams[r];
+            s.Prefilled += length;
+            if (s.Prefilled < s.Request.Prompt.Length) continue;
+            joining.Remove(s);
+            Draw(s, logits.AsSpan(r * vocabulary, vocabulary));
+            if (s.Done) continue;
+            model.WriteState(batch.Count, s.State!);
+            s.State = null;
+            batch.Add(s);
+        }
     }
 
     // Every stream of the batch advances one byte.
@@ -230,7 +236,6 @@ public sealed class BatchScheduler : IDisposable
         var tokens = new int[batch.Count];
         for (int i = 0; i < batch.Count; i++) tokens[i] = batch[i].Last;
         model.UseSequences(batch.Count);
-        model.RowByRow = true;
         var logits = model.Step(tokens);
         int vocabulary = model.Vocabulary;
         for (int i = 0; i < batch.Count; i++) Draw(batch[i], logits.AsSpan(i * vocabulary, vocabulary));
