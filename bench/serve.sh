@@ -23,7 +23,7 @@ for model in enwik8 gateloop-small; do
     dotnet src/Models/bin/Release/net10.0/gateloop.dll serve --checkpoint "$work/$model" --device cpu --weights "$weights" \
       --port 0 --max-streams 64 2> "$log" &
     pid=$!
-    until port=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | grep -o '[0-9]*$'); do
+    until port=$(grep -so 'http://127.0.0.1:[0-9]*' "$log" | grep -o '[0-9]*$'); do
       kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
       sleep 0.2
     done
