@@ -17,12 +17,12 @@ static class Program
         ModelsCommand.Create(),
         TrainCommand.Create(),
         SampleCommand.Create(),
-        ServeCommand.Create(),
         EvalCommand.Create(),
         DownloadCommand.Create(),
         PlotCommand.Create(),
         BenchCommand.Create(),
         DoctorCommand.Create(),
+        ServeCommand.Create(),
     };
 
     static int Main(string[] args)

@@ -122,6 +122,20 @@ static class OpenAiServer
             var request = RequestParser.Parse(kind, await Body(context), limits, Random.Shared.NextInt64());
             var stream = scheduler.Submit(request);
             await using var _ = context.RequestAborted.Register(stream.Cancel);
+            try
+            {
+                await Answer(context, request, stream);
+            }
+            finally
+            {
+                // However the answer ended (a write to a closed connection throws before the abort is noticed), the
+                // stream stops; after its end this does nothing.
+                stream.Cancel();
+            }
+        }
+
+        async Task Answer(HttpContext context, GenerationRequest request, ServedStream stream)
+        {
             var output = stream.Output;
             if (!request.Stream)
             {

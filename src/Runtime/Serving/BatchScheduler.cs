@@ -38,8 +38,8 @@ public sealed class BatchScheduler : IDisposable
         if (!model.HasRecurrentState)
             throw new UserInputException($"{name} has no recurrent state (its attention re-reads the whole text for each byte), so its streams " +
                 "cannot share one batched step; serve a gate-looped model (see: gateloop models)");
-        if (maxStreams < 1) throw new UserInputException($"--max-streams must be at least 1, got {maxStreams}");
-        if (maxQueue < 0) throw new UserInputException($"--max-queue cannot be negative, got {maxQueue}");
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxStreams, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxQueue);
         (this.model, this.maxStreams, this.maxQueue, this.log) = (model, maxStreams, maxQueue, log);
         model.RowByRow = true;
         model.ResetState(maxStreams);
@@ -67,8 +67,10 @@ public sealed class BatchScheduler : IDisposable
     public ServedStream Submit(GenerationRequest request)
     {
         // Catalog models read every byte; a smaller vocabulary (a test model's) refuses the bytes it lacks.
-        if (request.Prompt.FirstOrDefault(b => b >= model.Vocabulary) is var b && b >= model.Vocabulary)
-            throw new RequestException(400, $"the prompt holds the byte {b}, outside this model's {model.Vocabulary} tokens", "prompt", "invalid_value");
+        int outside = Array.FindIndex(request.Prompt, b => b >= model.Vocabulary);
+        if (outside >= 0)
+            throw new RequestException(400, $"the prompt holds the byte {request.Prompt[outside]}, outside this model's {model.Vocabulary} tokens",
+                "prompt", "invalid_value");
         lock (gate)
         {
             if (drainDeadline is not null || disposed)
@@ -136,6 +138,8 @@ public sealed class BatchScheduler : IDisposable
             {
                 while (slots < maxStreams && waiting.TryDequeue(out var stream))
                 {
+                    // A client that left while it waited takes no slot.
+                    if (stream.Cancelled) continue;
                     slots++;
                     joining.Add(stream);
                 }
