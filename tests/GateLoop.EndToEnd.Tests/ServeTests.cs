@@ -415,6 +415,14 @@ public sealed class ServeTests(ServeFixture fixture, ITestOutputHelper output) :
     static extern int kill(int pid, int sig);
 
     [Fact]
+    public void A_host_name_is_refused_since_Kestrel_would_listen_on_every_interface_for_it()
+    {
+        var run = Cli.Run(fixture.Root, ["serve", "--checkpoint", fixture.Checkpoint, "--host", "myhost", "--port", "0"]);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Equal("gateloop: --host must be an IP address (127.0.0.1, 0.0.0.0 for every interface, ::1) or localhost, got 'myhost'", run.Stderr.Trim());
+    }
+
+    [Fact]
     public void A_model_without_a_recurrent_state_is_refused_at_start_with_one_line()
     {
         var corpus = Path.Combine(fixture.Root, "corpus.txt");

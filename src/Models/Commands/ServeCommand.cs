@@ -35,13 +35,17 @@ static class ServeCommand
             double seconds = parse.GetValue(drain);
             UserInputException.ThrowIfNotFinite(seconds, "--drain-seconds");
             if (p is < 0 or > 65535) throw new UserInputException($"--port must lie in [0, 65535], got {p}");
+            // Kestrel binds every interface for a host name it cannot use, so only addresses and localhost are taken.
+            string address = parse.GetValue(host)!;
+            if (address != "localhost" && !System.Net.IPAddress.TryParse(address, out _))
+                throw new UserInputException($"--host must be an IP address (127.0.0.1, 0.0.0.0 for every interface, ::1) or localhost, got '{address}'");
             if (streams is < 1 or > 4096) throw new UserInputException($"--max-streams must lie in [1, 4096], got {streams}");
             if (queue < 0) throw new UserInputException($"--max-queue cannot be negative, got {queue}");
             if (tokens < 1) throw new UserInputException($"--max-tokens must be at least 1, got {tokens}");
             // The body limit (1 MiB) holds a prompt of this length even with every byte escaped as \u00XX in JSON.
             if (prompt is < 1 or > 131072) throw new UserInputException($"--max-prompt must lie in [1, 131072], got {prompt}");
             if (seconds < 0) throw new UserInputException($"--drain-seconds cannot be negative, got {seconds}");
-            return OpenAiServer.Run(new ServeOptions(parse.GetValue(checkpoint)!, parse.GetValue(host)!, p, parse.GetValue(device)!,
+            return OpenAiServer.Run(new ServeOptions(parse.GetValue(checkpoint)!, address, p, parse.GetValue(device)!,
                 parse.GetValue(weights)!, streams, queue, new RequestLimits(tokens, prompt), TimeSpan.FromSeconds(seconds)), Console.Error);
         });
         return command;
