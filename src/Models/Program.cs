@@ -22,6 +22,7 @@ static class Program
         PlotCommand.Create(),
         BenchCommand.Create(),
         DoctorCommand.Create(),
+        ServeCommand.Create(),
     };
 
     static int Main(string[] args)

@@ -88,6 +88,38 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
     public void HostDouble(bool transA, bool transB, int m, int n, int k, int pad) =>
         CheckHost<double>(new Problem<double>(transA, transB, m, n, k, pad));
 
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(5, 37, 45)]     // edges of the 4 × 4 tiles and of the row blocks, a tail past the last vector
+    [InlineData(9, 700, 400)]   // parallel: columns split between cores
+    [InlineData(64, 30, 128)]
+    public void RowsTimesTransposedIsTheProductAndEachRowIsItsProductAlone(int m, int n, int k)
+    {
+        RowByRow<float>(m, n, k);
+        RowByRow<double>(m, n, k);
+    }
+
+    static void RowByRow<T>(int m, int n, int k) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var problem = new Problem<T>(false, true, m, n, k, pad: 0);
+        foreach (double beta in new[] { 0.0, 1.0 })
+        {
+            var c0 = problem.NewC(beta);
+            var c = (T[])c0.Clone();
+            fixed (T* a = problem.A, b = problem.B, pc = c)
+                HostGemm.RowsTimesTransposed(m, n, k, a, b, T.CreateChecked(beta), pc);
+            problem.AssertClose(c, problem.Expected(1, beta, c0), $"{problem} beta={beta}");
+            // Each row of the product is bit for bit that row's product alone.
+            for (int i = 0; i < m; i++)
+            {
+                var alone = c0.AsSpan(i * n, n).ToArray();
+                fixed (T* a = problem.A, b = problem.B, pc = alone)
+                    HostGemm.RowsTimesTransposed(1, n, k, a + i * k, b, T.CreateChecked(beta), pc);
+                Assert.Equal(alone, c.AsSpan(i * n, n).ToArray());
+            }
+        }
+    }
+
     [Theory, MemberData(nameof(DeviceCases))]
     public void IlgpuCpuFloat(bool transA, bool transB, int m, int n, int k, int pad)
     {

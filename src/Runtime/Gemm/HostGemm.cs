@@ -121,6 +121,160 @@ internal static unsafe class HostGemm
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<T>(b + (long)p * ldb + j0, j1 - j0), alpha * x[p], y, y);
     }
 
+    /// <summary>
+    /// c[m×n] = a[m×k]·bᵀ + beta·c, b stored n×k (a Linear's weight), in register tiles over blocks of b's rows: every
+    /// element is computed by the same sequence of operations whatever m and its place in a tile, so a row's result does
+    /// not depend on the rows beside it (bit for bit), and b is read from memory once for all the rows.
+    /// </summary>
+    public static void RowsTimesTransposed<T>(int m, int n, int k, T* a, T* b, T beta, T* c) where T : unmanaged, INumber<T>
+    {
+        if (m == 0 || n == 0) return;
+        int parts = (long)m * n * k < GemvParallelThreshold ? 1 : Math.Min(n, Environment.ProcessorCount * 2);
+        if (parts == 1)
+        {
+            RowsTimesRows(m, 0, n, k, a, b, beta, c, n);
+            return;
+        }
+        Parallel.For(0, parts, part =>
+            RowsTimesRows(m, (int)((long)n * part / parts), (int)((long)n * (part + 1) / parts), k, a, b, beta, c, n));
+    }
+
+    /// <summary>Rows of b a block of <see cref="RowsTimesRows{T}"/> takes: 16 rows of 512 floats are 32 KiB.</summary>
+    const int RowBlock = 16;
+
+    // Columns j0…j1−1 of the m rows of c = a·bᵀ + beta·c (c's rows ldc apart), in the widest vectors the CPU runs.
+    static void RowsTimesRows<T>(int m, int j0, int j1, int k, T* a, T* b, T beta, T* c, int ldc)
+        where T : unmanaged, INumber<T>
+    {
+        switch (HostTier.Current)
+        {
+            case SimdTier.Avx512: RowsTimesRows<T, Vector512<T>, Simd512<T>>(m, j0, j1, k, a, b, beta, c, ldc); break;
+            case SimdTier.Avx2: RowsTimesRows<T, Vector256<T>, Simd256<T>>(m, j0, j1, k, a, b, beta, c, ldc); break;
+            default: RowsTimesRows<T, Vector128<T>, Simd128<T>>(m, j0, j1, k, a, b, beta, c, ldc); break;
+        }
+    }
+
+    // Tiles of 4 rows of a × 4 rows of b (1 × 8 or 1 × 4 for the last rows of a, single dot products for the last of b) over a
+    // block of b's rows. Every element, whatever tile computes it, is the same sequence: vector lanes multiply-added
+    // over k, the lanes summed in one order, the tail added. So a row's result does not depend on m.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RowsTimesRows<T, TV, TS>(int m, int j0, int j1, int k, T* a, T* b, T beta, T* c, int ldc)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        for (int block = j0; block < j1; block += RowBlock)
+        {
+            int end = Math.Min(block + RowBlock, j1);
+            for (int i = 0; i < m; i += 4)
+            {
+                int rows = Math.Min(4, m - i);
+                int j = block;
+                if (rows < 4)
+                    for (; j + 8 <= end; j += 8)
+                        for (int r = 0; r < rows; r++)
+                            Tile1x8<T, TV, TS>(k, a + (long)(i + r) * k, b + (long)j * k, beta, c + (long)(i + r) * ldc + j);
+                for (; j + 4 <= end; j += 4)
+                {
+                    if (rows == 4) Tile4x4<T, TV, TS>(k, a + (long)i * k, b + (long)j * k, beta, c + (long)i * ldc + j, ldc);
+                    else
+                        for (int r = 0; r < rows; r++)
+                            Tile1x4<T, TV, TS>(k, a + (long)(i + r) * k, b + (long)j * k, beta, c + (long)(i + r) * ldc + j);
+                }
+                for (; j < end; j++)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        T* x = a + (long)(i + r) * k, w = b + (long)j * k;
+                        TV acc = TS.Zero;
+                        int p = 0;
+                        for (; p + TS.Count <= k; p += TS.Count) acc = TS.MulAdd(TS.Load(x + p), TS.Load(w + p), acc);
+                        Put<T, TV, TS>(acc, x, w, p, k, beta, c + (long)(i + r) * ldc + j);
+                    }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile4x4<T, TV, TS>(int k, T* x, T* w, T beta, T* c, int ldc)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        T* x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
+        TV c00 = TS.Zero, c01 = TS.Zero, c02 = TS.Zero, c03 = TS.Zero, c10 = TS.Zero, c11 = TS.Zero, c12 = TS.Zero, c13 = TS.Zero;
+        TV c20 = TS.Zero, c21 = TS.Zero, c22 = TS.Zero, c23 = TS.Zero, c30 = TS.Zero, c31 = TS.Zero, c32 = TS.Zero, c33 = TS.Zero;
+        int p = 0;
+        for (; p + TS.Count <= k; p += TS.Count)
+        {
+            TV b0 = TS.Load(w + p), b1 = TS.Load(w1 + p), b2 = TS.Load(w2 + p), b3 = TS.Load(w3 + p);
+            TV a0 = TS.Load(x + p);
+            c00 = TS.MulAdd(a0, b0, c00); c01 = TS.MulAdd(a0, b1, c01); c02 = TS.MulAdd(a0, b2, c02); c03 = TS.MulAdd(a0, b3, c03);
+            a0 = TS.Load(x1 + p);
+            c10 = TS.MulAdd(a0, b0, c10); c11 = TS.MulAdd(a0, b1, c11); c12 = TS.MulAdd(a0, b2, c12); c13 = TS.MulAdd(a0, b3, c13);
+            a0 = TS.Load(x2 + p);
+            c20 = TS.MulAdd(a0, b0, c20); c21 = TS.MulAdd(a0, b1, c21); c22 = TS.MulAdd(a0, b2, c22); c23 = TS.MulAdd(a0, b3, c23);
+            a0 = TS.Load(x3 + p);
+            c30 = TS.MulAdd(a0, b0, c30); c31 = TS.MulAdd(a0, b1, c31); c32 = TS.MulAdd(a0, b2, c32); c33 = TS.MulAdd(a0, b3, c33);
+        }
+        Put<T, TV, TS>(c00, x, w, p, k, beta, c); Put<T, TV, TS>(c01, x, w1, p, k, beta, c + 1); Put<T, TV, TS>(c02, x, w2, p, k, beta, c + 2); Put<T, TV, TS>(c03, x, w3, p, k, beta, c + 3);
+        c += ldc;
+        Put<T, TV, TS>(c10, x1, w, p, k, beta, c); Put<T, TV, TS>(c11, x1, w1, p, k, beta, c + 1); Put<T, TV, TS>(c12, x1, w2, p, k, beta, c + 2); Put<T, TV, TS>(c13, x1, w3, p, k, beta, c + 3);
+        c += ldc;
+        Put<T, TV, TS>(c20, x2, w, p, k, beta, c); Put<T, TV, TS>(c21, x2, w1, p, k, beta, c + 1); Put<T, TV, TS>(c22, x2, w2, p, k, beta, c + 2); Put<T, TV, TS>(c23, x2, w3, p, k, beta, c + 3);
+        c += ldc;
+        Put<T, TV, TS>(c30, x3, w, p, k, beta, c); Put<T, TV, TS>(c31, x3, w1, p, k, beta, c + 1); Put<T, TV, TS>(c32, x3, w2, p, k, beta, c + 2); Put<T, TV, TS>(c33, x3, w3, p, k, beta, c + 3);
+    }
+
+    // One row of a against eight of b: eight chains of multiply-adds and eight streams of b keep a one-row product
+    // (generation without a server) at the memory's speed.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile1x8<T, TV, TS>(int k, T* x, T* w, T beta, T* c)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        T* w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k, w4 = w + 4 * k, w5 = w + 5 * k, w6 = w + 6 * k, w7 = w + 7 * k;
+        TV c0 = TS.Zero, c1 = TS.Zero, c2 = TS.Zero, c3 = TS.Zero, c4 = TS.Zero, c5 = TS.Zero, c6 = TS.Zero, c7 = TS.Zero;
+        int p = 0;
+        for (; p + TS.Count <= k; p += TS.Count)
+        {
+            TV a0 = TS.Load(x + p);
+            c0 = TS.MulAdd(a0, TS.Load(w + p), c0); c1 = TS.MulAdd(a0, TS.Load(w1 + p), c1);
+            c2 = TS.MulAdd(a0, TS.Load(w2 + p), c2); c3 = TS.MulAdd(a0, TS.Load(w3 + p), c3);
+            c4 = TS.MulAdd(a0, TS.Load(w4 + p), c4); c5 = TS.MulAdd(a0, TS.Load(w5 + p), c5);
+            c6 = TS.MulAdd(a0, TS.Load(w6 + p), c6); c7 = TS.MulAdd(a0, TS.Load(w7 + p), c7);
+        }
+        Put<T, TV, TS>(c0, x, w, p, k, beta, c); Put<T, TV, TS>(c1, x, w1, p, k, beta, c + 1);
+        Put<T, TV, TS>(c2, x, w2, p, k, beta, c + 2); Put<T, TV, TS>(c3, x, w3, p, k, beta, c + 3);
+        Put<T, TV, TS>(c4, x, w4, p, k, beta, c + 4); Put<T, TV, TS>(c5, x, w5, p, k, beta, c + 5);
+        Put<T, TV, TS>(c6, x, w6, p, k, beta, c + 6); Put<T, TV, TS>(c7, x, w7, p, k, beta, c + 7);
+    }
+
+    // One row of a against four of b (the last rows of a, past the 4 × 4 tiles).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile1x4<T, TV, TS>(int k, T* x, T* w, T beta, T* c)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        T* w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k;
+        TV c0 = TS.Zero, c1 = TS.Zero, c2 = TS.Zero, c3 = TS.Zero;
+        int p = 0;
+        for (; p + TS.Count <= k; p += TS.Count)
+        {
+            TV a0 = TS.Load(x + p);
+            c0 = TS.MulAdd(a0, TS.Load(w + p), c0); c1 = TS.MulAdd(a0, TS.Load(w1 + p), c1);
+            c2 = TS.MulAdd(a0, TS.Load(w2 + p), c2); c3 = TS.MulAdd(a0, TS.Load(w3 + p), c3);
+        }
+        Put<T, TV, TS>(c0, x, w, p, k, beta, c); Put<T, TV, TS>(c1, x, w1, p, k, beta, c + 1);
+        Put<T, TV, TS>(c2, x, w2, p, k, beta, c + 2); Put<T, TV, TS>(c3, x, w3, p, k, beta, c + 3);
+    }
+
+    // The end of one element: its lanes summed, then the products past the last whole vector, then beta·c.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Put<T, TV, TS>(TV acc, T* x, T* w, int p, int k, T beta, T* c)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    {
+        // The lanes summed in registers (the same shuffles for every element); a sum through memory costs more than the dot.
+        T sum = typeof(TV) == typeof(Vector512<T>) ? Vector512.Sum(Unsafe.As<TV, Vector512<T>>(ref acc))
+            : typeof(TV) == typeof(Vector256<T>) ? Vector256.Sum(Unsafe.As<TV, Vector256<T>>(ref acc))
+            : Vector128.Sum(Unsafe.As<TV, Vector128<T>>(ref acc));
+        for (; p < k; p++) sum += x[p] * w[p];
+        *c = sum + (beta == T.Zero ? T.Zero : beta * *c);
+    }
+
     static void Validate(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);

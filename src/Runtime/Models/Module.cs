@@ -54,6 +54,14 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// <summary>Above this many rows a Linear runs as a GEMM on the fp32 weights even when reduced copies exist.</summary>
     const int QuantizedRowsAtMost = 8;
 
+    /// <summary>
+    /// Makes every Linear on the host compute its rows one by one, reading each weight matrix once for all of them: from
+    /// the reduced copy when there is one (at any row count), else from the fp32 matrix in register tiles that add up
+    /// every element in one order. A row's result then does not depend on the rows beside it, as a server stepping
+    /// independent streams in one batch needs; the GEMM is faster over many rows. No effect on a GPU.
+    /// </summary>
+    public bool RowByRow { get; set; }
+
     /// <summary>How the weight matrices are stored for inference (<see cref="UseWeights"/>).</summary>
     public WeightFormat WeightFormat { get; private set; } = WeightFormat.Fp32;
 
@@ -98,16 +106,24 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     /// <summary>
     /// A Linear's forward product for the generated schedules: y = x·Wᵀ + β·y over <paramref name="rows"/> rows, W the
     /// [outs × ins] matrix at <paramref name="offset"/>; from its reduced copy on the host when there is one and the
-    /// rows are few (generation), else a GEMM.
+    /// rows are few (generation), row by row under <see cref="RowByRow"/>, else a GEMM.
     /// </summary>
     protected unsafe void Linear(int rows, int outs, int ins, ArrayView<T> x, long offset, T beta, ArrayView<T> y)
     {
-        if (rows <= QuantizedRowsAtMost && quantized?.GetValueOrDefault(offset) is { } matrix)
+        if ((rows <= QuantizedRowsAtMost || RowByRow) && quantized?.GetValueOrDefault(offset) is { } matrix)
         {
             long start = Device.Start();
             matrix.Multiply(rows, (float*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(x), float.CreateChecked(beta),
                 (float*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(y));
             Device.Record("ReducedGemv", start);
+            return;
+        }
+        if (RowByRow && Device.IsHost)
+        {
+            long start = Device.Start();
+            HostGemm.RowsTimesTransposed(rows, outs, ins, (T*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(x),
+                (T*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(W(offset, (long)outs * ins)), beta, (T*)ArrayViewExtensions.LoadEffectiveAddressAsPtr(y));
+            Device.Record("RowGemv", start);
             return;
         }
         Device.Gemm(false, true, rows, outs, ins, T.One, x, W(offset, (long)outs * ins), beta, y);

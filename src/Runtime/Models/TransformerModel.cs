@@ -198,6 +198,55 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         return last;
     }
 
+    /// <summary>
+    /// Whether <see cref="Step"/> carries a recurrent state, so that sequences of different lengths can step together
+    /// and each sequence's state can be moved (<see cref="ReadState"/>, <see cref="WriteState"/>).
+    /// </summary>
+    public bool HasRecurrentState => CarriesState;
+
+    /// <summary>Elements of carried state one sequence holds (every layer's scan state).</summary>
+    public long StateElements => stateSpace is null ? 0 : stateSpace.Buffers.Sum(b => b.Length) / stateBatch;
+
+    /// <summary>
+    /// Makes <see cref="Step"/> and <see cref="Continue"/> feed the first <paramref name="batch"/> of the sequences
+    /// <see cref="ResetState"/> started, each continuing from its carried state; the others' states are kept.
+    /// </summary>
+    public void UseSequences(int batch)
+    {
+        if (!stepping || !CarriesState || batch <= 0 || batch > stateBatch)
+            throw new InvalidOperationException($"UseSequences needs a carried state started by ResetState for at least {batch} sequences");
+        generationBatch = batch;
+    }
+
+    /// <summary>Copies the carried state of <paramref name="sequence"/> into <paramref name="into"/> (<see cref="StateElements"/> values).</summary>
+    public void ReadState(int sequence, Span<T> into)
+    {
+        foreach (var (view, at) in StateRows(sequence, into.Length)) view.CopyToCPU(into.Slice(at, (int)view.Length));
+    }
+
+    /// <summary>Replaces the carried state of <paramref name="sequence"/> with <paramref name="from"/> (from <see cref="ReadState"/>, or zeros).</summary>
+    public void WriteState(int sequence, ReadOnlySpan<T> from)
+    {
+        foreach (var (view, at) in StateRows(sequence, from.Length)) view.CopyFromCPU(from.Slice(at, (int)view.Length));
+    }
+
+    // Each buffer PlanState takes holds one row per sequence ([batch × row]): sequence's row of each, and where it
+    // starts in the values of one sequence.
+    List<(ArrayView<T> View, int At)> StateRows(int sequence, int length)
+    {
+        if (stateSpace is null || (uint)sequence >= (uint)stateBatch || length != StateElements)
+            throw new ArgumentOutOfRangeException(nameof(sequence), $"sequence {sequence} of {stateBatch}, {length} values of {StateElements}: call ResetState first");
+        var rows = new List<(ArrayView<T>, int)>();
+        int at = 0;
+        foreach (var buffer in stateSpace.Buffers)
+        {
+            long row = buffer.Length / stateBatch;
+            rows.Add((buffer.AsArrayView<T>(sequence * row, row), at));
+            at += (int)row;
+        }
+        return rows;
+    }
+
     /// <summary>Adds the gradient of the last <see cref="Forward"/>'s scaled loss into <see cref="Module{T}.Gradients"/>.</summary>
     public void Backward()
     {

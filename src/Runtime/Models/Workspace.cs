@@ -29,6 +29,9 @@ public sealed class Workspace(Device device) : IDisposable
         return buffer.View.SubView(0, length);
     }
 
+    /// <summary>Every buffer in the order it was taken.</summary>
+    internal IReadOnlyList<MemoryBuffer> Buffers => buffers;
+
     /// <summary>The named buffers in the order they were taken, each with the length asked for.</summary>
     internal IReadOnlyList<(string Name, string? Meaning, MemoryBuffer Buffer, long Length)> Named => named;
 
