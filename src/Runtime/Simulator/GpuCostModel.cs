@@ -38,7 +38,7 @@ public sealed record GpuCostModel(
     /// <c>bench/results/cost-model-20261203</c>.
     /// </summary>
     public static readonly GpuCostModel H200 = new("NVIDIA H200 (fitted 2026-12-03)", 132, 1.98e9, 4, 2048, 4.3e12, 4,
-        LaunchSeconds: 13.8e-6, SecondsPerDependentInstruction: 5e-9, SecondsPerCachedLoad: 35e-9, SecondsPerMissedLoad: 292e-9,
+        LaunchSeconds: 13.8e-6, SecondsPerDependentInstruction: 5e-9, SecondsPerCachedLoad: 35.1e-9, SecondsPerMissedLoad: 292e-9,
         GemmFlopsPerSecond: 36.1e12, GemmCallSeconds: 18.6e-6);
 
     /// <summary>What a launch with these features would cost.</summary>
