@@ -36,12 +36,31 @@ public sealed class PlanTests
     public void A_plan_past_the_device_memory_is_refused_before_it_is_allocated()
     {
         using var device = Device.Create("cpu");
-        // Attention keeps seq² probabilities per head: 100,000 positions need far more memory than any machine here has.
-        using var model = DeviceAgreementTests.Create(nameof(GateLoop.Tests.Shared.AttnRotary), device);
-        const int seq = 100_000;
+        // 64 layers keep hundreds of values per position while the widest launch covers 32 per row: 16M positions
+        // need far more memory than any machine here has, and no launch overflows.
+        using var model = new DeepNarrow(device);
+        const int seq = 1 << 24;
         Assert.True(model.PlanBytes(1, seq) > device.MemoryBytes);
         var e = Assert.Throws<UserInputException>(() => model.Logits(new int[seq], 1, seq));
         Assert.Contains("needs about", e.Message);
         Assert.Contains("use a smaller batch or sequence length", e.Message);
     }
+
+    [Fact]
+    public void A_plan_whose_launch_overflows_an_int_is_refused_before_it_is_allocated()
+    {
+        using var device = Device.Create("cpu");
+        // Attention scores one index per (batch, head, query, key): 2 · 2 · 32,768² = 4,294,967,296 indices, past what
+        // a launch indexes, though each factor and the plan's rows fit an int.
+        using var model = DeviceAgreementTests.Create(nameof(GateLoop.Tests.Shared.AttnRotary), device);
+        const int batch = 2, seq = 32_768;
+        var e = Assert.Throws<UserInputException>(() => model.Logits(new int[batch * seq], batch, seq));
+        Assert.Contains("launches AttentionScores over 4,294,967,296 indices", e.Message);
+        Assert.Contains("use a smaller batch or seq", e.Message);
+        Assert.Equal(0, model.ActivationBytes);
+    }
 }
+
+/// <summary>Deep and narrow: its plan grows with the positions far faster than its widest launch does.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 64)]
+public partial class DeepNarrow;

@@ -30,8 +30,9 @@ namespace GateLoop.Generator.Ir
 
     /// <summary>
     /// A node of the IR: what one operation of a model owns and does. Its parameters (PyTorch names, shapes, init),
-    /// the buffers it needs, its kernels (with their host entries), and the schedule lines of its forward pass and
-    /// of its backward pass, which the backward schedule runs in the reverse order of the forward. An op kind is one
+    /// the buffers it needs, its kernels (with their host entries), and the steps of its forward pass and of its
+    /// backward pass (kernel launches over its values), which the backward schedule runs in the reverse order of the
+    /// forward. An op kind is one
     /// file under Ops/.
     /// </summary>
     internal abstract class Op
@@ -43,7 +44,7 @@ namespace GateLoop.Generator.Ir
 
         /// <summary>Every buffer the op needs: its outputs' and their gradients', and any scratch of its own.</summary>
         public virtual IEnumerable<Buffer> Buffers =>
-            Outputs.SelectMany(v => new[] { v.Storage, v.GradStorage }).Where(b => b is not null).Select(b => b!);
+            Outputs.SelectMany(v => new[] { v.Storage, v.Grad?.Storage }).Where(b => b is not null).Select(b => b!);
 
         public virtual IEnumerable<KernelSource> Kernels(Numeric n) => Enumerable.Empty<KernelSource>();
 

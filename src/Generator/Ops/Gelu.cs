@@ -5,39 +5,39 @@ using GateLoop.Generator.Templates;
 namespace GateLoop.Generator.Ops
 {
     /// <summary>
-    /// The feed-forward block's first bias and its exact GELU, u·Φ(u) with the erf (PyTorch's nn.GELU()), fused in
-    /// one kernel; the bias is the first nn.Linear's (U(−1/√in, 1/√in)). Backward: du = dz·(Φ(u) + u·φ(u)) in place,
-    /// then the bias's column sums.
+    /// The exact GELU of the feed-forward block, u·Φ(u) with the erf (PyTorch's nn.GELU()). Backward:
+    /// du = dz·(Φ(u) + u·φ(u)) in place. The first Linear's bias before it is fused into its kernel by a rewrite.
     /// </summary>
     internal sealed class Gelu : Op
     {
-        readonly Param bias;
         readonly Value pre, output;
 
-        /// <param name="pre">x·Wᵀ, to which the bias is added in place (kept for backward); its gradient may be the output's buffer.</param>
-        public Gelu(string field, string name, (string, int) width, int fanIn, Value pre, Value output)
+        /// <param name="pre">Its input, kept for backward; its gradient may be the output's buffer.</param>
+        public Gelu(Value pre, Value output)
         {
-            bias = new Param(field, name, new[] { width }, "Uniform", fanIn);
             this.pre = pre;
             this.output = output;
         }
 
-        public override IEnumerable<Param> Parameters => new[] { bias };
-
         public override IEnumerable<Value> Outputs => new[] { output };
 
-        public override void Forward(Schedule s) => s.Launch("BiasGeluForward", "R * Hidden", pre.Expr, s.W(bias), output.Expr);
+        public override void Forward(Schedule s) => s.Launch("GeluForward", "R * Hidden", pre, output);
 
-        public override void Backward(Schedule s)
-        {
-            s.Launch("GeluBackward", "R * Hidden", pre.Expr, output.Grad!, pre.Grad!);
-            s.ColumnSum("Hidden", pre.Grad!, s.G(bias));
-        }
+        public override void Backward(Schedule s) => s.Launch("GeluBackward", "R * Hidden", pre, output.Grad!, pre.Grad!);
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return new KernelSource("Phi", n.IsDouble ? PhiDouble(n) : PhiFloat(n));
-            yield return new KernelSource("Gelu", Kernel(n), Host(n));
+            yield return new KernelSource("GeluForward", Forward(n), n.IsDouble ? "" : $$"""
+                /// <summary>Runs <see cref="Kernels.GeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+                public static void GeluForward(int from, int to, ArrayView<float> u, ArrayView<float> z) =>
+                    {{Numeric.Runtime}}HostSimd.GeluForward(from, to, u, z);
+                """);
+            yield return new KernelSource("GeluBackward", Backward(n), n.IsDouble ? "" : $$"""
+                /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
+                public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
+                    {{Numeric.Runtime}}HostSimd.GeluBackward(from, to, u, dz, du);
+                """);
         }
 
         // Φ(v) = (1 + erf(v/√2))/2, and erf(x) has the factor e^{−x²} = e^{−v²/2}: GELU's forward and backward need
@@ -75,35 +75,23 @@ namespace GateLoop.Generator.Ops
             }
             """;
 
-        static string Kernel(Numeric n) => $$"""
-            /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
-            public static void BiasGeluForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> z)
+        // The double build, used for verification, runs the scalar twins on the host; the float one SIMD lanes.
+        static string Forward(Numeric n) => $$"""
+            /// <summary>z = gelu(u) = u·Φ(u) with the exact erf.</summary>
+            public static void GeluForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> z)
             {
-                {{n.Type}} v = u[index] + bias[index.X % Hidden];
-                u[index] = v;
+                {{n.Type}} v = u[index];
                 z[index] = v * Phi(v, {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v));
             }
+            """;
 
+        static string Backward(Numeric n) => $$"""
             /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
             public static void GeluBackward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> dz, ArrayView<{{n.Type}}> du)
             {
                 {{n.Type}} v = u[index], gauss = {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v);
                 du[index] = dz[index] * (Phi(v, gauss) + v * gauss * {{n.Lit(1 / System.Math.Sqrt(2 * System.Math.PI))}});
             }
-            """;
-
-        /// <summary>
-        /// Host range entries for the GELU kernels: SIMD lanes in the runtime (float only; a double build, used
-        /// for verification, runs the scalar twins).
-        /// </summary>
-        static string Host(Numeric n) => n.IsDouble ? "" : $$"""
-            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                {{Numeric.Runtime}}HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
-
-            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                {{Numeric.Runtime}}HostSimd.GeluBackward(from, to, u, dz, du);
             """;
     }
 }

@@ -21,10 +21,10 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<Value> Outputs => new[] { output };
 
-        public override void Forward(Schedule s) => s.Launch("SwishGateForward", "R * DimInner", input.Expr, gates.Expr, output.Expr);
+        public override void Forward(Schedule s) => s.Launch("SwishGateForward", "R * DimInner", input, gates, output);
 
         public override void Backward(Schedule s) =>
-            s.Launch("SwishGateBackward", "R * DimInner", input.Expr, gates.Expr, output.Grad!, input.Grad!, gates.Grad!);
+            s.Launch("SwishGateBackward", "R * DimInner", input, gates, output.Grad!, input.Grad!, gates.Grad!);
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {

@@ -72,18 +72,22 @@ public static unsafe class HostSimd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
 
-    /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: u += bias (kept), z = gelu(u).</summary>
-    public static void BiasGeluForward(int from, int to, int width, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
+    /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: x += bias.</summary>
+    public static void AddBias(int from, int to, int width, ArrayView<float> x, ArrayView<float> bias)
     {
-        float* pu = Pointer(u), pb = Pointer(bias), pz = Pointer(z);
+        float* px = Pointer(x), pb = Pointer(bias);
         // Row by row, so the bias is read as contiguous vectors.
         for (int i = from; i < to;)
         {
             int c = i % width, n = Math.Min(to - i, width - c);
-            Lanewise<BiasGelu>(n, pu + i, pb + c, null, pu + i, pz + i);
+            Lanewise<Add>(n, px + i, pb + c, null, px + i, null);
             i += n;
         }
     }
+
+    /// <summary>z = gelu(u) for indices from…to−1.</summary>
+    public static void GeluForward(int from, int to, ArrayView<float> u, ArrayView<float> z) =>
+        Lanewise<Gelu>(to - from, Pointer(u) + from, null, null, Pointer(z) + from, null);
 
     /// <summary>du = dz·(Φ(u) + u·φ(u)) for indices from…to−1; du may alias dz.</summary>
     public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
@@ -138,14 +142,18 @@ public static unsafe class HostSimd
         static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> constant);
     }
 
-    readonly struct BiasGelu : ILaneOp
+    readonly struct Add : ILaneOp
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> u, Vector256<float> bias, Vector256<float> _, Vector256<float> __)
-        {
-            var v = u + bias;
-            return (v, v * Phi(v, Exp(MinusHalf * v * v)));
-        }
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> y, Vector256<float> _, Vector256<float> __) =>
+            (x + y, default);
+    }
+
+    readonly struct Gelu : ILaneOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _, Vector256<float> __, Vector256<float> ___) =>
+            (v * Phi(v, Exp(MinusHalf * v * v)), default);
     }
 
     readonly struct GeluGradient : ILaneOp

@@ -96,6 +96,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm, d.DH, G(NormGamma, Dim));
     }
 
+    /// <inheritdoc />
+    protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
+    {
+        (((long)batch * seq), "RmsNormForward"),
+        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)Dim), "ChunkScanForward"),
+        (((long)batch * (long)Dim), "ChunkCarryForward"),
+    }, launch => launch.Item1);
+
     /// <summary>What the forward keeps for one (batch, sequence length).</summary>
     sealed class Activations
     {
