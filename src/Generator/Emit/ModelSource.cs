@@ -20,6 +20,7 @@ namespace GateLoop.Generator.Emit
              .Line("#nullable enable")
              .Line("using ILGPU;")
              .Line("using ILGPU.Runtime;")
+             .Line("using System.Runtime.Intrinsics;")
              .Line();
             if (type.Namespace is not null) w.Line($"namespace {type.Namespace};").Line();
             foreach (var outer in type.ContainingTypes) w.Open(outer);

@@ -26,7 +26,15 @@ namespace GateLoop.Generator.Ir
 
     /// <summary>Kernel source an op contributes: static ILGPU kernel methods, and host range entries for some of them.</summary>
     /// <param name="Key">Ops that need the same kernels give the same key; they are emitted once.</param>
-    internal sealed record KernelSource(string Key, string Kernel, string HostEntry = "");
+    internal sealed record KernelSource(string Key, string Kernel, string HostEntry = "")
+    {
+        /// <summary>A lane map's kernel with its host entry, and its lane struct apart (it defines no kernel, so stays when the kernel is fused away).</summary>
+        public static IEnumerable<KernelSource> Of(LaneMap map, Numeric n)
+        {
+            yield return new KernelSource(map.Name, map.Kernel(n), map.HostEntry(n));
+            if (!n.IsDouble) yield return new KernelSource(map.Name + "Lanes", "", map.Lanes(n));
+        }
+    }
 
     /// <summary>
     /// A node of the IR: what one operation of a model owns and does. Its parameters (PyTorch names, shapes, init),

@@ -28,26 +28,18 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
-            yield return new KernelSource("ReluSquaredForward", Forward(n));
-            yield return new KernelSource("ReluSquaredBackward", Backward(n));
+            foreach (var source in KernelSource.Of(ForwardMap, n)) yield return source;
+            foreach (var source in KernelSource.Of(BackwardMap, n)) yield return source;
         }
 
-        // Max against zero, not a comparison turned into a number: a bool-to-float conversion is one of ILGPU's PTX faults.
-        static string Forward(Numeric n) => $$"""
-            /// <summary>z = relu(u)².</summary>
-            public static void ReluSquaredForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> z)
-            {
-                {{n.Type}} v = u[index], r = v < 0 ? {{n.Lit(0)}} : v; // relu that keeps a NaN (PTX's max drops it)
-                z[index] = r * r;
-            }
-            """;
+        // relu as a select of floats, which keeps a NaN (PTX's max drops it), not a comparison turned into a number
+        // (a bool-to-float conversion is one of ILGPU's PTX faults).
+        static Lane Relu(Lane v) => Lane.IfLess(v, 0, 0, v);
 
-        static string Backward(Numeric n) => $$"""
-            /// <summary>du = dz·2·relu(u); du may alias dz.</summary>
-            public static void ReluSquaredBackward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> dz, ArrayView<{{n.Type}}> du)
-            {
-                du[index] = dz[index] * 2 * (u[index] < 0 ? {{n.Lit(0)}} : u[index]);
-            }
-            """;
+        static readonly LaneMap ForwardMap = new LaneMap("ReluSquaredForward", "z = relu(u)².",
+            new[] { ("u", "v") }, new[] { ("r", Relu("v")) }, new[] { ("z", (Lane)"r" * "r") });
+
+        static readonly LaneMap BackwardMap = new LaneMap("ReluSquaredBackward", "du = dz·2·relu(u); du may alias dz.",
+            new[] { ("u", "v"), ("dz", "d") }, new (string, Lane)[0], new[] { ("du", (Lane)"d" * 2 * Relu("v")) });
     }
 }

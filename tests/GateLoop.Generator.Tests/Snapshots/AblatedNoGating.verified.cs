@@ -3,6 +3,7 @@
 #nullable enable
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.Intrinsics;
 
 namespace Consumer;
 
@@ -536,17 +537,18 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
         static float Phi(float v, float gauss)
         {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
+            var t = 1f / (1f + 0.23164189f * global::System.MathF.Abs(v));
+            var poly = ((((1.0614054f * t - 1.4531521f) * t + 1.4214138f) * t - 0.28449672f) * t + 0.2548296f) * t;
+            var erf = 1f - poly * gauss;
+            return 0.5f + 0.5f * (v < 0f ? -erf : erf);
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            float v = u[index], d = dz[index];
+            float gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = d * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -698,9 +700,50 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
+            /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
+            readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                {
+                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                global::GateLoop.Runtime.HostSimd.GeluBackward(from, to, u, dz, du);
+                global::GateLoop.Runtime.HostSimd.Map<GeluBackwardLanes>(from, to, u, dz, du);
+
+            /// <summary>The lanes of <see cref="Kernels.GeluBackward"/>.</summary>
+            readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                {
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
+                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
             public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
@@ -710,7 +753,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
             {
                 global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
-                global::GateLoop.Runtime.HostSimd.GeluForward(from, to, x, z);
+                global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
             }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

@@ -3,6 +3,7 @@
 #nullable enable
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.Intrinsics;
 
 namespace Consumer;
 
@@ -197,7 +198,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             dGamma[d] += sum * RmsScale;
         }
 
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
+        /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+        static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
 
         /// <summary>Positions per thread of the chunked scans.</summary>
         public const int Chunk = 64;
