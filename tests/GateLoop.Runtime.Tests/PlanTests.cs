@@ -36,10 +36,9 @@ public sealed class PlanTests
     public void A_plan_past_the_device_memory_is_refused_before_it_is_allocated()
     {
         using var device = Device.Create("cpu");
-        // 64 layers keep hundreds of values per position while the widest launch covers 32 per row: 16M positions
-        // need far more memory than any machine here has, and no launch overflows.
-        using var model = new DeepNarrow(device);
-        const int seq = 1 << 24;
+        // Attention keeps seq² probabilities per head: 100,000 positions need far more memory than any machine here has.
+        using var model = DeviceAgreementTests.Create(nameof(GateLoop.Tests.Shared.AttnRotary), device);
+        const int seq = 100_000;
         Assert.True(model.PlanBytes(1, seq) > device.MemoryBytes);
         var e = Assert.Throws<UserInputException>(() => model.Logits(new int[seq], 1, seq));
         Assert.Contains("needs about", e.Message);
@@ -50,17 +49,26 @@ public sealed class PlanTests
     public void A_plan_whose_launch_overflows_an_int_is_refused_before_it_is_allocated()
     {
         using var device = Device.Create("cpu");
-        // Attention scores one index per (batch, head, query, key): 2 · 2 · 32,768² = 4,294,967,296 indices, past what
-        // a launch indexes, though each factor and the plan's rows fit an int.
-        using var model = DeviceAgreementTests.Create(nameof(GateLoop.Tests.Shared.AttnRotary), device);
-        const int batch = 2, seq = 32_768;
+        // Attention scores one index per (batch, head, query, key): 1 · 2 · 32,768² = 2,147,483,648 indices, one past
+        // what a launch indexes, though each factor and the plan's rows fit an int and the plan (16 GiB) fits a machine.
+        using var model = new OneLayerAttention(device);
+        const int batch = 1, seq = 32_768;
+        Assert.Equal((2_147_483_648L, "AttentionScores"), model.Largest(batch, seq));
         var e = Assert.Throws<UserInputException>(() => model.Logits(new int[batch * seq], batch, seq));
-        Assert.Contains("launches AttentionScores over 4,294,967,296 indices", e.Message);
-        Assert.Contains("use a smaller batch or seq", e.Message);
+        // Where the plan also exceeds this machine's memory, that refusal comes first.
+        if (model.PlanBytes(batch, seq) <= device.MemoryBytes)
+        {
+            Assert.Contains("launches AttentionScores over 2,147,483,648 indices, more than one launch can index (2,147,483,647)", e.Message);
+            Assert.Contains("use a smaller batch or seq", e.Message);
+        }
         Assert.Equal(0, model.ActivationBytes);
     }
 }
 
-/// <summary>Deep and narrow: its plan grows with the positions far faster than its widest launch does.</summary>
-[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 64)]
-public partial class DeepNarrow;
+/// <summary>One attention layer of two heads: at seq 32,768 its scores are one launch index past an int, in 16 GiB.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, UseGateLoopedAttn = false, Heads = 2, DimHead = 4)]
+public partial class OneLayerAttention
+{
+    /// <summary>The plan check's largest launch, computed in 64 bits.</summary>
+    public (long Indices, string Kernel) Largest(int batch, int seq) => LargestLaunch(batch, seq);
+}

@@ -95,8 +95,8 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
             forwardSpace?.Dispose();
             backwardSpace?.Dispose();
             backwardSpace = null;
-            Device.EnsureLaunchable(LargestLaunch(batch, seq), $"a plan of batch {batch:N0} × seq {seq:N0} for {GetType().Name}");
             Device.EnsureFits(PlanBytes(batch, seq), 2 * ParameterCount * Unsafe.SizeOf<T>(), $"a plan of {batch:N0} × {seq:N0} positions for {GetType().Name}");
+            Device.EnsureLaunchable(LargestLaunch(batch, seq), $"a plan of batch {batch:N0} × seq {seq:N0} for {GetType().Name}");
             forwardSpace = new Workspace(Device);
             Batch = batch;
             Seq = seq;
