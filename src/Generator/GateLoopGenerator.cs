@@ -61,10 +61,10 @@ namespace GateLoop.Generator
 
         /// <summary>
         /// Reports a parse's diagnostics, then adds its source in the project's precision (GL0008 when that is unknown),
-        /// unless the class's name is one of the members the source gives it (GL0011).
+        /// unless a launch fails the launch check (GL0040) or the class's name is one of the members the source gives it (GL0011).
         /// </summary>
         static void Output<TSpec>(SourceProductionContext spc, ParseResult<TSpec> result, string precisionName,
-            System.Func<TSpec, Model.TypeLocation> type, System.Func<TSpec, Numeric, string> emit) where TSpec : class
+            System.Func<TSpec, Model.TypeLocation> type, System.Func<TSpec, Numeric, (string Source, System.Collections.Generic.IReadOnlyList<string> Problems)> emit) where TSpec : class
         {
             foreach (var diagnostic in result.Diagnostics) spc.ReportDiagnostic(diagnostic.ToDiagnostic());
             if (result.Spec is null) return;
@@ -75,7 +75,10 @@ namespace GateLoop.Generator
                 return;
             }
             var location = type(result.Spec);
-            string source = emit(result.Spec, numeric);
+            var (source, problems) = emit(result.Spec, numeric);
+            foreach (var problem in problems)
+                spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.BadLaunch, result.Attribute, problem).ToDiagnostic());
+            if (problems.Count > 0) return;
             if (ModelSource.MemberNames(source, location).Contains(location.Name.TrimStart('@')))
             {
                 spc.ReportDiagnostic(DiagnosticInfo.Create(Diagnostics.ReservedName, result.Declaration, location.Name.TrimStart('@')).ToDiagnostic());

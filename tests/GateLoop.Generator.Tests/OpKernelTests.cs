@@ -69,6 +69,7 @@ public sealed class OpKernelTests
         var w = new CodeWriter()
             .Line("using ILGPU;")
             .Line("using ILGPU.Runtime;")
+            .Line("using System.Runtime.Intrinsics;")
             .Open("public static class Stub")
             .Line(constants)
             .Open("public static class Kernels")

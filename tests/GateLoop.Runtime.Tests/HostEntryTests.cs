@@ -4,7 +4,10 @@ using ILGPU.Runtime;
 
 namespace GateLoop.Runtime.Tests;
 
-/// <summary>The SIMD GELU entries against the exact GELU in double, over ranges that start and end mid-row and mid-vector.</summary>
+/// <summary>
+/// The SIMD GELU entries (the bias add fused with the lane formula) against the exact GELU in double, over ranges that
+/// start and end mid-row and mid-vector.
+/// </summary>
 public sealed class HostActivationTests
 {
     static double Phi(double v) => 0.5 * (1 + Erf(v / Math.Sqrt(2)));
@@ -19,11 +22,12 @@ public sealed class HostActivationTests
     }
 
     [Theory]
-    [InlineData(13, 0, 13 * 5)]
-    [InlineData(37, 5, 37 * 3 - 2)]
-    [InlineData(64, 3, 64 * 2 + 9)]
-    public void Gelu_forward_and_backward_match_the_exact_gelu(int width, int from, int to)
+    [InlineData(0, PreMaxHeads.Hidden * 5)]
+    [InlineData(5, PreMaxHeads.Hidden * 3 - 2)]
+    [InlineData(3, PreMaxHeads.Hidden * 2 + 9)]
+    public void Gelu_forward_and_backward_match_the_exact_gelu(int from, int to)
     {
+        const int width = PreMaxHeads.Hidden;
         using var device = Device.Create("cpu");
         int rows = (to + width - 1) / width, n = rows * width;
         var rng = new Random(7);
@@ -38,8 +42,8 @@ public sealed class HostActivationTests
         bb.CopyFromCPU(bias);
         db.CopyFromCPU(dz);
 
-        HostSimd.BiasGeluForward(from, to, width, ub.View, bb.View, zb.View);
-        HostSimd.GeluBackward(from, to, ub.View, db.View, db.View);
+        PreMaxHeads.Kernels.Host.BiasGeluForward(from, to, ub.View, bb.View, zb.View);
+        PreMaxHeads.Kernels.Host.GeluBackward(from, to, ub.View, db.View, db.View);
         float[] uOut = ub.GetAsArray1D(), z = zb.GetAsArray1D(), du = db.GetAsArray1D();
         for (int i = 0; i < n; i++)
         {
@@ -118,8 +122,8 @@ public sealed class HostTransitionTests
         xb.CopyFromCPU(x);
         gbuf.CopyFromCPU(g);
         dyb.CopyFromCPU(dy);
-        HostSimd.SwishGateForward(from, to, xb.View, gbuf.View, yb.View);
-        HostSimd.SwishGateBackward(from, to, xb.View, gbuf.View, dyb.View, dxb.View, dgb.View);
+        PreMaxHeads.Kernels.Host.SwishGateForward(from, to, xb.View, gbuf.View, yb.View);
+        PreMaxHeads.Kernels.Host.SwishGateBackward(from, to, xb.View, gbuf.View, dyb.View, dxb.View, dgb.View);
         float[] y = yb.GetAsArray1D(), dx = dxb.GetAsArray1D(), dg = dgb.GetAsArray1D();
         for (int i = 0; i < n; i++)
         {

@@ -44,4 +44,31 @@ public sealed class PlanTests
         Assert.Contains("needs about", e.Message);
         Assert.Contains("use a smaller batch or sequence length", e.Message);
     }
+
+    [Fact]
+    public void A_plan_whose_launch_overflows_an_int_is_refused_before_it_is_allocated()
+    {
+        using var device = Device.Create("cpu");
+        // Attention scores one index per (batch, head, query, key): 1 · 2 · 32,768² = 2,147,483,648 indices, one past
+        // what a launch indexes, though each factor and the plan's rows fit an int and the plan (16 GiB) fits a machine.
+        using var model = new OneLayerAttention(device);
+        const int batch = 1, seq = 32_768;
+        Assert.Equal((2_147_483_648L, "AttentionScores"), model.Largest(batch, seq));
+        var e = Assert.Throws<UserInputException>(() => model.Logits(new int[batch * seq], batch, seq));
+        // Where the plan also exceeds this machine's memory, that refusal comes first.
+        if (model.PlanBytes(batch, seq) <= device.MemoryBytes)
+        {
+            Assert.Contains("launches AttentionScores over 2,147,483,648 indices, more than one launch can index (2,147,483,647)", e.Message);
+            Assert.Contains("use a smaller batch or seq", e.Message);
+        }
+        Assert.Equal(0, model.ActivationBytes);
+    }
+}
+
+/// <summary>One attention layer of two heads: at seq 32,768 its scores are one launch index past an int, in 16 GiB.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 8, Depth = 1, UseGateLoopedAttn = false, Heads = 2, DimHead = 4)]
+public partial class OneLayerAttention
+{
+    /// <summary>The plan check's largest launch, computed in 64 bits.</summary>
+    public (long Indices, string Kernel) Largest(int batch, int seq) => LargestLaunch(batch, seq);
 }

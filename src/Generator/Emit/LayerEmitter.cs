@@ -18,6 +18,8 @@ namespace GateLoop.Generator.Emit
         readonly Graph graph;
         readonly Numeric n;
         readonly ParameterLayout layout;
+        readonly Program program;
+        readonly LaunchCheck check;
         readonly CodeWriter w = new CodeWriter();
 
         LayerEmitter(SimpleGateLoopSpec spec, Graph graph, Numeric numeric)
@@ -26,9 +28,16 @@ namespace GateLoop.Generator.Emit
             this.graph = graph;
             n = numeric;
             layout = new ParameterLayout(graph);
+            program = new Program(graph, numeric);
+            check = new LaunchCheck(program, new Dictionary<string, long> { ["Dim"] = spec.Dim });
         }
 
-        public static string Emit(SimpleGateLoopSpec spec, Graph graph, Numeric numeric) => new LayerEmitter(spec, graph, numeric).Write();
+        /// <summary>The layer's source, or the problems its launches have (then no source).</summary>
+        public static (string Source, IReadOnlyList<string> Problems) Emit(SimpleGateLoopSpec spec, Graph graph, Numeric numeric)
+        {
+            var emitter = new LayerEmitter(spec, graph, numeric);
+            return emitter.check.Problems.Count > 0 ? ("", emitter.check.Problems) : (emitter.Write(), emitter.check.Problems);
+        }
 
         /// <summary>The constant a layer's kernels are specialized to.</summary>
         public static string SizeConstants(SimpleGateLoopSpec s) => $"public const int Dim = {s.Dim};";
@@ -58,12 +67,13 @@ namespace GateLoop.Generator.Emit
             Members();
             Forward();
             Backward();
+            ModelSource.LargestLaunch(w, check.PlanDomains);
             var plan = new MemoryPlan(graph);
             ModelSource.Views(w, n, "Activations", "What the forward keeps for one (batch, sequence length).", plan.Forward);
             w.Line();
             ModelSource.Views(w, n, "Scratch", "Backward buffers for one (batch, sequence length), allocated on the first backward.", plan.Gradients);
             w.Line();
-            ModelSource.Kernels(w, "The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.", graph.Kernels(n).ToList());
+            ModelSource.Kernels(w, "The layer's kernels: static ILGPU kernel methods whose sizes are the constant above.", program.Kernels);
             ModelSource.Close(w, s.Type);
             return w.ToString();
         }
@@ -93,8 +103,7 @@ namespace GateLoop.Generator.Emit
             w.Line("/// <inheritdoc />")
              .Open($"protected override void ForwardCore(ArrayView<{T}> x, ArrayView<{T}> y, ArrayView<{T}> initial, ArrayView<{T}> gate, ArrayView<{T}> state)");
             w.Line("var a = act!;").Line("int R = Rows;");
-            var schedule = new Schedule(w, n, layout.InLayer);
-            foreach (var op in graph.Global) op.Forward(schedule);
+            new ScheduleText(w, n, layout.InLayer).Write(program.ForwardGlobal);
             w.Close().Line();
         }
 
@@ -103,8 +112,7 @@ namespace GateLoop.Generator.Emit
             w.Line("/// <inheritdoc />")
              .Open($"protected override void BackwardCore(ArrayView<{T}> x, ArrayView<{T}> dy, ArrayView<{T}> dx, ArrayView<{T}> initial)");
             w.Line("var a = act!;").Line("var d = scratch!;").Line("int R = Rows;");
-            var schedule = new Schedule(w, n, layout.InLayer);
-            foreach (var op in graph.Global.Reverse()) op.Backward(schedule);
+            new ScheduleText(w, n, layout.InLayer).Write(program.BackwardGlobal);
             w.Close().Line();
         }
     }

@@ -8,9 +8,10 @@ using GateLoop.Generator.Templates;
 namespace GateLoop.Generator.Emit
 {
     /// <summary>
-    /// Writes one transformer's source from its graph: constants, the parameter table, the activation plan, the
-    /// forward schedule (the ops in order, the layer's for each layer), the backward schedule (the same ops in
-    /// reverse, each writing its own backward) and the ops' constant-size kernels.
+    /// Writes one transformer's source from its program: constants, the parameter table, the activation plan, the
+    /// forward schedule (the ops' steps in order, the layer's for each layer), the backward schedule (the same ops in
+    /// reverse, each its own backward), the launches' plan check and the ops' constant-size kernels; or the
+    /// problems the launch check found, and no source.
     /// </summary>
     internal sealed class ModelEmitter
     {
@@ -18,6 +19,8 @@ namespace GateLoop.Generator.Emit
         readonly Graph graph;
         readonly Numeric n;
         readonly ParameterLayout layout;
+        readonly Program program;
+        readonly LaunchCheck check;
         readonly CodeWriter w = new CodeWriter();
 
         ModelEmitter(TransformerSpec spec, Graph graph, Numeric numeric)
@@ -26,9 +29,24 @@ namespace GateLoop.Generator.Emit
             this.graph = graph;
             n = numeric;
             layout = new ParameterLayout(graph);
+            program = new Program(graph, numeric);
+            program.Rewrite(Fusion.BiasActivation);
+            check = new LaunchCheck(program, Constants(spec));
         }
 
-        public static string Emit(TransformerSpec spec, Graph graph, Numeric numeric) => new ModelEmitter(spec, graph, numeric).Write();
+        /// <summary>The model's source, or the problems its launches have (then no source).</summary>
+        public static (string Source, IReadOnlyList<string> Problems) Emit(TransformerSpec spec, Graph graph, Numeric numeric)
+        {
+            var emitter = new ModelEmitter(spec, graph, numeric);
+            return emitter.check.Problems.Count > 0 ? ("", emitter.check.Problems) : (emitter.Write(), emitter.check.Problems);
+        }
+
+        /// <summary>The values of the constants <see cref="SizeConstants"/> declares, by name.</summary>
+        public static IReadOnlyDictionary<string, long> Constants(TransformerSpec s) => new Dictionary<string, long>
+        {
+            ["NumTokens"] = s.NumTokens, ["Dim"] = s.Dim, ["Depth"] = s.Depth, ["Heads"] = s.Heads, ["HeadDim"] = s.HeadDim,
+            ["DimInner"] = s.DimInner, ["Hidden"] = s.Hidden,
+        };
 
         string T => n.Type;
 
@@ -46,11 +64,12 @@ namespace GateLoop.Generator.Emit
             Members();
             Forward();
             Backward();
-            var plan = new MemoryPlan(graph);
+            ModelSource.LargestLaunch(w, check.PlanDomains);
+            var plan = new MemoryPlan(graph, program, Constants(s));
             ModelSource.Views(w, n, "Activations", "Every activation for one (batch, sequence length), allocated once per shape.",
-                plan.Forward.Concat(plan.Gradients));
+                plan.Forward.Concat(plan.Gradients), plan.Packed, plan.PackedPerRow);
             w.Line();
-            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", graph.Kernels(n).ToList());
+            ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", program.Kernels);
             ModelSource.Close(w, s.Type);
             return w.ToString();
         }
@@ -121,24 +140,24 @@ namespace GateLoop.Generator.Emit
             w.Line("/// <inheritdoc />")
              .Line($"protected override void ComputeLoss({T} gradScale) =>");
             var loss = new CodeWriter();
-            graph.Loss!.Forward(new Schedule(loss, n, layout.InLayer));
+            new ScheduleText(loss, n, layout.InLayer).Write(program.Loss);
             w.Line("    " + loss.ToString().Trim()).Line();
         }
 
-        Schedule Schedule() => new Schedule(w, n, layout.InLayer);
+        ScheduleText Schedule() => new ScheduleText(w, n, layout.InLayer);
 
         void Forward()
         {
             w.Line("/// <inheritdoc />").Open("protected override void ForwardCore(bool continueState)");
             w.Line("var a = act!;").Line("int R = Rows;");
             var schedule = Schedule();
-            foreach (var op in graph.Global) op.Forward(schedule);
+            schedule.Write(program.ForwardGlobal);
             w.Open("for (int l = 0; l < Depth; l++)");
             w.Line("long p = LayerStart + l * LayerStride;");
-            foreach (var op in graph.Layer) op.Forward(schedule);
+            schedule.Write(program.ForwardLayer);
             w.Close();
             w.Line("// Head.");
-            foreach (var op in graph.Head) op.Forward(schedule);
+            schedule.Write(program.ForwardHead);
             w.Close().Line();
         }
 
@@ -146,17 +165,17 @@ namespace GateLoop.Generator.Emit
         {
             w.Line("/// <inheritdoc />").Open("protected override void BackwardCore()");
             w.Line("var a = act!;").Line("int R = Rows;").Line("var dX = a.DX;");
-            w.Line("// Head: dX = ∂L/∂X[2·Depth].");
+            w.Line($"// Head: dX = ∂L/∂X[{(s.SimpleGateLoopBlocks ? 3 : 2)}·Depth].");
             var schedule = Schedule();
-            foreach (var op in graph.Head.Reverse()) op.Backward(schedule);
+            schedule.Write(program.BackwardHead);
             // The parameters lie globals, layers, head: each part's gradients are final once its ops' backwards have run.
             w.Line("ReportGradientsReady(LayerStart + Depth * LayerStride);");
             w.Open("for (int l = Depth - 1; l >= 0; l--)");
             w.Line("long p = LayerStart + l * LayerStride;");
-            foreach (var op in graph.Layer.Reverse()) op.Backward(schedule);
+            schedule.Write(program.BackwardLayer);
             w.Line("ReportGradientsReady(p);");
             w.Close();
-            foreach (var op in graph.Global.Reverse()) op.Backward(schedule);
+            schedule.Write(program.BackwardGlobal);
             w.Line("ReportGradientsReady(0);");
             w.Close().Line();
         }

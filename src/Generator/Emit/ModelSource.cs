@@ -20,6 +20,7 @@ namespace GateLoop.Generator.Emit
              .Line("#nullable enable")
              .Line("using ILGPU;")
              .Line("using ILGPU.Runtime;")
+             .Line("using System.Runtime.Intrinsics;")
              .Line();
             if (type.Namespace is not null) w.Line($"namespace {type.Namespace};").Line();
             foreach (var outer in type.ContainingTypes) w.Open(outer);
@@ -67,7 +68,7 @@ namespace GateLoop.Generator.Emit
         /// </summary>
         public static void Kernels(CodeWriter w, string summary, IReadOnlyList<KernelSource> sources)
         {
-            string members = string.Join("\n\n", sources.Select(k => k.Kernel));
+            string members = string.Join("\n\n", sources.Select(k => k.Kernel).Where(k => k.Length > 0));
             w.Line($"/// <summary>{summary}</summary>")
              .Open("public static class Kernels")
              .Block(members)
@@ -77,6 +78,19 @@ namespace GateLoop.Generator.Emit
              .Block(HostTwins.Emit(members, "Kernels", string.Join("\n\n", sources.Select(k => k.HostEntry).Where(e => e.Length > 0))))
              .Close()
              .Close();
+        }
+
+        /// <summary>
+        /// The plan check's <c>LargestLaunch</c>: every launch domain batch and seq decide, computed in 64 bits, so a
+        /// plan whose launch would overflow the int a launch is indexed by is refused before it is allocated.
+        /// </summary>
+        public static void LargestLaunch(CodeWriter w, IReadOnlyList<(string Kernel, Size Domain)> domains)
+        {
+            w.Line("/// <inheritdoc />")
+             .Line("protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]")
+             .Line("{");
+            foreach (var (kernel, domain) in domains) w.Line($"    ({domain.Long("batch", "seq")}, \"{kernel}\"),");
+            w.Line("}, launch => launch.Item1);").Line();
         }
 
         /// <summary>The graph's members of the model class beside its kernels, in the order the ops need them.</summary>
@@ -91,9 +105,15 @@ namespace GateLoop.Generator.Emit
         /// class's constants, and named after its field (<c>X[3]</c> for a layer's) for the device check; the GPU
         /// schedule's scratch stays unnamed, its contents differing between devices.
         /// </summary>
-        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<Buffer> buffers)
+        /// <param name="packed">Buffers that are views of one region at offsets per row, packed by liveness (see <see cref="Passes.MemoryPlan"/>).</param>
+        public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<Buffer> buffers,
+            IReadOnlyList<(Buffer Buffer, long Offset, long PerRow)>? packed = null, long packedPerRow = 0)
         {
+            packed ??= new (Buffer, long, long)[0];
             var list = buffers.ToList();
+            var inRegion = packed.ToDictionary(p => p.Buffer, p => p);
+            var sized = list.Where(b => !inRegion.ContainsKey(b)).Select(b => b.Count is null ? $"({b.Size})" : $"({b.Count}) * ({b.Size})").ToList();
+            if (packed.Count > 0) sized.Add($"(rows * {packedPerRow})");
             w.Line($"/// <summary>{summary}</summary>").Open($"sealed class {name}");
             foreach (var b in list)
                 w.Line(b.Count is null
@@ -103,22 +123,35 @@ namespace GateLoop.Generator.Emit
              .Line($"/// <summary>The elements a {name} of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>")
              .Open("public static long Elements(int batch, int seq)")
              .Line("long rows = (long)batch * seq;")
-             .Block($"return {string.Join("\n    + ", list.Select(b => b.Count is null ? $"({b.Size})" : $"({b.Count}) * ({b.Size})"))};")
+             .Block($"return {string.Join("\n    + ", sized)};")
              .Close()
              .Line()
              .Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
             w.Line("long rows = (long)batch * seq;");
             foreach (var b in list)
             {
+                if (inRegion.ContainsKey(b))
+                {
+                    if (b != packed[0].Buffer) continue;
+                    // The packed buffers, all at once where the first stood.
+                    w.Line($"// Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.")
+                     .Line($"var packed = workspace.TakeParts<{n.Type}>(rows * {packedPerRow},");
+                    for (int i = 0; i < packed.Count; i++)
+                        w.Line($"    (rows * {packed[i].Offset}, rows * {packed[i].PerRow}, \"{packed[i].Buffer.Field}\", \"{Escape(packed[i].Buffer.Why)}\"){(i + 1 < packed.Count ? "," : ");")}");
+                    w.Line($"({string.Join(", ", packed.Select(p => p.Buffer.Field))}) = ({string.Join(", ", packed.Select((_, i) => $"packed[{i}]"))});");
+                    continue;
+                }
                 // A named buffer carries what it holds, for the legend of the device check's table.
                 string label = b.Use == BufferUse.Schedule ? "null"
-                    : (b.Count is null ? $"\"{b.Field}\"" : $"$\"{b.Field}[{{i}}]\"") + $", \"{b.Why.Replace("\\", "\\\\").Replace("\"", "\\\"")}\"";
+                    : (b.Count is null ? $"\"{b.Field}\"" : $"$\"{b.Field}[{{i}}]\"") + $", \"{Escape(b.Why)}\"";
                 w.Line(b.Count is null
                     ? $"{b.Field} = workspace.Take<{n.Type}>({b.Size}, {label});"
                     : $"for (int i = 0; i < {b.Field}.Length; i++) {b.Field}[i] = workspace.Take<{n.Type}>({b.Size}, {label});");
             }
             w.Close().Close();
         }
+
+        static string Escape(string text) => text.Replace("\\", "\\\\").Replace("\"", "\\\"");
 
         /// <summary>
         /// The names of the members <paramref name="source"/> declares in <paramref name="type"/>: a declaration cannot

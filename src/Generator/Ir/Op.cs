@@ -26,12 +26,21 @@ namespace GateLoop.Generator.Ir
 
     /// <summary>Kernel source an op contributes: static ILGPU kernel methods, and host range entries for some of them.</summary>
     /// <param name="Key">Ops that need the same kernels give the same key; they are emitted once.</param>
-    internal sealed record KernelSource(string Key, string Kernel, string HostEntry = "");
+    internal sealed record KernelSource(string Key, string Kernel, string HostEntry = "")
+    {
+        /// <summary>A lane map's kernel with its host entry, and its lane struct apart (it defines no kernel, so stays when the kernel is fused away).</summary>
+        public static IEnumerable<KernelSource> Of(LaneMap map, Numeric n)
+        {
+            yield return new KernelSource(map.Name, map.Kernel(n), map.HostEntry(n));
+            if (!n.IsDouble) yield return new KernelSource(map.Name + "Lanes", "", map.Lanes(n));
+        }
+    }
 
     /// <summary>
     /// A node of the IR: what one operation of a model owns and does. Its parameters (PyTorch names, shapes, init),
-    /// the buffers it needs, its kernels (with their host entries), and the schedule lines of its forward pass and
-    /// of its backward pass, which the backward schedule runs in the reverse order of the forward. An op kind is one
+    /// the buffers it needs, its kernels (with their host entries), and the steps of its forward pass and of its
+    /// backward pass (kernel launches over its values), which the backward schedule runs in the reverse order of the
+    /// forward. An op kind is one
     /// file under Ops/.
     /// </summary>
     internal abstract class Op
@@ -43,7 +52,7 @@ namespace GateLoop.Generator.Ir
 
         /// <summary>Every buffer the op needs: its outputs' and their gradients', and any scratch of its own.</summary>
         public virtual IEnumerable<Buffer> Buffers =>
-            Outputs.SelectMany(v => new[] { v.Storage, v.GradStorage }).Where(b => b is not null).Select(b => b!);
+            Outputs.SelectMany(v => new[] { v.Storage, v.Grad?.Storage }).Where(b => b is not null).Select(b => b!);
 
         public virtual IEnumerable<KernelSource> Kernels(Numeric n) => Enumerable.Empty<KernelSource>();
 

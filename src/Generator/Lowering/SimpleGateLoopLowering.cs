@@ -15,22 +15,22 @@ namespace GateLoop.Generator.Lowering
         public static Graph Lower(SimpleGateLoopSpec s)
         {
             var dim = ("Dim", s.Dim);
-            var x = new Value("x", "dx");
-            var y = new Value("y", "dy");
+            var x = new Value("x", "rows * Dim", new Value("dx", "rows * Dim"));
+            var y = new Value("y", "rows * Dim", new Value("dy", "rows * Dim"));
             // One buffer serves ∂L/∂h and, before it, LayerNorm's ∂L/∂(q ⊙ S) (dead once ∂L/∂h is written).
-            var dh = new Buffer("DH", null, "rows * Dim",
-                s.PostLayerNorm && s.PreNorm ? "gradient of q ⊙ S, then of h" : s.PostLayerNorm ? "gradient of q ⊙ S" : "gradient of h", BufferUse.Gradient);
+            var dh = Value.Gradient(new Buffer("DH", null, "rows * Dim",
+                s.PostLayerNorm && s.PreNorm ? "gradient of q ⊙ S, then of h" : s.PostLayerNorm ? "gradient of q ⊙ S" : "gradient of h", BufferUse.Gradient), "d");
             var ops = new List<Op>();
             var h = x;
             if (s.PreNorm)
             {
-                h = Value.Stored(new Buffer("H", null, "rows * Dim", "RMSNorm(x)"), dh, "d");
+                h = Value.Stored(new Buffer("H", null, "rows * Dim", "RMSNorm(x)"), dh);
                 ops.Add(new RmsNorm("NormGamma", "norm.gamma", s.Dim, x, h, Value.Stored(new Buffer("InvNorm", null, "rows", "1/‖x‖ per position"))));
             }
             var z = Value.Stored(new Buffer("Z", null, "rows * 3 * Dim", "[q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]"),
-                new Buffer("DZ", null, "rows * 3 * Dim", "gradient of Z", BufferUse.Gradient), "d");
+                Value.Gradient(new Buffer("DZ", null, "rows * 3 * Dim", "gradient of Z", BufferUse.Gradient), "d"));
             ops.Add(new Linear("QkvaW", "to_qkva.0", ("3 * Dim", 3 * s.Dim), dim, h, z));
-            var mixed = s.PostLayerNorm ? Value.Stored(new Buffer("Out", null, "rows * Dim", "q ⊙ S before the LayerNorm"), dh, "d") : y;
+            var mixed = s.PostLayerNorm ? Value.Stored(new Buffer("Out", null, "rows * Dim", "q ⊙ S before the LayerNorm"), dh) : y;
             ops.Add(new SimpleGateLoopScan(s, z, mixed));
             if (s.PostLayerNorm)
                 ops.Add(new LayerNorm("PostLnW", "PostLnB", "maybe_post_ln", dim, mixed, y,

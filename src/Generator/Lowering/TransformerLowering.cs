@@ -14,19 +14,37 @@ namespace GateLoop.Generator.Lowering
     /// </summary>
     internal static class TransformerLowering
     {
-        static Buffer Gradient(string field, string size, string why) => new Buffer(field, null, size, why, BufferUse.Gradient);
+        static Value Gradient(string field, string size, string why) => Value.Gradient(new Buffer(field, null, size, why, BufferUse.Gradient));
+
+        /// <summary>
+        /// The residual stream's elements, one value each (block k's sum is block k+1's input), and the gradients
+        /// every element and every normalized input share.
+        /// </summary>
+        sealed class Stream
+        {
+            readonly Dictionary<string, Value> elements = new Dictionary<string, Value>();
+
+            public readonly Value Gradient = new Value("dX", "rows * Dim", storage: Block.StreamGradient);
+
+            public readonly Value NormedGradient = Value.Gradient(Block.NormedGradient);
+
+            /// <summary>The stream at element <paramref name="index"/>, e.g. <c>2 * l + 1</c>.</summary>
+            public Value this[string index] => elements.TryGetValue(index, out var v) ? v : elements[index] = new Value($"a.X[{index}]", "rows * Dim", Gradient);
+        }
 
         static Buffer PerLayer(string field, string size, string why) => new Buffer(field, "Depth", size, why);
 
         public static Graph Lower(TransformerSpec s)
         {
             var dim = ("Dim", s.Dim);
-            var global = new List<Op> { new Embedding("TokenEmb", "token_emb.weight", ("NumTokens", s.NumTokens), dim, new Value("a.X[0]", "dX")) };
+            var stream = new Stream();
+            var global = new List<Op> { new Embedding("TokenEmb", "token_emb.weight", ("NumTokens", s.NumTokens), dim, stream["0"]) };
             var layer = new List<Op>();
-            if (s.SimpleGateLoopBlocks) layer.Add(SimpleGateLoop(s));
-            layer.Add(Mixer(s));
-            layer.Add(FeedForward(s));
-            return new Graph(global, layer, Head(s), s.Depth, new CrossEntropy());
+            if (s.SimpleGateLoopBlocks) layer.Add(SimpleGateLoop(s, stream));
+            layer.Add(Mixer(s, stream));
+            layer.Add(FeedForward(s, stream));
+            var (head, logits) = Head(s, stream);
+            return new Graph(global, layer, head, s.Depth, new CrossEntropy(logits));
         }
 
         // The residual stream has one element per block boundary: block k of layer l is element B·l + k.
@@ -46,41 +64,41 @@ namespace GateLoop.Generator.Lowering
         /// A hybrid's SimpleGateLoop block (the seed's SimpleGateLoopLayer without its own norm, in the block's
         /// wrapper): Z = h·Wᵀ, the fused sigmoid, scan and q ⊙ S, added to the stream.
         /// </summary>
-        static Op SimpleGateLoop(TransformerSpec s)
+        static Op SimpleGateLoop(TransformerSpec s, Stream stream)
         {
-            var (x, h, sum, norm) = Residual(s, Element(s, 0), Element(s, 1), "Sgl");
+            var (x, h, sum, norm) = Residual(s, stream, Element(s, 0), Element(s, 1), "Sgl");
             var z = Value.Stored(PerLayer("SglZ", "rows * 3 * Dim", "SimpleGateLoop [q | kv | gate logits]; after the scan [q | S | a]"),
                 Gradient("DSglZ", "rows * 3 * Dim", "gradient of the SimpleGateLoop projection"));
-            var output = new Value("a.SglOut", "dX", new Buffer("SglOut", null, "rows * Dim", "SimpleGateLoop output q ⊙ S of the current layer"));
+            var output = Value.Stored(new Buffer("SglOut", null, "rows * Dim", "SimpleGateLoop output q ⊙ S of the current layer"), stream.Gradient);
             var scan = new SimpleGateLoopSpec(s.Type, s.Dim, PreNorm: false, PostLayerNorm: false, Reverse: false, Heinsen: false);
             var ops = new List<Op>
             {
                 new Linear("SglW", "fn.to_qkva.0", ("3 * Dim", 3 * s.Dim), ("Dim", s.Dim), h, z),
                 new SimpleGateLoopScan(scan, z, output, inModel: true),
             };
-            return new Block("layers.{i}.0.", ("SimpleGateLoop block", $"SimpleGateLoop block: {Gradient(s, 1)}"), Element(s, 0), Blocks(s),
+            return new Block("layers.{i}.0.", ("SimpleGateLoop block", $"SimpleGateLoop block: {Gradient(s, 1)}"), Blocks(s),
                 !s.PostLayerNorm, x, sum, norm, ops, output);
         }
 
         // The block's norm: RMSNorm into h before the ops (pre-norm), or LayerNorm of the sum after them (post-norm).
-        static (Value X, Value H, Value Sum, Op Norm) Residual(TransformerSpec s, string index, string next, string norm)
+        static (Value X, Value H, Value Sum, Op Norm) Residual(TransformerSpec s, Stream stream, string index, string next, string norm)
         {
-            var x = new Value("x", "dX");
+            var x = stream[index];
             if (!s.PostLayerNorm)
             {
-                var h = new Value("h", "a.DH");
-                return (x, h, new Value($"a.X[{next}]", "dX"),
-                    new RmsNorm(norm + "NormG", "norm.gamma", s.Dim, x, h, new Value($"a.InvNorm[{index}]")));
+                var h = new Value($"a.H[{index}]", "rows * Dim", stream.NormedGradient);
+                return (x, h, stream[next],
+                    new RmsNorm(norm + "NormG", "norm.gamma", s.Dim, x, h, new Value($"a.InvNorm[{index}]", "rows")));
             }
-            var sum = new Value($"a.Sum[{index}]", "dX");
+            var sum = new Value($"a.Sum[{index}]", "rows * Dim", stream.Gradient);
             return (x, x, sum,
-                new LayerNorm(norm + "NormW", norm + "NormB", "norm", ("Dim", s.Dim), sum, new Value($"a.X[{next}]", "dX"), new Value($"a.NormStats[{index}]")));
+                new LayerNorm(norm + "NormW", norm + "NormB", "norm", ("Dim", s.Dim), sum, stream[next], new Value($"a.NormStats[{index}]", "rows * 2")));
         }
 
-        static Op Mixer(TransformerSpec s)
+        static Op Mixer(TransformerSpec s, Stream stream)
         {
             int m = MixerBlock(s);
-            var (x, h, sum, norm) = Residual(s, Element(s, m), Element(s, m + 1), "Mix");
+            var (x, h, sum, norm) = Residual(s, stream, Element(s, m), Element(s, m + 1), "Mix");
             var dim = ("Dim", s.Dim);
             var inner = ("DimInner", s.DimInner);
             var ops = new List<Op>();
@@ -91,7 +109,7 @@ namespace GateLoop.Generator.Lowering
             // or straight into the residual sum, sharing the stream's gradient.
             var projected = s.HasOutProjection ? Gradient("DGated", "rows * DimInner", "gradient of the output projection's input") : null;
             var core = s.SwishGating ? Gradient("DMixed", "rows * DimInner", "gradient of the gated input") : projected;
-            Value Output(Buffer storage, Buffer? gradient) => gradient is null ? new Value(storage.Count is null ? $"a.{storage.Field}" : $"a.{storage.Field}[l]", "dX", storage) : Value.Stored(storage, gradient);
+            Value Output(Buffer storage, Value? gradient) => Value.Stored(storage, gradient ?? stream.Gradient);
 
             Value mixed;
             if (s.UseGateLoopedAttn)
@@ -156,13 +174,13 @@ namespace GateLoop.Generator.Lowering
                 ops.Add(new Linear("OutW", s.UseGateLoopedAttn ? "fn.to_out" : "fn.to_out.1", dim, inner, mixed, sum,
                     s.UseGateLoopedAttn ? null : "OutB", accumulate: true));
             var titles = ($"Mixer block: {(s.UseGateLoopedAttn ? "gate-looped attention" : "causal softmax attention")}", $"Mixer block: {Gradient(s, m + 1)}");
-            return new Block($"layers.{{i}}.{m}.", titles, Element(s, m), Blocks(s), !s.PostLayerNorm, x, sum, norm, ops, s.HasOutProjection ? null : mixed);
+            return new Block($"layers.{{i}}.{m}.", titles, Blocks(s), !s.PostLayerNorm, x, sum, norm, ops, s.HasOutProjection ? null : mixed);
         }
 
-        static Op FeedForward(TransformerSpec s)
+        static Op FeedForward(TransformerSpec s, Stream stream)
         {
             int f = MixerBlock(s) + 1;
-            var (x, h, sum, norm) = Residual(s, Element(s, f), Element(s, f + 1), "Ff");
+            var (x, h, sum, norm) = Residual(s, stream, Element(s, f), Element(s, f + 1), "Ff");
             var hidden = ("Hidden", s.Hidden);
             // GELU's backward writes its input's gradient over its output's.
             var dHidden = Gradient("DF", "rows * Hidden", "feed-forward hidden gradient");
@@ -170,27 +188,27 @@ namespace GateLoop.Generator.Lowering
             var act = Value.Stored(PerLayer("FfAct", "rows * Hidden", "GELU outputs"), dHidden);
             var ops = new List<Op>
             {
-                new Linear("Ff1W", "fn.0", hidden, ("Dim", s.Dim), h, pre),
-                s.FeedForwardReluSquared ? new ReluSquared("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act) : new Gelu("Ff1B", "fn.0.bias", hidden, s.Dim, pre, act),
+                new Linear("Ff1W", "fn.0", hidden, ("Dim", s.Dim), h, pre, "Ff1B"),
+                s.FeedForwardReluSquared ? new ReluSquared(pre, act) : new Gelu(pre, act),
                 new Linear("Ff2W", "fn.2", ("Dim", s.Dim), hidden, act, sum, "Ff2B", accumulate: true),
             };
-            return new Block($"layers.{{i}}.{f}.", ("Feed-forward block", $"Feed-forward block: {Gradient(s, f + 1)}"), Element(s, f), Blocks(s),
+            return new Block($"layers.{{i}}.{f}.", ("Feed-forward block", $"Feed-forward block: {Gradient(s, f + 1)}"), Blocks(s),
                 !s.PostLayerNorm, x, sum, norm, ops, null);
         }
 
         // The head reads the last element of the stream (RMSNorm'ed first when pre-norm).
-        static IReadOnlyList<Op> Head(TransformerSpec s)
+        static (IReadOnlyList<Op> Ops, Value Logits) Head(TransformerSpec s, Stream stream)
         {
-            var final = new Value($"a.X[{Blocks(s)}]", "dX");
-            var logits = new Value("LogitsView", "LogitGrads");
+            var final = stream[Blocks(s)];
+            var logits = new Value("LogitsView", "rows * NumTokens", new Value("LogitGrads", "rows * NumTokens"));
             var vocabulary = ("NumTokens", s.NumTokens);
-            if (s.PostLayerNorm) return new Op[] { new Linear("HeadW", "to_logits", vocabulary, ("Dim", s.Dim), final, logits) };
-            var h = new Value($"a.H[{Blocks(s)}]", "a.DH");
-            return new Op[]
+            if (s.PostLayerNorm) return (new Op[] { new Linear("HeadW", "to_logits", vocabulary, ("Dim", s.Dim), final, logits) }, logits);
+            var h = new Value($"a.H[{Blocks(s)}]", "rows * Dim", stream.NormedGradient);
+            return (new Op[]
             {
-                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value($"a.InvNorm[{Blocks(s)}]")),
+                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value($"a.InvNorm[{Blocks(s)}]", "rows")),
                 new Linear("HeadW", "to_logits.1", vocabulary, ("Dim", s.Dim), h, logits),
-            };
+            }, logits);
         }
     }
 }

@@ -64,6 +64,10 @@ namespace GateLoop.Generator
             "A class cannot be both a GateLoop model and a SimpleGateLoop layer",
             "'{0}' carries both [GateLoopTransformer] and [SimpleGateLoop]; a class is either a model or a layer, declare each on its own class");
 
+        public static readonly DiagnosticDescriptor BadLaunch = Error("GL0040",
+            "A launch the model cannot run",
+            "The generated schedule cannot run: {0}; change the sizes the declaration sets");
+
         // Reported at the end of a compilation, once every kernel's callees are known (hence the CompilationEnd tag).
         public static readonly DiagnosticDescriptor PtxHazard = new DiagnosticDescriptor("GL0030",
             "Kernel construct that ILGPU's PTX backend miscompiles",
@@ -74,7 +78,7 @@ namespace GateLoop.Generator
         {
             NotPartial, GenericContext, NonPositive, Negative, HeadsDoNotDivide, FracGradientOutOfRange, HasBaseClass, UnknownPrecision,
             TooLarge, StaticModel, ReservedName, OddHeadWidth, OtherMixerOption,
-            LayerAndModel,
+            LayerAndModel, BadLaunch,
         };
 
         public static DiagnosticDescriptor ById(string id) => All.First(d => d.Id == id);

@@ -18,14 +18,14 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<Param> Parameters =>
             Ops.OfType<Rotary>().SelectMany(o => o.Parameters).Concat(Ops.Where(o => o is not Rotary).SelectMany(o => o.Parameters));
 
+        /// <summary>The row stride of the q | k | v buffer, for every kernel that reads it by head and channel.</summary>
+        public static readonly KernelSource QkvLayout = new KernelSource("QkvRow", "const long QkvRow = 3L * DimInner; // q | k | v per row");
+
         /// <summary>
         /// Scores, softmax and the weighted values, one kernel per stage with its gradient beside it. Layouts: qkv
         /// [rows, 3·DimInner] with head h at columns h·HeadDim… of q, k and v; probabilities [batch, Heads, seq, seq]
         /// (entries above the diagonal unused). Attention carries no recurrent state: generation re-runs the prefix.
         /// </summary>
-        /// <summary>The row stride of the q | k | v buffer, for every kernel that reads it by head and channel.</summary>
-        public static readonly KernelSource QkvLayout = new KernelSource("QkvRow", "const long QkvRow = 3L * DimInner; // q | k | v per row");
-
         internal sealed class Core : Op
         {
             readonly int headDim;
@@ -43,11 +43,13 @@ namespace GateLoop.Generator.Ops
 
             public override IEnumerable<Value> Outputs => new[] { output };
 
-            public override IEnumerable<Buffer> Buffers => new[]
-            {
-                new Buffer("Probs", "Depth", "batch * Heads * (long)seq * seq", "causal attention probabilities (scores when not normalized)"),
-            }.Concat(base.Buffers).Append(
-                new Buffer("DProbs", null, "batch * Heads * (long)seq * seq", "gradient of the probabilities, then of the scores", BufferUse.Gradient));
+            static readonly Buffer ProbsBuffer = new Buffer("Probs", "Depth", "batch * Heads * (long)seq * seq", "causal attention probabilities (scores when not normalized)");
+
+            static readonly Buffer DProbsBuffer = new Buffer("DProbs", null, "batch * Heads * (long)seq * seq", "gradient of the probabilities, then of the scores", BufferUse.Gradient);
+
+            readonly Value probs = Value.Stored(ProbsBuffer), dProbs = Value.Gradient(DProbsBuffer);
+
+            public override IEnumerable<Buffer> Buffers => new[] { ProbsBuffer }.Concat(base.Buffers).Append(DProbsBuffer);
 
             public override IEnumerable<KernelSource> Members(Numeric n)
             {
@@ -56,17 +58,17 @@ namespace GateLoop.Generator.Ops
 
             public override void Forward(Schedule s)
             {
-                s.Launch("AttentionScores", "Batch * Heads * Seq * Seq", "Seq", qkv.Expr, "a.Probs[l]");
-                if (softmax) s.Launch("AttentionSoftmax", "Batch * Heads * Seq", "Seq", "a.Probs[l]");
-                s.Launch("AttentionOutput", "R * DimInner", "Seq", "a.Probs[l]", qkv.Expr, output.Expr);
+                s.Launch("AttentionScores", "Batch * Heads * Seq * Seq", "Seq", qkv, probs);
+                if (softmax) s.Launch("AttentionSoftmax", "Batch * Heads * Seq", "Seq", probs);
+                s.Launch("AttentionOutput", "R * DimInner", "Seq", probs, qkv, output);
             }
 
             public override void Backward(Schedule s)
             {
-                s.Launch("AttentionGradValues", "R * DimInner", "Seq", "a.Probs[l]", output.Grad!, qkv.Grad!);
-                s.Launch("AttentionGradProbs", "Batch * Heads * Seq * Seq", "Seq", qkv.Expr, output.Grad!, "a.DProbs");
-                if (softmax) s.Launch("AttentionSoftmaxBackward", "Batch * Heads * Seq", "Seq", "a.Probs[l]", "a.DProbs");
-                s.Launch("AttentionGradQueriesKeys", "R * DimInner", "Seq", qkv.Expr, "a.DProbs", qkv.Grad!);
+                s.Launch("AttentionGradValues", "R * DimInner", "Seq", probs, output.Grad!, qkv.Grad!);
+                s.Launch("AttentionGradProbs", "Batch * Heads * Seq * Seq", "Seq", qkv, output.Grad!, dProbs);
+                if (softmax) s.Launch("AttentionSoftmaxBackward", "Batch * Heads * Seq", "Seq", probs, dProbs);
+                s.Launch("AttentionGradQueriesKeys", "R * DimInner", "Seq", qkv, dProbs, qkv.Grad!);
             }
 
             public override IEnumerable<KernelSource> Kernels(Numeric n)

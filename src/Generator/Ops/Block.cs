@@ -15,24 +15,22 @@ namespace GateLoop.Generator.Ops
     internal sealed class Block : Sequence
     {
         readonly (string Forward, string Backward) titles;
-        readonly string index, blocks;
+        readonly string blocks;
         readonly bool pre;
         readonly Op norm;
         readonly Value x, sum;
         readonly Value? added;
 
         /// <param name="titles">The comments the schedules open the block with.</param>
-        /// <param name="index">The block's element of the residual stream, e.g. <c>2 * l + 1</c>.</param>
         /// <param name="blocks">How many blocks the model has, e.g. <c>2 * Depth</c>: the stream has one element more.</param>
-        /// <param name="x">The block's input (the local <c>x</c>), whose gradient is the stream's.</param>
+        /// <param name="x">The block's input, an element of the stream, whose gradient is the stream's.</param>
         /// <param name="sum">x + f: the next element of the stream (pre-norm) or what the LayerNorm normalizes.</param>
         /// <param name="norm">The RMSNorm producing h (pre-norm) or the LayerNorm after the sum (post-norm).</param>
         /// <param name="added">The ops' output, when the block adds it to x itself; null when the last op writes into the sum.</param>
-        public Block(string module, (string Forward, string Backward) titles, string index, string blocks, bool pre, Value x, Value sum, Op norm,
+        public Block(string module, (string Forward, string Backward) titles, string blocks, bool pre, Value x, Value sum, Op norm,
             IReadOnlyList<Op> ops, Value? added) : base(module, ops)
         {
             this.titles = titles;
-            this.index = index;
             this.blocks = blocks;
             this.pre = pre;
             this.x = x;
@@ -42,6 +40,12 @@ namespace GateLoop.Generator.Ops
         }
 
         public override IEnumerable<Param> Parameters => base.Parameters.Concat(norm.Parameters.Select(p => p.Under(Module)));
+
+        /// <summary>The residual stream's gradient, which every block shares.</summary>
+        public static readonly Buffer StreamGradient = new Buffer("DX", null, "rows * Dim", "gradient of the residual stream", BufferUse.Gradient);
+
+        /// <summary>The gradient of a pre-norm block's normalized input, which every block shares.</summary>
+        public static readonly Buffer NormedGradient = new Buffer("DH", null, "rows * Dim", "gradient of a block's normalized input", BufferUse.Gradient);
 
         public override IEnumerable<Buffer> Buffers
         {
@@ -59,8 +63,8 @@ namespace GateLoop.Generator.Ops
                     yield return new Buffer("NormStats", blocks, "rows * 2", "mean and rstd per row of each LayerNorm");
                 }
                 foreach (var b in base.Buffers) yield return b;
-                yield return new Buffer("DX", null, "rows * Dim", "gradient of the residual stream", BufferUse.Gradient);
-                if (pre) yield return new Buffer("DH", null, "rows * Dim", "gradient of a block's normalized input", BufferUse.Gradient);
+                yield return StreamGradient;
+                if (pre) yield return NormedGradient;
             }
         }
 
@@ -78,23 +82,18 @@ namespace GateLoop.Generator.Ops
 
         public override void Forward(Schedule s)
         {
-            s.Line($"// {titles.Forward}.");
-            s.Bind("x", $"a.X[{index}]");
-            if (pre)
-            {
-                s.Bind("h", $"a.H[{index}]");
-                norm.Forward(s);
-            }
+            s.Comment(titles.Forward + ".");
+            if (pre) norm.Forward(s);
             if (added is null)
             {
                 foreach (var op in Ops.Take(Ops.Count - 1)) op.Forward(s);
-                s.Line($"x.CopyTo({sum});");
+                s.Copy(x, sum);
                 Ops[Ops.Count - 1].Forward(s);
             }
             else
             {
                 base.Forward(s);
-                s.Launch("Add", "R * Dim", "x", added.Expr, sum.Expr);
+                s.Launch("Add", "R * Dim", x, added, sum);
             }
             if (!pre) norm.Forward(s);
         }
@@ -102,11 +101,9 @@ namespace GateLoop.Generator.Ops
         // dX holds the gradient of the block's output, and flows on unchanged to x through the residual.
         public override void Backward(Schedule s)
         {
-            s.Line($"// {titles.Backward}.");
-            s.Bind("x", $"a.X[{index}]");
+            s.Comment(titles.Backward + ".");
             s.Holds(x);
-            if (pre) s.Bind("h", $"a.H[{index}]");
-            else norm.Backward(s);
+            if (!pre) norm.Backward(s);
             base.Backward(s);
             if (pre) norm.Backward(s);
         }

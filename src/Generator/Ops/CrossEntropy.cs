@@ -10,8 +10,15 @@ namespace GateLoop.Generator.Ops
     /// </summary>
     internal sealed class CrossEntropy : Op
     {
+        static readonly Value Targets = new Value("Targets", "rows", element: "int"), Loss = new Value("LossRows", "rows");
+
+        readonly Value logits;
+
+        /// <param name="logits">The head's output, whose gradient the loss writes.</param>
+        public CrossEntropy(Value logits) => this.logits = logits;
+
         public override void Forward(Schedule s) =>
-            s.Line(Schedule.LaunchCall("CrossEntropy", "Rows", "LogitsView, Targets, gradScale, LossRows, LogitGrads"));
+            s.Launch("CrossEntropy", "Rows", logits, Targets, new ScalarArg("gradScale", Value.Real), Loss, logits.Grad!);
 
         // The gradient it leaves is where the backward schedule starts.
         public override void Backward(Schedule s) { }

@@ -10,6 +10,9 @@ namespace GateLoop.Generator.Ops
         readonly Param table;
         readonly Value output;
 
+        // The token ids the model uploads, one per row.
+        static readonly Value Tokens = new Value("Inputs", "rows", element: "int");
+
         /// <param name="output">The rows it writes; their gradient is what backward scatters into the table's.</param>
         public Embedding(string field, string name, (string, int) vocabulary, (string, int) width, Value output)
         {
@@ -19,9 +22,9 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<Param> Parameters => new[] { table };
 
-        public override void Forward(Schedule s) => s.Launch("EmbeddingForward", "R", "Inputs", s.W(table), output.Expr);
+        public override void Forward(Schedule s) => s.Launch("EmbeddingForward", "R", Tokens, s.W(table), output);
 
-        public override void Backward(Schedule s) => s.Launch("EmbeddingBackward", "NumTokens", "Inputs", output.Grad!, s.G(table));
+        public override void Backward(Schedule s) => s.Launch("EmbeddingBackward", "NumTokens", Tokens, output.Grad!, s.G(table));
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {

@@ -29,15 +29,27 @@ namespace GateLoop.Generator.Ops
             this.qkv = qkv;
             this.transition = transition;
             this.output = output;
+            states = Value.Stored(spec.CheckpointGateLoopedAttn
+                ? new Buffer("StateScratch", null, $"rows * {StateRow}", "scan states of one layer, recomputed in backward")
+                : new Buffer("States", "Depth", $"rows * {StateRow}", "scan states of every layer"));
+            // The carried state has one row per sequence, not per token.
+            planCarry = Value.Stored(new Buffer("Carry", "Depth", $"batch * {StateRow}", "scan state per sequence for passes that start from zero"));
+            carried = new Value("carried[l]", $"batch * {StateRow}");
+            carry = new Value("carry", $"batch * {StateRow}");
+            aggregates = Value.Gradient(ChunkedScans.Aggregates("DimInner", 4));
+            gradStates = Value.Gradient(new Buffer("GradStates", null, $"rows * {StateRow}", "reverse-scan states Ĝ of one layer", BufferUse.Gradient));
         }
 
         string StateRow => spec.MaxHeads ? "2 * DimInner" : "2 * DimInner * HeadDim";
 
-        string States => spec.CheckpointGateLoopedAttn ? "a.StateScratch" : "a.States[l]";
+        readonly Value states, carry, carried, planCarry, aggregates, gradStates;
 
-        string TransitionArg => transition is null ? "" : transition.Expr + ", ";
+        // The kernels take the transitions (and write their gradient) only when there are any.
+        Arg[] Transition => transition is null ? new Arg[0] : new Arg[] { transition };
 
-        string TransitionGrad => transition is null ? "" : ", " + transition.Grad;
+        Arg[] TransitionGrad => transition is null ? new Arg[0] : new Arg[] { transition.Grad! };
+
+        Arg[] Args(params object[] parts) => parts.SelectMany(p => p switch { Arg[] many => many, Value v => new Arg[] { v }, _ => new Arg[] { (string)p } }).ToArray();
 
         public override IEnumerable<Value> Outputs => new[] { output };
 
@@ -45,14 +57,11 @@ namespace GateLoop.Generator.Ops
         {
             get
             {
-                // The carried state has one row per sequence, not per token.
-                yield return new Buffer("Carry", "Depth", $"batch * {StateRow}", "scan state per sequence for passes that start from zero");
-                yield return spec.CheckpointGateLoopedAttn
-                    ? new Buffer("StateScratch", null, $"rows * {StateRow}", "scan states of one layer, recomputed in backward")
-                    : new Buffer("States", "Depth", $"rows * {StateRow}", "scan states of every layer");
-                if (spec.MaxHeads) yield return ChunkedScans.Aggregates("DimInner", 4);
+                yield return planCarry.Storage!;
+                yield return states.Storage!;
+                if (spec.MaxHeads) yield return aggregates.Storage!;
                 foreach (var b in base.Buffers) yield return b;
-                if (!spec.MaxHeads) yield return new Buffer("GradStates", null, $"rows * {StateRow}", "reverse-scan states Ĝ of one layer", BufferUse.Gradient);
+                if (!spec.MaxHeads) yield return gradStates.Storage!;
             }
         }
 
@@ -77,47 +86,43 @@ namespace GateLoop.Generator.Ops
         // Generation continues the carried state; every other pass starts from zero.
         public override void Forward(Schedule s)
         {
-            s.Line("var carry = continueState ? carried[l] : a.Carry[l];");
-            s.Line("if (!continueState) carry.MemSetToZero();");
-            ForwardCalls(s, "carry");
-            if (!spec.MaxHeads) s.Launch("ScanOutputForward", "R * DimInner", qkv.Expr, States, output.Expr);
+            s.Select(carry, "continueState", carried, planCarry);
+            s.Clear(carry, unless: "continueState");
+            ForwardCalls(s, carry);
+            if (!spec.MaxHeads) s.Launch("ScanOutputForward", "R * DimInner", qkv, states, output);
         }
 
-        void ForwardCalls(Schedule s, string carry)
+        void ForwardCalls(Schedule s, Value carry)
         {
             if (spec.MaxHeads)
-                s.Open("if (Chunked)")
-                 .Line(Schedule.LaunchCall("ChunkScanForward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{States}, a.ChunkAgg"))
-                 .Line(Schedule.LaunchCall("ChunkCarryForward", "Batch * DimInner", $"Seq, a.ChunkAgg, {carry}"))
-                 .Line(Schedule.LaunchCall("ChunkApplyForward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{output}, {States}, a.ChunkAgg"))
-                 .Close()
-                 .Line("else")
-                 .Line("    " + Schedule.LaunchCall("ScanForward", "Batch * DimInner", $"Seq, {qkv}, {TransitionArg}{output}, {States}, {carry}"));
+                s.Choose("Chunked", c => c
+                    .Launch("ChunkScanForward", "Batch * Chunks * DimInner", Args("Seq", qkv, Transition, states, aggregates))
+                    .Launch("ChunkCarryForward", "Batch * DimInner", "Seq", aggregates, carry)
+                    .Launch("ChunkApplyForward", "Batch * Chunks * DimInner", Args("Seq", qkv, Transition, output, states, aggregates)),
+                    plain => plain.Launch("ScanForward", "Batch * DimInner", Args("Seq", qkv, Transition, output, states, carry)));
             else
-                s.Line(Schedule.LaunchCall("ScanStatesForward", "Batch * Heads * HeadDim * HeadDim", $"Seq, {qkv}, {TransitionArg}{States}, {carry}"));
+                s.Launch("ScanStatesForward", "Batch * Heads * HeadDim * HeadDim", Args("Seq", qkv, Transition, states, carry));
         }
 
         public override void Backward(Schedule s)
         {
             if (spec.CheckpointGateLoopedAttn)
             {
-                s.Line("// Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.");
-                s.Line("a.Carry[l].MemSetToZero();");
-                ForwardCalls(s, "a.Carry[l]");
+                s.Comment("Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.");
+                s.Clear(planCarry);
+                ForwardCalls(s, planCarry);
             }
-            string dScan = output.Grad!;
+            var dScan = output.Grad!;
             if (spec.MaxHeads)
-                s.Open("if (Chunked)")
-                 .Line(Schedule.LaunchCall("ChunkScanBackward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg"))
-                 .Line(Schedule.LaunchCall("ChunkCarryBackward", "Batch * DimInner", "Seq, a.ChunkAgg"))
-                 .Line(Schedule.LaunchCall("ChunkApplyBackward", "Batch * Chunks * DimInner", $"Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad}, a.ChunkAgg"))
-                 .Close()
-                 .Line("else")
-                 .Line("    " + Schedule.LaunchCall("ScanBackward", "Batch * DimInner", $"Seq, {qkv}, {TransitionArg}{States}, {dScan}, {qkv.Grad}{TransitionGrad}"));
+                s.Choose("Chunked", c => c
+                    .Launch("ChunkScanBackward", "Batch * Chunks * DimInner", Args("Seq", qkv, Transition, dScan, qkv.Grad!, TransitionGrad, aggregates))
+                    .Launch("ChunkCarryBackward", "Batch * DimInner", "Seq", aggregates)
+                    .Launch("ChunkApplyBackward", "Batch * Chunks * DimInner", Args("Seq", qkv, Transition, states, dScan, qkv.Grad!, TransitionGrad, aggregates)),
+                    plain => plain.Launch("ScanBackward", "Batch * DimInner", Args("Seq", qkv, Transition, states, dScan, qkv.Grad!, TransitionGrad)));
             else
             {
-                s.Line(Schedule.LaunchCall("ScanStatesBackward", "Batch * Heads * HeadDim * HeadDim", $"Seq, {qkv}, {TransitionArg}{dScan}, a.GradStates"));
-                s.Line(Schedule.LaunchCall("ScanInputsBackward", "R * Heads", $"Seq, {qkv}, {States}, a.GradStates, {dScan}, {qkv.Grad}{TransitionGrad}"));
+                s.Launch("ScanStatesBackward", "Batch * Heads * HeadDim * HeadDim", Args("Seq", qkv, Transition, dScan, gradStates));
+                s.Launch("ScanInputsBackward", "R * Heads", Args("Seq", qkv, states, gradStates, dScan, qkv.Grad!, TransitionGrad));
             }
         }
 

@@ -5,59 +5,51 @@ using GateLoop.Generator.Templates;
 namespace GateLoop.Generator.Ops
 {
     /// <summary>
-    /// The feed-forward block's first bias and its exact GELU, u·Φ(u) with the erf (PyTorch's nn.GELU()), fused in
-    /// one kernel; the bias is the first nn.Linear's (U(−1/√in, 1/√in)). Backward: du = dz·(Φ(u) + u·φ(u)) in place,
-    /// then the bias's column sums.
+    /// The exact GELU of the feed-forward block, u·Φ(u) with the erf (PyTorch's nn.GELU()). Backward:
+    /// du = dz·(Φ(u) + u·φ(u)) in place. The first Linear's bias before it is fused into its kernel by a rewrite.
     /// </summary>
     internal sealed class Gelu : Op
     {
-        readonly Param bias;
         readonly Value pre, output;
 
-        /// <param name="pre">x·Wᵀ, to which the bias is added in place (kept for backward); its gradient may be the output's buffer.</param>
-        public Gelu(string field, string name, (string, int) width, int fanIn, Value pre, Value output)
+        /// <param name="pre">Its input, kept for backward; its gradient may be the output's buffer.</param>
+        public Gelu(Value pre, Value output)
         {
-            bias = new Param(field, name, new[] { width }, "Uniform", fanIn);
             this.pre = pre;
             this.output = output;
         }
 
-        public override IEnumerable<Param> Parameters => new[] { bias };
-
         public override IEnumerable<Value> Outputs => new[] { output };
 
-        public override void Forward(Schedule s) => s.Launch("BiasGeluForward", "R * Hidden", pre.Expr, s.W(bias), output.Expr);
+        public override void Forward(Schedule s) => s.Launch("GeluForward", "R * Hidden", pre, output);
 
-        public override void Backward(Schedule s)
-        {
-            s.Launch("GeluBackward", "R * Hidden", pre.Expr, output.Grad!, pre.Grad!);
-            s.ColumnSum("Hidden", pre.Grad!, s.G(bias));
-        }
+        public override void Backward(Schedule s) => s.Launch("GeluBackward", "R * Hidden", pre, output.Grad!, pre.Grad!);
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
-            yield return new KernelSource("Phi", n.IsDouble ? PhiDouble(n) : PhiFloat(n));
-            yield return new KernelSource("Gelu", Kernel(n), Host(n));
+            yield return new KernelSource("Phi", n.IsDouble ? PhiDouble(n) : Phi.Scalar(n));
+            foreach (var source in KernelSource.Of(ForwardMap, n)) yield return source;
+            foreach (var source in KernelSource.Of(BackwardMap, n)) yield return source;
         }
 
         // Φ(v) = (1 + erf(v/√2))/2, and erf(x) has the factor e^{−x²} = e^{−v²/2}: GELU's forward and backward need
         // that exponential anyway (the backward for φ(v)), so the caller computes it once and passes it in.
 
-        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding. The sign is a select of
-        // floats (a GPU predicates it); CopySign would be shorter, but ILGPU's PTX for it swaps the operands.
-        static string PhiFloat(Numeric n) => $$"""
-            /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-            static float Phi(float v, float gauss)
+        // Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, within float rounding; the float kernels' helper
+        // and the host's lanes. The sign is a select of floats (a GPU predicates it); CopySign would be shorter, but
+        // ILGPU's PTX for it swaps the operands.
+        static readonly LaneHelper Phi = new LaneHelper("Phi",
+            "The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).", new[] { "v", "gauss" },
+            new[]
             {
-                float t = 1 / (1 + {{n.Lit(0.3275911 / System.Math.Sqrt(2))}} * global::System.MathF.Abs(v));
-                float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-                float erf = 1 - poly * gauss;
-                return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-            }
-            """;
+                ("t", 1 / (1 + 0.3275911 / System.Math.Sqrt(2) * Lane.Abs("v"))),
+                ("poly", ((((1.061405429 * (Lane)"t" - 1.453152027) * "t" + 1.421413741) * "t" - 0.284496736) * "t" + 0.254829592) * "t"),
+                ("erf", 1 - (Lane)"poly" * "gauss"),
+            },
+            0.5 + 0.5 * Lane.IfLess("v", 0, -(Lane)"erf", "erf"));
 
         // The all-positive series erf(x) = 2/√π·e^{−x²}·Σ 2ⁿx^{2n+1}/(2n+1)!! has no cancellation, so it is exact to
-        // double rounding; beyond |x| = 6, erf is 1 to within 2e-17.
+        // double rounding; beyond |x| = 6, erf is 1 to within 2e-17. Only a double build (verification) uses it.
         static string PhiDouble(Numeric n) => $$"""
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by its all-positive series; ±1 beyond |v/√2| = 6).</summary>
             static double Phi(double v, double gauss)
@@ -75,35 +67,13 @@ namespace GateLoop.Generator.Ops
             }
             """;
 
-        static string Kernel(Numeric n) => $$"""
-            /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
-            public static void BiasGeluForward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> bias, ArrayView<{{n.Type}}> z)
-            {
-                {{n.Type}} v = u[index] + bias[index.X % Hidden];
-                u[index] = v;
-                z[index] = v * Phi(v, {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v));
-            }
+        static Lane Gauss(Lane v) => Lane.Exp(-0.5 * v * v);
 
-            /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
-            public static void GeluBackward(Index1D index, ArrayView<{{n.Type}}> u, ArrayView<{{n.Type}}> dz, ArrayView<{{n.Type}}> du)
-            {
-                {{n.Type}} v = u[index], gauss = {{n.Math}}.Exp({{n.Lit(-0.5)}} * v * v);
-                du[index] = dz[index] * (Phi(v, gauss) + v * gauss * {{n.Lit(1 / System.Math.Sqrt(2 * System.Math.PI))}});
-            }
-            """;
+        static readonly LaneMap ForwardMap = new LaneMap("GeluForward", "z = gelu(u) = u·Φ(u) with the exact erf.",
+            new[] { ("u", "v") }, new (string, Lane)[0], new[] { ("z", (Lane)"v" * Phi.Call("v", Gauss("v"))) });
 
-        /// <summary>
-        /// Host range entries for the GELU kernels: SIMD lanes in the runtime (float only; a double build, used
-        /// for verification, runs the scalar twins).
-        /// </summary>
-        static string Host(Numeric n) => n.IsDouble ? "" : $$"""
-            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                {{Numeric.Runtime}}HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
-
-            /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                {{Numeric.Runtime}}HostSimd.GeluBackward(from, to, u, dz, du);
-            """;
+        static readonly LaneMap BackwardMap = new LaneMap("GeluBackward", "du = dz·(Φ(u) + u·φ(u)); du may alias dz.",
+            new[] { ("u", "v"), ("dz", "d") }, new[] { ("gauss", Gauss("v")) },
+            new[] { ("du", (Lane)"d" * (Phi.Call("v", "gauss") + (Lane)"v" * "gauss" * (1 / System.Math.Sqrt(2 * System.Math.PI)))) });
     }
 }

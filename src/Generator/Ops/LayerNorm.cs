@@ -32,12 +32,12 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<Value> Outputs => new[] { output, stats };
 
         public override void Forward(Schedule s) =>
-            s.Launch($"LayerNorm{width}Forward", "R", input.Expr, s.W(weight), s.W(bias), output.Expr, stats.Expr);
+            s.Launch($"LayerNorm{width}Forward", "R", input, s.W(weight), s.W(bias), output, stats);
 
         public override void Backward(Schedule s)
         {
-            s.Launch($"LayerNorm{width}BackwardParams", width, "R", input.Expr, stats.Expr, output.Grad!, s.G(weight), s.G(bias));
-            s.Launch($"LayerNorm{width}Backward", "R", input.Expr, s.W(weight), stats.Expr, output.Grad!, input.Grad!);
+            s.Launch($"LayerNorm{width}BackwardParams", width, "R", input, stats, output.Grad!, s.G(weight), s.G(bias));
+            s.Launch($"LayerNorm{width}Backward", "R", input, s.W(weight), stats, output.Grad!, input.Grad!);
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)

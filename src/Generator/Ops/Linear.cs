@@ -37,14 +37,14 @@ namespace GateLoop.Generator.Ops
 
         public override void Forward(Schedule s)
         {
-            s.Linear(weight, outs.Expr, ins.Expr, input.Expr, accumulate ? s.One : s.Zero, output.Expr);
-            if (bias is not null) s.Launch($"AddBias{outs.Expr}", $"R * {outs.Expr}", output.Expr, s.W(bias));
+            s.Linear(weight, outs.Expr, ins.Expr, input, accumulate, output);
+            if (bias is not null) s.Launch($"AddBias{outs.Expr}", $"R * {outs.Expr}", output, s.W(bias));
         }
 
         public override void Backward(Schedule s)
         {
             if (bias is not null) s.ColumnSum(outs.Expr, output.Grad!, s.G(bias));
-            s.Gemm(true, false, outs.Expr, ins.Expr, "R", output.Grad!, input.Expr, s.One, s.G(weight));
+            s.Gemm(true, false, outs.Expr, ins.Expr, "R", output.Grad!, input, s.One, s.G(weight));
             if (input.Grad is not null) s.Gemm(false, false, "R", ins.Expr, outs.Expr, output.Grad!, s.W(weight), s.Beta(input), input.Grad);
         }
 
@@ -56,6 +56,10 @@ namespace GateLoop.Generator.Ops
                 /// <summary>x[r, c] += bias[c] for rows of {{width}}.</summary>
                 public static void AddBias{{width}}(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> bias) =>
                     x[index] += bias[index.X % {{width}}];
+                """, n.IsDouble ? "" : $$"""
+                /// <summary>Runs <see cref="Kernels.AddBias{{width}}"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+                public static void AddBias{{width}}(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
+                    {{Numeric.Runtime}}HostSimd.AddBias(from, to, {{width}}, x, bias);
                 """);
         }
     }

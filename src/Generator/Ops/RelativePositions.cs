@@ -20,11 +20,15 @@ namespace GateLoop.Generator.Ops
             this.qkv = qkv;
         }
 
-        public override IEnumerable<Buffer> Buffers => new[] { new Buffer("Cum", "Depth", "rows * DimInner", "their cumulative products C") };
+        static readonly Buffer CumBuffer = new Buffer("Cum", "Depth", "rows * DimInner", "their cumulative products C");
 
-        public override void Forward(Schedule s) => s.Launch("RelPosForward", "R * Heads", gates.Expr, "a.Cum[l]", qkv.Expr);
+        readonly Value cum = Value.Stored(CumBuffer);
 
-        public override void Backward(Schedule s) => s.Launch("RelPosBackward", "R * Heads", gates.Expr, "a.Cum[l]", qkv.Expr, qkv.Grad!, gates.Grad!);
+        public override IEnumerable<Buffer> Buffers => new[] { CumBuffer };
+
+        public override void Forward(Schedule s) => s.Launch("RelPosForward", "R * Heads", gates, cum, qkv);
+
+        public override void Backward(Schedule s) => s.Launch("RelPosBackward", "R * Heads", gates, cum, qkv, qkv.Grad!, gates.Grad!);
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {

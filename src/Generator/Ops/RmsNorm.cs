@@ -29,13 +29,13 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<Value> Outputs => new[] { output, invNorm };
 
-        public override void Forward(Schedule s) => s.Launch("RmsNormForward", "R", input.Expr, s.W(gamma), output.Expr, invNorm.Expr);
+        public override void Forward(Schedule s) => s.Launch("RmsNormForward", "R", input, s.W(gamma), output, invNorm);
 
         public override void Backward(Schedule s)
         {
             s.EnsureHolding(input);
-            s.Launch("RmsNormBackward", "R", input.Expr, s.W(gamma), invNorm.Expr, output.Grad!, input.Grad!);
-            s.Launch("RmsNormBackwardGamma", "Dim", "R", input.Expr, invNorm.Expr, output.Grad!, s.G(gamma));
+            s.Launch("RmsNormBackward", "R", input, s.W(gamma), invNorm, output.Grad!, input.Grad!);
+            s.Launch("RmsNormBackwardGamma", "Dim", "R", input, invNorm, output.Grad!, s.G(gamma));
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)

@@ -22,9 +22,9 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<Param> Parameters => new[] { freqs };
 
-        public override void Forward(Schedule s) => s.Launch("Rotate", "R * DimInner", "Seq", qkv.Expr, s.W(freqs), s.One);
+        public override void Forward(Schedule s) => s.Launch("Rotate", "R * DimInner", "Seq", qkv, s.W(freqs), s.One);
 
-        public override void Backward(Schedule s) => s.Launch("Rotate", "R * DimInner", "Seq", qkv.Grad!, s.W(freqs), s.N.Lit(-1));
+        public override void Backward(Schedule s) => s.Launch("Rotate", "R * DimInner", "Seq", qkv.Grad!, s.W(freqs), s.Lit(-1));
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {

@@ -3,10 +3,12 @@ using GateLoop.Generator.Templates;
 
 namespace GateLoop.Generator.Ops
 {
-    /// <summary>σ(x) = 1/(1 + e^−x), the scalar helper of the kernels that squash a gate.</summary>
+    /// <summary>σ(x) = 1/(1 + e^−x), the helper of the kernels and lane maps that squash a gate.</summary>
     internal static class Sigmoid
     {
-        public static KernelSource Helper(Numeric n) =>
-            new KernelSource("Sigmoid", $"static {n.Type} Sigmoid({n.Type} x) => 1 / (1 + {n.Math}.Exp(-x));");
+        public static readonly LaneHelper Function = new LaneHelper("Sigmoid", "σ(x) = 1/(1 + e^−x).", new[] { "x" },
+            new (string, Lane)[0], 1 / (1 + Lane.Exp(-(Lane)"x")));
+
+        public static KernelSource Helper(Numeric n) => new KernelSource("Sigmoid", Function.Scalar(n));
     }
 }

@@ -23,7 +23,7 @@ namespace GateLoop.Generator.Ops
         readonly SimpleGateLoopSpec spec;
         readonly Value z, output;
         readonly bool inModel;
-        readonly string initial, gate, state;
+        readonly Value initial, gate, state, aggregates = Value.Gradient(ChunkedScans.Aggregates("Dim", 3));
 
         /// <param name="z">The projection [q | kv | gate logits], which the scan overwrites with [q | S | a].</param>
         /// <param name="inModel">Whether the scan is a block of a transformer rather than a layer of its own.</param>
@@ -33,22 +33,28 @@ namespace GateLoop.Generator.Ops
             this.z = z;
             this.output = output;
             this.inModel = inModel;
-            (initial, gate, state) = inModel ? ("a.SglInitial", "a.SglGate", "a.SglState") : ("initial", "gate", "state");
+            (initial, gate, state) = inModel
+                ? (Value.Stored(Initial), Value.Stored(Gate), Value.Stored(State))
+                : (new Value("initial", "batch * Dim"), new Value("gate", "batch * Dim"), new Value("state", "batch * Dim"));
         }
 
         public override IEnumerable<Value> Outputs => new[] { output };
+
+        // Inside a model: never written, as every sequence starts from S_0 = 0 as a model's pass does; then scratch.
+        static readonly Buffer Initial = new Buffer("SglInitial", null, "batch * Dim", "the SimpleGateLoop blocks' initial state (zero)");
+        static readonly Buffer Gate = new Buffer("SglGate", null, "batch * Dim", "the SimpleGateLoop blocks' cumulative gate (unused)", BufferUse.Schedule);
+        static readonly Buffer State = new Buffer("SglState", null, "batch * Dim", "the SimpleGateLoop blocks' last state (unused)", BufferUse.Schedule);
 
         public override IEnumerable<Buffer> Buffers
         {
             get
             {
-                yield return ChunkedScans.Aggregates("Dim", 3);
+                yield return aggregates.Storage!;
                 if (inModel)
                 {
-                    // Never written: every sequence starts from S_0 = 0, as a model's pass does.
-                    yield return new Buffer("SglInitial", null, "batch * Dim", "the SimpleGateLoop blocks' initial state (zero)");
-                    yield return new Buffer("SglGate", null, "batch * Dim", "the SimpleGateLoop blocks' cumulative gate (unused)", BufferUse.Schedule);
-                    yield return new Buffer("SglState", null, "batch * Dim", "the SimpleGateLoop blocks' last state (unused)", BufferUse.Schedule);
+                    yield return Initial;
+                    yield return Gate;
+                    yield return State;
                 }
                 foreach (var b in base.Buffers) yield return b;
             }
@@ -63,26 +69,24 @@ namespace GateLoop.Generator.Ops
         {
             if (spec.Heinsen)
             {
-                s.Launch("HeinsenScanForward", "Batch * Dim", "Seq", z.Expr, initial, output.Expr, gate, state);
+                s.Launch("HeinsenScanForward", "Batch * Dim", "Seq", z, initial, output, gate, state);
                 return;
             }
-            s.Open("if (Chunked)");
-            s.Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg");
-            s.Launch("ChunkCarryForward", "Batch * Dim", "Seq", "a.ChunkAgg", initial, gate, state);
-            s.Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", z.Expr, "a.ChunkAgg", output.Expr);
-            s.Close().Line("else");
-            s.Line("    " + Schedule.LaunchCall("ScanForward", "Batch * Dim", $"Seq, {z}, {initial}, {output}, {gate}, {state}"));
+            s.Choose("Chunked", c => c
+                .Launch("ChunkScanForward", "Batch * Chunks * Dim", "Seq", z, aggregates)
+                .Launch("ChunkCarryForward", "Batch * Dim", "Seq", aggregates, initial, gate, state)
+                .Launch("ChunkApplyForward", "Batch * Chunks * Dim", "Seq", z, aggregates, output),
+                plain => plain.Launch("ScanForward", "Batch * Dim", "Seq", z, initial, output, gate, state));
         }
 
         public override void Backward(Schedule s)
         {
-            string dOut = output.Grad!;
-            s.Open("if (Chunked)");
-            s.Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", z.Expr, dOut, z.Grad!, "a.ChunkAgg");
-            s.Launch("ChunkCarryBackward", "Batch * Dim", "Seq", "a.ChunkAgg");
-            s.Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", z.Expr, initial, dOut, z.Grad!, "a.ChunkAgg");
-            s.Close().Line("else");
-            s.Line("    " + Schedule.LaunchCall("ScanBackward", "Batch * Dim", $"Seq, {z}, {initial}, {dOut}, {z.Grad}"));
+            var dOut = output.Grad!;
+            s.Choose("Chunked", c => c
+                .Launch("ChunkScanBackward", "Batch * Chunks * Dim", "Seq", z, dOut, z.Grad!, aggregates)
+                .Launch("ChunkCarryBackward", "Batch * Dim", "Seq", aggregates)
+                .Launch("ChunkApplyBackward", "Batch * Chunks * Dim", "Seq", z, initial, dOut, z.Grad!, aggregates),
+                plain => plain.Launch("ScanBackward", "Batch * Dim", "Seq", z, initial, dOut, z.Grad!));
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)

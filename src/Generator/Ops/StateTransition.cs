@@ -39,10 +39,10 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<Value> Outputs => new[] { output };
 
         // The kernels take the bias after the input, when there is one.
-        string[] Arguments(Schedule s, params string[] rest) =>
-            (bias is null ? new[] { input.Expr } : new[] { input.Expr, s.W(bias) }).Concat(rest).ToArray();
+        Arg[] Arguments(Schedule s, params Arg[] rest) =>
+            (bias is null ? new Arg[] { input } : new[] { input, s.W(bias) }).Concat(rest).ToArray();
 
-        public override void Forward(Schedule s) => s.Launch("TransitionForward", $"R * {pairs}", Arguments(s, output.Expr));
+        public override void Forward(Schedule s) => s.Launch("TransitionForward", $"R * {pairs}", Arguments(s, output));
 
         public override void Backward(Schedule s)
         {

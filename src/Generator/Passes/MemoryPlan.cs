@@ -8,10 +8,13 @@ namespace GateLoop.Generator.Passes
     /// The activation plan of one (batch, seq), from the buffers the graph's ops declare: what the forward schedule
     /// computes (one per layer where backward reads it per layer), and the backward's gradient scratch, which every
     /// layer reuses since one layer's backward ends before the next begins. A buffer several ops share is planned once.
+    /// Given the program, the gradient scratch that only one layer's backward touches, and that it writes before it
+    /// reads, is packed by liveness: two such buffers that are never live at the same step of the layer's backward
+    /// share memory, at offsets in one region of rows × <see cref="PackedPerRow"/> elements.
     /// </summary>
     internal sealed class MemoryPlan
     {
-        public MemoryPlan(Graph graph)
+        public MemoryPlan(Graph graph, Program? program = null, IReadOnlyDictionary<string, long>? constants = null)
         {
             var all = new List<Buffer>();
             foreach (var buffer in graph.Ops.SelectMany(o => o.Buffers))
@@ -23,12 +26,96 @@ namespace GateLoop.Generator.Passes
             }
             Forward = all.Where(b => b.Use != BufferUse.Gradient).ToList();
             Gradients = all.Where(b => b.Use == BufferUse.Gradient).ToList();
+            if (program is not null && constants is not null) Pack(program, constants);
         }
 
         /// <summary>The forward's buffers (and the GPU schedule's scratch), in op order.</summary>
         public IReadOnlyList<Buffer> Forward { get; }
 
-        /// <summary>The backward's gradient buffers, in op order.</summary>
+        /// <summary>The backward's gradient buffers, in op order (the packed ones too).</summary>
         public IReadOnlyList<Buffer> Gradients { get; }
+
+        /// <summary>The packed gradient buffers with their offset and size, in elements per row.</summary>
+        public IReadOnlyList<(Buffer Buffer, long Offset, long PerRow)> Packed { get; private set; } = new (Buffer, long, long)[0];
+
+        /// <summary>Elements per row of the region the packed buffers share.</summary>
+        public long PackedPerRow { get; private set; }
+
+        /// <summary>The plan's elements at (<paramref name="batch"/>, <paramref name="seq"/>), packed as it is and as it would be unpacked.</summary>
+        public (long Packed, long Unpacked) Elements(IReadOnlyDictionary<string, long> constants, long batch, long seq)
+        {
+            var at = new Dictionary<string, long>(constants.ToDictionary(c => c.Key, c => c.Value))
+            {
+                ["batch"] = batch, ["seq"] = seq, ["rows"] = batch * seq,
+            };
+            long Size(Buffer b) => (new Size(b.Size).Evaluate(at) ?? 0) * (b.Count is null ? 1 : new Size(b.Count).Evaluate(at) ?? 0);
+            long all = Forward.Concat(Gradients).Sum(Size);
+            return (all - Packed.Sum(p => Size(p.Buffer)) + batch * seq * PackedPerRow, all);
+        }
+
+        void Pack(Program program, IReadOnlyDictionary<string, long> constants)
+        {
+            // Elements per row of a buffer sized rows × a constant; null for any other size.
+            long? PerRow(Buffer b)
+            {
+                var size = new Size(b.Size);
+                var one = size.Evaluate(With(constants, 1));
+                return one is long k && size.Evaluate(With(constants, 2)) == 2 * k ? k : null;
+            }
+            var layer = program.BackwardLayer.SelectMany(s => s.Flatten()).ToList();
+            var elsewhere = new HashSet<Buffer>(program.Steps.Except(layer)
+                .SelectMany(s => s.Reads.Concat(s.Writes)).Where(v => v.Storage is not null).Select(v => v.Storage!));
+            // Each buffer's first and last step in the layer's backward (a choice's branches one after the other), and
+            // whether some path through it reads the buffer before writing it: then it carries a value from elsewhere.
+            var live = new Dictionary<Buffer, (int First, int Last)>();
+            var readFirst = new HashSet<Buffer>();
+            int position = 0;
+            HashSet<Buffer> Walk(IEnumerable<Step> steps, HashSet<Buffer> written)
+            {
+                foreach (var step in steps)
+                {
+                    if (step is Choice c)
+                    {
+                        var then = Walk(c.Then, new HashSet<Buffer>(written));
+                        var otherwise = Walk(c.Otherwise, new HashSet<Buffer>(written));
+                        then.IntersectWith(otherwise);
+                        written = then;
+                        continue;
+                    }
+                    var reads = step.Reads.Where(v => v.Storage is not null).Select(v => v.Storage!).ToList();
+                    var writes = step.Writes.Where(v => v.Storage is not null).Select(v => v.Storage!).ToList();
+                    foreach (var r in reads.Where(r => !written.Contains(r))) readFirst.Add(r);
+                    foreach (var buffer in reads.Concat(writes))
+                        live[buffer] = live.TryGetValue(buffer, out var range) ? (range.First, position) : (position, position);
+                    written.UnionWith(writes);
+                    position++;
+                }
+                return written;
+            }
+            Walk(program.BackwardLayer, new HashSet<Buffer>());
+            var candidates = Gradients
+                .Where(b => b.Count is null && !elsewhere.Contains(b) && live.ContainsKey(b) && !readFirst.Contains(b) && PerRow(b) is not null)
+                .OrderByDescending(b => PerRow(b)).ThenBy(b => live[b].First).ToList();
+            var placed = new List<(Buffer Buffer, long Offset, long PerRow)>();
+            foreach (var b in candidates)
+            {
+                long k = PerRow(b)!.Value, offset = 0;
+                var (first, last) = live[b];
+                // The lowest offset clear of every placed buffer live at the same time.
+                foreach (var p in placed.Where(p => live[p.Buffer].First <= last && first <= live[p.Buffer].Last).OrderBy(p => p.Offset))
+                    if (offset + k > p.Offset && p.Offset + p.PerRow > offset) offset = p.Offset + p.PerRow;
+                placed.Add((b, offset, k));
+            }
+            if (placed.Count < 2) return;
+            Packed = Gradients.Select(b => placed.FirstOrDefault(p => p.Buffer == b)).Where(p => p.Buffer is not null).ToList();
+            PackedPerRow = placed.Max(p => p.Offset + p.PerRow);
+        }
+
+        static IReadOnlyDictionary<string, long> With(IReadOnlyDictionary<string, long> constants, long rows)
+        {
+            var d = constants.ToDictionary(c => c.Key, c => c.Value);
+            d["rows"] = rows;
+            return d;
+        }
     }
 }

@@ -64,6 +64,18 @@ public abstract class Device : IDisposable
     }
 
     /// <summary>
+    /// Refuses a plan whose largest launch, <paramref name="largest"/> (its indices computed in 64 bits and its
+    /// kernel), has more indices than a launch can index (an int), before it is allocated.
+    /// </summary>
+    /// <exception cref="UserInputException">A launch would overflow.</exception>
+    public static void EnsureLaunchable((long Indices, string Kernel) largest, string what)
+    {
+        if (largest.Indices <= int.MaxValue) return;
+        throw new UserInputException(
+            $"{what} launches {largest.Kernel} over {largest.Indices:N0} indices, more than one launch can index ({int.MaxValue:N0}); use a smaller batch or seq");
+    }
+
+    /// <summary>
     /// Creates a device by name: <c>cpu</c>, <c>ilgpu-cpu</c>, <c>cuda</c>, <c>cuda-sim</c> (the kernels compiled to
     /// PTX as for <c>cuda</c>, executed by the PTX simulator) or <c>auto</c> (cuda when present).
     /// </summary>

@@ -8,17 +8,16 @@ namespace GateLoop.Runtime;
 
 /// <summary>
 /// SIMD host range entries (float) that generated models call in place of the scalar twins where those dominate
-/// the host's elementwise time: activations (exponentials, square roots, divisions) and LayerNorm's row sums.
-/// The JIT does not vectorize the scalar kernels. Each computes the kernel's formula lane by lane (same approximations, so the
+/// the host's time, since the JIT does not vectorize the scalar kernels: <see cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
+/// runs the lane structs generated from the elementwise formulas ops write once (activations, gating), with the
+/// lane math they call (<see cref="Exp"/>); the rest is what is not one formula per element: a bias over rows,
+/// norms' row sums, complex pairs, the scans. Each computes the kernel's formula lane by lane (same approximations, so the
 /// cpu/ilgpu-cpu agreement tests hold the two together); complex pairs stay interleaved, with a lane swap to
 /// meet the partner.
 /// </summary>
 public static unsafe class HostSimd
 {
-    static readonly Vector256<float> Half = Vector256.Create(0.5f), One = Vector256<float>.One, MinusHalf = Vector256.Create(-0.5f),
-        P = Vector256.Create(0.3275911f / MathF.Sqrt(2)), InvSqrt2Pi = Vector256.Create(1 / MathF.Sqrt(2 * MathF.PI)),
-        A1 = Vector256.Create(0.254829592f), A2 = Vector256.Create(-0.284496736f), A3 = Vector256.Create(1.421413741f),
-        A4 = Vector256.Create(-1.453152027f), A5 = Vector256.Create(1.061405429f),
+    static readonly Vector256<float> One = Vector256<float>.One,
         // Real lanes (even) keep, imaginary lanes (odd) drop: AblateComplex's view of a pair.
         RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0), HalfReal = Vector256.Create(0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0);
 
@@ -44,7 +43,7 @@ public static unsafe class HostSimd
     /// written into the exponent bits. Vector256.Exp is several times slower here (it widens to double).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Exp(Vector256<float> x)
+    public static Vector256<float> Exp(Vector256<float> x)
     {
         x = Vector256.Min(Vector256.Max(x, ExpMin), ExpMax);
         var n = Vector256.Round(x * Log2E);
@@ -59,44 +58,22 @@ public static unsafe class HostSimd
         return p * (Vector256.ConvertToInt32(n) + Vector256.Create(127) << 23).AsSingle();
     }
 
-    /// <summary>Φ(v) given gauss = e^{−v²/2}.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-    {
-        var t = One / (One + P * Vector256.Abs(v));
-        var poly = ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t;
-        return Half + Half * Vector256.CopySign(One - poly * gauss, v);
-    }
-
     // x0·x1 + y0·y1 of each interleaved complex pair, in both of its lanes.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
 
-    /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: u += bias (kept), z = gelu(u).</summary>
-    public static void BiasGeluForward(int from, int to, int width, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
+    /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: x += bias.</summary>
+    public static void AddBias(int from, int to, int width, ArrayView<float> x, ArrayView<float> bias)
     {
-        float* pu = Pointer(u), pb = Pointer(bias), pz = Pointer(z);
+        float* px = Pointer(x), pb = Pointer(bias);
         // Row by row, so the bias is read as contiguous vectors.
         for (int i = from; i < to;)
         {
             int c = i % width, n = Math.Min(to - i, width - c);
-            Lanewise<BiasGelu>(n, pu + i, pb + c, null, pu + i, pz + i);
+            Lanewise<Add>(n, px + i, pb + c, null, px + i, null);
             i += n;
         }
     }
-
-    /// <summary>du = dz·(Φ(u) + u·φ(u)) for indices from…to−1; du may alias dz.</summary>
-    public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-        Lanewise<GeluGradient>(to - from, Pointer(u) + from, Pointer(dz) + from, null, Pointer(du) + from, null);
-
-    /// <summary>y = x·silu(g) for indices from…to−1.</summary>
-    public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
-        Lanewise<SwishGate>(to - from, Pointer(x) + from, Pointer(g) + from, null, Pointer(y) + from, null);
-
-    /// <summary>dx = dy·silu(g); dg = dy·x·σ(g)·(1 + g·(1 − σ(g))) for indices from…to−1.</summary>
-    public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy,
-        ArrayView<float> dx, ArrayView<float> dg) =>
-        Lanewise<SwishGateGradient>(to - from, Pointer(x) + from, Pointer(g) + from, Pointer(dy) + from, Pointer(dx) + from, Pointer(dg) + from);
 
     /// <summary>
     /// The state transition a = σ(m)·r/m for complex pairs from…to−1 (r = rIn + bias when <paramref name="pairsPerRow"/>
@@ -131,48 +108,37 @@ public static unsafe class HostSimd
         }
     }
 
-    // Lane operations as structs with static members, so the JIT specializes and inlines each loop. Inputs a, b,
-    // c and a per-call constant; outputs x, y.
-    interface ILaneOp
+    /// <summary>
+    /// For indices from…to−1, x (and y) = <typeparamref name="TOp"/> of a, b (and c) lane by lane: the host entries
+    /// of the kernels an op writes as lane formulas (its lane struct, generated beside the kernel).
+    /// </summary>
+    public static void Map<TOp>(int from, int to, ArrayView<float> a, ArrayView<float> x) where TOp : ILaneOp =>
+        Lanewise<TOp>(to - from, Pointer(a) + from, null, null, Pointer(x) + from, null);
+
+    /// <inheritdoc cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
+    public static void Map<TOp>(int from, int to, ArrayView<float> a, ArrayView<float> b, ArrayView<float> x) where TOp : ILaneOp =>
+        Lanewise<TOp>(to - from, Pointer(a) + from, Pointer(b) + from, null, Pointer(x) + from, null);
+
+    /// <inheritdoc cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
+    public static void Map<TOp>(int from, int to, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> x, ArrayView<float> y)
+        where TOp : ILaneOp =>
+        Lanewise<TOp>(to - from, Pointer(a) + from, Pointer(b) + from, Pointer(c) + from, Pointer(x) + from, Pointer(y) + from);
+
+    /// <summary>
+    /// A lane operation as a struct with static members, so the JIT specializes and inlines each loop. Inputs a, b,
+    /// c and a per-call constant; outputs x, y.
+    /// </summary>
+    public interface ILaneOp
     {
+        /// <summary>The outputs of one register of lanes.</summary>
         static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> constant);
     }
 
-    readonly struct BiasGelu : ILaneOp
+    readonly struct Add : ILaneOp
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> u, Vector256<float> bias, Vector256<float> _, Vector256<float> __)
-        {
-            var v = u + bias;
-            return (v, v * Phi(v, Exp(MinusHalf * v * v)));
-        }
-    }
-
-    readonly struct GeluGradient : ILaneOp
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> dz, Vector256<float> _, Vector256<float> __)
-        {
-            var gauss = Exp(MinusHalf * v * v);
-            return (dz * (Phi(v, gauss) + v * gauss * InvSqrt2Pi), default);
-        }
-    }
-
-    readonly struct SwishGate : ILaneOp
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> g, Vector256<float> _, Vector256<float> __) =>
-            (x * g * Sigmoid(g), default);
-    }
-
-    readonly struct SwishGateGradient : ILaneOp
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> g, Vector256<float> dy, Vector256<float> __)
-        {
-            var s = Sigmoid(g);
-            return (dy * g * s, dy * x * s * (One + g * (One - s)));
-        }
+        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> y, Vector256<float> _, Vector256<float> __) =>
+            (x + y, default);
     }
 
     // Whether a transition keeps the imaginary part of its pairs.

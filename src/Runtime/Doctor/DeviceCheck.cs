@@ -289,15 +289,15 @@ public static class DeviceCheck
         foreach (var (d, h) in device.Named.Zip(host.Named))
         {
             bool gradient = d.Name.Length > 1 && d.Name[0] == 'D' && char.IsUpper(d.Name[1]) || d.Name.Contains("gradient");
-            yield return new(section, d.Name, RelativeError(Values(d.Buffer, d.Length), Values(h.Buffer, h.Length)),
+            yield return new(section, d.Name, RelativeError(Values(d.Buffer, d.Offset, d.Length), Values(h.Buffer, h.Offset, h.Length)),
                 gradient ? GradientTolerance : ForwardTolerance, d.Meaning);
         }
     }
 
-    static double[] Values(MemoryBuffer buffer, long length) => buffer switch
+    static double[] Values(MemoryBuffer buffer, long offset, long length) => buffer switch
     {
-        MemoryBuffer1D<float, Stride1D.Dense> f => Doubles(Read(f.View.SubView(0, length))),
-        MemoryBuffer1D<int, Stride1D.Dense> i => ReadInts(i.View.SubView(0, length)),
+        MemoryBuffer1D<float, Stride1D.Dense> f => Doubles(Read(f.View.SubView(offset, length))),
+        MemoryBuffer1D<int, Stride1D.Dense> i => ReadInts(i.View.SubView(offset, length)),
         _ => throw new InvalidOperationException($"no comparison for a buffer of {buffer.ElementSize} bytes per element"),
     };
 

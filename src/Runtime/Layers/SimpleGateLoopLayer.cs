@@ -96,6 +96,7 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
             backwardSpace?.Dispose();
             backwardSpace = null;
             Device.EnsureFits(PlanBytes(batch, seq), 2 * ParameterCount * Unsafe.SizeOf<T>(), $"a plan of {batch:N0} × {seq:N0} positions for {GetType().Name}");
+            Device.EnsureLaunchable(LargestLaunch(batch, seq), $"a plan of batch {batch:N0} × seq {seq:N0} for {GetType().Name}");
             forwardSpace = new Workspace(Device);
             Batch = batch;
             Seq = seq;
@@ -148,6 +149,9 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
 
     /// <summary>The elements <see cref="PlanForward"/> and <see cref="PlanBackward"/> take for (<paramref name="batch"/>, <paramref name="seq"/>).</summary>
     protected abstract long ActivationElements(int batch, int seq);
+
+    /// <summary>The launch with the most indices a plan for (<paramref name="batch"/>, <paramref name="seq"/>) makes, counted in 64 bits.</summary>
+    protected abstract (long Indices, string Kernel) LargestLaunch(int batch, int seq);
 
     /// <summary>Bytes of device memory a forward and backward of <paramref name="batch"/> × <paramref name="seq"/> positions plan.</summary>
     public long PlanBytes(int batch, int seq) => (ActivationElements(batch, seq) + 3L * batch * Width) * Unsafe.SizeOf<T>();

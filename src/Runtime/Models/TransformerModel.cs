@@ -302,6 +302,9 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// <summary>The elements <see cref="PlanActivations"/> takes for (<paramref name="batch"/>, <paramref name="seq"/>).</summary>
     protected abstract long ActivationElements(int batch, int seq);
 
+    /// <summary>The launch with the most indices a plan for (<paramref name="batch"/>, <paramref name="seq"/>) makes, counted in 64 bits.</summary>
+    protected abstract (long Indices, string Kernel) LargestLaunch(int batch, int seq);
+
     /// <summary>
     /// Bytes of device memory a plan for <paramref name="batch"/> sequences of <paramref name="seq"/> tokens takes:
     /// the activations, the tokens, the logits and their gradient.
@@ -339,9 +342,11 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
                 plans[0].Plan.Workspace.Dispose();
                 plans.RemoveAt(0);
             }
-            // Weights, gradients and Adam's two moments, and the plans kept, stay beside the new one.
+            // Weights, gradients and Adam's two moments, and the plans kept, stay beside the new one. A plan that fits
+            // can still have a launch past what an int indexes (attention's batch·heads·seq² scores).
             Device.EnsureFits(PlanBytes(batch, seq), 4 * ParameterCount * Unsafe.SizeOf<T>() + plans.Sum(p => p.Plan.Workspace.Bytes),
                 $"a plan of {batch:N0} × {seq:N0} tokens for {GetType().Name}");
+            Device.EnsureLaunchable(LargestLaunch(batch, seq), $"a plan of batch {batch:N0} × seq {seq:N0} for {GetType().Name}");
             var workspace = new Workspace(Device);
             var views = (Inputs: workspace.Take<int>(Rows, "inputs"), Targets: workspace.Take<int>(Rows, "targets"),
                 Logits: workspace.Take<T>((long)Rows * Vocabulary, "logits"), Grads: workspace.Take<T>((long)Rows * Vocabulary, "logit gradients"),

@@ -10,7 +10,7 @@ namespace GateLoop.Runtime;
 public sealed class Workspace(Device device) : IDisposable
 {
     readonly List<MemoryBuffer> buffers = [];
-    readonly List<(string Name, string? Meaning, MemoryBuffer Buffer, long Length)> named = [];
+    readonly List<(string Name, string? Meaning, MemoryBuffer Buffer, long Offset, long Length)> named = [];
 
     /// <summary>Total bytes held.</summary>
     public long Bytes => buffers.Sum(b => b.LengthInBytes);
@@ -25,15 +25,27 @@ public sealed class Workspace(Device device) : IDisposable
     {
         var buffer = device.Allocate<T>(length);
         buffers.Add(buffer);
-        if (name is not null) named.Add((name, meaning, buffer, length));
+        if (name is not null) named.Add((name, meaning, buffer, 0, length));
         return buffer.View.SubView(0, length);
     }
 
     /// <summary>Every buffer in the order it was taken.</summary>
     internal IReadOnlyList<MemoryBuffer> Buffers => buffers;
 
-    /// <summary>The named buffers in the order they were taken, each with the length asked for.</summary>
-    internal IReadOnlyList<(string Name, string? Meaning, MemoryBuffer Buffer, long Length)> Named => named;
+    /// <summary>
+    /// A zeroed region of <paramref name="length"/> elements and named views of its <paramref name="parts"/>, for
+    /// buffers a plan packs into one region because they are never live at once (parts may overlap).
+    /// </summary>
+    public ArrayView<T>[] TakeParts<T>(long length, params (long Offset, long Length, string Name, string? Meaning)[] parts) where T : unmanaged
+    {
+        var buffer = device.Allocate<T>(length);
+        buffers.Add(buffer);
+        foreach (var p in parts) named.Add((p.Name, p.Meaning, buffer, p.Offset, p.Length));
+        return parts.Select(p => (ArrayView<T>)buffer.View.SubView(p.Offset, p.Length)).ToArray();
+    }
+
+    /// <summary>The named buffers in the order they were taken, each with where it starts and the length asked for.</summary>
+    internal IReadOnlyList<(string Name, string? Meaning, MemoryBuffer Buffer, long Offset, long Length)> Named => named;
 
     /// <inheritdoc />
     public void Dispose()

@@ -3,6 +3,7 @@
 #nullable enable
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.Intrinsics;
 
 namespace Consumer;
 
@@ -118,10 +119,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
-            var x = a.X[2 * l];
-            var h = a.H[2 * l];
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + MixNormG, Dim), h, a.InvNorm[2 * l]);
-            Linear(R, 3 * DimInner, Dim, h, p + Qkv, 0f, a.Qkv[l]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
+            Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             if (Chunked)
@@ -132,14 +131,12 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             }
             else
                 Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
-            Device.Launch(Kernels.Add, Kernels.Host.Add, R * Dim, x, a.ScanOut[l], a.X[2 * l + 1]);
+            Device.Launch(Kernels.Add, Kernels.Host.Add, R * Dim, a.X[2 * l], a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
-            x = a.X[2 * l + 1];
-            h = a.H[2 * l + 1];
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(p + FfNormG, Dim), h, a.InvNorm[2 * l + 1]);
-            Linear(R, Hidden, Dim, h, p + Ff1W, 0f, a.FfPre[l]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
+            Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
-            x.CopyTo(a.X[2 * l + 2]);
+            a.X[2 * l + 1].CopyTo(a.X[2 * l + 2]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
@@ -165,20 +162,16 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             long p = LayerStart + l * LayerStride;
             // Feed-forward block: dX = ∂L/∂X[2l+2].
-            var x = a.X[2 * l + 1];
-            var h = a.H[2 * l + 1];
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, Kernels.Host.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
-            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, h, 1f, G(p + Ff1W, Hidden * Dim));
+            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.H[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
-            x = a.X[2 * l];
-            h = a.H[2 * l];
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
             if (Chunked)
@@ -197,15 +190,26 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             }
             else
                 Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
-            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, h, 1f, G(p + Qkv, 3 * DimInner * Dim));
+            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.H[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
+
+    /// <inheritdoc />
+    protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
+    {
+        (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
+        (((long)batch * (long)DimInner), "ChunkCarryForward"),
+        ((((long)batch * seq) * (long)Dim), "Add"),
+        ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
+        (((long)batch * seq), "CrossEntropy"),
+    }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
     sealed class Activations
@@ -239,10 +243,9 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
-                + (rows * 3 * DimInner)
                 + (rows * Dim)
                 + (rows * Dim)
-                + (rows * Hidden);
+                + (rows * 256);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -258,10 +261,13 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]", "scan outputs o (heads merged)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
+            // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
+            var packed = workspace.TakeParts<float>(rows * 256,
+                (rows * 0, rows * 192, "DQkv", "gradient of q | k | v"),
+                (rows * 0, rows * 256, "DF", "feed-forward hidden gradient"));
+            (DQkv, DF) = (packed[0], packed[1]);
             DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
             DH = workspace.Take<float>(rows * Dim, "DH", "gradient of a block's normalized input");
-            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 
@@ -531,25 +537,18 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
         static float Phi(float v, float gauss)
         {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
-        /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
-        public static void BiasGeluForward(Index1D index, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
-        {
-            float v = u[index] + bias[index.X % Hidden];
-            u[index] = v;
-            z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            var t = 1f / (1f + 0.23164189f * global::System.MathF.Abs(v));
+            var poly = ((((1.0614054f * t - 1.4531521f) * t + 1.4214138f) * t - 0.28449672f) * t + 0.2548296f) * t;
+            var erf = 1f - poly * gauss;
+            return 0.5f + 0.5f * (v < 0f ? -erf : erf);
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            float v = u[index], d = dz[index];
+            float gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = d * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -569,6 +568,16 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
                 dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
+        }
+
+        /// <summary>AddBiasHidden, then GeluForward, at each index in one launch (fused by a rewrite).</summary>
+        public static void BiasGeluForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
+        {
+            x[index] += bias[index.X % Hidden];
+            {
+                float v = x[index];
+                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
         }
 
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
@@ -691,13 +700,61 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                global::GateLoop.Runtime.HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
+            /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
+            readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                {
+                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                global::GateLoop.Runtime.HostSimd.GeluBackward(from, to, u, dz, du);
+                global::GateLoop.Runtime.HostSimd.Map<GeluBackwardLanes>(from, to, u, dz, du);
+
+            /// <summary>The lanes of <see cref="Kernels.GeluBackward"/>.</summary>
+            readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                {
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
+                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
+                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Dim, x, bias);
+
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: the host entries of AddBiasHidden and GeluForward in turn.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
+            {
+                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
+                global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
+            }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
@@ -947,18 +1004,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
             static void Add(Index1D index, global::GateLoop.Runtime.HostView<float> a, global::GateLoop.Runtime.HostView<float> b, global::GateLoop.Runtime.HostView<float> sum) =>
                 sum[index] = a[index] + b[index];
-
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
-                for (int index = from; index < to; index++) AddBiasDim(index, xHost, biasHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
-                x[index] += bias[index.X % Dim];
 
             /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)

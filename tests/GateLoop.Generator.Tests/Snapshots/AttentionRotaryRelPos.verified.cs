@@ -3,6 +3,7 @@
 #nullable enable
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.Intrinsics;
 
 namespace Consumer;
 
@@ -112,26 +113,24 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
-            var x = a.X[2 * l];
-            Linear(R, 3 * DimInner, Dim, x, p + Qkv, 0f, a.Qkv[l]);
+            Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
-            Linear(R, DimInner, Dim, x, p + RelPosW, 0f, a.TransitionIn[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
             Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
             Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.Probs[l]);
             Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, Batch * Heads * Seq, Seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, Seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-            Linear(R, DimInner, Dim, x, p + GatesW, 0f, a.Gates[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
-            x.CopyTo(a.Sum[2 * l]);
+            a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l], W(p + OutB, Dim));
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
-            x = a.X[2 * l + 1];
-            Linear(R, Hidden, Dim, x, p + Ff1W, 0f, a.FfPre[l]);
+            Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
-            x.CopyTo(a.Sum[2 * l + 1]);
+            a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
@@ -154,7 +153,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         {
             long p = LayerStart + l * LayerStride;
             // Feed-forward block: dX = ∂L/∂X[2l+2].
-            var x = a.X[2 * l + 1];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
@@ -162,17 +160,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, Kernels.Host.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
-            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, x, 1f, G(p + Ff1W, Hidden * Dim));
+            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.X[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
-            x = a.X[2 * l];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + OutB, Dim));
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
             Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.AttnOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
-            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, x, 1f, G(p + GatesW, DimInner * Dim));
+            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, a.X[2 * l], 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
             Device.Launch(Kernels.AttentionGradValues, Kernels.Host.AttentionGradValues, R * DimInner, Seq, a.Probs[l], a.DMixed, a.DQkv);
             Device.Launch(Kernels.AttentionGradProbs, Kernels.Host.AttentionGradProbs, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.DMixed, a.DProbs);
@@ -180,16 +177,30 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.AttentionGradQueriesKeys, Kernels.Host.AttentionGradQueriesKeys, R * DimInner, Seq, a.Qkv[l], a.DProbs, a.DQkv);
             Device.Launch(Kernels.RelPosBackward, Kernels.Host.RelPosBackward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l], a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * (DimInner / 2), a.TransitionIn[l], a.DTransition, a.DTransitionIn);
-            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DTransitionIn, x, 1f, G(p + RelPosW, DimInner * Dim));
+            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DTransitionIn, a.X[2 * l], 1f, G(p + RelPosW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DTransitionIn, W(p + RelPosW, DimInner * Dim), 1f, dX);
             Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
-            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
+            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.X[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
             ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
+
+    /// <inheritdoc />
+    protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
+    {
+        (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * seq) * (long)DimInner), "Rotate"),
+        ((((long)batch * seq) * ((long)DimInner / 2L)), "TransitionForward"),
+        ((((long)batch * seq) * (long)Heads), "RelPosForward"),
+        (((((long)batch * (long)Heads) * (long)seq) * (long)seq), "AttentionScores"),
+        ((((long)batch * (long)Heads) * (long)seq), "AttentionSoftmax"),
+        ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
+        ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
+        (((long)batch * seq), "CrossEntropy"),
+    }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
     sealed class Activations
@@ -234,15 +245,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
-                + (rows * 3 * DimInner)
-                + (rows * DimInner)
-                + (rows * DimInner)
-                + (rows * DimInner)
                 + (batch * Heads * (long)seq * seq)
-                + (rows * DimInner)
-                + (rows * DimInner)
                 + (rows * Dim)
-                + (rows * Hidden);
+                + (rows * 320);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -261,15 +266,18 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
-            DTransitionIn = workspace.Take<float>(rows * DimInner, "DTransitionIn", "gradient of x·Waᵀ");
-            DTransition = workspace.Take<float>(rows * DimInner, "DTransition", "gradient of a");
-            DMixed = workspace.Take<float>(rows * DimInner, "DMixed", "gradient of the gated input");
+            // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
+            var packed = workspace.TakeParts<float>(rows * 320,
+                (rows * 0, rows * 192, "DQkv", "gradient of q | k | v"),
+                (rows * 256, rows * 64, "DTransitionIn", "gradient of x·Waᵀ"),
+                (rows * 192, rows * 64, "DTransition", "gradient of a"),
+                (rows * 192, rows * 64, "DMixed", "gradient of the gated input"),
+                (rows * 64, rows * 64, "DGates", "gradient of x·Wgᵀ"),
+                (rows * 0, rows * 64, "DGated", "gradient of the output projection's input"),
+                (rows * 0, rows * 256, "DF", "feed-forward hidden gradient"));
+            (DQkv, DTransitionIn, DTransition, DMixed, DGates, DGated, DF) = (packed[0], packed[1], packed[2], packed[3], packed[4], packed[5], packed[6]);
             DProbs = workspace.Take<float>(batch * Heads * (long)seq * seq, "DProbs", "gradient of the probabilities, then of the scores");
-            DGates = workspace.Take<float>(rows * DimInner, "DGates", "gradient of x·Wgᵀ");
-            DGated = workspace.Take<float>(rows * DimInner, "DGated", "gradient of the output projection's input");
             DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
-            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 
@@ -360,7 +368,8 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             m[o + 1] = x1 * cos + x0 * sin;
         }
 
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
+        /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+        static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
 
         const float Frac = 0.9f;
 
@@ -565,16 +574,17 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
         public static void SwishGateForward(Index1D index, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
         {
-            float gv = g[index];
-            y[index] = x[index] * gv * Sigmoid(gv);
+            float xv = x[index], gv = g[index];
+            y[index] = xv * gv * Sigmoid(gv);
         }
 
         /// <summary>dx = dy·silu(g); dg = dy·x·σ(g)·(1 + g·(1 − σ(g))).</summary>
         public static void SwishGateBackward(Index1D index, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg)
         {
-            float gv = g[index], s = Sigmoid(gv), d = dy[index];
+            float xv = x[index], gv = g[index], d = dy[index];
+            float s = Sigmoid(gv);
             dx[index] = d * gv * s;
-            dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+            dg[index] = d * xv * s * (1f + gv * (1f - s));
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -584,25 +594,18 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
         static float Phi(float v, float gauss)
         {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
-        /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
-        public static void BiasGeluForward(Index1D index, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
-        {
-            float v = u[index] + bias[index.X % Hidden];
-            u[index] = v;
-            z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            var t = 1f / (1f + 0.23164189f * global::System.MathF.Abs(v));
+            var poly = ((((1.0614054f * t - 1.4531521f) * t + 1.4214138f) * t - 0.28449672f) * t + 0.2548296f) * t;
+            var erf = 1f - poly * gauss;
+            return 0.5f + 0.5f * (v < 0f ? -erf : erf);
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            float v = u[index], d = dz[index];
+            float gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = d * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
@@ -618,6 +621,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
                 dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
+        }
+
+        /// <summary>AddBiasHidden, then GeluForward, at each index in one launch (fused by a rewrite).</summary>
+        public static void BiasGeluForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
+        {
+            x[index] += bias[index.X % Hidden];
+            {
+                float v = x[index];
+                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
         }
 
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
@@ -676,19 +689,96 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
-                global::GateLoop.Runtime.HostSimd.SwishGateForward(from, to, x, g, y);
+                global::GateLoop.Runtime.HostSimd.Map<SwishGateForwardLanes>(from, to, x, g, y);
+
+            /// <summary>The lanes of <see cref="Kernels.SwishGateForward"/>.</summary>
+            readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1, Vector256<float> _3)
+                {
+                    return (xv * gv * Sigmoid(gv), default);
+                }
+
+                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            }
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
-                global::GateLoop.Runtime.HostSimd.SwishGateBackward(from, to, x, g, dy, dx, dg);
+                global::GateLoop.Runtime.HostSimd.Map<SwishGateBackwardLanes>(from, to, x, g, dy, dx, dg);
 
-            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                global::GateLoop.Runtime.HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
+            /// <summary>The lanes of <see cref="Kernels.SwishGateBackward"/>.</summary>
+            readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d, Vector256<float> _3)
+                {
+                    var s = Sigmoid(gv);
+                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
+                }
+
+                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            }
+
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
+                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Dim, x, bias);
+
+            /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
+            readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                {
+                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                global::GateLoop.Runtime.HostSimd.GeluBackward(from, to, u, dz, du);
+                global::GateLoop.Runtime.HostSimd.Map<GeluBackwardLanes>(from, to, u, dz, du);
+
+            /// <summary>The lanes of <see cref="Kernels.GeluBackward"/>.</summary>
+            readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                {
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
+                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: the host entries of AddBiasHidden and GeluForward in turn.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
+            {
+                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
+                global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
+            }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
@@ -973,18 +1063,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 for (int j = 0; j <= i; j++) dot += p[o + j] * dp[o + j];
                 for (int j = 0; j <= i; j++) dp[o + j] = p[o + j] * (dp[o + j] - dot);
             }
-
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
-                for (int index = from; index < to; index++) AddBiasDim(index, xHost, biasHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
-                x[index] += bias[index.X % Dim];
 
             /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)

@@ -3,6 +3,7 @@
 #nullable enable
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.Intrinsics;
 
 namespace Consumer;
 
@@ -177,9 +178,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
-            var x = a.X[2 * l];
-            Linear(R, 3 * DimInner, Dim, x, p + Qkv, 0f, a.Qkv[l]);
-            Linear(R, 2 * Heads, Dim, x, p + TransitionW, 0f, a.TransitionIn[l]);
+            Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
+            Linear(R, 2 * Heads, Dim, a.X[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
@@ -191,16 +191,15 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
             else
                 Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
-            Linear(R, DimInner, Dim, x, p + GatesW, 0f, a.Gates[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
-            x.CopyTo(a.Sum[2 * l]);
+            a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
-            x = a.X[2 * l + 1];
-            Linear(R, Hidden, Dim, x, p + Ff1W, 0f, a.FfPre[l]);
+            Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
-            x.CopyTo(a.Sum[2 * l + 1]);
+            a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
@@ -223,7 +222,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long p = LayerStart + l * LayerStride;
             // Feed-forward block: dX = ∂L/∂X[2l+2].
-            var x = a.X[2 * l + 1];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
@@ -231,16 +229,15 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
             Device.Launch(Kernels.GeluBackward, Kernels.Host.GeluBackward, R * Hidden, a.FfPre[l], a.DF, a.DF);
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
-            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, x, 1f, G(p + Ff1W, Hidden * Dim));
+            Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.X[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
-            x = a.X[2 * l];
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
             Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.ScanOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
-            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, x, 1f, G(p + GatesW, DimInner * Dim));
+            Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, a.X[2 * l], 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
@@ -262,15 +259,28 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
-            Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, x, 1f, G(p + TransitionW, 2 * Heads * Dim));
+            Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, a.X[2 * l], 1f, G(p + TransitionW, 2 * Heads * Dim));
             Device.Gemm(false, false, R, Dim, 2 * Heads, 1f, a.DTransitionIn, W(p + TransitionW, 2 * Heads * Dim), 1f, dX);
-            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, x, 1f, G(p + Qkv, 3 * DimInner * Dim));
+            Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.X[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
             ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
+
+    /// <inheritdoc />
+    protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
+    {
+        (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * seq) * (long)Heads), "TransitionForward"),
+        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
+        (((long)batch * (long)DimInner), "ChunkCarryForward"),
+        ((((long)batch * seq) * (long)DimInner), "SwishGateForward"),
+        ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
+        ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
+        (((long)batch * seq), "CrossEntropy"),
+    }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
     sealed class Activations
@@ -316,14 +326,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
-                + (rows * 3 * DimInner)
-                + (rows * 2 * Heads)
-                + (rows * 2 * Heads)
-                + (rows * DimInner)
-                + (rows * DimInner)
-                + (rows * DimInner)
                 + (rows * Dim)
-                + (rows * Hidden);
+                + (rows * 3584);
         }
 
         public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
@@ -343,14 +347,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
             for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
-            DQkv = workspace.Take<float>(rows * 3 * DimInner, "DQkv", "gradient of q | k | v");
-            DTransitionIn = workspace.Take<float>(rows * 2 * Heads, "DTransitionIn", "gradient of x·Waᵀ + ba");
-            DTransition = workspace.Take<float>(rows * 2 * Heads, "DTransition", "gradient of a");
-            DMixed = workspace.Take<float>(rows * DimInner, "DMixed", "gradient of the gated input");
-            DGates = workspace.Take<float>(rows * DimInner, "DGates", "gradient of x·Wgᵀ");
-            DGated = workspace.Take<float>(rows * DimInner, "DGated", "gradient of the output projection's input");
+            // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
+            var packed = workspace.TakeParts<float>(rows * 3584,
+                (rows * 0, rows * 1536, "DQkv", "gradient of q | k | v"),
+                (rows * 2560, rows * 1024, "DTransitionIn", "gradient of x·Waᵀ + ba"),
+                (rows * 1536, rows * 1024, "DTransition", "gradient of a"),
+                (rows * 2560, rows * 512, "DMixed", "gradient of the gated input"),
+                (rows * 512, rows * 512, "DGates", "gradient of x·Wgᵀ"),
+                (rows * 0, rows * 512, "DGated", "gradient of the output projection's input"),
+                (rows * 0, rows * 2048, "DF", "feed-forward hidden gradient"));
+            (DQkv, DTransitionIn, DTransition, DMixed, DGates, DGated, DF) = (packed[0], packed[1], packed[2], packed[3], packed[4], packed[5], packed[6]);
             DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
-            DF = workspace.Take<float>(rows * Hidden, "DF", "feed-forward hidden gradient");
         }
     }
 
@@ -423,7 +430,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             db[d] += sb;
         }
 
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
+        /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+        static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
 
         const float Frac = 0.9f;
 
@@ -690,40 +698,34 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>y = x·silu(g), silu(g) = g·σ(g).</summary>
         public static void SwishGateForward(Index1D index, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y)
         {
-            float gv = g[index];
-            y[index] = x[index] * gv * Sigmoid(gv);
+            float xv = x[index], gv = g[index];
+            y[index] = xv * gv * Sigmoid(gv);
         }
 
         /// <summary>dx = dy·silu(g); dg = dy·x·σ(g)·(1 + g·(1 − σ(g))).</summary>
         public static void SwishGateBackward(Index1D index, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg)
         {
-            float gv = g[index], s = Sigmoid(gv), d = dy[index];
+            float xv = x[index], gv = g[index], d = dy[index];
+            float s = Sigmoid(gv);
             dx[index] = d * gv * s;
-            dg[index] = d * x[index] * s * (1 + gv * (1 - s));
+            dg[index] = d * xv * s * (1f + gv * (1f - s));
         }
 
         /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
         static float Phi(float v, float gauss)
         {
-            float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
-            float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-            float erf = 1 - poly * gauss;
-            return 0.5f + 0.5f * (v < 0 ? -erf : erf);
-        }
-
-        /// <summary>u += b1 in place (u is kept for backward); z = gelu(u) = u·Φ(u) with the exact erf.</summary>
-        public static void BiasGeluForward(Index1D index, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z)
-        {
-            float v = u[index] + bias[index.X % Hidden];
-            u[index] = v;
-            z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            var t = 1f / (1f + 0.23164189f * global::System.MathF.Abs(v));
+            var poly = ((((1.0614054f * t - 1.4531521f) * t + 1.4214138f) * t - 0.28449672f) * t + 0.2548296f) * t;
+            var erf = 1f - poly * gauss;
+            return 0.5f + 0.5f * (v < 0f ? -erf : erf);
         }
 
         /// <summary>du = dz·(Φ(u) + u·φ(u)); du may alias dz.</summary>
         public static void GeluBackward(Index1D index, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du)
         {
-            float v = u[index], gauss = global::System.MathF.Exp(-0.5f * v * v);
-            du[index] = dz[index] * (Phi(v, gauss) + v * gauss * 0.3989423f);
+            float v = u[index], d = dz[index];
+            float gauss = global::System.MathF.Exp(-0.5f * v * v);
+            du[index] = d * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
@@ -743,6 +745,16 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             loss[index] = lse - logits[o + target];
             for (int v = 0; v < NumTokens; v++)
                 dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
+        }
+
+        /// <summary>AddBiasHidden, then GeluForward, at each index in one launch (fused by a rewrite).</summary>
+        public static void BiasGeluForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
+        {
+            x[index] += bias[index.X % Hidden];
+            {
+                float v = x[index];
+                z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
         }
 
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
@@ -901,19 +913,96 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
-                global::GateLoop.Runtime.HostSimd.SwishGateForward(from, to, x, g, y);
+                global::GateLoop.Runtime.HostSimd.Map<SwishGateForwardLanes>(from, to, x, g, y);
+
+            /// <summary>The lanes of <see cref="Kernels.SwishGateForward"/>.</summary>
+            readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1, Vector256<float> _3)
+                {
+                    return (xv * gv * Sigmoid(gv), default);
+                }
+
+                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            }
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
-                global::GateLoop.Runtime.HostSimd.SwishGateBackward(from, to, x, g, dy, dx, dg);
+                global::GateLoop.Runtime.HostSimd.Map<SwishGateBackwardLanes>(from, to, x, g, dy, dx, dg);
 
-            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void BiasGeluForward(int from, int to, ArrayView<float> u, ArrayView<float> bias, ArrayView<float> z) =>
-                global::GateLoop.Runtime.HostSimd.BiasGeluForward(from, to, Hidden, u, bias, z);
+            /// <summary>The lanes of <see cref="Kernels.SwishGateBackward"/>.</summary>
+            readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d, Vector256<float> _3)
+                {
+                    var s = Sigmoid(gv);
+                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
+                }
+
+                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            }
+
+            /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
+            readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                {
+                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void GeluBackward(int from, int to, ArrayView<float> u, ArrayView<float> dz, ArrayView<float> du) =>
-                global::GateLoop.Runtime.HostSimd.GeluBackward(from, to, u, dz, du);
+                global::GateLoop.Runtime.HostSimd.Map<GeluBackwardLanes>(from, to, u, dz, du);
+
+            /// <summary>The lanes of <see cref="Kernels.GeluBackward"/>.</summary>
+            readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                {
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
+                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                }
+
+                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
+                {
+                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                    var erf = Vector256.Create(1f) - poly * gauss;
+                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
+                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Dim, x, bias);
+
+            /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: the host entries of AddBiasHidden and GeluForward in turn.</summary>
+            public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
+            {
+                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
+                global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
+            }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
@@ -1168,18 +1257,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     da[ai + 1] = pr * gi - pi * gr;
                 }
             }
-
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
-                for (int index = from; index < to; index++) AddBiasDim(index, xHost, biasHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void AddBiasDim(Index1D index, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> bias) =>
-                x[index] += bias[index.X % Dim];
 
             /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
             public static void CrossEntropy(int from, int to, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)

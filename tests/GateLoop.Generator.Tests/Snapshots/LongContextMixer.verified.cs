@@ -3,6 +3,7 @@
 #nullable enable
 using ILGPU;
 using ILGPU.Runtime;
+using System.Runtime.Intrinsics;
 
 namespace Consumer;
 
@@ -95,6 +96,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(NormGamma, Dim), a.InvNorm, d.DH, dx);
         Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm, d.DH, G(NormGamma, Dim));
     }
+
+    /// <inheritdoc />
+    protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
+    {
+        (((long)batch * seq), "RmsNormForward"),
+        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)Dim), "ChunkScanForward"),
+        (((long)batch * (long)Dim), "ChunkCarryForward"),
+    }, launch => launch.Item1);
 
     /// <summary>What the forward keeps for one (batch, sequence length).</summary>
     sealed class Activations
@@ -189,7 +198,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             dGamma[d] += sum * RmsScale;
         }
 
-        static float Sigmoid(float x) => 1 / (1 + global::System.MathF.Exp(-x));
+        /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+        static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
 
         /// <summary>Positions per thread of the chunked scans.</summary>
         public const int Chunk = 64;

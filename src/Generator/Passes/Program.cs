@@ -1,0 +1,134 @@
+using System.Collections.Generic;
+using System.Linq;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
+
+namespace GateLoop.Generator.Passes
+{
+    /// <summary>
+    /// A graph's schedules as steps: the ops' forwards (globals, one layer's, the head's), the loss, and their
+    /// backwards in reverse order (the head's, one layer's, the globals'), each launch bound to its kernel. Once
+    /// built, every value has its identity, the step that writes it first and the steps that read it, so passes can
+    /// reason about the program and Emit/ only renders it.
+    /// </summary>
+    internal sealed class Program
+    {
+        public Program(Graph graph, Numeric numeric)
+        {
+            Numeric = numeric;
+            Kernels = graph.Kernels(numeric).ToList();
+            var signatures = Signatures;
+
+            IReadOnlyList<Step> Build(Schedule s, IEnumerable<Op> ops, bool forward)
+            {
+                foreach (var op in ops)
+                    if (forward) op.Forward(s);
+                    else op.Backward(s);
+                return s.Steps;
+            }
+            ForwardGlobal = Build(new Schedule(numeric, signatures), graph.Global, true);
+            ForwardLayer = Build(new Schedule(numeric, signatures), graph.Layer, true);
+            ForwardHead = Build(new Schedule(numeric, signatures), graph.Head, true);
+            Loss = graph.Loss is null ? new Step[0] : Build(new Schedule(numeric, signatures), new[] { graph.Loss }, true);
+            // One backward: which gradients hold a sum carries from the head's ops through the layer's to the globals'.
+            var backward = new Schedule(numeric, signatures);
+            BackwardHead = Build(backward, graph.Head.Reverse(), false).ToList();
+            int head = BackwardHead.Count;
+            BackwardLayer = Build(backward, graph.Layer.Reverse(), false).Skip(head).ToList();
+            BackwardGlobal = Build(backward, graph.Global.Reverse(), false).Skip(head + BackwardLayer.Count).ToList();
+            Dataflow();
+        }
+
+        public Numeric Numeric { get; }
+
+        /// <summary>The kernel sources the program launches from (and those that define no kernel), each key once.</summary>
+        public IReadOnlyList<KernelSource> Kernels { get; private set; }
+
+        /// <summary>Every kernel the sources define, by name.</summary>
+        public IReadOnlyDictionary<string, KernelSignature> Signatures
+        {
+            get
+            {
+                var signatures = new Dictionary<string, KernelSignature>();
+                foreach (var kernel in Kernels.SelectMany(k => KernelSignature.Read(k.Kernel))) signatures[kernel.Name] = kernel;
+                return signatures;
+            }
+        }
+
+        /// <summary>The method of kernel <paramref name="name"/> and the source that defines it.</summary>
+        public (Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax Method, KernelSource Source)? Kernel(string name)
+        {
+            foreach (var source in Kernels)
+                foreach (var method in Fusion.Methods(source.Kernel))
+                    if (method.Identifier.Text == name) return (method, source);
+            return null;
+        }
+
+        public IReadOnlyList<Step> ForwardGlobal { get; private set; }
+        public IReadOnlyList<Step> ForwardLayer { get; private set; }
+        public IReadOnlyList<Step> ForwardHead { get; private set; }
+        public IReadOnlyList<Step> Loss { get; private set; }
+        public IReadOnlyList<Step> BackwardHead { get; private set; }
+        public IReadOnlyList<Step> BackwardLayer { get; private set; }
+        public IReadOnlyList<Step> BackwardGlobal { get; private set; }
+
+        /// <summary>Every step, in the order the schedules run them (a layer's once), choices' branches after the choice.</summary>
+        public IEnumerable<Step> Steps => new[] { ForwardGlobal, ForwardLayer, ForwardHead, Loss, BackwardHead, BackwardLayer, BackwardGlobal }
+            .SelectMany(list => list).SelectMany(s => s.Flatten());
+
+        /// <summary>Every value the schedules touch, by identity.</summary>
+        public IReadOnlyList<Value> Values { get; private set; } = new Value[0];
+
+        /// <summary>
+        /// Rewrites every schedule with <paramref name="rule"/>, which may turn two adjacent launches into one launch of
+        /// a kernel it makes (a fusion), tried again on what it made; then keeps only the kernel sources a launch still
+        /// uses (and those that define no kernel: constants and helpers), adds the new ones, and recomputes the values'
+        /// producers and consumers.
+        /// </summary>
+        public void Rewrite(System.Func<Program, Launch, Launch, (Launch, KernelSource)?> rule)
+        {
+            IReadOnlyList<Step> Apply(IReadOnlyList<Step> steps)
+            {
+                var result = new List<Step>();
+                foreach (var step in steps)
+                {
+                    var current = step is Choice c ? new Choice(c.Condition, Apply(c.Then), Apply(c.Otherwise)) : step;
+                    if (result.Count > 0 && result[result.Count - 1] is Launch first && current is Launch second && rule(this, first, second) is var (fused, source))
+                    {
+                        result[result.Count - 1] = fused;
+                        if (!Kernels.Any(k => k.Key == source.Key)) Kernels = Kernels.Concat(new[] { source }).ToList(); // a later match reads it
+                        continue;
+                    }
+                    result.Add(current);
+                }
+                return result;
+            }
+            (ForwardGlobal, ForwardLayer, ForwardHead, Loss) = (Apply(ForwardGlobal), Apply(ForwardLayer), Apply(ForwardHead), Apply(Loss));
+            (BackwardHead, BackwardLayer, BackwardGlobal) = (Apply(BackwardHead), Apply(BackwardLayer), Apply(BackwardGlobal));
+            var launched = new HashSet<string>(Steps.OfType<Launch>().Select(l => l.Kernel));
+            Kernels = Kernels.Where(k => KernelSignature.Read(k.Kernel).Select(s => s.Name).ToList() is var names && (names.Count == 0 || names.Any(launched.Contains)))
+                .ToList();
+            Dataflow();
+        }
+
+        void Dataflow()
+        {
+            var values = new List<Value>();
+            void Touch(Value v)
+            {
+                if (v.Id >= 0 && values.Count > v.Id && values[v.Id] == v) return;
+                v.Id = values.Count;
+                values.Add(v);
+                v.Producer = null;
+                v.Consumers.Clear();
+            }
+            foreach (var step in Steps)
+            {
+                foreach (var v in step.Reads.Concat(step.Writes)) Touch(v);
+                foreach (var v in step.Reads) v.Consumers.Add(step);
+                foreach (var v in step.Writes) v.Producer ??= step;
+            }
+            Values = values;
+        }
+    }
+}

@@ -1,0 +1,240 @@
+using System.Collections.Generic;
+using System.Linq;
+
+namespace GateLoop.Generator.Templates
+{
+    /// <summary>
+    /// An elementwise formula, written once and rendered twice: as scalar C# in the kernel's element type (the ILGPU
+    /// kernel, and the host's scalar twin of a double build) and as <c>Vector256&lt;float&gt;</c> C# (the host's SIMD
+    /// lanes of a float build). Selects are comparisons of floats (a GPU predicates them; see GL0030).
+    /// </summary>
+    internal abstract class Lane
+    {
+        // The generated file has System.Runtime.Intrinsics in scope.
+        const string V = "Vector256";
+
+        public static implicit operator Lane(double value) => new Constant(value);
+
+        public static implicit operator Lane(string name) => new Named(name);
+
+        public static Lane operator +(Lane a, Lane b) => new Binary("+", 1, a, b);
+
+        public static Lane operator -(Lane a, Lane b) => new Binary("-", 1, a, b);
+
+        public static Lane operator *(Lane a, Lane b) => new Binary("*", 2, a, b);
+
+        public static Lane operator /(Lane a, Lane b) => new Binary("/", 2, a, b);
+
+        public static Lane operator -(Lane a) => new Negation(a);
+
+        public static Lane Exp(Lane x) => new Call(x, n => $"{n.Math}.Exp", $"{Numeric.Runtime}HostSimd.Exp");
+
+        public static Lane Abs(Lane x) => new Call(x, n => $"{n.Math}.Abs", $"{V}.Abs");
+
+        /// <summary><paramref name="a"/> &lt; <paramref name="b"/> ? <paramref name="ifLess"/> : <paramref name="otherwise"/>.</summary>
+        public static Lane IfLess(Lane a, Lane b, Lane ifLess, Lane otherwise) => new Select(a, b, ifLess, otherwise);
+
+        /// <summary>The helpers the formula calls, each once.</summary>
+        public IEnumerable<LaneHelper> Helpers => Parts().OfType<HelperCall>().Select(h => h.Helper).Distinct();
+
+        protected virtual IEnumerable<Lane> Children => Enumerable.Empty<Lane>();
+
+        IEnumerable<Lane> Parts() => new[] { this }.Concat(Children.SelectMany(c => c.Parts()));
+
+        internal sealed class HelperCall(LaneHelper helper, Lane[] arguments) : Lane
+        {
+            public LaneHelper Helper => helper;
+
+            protected override IEnumerable<Lane> Children => arguments.Concat(helper.Formulas.SelectMany(f => f.Parts()));
+
+            public override string Scalar(Numeric n) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Scalar(n)))})";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Vector(names)))})";
+        }
+
+        // Binding strength: sums 1, products 2, everything else 3 (never parenthesized).
+        protected virtual int Precedence => 3;
+
+        /// <summary>The formula in the scalar element type of <paramref name="n"/>.</summary>
+        public abstract string Scalar(Numeric n);
+
+        /// <summary>The formula over <c>Vector256&lt;float&gt;</c> lanes, names bound by <paramref name="names"/> where given.</summary>
+        public abstract string Vector(IReadOnlyDictionary<string, string> names);
+
+        public string Vector() => Vector(new Dictionary<string, string>());
+
+        string Operand(System.Func<Lane, string> render, int parent, bool right) =>
+            Precedence < parent || right && Precedence == parent ? $"({render(this)})" : render(this);
+
+        sealed class Named(string name) : Lane
+        {
+            public override string Scalar(Numeric n) => name;
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => names.TryGetValue(name, out var bound) ? bound : name;
+        }
+
+        sealed class Constant(double value) : Lane
+        {
+            public override string Scalar(Numeric n) => n.Lit(value);
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{V}.Create({Numeric.Float.Lit(value)})";
+        }
+
+        sealed class Binary(string op, int precedence, Lane a, Lane b) : Lane
+        {
+            protected override int Precedence => precedence;
+
+            protected override IEnumerable<Lane> Children => new[] { a, b };
+
+            public override string Scalar(Numeric n) => $"{a.Operand(x => x.Scalar(n), precedence, false)} {op} {b.Operand(x => x.Scalar(n), precedence, true)}";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) =>
+                $"{a.Operand(x => x.Vector(names), precedence, false)} {op} {b.Operand(x => x.Vector(names), precedence, true)}";
+        }
+
+        sealed class Negation(Lane a) : Lane
+        {
+            protected override IEnumerable<Lane> Children => new[] { a };
+
+            public override string Scalar(Numeric n) => $"-{a.Operand(x => x.Scalar(n), 3, false)}";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"-{a.Operand(x => x.Vector(names), 3, false)}";
+        }
+
+        sealed class Call(Lane x, System.Func<Numeric, string> scalar, string vector) : Lane
+        {
+            protected override IEnumerable<Lane> Children => new[] { x };
+
+            public override string Scalar(Numeric n) => $"{scalar(n)}({x.Scalar(n)})";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{vector}({x.Vector(names)})";
+        }
+
+        sealed class Select(Lane a, Lane b, Lane ifLess, Lane otherwise) : Lane
+        {
+            protected override IEnumerable<Lane> Children => new[] { a, b, ifLess, otherwise };
+
+            public override string Scalar(Numeric n) => $"({a.Scalar(n)} < {b.Scalar(n)} ? {ifLess.Scalar(n)} : {otherwise.Scalar(n)})";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) =>
+                $"{V}.ConditionalSelect({V}.LessThan({a.Vector(names)}, {b.Vector(names)}), {ifLess.Vector(names)}, {otherwise.Vector(names)})";
+        }
+    }
+
+    /// <summary>
+    /// A function of lanes the formulas call: its parameters, locals in order, and result. It renders as a scalar
+    /// static method (the kernels' helper, one per model) and as a method over SIMD lanes inside each lane struct
+    /// that calls it.
+    /// </summary>
+    internal sealed class LaneHelper
+    {
+        public LaneHelper(string name, string summary, string[] parameters, (string Name, Lane Value)[] locals, Lane result)
+        {
+            (Name, Summary, Parameters, Locals, Result) = (name, summary, parameters, locals, result);
+        }
+
+        public string Name { get; }
+        public string Summary { get; }
+        public string[] Parameters { get; }
+        public (string Name, Lane Value)[] Locals { get; }
+        public Lane Result { get; }
+
+        internal IEnumerable<Lane> Formulas => Locals.Select(l => l.Value).Append(Result);
+
+        /// <summary>A call of the helper.</summary>
+        public Lane Call(params Lane[] arguments) => new Lane.HelperCall(this, arguments);
+
+        /// <summary>The scalar method in the kernels' element type.</summary>
+        public string Scalar(Numeric n) => Method(n.Type, v => v.Scalar(n), "");
+
+        /// <summary>The method over <c>Vector256&lt;float&gt;</c> lanes.</summary>
+        public string Vector() => Method("Vector256<float>", v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n");
+
+        string Method(string type, System.Func<Lane, string> render, string attribute)
+        {
+            var w = new CodeWriter().Line($"/// <summary>{Summary}</summary>");
+            if (attribute.Length > 0) w.Line(attribute.TrimEnd('\n'));
+            if (Locals.Length == 0)
+                return w.Line($"static {type} {Name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}) => {render(Result)};").ToString().TrimEnd('\n');
+            w.Open($"static {type} {Name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))})");
+            foreach (var (local, value) in Locals) w.Line($"var {local} = {render(value)};");
+            return w.Line($"return {render(Result)};").Close().ToString().TrimEnd('\n');
+        }
+    }
+
+    /// <summary>
+    /// A kernel that maps its input views to its output views index by index through <see cref="Lane"/> formulas:
+    /// each input read once into a local, locals computed in order, each output written once. It renders as the
+    /// ILGPU kernel, and for a float build as its host range entry in SIMD lanes (a lane struct the runtime's
+    /// <c>HostSimd.Map</c> runs): one to three inputs, one or two outputs.
+    /// </summary>
+    internal sealed class LaneMap
+    {
+        readonly string name, summary;
+        readonly (string View, string Local)[] inputs;
+        readonly (string Name, Lane Value)[] locals;
+        readonly (string View, Lane Value)[] outputs;
+
+        /// <param name="inputs">Each input view and the local its element is read into.</param>
+        /// <param name="locals">Locals over the inputs and earlier locals, in order.</param>
+        /// <param name="outputs">Each output view and what is written to it.</param>
+        public LaneMap(string name, string summary, (string View, string Local)[] inputs, (string Name, Lane Value)[] locals, (string View, Lane Value)[] outputs)
+        {
+            if (inputs.Length is < 1 or > 3 || outputs.Length is < 1 or > 2 || inputs.Length == 3 != (outputs.Length == 2))
+                throw new System.ArgumentException($"{name}: the host's lane maps take 1 or 2 inputs to 1 output, or 3 inputs to 2 outputs");
+            (this.name, this.summary, this.inputs, this.locals, this.outputs) = (name, summary, inputs, locals, outputs);
+        }
+
+        string Views(string type) => string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)).Select(v => $"ArrayView<{type}> {v}"));
+
+        /// <summary>The ILGPU kernel.</summary>
+        public string Kernel(Numeric n)
+        {
+            var w = new CodeWriter()
+                .Line($"/// <summary>{summary}</summary>")
+                .Open($"public static void {name}(Index1D index, {Views(n.Type)})")
+                .Line($"{n.Type} {string.Join(", ", inputs.Select(i => $"{i.Local} = {i.View}[index]"))};");
+            foreach (var (local, value) in locals) w.Line($"{n.Type} {local} = {value.Scalar(n)};");
+            foreach (var (view, value) in outputs) w.Line($"{view}[index] = {value.Scalar(n)};");
+            return w.Close().ToString().TrimEnd('\n');
+        }
+
+        /// <summary>The kernel's name.</summary>
+        public string Name => name;
+
+        /// <summary>The host range entry in SIMD lanes (float); empty for double, whose host runs the scalar twin.</summary>
+        public string HostEntry(Numeric n) => n.IsDouble ? "" : new CodeWriter()
+            .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes.</summary>")
+            .Line($"public static void {name}(int from, int to, {Views("float")}) =>")
+            .Line($"    {Numeric.Runtime}HostSimd.Map<{name}Lanes>(from, to, {string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)))});")
+            .ToString().TrimEnd('\n');
+
+        /// <summary>
+        /// The lane struct the host entry runs (float; empty for double), apart from the entry so that a fused
+        /// kernel's host entry can call it when this kernel itself is no longer launched.
+        /// </summary>
+        public string Lanes(Numeric n)
+        {
+            if (n.IsDouble) return "";
+            const string V = "Vector256<float>";
+            // Apply's parameters are the kernel's locals; the slots an op leaves free are unused.
+            var slots = inputs.Select(i => i.Local).Concat(new[] { "_1", "_2" }).Take(3).ToList();
+            var names = new Dictionary<string, string>();
+            var w = new CodeWriter()
+                .Line($"/// <summary>The lanes of <see cref=\"Kernels.{name}\"/>.</summary>")
+                .Open($"readonly struct {name}Lanes : {Numeric.Runtime}HostSimd.ILaneOp")
+                .Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]")
+                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))}, {V} _3)");
+            foreach (var (local, value) in locals)
+            {
+                w.Line($"var {local} = {value.Vector(names)};");
+                names[local] = local;
+            }
+            string Output(int i) => i < outputs.Length ? outputs[i].Value.Vector(names) : "default";
+            w.Line($"return ({Output(0)}, {Output(1)});").Close();
+            foreach (var helper in locals.Select(l => l.Value).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Helpers).Distinct())
+                w.Line().Block(helper.Vector());
+            return w.Close().ToString().TrimEnd('\n');
+        }
+    }
+}

@@ -1,0 +1,153 @@
+using GateLoop.Generator.Emit;
+using GateLoop.Generator.Ir;
+using GateLoop.Generator.Lowering;
+using GateLoop.Generator.Model;
+using GateLoop.Generator.Passes;
+using GateLoop.Generator.Templates;
+using Xunit.Abstractions;
+
+namespace GateLoop.Generator.Tests;
+
+/// <summary>
+/// The schedule as data: a model's program has one value per tensor with its producer and consumers, every launch
+/// passes the launch check (and a planted bad one does not), and the memory plan packs the backward's gradients by
+/// liveness.
+/// </summary>
+public sealed class ProgramTests(ITestOutputHelper output)
+{
+    static readonly TypeLocation Stub = new(null, default, "Stub");
+
+    // The seed's enwik8 config: post-norm, 512 heads of one channel, gating.
+    static readonly TransformerSpec Seed = new(Stub, NumTokens: 256, Dim: 512, Depth: 6, Heads: 512, DimInner: 512, FeedForwardMult: 4,
+        SwishGating: true, PostLayerNorm: true, SubLayerNorm: false, FracGradientStateTransition: 0.9, AblateComplex: false,
+        AblateStateTransition: false, CheckpointGateLoopedAttn: true);
+
+    /// <summary>A kernel over one view, launched as the test says.</summary>
+    sealed class Planted(Size domain, Func<Schedule, Arg[]> args) : Op
+    {
+        public override IEnumerable<KernelSource> Kernels(Numeric n)
+        {
+            yield return new KernelSource("Planted", $"public static void Planted(Index1D index, ArrayView<{n.Type}> x) => x[index] = 0;");
+        }
+
+        public override void Forward(Schedule s) => s.Launch("Planted", domain, args(s));
+
+        public override void Backward(Schedule s) { }
+    }
+
+    static readonly Value Residual = new("a.X[0]", "rows * Dim");
+
+    static LaunchCheck Check(Op planted)
+    {
+        var graph = new Graph(new[] { planted }, new Op[0], new Op[0], 1);
+        return new LaunchCheck(new Passes.Program(graph, Numeric.Float), new Dictionary<string, long> { ["Dim"] = 2048 });
+    }
+
+    [Fact]
+    public void A_launch_whose_constant_domain_overflows_an_int_is_refused()
+    {
+        var check = Check(new Planted("Dim * Dim * Dim", _ => [Residual]));
+        Assert.Equal("launch of Planted has 8,589,934,592 indices (Dim * Dim * Dim), more than a launch can index (2,147,483,647)", Assert.Single(check.Problems));
+    }
+
+    [Fact]
+    public void A_model_with_an_overflowing_launch_gets_no_source_but_the_problem()
+    {
+        var graph = TransformerLowering.Lower(Seed);
+        var planted = new Planted("Depth * Dim * Dim * Hidden", _ => [Residual]);
+        var (source, problems) = ModelEmitter.Emit(Seed, new Graph(graph.Global, graph.Layer, graph.Head.Append(planted).ToList(), graph.Depth, graph.Loss), Numeric.Float);
+        Assert.Equal("", source);
+        Assert.Contains("more than a launch can index", Assert.Single(problems));
+        Assert.Equal("GL0040", Diagnostics.BadLaunch.Id);
+    }
+
+    [Fact]
+    public void A_launch_that_does_not_fit_its_kernel_is_refused()
+    {
+        Assert.Equal("launch of Planted passes 2 arguments to its 1 parameters (x)",
+            Assert.Single(Check(new Planted("R * Dim", _ => [Residual, Residual])).Problems));
+        Assert.Equal("launch of Planted binds the view Inputs of int to ArrayView<float> x",
+            Assert.Single(Check(new Planted("R", _ => [new Value("Inputs", "rows", element: "int")])).Problems));
+        Assert.Equal("launch of Planted binds the float 1f to ArrayView<float> x", Assert.Single(Check(new Planted("R", s => [s.One])).Problems));
+    }
+
+    [Fact]
+    public void A_domain_batch_and_seq_decide_is_left_to_the_plan_check_in_64_bits()
+    {
+        var check = Check(new Planted("Batch * Dim * Seq * Seq", _ => [Residual]));
+        Assert.Empty(check.Problems);
+        var (kernel, domain) = Assert.Single(check.PlanDomains);
+        Assert.Equal("Planted", kernel);
+        Assert.Equal("((((long)b * (long)Dim) * (long)s) * (long)s)", domain.Long("b", "s"));
+    }
+
+    [Fact]
+    public void Every_tensor_is_one_value_with_its_producer_and_consumers()
+    {
+        var program = new Passes.Program(TransformerLowering.Lower(Seed), Numeric.Float);
+        var values = program.Values;
+        Assert.Equal(values.Count, values.Select(v => v.Name).Distinct().Count());
+        Assert.Equal(Enumerable.Range(0, values.Count), values.Select(v => v.Id));
+        var qkv = values.Single(v => v.Name == "a.Qkv[l]");
+        Assert.IsType<LinearProduct>(qkv.Producer);
+        Assert.Contains(qkv.Consumers, s => s is Launch { Kernel: "ScanForward" });
+        Assert.Contains(qkv.Consumers, s => s is Launch { Kernel: "ScanBackward" });
+        // One gradient for the whole residual stream: every element's is the same value.
+        var stream = values.Where(v => v.Name.StartsWith("a.X[")).ToList();
+        Assert.True(stream.Count >= 3);
+        Assert.Single(stream.Select(v => v.Grad).Distinct());
+        Assert.Empty(new LaunchCheck(program, ModelEmitter.Constants(Seed)).Problems);
+    }
+
+    [Fact]
+    public void The_seed_plan_packs_the_backward_gradients_by_liveness()
+    {
+        var graph = TransformerLowering.Lower(Seed);
+        var program = new Passes.Program(graph, Numeric.Float);
+        var plan = new MemoryPlan(graph, program, ModelEmitter.Constants(Seed));
+        Assert.Contains(plan.Packed, p => p.Buffer.Field == "DQkv");
+        Assert.Contains(plan.Packed, p => p.Buffer.Field == "DF");
+        Assert.DoesNotContain(plan.Packed, p => p.Buffer.Field == "DX"); // the head and the embedding read it too
+        // The seed protocol: batch 4 of 256 tokens (the max-heads scan's chunks are 32 positions).
+        var constants = new Dictionary<string, long>(ModelEmitter.Constants(Seed)) { ["Kernels.Chunk"] = 32 };
+        var (packed, unpacked) = plan.Elements(constants, 4, 256);
+        output.WriteLine($"seed activation plan at batch 4 × seq 256: {unpacked * 4:N0} bytes unpacked, {packed * 4:N0} packed by liveness");
+        Assert.Equal(315_031_552, unpacked * 4);
+        Assert.Equal(300_351_488, packed * 4);
+        // Two packed buffers share memory only when no step of the layer's backward touches both.
+        var steps = program.BackwardLayer.SelectMany(s => s.Flatten()).ToList();
+        int First(Ir.Buffer b) => steps.FindIndex(s => s.Reads.Concat(s.Writes).Any(v => v.Storage == b));
+        int Last(Ir.Buffer b) => steps.FindLastIndex(s => s.Reads.Concat(s.Writes).Any(v => v.Storage == b));
+        foreach (var p in plan.Packed)
+            foreach (var q in plan.Packed.Where(q => q.Buffer != p.Buffer && q.Offset < p.Offset + p.PerRow && p.Offset < q.Offset + q.PerRow))
+                Assert.True(Last(p.Buffer) < First(q.Buffer) || Last(q.Buffer) < First(p.Buffer), $"{p.Buffer.Field} and {q.Buffer.Field} share memory while both live");
+    }
+
+    [Fact]
+    public void The_feed_forward_bias_and_activation_are_fused_by_a_rewrite()
+    {
+        foreach (var (spec, activation) in new[] { (Seed, "GeluForward"), (Seed with { FeedForwardReluSquared = true }, "ReluSquaredForward") })
+        {
+            var program = new Passes.Program(TransformerLowering.Lower(spec), Numeric.Float);
+            // The ops launch the bias and the activation apart.
+            var before = program.ForwardLayer.OfType<Launch>().Select(l => l.Kernel).ToList();
+            Assert.Contains("AddBiasHidden", before);
+            Assert.Contains(activation, before);
+            program.Rewrite(Fusion.BiasActivation);
+            var launches = program.ForwardLayer.OfType<Launch>().ToList();
+            var fused = Assert.Single(launches, l => l.Kernel == "Bias" + activation);
+            Assert.DoesNotContain(launches, l => l.Kernel == "AddBiasHidden" || l.Kernel == activation);
+            Assert.Equal(["x", "bias", "z"], fused.Signature!.Parameters.Select(p => p.Name));
+            Assert.Equal(["a.FfPre[l]", "W", "a.FfAct[l]"], fused.Args.Select(a => a is TensorArg t ? t.Value.Name : "W"));
+            // The unfused activation's kernel is gone; the bias add stays for the other Linears that launch it.
+            Assert.DoesNotContain(program.Kernels, k => k.Key == activation);
+            Assert.Contains(program.Kernels, k => k.Key == "AddBiasDim");
+            Assert.Empty(new LaunchCheck(program, ModelEmitter.Constants(spec)).Problems);
+        }
+        // Two launches that touch a value away from their own index do not fuse.
+        var seed = new Passes.Program(TransformerLowering.Lower(Seed), Numeric.Float);
+        var scan = seed.ForwardLayer.OfType<Choice>().First().Otherwise.OfType<Launch>().Single();
+        var bias = new Launch("AddBiasHidden", seed.Signatures["AddBiasHidden"], scan.Domain, new Arg[] { ((TensorArg)scan.Args[1]).Value, "Seq" });
+        Assert.Null(Fusion.Elementwise(seed, bias, scan, "Fused"));
+    }
+}
