@@ -2,7 +2,7 @@
 # The GPU cost model against the H200's measured steps: each workload of that run estimated from the PTX simulator's
 # counts (`gateloop bench --device cuda-sim`, a sample of each launch's blocks simulated, the values computed on the
 # host), then the model's few constants fitted on some workloads and checked on the others (bench/cost-model.py).
-# Needs: dotnet, python3 with numpy. Takes about 10 minutes on 2 cores.
+# Needs: dotnet, python3 (its standard library). Takes about 10 minutes on 2 cores.
 # Usage: bash bench/cost-model.sh [OUT_DIR]   (writes one JSON per workload, then prints the fit)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -106,12 +106,8 @@ public sealed class SimulatedCudaDevice : Device
         if (SampleBlocks > 0) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
         else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n);
         var estimate = CostModel.Gemm(m, n, k, sizeof(T));
-        pending = cost =>
-        {
-            cost.Add(estimate);
-            var shape = ((long)m, (long)n, (long)k, sizeof(T));
-            cost.Gemms[shape] = cost.Gemms.GetValueOrDefault(shape) + 1;
-        };
+        (long, long, long, int) shape = (m, n, k, sizeof(T));
+        pending = cost => cost.Add(shape, estimate);
     }
 
     private protected override void Completed(string name)
@@ -220,11 +216,7 @@ public sealed class SimulatedCudaDevice : Device
     {
         var features = LaunchFeatures.Of(counts, blocks, GroupSize, CostModel);
         var estimate = CostModel.Launch(features);
-        pending = cost =>
-        {
-            cost.Add(estimate);
-            cost.Features[features] = cost.Features.GetValueOrDefault(features) + 1;
-        };
+        pending = cost => cost.Add(features, estimate);
     }
 
     LaunchCounters Execute(Launch launch, PtxMachine.Dim3 grid, PtxMachine.Dim3 block, long[]? sample = null)

@@ -2,7 +2,7 @@ namespace GateLoop.Runtime;
 
 /// <summary>
 /// The time a GPU would take for a kernel launch, from the simulator's counts of it, and for a cuBLAS GEMM, from its
-/// shape: an estimate, never a measurement. A launch costs its overhead plus the largest of three bounds:
+/// shape: an estimate, never a measurement. A launch costs its overhead plus the largest of four bounds:
 /// <list type="bullet">
 /// <item><b>dram</b>: the 32-byte sectors its warps touched, at the memory's bandwidth (caches ignored);</item>
 /// <item><b>issue</b>: its warp instructions over the schedulers of the multiprocessors its blocks occupy, one per

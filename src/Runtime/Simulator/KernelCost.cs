@@ -16,16 +16,33 @@ public sealed class KernelCost
     /// <summary>Estimated seconds by what bounded the launch (see <see cref="CostEstimate.Bound"/>).</summary>
     public Dictionary<string, double> SecondsByBound { get; } = [];
 
+    readonly Dictionary<LaunchFeatures, long> features = [];
+    readonly Dictionary<(long M, long N, long K, int Bytes), long> gemms = [];
+
     /// <summary>The distinct launches' features and how many times each ran.</summary>
-    public Dictionary<LaunchFeatures, long> Features { get; } = [];
+    public IReadOnlyDictionary<LaunchFeatures, long> Features => features;
 
     /// <summary>The distinct GEMM shapes (m, n, k, bytes per element) and how many times each ran.</summary>
-    public Dictionary<(long M, long N, long K, int Bytes), long> Gemms { get; } = [];
+    public IReadOnlyDictionary<(long M, long N, long K, int Bytes), long> Gemms => gemms;
 
     /// <summary>The bound that took most of the time.</summary>
     public string Bound => SecondsByBound.MaxBy(b => b.Value).Key;
 
-    internal void Add(CostEstimate estimate)
+    /// <summary>Adds a kernel launch with these features and its estimate.</summary>
+    internal void Add(LaunchFeatures launch, CostEstimate estimate)
+    {
+        features[launch] = features.GetValueOrDefault(launch) + 1;
+        Add(estimate);
+    }
+
+    /// <summary>Adds a GEMM of this shape and its estimate.</summary>
+    internal void Add((long M, long N, long K, int Bytes) gemm, CostEstimate estimate)
+    {
+        gemms[gemm] = gemms.GetValueOrDefault(gemm) + 1;
+        Add(estimate);
+    }
+
+    void Add(CostEstimate estimate)
     {
         Seconds += estimate.Seconds;
         Launches++;
