@@ -18,6 +18,16 @@ static class Common
         Description = "let fp32 GEMMs on cuda use TF32 tensor cores (faster; products rounded to a 10-bit mantissa). No effect on cpu",
     };
 
+    public static Option<string> Precision(string description)
+    {
+        var option = new Option<string>("--precision") { Description = description, DefaultValueFactory = _ => "fp32" };
+        option.AcceptOnlyFromAmong([.. Enum.GetNames<GemmPrecision>().Select(name => name.ToLowerInvariant())]);
+        return option;
+    }
+
+    /// <summary>The precision a <see cref="Precision"/> value names.</summary>
+    public static GemmPrecision PrecisionOf(string name) => Enum.Parse<GemmPrecision>(name, ignoreCase: true);
+
     public static Option<bool> NoDeviceCheck() => new("--no-device-check")
     {
         Description = "skip the check that a GPU computes this model as the host backend does (run once before the first step)",

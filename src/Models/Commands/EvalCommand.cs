@@ -21,14 +21,16 @@ static class EvalCommand
         var weights = Common.Weights();
         weights.Description = "how the weight matrices are held while evaluating: fp32 (as trained), bf16 or int8 (one scale per output row); " +
             "the loss is then that of the weights sample --weights generates from";
+        var precision = Common.Precision("what the matrix products take while evaluating: fp32, or bf16 inputs with fp32 sums (as train --precision bf16 validates)");
         var command = new Command("eval", "evaluate a checkpoint: consecutive windows of seq+1 bytes, stride seq, every position predicted")
         {
-            checkpoint, data, dataEntry, split, seq, json, device, weights,
+            checkpoint, data, dataEntry, split, seq, json, device, weights, precision,
         };
         command.SetAction(parse =>
         {
             string directory = parse.GetValue(checkpoint)!;
             using var dev = Device.Create(parse.GetValue(device)!);
+            dev.GemmPrecision = Common.PrecisionOf(parse.GetValue(precision)!);
             var (config, model) = Common.OpenCheckpoint(directory, dev, parse.GetValue(weights)!);
             using var _ = model;
             var (path, entryName) = Common.DataOf(parse.GetValue(data), parse.GetValue(dataEntry), config);
@@ -47,7 +49,7 @@ static class EvalCommand
             progress.Clear();
             Console.WriteLine(asJson
                 ? string.Create(CultureInfo.InvariantCulture, $"{{\"loss\":{result.Loss:R},\"bpc\":{result.Bpc:R},\"tokens\":{result.Tokens}}}")
-                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens ({parse.GetValue(weights)} weights)");
+                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens ({parse.GetValue(weights)} weights, {parse.GetValue(precision)} products)");
             return 0;
         });
         return command;

@@ -36,11 +36,13 @@ static class TrainCommand
         var overwrite = new Option<bool>("--overwrite") { Description = "start a new run in an --out that holds a checkpoint, deleting it and its metrics (without this, train refuses such a directory)" };
         var device = Common.Device();
         var tf32 = Common.Tf32();
+        var precision = Common.Precision("what the matrix products take: fp32, or bf16 (inputs rounded to bfloat16, sums in fp32: cuBLAS's bf16 GEMM " +
+            "on cuda, the same rounding on cpu); weights, Adam and the other kernels stay fp32, and the checkpoint records it");
         var seed = Common.Seed();
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("train", "train a model on a text file (enwik8 or any file; default: the XML docs of the .NET SDK's reference pack, ~32 MB)")
         {
-            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, overwrite, bucket, device, tf32, seed, noCheck,
+            model, data, dataEntry, steps, batch, accum, seq, lr, decay, clip, validate, generate, checkpoint, prime, length, output, resume, init, overwrite, bucket, device, tf32, precision, seed, noCheck,
         };
         command.SetAction(parse =>
         {
@@ -58,6 +60,7 @@ static class TrainCommand
                 Clip = parse.GetValue(clip), ValidateEvery = parse.GetValue(validate), GenerateEvery = parse.GetValue(generate),
                 CheckpointEvery = parse.GetValue(checkpoint), PrimeLength = parse.GetValue(prime),
                 GenerateLength = parse.GetValue(length), Seed = parse.GetValue(seed), BucketMegabytes = parse.GetValue(bucket),
+                Precision = Common.PrecisionOf(parse.GetValue(precision)!),
             };
             string? dataPath = parse.GetValue(data), entryName = parse.GetValue(dataEntry);
             if (resumeFrom is not null)
@@ -78,6 +81,8 @@ static class TrainCommand
                 }
             }
             options.Validate();
+            if (options.Precision == GemmPrecision.Bf16 && parse.GetValue(tf32))
+                throw new UserInputException("--tf32 rounds fp32 GEMMs and --precision bf16 makes every GEMM bf16; pass only one");
             var entry = Catalog.Find(modelName);
             // Resuming writes back into the checkpoint's directory unless --out says otherwise.
             string outDir = resumeFrom is not null && !Common.Given(parse, output) ? resumeFrom : parse.GetValue(output)!;
@@ -97,7 +102,8 @@ static class TrainCommand
             dev.AllowTf32 = parse.GetValue(tf32);
             using var net = entry.Create(dev);
             Console.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
-            Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}");
+            Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}" +
+                (options.Precision == GemmPrecision.Bf16 ? ", bf16 inputs with fp32 sums" : ""));
             Console.WriteLine($"data   {corpus.Describe()}");
             Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
             if (parse.GetValue(init) is { } initFrom) Console.WriteLine($"init   the weights of {initFrom}");

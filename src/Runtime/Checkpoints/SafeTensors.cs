@@ -265,9 +265,8 @@ public static class SafeTensors
                     values[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(b[(2 * i)..]);
                 break;
             case "BF16":
-                // bfloat16 is the upper half of a float32.
                 for (var i = 0; i < values.Length; i++)
-                    values[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..]) << 16);
+                    values[i] = Bf16.ToSingle(BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..]));
                 break;
             default:
                 for (var i = 0; i < values.Length; i++)

@@ -41,6 +41,13 @@ public abstract class Device : IDisposable
     /// </summary>
     public virtual bool AllowTf32 { get => false; set { } }
 
+    /// <summary>
+    /// What <see cref="Gemm{T}"/> of floats takes as inputs: fp32 (the default), or A and B rounded to bf16 with
+    /// fp32 products and sums (cuBLAS's bf16 GEMM on CUDA, the same rounding in the host's and the tiled kernel's
+    /// packing elsewhere). Column sums and double GEMMs stay exact.
+    /// </summary>
+    public GemmPrecision GemmPrecision { get; set; }
+
     /// <summary>Which matrix-multiply implementation runs on this device.</summary>
     public abstract string GemmBackend { get; }
 
@@ -144,13 +151,13 @@ public abstract class Device : IDisposable
         T beta, ArrayView<T> c) where T : unmanaged, INumber<T>
     {
         long start = Start();
-        Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
+        Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs: GemmPrecision == GemmPrecision.Bf16 && typeof(T) == typeof(float));
         Record("Gemm", start);
     }
 
-    /// <summary>The GEMM of <see cref="Gemm{T}"/> on this device's implementation.</summary>
+    /// <summary>The GEMM of <see cref="Gemm{T}"/> on this device's implementation, from A and B rounded to bf16 when asked.</summary>
     private protected abstract void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c) where T : unmanaged, INumber<T>;
+        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs) where T : unmanaged, INumber<T>;
 
     /// <summary>
     /// dst[j] += Σ_r m[r, j] over a packed <paramref name="rows"/> × <paramref name="columns"/> matrix (bias
@@ -164,7 +171,7 @@ public abstract class Device : IDisposable
     public void ColumnSum<T>(int rows, int columns, ArrayView<T> m, ArrayView<T> dst, T scale) where T : unmanaged, INumber<T>
     {
         long start = Start();
-        Multiply(false, false, 1, columns, rows, scale, Ones<T>(rows), m, T.One, dst);
+        Multiply(false, false, 1, columns, rows, scale, Ones<T>(rows), m, T.One, dst, bf16Inputs: false);
         Record(nameof(ColumnSum), start);
     }
 

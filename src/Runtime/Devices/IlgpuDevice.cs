@@ -38,10 +38,10 @@ public sealed class IlgpuDevice : Device
     public override string GemmBackend => gemm?.Backend ?? "host-simd";
 
     private protected override void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c)
+        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs)
     {
-        if (gemm is null) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
-        else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n);
+        if (gemm is null) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs);
+        else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n, bf16Inputs);
     }
 
     private protected override void Run(Delegate kernel, int n, Action<int, int> host, Func<Accelerator, Delegate> load,

@@ -101,10 +101,10 @@ public sealed class SimulatedCudaDevice : Device
     }
 
     private protected override unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c)
+        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs)
     {
-        if (SampleBlocks > 0) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
-        else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n);
+        if (SampleBlocks > 0) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs);
+        else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n, bf16Inputs);
         var estimate = CostModel.Gemm(m, n, k, sizeof(T));
         (long, long, long, int) shape = (m, n, k, sizeof(T));
         pending = cost => cost.Add(shape, estimate);

@@ -10,7 +10,7 @@ namespace GateLoop.Runtime;
 /// cuBLAS through function pointers into whichever libcublas the machine has: CUDA 13, 12 or 11. (ILGPU.Algorithms'
 /// binding looks for version 12 at most, and CUDA 13 ships libcublas.so.13.) Only what the GEMM needs: a handle
 /// on the accelerator's context and default stream (so GEMMs queue in order with the kernels), host pointer mode
-/// for alpha and beta, the math mode (TF32 or not) and column-major s/dgemm.
+/// for alpha and beta, the math mode (TF32 or not), column-major s/dgemm, and cublasGemmEx for bf16 inputs.
 /// </summary>
 internal sealed unsafe class CuBlasLibrary : IDisposable
 {
@@ -38,6 +38,7 @@ internal sealed unsafe class CuBlasLibrary : IDisposable
     nint handle;
     readonly delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int> sgemm;
     readonly delegate* unmanaged<nint, int, int, int, int, int, double*, nint, int, nint, int, double*, nint, int, int> dgemm;
+    readonly delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int> gemmEx;
     readonly delegate* unmanaged<nint, int, int> setMathMode;
     readonly delegate* unmanaged<nint, int> destroy;
 
@@ -52,6 +53,10 @@ internal sealed unsafe class CuBlasLibrary : IDisposable
         var setPointerMode = (delegate* unmanaged<nint, int, int>)Export("cublasSetPointerMode_v2");
         sgemm = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, nint, int, float*, nint, int, int>)Export("cublasSgemm_v2");
         dgemm = (delegate* unmanaged<nint, int, int, int, int, int, double*, nint, int, nint, int, double*, nint, int, int>)Export("cublasDgemm_v2");
+        // cublasStatus_t cublasGemmEx(handle, transa, transb, m, n, k, const void* alpha, const void* A, cudaDataType_t Atype,
+        // int lda, const void* B, cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
+        // cublasComputeType_t computeType, cublasGemmAlgo_t algo): the enums are ints; alpha and beta are fp32 for CUBLAS_COMPUTE_32F.
+        gemmEx = (delegate* unmanaged<nint, int, int, int, int, int, float*, nint, int, int, nint, int, int, float*, nint, int, int, int, int, int>)Export("cublasGemmEx");
         setMathMode = (delegate* unmanaged<nint, int, int>)Export("cublasSetMathMode");
         destroy = (delegate* unmanaged<nint, int>)Export("cublasDestroy_v2");
 
@@ -115,7 +120,7 @@ internal sealed unsafe class CuBlasLibrary : IDisposable
         ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc) where T : unmanaged, INumber<T>
     {
         accelerator.Bind();
-        int opA = transA ? 1 : 0, opB = transB ? 1 : 0; // CUBLAS_OP_N, CUBLAS_OP_T
+        int opA = transA ? GemmExArguments.OpT : GemmExArguments.OpN, opB = transB ? GemmExArguments.OpT : GemmExArguments.OpN;
         nint pa = a.LoadEffectiveAddressAsPtr(), pb = b.LoadEffectiveAddressAsPtr(), pc = c.LoadEffectiveAddressAsPtr();
         if (typeof(T) == typeof(float))
         {
@@ -127,6 +132,18 @@ internal sealed unsafe class CuBlasLibrary : IDisposable
             double da = double.CreateChecked(alpha), db = double.CreateChecked(beta);
             Check(dgemm(handle, opA, opB, m, n, k, &da, pa, lda, pb, ldb, &db, pc, ldc), "cublasDgemm_v2");
         }
+    }
+
+    /// <summary>
+    /// cublasGemmEx with the arguments <paramref name="call"/> describes: <paramref name="a"/> and <paramref name="b"/>
+    /// are cuBLAS's A and B (bf16), <paramref name="c"/> fp32, queued on the default stream.
+    /// </summary>
+    public void GemmEx(GemmExArguments call, float alpha, ArrayView<ushort> a, ArrayView<ushort> b, float beta, ArrayView<float> c)
+    {
+        accelerator.Bind();
+        nint pa = a.LoadEffectiveAddressAsPtr(), pb = b.LoadEffectiveAddressAsPtr(), pc = c.LoadEffectiveAddressAsPtr();
+        Check(gemmEx(handle, call.TransA, call.TransB, call.M, call.N, call.K, &alpha, pa, call.AType, call.Lda, pb, call.BType, call.Ldb,
+            &beta, pc, call.CType, call.Ldc, call.ComputeType, call.Algo), "cublasGemmEx");
     }
 
     nint Export(string name) => NativeLibrary.GetExport(library, name);
@@ -149,4 +166,33 @@ internal sealed unsafe class CuBlasLibrary : IDisposable
 
     /// <summary>A cuBLAS call returned an error status.</summary>
     internal sealed class CuBlasFailure(string message) : Exception(message);
+}
+
+/// <summary>
+/// The integer arguments of one <c>cublasGemmEx</c> call, as cuBLAS reads them (column-major): the operations, sizes,
+/// data types, leading dimensions, compute type and algorithm. The values are those of CUDA's headers
+/// (<c>cublas_api.h</c>, <c>library_types.h</c>).
+/// </summary>
+internal readonly record struct GemmExArguments(int TransA, int TransB, int M, int N, int K, int AType, int Lda, int BType, int Ldb,
+    int CType, int Ldc, int ComputeType, int Algo)
+{
+    /// <summary>cublasOperation_t: CUBLAS_OP_N, CUBLAS_OP_T.</summary>
+    public const int OpN = 0, OpT = 1;
+
+    /// <summary>cudaDataType_t: CUDA_R_32F, CUDA_R_16BF.</summary>
+    public const int Fp32 = 0, Bf16 = 14;
+
+    /// <summary>cublasComputeType_t CUBLAS_COMPUTE_32F: fp32 products and sums, no down-conversion of the inputs.</summary>
+    public const int Compute32F = 68;
+
+    /// <summary>cublasGemmAlgo_t CUBLAS_GEMM_DEFAULT: cuBLAS's heuristic choice (tensor cores for bf16 on sm_80 and later).</summary>
+    public const int GemmDefault = -1;
+
+    /// <summary>
+    /// The call for row-major C[m×n] = op(A)·op(B) (+ beta·C) from bf16 A and B into fp32 C. A row-major matrix is the
+    /// column-major transpose with the same leading dimension, so cuBLAS computes Cᵀ = op(B)ᵀ·op(A)ᵀ: its A is our B, its
+    /// B our A, m and n swap, and each keeps its own flag.
+    /// </summary>
+    public static GemmExArguments RowMajorBf16(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc) =>
+        new(transB ? OpT : OpN, transA ? OpT : OpN, n, m, k, Bf16, ldb, Bf16, lda, Fp32, ldc, Compute32F, GemmDefault);
 }

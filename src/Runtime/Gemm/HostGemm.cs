@@ -36,23 +36,32 @@ internal static unsafe class HostGemm
     /// <summary>Work items per worker: enough to even out ragged blocks, few enough to keep packing amortized.</summary>
     const int ItemsPerWorker = 4;
 
-    /// <summary>C = alpha·op(A)·op(B) + beta·C over packed views (leading dimension = stored columns), read as host memory.</summary>
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C over packed views (leading dimension = stored columns), read as host memory; with
+    /// <paramref name="bf16Inputs"/>, from A and B rounded to bf16 (see the pointer overload).
+    /// </summary>
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ILGPU.ArrayView<T> a,
-        ILGPU.ArrayView<T> b, T beta, ILGPU.ArrayView<T> c) where T : unmanaged, INumber<T> =>
+        ILGPU.ArrayView<T> b, T beta, ILGPU.ArrayView<T> c, bool bf16Inputs = false) where T : unmanaged, INumber<T> =>
         Multiply(transA, transB, m, n, k, alpha, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(a), transA ? m : k,
-            (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(b), transB ? k : n, beta, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(c), n);
+            (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(b), transB ? k : n, beta, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(c), n,
+            bf16Inputs);
 
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or
     /// k×m when <paramref name="transA"/>. op(B) is k×n: B is stored k×n (ldb), or n×k when
     /// <paramref name="transB"/>. beta = 0 overwrites C without reading it; k = 0 or alpha = 0 gives C = beta·C.
+    /// With <paramref name="bf16Inputs"/> (float only) every element of A and B is rounded to bf16 as it is packed,
+    /// and the products and sums stay fp32: a product of two bf16 values is exact in fp32, so this is what a GPU's
+    /// bf16 GEMM with fp32 accumulation computes, up to the order of the sums (alpha scales the rounded A).
     /// </summary>
-    /// <exception cref="NotSupportedException">T is neither float nor double.</exception>
+    /// <exception cref="NotSupportedException">T is neither float nor double, or bf16 inputs are asked of double.</exception>
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, T* a, int lda, T* b,
-        int ldb, T beta, T* c, int ldc) where T : unmanaged, INumber<T>
+        int ldb, T beta, T* c, int ldc, bool bf16Inputs = false) where T : unmanaged, INumber<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
             throw new NotSupportedException($"HostGemm supports float and double, not {typeof(T).FullName}.");
+        if (bf16Inputs && typeof(T) != typeof(float))
+            throw new NotSupportedException($"bf16 inputs are rounded from float, not {typeof(T).FullName}.");
         Validate(transA, transB, m, n, k, lda, ldb, ldc);
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == T.Zero)
@@ -63,7 +72,8 @@ internal static unsafe class HostGemm
         }
 
         // One row of A (a generation step) is a matrix-vector product: packing B would cost more than the product.
-        if (m == 1 && !transA)
+        // (bf16 inputs are rounded as they are packed, so they take the packed path at any m.)
+        if (m == 1 && !transA && !bf16Inputs)
         {
             RowTimesMatrix(transB, n, k, alpha, a, b, ldb, beta, c);
             return;
@@ -71,11 +81,46 @@ internal static unsafe class HostGemm
 
         // The widest vector the hardware runs natively; the kernel code is shared through ISimd.
         var job = new Job<T>(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (bf16Inputs) Run<T, Bf16Inputs<T>>(job);
+        else Run<T, StoredInputs<T>>(job);
+    }
+
+    static void Run<T, TR>(Job<T> job) where T : unmanaged, INumber<T> where TR : struct, IGemmInputs<T>
+    {
         switch (HostTier.Current)
         {
-            case SimdTier.Avx512: Run<T, Vector512<T>, Simd512<T>>(job); break;
-            case SimdTier.Avx2: Run<T, Vector256<T>, Simd256<T>>(job); break;
-            default: Run<T, Vector128<T>, Simd128<T>>(job); break;
+            case SimdTier.Avx512: Run<T, Vector512<T>, Simd512<T>, TR>(job); break;
+            case SimdTier.Avx2: Run<T, Vector256<T>, Simd256<T>, TR>(job); break;
+            default: Run<T, Vector128<T>, Simd128<T>, TR>(job); break;
+        }
+    }
+
+    /// <summary>How packing reads an element of A or B: as stored, or rounded to bf16. A type parameter, so each is its own loop.</summary>
+    interface IGemmInputs<T> where T : unmanaged
+    {
+        /// <summary>Whether <see cref="Read"/> changes values (the vector copy of B is then not taken).</summary>
+        static abstract bool Rounds { get; }
+
+        static abstract T Read(T value);
+    }
+
+    readonly struct StoredInputs<T> : IGemmInputs<T> where T : unmanaged
+    {
+        public static bool Rounds => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static T Read(T value) => value;
+    }
+
+    readonly struct Bf16Inputs<T> : IGemmInputs<T> where T : unmanaged
+    {
+        public static bool Rounds => true;
+
+        // T is float here (Multiply refuses the others).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static T Read(T value)
+        {
+            float rounded = Bf16.Round(Unsafe.As<T, float>(ref value));
+            return Unsafe.As<float, T>(ref rounded);
         }
     }
 
@@ -337,8 +382,8 @@ internal static unsafe class HostGemm
             ((int)((long)group * NPanels / ColGroups), (int)((long)(group + 1) * NPanels / ColGroups));
     }
 
-    static void Run<T, TV, TS>(Job<T> job) where T : unmanaged, INumber<T> where TV : struct
-        where TS : struct, ISimd<T, TV>
+    static void Run<T, TV, TS, TR>(Job<T> job) where T : unmanaged, INumber<T> where TV : struct
+        where TS : struct, ISimd<T, TV> where TR : struct, IGemmInputs<T>
     {
         long work = (long)job.M * job.N * job.K;
         int workers = work < ParallelThreshold ? 1 : Environment.ProcessorCount;
@@ -350,9 +395,9 @@ internal static unsafe class HostGemm
             T* bp = bScratch.Pointer;
             if (workers == 1)
             {
-                PackB<T, TV, TS>(job, plan, bp, 0, plan.NPanels);
+                PackB<T, TV, TS, TR>(job, plan, bp, 0, plan.NPanels);
                 var aScratch = Scratch<T>.RentA(AScratchLength(job, plan));
-                try { for (int item = 0; item < plan.Items; item++) RunItem<T, TV, TS>(job, plan, bp, aScratch.Pointer, item); }
+                try { for (int item = 0; item < plan.Items; item++) RunItem<T, TV, TS, TR>(job, plan, bp, aScratch.Pointer, item); }
                 finally { Scratch<T>.ReturnA(aScratch); }
                 return;
             }
@@ -362,12 +407,12 @@ internal static unsafe class HostGemm
             Parallel.For(0, workers, options, w =>
             {
                 var (start, end) = (w * plan.NPanels / workers, (w + 1) * plan.NPanels / workers);
-                PackB<T, TV, TS>(job, plan, (T*)bpAddress, start, end);
+                PackB<T, TV, TS, TR>(job, plan, (T*)bpAddress, start, end);
             });
             Parallel.For(0, plan.Items, options, () => Scratch<T>.RentA(AScratchLength(job, plan)),
                 (item, _, aScratch) =>
                 {
-                    RunItem<T, TV, TS>(job, plan, (T*)bpAddress, aScratch.Pointer, item);
+                    RunItem<T, TV, TS, TR>(job, plan, (T*)bpAddress, aScratch.Pointer, item);
                     return aScratch;
                 },
                 Scratch<T>.ReturnA);
@@ -383,8 +428,8 @@ internal static unsafe class HostGemm
 
     /// <summary>One row block × column group of C, over all of k.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RunItem<T, TV, TS>(Job<T> job, Plan plan, T* bPacked, T* aPacked, int item)
-        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    static void RunItem<T, TV, TS, TR>(Job<T> job, Plan plan, T* bPacked, T* aPacked, int item)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV> where TR : struct, IGemmInputs<T>
     {
         var (rp0, rp1) = plan.RowPanels(item / plan.ColGroups);
         var (cp0, cp1) = plan.ColPanels(item % plan.ColGroups);
@@ -395,7 +440,7 @@ internal static unsafe class HostGemm
         for (int p0 = 0; p0 < job.K; p0 += plan.KC)
         {
             int kc = Math.Min(plan.KC, job.K - p0);
-            PackA(job, aPacked, rp0 * MR, rp1 * MR, p0, kc);
+            PackA<T, TR>(job, aPacked, rp0 * MR, rp1 * MR, p0, kc);
             // The first block applies beta; later ones accumulate onto what the first wrote.
             bool overwrite = p0 == 0 && job.Beta == T.Zero;
             T beta = p0 == 0 ? job.Beta : T.One;
@@ -431,7 +476,7 @@ internal static unsafe class HostGemm
     /// (MR consecutive values per k) so the kernel broadcasts them in order. Rows past m are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PackA<T>(Job<T> job, T* dst, int i0, int i1, int p0, int kc) where T : unmanaged, INumber<T>
+    static void PackA<T, TR>(Job<T> job, T* dst, int i0, int i1, int p0, int kc) where T : unmanaged, INumber<T> where TR : struct, IGemmInputs<T>
     {
         T alpha = job.Alpha;
         long lda = job.Lda;
@@ -444,7 +489,7 @@ internal static unsafe class HostGemm
                 for (int p = 0; p < kc; p++)
                     for (int r = 0; r < MR; r++)
                         dst[p * MR + r] = r >= rows ? T.Zero
-                            : alpha * (job.TransA ? job.A[(p0 + p) * lda + ib + r] : job.A[(ib + r) * lda + p0 + p]);
+                            : alpha * TR.Read(job.TransA ? job.A[(p0 + p) * lda + ib + r] : job.A[(ib + r) * lda + p0 + p]);
             }
             else if (job.TransA)
             {
@@ -453,8 +498,8 @@ internal static unsafe class HostGemm
                 T* d = dst;
                 for (int p = 0; p < kc; p++, src += lda, d += MR)
                 {
-                    d[0] = alpha * src[0]; d[1] = alpha * src[1]; d[2] = alpha * src[2];
-                    d[3] = alpha * src[3]; d[4] = alpha * src[4]; d[5] = alpha * src[5];
+                    d[0] = alpha * TR.Read(src[0]); d[1] = alpha * TR.Read(src[1]); d[2] = alpha * TR.Read(src[2]);
+                    d[3] = alpha * TR.Read(src[3]); d[4] = alpha * TR.Read(src[4]); d[5] = alpha * TR.Read(src[5]);
                 }
             }
             else
@@ -465,8 +510,8 @@ internal static unsafe class HostGemm
                 T* d = dst;
                 for (int p = 0; p < kc; p++, d += MR)
                 {
-                    d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
-                    d[3] = alpha * s3[p]; d[4] = alpha * s4[p]; d[5] = alpha * s5[p];
+                    d[0] = alpha * TR.Read(s0[p]); d[1] = alpha * TR.Read(s1[p]); d[2] = alpha * TR.Read(s2[p]);
+                    d[3] = alpha * TR.Read(s3[p]); d[4] = alpha * TR.Read(s4[p]); d[5] = alpha * TR.Read(s5[p]);
                 }
             }
         }
@@ -477,8 +522,8 @@ internal static unsafe class HostGemm
     /// Columns past n are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PackB<T, TV, TS>(Job<T> job, Plan plan, T* packed, int jp0, int jp1)
-        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV>
+    static void PackB<T, TV, TS, TR>(Job<T> job, Plan plan, T* packed, int jp0, int jp1)
+        where T : unmanaged, INumber<T> where TV : struct where TS : struct, ISimd<T, TV> where TR : struct, IGemmInputs<T>
     {
         int nr = plan.NR;
         for (int p0 = 0; p0 < job.K; p0 += plan.KC)
@@ -494,7 +539,7 @@ internal static unsafe class HostGemm
                     T* src = job.B + (long)p0 * job.Ldb + j0;
                     for (int p = 0; p < kc; p++, src += job.Ldb, dst += nr)
                     {
-                        if (cols == nr)
+                        if (cols == nr && !TR.Rounds)
                         {
                             TS.Store(dst, TS.Load(src));
                             TS.Store(dst + TS.Count, TS.Load(src + TS.Count));
@@ -502,7 +547,7 @@ internal static unsafe class HostGemm
                         else
                         {
                             int j = 0;
-                            for (; j < cols; j++) dst[j] = src[j];
+                            for (; j < cols; j++) dst[j] = TR.Read(src[j]);
                             for (; j < nr; j++) dst[j] = T.Zero;
                         }
                     }
@@ -521,7 +566,7 @@ internal static unsafe class HostGemm
                             if (j < cols)
                             {
                                 T* src = job.B + (long)(j0 + j) * job.Ldb + p0;
-                                for (int p = ps; p < pe; p++) d[p * nr] = src[p];
+                                for (int p = ps; p < pe; p++) d[p * nr] = TR.Read(src[p]);
                             }
                             else
                                 for (int p = ps; p < pe; p++) d[p * nr] = T.Zero;

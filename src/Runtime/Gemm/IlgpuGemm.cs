@@ -17,6 +17,12 @@ namespace GateLoop.Runtime;
 /// every other accelerator) it runs a shared-memory tiled kernel. Work is queued on the accelerator's default
 /// stream, in order with other kernels launched there; the call does not wait for it to finish.
 /// </summary>
+/// <remarks>
+/// With bf16 inputs a kernel first rounds A and B (their stored extent) into scratch buffers, in order on the same
+/// stream: to 16-bit values for cuBLAS's <c>cublasGemmEx</c> (bf16 A and B, fp32 C, CUBLAS_COMPUTE_32F), or to fp32
+/// values that bf16 represents for the tiled kernel, whose fp32 products of them are exact. Both roundings are
+/// <see cref="Bf16.RoundBits"/>, the host's.
+/// </remarks>
 internal sealed class IlgpuGemm : IDisposable
 {
     /// <summary>
@@ -36,6 +42,11 @@ internal sealed class IlgpuGemm : IDisposable
     readonly TiledLauncher? launcher;
     readonly int maxGroup;
     readonly ConcurrentDictionary<Type, Delegate> kernels = new();
+    readonly Delegate?[] roundings = new Delegate?[2];
+    // Rounded copies of A and B, grown to the largest extent asked for; reused call after call, since the stream runs
+    // each rounding after the GEMM before it.
+    readonly MemoryBuffer1D<float, Stride1D.Dense>?[] rounded = new MemoryBuffer1D<float, Stride1D.Dense>?[2];
+    readonly MemoryBuffer1D<ushort, Stride1D.Dense>?[] narrowed = new MemoryBuffer1D<ushort, Stride1D.Dense>?[2];
     readonly Lock blasLock = new();
     CuBlasLibrary? blas;
     volatile bool blasTried;
@@ -81,13 +92,16 @@ internal sealed class IlgpuGemm : IDisposable
     /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or
     /// k×m when <paramref name="transA"/>. op(B) is k×n: B is stored k×n (ldb), or n×k when
     /// <paramref name="transB"/>. beta = 0 overwrites C without reading it; k = 0 or alpha = 0 gives C = beta·C.
+    /// With <paramref name="bf16Inputs"/> (float only), A and B are rounded to bf16 and the products summed in fp32.
     /// </summary>
-    /// <exception cref="NotSupportedException">T is neither float nor double.</exception>
+    /// <exception cref="NotSupportedException">T is neither float nor double, or bf16 inputs are asked of double.</exception>
     public void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, int lda,
-        ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc) where T : unmanaged, INumber<T>
+        ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc, bool bf16Inputs = false) where T : unmanaged, INumber<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
             throw new NotSupportedException($"IlgpuGemm supports float and double, not {typeof(T).FullName}.");
+        if (bf16Inputs && typeof(T) != typeof(float))
+            throw new NotSupportedException($"bf16 inputs are rounded from float, not {typeof(T).FullName}.");
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         ArgumentOutOfRangeException.ThrowIfNegative(n);
         ArgumentOutOfRangeException.ThrowIfNegative(k);
@@ -104,10 +118,80 @@ internal sealed class IlgpuGemm : IDisposable
 
         // alpha = 0 or k = 0 is just C = beta·C; the tiled kernel does that without reading A or B (BLAS
         // convention, so NaNs there cannot leak into C), which cuBLAS does not promise.
-        if (k > 0 && alpha != T.Zero && Blas is { } cublas)
-            MultiplyCuBlas(cublas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        bool reads = k > 0 && alpha != T.Zero;
+        long extentA = (long)((transA ? k : m) - 1) * lda + (transA ? m : k), extentB = (long)((transB ? n : k) - 1) * ldb + (transB ? k : n);
+        if (reads && Blas is { } cublas)
+        {
+            if (bf16Inputs)
+                // Row-major as column-major, as MultiplyCuBlas explains: cuBLAS's A is our B.
+                cublas.GemmEx(GemmExArguments.RowMajorBf16(transA, transB, m, n, k, lda, ldb, ldc), float.CreateChecked(alpha),
+                    NarrowedCopy(1, b.Cast<float>(), extentB), NarrowedCopy(0, a.Cast<float>(), extentA), float.CreateChecked(beta), c.Cast<float>());
+            else MultiplyCuBlas(cublas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        }
+        else if (reads && bf16Inputs)
+            MultiplyTiled(transA, transB, m, n, k, alpha, RoundedCopy(0, a.Cast<float>(), extentA).Cast<T>(), lda,
+                RoundedCopy(1, b.Cast<float>(), extentB).Cast<T>(), ldb, beta, c, ldc);
         else
             MultiplyTiled(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>The first <paramref name="extent"/> elements of <paramref name="source"/> rounded to bf16 as fp32s, into scratch <paramref name="slot"/>.</summary>
+    ArrayView<float> RoundedCopy(int slot, ArrayView<float> source, long extent)
+    {
+        var (config, from) = Rounding(source, extent);
+        var to = Grow(ref rounded[slot], extent).View.SubView(0, extent);
+        if (launcher is not null) launcher(RoundToBf16Method, config, [from, to]);
+        else ((Action<KernelConfig, ArrayView<float>, ArrayView<float>>)(roundings[0] ??=
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>>(RoundToBf16)))(config, from, to);
+        return to;
+    }
+
+    /// <summary>The first <paramref name="extent"/> elements of <paramref name="source"/> as bf16s, into scratch <paramref name="slot"/>.</summary>
+    ArrayView<ushort> NarrowedCopy(int slot, ArrayView<float> source, long extent)
+    {
+        var (config, from) = Rounding(source, extent);
+        var to = Grow(ref narrowed[slot], extent).View.SubView(0, extent);
+        if (launcher is not null) launcher(NarrowToBf16Method, config, [from, to]);
+        else ((Action<KernelConfig, ArrayView<float>, ArrayView<ushort>>)(roundings[1] ??=
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>>(NarrowToBf16)))(config, from, to);
+        return to;
+    }
+
+    // One thread per element, in groups of 256.
+    static (KernelConfig, ArrayView<float>) Rounding(ArrayView<float> source, long extent)
+    {
+        if (extent > int.MaxValue) throw new NotSupportedException($"a bf16 GEMM operand of {extent:N0} elements is more than one rounding launch indexes");
+        const int group = 256;
+        return (new KernelConfig(new Index1D((int)((extent + group - 1) / group)), new Index1D(group)), source.SubView(0, extent));
+    }
+
+    MemoryBuffer1D<TE, Stride1D.Dense> Grow<TE>(ref MemoryBuffer1D<TE, Stride1D.Dense>? buffer, long extent) where TE : unmanaged
+    {
+        if (buffer is not null && buffer.Length >= extent) return buffer;
+        // A GEMM queued earlier may still read the old buffer.
+        accelerator.Synchronize();
+        buffer?.Dispose();
+        return buffer = accelerator.Allocate1D<TE>(extent);
+    }
+
+    /// <summary>The rounding kernels (fp32 out, then bf16 out), for the PTX audit and the simulator's tests.</summary>
+    internal static System.Reflection.MethodInfo RoundToBf16Method => new Action<ArrayView<float>, ArrayView<float>>(RoundToBf16).Method;
+
+    /// <inheritdoc cref="RoundToBf16Method"/>
+    internal static System.Reflection.MethodInfo NarrowToBf16Method => new Action<ArrayView<float>, ArrayView<ushort>>(NarrowToBf16).Method;
+
+    /// <summary>dst[i] = src[i] rounded to bf16, as an fp32 (one thread per element).</summary>
+    static void RoundToBf16(ArrayView<float> src, ArrayView<float> dst)
+    {
+        int i = Grid.GlobalIndex.X;
+        if (i < src.IntLength) dst[i] = Interop.IntAsFloat(Bf16.RoundBits(Interop.FloatAsInt(src[i])));
+    }
+
+    /// <summary>dst[i] = src[i] rounded to bf16, its 16 bits (one thread per element).</summary>
+    static void NarrowToBf16(ArrayView<float> src, ArrayView<ushort> dst)
+    {
+        int i = Grid.GlobalIndex.X;
+        if (i < src.IntLength) dst[i] = (ushort)(Bf16.RoundBits(Interop.FloatAsInt(src[i])) >> 16);
     }
 
     static void CheckExtent<T>(ArrayView<T> view, int rows, int cols, int ld, string name) where T : unmanaged
@@ -237,6 +321,8 @@ internal sealed class IlgpuGemm : IDisposable
 
     public void Dispose()
     {
+        foreach (var buffer in rounded) buffer?.Dispose();
+        foreach (var buffer in narrowed) buffer?.Dispose();
         lock (blasLock)
         {
             blas?.Dispose();

@@ -16,6 +16,45 @@ public enum WeightFormat
     Int8,
 }
 
+/// <summary>What a training run's matrix products take as inputs (<c>train --precision</c>).</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<GemmPrecision>))]
+public enum GemmPrecision
+{
+    /// <summary>fp32 inputs and sums (TF32 where <see cref="Device.AllowTf32"/> lets cuBLAS).</summary>
+    Fp32,
+
+    /// <summary>
+    /// Inputs rounded to bfloat16 (to nearest, ties to even), products and sums in fp32: what cuBLAS computes from
+    /// bf16 matrices with CUBLAS_COMPUTE_32F, and what PyTorch's bf16 autocast does for a Linear.
+    /// </summary>
+    Bf16,
+}
+
+/// <summary>
+/// bfloat16: the upper 16 bits of an fp32 (sign, 8 exponent bits, 7 stored mantissa bits). Rounding is to nearest,
+/// ties to even, as a GPU's <c>cvt.rn.bf16.f32</c>: a value past bf16's largest finite one by half a unit or more
+/// becomes infinite, subnormals round like any value, and a NaN stays a NaN (quieted).
+/// </summary>
+public static class Bf16
+{
+    /// <summary>
+    /// The fp32 bit pattern of <paramref name="bits"/> rounded to bf16 (its low 16 bits zero). Integer operations
+    /// only, so a GPU kernel computes it exactly as the host does.
+    /// </summary>
+    public static uint RoundBits(uint bits) =>
+        (bits & 0x7FFFFFFFu) > 0x7F800000u ? (bits | 0x00400000u) & 0xFFFF0000u
+        : (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+
+    /// <summary><paramref name="value"/> rounded to the nearest bf16, as an fp32.</summary>
+    public static float Round(float value) => BitConverter.UInt32BitsToSingle(RoundBits(BitConverter.SingleToUInt32Bits(value)));
+
+    /// <summary><paramref name="value"/> rounded to the nearest bf16, stored in 16 bits.</summary>
+    public static ushort FromSingle(float value) => (ushort)(RoundBits(BitConverter.SingleToUInt32Bits(value)) >> 16);
+
+    /// <summary>The fp32 a stored bf16 stands for (exact).</summary>
+    public static float ToSingle(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
+}
+
 /// <summary>
 /// A weight matrix W [rows × cols] (a Linear's [out, in]) in bf16 or int8 on the host, for the matrix–vector products
 /// of generation, y = x·Wᵀ over a few rows of x: memory-bound, so the bytes read per product are what count.
@@ -71,10 +110,7 @@ internal sealed unsafe class QuantizedMatrix
             var matrix = new QuantizedMatrix(format, rows, cols, new ushort[padded * cols], null, null);
             for (int r = 0; r < rows; r++)
                 for (int c = 0; c < cols; c++)
-                {
-                    uint bits = BitConverter.SingleToUInt32Bits(w[r * cols + c]);
-                    matrix.bf16![matrix.Index(r, c)] = (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16); // round to nearest, ties to even
-                }
+                    matrix.bf16![matrix.Index(r, c)] = Bf16.FromSingle(w[r * cols + c]);
             return matrix;
         }
         if (format != WeightFormat.Int8) throw new ArgumentOutOfRangeException(nameof(format), format, "only bf16 and int8 are stored reduced");
@@ -98,7 +134,7 @@ internal sealed unsafe class QuantizedMatrix
             for (int c = 0; c < Cols; c++)
             {
                 int i = Index(r, c);
-                w[r * Cols + c] = bf16 is not null ? BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16) : int8![i] * scales![r];
+                w[r * Cols + c] = bf16 is not null ? Bf16.ToSingle(bf16[i]) : int8![i] * scales![r];
             }
     }
 

@@ -43,6 +43,12 @@ public sealed record TrainOptions
     /// after it. Ranks must agree on it; the result does not depend on it.
     /// </summary>
     public double BucketMegabytes { get; init; } = 4;
+    /// <summary>
+    /// What the matrix products take as inputs (the device's <see cref="Device.GemmPrecision"/> while the run trains):
+    /// fp32, or bf16 with fp32 sums. The weights (masters), gradients, Adam's moments and every other kernel stay fp32,
+    /// so a checkpoint is the same fp32 files either way; it records this, and a resumed run goes on with it.
+    /// </summary>
+    public GemmPrecision Precision { get; init; }
 
     /// <summary>
     /// Throws a <see cref="UserInputException"/> naming the first size that is not positive, or rate that is
@@ -124,6 +130,9 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         using var runLock = root ? new RunLock(outDirectory) : null;
         using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
         using var reducer = new GradientReducer(model, world, (long)(options.BucketMegabytes * 1024 * 1024));
+        // Validation and samples too: they measure and show the model as it trains. The device is the caller's again after.
+        var precision = model.Device.GemmPrecision;
+        model.Device.GemmPrecision = options.Precision;
         var train = new BatchSampler(corpus.Train, "train", options.Batch * ranks, options.SeqLen, dataRng);
         string metrics = Path.Combine(outDirectory, MetricsFileName);
         long saved = -1; // the step of the last checkpoint in the output directory
@@ -223,6 +232,10 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         {
             throw new WorldException($"{e.Message}; rank {world.Rank} stops during step {adam.Step + 1}: " +
                 (saved >= 0 ? $"the checkpoint of step {saved} in {outDirectory} is intact, resume from it" : "no checkpoint had been written yet"), everyRank: false);
+        }
+        finally
+        {
+            model.Device.GemmPrecision = precision;
         }
         return adam.Step;
     }
