@@ -88,6 +88,33 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
     public void HostDouble(bool transA, bool transB, int m, int n, int k, int pad) =>
         CheckHost<double>(new Problem<double>(transA, transB, m, n, k, pad));
 
+    /// <summary>
+    /// bf16 inputs: the product of A and B rounded to bf16, summed in fp32, against the double sum of the rounded values;
+    /// and farther from the unrounded product than the fp32 GEMM's rounding, so the test fails if nothing is rounded.
+    /// </summary>
+    [Theory, MemberData(nameof(HostCases))]
+    public void HostBf16Inputs(bool transA, bool transB, int m, int n, int k, int pad) =>
+        CheckHost(new Problem<float>(transA, transB, m, n, k, pad, bf16Inputs: true));
+
+    [Theory, MemberData(nameof(DeviceCases))]
+    public void IlgpuCpuBf16Inputs(bool transA, bool transB, int m, int n, int k, int pad)
+    {
+        var problem = new Problem<float>(transA, transB, m, n, k, pad, bf16Inputs: true);
+        CheckIlgpu(problem, cpu.Small, cpu.SmallGemm);
+        CheckIlgpu(problem, cpu.Wide, cpu.WideGemm);
+    }
+
+    [Fact]
+    public void Bf16InputsOfDoublesAreRefused()
+    {
+        Assert.Throws<NotSupportedException>(() =>
+            HostGemm.Multiply<double>(false, false, 1, 1, 1, 1, null, 1, null, 1, 0, null, 1, bf16Inputs: true));
+        using var buffer = cpu.Small.Allocate1D<double>(1);
+        ArrayView<double> view = buffer.View;
+        Assert.Throws<NotSupportedException>(() =>
+            cpu.SmallGemm.Multiply(false, false, 1, 1, 1, 1, view, 1, view, 1, 0, view, 1, bf16Inputs: true));
+    }
+
     [Theory]
     [InlineData(1, 1, 1)]
     [InlineData(5, 37, 45)]     // edges of the 4 × 4 tiles and of the row blocks, a tail past the last vector
@@ -176,8 +203,9 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
             var expected = p.Expected(alpha, beta, c);
             fixed (T* pa = p.A, pb = p.B, pc = c)
                 HostGemm.Multiply(p.TransA, p.TransB, p.M, p.N, p.K, T.CreateChecked(alpha), pa, p.Lda, pb, p.Ldb,
-                    T.CreateChecked(beta), pc, p.Ldc);
+                    T.CreateChecked(beta), pc, p.Ldc, p.Bf16Inputs);
             p.AssertClose(c, expected, $"host {p} alpha={alpha} beta={beta}");
+            p.AssertRoundingShows(c, alpha, beta);
         }
     }
 
@@ -190,6 +218,7 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
             var expected = p.Expected(alpha, beta, c);
             RunIlgpu(p, accelerator, gemm, T.CreateChecked(alpha), T.CreateChecked(beta), c);
             p.AssertClose(c, expected, $"ilgpu ({accelerator.MaxNumThreadsPerGroup} threads/group) {p} alpha={alpha} beta={beta}");
+            p.AssertRoundingShows(c, alpha, beta);
         }
     }
 
@@ -200,20 +229,24 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
         using var da = accelerator.Allocate1D(p.A.Length == 0 ? new T[1] : p.A);
         using var db = accelerator.Allocate1D(p.B.Length == 0 ? new T[1] : p.B);
         using var dc = accelerator.Allocate1D(c);
-        gemm.Multiply(p.TransA, p.TransB, p.M, p.N, p.K, alpha, da.View, p.Lda, db.View, p.Ldb, beta, dc.View, p.Ldc);
+        gemm.Multiply(p.TransA, p.TransB, p.M, p.N, p.K, alpha, da.View, p.Lda, db.View, p.Ldb, beta, dc.View, p.Ldc, p.Bf16Inputs);
         accelerator.Synchronize();
         dc.View.CopyToCPU(c);
     }
 
-    /// <summary>Random row-major operands with padded leading dimensions, and Σ op(A)·op(B) in double.</summary>
-    sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// Random row-major operands with padded leading dimensions, and Σ op(A)·op(B) in double; with bf16 inputs, of the
+    /// operands rounded to bf16 (the unrounded sum kept to show the rounding mattered).
+    /// </summary>
+    internal sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         readonly Random rng;
         readonly double[] dot, abs; // per element of C: Σ_p a·b and Σ_p |a·b|
+        readonly double[] unrounded; // Σ_p a·b of the operands as stored
 
-        public Problem(bool transA, bool transB, int m, int n, int k, int pad)
+        public Problem(bool transA, bool transB, int m, int n, int k, int pad, bool bf16Inputs = false)
         {
-            (TransA, TransB, M, N, K) = (transA, transB, m, n, k);
+            (TransA, TransB, M, N, K, Bf16Inputs) = (transA, transB, m, n, k, bf16Inputs);
             rng = new Random(HashCode.Combine(transA, transB, m, n, k, pad));
             int aRows = transA ? k : m, aCols = transA ? m : k;
             int bRows = transB ? n : k, bCols = transB ? k : n;
@@ -222,16 +255,24 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
             B = Matrix(bRows, bCols, Ldb);
 
             // Reference products, computed once for all (alpha, beta) pairs.
+            (dot, abs) = Products(bf16Inputs);
+            unrounded = bf16Inputs ? Products(false).Dot : dot;
+        }
+
+        (double[] Dot, double[] Abs) Products(bool round)
+        {
+            int m = M, n = N, k = K;
+            double Value(T v) => round ? Bf16.Round(float.CreateChecked(v)) : double.CreateChecked(v);
             var opA = new double[m * k];   // row-major m×k
             var opBt = new double[n * k];  // row-major n×k, i.e. op(B) transposed
             for (int i = 0; i < m; i++)
                 for (int p = 0; p < k; p++)
-                    opA[i * k + p] = double.CreateChecked(transA ? A[p * Lda + i] : A[i * Lda + p]);
+                    opA[i * k + p] = Value(TransA ? A[p * Lda + i] : A[i * Lda + p]);
             for (int j = 0; j < n; j++)
                 for (int p = 0; p < k; p++)
-                    opBt[j * k + p] = double.CreateChecked(transB ? B[j * Ldb + p] : B[p * Ldb + j]);
-            dot = new double[m * n];
-            abs = new double[m * n];
+                    opBt[j * k + p] = Value(TransB ? B[j * Ldb + p] : B[p * Ldb + j]);
+            var dot = new double[m * n];
+            var abs = new double[m * n];
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < n; j++)
                 {
@@ -244,7 +285,10 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
                     }
                     (dot[i * n + j], abs[i * n + j]) = (s, sa);
                 }
+            return (dot, abs);
         }
+
+        public bool Bf16Inputs { get; }
 
         public bool TransA { get; }
         public bool TransB { get; }
@@ -258,7 +302,22 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
         public T[] B { get; }
 
         public override string ToString() =>
-            $"{typeof(T).Name} tA={TransA} tB={TransB} {M}x{N}x{K} lda={Lda} ldb={Ldb} ldc={Ldc}";
+            $"{typeof(T).Name}{(Bf16Inputs ? " (bf16 inputs)" : "")} tA={TransA} tB={TransB} {M}x{N}x{K} lda={Lda} ldb={Ldb} ldc={Ldc}";
+
+        /// <summary>
+        /// With bf16 inputs and some products, C is farther from the unrounded product, somewhere, than fp32 rounding
+        /// explains (bf16 keeps 8 bits: about 2⁻⁹ relative): what a GEMM that forgot to round would fail.
+        /// </summary>
+        public void AssertRoundingShows(T[] c, double alpha, double beta)
+        {
+            // With beta = 0 C is the product alone (each problem runs once so).
+            if (!Bf16Inputs || K == 0 || alpha == 0 || beta != 0) return;
+            double worst = 0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    worst = Math.Max(worst, Math.Abs(double.CreateChecked(c[i * Ldc + j]) - alpha * unrounded[i * N + j]) / (Math.Abs(alpha) * abs[i * N + j] + 1e-300));
+            Assert.True(worst > 1e-4, $"{this}: C is within {worst:G3} of the unrounded product; the inputs were not rounded to bf16");
+        }
 
         T[] Matrix(int rows, int cols, int ld)
         {

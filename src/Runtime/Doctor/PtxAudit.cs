@@ -102,12 +102,16 @@ public sealed class PtxAudit : IDisposable
     public Report AuditModel(Type model) =>
         Audit(KernelsOf(model.GetNestedType("Kernels") ?? throw new ArgumentException($"{model.Name} is not a generated model or layer (it has no Kernels class)", nameof(model))));
 
-    /// <summary>Audits the kernels the runtime launches itself: the optimizer's, the device check's probes and the tiled GEMM's (float).</summary>
+    /// <summary>
+    /// Audits the kernels the runtime launches itself: the optimizer's, the device check's probes, the tiled GEMM's
+    /// (float) and the two that round a bf16 GEMM's inputs.
+    /// </summary>
     public Report AuditRuntime()
     {
         var kernels = KernelsOf(typeof(AdamKernels)).Concat(KernelsOf(typeof(ProbeKernels))).ToList();
         var report = Audit(kernels);
-        return new(kernels.Count + 1, [.. report.Findings, .. Check("TiledKernel", () => CompileGrouped(IlgpuGemm.TiledKernelMethod<float>()))]);
+        var grouped = new[] { IlgpuGemm.TiledKernelMethod<float>(), IlgpuGemm.RoundToBf16Method, IlgpuGemm.NarrowToBf16Method };
+        return new(kernels.Count + grouped.Length, [.. report.Findings, .. grouped.SelectMany(k => Check(k.Name, () => CompileGrouped(k)))]);
     }
 
     /// <inheritdoc />

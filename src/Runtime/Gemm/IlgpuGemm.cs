@@ -139,7 +139,7 @@ internal sealed class IlgpuGemm : IDisposable
     ArrayView<float> RoundedCopy(int slot, ArrayView<float> source, long extent)
     {
         var (config, from) = Rounding(source, extent);
-        var to = Grow(ref rounded[slot], extent).View.SubView(0, extent);
+        ArrayView<float> to = Grow(ref rounded[slot], extent).View.SubView(0, extent);
         if (launcher is not null) launcher(RoundToBf16Method, config, [from, to]);
         else ((Action<KernelConfig, ArrayView<float>, ArrayView<float>>)(roundings[0] ??=
             accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>>(RoundToBf16)))(config, from, to);
@@ -150,18 +150,18 @@ internal sealed class IlgpuGemm : IDisposable
     ArrayView<ushort> NarrowedCopy(int slot, ArrayView<float> source, long extent)
     {
         var (config, from) = Rounding(source, extent);
-        var to = Grow(ref narrowed[slot], extent).View.SubView(0, extent);
+        ArrayView<ushort> to = Grow(ref narrowed[slot], extent).View.SubView(0, extent);
         if (launcher is not null) launcher(NarrowToBf16Method, config, [from, to]);
         else ((Action<KernelConfig, ArrayView<float>, ArrayView<ushort>>)(roundings[1] ??=
             accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>>(NarrowToBf16)))(config, from, to);
         return to;
     }
 
-    // One thread per element, in groups of 256.
-    static (KernelConfig, ArrayView<float>) Rounding(ArrayView<float> source, long extent)
+    // One thread per element, in groups of 256 (or as many as the accelerator allows).
+    (KernelConfig, ArrayView<float>) Rounding(ArrayView<float> source, long extent)
     {
         if (extent > int.MaxValue) throw new NotSupportedException($"a bf16 GEMM operand of {extent:N0} elements is more than one rounding launch indexes");
-        const int group = 256;
+        int group = Math.Min(256, maxGroup);
         return (new KernelConfig(new Index1D((int)((extent + group - 1) / group)), new Index1D(group)), source.SubView(0, extent));
     }
 
