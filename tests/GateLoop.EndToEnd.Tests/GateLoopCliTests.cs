@@ -176,6 +176,51 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         return packed.ToArray();
     }
 
+    /// <summary>
+    /// --precision bf16 trains the shared run's model, data and steps to a loss close to the fp32 run's but not the same
+    /// (every GEMM rounded its inputs); the checkpoint records it and holds fp32 master weights, a resume without the
+    /// option goes on in bf16 exactly as the run straight through, and eval takes the option too.
+    /// </summary>
+    [Fact]
+    public void Training_with_bf16_products_learns_as_fp32_does_and_resumes_in_bf16()
+    {
+        var fp32 = MetricsLine.ReadAll(Path.Combine(fixture.TrainedCheckpoint(), "metrics.jsonl"));
+        var root = fixture.NewDirectory("bf16");
+        string straight = Path.Combine(root, "straight"), resumed = Path.Combine(root, "resumed");
+        const int steps = TrainedModelFixture.Steps;
+        var run = Succeed([.. TrainedModelFixture.TrainArgs(fixture.CorpusPath, straight, steps, validateEvery: 20, checkpointEvery: 20), "--precision", "bf16"]);
+        Assert.Contains("bf16 inputs with fp32 sums", run.Stdout);
+        var bf16 = MetricsLine.ReadAll(Path.Combine(straight, "metrics.jsonl"));
+        Assert.Equal(fp32.Select(m => m.Step), bf16.Select(m => m.Step));
+        // The same first batch and weights: rounding moves the loss by little.
+        Assert.True(Math.Abs(fp32[0].TrainLoss - bf16[0].TrainLoss) < 0.01, $"first loss: fp32 {fp32[0].TrainLoss:F4}, bf16 {bf16[0].TrainLoss:F4}");
+        Assert.Contains(fp32.Zip(bf16), p => p.First.TrainLoss != p.Second.TrainLoss);
+        double fp32Bpc = fp32[^1].ValidBpc!.Value, bf16Bpc = bf16[^1].ValidBpc!.Value;
+        output.WriteLine($"valid bpc after {steps} steps: fp32 {fp32Bpc:F4}, bf16 {bf16Bpc:F4}");
+        Assert.True(Math.Abs(bf16Bpc - fp32Bpc) <= 0.05, $"valid bpc after {steps} steps: bf16 {bf16Bpc:F4}, fp32 {fp32Bpc:F4}");
+
+        using (var config = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(straight, "config.json"))))
+            Assert.Equal("Bf16", config.RootElement.GetProperty("Options").GetProperty("Precision").GetString());
+        // fp32 masters (the reader asserts F32): Adam's updates leave weights that bf16 cannot hold.
+        var (weights, _) = SafeTensorsFile.Read(Path.Combine(straight, "model.safetensors"));
+        Assert.Contains(weights.SelectMany(t => t.Data), w => (BitConverter.SingleToUInt32Bits(w) & 0xFFFF) != 0);
+
+        Succeed([.. TrainedModelFixture.TrainArgs(fixture.CorpusPath, resumed, steps / 2, validateEvery: 20, checkpointEvery: 20), "--precision", "bf16"]);
+        Succeed(["train", "--device", "cpu", "--resume", resumed, "--steps", $"{steps}"]);
+        var continued = MetricsLine.ReadAll(Path.Combine(resumed, "metrics.jsonl"));
+        Assert.Equal(bf16.Select(m => (m.Step, m.TrainLoss, m.ValidLoss)), continued.Select(m => (m.Step, m.TrainLoss, m.ValidLoss)));
+        Assert.True(File.ReadAllBytes(Path.Combine(straight, "model.safetensors")).SequenceEqual(File.ReadAllBytes(Path.Combine(resumed, "model.safetensors"))),
+            "model.safetensors of the straight and the resumed bf16 run differ");
+
+        var fp32Products = EvalJson(straight);
+        var bf16Products = EvalJson(straight, "--precision", "bf16");
+        Assert.NotEqual(fp32Products.Loss, bf16Products.Loss);
+        Assert.True(Math.Abs(bf16Products.Bpc - fp32Products.Bpc) <= 0.05, $"eval of the bf16 run: {bf16Products.Bpc:F4} with bf16 products, {fp32Products.Bpc:F4} with fp32");
+        var refused = Run([.. TrainedModelFixture.TrainArgs(fixture.CorpusPath, Path.Combine(root, "both"), 1, validateEvery: 1, checkpointEvery: 1), "--precision", "bf16", "--tf32"]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("pass only one", refused.Stderr);
+    }
+
     [Fact]
     public void Init_starts_a_new_run_from_the_weights_of_a_checkpoint()
     {
@@ -569,9 +614,9 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
 
     [Theory]
     [InlineData("models", new string[0])]
-    [InlineData("train", new[] { "--model", "--data", "--entry", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--overwrite", "--device", "--tf32", "--seed", "--no-device-check" })]
+    [InlineData("train", new[] { "--model", "--data", "--entry", "--steps", "--batch", "--grad-accum", "--seq-len", "--lr", "--validate-every", "--checkpoint-every", "--out", "--resume", "--init", "--overwrite", "--device", "--tf32", "--precision", "--seed", "--no-device-check" })]
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed", "--weights", "--echo" })]
-    [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device", "--weights" })]
+    [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device", "--weights", "--precision" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
     [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--weights", "--tf32", "--no-device-check" })]
     [InlineData("plot", new[] { "metrics", "--out" })]
