@@ -618,7 +618,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
     [InlineData("sample", new[] { "--checkpoint", "--prompt", "--length", "--temperature", "--top-k-thres", "--device", "--seed", "--weights", "--echo" })]
     [InlineData("eval", new[] { "--checkpoint", "--data", "--entry", "--split", "--seq-len", "--json", "--device", "--weights", "--precision" })]
     [InlineData("download", new[] { "enwik8", "--to" })]
-    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--weights", "--tf32", "--no-device-check" })]
+    [InlineData("bench", new[] { "--model", "--batch", "--grad-accum", "--seq-len", "--steps", "--generate", "--json", "--device", "--weights", "--tf32", "--precision", "--no-device-check" })]
     [InlineData("plot", new[] { "metrics", "--out" })]
     [InlineData("doctor", new[] { "--device", "--model", "--json" })]
     public void Help_describes_each_command(string command, string[] options)
@@ -655,6 +655,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         // TF32 is a cuBLAS math mode: the host backend multiplies in full fp32 and says so.
         Assert.Equal("host-simd", root.GetProperty("gemm").GetString());
         Assert.False(root.GetProperty("tf32").GetBoolean());
+        Assert.Equal("fp32", root.GetProperty("precision").GetString());
         // The SIMD tier the host kernels ran: the child inherits this process's environment, tier switches included.
         Assert.Equal(GateLoop.Runtime.HostTier.Name, root.GetProperty("isa").GetString());
         Assert.True(root.GetProperty("generate_tokens_per_s").GetDouble() > 0);

@@ -33,10 +33,11 @@ static class BenchCommand
         var weights = Common.Weights();
         weights.Description = "how the weight matrices are held for the generation timing: fp32, bf16 or int8 (training runs in fp32)";
         var tf32 = Common.Tf32();
+        var precision = Common.Precision("what the training step's matrix products take: fp32, or bf16 inputs with fp32 sums (as train --precision bf16)");
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, noCheck, bucket, sample,
+            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, precision, noCheck, bucket, sample,
         };
         command.SetAction(parse =>
         {
@@ -56,10 +57,14 @@ static class BenchCommand
             if (Common.Given(parse, sample) && dev is not SimulatedCudaDevice)
                 throw new UserInputException($"--sample-blocks applies to --device cuda-sim, not {dev.Name}; leave it out");
             dev.AllowTf32 = parse.GetValue(tf32);
-            // After the device check, which compares every simulated block with the host.
+            var gemmPrecision = Common.PrecisionOf(parse.GetValue(precision)!);
+            if (gemmPrecision == GemmPrecision.Bf16 && parse.GetValue(tf32))
+                throw new UserInputException("--tf32 rounds fp32 GEMMs and --precision bf16 makes every GEMM bf16; pass only one");
+            // After the device check, which compares every simulated block with the host (in fp32, as the host reference runs).
             void Sample()
             {
                 if (dev is SimulatedCudaDevice simulator) simulator.SampleBlocks = sampleBlocks;
+                dev.GemmPrecision = gemmPrecision;
             }
             Dictionary<string, object?> report;
             if (entry is not null)
@@ -79,7 +84,8 @@ static class BenchCommand
                 using var net = found!.Create(dev);
                 net.Initialize(0);
                 log.WriteLine($"model  {found.Name}: {found.Description}, {net.ParameterCount:N0} parameters");
-                log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}, isa: {HostTier.Name}");
+                log.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}" +
+                    $"{(gemmPrecision == GemmPrecision.Bf16 ? ", bf16 inputs with fp32 sums" : "")}, isa: {HostTier.Name}");
                 if (!parse.GetValue(noCheck)) Common.CheckDevice(net, found.Name, found.Create, DeviceCheck.Model, "bench", log);
                 Sample();
                 if (world.Size > 1) log.WriteLine($"world  {world.Size} ranks, {world.Description}, --batch {options.Batch} on each");

@@ -193,6 +193,7 @@ public static class Benchmark
             ["gemm"] = device.GemmBackend,
             ["isa"] = HostTier.Name,
             ["tf32"] = device.AllowTf32,
+            ["precision"] = device.GemmPrecision.ToString().ToLowerInvariant(),
             ["distributed"] = distributed,
             ["config"] = new Dictionary<string, object>
             {
@@ -259,6 +260,7 @@ public static class Benchmark
             ["gemm"] = device.GemmBackend,
             ["isa"] = HostTier.Name,
             ["tf32"] = device.AllowTf32,
+            ["precision"] = device.GemmPrecision.ToString().ToLowerInvariant(),
             ["config"] = new Dictionary<string, object> { ["model"] = name, ["batch"] = 1, ["seq_len"] = seq, ["hyperparameters"] = layer.Configuration },
         };
     }

@@ -42,7 +42,7 @@ internal sealed class IlgpuGemm : IDisposable
     readonly TiledLauncher? launcher;
     readonly int maxGroup;
     readonly ConcurrentDictionary<Type, Delegate> kernels = new();
-    readonly Delegate?[] roundings = new Delegate?[2];
+    readonly ConcurrentDictionary<System.Reflection.MethodInfo, Delegate> roundings = new();
     // Rounded copies of A and B, grown to the largest extent asked for; reused call after call, since the stream runs
     // each rounding after the GEMM before it.
     readonly MemoryBuffer1D<float, Stride1D.Dense>?[] rounded = new MemoryBuffer1D<float, Stride1D.Dense>?[2];
@@ -125,44 +125,32 @@ internal sealed class IlgpuGemm : IDisposable
             if (bf16Inputs)
                 // Row-major as column-major, as MultiplyCuBlas explains: cuBLAS's A is our B.
                 cublas.GemmEx(GemmExArguments.RowMajorBf16(transA, transB, m, n, k, lda, ldb, ldc), float.CreateChecked(alpha),
-                    NarrowedCopy(1, b.Cast<float>(), extentB), NarrowedCopy(0, a.Cast<float>(), extentA), float.CreateChecked(beta), c.Cast<float>());
+                    RoundedCopy(ref narrowed[1], NarrowToBf16, b.Cast<float>(), extentB), RoundedCopy(ref narrowed[0], NarrowToBf16, a.Cast<float>(), extentA),
+                    float.CreateChecked(beta), c.Cast<float>());
             else MultiplyCuBlas(cublas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         }
         else if (reads && bf16Inputs)
-            MultiplyTiled(transA, transB, m, n, k, alpha, RoundedCopy(0, a.Cast<float>(), extentA).Cast<T>(), lda,
-                RoundedCopy(1, b.Cast<float>(), extentB).Cast<T>(), ldb, beta, c, ldc);
+            MultiplyTiled(transA, transB, m, n, k, alpha, RoundedCopy(ref rounded[0], RoundToBf16, a.Cast<float>(), extentA).Cast<T>(), lda,
+                RoundedCopy(ref rounded[1], RoundToBf16, b.Cast<float>(), extentB).Cast<T>(), ldb, beta, c, ldc);
         else
             MultiplyTiled(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
-    /// <summary>The first <paramref name="extent"/> elements of <paramref name="source"/> rounded to bf16 as fp32s, into scratch <paramref name="slot"/>.</summary>
-    ArrayView<float> RoundedCopy(int slot, ArrayView<float> source, long extent)
-    {
-        var (config, from) = Rounding(source, extent);
-        ArrayView<float> to = Grow(ref rounded[slot], extent).View.SubView(0, extent);
-        if (launcher is not null) launcher(RoundToBf16Method, config, [from, to]);
-        else ((Action<KernelConfig, ArrayView<float>, ArrayView<float>>)(roundings[0] ??=
-            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>>(RoundToBf16)))(config, from, to);
-        return to;
-    }
-
-    /// <summary>The first <paramref name="extent"/> elements of <paramref name="source"/> as bf16s, into scratch <paramref name="slot"/>.</summary>
-    ArrayView<ushort> NarrowedCopy(int slot, ArrayView<float> source, long extent)
-    {
-        var (config, from) = Rounding(source, extent);
-        ArrayView<ushort> to = Grow(ref narrowed[slot], extent).View.SubView(0, extent);
-        if (launcher is not null) launcher(NarrowToBf16Method, config, [from, to]);
-        else ((Action<KernelConfig, ArrayView<float>, ArrayView<ushort>>)(roundings[1] ??=
-            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>>(NarrowToBf16)))(config, from, to);
-        return to;
-    }
-
-    // One thread per element, in groups of 256 (or as many as the accelerator allows).
-    (KernelConfig, ArrayView<float>) Rounding(ArrayView<float> source, long extent)
+    /// <summary>
+    /// The first <paramref name="extent"/> elements of <paramref name="source"/> rounded to bf16 by
+    /// <paramref name="kernel"/> (one thread per element) into <paramref name="scratch"/>, queued on the stream.
+    /// </summary>
+    ArrayView<TOut> RoundedCopy<TOut>(ref MemoryBuffer1D<TOut, Stride1D.Dense>? scratch, Action<ArrayView<float>, ArrayView<TOut>> kernel,
+        ArrayView<float> source, long extent) where TOut : unmanaged
     {
         if (extent > int.MaxValue) throw new NotSupportedException($"a bf16 GEMM operand of {extent:N0} elements is more than one rounding launch indexes");
         int group = Math.Min(256, maxGroup);
-        return (new KernelConfig(new Index1D((int)((extent + group - 1) / group)), new Index1D(group)), source.SubView(0, extent));
+        var config = new KernelConfig(new Index1D((int)((extent + group - 1) / group)), new Index1D(group));
+        ArrayView<float> from = source.SubView(0, extent);
+        ArrayView<TOut> to = Grow(ref scratch, extent).View.SubView(0, extent);
+        if (launcher is not null) launcher(kernel.Method, config, [from, to]);
+        else ((Action<KernelConfig, ArrayView<float>, ArrayView<TOut>>)roundings.GetOrAdd(kernel.Method, _ => accelerator.LoadStreamKernel(kernel)))(config, from, to);
+        return to;
     }
 
     MemoryBuffer1D<TE, Stride1D.Dense> Grow<TE>(ref MemoryBuffer1D<TE, Stride1D.Dense>? buffer, long extent) where TE : unmanaged
