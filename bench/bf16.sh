@@ -24,7 +24,7 @@ uptime >> "$out/machine.txt"
 gateloop plot "$out/fp32" "$out/bf16" --out "$out/bf16.png"
 # The curves and the table are the result; the weights are megabytes that no one needs to keep.
 rm -f "$out"/*/*.safetensors "$out"/*/.lock
-python3 - "$out" <<'PY'
+python3 - "$out" <<'PY' | tee "$out/summary.md"
 import json, math, sys
 out = sys.argv[1]
 runs = {p: [json.loads(l) for l in open(f"{out}/{p}/metrics.jsonl")] for p in ("fp32", "bf16")}

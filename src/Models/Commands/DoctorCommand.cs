@@ -64,7 +64,7 @@ static class DoctorCommand
                     (report.Findings.Count == 0 ? "no known ILGPU fault" : $"{report.Findings.Count} known ILGPU faults"));
                 foreach (var f in report.Findings) log.WriteLine($"  FAIL {f.Kernel}: {f.Fault}: {f.Line}");
             }
-            Ptx("runtime (optimizer, probes, tiled GEMM)", audit.AuditRuntime());
+            Ptx("runtime (optimizer, probes, tiled GEMM, bf16 roundings)", audit.AuditRuntime());
 
             var results = new List<CheckResult>();
             void Section(IReadOnlyList<CheckResult> rows)

@@ -49,7 +49,7 @@ static class EvalCommand
             progress.Clear();
             Console.WriteLine(asJson
                 ? string.Create(CultureInfo.InvariantCulture, $"{{\"loss\":{result.Loss:R},\"bpc\":{result.Bpc:R},\"tokens\":{result.Tokens}}}")
-                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens ({parse.GetValue(weights)} weights, {parse.GetValue(precision)} products)");
+                : $"{parse.GetValue(split)}: loss {result.Loss:F4} nats, {result.Bpc:F4} bits per character over {result.Tokens:N0} tokens ({parse.GetValue(weights)} weights{(dev.GemmPrecision == GemmPrecision.Bf16 ? ", bf16 products" : "")})");
             return 0;
         });
         return command;
