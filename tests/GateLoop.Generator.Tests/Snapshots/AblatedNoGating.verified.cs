@@ -156,7 +156,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
-        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
+        Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, a.RmsNormBackwardGammaPartials);
+        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(HeadNormG, Dim));
         ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
@@ -170,7 +171,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.H[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, a.RmsNormBackwardGammaPartials);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
@@ -193,7 +195,8 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.H[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, a.RmsNormBackwardGammaPartials);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
         }
         Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
@@ -209,6 +212,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         ((((long)batch * seq) * (long)Dim), "Add"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
+        (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
@@ -227,6 +231,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DX; // gradient of the residual stream
         public readonly ArrayView<float> DH; // gradient of a block's normalized input
+        public readonly ArrayView<float> RmsNormBackwardGammaPartials; // per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
@@ -245,6 +250,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * Hidden)
                 + (rows * Dim)
                 + (rows * Dim)
+                + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim)
                 + (rows * 256);
         }
 
@@ -268,6 +274,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             (DQkv, DF) = (packed[0], packed[1]);
             DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
             DH = workspace.Take<float>(rows * Dim, "DH", "gradient of a block's normalized input");
+            RmsNormBackwardGammaPartials = workspace.Take<float>((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim, "RmsNormBackwardGammaPartials", "per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level");
         }
     }
 
@@ -322,17 +329,35 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
         }
 
-        /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.</summary>
-        public static void RmsNormBackwardGamma(Index1D index, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+        /// <summary>The first level of RmsNormBackwardGamma: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
+        public static void RmsNormBackwardGammaPartials(Index1D index, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
         {
-            int d = index;
+            int d = (int)(index.X % Dim);
+            long part = index.X / Dim, first = part * ColumnPart, end = first + ColumnPart < rows ? first + ColumnPart : rows;
             float sum = 0;
-            for (long r = 0; r < rows; r++)
+            for (long r = first; r < end; r++)
             {
                 sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
             }
+            long o = part * Dim;
+            partials[o + d] = sum;
+        }
+
+        /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim. Sums column d's <paramref name="parts"/> partials in order.</summary>
+        public static void RmsNormBackwardGamma(Index1D index, int parts, ArrayView<float> partials, ArrayView<float> dGamma)
+        {
+            int d = index;
+            float sum = 0;
+            for (long p = 0; p < parts; p++)
+            {
+                long o = p * Dim;
+                sum += partials[o + d];
+            }
             dGamma[d] += sum * RmsScale;
         }
+
+        /// <summary>Rows per thread of a column reduction's first level.</summary>
+        public const int ColumnPart = 32;
 
         /// <summary>Positions per thread of the chunked scans.</summary>
         public const int Chunk = 32;
@@ -583,16 +608,23 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGammaPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void RmsNormBackwardGammaPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
             {
-                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                RmsNormBackwardGammaColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
-                global::GateLoop.Runtime.HostSimd.RmsNormGammaGradients(head, tail, rows, Dim, RmsScale, x, invNorm, dy, dGamma);
-                RmsNormBackwardGammaColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    RmsNormBackwardGammaRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.RmsNormGammaPartials(head, tail, r0, r1, Dim, x, invNorm, dy, partials.SubView(o));
+                    RmsNormBackwardGammaRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
             }
 
-            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            static void RmsNormBackwardGammaRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
             {
                 const int Run = 256;
                 global::System.Span<float> run = stackalloc float[1 * Run];
@@ -600,7 +632,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 {
                     int end = global::System.Math.Min(to, first + Run);
                     run.Clear();
-                    for (long r = 0; r < rows; r++)
+                    for (long r = r0; r < r1; r++)
                         for (int d = first, j = 0; d < end; d++, j++)
                         {
                             float sum = run[1 * j + 0];
@@ -610,7 +642,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                     for (int d = first, j = 0; d < end; d++, j++)
                     {
                         float sum = run[1 * j + 0];
-                        dGamma[d] += sum * RmsScale;
+                        part[d] = sum;
                     }
                 }
             }
@@ -792,6 +824,27 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                     long src = r * Dim;
                     for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
                 }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int parts, ArrayView<float> partials, ArrayView<float> dGamma)
+            {
+                var partialsHost = new global::GateLoop.Runtime.HostView<float>(partials);
+                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
+                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, parts, partialsHost, dGammaHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormBackwardGamma(Index1D index, int parts, global::GateLoop.Runtime.HostView<float> partials, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                int d = index;
+                float sum = 0;
+                for (long p = 0; p < parts; p++)
+                {
+                    long o = p * Dim;
+                    sum += partials[o + d];
+                }
+                dGamma[d] += sum * RmsScale;
             }
 
             /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
