@@ -526,7 +526,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose("x", Enumerable.Range(0, rows * dim).Select(j => emb[tokens[j / dim] * dim + j % dim]).ToArray(), Get(x), 0, 0);
         double[] dEmb0 = Random(rng, emb.Length);
         V dx = h.Upload(w), dEmb = h.Upload(dEmb0);
-        Launch(vocab, i => PreMaxHeads.Kernels.EmbeddingBackward(i, tokensV, dx, dEmb));
+        Launch(vocab * dim, i => PreMaxHeads.Kernels.EmbeddingBackward(i, tokensV, dx, dEmb));
         double[] dEmbOut = Minus(Get(dEmb), dEmb0);
         AssertClose("dEmb (accumulated)", fdEmb, dEmbOut);
         // Token 3 appears three times: its row is the sum of three rows of dx.

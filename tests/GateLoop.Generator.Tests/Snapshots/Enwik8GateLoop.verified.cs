@@ -267,7 +267,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 
@@ -377,17 +377,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
         }
 
-        /// <summary>dEmb[v] += Σ dx[r] over rows whose token is v. One thread per vocabulary row, so writes never race.</summary>
+        /// <summary>
+        /// dEmb[v, d] += Σ dx[r, d] over rows whose token is v. One thread per element of the table, so writes
+        /// never race; a warp's threads share v and read each token id together.
+        /// </summary>
         public static void EmbeddingBackward(Index1D index, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
         {
-            int v = index;
-            long dst = (long)v * Dim;
+            int v = (int)(index.X / Dim), d = (int)(index.X % Dim);
+            float sum = dEmb[index];
             for (long r = 0; r < tokens.Length; r++)
-            {
-                if (tokens[r] != v) continue;
-                long src = r * Dim;
-                for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
-            }
+                if (tokens[r] == v) sum += dx[r * Dim + d];
+            dEmb[index] = sum;
         }
 
         /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
@@ -784,6 +784,22 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>
+            /// Runs <see cref="Kernels.EmbeddingBackward"/> for table elements <paramref name="from"/>…<paramref name="to"/>−1:
+            /// each row's token once, adding its gradient row's columns that fall in the range, in row order as the kernel sums.
+            /// </summary>
+            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
+            {
+                var ids = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
+                for (long r = 0; r < ids.Length; r++)
+                {
+                    long first = global::System.Math.Max(from, (long)ids[r] * Dim), end = global::System.Math.Min(to, ((long)ids[r] + 1) * Dim);
+                    for (long i = first, j = r * Dim + first - (long)ids[r] * Dim; i < end; i++, j++) dEmbHost[i] += dxHost[j];
+                }
+            }
+
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
             public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
             {
@@ -1048,28 +1064,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             {
                 long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
                 for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
-            }
-
-            /// <summary>Runs <see cref="Kernels.EmbeddingBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
-            {
-                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
-                for (int index = from; index < to; index++) EmbeddingBackward(index, tokensHost, dxHost, dEmbHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void EmbeddingBackward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dEmb)
-            {
-                int v = index;
-                long dst = (long)v * Dim;
-                for (long r = 0; r < tokens.Length; r++)
-                {
-                    if (tokens[r] != v) continue;
-                    long src = r * Dim;
-                    for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
-                }
             }
 
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
