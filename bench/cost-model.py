@@ -6,8 +6,11 @@ the longest thread's instructions, global loads and loads of a new line) and eac
 (src/Runtime/Simulator/GpuCostModel.cs) prices a launch at launch + max(dram, issue, cache, waves * (instructions * t_instr
 + cached loads * t_hit + new-line loads * t_miss)) and a GEMM at call + max(flops / rate, bytes / bandwidth). The six
 constants are fitted (Nelder-Mead on the squared log ratios, inside physical bounds) to the workloads marked "fit"
-and the others are predicted. Standard library only.
+and the others are predicted. With --compare, nothing is fitted: two runs' estimates at the constants the runtime
+holds (the fit on the code the H200 measured) are set side by side, step by step and kernel by kernel, to show what a
+rebuild of the kernels is estimated to gain. Standard library only.
 Usage: python3 bench/cost-model.py DIR
+       python3 bench/cost-model.py --compare BEFORE_DIR AFTER_DIR
 """
 import json
 import math
@@ -122,5 +125,37 @@ def main(directory):
         print(f"| {name} | {what} | {m:.2f} | {e:.2f} | {e / m:.2f} | {'fit' if (name, what) in FIT else 'predicted'} |")
 
 
+def compare(before_dir, after_dir, top=8):
+    runs = [{name: json.load(open(f"{d}/{name}.json")) for name in MEASURED} for d in (before_dir, after_dir)]
+    print("Estimated at the runtime's constants (GpuCostModel.H200); not measured.")
+    print()
+    print("| workload | what | H200 measured (before), ms | estimated before, ms | launches | estimated after, ms | launches | after / before |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in MEASURED:
+        for what in ("step", "token", "forward", "backward"):
+            pair = [r[name].get("estimated_" + what) for r in runs]
+            if None in pair:
+                continue
+            measured = MEASURED[name].get(what)
+            b, a = pair
+            print(f"| {name} | {what} | {measured if measured else '—'} | {b['ms']:.2f} | {b['launches']:,} | {a['ms']:.2f} | {a['launches']:,} | {a['ms'] / b['ms']:.2f} |")
+    print()
+    for name in ("seed", "seed-batch64"):
+        before, after = (r[name]["estimated_step"]["kernels"] for r in runs)
+        print(f"{name}, the step's largest kernels before, estimated ms (launches) before → after:")
+        print()
+        print("| kernel | before | after | bound after |")
+        print("| --- | --- | --- | --- |")
+        names = sorted(set(before) | set(after), key=lambda k: -max(before.get(k, {}).get("ms", 0), after.get(k, {}).get("ms", 0)))
+        for k in names[:top + 4]:
+            b, a = before.get(k), after.get(k)
+            cell = lambda e: f"{e['ms']:.2f} ({e['launches']})" if e else "—"
+            print(f"| {k} | {cell(b)} | {cell(a)} | {a['bound'] if a else '—'} |")
+        print()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--compare":
+        compare(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1])

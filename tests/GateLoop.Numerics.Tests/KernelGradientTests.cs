@@ -19,6 +19,9 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
 {
     const int Rows = 3, Batch = 2, Seq = 4;
 
+    // Rows for the norms, whose parameter gradients sum columns in parts of Kernels.ColumnPart rows: two whole parts and a ragged one.
+    const int NormRows = 2 * PreMaxHeads.Kernels.ColumnPart + 5, Parts = (NormRows + PreMaxHeads.Kernels.ColumnPart - 1) / PreMaxHeads.Kernels.ColumnPart;
+
     // ------------------------------------------------------------------ RMSNorm
 
     [Fact]
@@ -26,23 +29,25 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
     {
         const int dim = PreMaxHeads.Dim;
         var rng = new Random(1);
-        double[] x = Random(rng, Rows * dim), gamma = Random(rng, dim, 0.5, 1.5), w = Random(rng, Rows * dim);
-        V xv = h.Zeros(x.Length), gv = h.Zeros(dim), y = h.Zeros(x.Length), inv = h.Zeros(Rows);
+        double[] x = Random(rng, NormRows * dim), gamma = Random(rng, dim, 0.5, 1.5), w = Random(rng, NormRows * dim);
+        V xv = h.Zeros(x.Length), gv = h.Zeros(dim), y = h.Zeros(x.Length), inv = h.Zeros(NormRows);
         double Loss()
         {
             Set(xv, x);
             Set(gv, gamma);
-            Launch(Rows, i => PreMaxHeads.Kernels.RmsNormForward(i, xv, gv, y, inv));
+            Launch(NormRows, i => PreMaxHeads.Kernels.RmsNormForward(i, xv, gv, y, inv));
             return Dot(w, Get(y));
         }
         double[] fdX = NumericGradient(x, Loss), fdGamma = NumericGradient(gamma, Loss);
 
         Loss();
-        AssertClose("y", ReferenceTransformer.RmsNorm(x, Rows, dim, gamma), Get(y), 1e-13, 1e-13);
+        AssertClose("y", ReferenceTransformer.RmsNorm(x, NormRows, dim, gamma), Get(y), 1e-13, 1e-13);
         double[] dx0 = Random(rng, x.Length), dGamma0 = Random(rng, dim);
         V dy = h.Upload(w), dx = h.Upload(dx0), dGamma = h.Upload(dGamma0);
-        Launch(Rows, i => PreMaxHeads.Kernels.RmsNormBackward(i, xv, gv, inv, dy, dx));
-        Launch(dim, i => PreMaxHeads.Kernels.RmsNormBackwardGamma(i, Rows, xv, inv, dy, dGamma));
+        Launch(NormRows, i => PreMaxHeads.Kernels.RmsNormBackward(i, xv, gv, inv, dy, dx));
+        V partials = h.Upload(Random(rng, Parts * dim)); // garbage the first level overwrites
+        Launch(Parts * dim, i => PreMaxHeads.Kernels.RmsNormBackwardGammaPartials(i, NormRows, xv, inv, dy, partials));
+        Launch(dim, i => PreMaxHeads.Kernels.RmsNormBackwardGamma(i, Parts, partials, dGamma));
         AssertClose("dx (accumulated)", fdX, Minus(Get(dx), dx0));
         AssertClose("dGamma (accumulated)", fdGamma, Minus(Get(dGamma), dGamma0));
     }
@@ -51,18 +56,19 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
 
     delegate void LnForward(Index1D i, V x, V w, V b, V y, V stats);
     delegate void LnBackward(Index1D i, V x, V w, V stats, V dy, V dx);
-    delegate void LnBackwardParams(Index1D i, int rows, V x, V stats, V dy, V dw, V db);
+    delegate void LnPartials(Index1D i, int rows, V x, V stats, V dy, V partials);
+    delegate void LnBackwardParams(Index1D i, int parts, V partials, V dw, V db);
 
-    static (int Width, LnForward Forward, LnBackward Backward, LnBackwardParams Params) LayerNormKernels(string kernel) => kernel switch
+    static (int Width, LnForward Forward, LnBackward Backward, LnPartials Partials, LnBackwardParams Params) LayerNormKernels(string kernel) => kernel switch
     {
-        "PostHeadsGated.LayerNormDim" => (PostHeadsGated.Dim, PostHeadsGated.Kernels.LayerNormDimForward,
-            PostHeadsGated.Kernels.LayerNormDimBackward, PostHeadsGated.Kernels.LayerNormDimBackwardParams),
-        "PostAblated.LayerNormDim" => (PostAblated.Dim, PostAblated.Kernels.LayerNormDimForward,
-            PostAblated.Kernels.LayerNormDimBackward, PostAblated.Kernels.LayerNormDimBackwardParams),
-        "PreHeadsSubNorm.LayerNormDimInner" => (PreHeadsSubNorm.DimInner, PreHeadsSubNorm.Kernels.LayerNormDimInnerForward,
-            PreHeadsSubNorm.Kernels.LayerNormDimInnerBackward, PreHeadsSubNorm.Kernels.LayerNormDimInnerBackwardParams),
-        "PostHeadsGated.LayerNormDimInner" => (PostHeadsGated.DimInner, PostHeadsGated.Kernels.LayerNormDimInnerForward,
-            PostHeadsGated.Kernels.LayerNormDimInnerBackward, PostHeadsGated.Kernels.LayerNormDimInnerBackwardParams),
+        "PostHeadsGated.LayerNormDim" => (PostHeadsGated.Dim, PostHeadsGated.Kernels.LayerNormDimForward, PostHeadsGated.Kernels.LayerNormDimBackward,
+            PostHeadsGated.Kernels.LayerNormDimBackwardParamsPartials, PostHeadsGated.Kernels.LayerNormDimBackwardParams),
+        "PostAblated.LayerNormDim" => (PostAblated.Dim, PostAblated.Kernels.LayerNormDimForward, PostAblated.Kernels.LayerNormDimBackward,
+            PostAblated.Kernels.LayerNormDimBackwardParamsPartials, PostAblated.Kernels.LayerNormDimBackwardParams),
+        "PreHeadsSubNorm.LayerNormDimInner" => (PreHeadsSubNorm.DimInner, PreHeadsSubNorm.Kernels.LayerNormDimInnerForward, PreHeadsSubNorm.Kernels.LayerNormDimInnerBackward,
+            PreHeadsSubNorm.Kernels.LayerNormDimInnerBackwardParamsPartials, PreHeadsSubNorm.Kernels.LayerNormDimInnerBackwardParams),
+        "PostHeadsGated.LayerNormDimInner" => (PostHeadsGated.DimInner, PostHeadsGated.Kernels.LayerNormDimInnerForward, PostHeadsGated.Kernels.LayerNormDimInnerBackward,
+            PostHeadsGated.Kernels.LayerNormDimInnerBackwardParamsPartials, PostHeadsGated.Kernels.LayerNormDimInnerBackwardParams),
         _ => throw new ArgumentException(kernel),
     };
 
@@ -73,34 +79,36 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
     [InlineData("PostHeadsGated.LayerNormDimInner")]
     public void LayerNormBackwardMatchesFiniteDifferences(string kernel)
     {
-        var (width, forward, backward, backwardParams) = LayerNormKernels(kernel);
+        var (width, forward, backward, partialSums, backwardParams) = LayerNormKernels(kernel);
         var rng = new Random(2);
-        double[] x = Random(rng, Rows * width, -2, 2), wt = Random(rng, width, 0.5, 1.5), b = Random(rng, width),
-            w = Random(rng, Rows * width);
-        V xv = h.Zeros(x.Length), wv = h.Zeros(width), bv = h.Zeros(width), y = h.Zeros(x.Length), stats = h.Zeros(2 * Rows);
+        double[] x = Random(rng, NormRows * width, -2, 2), wt = Random(rng, width, 0.5, 1.5), b = Random(rng, width),
+            w = Random(rng, NormRows * width);
+        V xv = h.Zeros(x.Length), wv = h.Zeros(width), bv = h.Zeros(width), y = h.Zeros(x.Length), stats = h.Zeros(2 * NormRows);
         double Loss()
         {
             Set(xv, x);
             Set(wv, wt);
             Set(bv, b);
-            Launch(Rows, i => forward(i, xv, wv, bv, y, stats));
+            Launch(NormRows, i => forward(i, xv, wv, bv, y, stats));
             return Dot(w, Get(y));
         }
         double[] fdX = NumericGradient(x, Loss), fdW = NumericGradient(wt, Loss), fdB = NumericGradient(b, Loss);
 
         Loss();
-        AssertClose("y", ReferenceTransformer.LayerNorm(x, Rows, width, wt, b), Get(y), 1e-13, 1e-12);
+        AssertClose("y", ReferenceTransformer.LayerNorm(x, NormRows, width, wt, b), Get(y), 1e-13, 1e-12);
         double[] dw0 = Random(rng, width), db0 = Random(rng, width);
         V dy = h.Upload(w), dx = h.Upload(Random(rng, x.Length)), dw = h.Upload(dw0), db = h.Upload(db0);
-        Launch(width, i => backwardParams(i, Rows, xv, stats, dy, dw, db));
-        Launch(Rows, i => backward(i, xv, wv, stats, dy, dx));
+        V partials = h.Upload(Random(rng, Parts * 2 * width)); // garbage the first level overwrites
+        Launch(Parts * width, i => partialSums(i, NormRows, xv, stats, dy, partials));
+        Launch(width, i => backwardParams(i, Parts, partials, dw, db));
+        Launch(NormRows, i => backward(i, xv, wv, stats, dy, dx));
         AssertClose("dx (overwritten)", fdX, Get(dx));
         AssertClose("dw (accumulated)", fdW, Minus(Get(dw), dw0));
         AssertClose("db (accumulated)", fdB, Minus(Get(db), db0));
 
         // In place: dx and dy the same view.
         V dxy = h.Upload(w);
-        Launch(Rows, i => backward(i, xv, wv, stats, dxy, dxy));
+        Launch(NormRows, i => backward(i, xv, wv, stats, dxy, dxy));
         AssertClose("dx (in place)", fdX, Get(dxy));
     }
 
@@ -518,7 +526,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         AssertClose("x", Enumerable.Range(0, rows * dim).Select(j => emb[tokens[j / dim] * dim + j % dim]).ToArray(), Get(x), 0, 0);
         double[] dEmb0 = Random(rng, emb.Length);
         V dx = h.Upload(w), dEmb = h.Upload(dEmb0);
-        Launch(vocab, i => PreMaxHeads.Kernels.EmbeddingBackward(i, tokensV, dx, dEmb));
+        Launch(vocab * dim, i => PreMaxHeads.Kernels.EmbeddingBackward(i, tokensV, dx, dEmb));
         double[] dEmbOut = Minus(Get(dEmb), dEmb0);
         AssertClose("dEmb (accumulated)", fdEmb, dEmbOut);
         // Token 3 appears three times: its row is the sum of three rows of dx.

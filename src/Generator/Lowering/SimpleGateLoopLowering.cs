@@ -25,7 +25,7 @@ namespace GateLoop.Generator.Lowering
             if (s.PreNorm)
             {
                 h = Value.Stored(new Buffer("H", null, "rows * Dim", "RMSNorm(x)"), dh);
-                ops.Add(new RmsNorm("NormGamma", "norm.gamma", s.Dim, x, h, Value.Stored(new Buffer("InvNorm", null, "rows", "1/‖x‖ per position"))));
+                ops.Add(new RmsNorm("NormGamma", "norm.gamma", s.Dim, x, h, Value.Stored(new Buffer("InvNorm", null, "rows", "1/‖x‖ per position")), RmsNorm.Partials("d")));
             }
             var z = Value.Stored(new Buffer("Z", null, "rows * 3 * Dim", "[q | kv | gate logits] = h·Wᵀ; after the scan [q | S | a]"),
                 Value.Gradient(new Buffer("DZ", null, "rows * 3 * Dim", "gradient of Z", BufferUse.Gradient), "d"));
@@ -34,7 +34,7 @@ namespace GateLoop.Generator.Lowering
             ops.Add(new SimpleGateLoopScan(s, z, mixed));
             if (s.PostLayerNorm)
                 ops.Add(new LayerNorm("PostLnW", "PostLnB", "maybe_post_ln", dim, mixed, y,
-                    Value.Stored(new Buffer("Stats", null, "rows * 2", "LayerNorm mean and rstd per position"))));
+                    Value.Stored(new Buffer("Stats", null, "rows * 2", "LayerNorm mean and rstd per position")), LayerNorm.Partials("Dim", "d")));
             return new Graph(ops, new Op[0], new Op[0], 1);
         }
     }

@@ -28,6 +28,9 @@ namespace GateLoop.Generator.Lowering
 
             public readonly Value NormedGradient = Value.Gradient(Block.NormedGradient);
 
+            /// <summary>The partials of the column sums every RMSNorm (pre-norm) or LayerNorm of Dim (post-norm) of the stream shares.</summary>
+            public readonly Value RmsPartials = RmsNorm.Partials(), LayerNormPartials = LayerNorm.Partials("Dim");
+
             /// <summary>The stream at element <paramref name="index"/>, e.g. <c>2 * l + 1</c>.</summary>
             public Value this[string index] => elements.TryGetValue(index, out var v) ? v : elements[index] = new Value($"a.X[{index}]", "rows * Dim", Gradient);
         }
@@ -88,11 +91,12 @@ namespace GateLoop.Generator.Lowering
             {
                 var h = new Value($"a.H[{index}]", "rows * Dim", stream.NormedGradient);
                 return (x, h, stream[next],
-                    new RmsNorm(norm + "NormG", "norm.gamma", s.Dim, x, h, new Value($"a.InvNorm[{index}]", "rows")));
+                    new RmsNorm(norm + "NormG", "norm.gamma", s.Dim, x, h, new Value($"a.InvNorm[{index}]", "rows"), stream.RmsPartials));
             }
             var sum = new Value($"a.Sum[{index}]", "rows * Dim", stream.Gradient);
             return (x, x, sum,
-                new LayerNorm(norm + "NormW", norm + "NormB", "norm", ("Dim", s.Dim), sum, stream[next], new Value($"a.NormStats[{index}]", "rows * 2")));
+                new LayerNorm(norm + "NormW", norm + "NormB", "norm", ("Dim", s.Dim), sum, stream[next], new Value($"a.NormStats[{index}]", "rows * 2"),
+                    stream.LayerNormPartials));
         }
 
         static Op Mixer(TransformerSpec s, Stream stream)
@@ -138,7 +142,7 @@ namespace GateLoop.Generator.Lowering
                 {
                     var normalized = Output(PerLayer("SubOut", "rows * DimInner", "sub-LayerNorm outputs"), core);
                     ops.Add(new LayerNorm("SubNormW", "SubNormB", "fn.maybe_sub_ln", inner, mixed, normalized,
-                        Value.Stored(PerLayer("SubStats", "rows * 2", "sub-LayerNorm mean and rstd"))));
+                        Value.Stored(PerLayer("SubStats", "rows * 2", "sub-LayerNorm mean and rstd")), LayerNorm.Partials("DimInner")));
                     mixed = normalized;
                 }
             }
@@ -206,7 +210,7 @@ namespace GateLoop.Generator.Lowering
             var h = new Value($"a.H[{Blocks(s)}]", "rows * Dim", stream.NormedGradient);
             return (new Op[]
             {
-                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value($"a.InvNorm[{Blocks(s)}]", "rows")),
+                new RmsNorm("HeadNormG", "to_logits.0.gamma", s.Dim, final, h, new Value($"a.InvNorm[{Blocks(s)}]", "rows"), stream.RmsPartials),
                 new Linear("HeadW", "to_logits.1", vocabulary, ("Dim", s.Dim), h, logits),
             }, logits);
         }

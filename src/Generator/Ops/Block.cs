@@ -62,7 +62,7 @@ namespace GateLoop.Generator.Ops
                     yield return new Buffer("Sum", blocks, "rows * Dim", "x + f(x) before each block's LayerNorm");
                     yield return new Buffer("NormStats", blocks, "rows * 2", "mean and rstd per row of each LayerNorm");
                 }
-                foreach (var b in base.Buffers) yield return b;
+                foreach (var b in base.Buffers.Concat(norm.Buffers)) yield return b;
                 yield return StreamGradient;
                 if (pre) yield return NormedGradient;
             }

@@ -24,7 +24,7 @@ namespace GateLoop.Generator.Ops
 
         public override void Forward(Schedule s) => s.Launch("EmbeddingForward", "R", Tokens, s.W(table), output);
 
-        public override void Backward(Schedule s) => s.Launch("EmbeddingBackward", "NumTokens", Tokens, output.Grad!, s.G(table));
+        public override void Backward(Schedule s) => s.Launch("EmbeddingBackward", "NumTokens * Dim", Tokens, output.Grad!, s.G(table));
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
@@ -36,16 +36,32 @@ namespace GateLoop.Generator.Ops
                     for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
                 }
 
-                /// <summary>dEmb[v] += Σ dx[r] over rows whose token is v. One thread per vocabulary row, so writes never race.</summary>
+                /// <summary>
+                /// dEmb[v, d] += Σ dx[r, d] over rows whose token is v. One thread per element of the table, so writes
+                /// never race; a warp's threads share v and read each token id together.
+                /// </summary>
                 public static void EmbeddingBackward(Index1D index, ArrayView<int> tokens, ArrayView<{{n.Type}}> dx, ArrayView<{{n.Type}}> dEmb)
                 {
-                    int v = index;
-                    long dst = (long)v * Dim;
+                    int v = (int)(index.X / Dim), d = (int)(index.X % Dim);
+                    {{n.Type}} sum = dEmb[index];
                     for (long r = 0; r < tokens.Length; r++)
+                        if (tokens[r] == v) sum += dx[r * Dim + d];
+                    dEmb[index] = sum;
+                }
+                """, $$"""
+                /// <summary>
+                /// Runs <see cref="Kernels.EmbeddingBackward"/> for table elements <paramref name="from"/>…<paramref name="to"/>−1:
+                /// each row's token once, adding its gradient row's columns that fall in the range, in row order as the kernel sums.
+                /// </summary>
+                public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<{{n.Type}}> dx, ArrayView<{{n.Type}}> dEmb)
+                {
+                    var ids = new {{Numeric.Runtime}}HostView<int>(tokens);
+                    var dxHost = new {{Numeric.Runtime}}HostView<{{n.Type}}>(dx);
+                    var dEmbHost = new {{Numeric.Runtime}}HostView<{{n.Type}}>(dEmb);
+                    for (long r = 0; r < ids.Length; r++)
                     {
-                        if (tokens[r] != v) continue;
-                        long src = r * Dim;
-                        for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                        long first = global::System.Math.Max(from, (long)ids[r] * Dim), end = global::System.Math.Min(to, ((long)ids[r] + 1) * Dim);
+                        for (long i = first, j = r * Dim + first - (long)ids[r] * Dim; i < end; i++, j++) dEmbHost[i] += dxHost[j];
                     }
                 }
                 """);

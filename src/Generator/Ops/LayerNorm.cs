@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Linq;
 using GateLoop.Generator.Ir;
 using GateLoop.Generator.Templates;
 
@@ -12,12 +13,14 @@ namespace GateLoop.Generator.Ops
     {
         readonly Param weight, bias;
         readonly string width;
-        readonly Value input, output, stats;
+        readonly Value input, output, stats, partials;
 
         /// <param name="width">The constant holding the row width (Dim or DimInner), with its value.</param>
         /// <param name="module">The PyTorch module: its tensors are <c>module.weight</c> and <c>module.bias</c>.</param>
         /// <param name="stats">Mean and rstd per row, kept for backward.</param>
-        public LayerNorm(string weightField, string biasField, string module, (string, int) width, Value input, Value output, Value stats)
+        /// <param name="partials">The column sums' partials (<see cref="Partials"/>), one value the model's LayerNorms of this width share.</param>
+        public LayerNorm(string weightField, string biasField, string module, (string, int) width, Value input, Value output, Value stats,
+            Value partials)
         {
             weight = new Param(weightField, module + ".weight", new[] { width }, "Ones", 0);
             bias = new Param(biasField, module + ".bias", new[] { width }, "Zeros", 0);
@@ -25,24 +28,32 @@ namespace GateLoop.Generator.Ops
             this.input = input;
             this.output = output;
             this.stats = stats;
+            this.partials = partials;
         }
+
+        /// <summary>The partials of the parameter gradients' column sums over rows of <paramref name="width"/>, in the gradient plan <paramref name="plan"/>.</summary>
+        public static Value Partials(string width, string plan = "a") => ColumnReductions.Partials($"LayerNorm{width}BackwardParams", width, 2, plan);
 
         public override IEnumerable<Param> Parameters => new[] { weight, bias };
 
         public override IEnumerable<Value> Outputs => new[] { output, stats };
+
+        public override IEnumerable<Buffer> Buffers => base.Buffers.Append(partials.Storage!);
 
         public override void Forward(Schedule s) =>
             s.Launch($"LayerNorm{width}Forward", "R", input, s.W(weight), s.W(bias), output, stats);
 
         public override void Backward(Schedule s)
         {
-            s.Launch($"LayerNorm{width}BackwardParams", width, "R", input, stats, output.Grad!, s.G(weight), s.G(bias));
+            ColumnReductions.Launch(s, $"LayerNorm{width}BackwardParams", width, partials, new Arg[] { input, stats, output.Grad! },
+                new[] { s.G(weight), s.G(bias) });
             s.Launch($"LayerNorm{width}Backward", "R", input, s.W(weight), stats, output.Grad!, input.Grad!);
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return new KernelSource("LayerNorm" + width, Kernel(n, width), Host(n, width));
+            yield return ColumnReductions.PartLength;
         }
 
         /// <param name="width">The name of the constant holding the row width (Dim or DimInner).</param>
@@ -98,13 +109,13 @@ namespace GateLoop.Generator.Ops
             """);
 
         static ColumnReduction Params(Numeric n, string width) => new ColumnReduction(n, $"LayerNorm{width}BackwardParams",
-            $"dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNorm{width}Backward</c>.",
-            new[] { "x", "stats", "dy", "dw", "db" }, new[] { "sw", "sb" },
+            $"dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy. Run both levels before an in-place <c>LayerNorm{width}Backward</c>.",
+            new[] { "x", "stats", "dy" }, new[] { "dw", "db" }, new[] { "sw", "sb" },
             $$"""
             {{n.Type}} g = dy[r * {{width}} + d];
             sw += g * (x[r * {{width}} + d] - stats[2 * r]) * stats[2 * r + 1];
             sb += g;
             """,
-            "dw[d] += sw;\ndb[d] += sb;", n.IsDouble ? null : Numeric.Runtime + "HostSimd.LayerNormParameterGradients", width);
+            "dw[d] += sw;\ndb[d] += sb;", width, n.IsDouble ? null : Numeric.Runtime + "HostSimd.LayerNormParameterPartials", width);
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Linq;
 using GateLoop.Generator.Ir;
 using GateLoop.Generator.Templates;
 
@@ -13,21 +14,28 @@ namespace GateLoop.Generator.Ops
     {
         readonly Param gamma;
         readonly int dim;
-        readonly Value input, output, invNorm;
+        readonly Value input, output, invNorm, partials;
 
         /// <param name="invNorm">1 / max(‖x‖, eps) per row, kept for backward.</param>
-        public RmsNorm(string field, string name, int dim, Value input, Value output, Value invNorm)
+        /// <param name="partials">γ's column sums' partials (<see cref="Partials"/>), one value the model's RMSNorms share.</param>
+        public RmsNorm(string field, string name, int dim, Value input, Value output, Value invNorm, Value partials)
         {
             gamma = new Param(field, name, new[] { ("Dim", dim) }, "Ones", 0);
             this.dim = dim;
             this.input = input;
             this.output = output;
             this.invNorm = invNorm;
+            this.partials = partials;
         }
+
+        /// <summary>The partials of γ's column sums, in the gradient plan <paramref name="plan"/>.</summary>
+        public static Value Partials(string plan = "a") => ColumnReductions.Partials("RmsNormBackwardGamma", "Dim", 1, plan);
 
         public override IEnumerable<Param> Parameters => new[] { gamma };
 
         public override IEnumerable<Value> Outputs => new[] { output, invNorm };
+
+        public override IEnumerable<Buffer> Buffers => base.Buffers.Append(partials.Storage!);
 
         public override void Forward(Schedule s) => s.Launch("RmsNormForward", "R", input, s.W(gamma), output, invNorm);
 
@@ -35,12 +43,13 @@ namespace GateLoop.Generator.Ops
         {
             s.EnsureHolding(input);
             s.Launch("RmsNormBackward", "R", input, s.W(gamma), invNorm, output.Grad!, input.Grad!);
-            s.Launch("RmsNormBackwardGamma", "Dim", "R", input, invNorm, output.Grad!, s.G(gamma));
+            ColumnReductions.Launch(s, "RmsNormBackwardGamma", "Dim", partials, new Arg[] { input, invNorm, output.Grad! }, new[] { s.G(gamma) });
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return new KernelSource("RmsNorm", Kernel(n, dim), Host(n));
+            yield return ColumnReductions.PartLength;
         }
 
         static string Kernel(Numeric n, int dim) => $$"""
@@ -92,9 +101,9 @@ namespace GateLoop.Generator.Ops
             """);
 
         static ColumnReduction Gamma(Numeric n) => new ColumnReduction(n, "RmsNormBackwardGamma",
-            "dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.",
-            new[] { "x", "invNorm", "dy", "dGamma" }, new[] { "sum" },
+            "dγ[d] += Σ_r dy·x·invNorm·√Dim.",
+            new[] { "x", "invNorm", "dy" }, new[] { "dGamma" }, new[] { "sum" },
             "sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];",
-            "dGamma[d] += sum * RmsScale;", n.IsDouble ? null : Numeric.Runtime + "HostSimd.RmsNormGammaGradients", "Dim, RmsScale");
+            "dGamma[d] += sum * RmsScale;", "Dim", n.IsDouble ? null : Numeric.Runtime + "HostSimd.RmsNormGammaPartials", "Dim");
     }
 }

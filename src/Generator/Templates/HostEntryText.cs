@@ -24,6 +24,9 @@ namespace GateLoop.Generator.Templates
         public static string PointerArguments(string parameters, Numeric n) =>
             string.Join(", ", Parse(parameters).Select(p => p.Type.StartsWith("ArrayView") ? $"new {View(n)}({p.Name})" : p.Name));
 
+        /// <summary>The parameters' names, as arguments passing them on unchanged.</summary>
+        public static string Names(string parameters) => string.Join(", ", Parse(parameters).Select(p => p.Name));
+
         /// <summary>
         /// The public host entry of kernel <paramref name="name"/>: indices from…to−1 through the method
         /// <paramref name="runs"/> (taking pointers), or, given a SIMD method of the runtime, whole groups of 8 through
@@ -40,7 +43,7 @@ namespace GateLoop.Generator.Templates
                     public static void {{name}}(int from, int to, {{count}}, {{parameters}}) =>
                         {{runs}}(from, to, {{countName}}, {{pointers}});
                     """;
-            string arguments = string.Join(", ", Parse(parameters).Select(p => p.Name));
+            string arguments = Names(parameters);
             return $$"""
                 /// <summary>Runs <see cref="Kernels.{{name}}"/> for {{what}}; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
                 public static void {{name}}(int from, int to, {{count}}, {{parameters}})

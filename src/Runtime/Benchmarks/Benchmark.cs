@@ -49,17 +49,15 @@ public static class Benchmark
         using var overlapped = new GradientReducer(net, world, (long)(o.BucketMegabytes * 1024 * 1024));
         using var after = new GradientReducer(net, world, 0);
         var reducer = overlapped;
+        var micro = new MicroBatches(net, o.Batch, o.GradAccum, o.SeqLen, ranks);
         (double Loss, double GradNorm) Step()
         {
             net.ZeroGradients();
-            for (int i = 0; i < o.GradAccum; i++)
+            micro.Run(_ =>
             {
                 for (int t = 0; t < tokens.Length; t++) tokens[t] = rng.NextInt(net.Vocabulary);
-                double scale = 1.0 / (o.GradAccum * ranks);
-                net.ForwardAccumulate(tokens, o.Batch, o.SeqLen, gradScale: scale, lossWeight: scale);
-                if (i == o.GradAccum - 1) reducer.Arm();
-                net.Backward();
-            }
+                return tokens;
+            }, () => reducer.Arm());
             reducer.Finish();
             adam.Update();
             return (world.Sum(net.ReadLoss()), adam.ReadGradientNorm());
@@ -197,7 +195,7 @@ public static class Benchmark
             ["distributed"] = distributed,
             ["config"] = new Dictionary<string, object>
             {
-                ["model"] = name, ["batch"] = o.Batch, ["grad_accum"] = o.GradAccum, ["seq_len"] = o.SeqLen,
+                ["model"] = name, ["batch"] = o.Batch, ["grad_accum"] = o.GradAccum, ["seq_len"] = o.SeqLen, ["folded"] = micro.Folded,
                 ["parameters"] = net.ParameterCount, ["hyperparameters"] = net.Configuration,
             },
         };

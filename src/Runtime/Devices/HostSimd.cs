@@ -451,20 +451,20 @@ public static unsafe class HostSimd
     }
 
     /// <summary>
-    /// LayerNorm's parameter gradients for columns from…to−1 (whole groups of 8): dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy
-    /// over <paramref name="rows"/> rows of <paramref name="width"/>, rows outside and runs of 64 columns inside,
-    /// each column summed in row order as the kernel does.
+    /// The first level of LayerNorm's parameter gradients for columns from…to−1 (whole groups of 8) of rows
+    /// firstRow…endRow−1 of <paramref name="width"/>: partials[d] = Σ_r dy·x̂, partials[width + d] = Σ_r dy, rows
+    /// outside and runs of 64 columns inside, each column summed in row order as the kernel does.
     /// </summary>
-    public static void LayerNormParameterGradients(int from, int to, int rows, int width, ArrayView<float> x, ArrayView<float> stats,
-        ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+    public static void LayerNormParameterPartials(int from, int to, long firstRow, long endRow, int width, ArrayView<float> x,
+        ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
     {
-        float* px = Pointer(x), ps = Pointer(stats), pdy = Pointer(dy), pdw = Pointer(dw), pdb = Pointer(db);
+        float* px = Pointer(x), ps = Pointer(stats), pdy = Pointer(dy), pw = Pointer(partials), pb = pw + width;
         float* sums = stackalloc float[2 * ScanRun];
         for (int first = from; first < to; first += ScanRun)
         {
             int count = Math.Min(to - first, ScanRun);
             new Span<float>(sums, 2 * ScanRun).Clear();
-            for (long r = 0; r < rows; r++)
+            for (long r = firstRow; r < endRow; r++)
             {
                 Vector256<float> mean = Vector256.Create(ps[2 * r]), rstd = Vector256.Create(ps[2 * r + 1]);
                 for (int j = 0; j < count; j += Lanes)
@@ -477,8 +477,8 @@ public static unsafe class HostSimd
             }
             for (int j = 0; j < count; j += Lanes)
             {
-                (Vector256.Load(pdw + first + j) + Vector256.Load(sums + 2 * j)).Store(pdw + first + j);
-                (Vector256.Load(pdb + first + j) + Vector256.Load(sums + 2 * j + Lanes)).Store(pdb + first + j);
+                Vector256.Load(sums + 2 * j).Store(pw + first + j);
+                Vector256.Load(sums + 2 * j + Lanes).Store(pb + first + j);
             }
         }
     }
@@ -540,17 +540,20 @@ public static unsafe class HostSimd
         }
     }
 
-    /// <summary>RMSNorm's γ gradient for columns from…to−1 (whole groups of 8): dγ[d] += scale·Σ_r dy·x·invNorm, each column summed in row order.</summary>
-    public static void RmsNormGammaGradients(int from, int to, int rows, int width, float scale, ArrayView<float> x, ArrayView<float> invNorm,
-        ArrayView<float> dy, ArrayView<float> dGamma)
+    /// <summary>
+    /// The first level of RMSNorm's γ gradient for columns from…to−1 (whole groups of 8) of rows firstRow…endRow−1:
+    /// partials[d] = Σ_r dy·x·invNorm, each column summed in row order.
+    /// </summary>
+    public static void RmsNormGammaPartials(int from, int to, long firstRow, long endRow, int width, ArrayView<float> x,
+        ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
     {
-        float* px = Pointer(x), pn = Pointer(invNorm), pdy = Pointer(dy), pd = Pointer(dGamma);
+        float* px = Pointer(x), pn = Pointer(invNorm), pdy = Pointer(dy), pd = Pointer(partials);
         float* sums = stackalloc float[ScanRun];
         for (int first = from; first < to; first += ScanRun)
         {
             int count = Math.Min(to - first, ScanRun);
             new Span<float>(sums, ScanRun).Clear();
-            for (long r = 0; r < rows; r++)
+            for (long r = firstRow; r < endRow; r++)
             {
                 var inv = Vector256.Create(pn[r]);
                 for (int j = 0; j < count; j += Lanes)
@@ -559,9 +562,7 @@ public static unsafe class HostSimd
                     (Vector256.Load(sums + j) + Vector256.Load(pdy + i) * Vector256.Load(px + i) * inv).Store(sums + j);
                 }
             }
-            var vs = Vector256.Create(scale);
-            for (int j = 0; j < count; j += Lanes)
-                (Vector256.Load(pd + first + j) + Vector256.Load(sums + j) * vs).Store(pd + first + j);
+            for (int j = 0; j < count; j += Lanes) Vector256.Load(sums + j).Store(pd + first + j);
         }
     }
 

@@ -36,7 +36,7 @@ public sealed class Adam : IDisposable
         v = device.Allocate<float>(model.ParameterCount);
         partials = device.Allocate<float>(Chunks);
         scale = device.Allocate<float>(2);
-        ranges = Ranges(model.Parameters);
+        ranges = Ranges(model.Parameters, options.WeightDecay != 0);
     }
 
     /// <summary>The hyper-parameters.</summary>
@@ -53,13 +53,14 @@ public sealed class Adam : IDisposable
     /// <inheritdoc cref="FirstMoment"/>
     public ArrayView<float> SecondMoment => v.View;
 
-    // Contiguous runs of tensors that share the decay rule, so each runs as one launch.
-    static (long, long, bool)[] Ranges(IReadOnlyList<ParameterInfo> parameters)
+    // Contiguous runs of tensors that share the decay rule, so each runs as one launch: without weight decay, one
+    // launch for the whole model.
+    static (long, long, bool)[] Ranges(IReadOnlyList<ParameterInfo> parameters, bool decays)
     {
         var runs = new List<(long Offset, long Length, bool Decay)>();
         foreach (var p in parameters.OrderBy(p => p.Offset))
         {
-            bool decay = p.Shape.Length >= 2;
+            bool decay = decays && p.Shape.Length >= 2;
             if (runs.Count > 0 && runs[^1].Decay == decay && runs[^1].Offset + runs[^1].Length == p.Offset)
                 runs[^1] = (runs[^1].Offset, runs[^1].Length + p.Length, decay);
             else runs.Add((p.Offset, p.Length, decay));

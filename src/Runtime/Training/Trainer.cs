@@ -161,6 +161,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         // The global batch; this rank computes its share.
         var tokens = new int[ranks * share];
         var mine = new Memory<int>(tokens, world.Rank * share, share);
+        var micro = new MicroBatches(model, options.Batch, options.GradAccum, options.SeqLen, ranks);
         var clock = Stopwatch.StartNew();
         long startStep = adam.Step, tokensPerStep = (long)options.Batch * ranks * options.SeqLen * options.GradAccum;
         using var log = root ? new StreamWriter(metrics, append: true) : StreamWriter.Null;
@@ -174,14 +175,11 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             model.ZeroGradients();
             // The loss stays on the device until the step is done: one wait per step, not one per micro-batch. Each rank's
             // share is scaled by 1/ranks, so the sum over ranks is the global batch's mean.
-            for (int micro = 0; micro < options.GradAccum; micro++)
+            micro.Run(_ =>
             {
                 train.Fill(tokens);
-                double scale = 1.0 / (options.GradAccum * ranks);
-                model.ForwardAccumulate(mine.Span, options.Batch, options.SeqLen, gradScale: scale, lossWeight: scale);
-                if (micro == options.GradAccum - 1) reducer.Arm();
-                model.Backward();
-            }
+                return mine;
+            }, reducer.Arm);
             reducer.Finish();
             adam.Update();
             double loss = world.Sum(model.ReadLoss()), gradNorm = adam.ReadGradientNorm();

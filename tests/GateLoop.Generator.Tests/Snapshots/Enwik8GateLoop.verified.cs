@@ -222,7 +222,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long p = LayerStart + l * LayerStride;
             // Feed-forward block: dX = ∂L/∂X[2l+2].
-            Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
+            Device.Launch(Kernels.LayerNormDimBackwardParamsPartials, Kernels.Host.LayerNormDimBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, a.LayerNormDimBackwardParamsPartials);
+            Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimBackwardParamsPartials, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
@@ -232,7 +233,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.X[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 1f, dX);
             // Mixer block: dX = ∂L/∂X[2l+1].
-            Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
+            Device.Launch(Kernels.LayerNormDimBackwardParamsPartials, Kernels.Host.LayerNormDimBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, a.LayerNormDimBackwardParamsPartials);
+            Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimBackwardParamsPartials, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
             Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
@@ -265,7 +267,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 
@@ -280,6 +282,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
         (((long)batch * seq), "CrossEntropy"),
+        (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
@@ -306,6 +309,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
         public readonly ArrayView<float> DX; // gradient of the residual stream
+        public readonly ArrayView<float> LayerNormDimBackwardParamsPartials; // per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimBackwardParams's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
@@ -327,6 +331,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
                 + (rows * Dim)
+                + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * Dim)
                 + (rows * 3584);
         }
 
@@ -358,6 +363,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 (rows * 0, rows * 2048, "DF", "feed-forward hidden gradient"));
             (DQkv, DTransitionIn, DTransition, DMixed, DGates, DGated, DF) = (packed[0], packed[1], packed[2], packed[3], packed[4], packed[5], packed[6]);
             DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
+            LayerNormDimBackwardParamsPartials = workspace.Take<float>((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * Dim, "LayerNormDimBackwardParamsPartials", "per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimBackwardParams's first level");
         }
     }
 
@@ -371,17 +377,17 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
         }
 
-        /// <summary>dEmb[v] += Σ dx[r] over rows whose token is v. One thread per vocabulary row, so writes never race.</summary>
+        /// <summary>
+        /// dEmb[v, d] += Σ dx[r, d] over rows whose token is v. One thread per element of the table, so writes
+        /// never race; a warp's threads share v and read each token id together.
+        /// </summary>
         public static void EmbeddingBackward(Index1D index, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
         {
-            int v = index;
-            long dst = (long)v * Dim;
+            int v = (int)(index.X / Dim), d = (int)(index.X % Dim);
+            float sum = dEmb[index];
             for (long r = 0; r < tokens.Length; r++)
-            {
-                if (tokens[r] != v) continue;
-                long src = r * Dim;
-                for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
-            }
+                if (tokens[r] == v) sum += dx[r * Dim + d];
+            dEmb[index] = sum;
         }
 
         /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
@@ -415,20 +421,38 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
         }
 
-        /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNormDimBackward</c>.</summary>
-        public static void LayerNormDimBackwardParams(Index1D index, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+        /// <summary>The first level of LayerNormDimBackwardParams: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
+        public static void LayerNormDimBackwardParamsPartials(Index1D index, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
         {
-            int d = index;
+            int d = (int)(index.X % Dim);
+            long part = index.X / Dim, first = part * ColumnPart, end = first + ColumnPart < rows ? first + ColumnPart : rows;
             float sw = 0, sb = 0;
-            for (long r = 0; r < rows; r++)
+            for (long r = first; r < end; r++)
             {
                 float g = dy[r * Dim + d];
                 sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
                 sb += g;
             }
+            long o = part * 2 * Dim;
+            partials[o + d] = sw; partials[o + Dim + d] = sb;
+        }
+
+        /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy. Run both levels before an in-place <c>LayerNormDimBackward</c>. Sums column d's <paramref name="parts"/> partials in order.</summary>
+        public static void LayerNormDimBackwardParams(Index1D index, int parts, ArrayView<float> partials, ArrayView<float> dw, ArrayView<float> db)
+        {
+            int d = index;
+            float sw = 0, sb = 0;
+            for (long p = 0; p < parts; p++)
+            {
+                long o = p * 2 * Dim;
+                sw += partials[o + d]; sb += partials[o + Dim + d];
+            }
             dw[d] += sw;
             db[d] += sb;
         }
+
+        /// <summary>Rows per thread of a column reduction's first level.</summary>
+        public const int ColumnPart = 32;
 
         /// <summary>σ(x) = 1/(1 + e^−x).</summary>
         static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
@@ -760,16 +784,39 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
-            public static void LayerNormDimBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+            /// <summary>
+            /// Runs <see cref="Kernels.EmbeddingBackward"/> for table elements <paramref name="from"/>…<paramref name="to"/>−1:
+            /// each row's token once, adding its gradient row's columns that fall in the range, in row order as the kernel sums.
+            /// </summary>
+            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
             {
-                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                LayerNormDimBackwardParamsColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
-                global::GateLoop.Runtime.HostSimd.LayerNormParameterGradients(head, tail, rows, Dim, x, stats, dy, dw, db);
-                LayerNormDimBackwardParamsColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+                var ids = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
+                for (long r = 0; r < ids.Length; r++)
+                {
+                    long first = global::System.Math.Max(from, (long)ids[r] * Dim), end = global::System.Math.Min(to, ((long)ids[r] + 1) * Dim);
+                    for (long i = first, j = r * Dim + first - (long)ids[r] * Dim; i < end; i++, j++) dEmbHost[i] += dxHost[j];
+                }
             }
 
-            static void LayerNormDimBackwardParamsColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
+                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
             {
                 const int Run = 256;
                 global::System.Span<float> run = stackalloc float[2 * Run];
@@ -777,7 +824,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 {
                     int end = global::System.Math.Min(to, first + Run);
                     run.Clear();
-                    for (long r = 0; r < rows; r++)
+                    for (long r = r0; r < r1; r++)
                         for (int d = first, j = 0; d < end; d++, j++)
                         {
                             float sw = run[2 * j + 0], sb = run[2 * j + 1];
@@ -789,8 +836,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     for (int d = first, j = 0; d < end; d++, j++)
                     {
                         float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        dw[d] += sw;
-                        db[d] += sb;
+                        part[d] = sw; part[Dim + d] = sb;
                     }
                 }
             }
@@ -1020,26 +1066,27 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
             }
 
-            /// <summary>Runs <see cref="Kernels.EmbeddingBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimBackwardParams(int from, int to, int parts, ArrayView<float> partials, ArrayView<float> dw, ArrayView<float> db)
             {
-                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
-                for (int index = from; index < to; index++) EmbeddingBackward(index, tokensHost, dxHost, dEmbHost);
+                var partialsHost = new global::GateLoop.Runtime.HostView<float>(partials);
+                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
+                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
+                for (int index = from; index < to; index++) LayerNormDimBackwardParams(index, parts, partialsHost, dwHost, dbHost);
             }
 
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void EmbeddingBackward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dEmb)
+            static void LayerNormDimBackwardParams(Index1D index, int parts, global::GateLoop.Runtime.HostView<float> partials, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
             {
-                int v = index;
-                long dst = (long)v * Dim;
-                for (long r = 0; r < tokens.Length; r++)
+                int d = index;
+                float sw = 0, sb = 0;
+                for (long p = 0; p < parts; p++)
                 {
-                    if (tokens[r] != v) continue;
-                    long src = r * Dim;
-                    for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                    long o = p * 2 * Dim;
+                    sw += partials[o + d]; sb += partials[o + Dim + d];
                 }
+                dw[d] += sw;
+                db[d] += sb;
             }
 
             /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

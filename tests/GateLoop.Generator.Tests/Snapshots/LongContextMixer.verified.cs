@@ -94,7 +94,8 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         Device.Gemm(false, false, R, Dim, 3 * Dim, 1f, d.DZ, W(QkvaW, 3 * Dim * Dim), 0f, d.DH);
         dx.MemSetToZero();
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(NormGamma, Dim), a.InvNorm, d.DH, dx);
-        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, x, a.InvNorm, d.DH, G(NormGamma, Dim));
+        Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, x, a.InvNorm, d.DH, d.RmsNormBackwardGammaPartials);
+        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, d.RmsNormBackwardGammaPartials, G(NormGamma, Dim));
     }
 
     /// <inheritdoc />
@@ -103,6 +104,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         (((long)batch * seq), "RmsNormForward"),
         ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)Dim), "ChunkScanForward"),
         (((long)batch * (long)Dim), "ChunkCarryForward"),
+        (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
     }, launch => launch.Item1);
 
     /// <summary>What the forward keeps for one (batch, sequence length).</summary>
@@ -137,6 +139,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     sealed class Scratch
     {
         public readonly ArrayView<float> DH; // gradient of h
+        public readonly ArrayView<float> RmsNormBackwardGammaPartials; // per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level
         public readonly ArrayView<float> DZ; // gradient of Z
 
         /// <summary>The elements a Scratch of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
@@ -144,6 +147,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             long rows = (long)batch * seq;
             return (rows * Dim)
+                + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim)
                 + (rows * 3 * Dim);
         }
 
@@ -151,6 +155,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             long rows = (long)batch * seq;
             DH = workspace.Take<float>(rows * Dim, "DH", "gradient of h");
+            RmsNormBackwardGammaPartials = workspace.Take<float>((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim, "RmsNormBackwardGammaPartials", "per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level");
             DZ = workspace.Take<float>(rows * 3 * Dim, "DZ", "gradient of Z");
         }
     }
@@ -186,17 +191,35 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
         }
 
-        /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.</summary>
-        public static void RmsNormBackwardGamma(Index1D index, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+        /// <summary>The first level of RmsNormBackwardGamma: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
+        public static void RmsNormBackwardGammaPartials(Index1D index, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
         {
-            int d = index;
+            int d = (int)(index.X % Dim);
+            long part = index.X / Dim, first = part * ColumnPart, end = first + ColumnPart < rows ? first + ColumnPart : rows;
             float sum = 0;
-            for (long r = 0; r < rows; r++)
+            for (long r = first; r < end; r++)
             {
                 sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
             }
+            long o = part * Dim;
+            partials[o + d] = sum;
+        }
+
+        /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim. Sums column d's <paramref name="parts"/> partials in order.</summary>
+        public static void RmsNormBackwardGamma(Index1D index, int parts, ArrayView<float> partials, ArrayView<float> dGamma)
+        {
+            int d = index;
+            float sum = 0;
+            for (long p = 0; p < parts; p++)
+            {
+                long o = p * Dim;
+                sum += partials[o + d];
+            }
             dGamma[d] += sum * RmsScale;
         }
+
+        /// <summary>Rows per thread of a column reduction's first level.</summary>
+        public const int ColumnPart = 32;
 
         /// <summary>σ(x) = 1/(1 + e^−x).</summary>
         static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
@@ -376,16 +399,23 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGammaPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void RmsNormBackwardGammaPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
             {
-                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                RmsNormBackwardGammaColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
-                global::GateLoop.Runtime.HostSimd.RmsNormGammaGradients(head, tail, rows, Dim, RmsScale, x, invNorm, dy, dGamma);
-                RmsNormBackwardGammaColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    RmsNormBackwardGammaRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.RmsNormGammaPartials(head, tail, r0, r1, Dim, x, invNorm, dy, partials.SubView(o));
+                    RmsNormBackwardGammaRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
             }
 
-            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            static void RmsNormBackwardGammaRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
             {
                 const int Run = 256;
                 global::System.Span<float> run = stackalloc float[1 * Run];
@@ -393,7 +423,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 {
                     int end = global::System.Math.Min(to, first + Run);
                     run.Clear();
-                    for (long r = 0; r < rows; r++)
+                    for (long r = r0; r < r1; r++)
                         for (int d = first, j = 0; d < end; d++, j++)
                         {
                             float sum = run[1 * j + 0];
@@ -403,7 +433,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                     for (int d = first, j = 0; d < end; d++, j++)
                     {
                         float sum = run[1 * j + 0];
-                        dGamma[d] += sum * RmsScale;
+                        part[d] = sum;
                     }
                 }
             }
@@ -504,6 +534,27 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                             run[2 * j + 0] = g; run[2 * j + 1] = aNext;
                         }
                 }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int parts, ArrayView<float> partials, ArrayView<float> dGamma)
+            {
+                var partialsHost = new global::GateLoop.Runtime.HostView<float>(partials);
+                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
+                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, parts, partialsHost, dGammaHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void RmsNormBackwardGamma(Index1D index, int parts, global::GateLoop.Runtime.HostView<float> partials, global::GateLoop.Runtime.HostView<float> dGamma)
+            {
+                int d = index;
+                float sum = 0;
+                for (long p = 0; p < parts; p++)
+                {
+                    long o = p * Dim;
+                    sum += partials[o + d];
+                }
+                dGamma[d] += sum * RmsScale;
             }
 
             /// <summary>Runs <see cref="Kernels.ChunkScanForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

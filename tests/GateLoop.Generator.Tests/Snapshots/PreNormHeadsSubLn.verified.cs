@@ -156,7 +156,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
-        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, G(HeadNormG, Dim));
+        Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, a.RmsNormBackwardGammaPartials);
+        Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(HeadNormG, Dim));
         ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
@@ -170,14 +171,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.H[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, G(p + FfNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, a.RmsNormBackwardGammaPartials);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
             Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.SubOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, a.H[2 * l], 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 0f, a.DH);
-            Device.Launch(Kernels.LayerNormDimInnerBackwardParams, Kernels.Host.LayerNormDimInnerBackwardParams, DimInner, R, a.ScanOut[l], a.SubStats[l], a.DMixed, G(p + SubNormW, DimInner), G(p + SubNormB, DimInner));
+            Device.Launch(Kernels.LayerNormDimInnerBackwardParamsPartials, Kernels.Host.LayerNormDimInnerBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * DimInner, R, a.ScanOut[l], a.SubStats[l], a.DMixed, a.LayerNormDimInnerBackwardParamsPartials);
+            Device.Launch(Kernels.LayerNormDimInnerBackwardParams, Kernels.Host.LayerNormDimInnerBackwardParams, DimInner, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimInnerBackwardParamsPartials, G(p + SubNormW, DimInner), G(p + SubNormB, DimInner));
             Device.Launch(Kernels.LayerNormDimInnerBackward, Kernels.Host.LayerNormDimInnerBackward, R, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
@@ -191,10 +194,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.H[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
-            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, G(p + MixNormG, Dim));
+            Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, a.RmsNormBackwardGammaPartials);
+            Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 
@@ -208,6 +212,8 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
         (((long)batch * seq), "CrossEntropy"),
+        (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
+        (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)DimInner), "LayerNormDimInnerBackwardParamsPartials"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
@@ -234,10 +240,12 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float> DScanOut; // gradient of the scan output
         public readonly ArrayView<float> GradStates; // reverse-scan states Ĝ of one layer
         public readonly ArrayView<float> DMixed; // gradient of the gated input
+        public readonly ArrayView<float> LayerNormDimInnerBackwardParamsPartials; // per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimInnerBackwardParams's first level
         public readonly ArrayView<float> DGates; // gradient of x·Wgᵀ
         public readonly ArrayView<float> DGated; // gradient of the output projection's input
         public readonly ArrayView<float> DX; // gradient of the residual stream
         public readonly ArrayView<float> DH; // gradient of a block's normalized input
+        public readonly ArrayView<float> RmsNormBackwardGammaPartials; // per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
         /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
@@ -259,8 +267,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
+                + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * DimInner)
                 + (rows * Dim)
                 + (rows * Dim)
+                + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim)
                 + (rows * 1296);
         }
 
@@ -294,8 +304,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 (rows * 0, rows * 64, "DGated", "gradient of the output projection's input"),
                 (rows * 0, rows * 256, "DF", "feed-forward hidden gradient"));
             (DQkv, DTransitionIn, DTransition, DScanOut, GradStates, DMixed, DGates, DGated, DF) = (packed[0], packed[1], packed[2], packed[3], packed[4], packed[5], packed[6], packed[7], packed[8]);
+            LayerNormDimInnerBackwardParamsPartials = workspace.Take<float>((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * DimInner, "LayerNormDimInnerBackwardParamsPartials", "per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimInnerBackwardParams's first level");
             DX = workspace.Take<float>(rows * Dim, "DX", "gradient of the residual stream");
             DH = workspace.Take<float>(rows * Dim, "DH", "gradient of a block's normalized input");
+            RmsNormBackwardGammaPartials = workspace.Take<float>((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim, "RmsNormBackwardGammaPartials", "per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level");
         }
     }
 
@@ -309,17 +321,17 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
         }
 
-        /// <summary>dEmb[v] += Σ dx[r] over rows whose token is v. One thread per vocabulary row, so writes never race.</summary>
+        /// <summary>
+        /// dEmb[v, d] += Σ dx[r, d] over rows whose token is v. One thread per element of the table, so writes
+        /// never race; a warp's threads share v and read each token id together.
+        /// </summary>
         public static void EmbeddingBackward(Index1D index, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
         {
-            int v = index;
-            long dst = (long)v * Dim;
+            int v = (int)(index.X / Dim), d = (int)(index.X % Dim);
+            float sum = dEmb[index];
             for (long r = 0; r < tokens.Length; r++)
-            {
-                if (tokens[r] != v) continue;
-                long src = r * Dim;
-                for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
-            }
+                if (tokens[r] == v) sum += dx[r * Dim + d];
+            dEmb[index] = sum;
         }
 
         const float RmsScale = 8f, RmsEps = 1E-12f;
@@ -350,17 +362,35 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
         }
 
-        /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim; one column per thread.</summary>
-        public static void RmsNormBackwardGamma(Index1D index, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+        /// <summary>The first level of RmsNormBackwardGamma: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
+        public static void RmsNormBackwardGammaPartials(Index1D index, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
         {
-            int d = index;
+            int d = (int)(index.X % Dim);
+            long part = index.X / Dim, first = part * ColumnPart, end = first + ColumnPart < rows ? first + ColumnPart : rows;
             float sum = 0;
-            for (long r = 0; r < rows; r++)
+            for (long r = first; r < end; r++)
             {
                 sum += dy[r * Dim + d] * x[r * Dim + d] * invNorm[r];
             }
+            long o = part * Dim;
+            partials[o + d] = sum;
+        }
+
+        /// <summary>dγ[d] += Σ_r dy·x·invNorm·√Dim. Sums column d's <paramref name="parts"/> partials in order.</summary>
+        public static void RmsNormBackwardGamma(Index1D index, int parts, ArrayView<float> partials, ArrayView<float> dGamma)
+        {
+            int d = index;
+            float sum = 0;
+            for (long p = 0; p < parts; p++)
+            {
+                long o = p * Dim;
+                sum += partials[o + d];
+            }
             dGamma[d] += sum * RmsScale;
         }
+
+        /// <summary>Rows per thread of a column reduction's first level.</summary>
+        public const int ColumnPart = 32;
 
         /// <summary>σ(x) = 1/(1 + e^−x).</summary>
         static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
@@ -541,16 +571,31 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
         }
 
-        /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNormDimInnerBackward</c>.</summary>
-        public static void LayerNormDimInnerBackwardParams(Index1D index, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+        /// <summary>The first level of LayerNormDimInnerBackwardParams: thread part·DimInner + d sums rows part·ColumnPart… of column d into partials[part].</summary>
+        public static void LayerNormDimInnerBackwardParamsPartials(Index1D index, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
         {
-            int d = index;
+            int d = (int)(index.X % DimInner);
+            long part = index.X / DimInner, first = part * ColumnPart, end = first + ColumnPart < rows ? first + ColumnPart : rows;
             float sw = 0, sb = 0;
-            for (long r = 0; r < rows; r++)
+            for (long r = first; r < end; r++)
             {
                 float g = dy[r * DimInner + d];
                 sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
                 sb += g;
+            }
+            long o = part * 2 * DimInner;
+            partials[o + d] = sw; partials[o + DimInner + d] = sb;
+        }
+
+        /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy. Run both levels before an in-place <c>LayerNormDimInnerBackward</c>. Sums column d's <paramref name="parts"/> partials in order.</summary>
+        public static void LayerNormDimInnerBackwardParams(Index1D index, int parts, ArrayView<float> partials, ArrayView<float> dw, ArrayView<float> db)
+        {
+            int d = index;
+            float sw = 0, sb = 0;
+            for (long p = 0; p < parts; p++)
+            {
+                long o = p * 2 * DimInner;
+                sw += partials[o + d]; sb += partials[o + DimInner + d];
             }
             dw[d] += sw;
             db[d] += sb;
@@ -621,16 +666,39 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
-            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
-            public static void RmsNormBackwardGamma(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dGamma)
+            /// <summary>
+            /// Runs <see cref="Kernels.EmbeddingBackward"/> for table elements <paramref name="from"/>…<paramref name="to"/>−1:
+            /// each row's token once, adding its gradient row's columns that fall in the range, in row order as the kernel sums.
+            /// </summary>
+            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
             {
-                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                RmsNormBackwardGammaColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
-                global::GateLoop.Runtime.HostSimd.RmsNormGammaGradients(head, tail, rows, Dim, RmsScale, x, invNorm, dy, dGamma);
-                RmsNormBackwardGammaColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dGamma));
+                var ids = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
+                for (long r = 0; r < ids.Length; r++)
+                {
+                    long first = global::System.Math.Max(from, (long)ids[r] * Dim), end = global::System.Math.Min(to, ((long)ids[r] + 1) * Dim);
+                    for (long i = first, j = r * Dim + first - (long)ids[r] * Dim; i < end; i++, j++) dEmbHost[i] += dxHost[j];
+                }
             }
 
-            static void RmsNormBackwardGammaColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dGamma)
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGammaPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void RmsNormBackwardGammaPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    RmsNormBackwardGammaRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.RmsNormGammaPartials(head, tail, r0, r1, Dim, x, invNorm, dy, partials.SubView(o));
+                    RmsNormBackwardGammaRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(invNorm), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void RmsNormBackwardGammaRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> invNorm, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
             {
                 const int Run = 256;
                 global::System.Span<float> run = stackalloc float[1 * Run];
@@ -638,7 +706,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 {
                     int end = global::System.Math.Min(to, first + Run);
                     run.Clear();
-                    for (long r = 0; r < rows; r++)
+                    for (long r = r0; r < r1; r++)
                         for (int d = first, j = 0; d < end; d++, j++)
                         {
                             float sum = run[1 * j + 0];
@@ -648,7 +716,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     for (int d = first, j = 0; d < end; d++, j++)
                     {
                         float sum = run[1 * j + 0];
-                        dGamma[d] += sum * RmsScale;
+                        part[d] = sum;
                     }
                 }
             }
@@ -756,16 +824,23 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParams"/> for columns <paramref name="from"/>…<paramref name="to"/>−1: rows outside, columns inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
-            public static void LayerNormDimInnerBackwardParams(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimInnerBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
             {
-                int head = global::System.Math.Min(to, (from + 7) / 8 * 8), tail = global::System.Math.Max(head, to / 8 * 8);
-                LayerNormDimInnerBackwardParamsColumns(from, head, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
-                global::GateLoop.Runtime.HostSimd.LayerNormParameterGradients(head, tail, rows, DimInner, x, stats, dy, dw, db);
-                LayerNormDimInnerBackwardParamsColumns(tail, to, rows, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), new global::GateLoop.Runtime.HostView<float>(dw), new global::GateLoop.Runtime.HostView<float>(db));
+                for (int i = from; i < to;)
+                {
+                    int p = i / DimInner, first = i % DimInner, end = global::System.Math.Min(DimInner, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * DimInner;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * DimInner));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimInnerBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, DimInner, x, stats, dy, partials.SubView(o));
+                    LayerNormDimInnerBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
             }
 
-            static void LayerNormDimInnerBackwardParamsColumns(int from, int to, int rows, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            static void LayerNormDimInnerBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
             {
                 const int Run = 256;
                 global::System.Span<float> run = stackalloc float[2 * Run];
@@ -773,7 +848,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 {
                     int end = global::System.Math.Min(to, first + Run);
                     run.Clear();
-                    for (long r = 0; r < rows; r++)
+                    for (long r = r0; r < r1; r++)
                         for (int d = first, j = 0; d < end; d++, j++)
                         {
                             float sw = run[2 * j + 0], sb = run[2 * j + 1];
@@ -785,8 +860,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     for (int d = first, j = 0; d < end; d++, j++)
                     {
                         float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        dw[d] += sw;
-                        db[d] += sb;
+                        part[d] = sw; part[DimInner + d] = sb;
                     }
                 }
             }
@@ -908,26 +982,25 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
             }
 
-            /// <summary>Runs <see cref="Kernels.EmbeddingBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void EmbeddingBackward(int from, int to, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
+            /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void RmsNormBackwardGamma(int from, int to, int parts, ArrayView<float> partials, ArrayView<float> dGamma)
             {
-                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
-                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                var dEmbHost = new global::GateLoop.Runtime.HostView<float>(dEmb);
-                for (int index = from; index < to; index++) EmbeddingBackward(index, tokensHost, dxHost, dEmbHost);
+                var partialsHost = new global::GateLoop.Runtime.HostView<float>(partials);
+                var dGammaHost = new global::GateLoop.Runtime.HostView<float>(dGamma);
+                for (int index = from; index < to; index++) RmsNormBackwardGamma(index, parts, partialsHost, dGammaHost);
             }
 
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void EmbeddingBackward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> dx, global::GateLoop.Runtime.HostView<float> dEmb)
+            static void RmsNormBackwardGamma(Index1D index, int parts, global::GateLoop.Runtime.HostView<float> partials, global::GateLoop.Runtime.HostView<float> dGamma)
             {
-                int v = index;
-                long dst = (long)v * Dim;
-                for (long r = 0; r < tokens.Length; r++)
+                int d = index;
+                float sum = 0;
+                for (long p = 0; p < parts; p++)
                 {
-                    if (tokens[r] != v) continue;
-                    long src = r * Dim;
-                    for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
+                    long o = p * Dim;
+                    sum += partials[o + d];
                 }
+                dGamma[d] += sum * RmsScale;
             }
 
             /// <summary>Runs <see cref="Kernels.ScanOutputForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
@@ -997,6 +1070,29 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     }
                 da[(row * Heads + h) * 2] = dar;
                 da[(row * Heads + h) * 2 + 1] = dai;
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParams"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void LayerNormDimInnerBackwardParams(int from, int to, int parts, ArrayView<float> partials, ArrayView<float> dw, ArrayView<float> db)
+            {
+                var partialsHost = new global::GateLoop.Runtime.HostView<float>(partials);
+                var dwHost = new global::GateLoop.Runtime.HostView<float>(dw);
+                var dbHost = new global::GateLoop.Runtime.HostView<float>(db);
+                for (int index = from; index < to; index++) LayerNormDimInnerBackwardParams(index, parts, partialsHost, dwHost, dbHost);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void LayerNormDimInnerBackwardParams(Index1D index, int parts, global::GateLoop.Runtime.HostView<float> partials, global::GateLoop.Runtime.HostView<float> dw, global::GateLoop.Runtime.HostView<float> db)
+            {
+                int d = index;
+                float sw = 0, sb = 0;
+                for (long p = 0; p < parts; p++)
+                {
+                    long o = p * 2 * DimInner;
+                    sw += partials[o + d]; sb += partials[o + DimInner + d];
+                }
+                dw[d] += sw;
+                db[d] += sb;
             }
 
             /// <summary>Runs <see cref="Kernels.CrossEntropy"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

@@ -7,7 +7,9 @@ namespace GateLoop.Runtime.Tests;
 /// gateloop-tiny's kernels exactly as the generator of revision ee3865f emitted them, the last revision before
 /// CopySign and integer conditionals converted to float were refused: its GELU took the sign through CopySign
 /// and its cross-entropy gradient subtracted <c>(v == target ? 1 : 0)</c>. On an H200 they gave the wrong first
-/// gradient norm that <see cref="PtxSimulatorTests"/> reproduces by running them in today's schedule.
+/// gradient norm that <see cref="PtxSimulatorTests"/> reproduces by running them in today's schedule. The kernels
+/// today's schedule launches differently (the embedding's and LayerNorm's parameter gradients, each now over more
+/// threads, with the same sums) are left out, so today's run in their place.
 /// </summary>
 #pragma warning disable GL0030 // the constructs the fix removed, kept to show the simulator computes what the GPU did
 public static class UnfixedTinyKernels
@@ -30,19 +32,6 @@ public static class UnfixedTinyKernels
     {
         long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
         for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
-    }
-
-    /// <summary>dEmb[v] += Σ dx[r] over rows whose token is v. One thread per vocabulary row, so writes never race.</summary>
-    public static void EmbeddingBackward(Index1D index, ArrayView<int> tokens, ArrayView<float> dx, ArrayView<float> dEmb)
-    {
-        int v = index;
-        long dst = (long)v * Dim;
-        for (long r = 0; r < tokens.Length; r++)
-        {
-            if (tokens[r] != v) continue;
-            long src = r * Dim;
-            for (int d = 0; d < Dim; d++) dEmb[dst + d] += dx[src + d];
-        }
     }
 
     /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
@@ -74,21 +63,6 @@ public static class UnfixedTinyKernels
         meanGx /= Dim;
         for (int d = 0; d < Dim; d++)
             dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
-    }
-
-    /// <summary>dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy; one column per thread. Run it before an in-place <c>LayerNormDimBackward</c>.</summary>
-    public static void LayerNormDimBackwardParams(Index1D index, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dw, ArrayView<float> db)
-    {
-        int d = index;
-        float sw = 0, sb = 0;
-        for (long r = 0; r < rows; r++)
-        {
-            float g = dy[r * Dim + d];
-            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
-            sb += g;
-        }
-        dw[d] += sw;
-        db[d] += sb;
     }
 
     const float Frac = 0.9f;
