@@ -159,8 +159,16 @@ public sealed class HostLayerNormTests
         wb.CopyFromCPU(w);
         bb.CopyFromCPU(b);
         db.CopyFromCPU(dy);
-        HostSimd.LayerNormForward(from, to, width, xb.View, wb.View, bb.View, yb.View, sb.View);
-        HostSimd.LayerNormBackward(from, to, width, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
+        if (width == Rows16.Dim)
+        {
+            Rows16.Kernels.Host.LayerNormDimForward(from, to, xb.View, wb.View, bb.View, yb.View, sb.View);
+            Rows16.Kernels.Host.LayerNormDimBackward(from, to, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
+        }
+        else
+        {
+            Rows21.Kernels.Host.LayerNormDimForward(from, to, xb.View, wb.View, bb.View, yb.View, sb.View);
+            Rows21.Kernels.Host.LayerNormDimBackward(from, to, xb.View, wb.View, sb.View, db.View, db.View);
+        }
         float[] y = yb.GetAsArray1D(), dx = db.GetAsArray1D();
 
         for (int r = 0; r < rows; r++)
@@ -182,6 +190,13 @@ public sealed class HostLayerNormTests
     }
 }
 
+/// <summary>Models whose rows are two vectors, and a vector and a tail, for the generated row entries.</summary>
+[SimpleGateLoop(Dim = 16, PostLayerNorm = true)]
+public partial class Rows16;
+
+[SimpleGateLoop(Dim = 21, PostLayerNorm = true)]
+public partial class Rows21;
+
 /// <summary>The SIMD RMSNorm rows and γ gradient against the formulas in double (one row's norm clamped).</summary>
 public sealed class HostRmsNormTests
 {
@@ -191,12 +206,14 @@ public sealed class HostRmsNormTests
     public void RmsNorm_matches_the_formula(int width)
     {
         const int rows = 5, from = 1, to = 5;
-        const float scale = 3f, eps = 1e-3f;
+        // The models' own constants: scale √Dim, eps 1e-12.
+        float scale = MathF.Sqrt(width);
+        const float eps = 1e-12f;
         using var device = Device.Create("cpu");
         var rng = new Random(19);
         float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2))];
         float[] x = Random(rows * width), gamma = Random(width), dy = Random(rows * width), dx0 = Random(rows * width);
-        for (int d = 0; d < width; d++) x[3 * width + d] = 1e-5f; // a norm below eps: clamped
+        for (int d = 0; d < width; d++) x[3 * width + d] = 1e-14f; // a norm below eps: clamped
         using var xb = device.Allocate<float>(x.Length);
         using var gb = device.Allocate<float>(width);
         using var yb = device.Allocate<float>(x.Length);
@@ -208,8 +225,16 @@ public sealed class HostRmsNormTests
         gb.CopyFromCPU(gamma);
         dyb.CopyFromCPU(dy);
         dxb.CopyFromCPU(dx0);
-        HostSimd.RmsNormForward(from, to, width, scale, eps, xb.View, gb.View, yb.View, nb.View);
-        HostSimd.RmsNormBackward(from, to, width, scale, eps, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        if (width == Rows16.Dim)
+        {
+            Rows16.Kernels.Host.RmsNormForward(from, to, xb.View, gb.View, yb.View, nb.View);
+            Rows16.Kernels.Host.RmsNormBackward(from, to, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        }
+        else
+        {
+            Rows21.Kernels.Host.RmsNormForward(from, to, xb.View, gb.View, yb.View, nb.View);
+            Rows21.Kernels.Host.RmsNormBackward(from, to, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        }
         float[] y = yb.GetAsArray1D(), inv = nb.GetAsArray1D(), dx = dxb.GetAsArray1D();
         for (int r = 0; r < rows; r++)
         {

@@ -31,13 +31,21 @@ namespace GateLoop.Generator.Templates
 
         public static Lane Abs(Lane x) => new Call(x, n => $"{n.Math}.Abs", $"{V}.Abs");
 
+        public static Lane Sqrt(Lane x) => new Call(x, n => $"{n.Math}.Sqrt", $"{V}.Sqrt");
+
         /// <summary><paramref name="a"/> &lt; <paramref name="b"/> ? <paramref name="ifLess"/> : <paramref name="otherwise"/>.</summary>
         public static Lane IfLess(Lane a, Lane b, Lane ifLess, Lane otherwise) => new Select(a, b, ifLess, otherwise);
 
         /// <summary>The helpers the formula calls, each once.</summary>
         public IEnumerable<LaneHelper> Helpers => Parts().OfType<HelperCall>().Select(h => h.Helper).Distinct();
 
+        /// <summary>The names the formula reads (helpers' own parameters and locals aside).</summary>
+        public IEnumerable<string> Names => Reads().OfType<Named>().Select(n => n.Name).Distinct();
+
         protected virtual IEnumerable<Lane> Children => Enumerable.Empty<Lane>();
+
+        // What the formula itself reads: a helper call's arguments, not the helper's body.
+        IEnumerable<Lane> Reads() => new[] { this }.Concat((this is HelperCall h ? h.Arguments : Children).SelectMany(c => c.Reads()));
 
         IEnumerable<Lane> Parts() => new[] { this }.Concat(Children.SelectMany(c => c.Parts()));
 
@@ -45,11 +53,13 @@ namespace GateLoop.Generator.Templates
         {
             public LaneHelper Helper => helper;
 
+            public IEnumerable<Lane> Arguments => arguments;
+
             protected override IEnumerable<Lane> Children => arguments.Concat(helper.Formulas.SelectMany(f => f.Parts()));
 
             public override string Scalar(Numeric n) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Scalar(n)))})";
 
-            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Vector(names)))})";
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{helper.VectorName}({string.Join(", ", arguments.Select(a => a.Vector(names)))})";
         }
 
         // Binding strength: sums 1, products 2, everything else 3 (never parenthesized).
@@ -68,6 +78,8 @@ namespace GateLoop.Generator.Templates
 
         sealed class Named(string name) : Lane
         {
+            public string Name => name;
+
             public override string Scalar(Numeric n) => name;
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => names.TryGetValue(name, out var bound) ? bound : name;
@@ -123,8 +135,9 @@ namespace GateLoop.Generator.Templates
 
     /// <summary>
     /// A function of lanes the formulas call: its parameters, locals in order, and result. It renders as a scalar
-    /// static method (the kernels' helper, one per model) and as a method over SIMD lanes inside each lane struct
-    /// that calls it.
+    /// static method (the kernels' helper, one per model) and as a method over SIMD lanes, one per model too, in
+    /// the host class beside the lane structs that call it (named apart, so that it does not hide the scalar one
+    /// from the host's scalar twins).
     /// </summary>
     internal sealed class LaneHelper
     {
@@ -147,16 +160,20 @@ namespace GateLoop.Generator.Templates
         /// <summary>The scalar method in the kernels' element type.</summary>
         public string Scalar(Numeric n) => Method(n.Type, v => v.Scalar(n), "");
 
-        /// <summary>The method over <c>Vector256&lt;float&gt;</c> lanes.</summary>
-        public string Vector() => Method("Vector256<float>", v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n");
+        /// <summary>The name of the method over lanes.</summary>
+        public string VectorName => Name + "Lanes";
 
-        string Method(string type, System.Func<Lane, string> render, string attribute)
+        /// <summary>The method over <c>Vector256&lt;float&gt;</c> lanes.</summary>
+        public string Vector() => Method("Vector256<float>", v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n", VectorName);
+
+        string Method(string type, System.Func<Lane, string> render, string attribute, string? name = null)
         {
+            name ??= Name;
             var w = new CodeWriter().Line($"/// <summary>{Summary}</summary>");
             if (attribute.Length > 0) w.Line(attribute.TrimEnd('\n'));
             if (Locals.Length == 0)
-                return w.Line($"static {type} {Name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}) => {render(Result)};").ToString().TrimEnd('\n');
-            w.Open($"static {type} {Name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))})");
+                return w.Line($"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}) => {render(Result)};").ToString().TrimEnd('\n');
+            w.Open($"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))})");
             foreach (var (local, value) in Locals) w.Line($"var {local} = {render(value)};");
             return w.Line($"return {render(Result)};").Close().ToString().TrimEnd('\n');
         }
@@ -166,7 +183,8 @@ namespace GateLoop.Generator.Templates
     /// A kernel that maps its input views to its output views index by index through <see cref="Lane"/> formulas:
     /// each input read once into a local, locals computed in order, each output written once. It renders as the
     /// ILGPU kernel, and for a float build as its host range entry in SIMD lanes (a lane struct the runtime's
-    /// <c>HostSimd.Map</c> runs): one to three inputs, one or two outputs.
+    /// <c>HostSimd.Map</c> runs): one to three inputs, one or two outputs. An output may be an input's own view (in
+    /// place); the second input may be one row that every row of a given width shares (a bias).
     /// </summary>
     internal sealed class LaneMap
     {
@@ -174,18 +192,28 @@ namespace GateLoop.Generator.Templates
         readonly (string View, string Local)[] inputs;
         readonly (string Name, Lane Value)[] locals;
         readonly (string View, Lane Value)[] outputs;
+        readonly string? rowWidth;
 
         /// <param name="inputs">Each input view and the local its element is read into.</param>
         /// <param name="locals">Locals over the inputs and earlier locals, in order.</param>
         /// <param name="outputs">Each output view and what is written to it.</param>
-        public LaneMap(string name, string summary, (string View, string Local)[] inputs, (string Name, Lane Value)[] locals, (string View, Lane Value)[] outputs)
+        /// <param name="rowWidth">Where the second input is one row shared by every row: the constant of its width.</param>
+        public LaneMap(string name, string summary, (string View, string Local)[] inputs, (string Name, Lane Value)[] locals, (string View, Lane Value)[] outputs,
+            string? rowWidth = null)
         {
             if (inputs.Length is < 1 or > 3 || outputs.Length is < 1 or > 2 || inputs.Length == 3 != (outputs.Length == 2))
                 throw new System.ArgumentException($"{name}: the host's lane maps take 1 or 2 inputs to 1 output, or 3 inputs to 2 outputs");
-            (this.name, this.summary, this.inputs, this.locals, this.outputs) = (name, summary, inputs, locals, outputs);
+            if (rowWidth is not null && inputs.Length != 2)
+                throw new System.ArgumentException($"{name}: a lane map's shared row is its second of two inputs");
+            (this.name, this.summary, this.inputs, this.locals, this.outputs, this.rowWidth) = (name, summary, inputs, locals, outputs, rowWidth);
         }
 
-        string Views(string type) => string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)).Select(v => $"ArrayView<{type}> {v}"));
+        // The kernel's views: the inputs', then the outputs' not among them.
+        IEnumerable<string> ViewNames => inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)).Distinct();
+
+        string Views(string type) => string.Join(", ", ViewNames.Select(v => $"ArrayView<{type}> {v}"));
+
+        string Read(int input) => $"{inputs[input].View}[{(input == 1 && rowWidth is not null ? $"index.X % {rowWidth}" : "index")}]";
 
         /// <summary>The ILGPU kernel.</summary>
         public string Kernel(Numeric n)
@@ -193,7 +221,7 @@ namespace GateLoop.Generator.Templates
             var w = new CodeWriter()
                 .Line($"/// <summary>{summary}</summary>")
                 .Open($"public static void {name}(Index1D index, {Views(n.Type)})")
-                .Line($"{n.Type} {string.Join(", ", inputs.Select(i => $"{i.Local} = {i.View}[index]"))};");
+                .Line($"{n.Type} {string.Join(", ", inputs.Select((i, k) => $"{i.Local} = {Read(k)}"))};");
             foreach (var (local, value) in locals) w.Line($"{n.Type} {local} = {value.Scalar(n)};");
             foreach (var (view, value) in outputs) w.Line($"{view}[index] = {value.Scalar(n)};");
             return w.Close().ToString().TrimEnd('\n');
@@ -206,7 +234,7 @@ namespace GateLoop.Generator.Templates
         public string HostEntry(Numeric n) => n.IsDouble ? "" : new CodeWriter()
             .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes.</summary>")
             .Line($"public static void {name}(int from, int to, {Views("float")}) =>")
-            .Line($"    {Numeric.Runtime}HostSimd.Map<{name}Lanes>(from, to, {string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)))});")
+            .Line($"    {Numeric.Runtime}HostSimd.{(rowWidth is null ? "Map" : "MapRows")}<{name}Lanes>(from, to, {(rowWidth is null ? "" : rowWidth + ", ")}{string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)))});")
             .ToString().TrimEnd('\n');
 
         /// <summary>
@@ -231,10 +259,10 @@ namespace GateLoop.Generator.Templates
                 names[local] = local;
             }
             string Output(int i) => i < outputs.Length ? outputs[i].Value.Vector(names) : "default";
-            w.Line($"return ({Output(0)}, {Output(1)});").Close();
-            foreach (var helper in locals.Select(l => l.Value).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Helpers).Distinct())
-                w.Line().Block(helper.Vector());
-            return w.Close().ToString().TrimEnd('\n');
+            return w.Line($"return ({Output(0)}, {Output(1)});").Close().Close().ToString().TrimEnd('\n');
         }
+
+        /// <summary>The helpers the lane struct calls (each rendered once per model, beside the structs).</summary>
+        public IEnumerable<LaneHelper> Helpers => locals.Select(l => l.Value).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Helpers).Distinct();
     }
 }

@@ -9,9 +9,10 @@ namespace GateLoop.Runtime;
 /// <summary>
 /// SIMD host range entries (float) that generated models call in place of the scalar twins where those dominate
 /// the host's time, since the JIT does not vectorize the scalar kernels: <see cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
-/// runs the lane structs generated from the elementwise formulas ops write once (activations, gating), with the
-/// lane math they call (<see cref="Exp"/>); the rest is what is not one formula per element: a bias over rows,
-/// norms' row sums, complex pairs, the scans. Each computes the kernel's formula lane by lane (same approximations, so the
+/// and <see cref="MapRows{TOp}"/> run the lane structs generated from the elementwise formulas ops write once
+/// (activations, gating, a bias over rows), with the lane math they call (<see cref="Exp"/>); the norms' rows are
+/// generated whole (<c>LaneRow</c>). The rest is what is not one formula per element: complex pairs, the scans, the
+/// column reductions. Each computes the kernel's formula lane by lane (same approximations, so the
 /// cpu/ilgpu-cpu agreement tests hold the two together); complex pairs stay interleaved, with a lane swap to
 /// meet the partner.
 /// </summary>
@@ -61,19 +62,6 @@ public static unsafe class HostSimd
     // x0·x1 + y0·y1 of each interleaved complex pair, in both of its lanes.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
-
-    /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: x += bias.</summary>
-    public static void AddBias(int from, int to, int width, ArrayView<float> x, ArrayView<float> bias)
-    {
-        float* px = Pointer(x), pb = Pointer(bias);
-        // Row by row, so the bias is read as contiguous vectors.
-        for (int i = from; i < to;)
-        {
-            int c = i % width, n = Math.Min(to - i, width - c);
-            Lanewise<Add>(n, px + i, pb + c, null, px + i, null);
-            i += n;
-        }
-    }
 
     /// <summary>
     /// The state transition a = σ(m)·r/m for complex pairs from…to−1 (r = rIn + bias when <paramref name="pairsPerRow"/>
@@ -125,6 +113,21 @@ public static unsafe class HostSimd
         Lanewise<TOp>(to - from, Pointer(a) + from, Pointer(b) + from, Pointer(c) + from, Pointer(x) + from, Pointer(y) + from);
 
     /// <summary>
+    /// For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>, x = <typeparamref name="TOp"/> of a
+    /// and the one row <paramref name="row"/> every row shares, row by row so that it is read as contiguous vectors.
+    /// </summary>
+    public static void MapRows<TOp>(int from, int to, int width, ArrayView<float> a, ArrayView<float> row, ArrayView<float> x) where TOp : ILaneOp
+    {
+        float* pa = Pointer(a), pr = Pointer(row), px = Pointer(x);
+        for (int i = from; i < to;)
+        {
+            int c = i % width, n = Math.Min(to - i, width - c);
+            Lanewise<TOp>(n, pa + i, pr + c, null, px + i, null);
+            i += n;
+        }
+    }
+
+    /// <summary>
     /// A lane operation as a struct with static members, so the JIT specializes and inlines each loop. Inputs a, b,
     /// c and a per-call constant; outputs x, y.
     /// </summary>
@@ -132,13 +135,6 @@ public static unsafe class HostSimd
     {
         /// <summary>The outputs of one register of lanes.</summary>
         static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> constant);
-    }
-
-    readonly struct Add : ILaneOp
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> y, Vector256<float> _, Vector256<float> __) =>
-            (x + y, default);
     }
 
     // Whether a transition keeps the imaginary part of its pairs.
@@ -483,63 +479,6 @@ public static unsafe class HostSimd
         }
     }
 
-    /// <summary>RMSNorm of rows from…to−1 of <paramref name="width"/>: y = x·invNorm·scale·γ, invNorm = 1 / max(‖x‖, eps) kept.</summary>
-    public static void RmsNormForward(int from, int to, int width, float scale, float eps, ArrayView<float> x, ArrayView<float> gamma,
-        ArrayView<float> y, ArrayView<float> invNorm)
-    {
-        float* px = Pointer(x), pg = Pointer(gamma), py = Pointer(y), pn = Pointer(invNorm);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, yr = py + (long)r * width;
-            Vector256<float> squares = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes)
-            {
-                var v = Vector256.Load(xr + d);
-                squares += v * v;
-            }
-            float ss = Vector256.Sum(squares);
-            for (; d < width; d++) ss += xr[d] * xr[d];
-            float inv = 1 / MathF.Max(MathF.Sqrt(ss), eps), s = inv * scale;
-            pn[r] = inv;
-            var vs = Vector256.Create(s);
-            for (d = 0; d < vectors; d += Lanes) (Vector256.Load(xr + d) * vs * Vector256.Load(pg + d)).Store(yr + d);
-            for (; d < width; d++) yr[d] = xr[d] * s * pg[d];
-        }
-    }
-
-    /// <summary>RMSNorm's input gradient for rows from…to−1: dx += n·g − n³·x·(g·x), g = dy·γ·scale (n·g alone where the norm was clamped).</summary>
-    public static void RmsNormBackward(int from, int to, int width, float scale, float eps, ArrayView<float> x, ArrayView<float> gamma,
-        ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
-    {
-        float* px = Pointer(x), pg = Pointer(gamma), pn = Pointer(invNorm), pdy = Pointer(dy), pdx = Pointer(dx);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, dyr = pdy + (long)r * width, dxr = pdx + (long)r * width;
-            Vector256<float> dots = default, squares = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes)
-            {
-                var v = Vector256.Load(xr + d);
-                dots += Vector256.Load(dyr + d) * Vector256.Load(pg + d) * v;
-                squares += v * v;
-            }
-            float dot = Vector256.Sum(dots), ss = Vector256.Sum(squares);
-            for (; d < width; d++)
-            {
-                dot += dyr[d] * pg[d] * xr[d];
-                ss += xr[d] * xr[d];
-            }
-            float inv = pn[r], c = MathF.Sqrt(ss) > eps ? inv * inv * inv * dot * scale : 0, a = inv * scale;
-            Vector256<float> va = Vector256.Create(a), vc = Vector256.Create(c);
-            for (d = 0; d < vectors; d += Lanes)
-                (Vector256.Load(dxr + d) + va * Vector256.Load(dyr + d) * Vector256.Load(pg + d) - vc * Vector256.Load(xr + d)).Store(dxr + d);
-            for (; d < width; d++) dxr[d] += a * dyr[d] * pg[d] - c * xr[d];
-        }
-    }
-
     /// <summary>RMSNorm's γ gradient for columns from…to−1 (whole groups of 8): dγ[d] += scale·Σ_r dy·x·invNorm, each column summed in row order.</summary>
     public static void RmsNormGammaGradients(int from, int to, int rows, int width, float scale, ArrayView<float> x, ArrayView<float> invNorm,
         ArrayView<float> dy, ArrayView<float> dGamma)
@@ -562,74 +501,6 @@ public static unsafe class HostSimd
             var vs = Vector256.Create(scale);
             for (int j = 0; j < count; j += Lanes)
                 (Vector256.Load(pd + first + j) + Vector256.Load(sums + j) * vs).Store(pd + first + j);
-        }
-    }
-
-    /// <summary>LayerNorm of rows from…to−1 of <paramref name="width"/>: y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
-    public static void LayerNormForward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b,
-        ArrayView<float> y, ArrayView<float> stats)
-    {
-        float* px = Pointer(x), pw = Pointer(w), pb = Pointer(b), py = Pointer(y), ps = Pointer(stats);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, yr = py + (long)r * width;
-            Vector256<float> sum = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes) sum += Vector256.Load(xr + d);
-            float mean = Vector256.Sum(sum);
-            for (; d < width; d++) mean += xr[d];
-            mean /= width;
-            Vector256<float> vm = Vector256.Create(mean), squares = default;
-            for (d = 0; d < vectors; d += Lanes)
-            {
-                var centered = Vector256.Load(xr + d) - vm;
-                squares += centered * centered;
-            }
-            float variance = Vector256.Sum(squares);
-            for (; d < width; d++) variance += (xr[d] - mean) * (xr[d] - mean);
-            float rstd = 1 / MathF.Sqrt(variance / width + 1e-5f);
-            ps[2L * r] = mean;
-            ps[2L * r + 1] = rstd;
-            var vr = Vector256.Create(rstd);
-            d = 0;
-            for (; d < vectors; d += Lanes)
-                ((Vector256.Load(xr + d) - vm) * vr * Vector256.Load(pw + d) + Vector256.Load(pb + d)).Store(yr + d);
-            for (; d < width; d++) yr[d] = (xr[d] - mean) * rstd * pw[d] + pb[d];
-        }
-    }
-
-    /// <summary>LayerNorm's input gradient for rows from…to−1: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w; dx may alias dy.</summary>
-    public static void LayerNormBackward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats,
-        ArrayView<float> dy, ArrayView<float> dx)
-    {
-        float* px = Pointer(x), pw = Pointer(w), ps = Pointer(stats), pdy = Pointer(dy), pdx = Pointer(dx);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, dyr = pdy + (long)r * width, dxr = pdx + (long)r * width;
-            float mean = ps[2L * r], rstd = ps[2L * r + 1];
-            Vector256<float> vm = Vector256.Create(mean), vr = Vector256.Create(rstd), sumG = default, sumGx = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes)
-            {
-                var g = Vector256.Load(dyr + d) * Vector256.Load(pw + d);
-                sumG += g;
-                sumGx += g * (Vector256.Load(xr + d) - vm) * vr;
-            }
-            float meanG = Vector256.Sum(sumG), meanGx = Vector256.Sum(sumGx);
-            for (; d < width; d++)
-            {
-                float g = dyr[d] * pw[d];
-                meanG += g;
-                meanGx += g * (xr[d] - mean) * rstd;
-            }
-            meanG /= width;
-            meanGx /= width;
-            Vector256<float> vg = Vector256.Create(meanG), vgx = Vector256.Create(meanGx);
-            for (d = 0; d < vectors; d += Lanes)
-                (vr * (Vector256.Load(dyr + d) * Vector256.Load(pw + d) - vg - (Vector256.Load(xr + d) - vm) * vr * vgx)).Store(dxr + d);
-            for (; d < width; d++) dxr[d] = rstd * (dyr[d] * pw[d] - meanG - (xr[d] - mean) * rstd * meanGx);
         }
     }
 
