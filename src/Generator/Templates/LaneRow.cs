@@ -120,7 +120,7 @@ namespace GateLoop.Generator.Templates
         static string RowIndex(int stride, int offset, string row) =>
             row == "index"
                 ? stride == 1 && offset == 0 ? "index" : $"{stride} * (long)index.X{(offset == 0 ? "" : $" + {offset}")}"
-                : $"{stride}L * r{(offset == 0 ? "" : $" + {offset}")}";
+                : stride == 1 && offset == 0 ? "r" : $"{stride}L * r{(offset == 0 ? "" : $" + {offset}")}";
 
         // The element reads and locals that formulas need, in declaration order (locals read reads and earlier locals).
         (List<(string View, string Local, bool Column)> Reads, List<(string Name, Lane Value)> Locals) Needed(IEnumerable<Lane> formulas)
