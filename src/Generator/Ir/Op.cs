@@ -29,10 +29,10 @@ namespace GateLoop.Generator.Ir
     internal sealed record KernelSource(string Key, string Kernel, string HostEntry = "")
     {
         /// <summary>
-        /// A lane map's kernel with its host entry, and its lane struct and the lane helpers it calls apart (they define
+        /// A lane kernel with its host entry, and its lane struct and the lane helpers it calls apart (they define
         /// no kernel, so stay when the kernel is fused away; a helper's key is shared by every map that calls it).
         /// </summary>
-        public static IEnumerable<KernelSource> Of(LaneMap map, Numeric n)
+        public static IEnumerable<KernelSource> Of(ILaneKernel map, Numeric n)
         {
             yield return new KernelSource(map.Name, map.Kernel(n), map.HostEntry(n));
             if (n.IsDouble) yield break;

@@ -36,6 +36,18 @@ namespace GateLoop.Generator.Templates
         /// <summary><paramref name="a"/> &lt; <paramref name="b"/> ? <paramref name="ifLess"/> : <paramref name="otherwise"/>.</summary>
         public static Lane IfLess(Lane a, Lane b, Lane ifLess, Lane otherwise) => new Select(a, b, ifLess, otherwise);
 
+        /// <summary><paramref name="x"/> == 0 ? <paramref name="ifZero"/> : <paramref name="otherwise"/>.</summary>
+        public static Lane IfZero(Lane x, Lane ifZero, Lane otherwise) => new ZeroSelect(x, ifZero, otherwise);
+
+        /// <summary>
+        /// Over complex pairs: re·re' + im·im' of a product, the same in both parts (in lanes, a pair's two lanes
+        /// added with a swap).
+        /// </summary>
+        public static Lane PairSum(Lane x) => new Summed(x);
+
+        /// <summary>Over complex pairs: <paramref name="re"/> as the real part and <paramref name="im"/> as the imaginary one.</summary>
+        public static Lane Pair(Lane re, Lane im) => new PairParts(re, im);
+
         /// <summary>The helpers the formula calls, each once.</summary>
         public IEnumerable<LaneHelper> Helpers => Parts().OfType<HelperCall>().Select(h => h.Helper).Distinct();
 
@@ -57,16 +69,19 @@ namespace GateLoop.Generator.Templates
 
             protected override IEnumerable<Lane> Children => arguments.Concat(helper.Formulas.SelectMany(f => f.Parts()));
 
-            public override string Scalar(Numeric n) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Scalar(n)))})";
+            public override string Scalar(Numeric n, LanePart? part) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Scalar(n, part)))})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"{helper.VectorName}({string.Join(", ", arguments.Select(a => a.Vector(names)))})";
         }
 
         // Binding strength: sums 1, products 2, everything else 3 (never parenthesized).
-        protected virtual int Precedence => 3;
+        private protected virtual int Precedence => 3;
 
         /// <summary>The formula in the scalar element type of <paramref name="n"/>.</summary>
-        public abstract string Scalar(Numeric n);
+        public string Scalar(Numeric n) => Scalar(n, null);
+
+        /// <summary>The formula in the scalar element type, as the real or imaginary part of complex pairs where <paramref name="part"/> says.</summary>
+        public abstract string Scalar(Numeric n, LanePart? part);
 
         /// <summary>The formula over <c>Vector256&lt;float&gt;</c> lanes, names bound by <paramref name="names"/> where given.</summary>
         public abstract string Vector(IReadOnlyDictionary<string, string> names);
@@ -80,25 +95,25 @@ namespace GateLoop.Generator.Templates
         {
             public string Name => name;
 
-            public override string Scalar(Numeric n) => name;
+            public override string Scalar(Numeric n, LanePart? part) => part?.Name(name) ?? name;
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => names.TryGetValue(name, out var bound) ? bound : name;
         }
 
         sealed class Constant(double value) : Lane
         {
-            public override string Scalar(Numeric n) => n.Lit(value);
+            public override string Scalar(Numeric n, LanePart? part) => n.Lit(value);
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"{V}.Create({Numeric.Float.Lit(value)})";
         }
 
         sealed class Binary(string op, int precedence, Lane a, Lane b) : Lane
         {
-            protected override int Precedence => precedence;
+            private protected override int Precedence => precedence;
 
             protected override IEnumerable<Lane> Children => new[] { a, b };
 
-            public override string Scalar(Numeric n) => $"{a.Operand(x => x.Scalar(n), precedence, false)} {op} {b.Operand(x => x.Scalar(n), precedence, true)}";
+            public override string Scalar(Numeric n, LanePart? part) => $"{a.Operand(x => x.Scalar(n, part), precedence, false)} {op} {b.Operand(x => x.Scalar(n, part), precedence, true)}";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) =>
                 $"{a.Operand(x => x.Vector(names), precedence, false)} {op} {b.Operand(x => x.Vector(names), precedence, true)}";
@@ -108,7 +123,7 @@ namespace GateLoop.Generator.Templates
         {
             protected override IEnumerable<Lane> Children => new[] { a };
 
-            public override string Scalar(Numeric n) => $"-{a.Operand(x => x.Scalar(n), 3, false)}";
+            public override string Scalar(Numeric n, LanePart? part) => $"-{a.Operand(x => x.Scalar(n, part), 3, false)}";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"-{a.Operand(x => x.Vector(names), 3, false)}";
         }
@@ -117,20 +132,82 @@ namespace GateLoop.Generator.Templates
         {
             protected override IEnumerable<Lane> Children => new[] { x };
 
-            public override string Scalar(Numeric n) => $"{scalar(n)}({x.Scalar(n)})";
+            public override string Scalar(Numeric n, LanePart? part) => $"{scalar(n)}({x.Scalar(n, part)})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"{vector}({x.Vector(names)})";
+        }
+
+        sealed class ZeroSelect(Lane x, Lane ifZero, Lane otherwise) : Lane
+        {
+            protected override IEnumerable<Lane> Children => new[] { x, ifZero, otherwise };
+
+            public override string Scalar(Numeric n, LanePart? part) => $"({x.Scalar(n, part)} == 0 ? {ifZero.Scalar(n, part)} : {otherwise.Scalar(n, part)})";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) =>
+                $"{V}.ConditionalSelect({V}.Equals({x.Vector(names)}, {V}<float>.Zero), {ifZero.Vector(names)}, {otherwise.Vector(names)})";
+        }
+
+        sealed class Summed(Lane x) : Lane
+        {
+            private protected override int Precedence => 1;
+
+            protected override IEnumerable<Lane> Children => new[] { x };
+
+            public override string Scalar(Numeric n, LanePart? part) =>
+                part is null ? throw new System.InvalidOperationException("a pair sum outside complex pairs")
+                    : $"{x.Operand(v => v.Scalar(n, part.Real), 1, false)} + {x.Operand(v => v.Scalar(n, part.Imaginary), 1, true)}";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{Numeric.Runtime}HostSimd.PairSum({x.Vector(names)})";
+        }
+
+        sealed class PairParts(Lane re, Lane im) : Lane
+        {
+            private protected override int Precedence => System.Math.Min(re.Precedence, im.Precedence);
+
+            protected override IEnumerable<Lane> Children => new[] { re, im };
+
+            public override string Scalar(Numeric n, LanePart? part) =>
+                part is null ? throw new System.InvalidOperationException("a pair's parts outside complex pairs")
+                    : part.IsImaginary ? im.Scalar(n, part) : re.Scalar(n, part);
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) =>
+                $"{V}.ConditionalSelect({Numeric.Runtime}HostSimd.RealMask, {re.Vector(names)}, {im.Vector(names)})";
         }
 
         sealed class Select(Lane a, Lane b, Lane ifLess, Lane otherwise) : Lane
         {
             protected override IEnumerable<Lane> Children => new[] { a, b, ifLess, otherwise };
 
-            public override string Scalar(Numeric n) => $"({a.Scalar(n)} < {b.Scalar(n)} ? {ifLess.Scalar(n)} : {otherwise.Scalar(n)})";
+            public override string Scalar(Numeric n, LanePart? part) =>
+                $"({a.Scalar(n, part)} < {b.Scalar(n, part)} ? {ifLess.Scalar(n, part)} : {otherwise.Scalar(n, part)})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) =>
                 $"{V}.ConditionalSelect({V}.LessThan({a.Vector(names)}, {b.Vector(names)}), {ifLess.Vector(names)}, {otherwise.Vector(names)})";
         }
+    }
+
+    /// <summary>
+    /// Which part of complex pairs a scalar rendering is (the real or the imaginary), and the names of each pair
+    /// value's two parts: a pair's name renders as the part's.
+    /// </summary>
+    internal sealed class LanePart
+    {
+        readonly IReadOnlyDictionary<string, (string Re, string Im)> pairs;
+
+        public LanePart(IReadOnlyDictionary<string, (string Re, string Im)> pairs, bool imaginary)
+        {
+            this.pairs = pairs;
+            IsImaginary = imaginary;
+        }
+
+        public bool IsImaginary { get; }
+
+        public LanePart Real => IsImaginary ? new LanePart(pairs, false) : this;
+
+        public LanePart Imaginary => IsImaginary ? this : new LanePart(pairs, true);
+
+        /// <summary>The part's name of pair value <paramref name="name"/>, or null when it is not a pair value.</summary>
+        public string? Name(string name) => pairs.TryGetValue(name, out var p) ? IsImaginary ? p.Im : p.Re : null;
     }
 
     /// <summary>
@@ -179,6 +256,20 @@ namespace GateLoop.Generator.Templates
         }
     }
 
+    /// <summary>A kernel written as lane formulas: the kernel, its host entry, the lane struct that runs, and the helpers it calls.</summary>
+    internal interface ILaneKernel
+    {
+        string Name { get; }
+
+        string Kernel(Numeric n);
+
+        string HostEntry(Numeric n);
+
+        string Lanes(Numeric n);
+
+        IEnumerable<LaneHelper> Helpers { get; }
+    }
+
     /// <summary>
     /// A kernel that maps its input views to its output views index by index through <see cref="Lane"/> formulas:
     /// each input read once into a local, locals computed in order, each output written once. It renders as the
@@ -186,7 +277,7 @@ namespace GateLoop.Generator.Templates
     /// <c>HostSimd.Map</c> runs): one to three inputs, one or two outputs. An output may be an input's own view (in
     /// place); the second input may be one row that every row of a given width shares (a bias).
     /// </summary>
-    internal sealed class LaneMap
+    internal sealed class LaneMap : ILaneKernel
     {
         readonly string name, summary;
         readonly (string View, string Local)[] inputs;
@@ -252,7 +343,7 @@ namespace GateLoop.Generator.Templates
                 .Line($"/// <summary>The lanes of <see cref=\"Kernels.{name}\"/>.</summary>")
                 .Open($"readonly struct {name}Lanes : {Numeric.Runtime}HostSimd.ILaneOp")
                 .Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]")
-                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))}, {V} _3)");
+                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))})");
             foreach (var (local, value) in locals)
             {
                 w.Line($"var {local} = {value.Vector(names)};");

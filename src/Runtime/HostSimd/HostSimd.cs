@@ -10,17 +10,17 @@ namespace GateLoop.Runtime;
 /// SIMD host range entries (float) that generated models call in place of the scalar twins where those dominate
 /// the host's time, since the JIT does not vectorize the scalar kernels: <see cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
 /// and <see cref="MapRows{TOp}"/> run the lane structs generated from the elementwise formulas ops write once
-/// (activations, gating, a bias over rows), with the lane math they call (<see cref="Exp"/>); the norms' rows are
-/// generated whole (<c>LaneRow</c>). The rest is what is not one formula per element: complex pairs, the scans, the
-/// column reductions. Each computes the kernel's formula lane by lane (same approximations, so the
-/// cpu/ilgpu-cpu agreement tests hold the two together); complex pairs stay interleaved, with a lane swap to
-/// meet the partner.
+/// (activations, gating, a bias over rows) and <see cref="MapPairs{TOp}"/> those over complex pairs (the state
+/// transition), with the lane math they call (<see cref="Exp"/>, <see cref="PairSum"/>); the norms' rows are
+/// generated whole (<c>LaneRow</c>). The rest is what is not one formula per element: the scans, the column
+/// reductions. Each computes the kernel's formula lane by lane (same approximations, so the cpu/ilgpu-cpu agreement
+/// tests hold the two together); complex pairs stay interleaved, with a lane swap to meet the partner.
 /// </summary>
 public static unsafe class HostSimd
 {
     static readonly Vector256<float> One = Vector256<float>.One,
-        // Real lanes (even) keep, imaginary lanes (odd) drop: AblateComplex's view of a pair.
-        RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0), HalfReal = Vector256.Create(0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0);
+        // Real lanes (even) keep, imaginary lanes (odd) drop.
+        RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0);
 
     static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6),
         RealParts = Vector256.Create(0, 0, 2, 2, 4, 4, 6, 6), ImaginaryParts = Vector256.Create(1, 1, 3, 3, 5, 5, 7, 7),
@@ -59,39 +59,28 @@ public static unsafe class HostSimd
         return p * (Vector256.ConvertToInt32(n) + Vector256.Create(127) << 23).AsSingle();
     }
 
-    // x0·x1 + y0·y1 of each interleaved complex pair, in both of its lanes.
+    /// <summary>x + y of each interleaved complex pair (x, y), in both of its lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
+    public static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
+
+    /// <summary>All bits set in the real lanes (even) of interleaved complex pairs, for selecting a pair's parts.</summary>
+    public static readonly Vector256<float> RealMask = Vector256.Create(-1, 0, -1, 0, -1, 0, -1, 0).AsSingle();
 
     /// <summary>
-    /// The state transition a = σ(m)·r/m for complex pairs from…to−1 (r = rIn + bias when <paramref name="pairsPerRow"/>
-    /// is above 0, the bias repeating every row of that many pairs); a = (½, 0) at m = 0. With
-    /// <paramref name="ablateComplex"/> the imaginary parts are read as 0.
+    /// For complex pairs from…to−1, stored interleaved: x = <typeparamref name="TOp"/> of a, the row of pairs
+    /// <paramref name="row"/> that every row of <paramref name="pairsPerRow"/> pairs shares (read as zeros when that
+    /// is 0), and c (zeros when empty), four pairs to a register: the host entries of the kernels an op writes as
+    /// lane formulas over pairs.
     /// </summary>
-    public static void TransitionForward(int from, int to, int pairsPerRow, bool ablateComplex, ArrayView<float> rIn,
-        ArrayView<float> bias, ArrayView<float> a)
+    public static void MapPairs<TOp>(int from, int to, int pairsPerRow, ArrayView<float> a, ArrayView<float> row, ArrayView<float> c,
+        ArrayView<float> x) where TOp : ILaneOp
     {
-        if (ablateComplex) Transition<TransitionMap<Ablated>>(from, to, pairsPerRow, rIn, bias, default, a, 0);
-        else Transition<TransitionMap<Complex>>(from, to, pairsPerRow, rIn, bias, default, a, 0);
-    }
-
-    /// <summary>dr = frac·Jᵀ·da for complex pairs from…to−1 (see <see cref="TransitionForward"/>); 0 at m = 0.</summary>
-    public static void TransitionBackward(int from, int to, int pairsPerRow, bool ablateComplex, float frac, ArrayView<float> rIn,
-        ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
-    {
-        if (ablateComplex) Transition<TransitionGradient<Ablated>>(from, to, pairsPerRow, rIn, bias, da, dr, frac);
-        else Transition<TransitionGradient<Complex>>(from, to, pairsPerRow, rIn, bias, da, dr, frac);
-    }
-
-    static void Transition<TOp>(int from, int to, int pairsPerRow, ArrayView<float> rIn, ArrayView<float> bias,
-        ArrayView<float> grad, ArrayView<float> result, float frac) where TOp : ILaneOp
-    {
-        float* pr = Pointer(rIn), pg = grad.Length == 0 ? null : Pointer(grad), po = Pointer(result);
-        float* pb = pairsPerRow > 0 ? Pointer(bias) : null;
+        float* pa = Pointer(a), pc = c.Length == 0 ? null : Pointer(c), px = Pointer(x);
+        float* pr = pairsPerRow > 0 ? Pointer(row) : null;
         for (int i = 2 * from, end = 2 * to; i < end;)
         {
-            int width = pairsPerRow > 0 ? 2 * pairsPerRow : end, c = i % width, n = Math.Min(end - i, width - c);
-            Lanewise<TOp>(n, pr + i, pb is null ? null : pb + c, pg is null ? null : pg + i, po + i, null, Vector256.Create(frac));
+            int width = pairsPerRow > 0 ? 2 * pairsPerRow : end, k = i % width, n = Math.Min(end - i, width - k);
+            Lanewise<TOp>(n, pa + i, pr is null ? null : pr + k, pc is null ? null : pc + i, px + i, null);
             i += n;
         }
     }
@@ -129,67 +118,24 @@ public static unsafe class HostSimd
 
     /// <summary>
     /// A lane operation as a struct with static members, so the JIT specializes and inlines each loop. Inputs a, b,
-    /// c and a per-call constant; outputs x, y.
+    /// c; outputs x, y.
     /// </summary>
     public interface ILaneOp
     {
         /// <summary>The outputs of one register of lanes.</summary>
-        static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> constant);
-    }
-
-    // Whether a transition keeps the imaginary part of its pairs.
-    interface IPairs
-    {
-        static abstract Vector256<float> Read(Vector256<float> r);
-    }
-
-    readonly struct Complex : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Read(Vector256<float> r) => r;
-    }
-
-    readonly struct Ablated : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Read(Vector256<float> r) => r * RealLanes;
-    }
-
-    readonly struct TransitionMap<TPairs> : ILaneOp where TPairs : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rIn, Vector256<float> bias, Vector256<float> _, Vector256<float> __)
-        {
-            var r = TPairs.Read(rIn + bias);
-            var m = Vector256.Sqrt(PairSum(r * r));
-            return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), HalfReal, Sigmoid(m) / m * r), default);
-        }
-    }
-
-    readonly struct TransitionGradient<TPairs> : ILaneOp where TPairs : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rIn, Vector256<float> bias, Vector256<float> da, Vector256<float> frac)
-        {
-            var r = TPairs.Read(rIn + bias);
-            var m = Vector256.Sqrt(PairSum(r * r));
-            var s = Sigmoid(m);
-            var k = (s * (One - s) * m - s) / (m * m * m) * PairSum(r * da);
-            var dr = TPairs.Read(frac * (s / m * da + k * r));
-            return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256<float>.Zero, dr), default);
-        }
+        static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c);
     }
 
     /// <summary>
-    /// Applies TOp to n lanes of a, b and c (a null input reads zeros) with a per-call constant, writing its results to x and y (null: not
+    /// Applies TOp to n lanes of a, b and c (a null input reads zeros), writing its results to x and y (null: not
     /// written); the tail shorter than a vector goes through padded copies, so every element is computed alike.
     /// </summary>
-    static void Lanewise<TOp>(int n, float* a, float* b, float* c, float* x, float* y, Vector256<float> constant = default) where TOp : ILaneOp
+    static void Lanewise<TOp>(int n, float* a, float* b, float* c, float* x, float* y) where TOp : ILaneOp
     {
         int k = 0;
         for (; k + Lanes <= n; k += Lanes)
         {
-            var (rx, ry) = TOp.Apply(Load(a, k), Load(b, k), Load(c, k), constant);
+            var (rx, ry) = TOp.Apply(Load(a, k), Load(b, k), Load(c, k));
             rx.Store(x + k);
             if (y is not null) ry.Store(y + k);
         }
@@ -203,7 +149,7 @@ public static unsafe class HostSimd
             tb[j] = inside && b is not null ? b[k + j] : 0;
             tc[j] = inside && c is not null ? c[k + j] : 0;
         }
-        var (qx, qy) = TOp.Apply(Vector256.Load(ta), Vector256.Load(tb), Vector256.Load(tc), constant);
+        var (qx, qy) = TOp.Apply(Vector256.Load(ta), Vector256.Load(tb), Vector256.Load(tc));
         qx.Store(tx);
         qy.Store(ty);
         for (int j = 0; k + j < n; j++)

@@ -460,18 +460,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long i = 2 * (long)index.X;
             int bp = 2 * (index.X % Heads); // this pair's bias
-            float x = rIn[i] + bias[bp];
-            float y = rIn[i + 1] + bias[bp + 1];
+            float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1];
+            float x = xin + bx;
+            float y = yin + by;
             float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                a[i] = 0.5f;
-                a[i + 1] = 0;
-                return;
-            }
             float f = Sigmoid(m) / m;
-            a[i] = f * x;
-            a[i + 1] = f * y;
+            a[i] = (m == 0 ? 0.5f : f * x);
+            a[i + 1] = (m == 0 ? 0f : f * y);
         }
 
         /// <summary>dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.</summary>
@@ -479,19 +474,15 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         {
             long i = 2 * (long)index.X;
             int bp = 2 * (index.X % Heads); // this pair's bias
-            float x = rIn[i] + bias[bp];
-            float y = rIn[i + 1] + bias[bp + 1];
+            float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1], gx = da[i], gy = da[i + 1];
+            float x = xin + bx;
+            float y = yin + by;
             float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                dr[i] = 0;
-                dr[i + 1] = 0;
-                return;
-            }
-            float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-            float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-            dr[i] = Frac * (f * gx + k * x);
-            dr[i + 1] = Frac * (f * gy + k * y);
+            float s = Sigmoid(m);
+            float f = s / m;
+            float k = (s * (1f - s) * m - s) / (m * m * m) * (x * gx + y * gy);
+            dr[i] = (m == 0 ? 0f : Frac * (f * gx + k * x));
+            dr[i + 1] = (m == 0 ? 0f : Frac * (f * gy + k * y));
         }
 
         /// <summary>Positions per thread of the chunked scans.</summary>
@@ -935,11 +926,43 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
 
             /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a) =>
-                global::GateLoop.Runtime.HostSimd.TransitionForward(from, to, Heads, false, rIn, bias, a);
+                global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, Heads, rIn, bias, default, a);
+
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
+            readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> _2)
+                {
+                    var r = rin + b;
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var f = SigmoidLanes(m) / m;
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
+                }
+            }
+
+            /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
-                global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, Heads, false, Frac, rIn, bias, da, dr);
+                global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, Heads, rIn, bias, da, dr);
+
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
+            readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> g)
+                {
+                    var r = rin + b;
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var s = SigmoidLanes(m);
+                    var f = s / m;
+                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
             public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry)
@@ -1049,15 +1072,11 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
                 {
                     return (xv * gv * SigmoidLanes(gv), default);
                 }
             }
-
-            /// <summary>σ(x) = 1/(1 + e^−x).</summary>
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateBackward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dg) =>
@@ -1067,7 +1086,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
                 {
                     var s = SigmoidLanes(gv);
                     return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
@@ -1078,7 +1097,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
                 {
                     return (xe + be, default);
                 }
@@ -1088,7 +1107,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
                 {
                     return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
                 }
@@ -1112,7 +1131,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
                 {
                     var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
                     return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
@@ -1127,7 +1146,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
                 {
                     return (xe + be, default);
                 }
