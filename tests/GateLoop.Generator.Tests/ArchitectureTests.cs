@@ -18,7 +18,7 @@ public sealed class ArchitectureTests
     static readonly string[] GeneratorStages = ["Templates", "Model", "Parsing", "Ir", "Ops", "Lowering", "Passes", "Safety", "Emit", "."];
 
     /// <summary>Runtime layers from the bottom up; the root holds the one exception type every layer may throw.</summary>
-    static readonly string[] RuntimeLayers = [".", "Attributes", "Data", "Simulator", "Gemm", "Devices", "Models", "Layers", "Optimizers", "Communication", "Checkpoints", "Doctor", "Training", "Serving", "Benchmarks"];
+    static readonly string[] RuntimeLayers = [".", "Attributes", "Data", "Simulator", "Gemm", "HostSimd", "Devices", "Models", "Layers", "Optimizers", "Communication", "Checkpoints", "Doctor", "Training", "Serving", "Benchmarks"];
 
     public static TheoryData<string> Trees() => new("src/Generator", "src/Runtime");
 

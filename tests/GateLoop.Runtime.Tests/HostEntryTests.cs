@@ -62,14 +62,29 @@ public sealed class HostTransitionTests
 {
     static float[] Random(Random rng, int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 6 - 3))];
 
+    // The generated entries of models whose transitions have a bias of 5 pairs, an ablated one of 3, and none
+    // (the attention baseline's relative positions).
+    static void Forward(int pairsPerRow, int from, int to, ArrayView<float> r, ArrayView<float> bias, ArrayView<float> a)
+    {
+        if (pairsPerRow == Pairs5.Heads) Pairs5.Kernels.Host.TransitionForward(from, to, r, bias, a);
+        else if (pairsPerRow == Ablated3.Heads) Ablated3.Kernels.Host.TransitionForward(from, to, r, bias, a);
+        else AttnRelPos.Kernels.Host.TransitionForward(from, to, r, a);
+    }
+
+    static void Backward(int pairsPerRow, int from, int to, ArrayView<float> r, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
+    {
+        if (pairsPerRow == Pairs5.Heads) Pairs5.Kernels.Host.TransitionBackward(from, to, r, bias, da, dr);
+        else if (pairsPerRow == Ablated3.Heads) Ablated3.Kernels.Host.TransitionBackward(from, to, r, bias, da, dr);
+        else AttnRelPos.Kernels.Host.TransitionBackward(from, to, r, da, dr);
+    }
+
     [Theory]
-    [InlineData(5, false, true)]
-    [InlineData(3, true, true)]
-    [InlineData(0, false, false)]
-    public void Transition_matches_the_formula(int pairsPerRow, bool ablateComplex, bool zeroPairs)
+    [InlineData(5, false, true, 0.7f)]
+    [InlineData(3, true, true, 0.7f)]
+    [InlineData(0, false, false, 0.6f)]
+    public void Transition_matches_the_formula(int pairsPerRow, bool ablateComplex, bool zeroPairs, float frac)
     {
         const int from = 1, to = 19, pairs = 20;
-        const float frac = 0.7f;
         using var device = Device.Create("cpu");
         var rng = new Random(5);
         float[] r = Random(rng, 2 * pairs), bias = Random(rng, 2 * Math.Max(pairsPerRow, 1)), da = Random(rng, 2 * pairs);
@@ -88,8 +103,8 @@ public sealed class HostTransitionTests
         bb.CopyFromCPU(bias);
         gb.CopyFromCPU(da);
         var biasView = pairsPerRow > 0 ? bb.View : default;
-        HostSimd.TransitionForward(from, to, pairsPerRow, ablateComplex, rb.View, biasView, ab.View);
-        HostSimd.TransitionBackward(from, to, pairsPerRow, ablateComplex, frac, rb.View, biasView, gb.View, db.View);
+        Forward(pairsPerRow, from, to, rb.View, biasView, ab.View);
+        Backward(pairsPerRow, from, to, rb.View, biasView, gb.View, db.View);
         float[] a = ab.GetAsArray1D(), dr = db.GetAsArray1D();
 
         for (int p = 0; p < pairs; p++)
@@ -159,8 +174,16 @@ public sealed class HostLayerNormTests
         wb.CopyFromCPU(w);
         bb.CopyFromCPU(b);
         db.CopyFromCPU(dy);
-        HostSimd.LayerNormForward(from, to, width, xb.View, wb.View, bb.View, yb.View, sb.View);
-        HostSimd.LayerNormBackward(from, to, width, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
+        if (width == Rows16.Dim)
+        {
+            Rows16.Kernels.Host.LayerNormDimForward(from, to, xb.View, wb.View, bb.View, yb.View, sb.View);
+            Rows16.Kernels.Host.LayerNormDimBackward(from, to, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
+        }
+        else
+        {
+            Rows21.Kernels.Host.LayerNormDimForward(from, to, xb.View, wb.View, bb.View, yb.View, sb.View);
+            Rows21.Kernels.Host.LayerNormDimBackward(from, to, xb.View, wb.View, sb.View, db.View, db.View);
+        }
         float[] y = yb.GetAsArray1D(), dx = db.GetAsArray1D();
 
         for (int r = 0; r < rows; r++)
@@ -182,6 +205,20 @@ public sealed class HostLayerNormTests
     }
 }
 
+/// <summary>Models whose transitions have a bias of 5 pairs per row, and an ablated one of 3.</summary>
+[GateLoopTransformer(NumTokens = 11, Dim = 10, Depth = 1, GateLoopHeads = 5, FracGradientStateTransition = 0.7)]
+public partial class Pairs5;
+
+[GateLoopTransformer(NumTokens = 11, Dim = 12, Depth = 1, GateLoopHeads = 3, AblateComplex = true, FracGradientStateTransition = 0.7)]
+public partial class Ablated3;
+
+/// <summary>Models whose rows are two vectors, and a vector and a tail, for the generated row entries.</summary>
+[SimpleGateLoop(Dim = 16, PostLayerNorm = true)]
+public partial class Rows16;
+
+[SimpleGateLoop(Dim = 21, PostLayerNorm = true)]
+public partial class Rows21;
+
 /// <summary>The SIMD RMSNorm rows and γ gradient against the formulas in double (one row's norm clamped).</summary>
 public sealed class HostRmsNormTests
 {
@@ -191,12 +228,14 @@ public sealed class HostRmsNormTests
     public void RmsNorm_matches_the_formula(int width)
     {
         const int rows = 5, from = 1, to = 5;
-        const float scale = 3f, eps = 1e-3f;
+        // The models' own constants: scale √Dim, eps 1e-12.
+        float scale = MathF.Sqrt(width);
+        const float eps = 1e-12f;
         using var device = Device.Create("cpu");
         var rng = new Random(19);
         float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2))];
         float[] x = Random(rows * width), gamma = Random(width), dy = Random(rows * width), dx0 = Random(rows * width);
-        for (int d = 0; d < width; d++) x[3 * width + d] = 1e-5f; // a norm below eps: clamped
+        for (int d = 0; d < width; d++) x[3 * width + d] = 1e-14f; // a norm below eps: clamped
         using var xb = device.Allocate<float>(x.Length);
         using var gb = device.Allocate<float>(width);
         using var yb = device.Allocate<float>(x.Length);
@@ -208,8 +247,16 @@ public sealed class HostRmsNormTests
         gb.CopyFromCPU(gamma);
         dyb.CopyFromCPU(dy);
         dxb.CopyFromCPU(dx0);
-        HostSimd.RmsNormForward(from, to, width, scale, eps, xb.View, gb.View, yb.View, nb.View);
-        HostSimd.RmsNormBackward(from, to, width, scale, eps, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        if (width == Rows16.Dim)
+        {
+            Rows16.Kernels.Host.RmsNormForward(from, to, xb.View, gb.View, yb.View, nb.View);
+            Rows16.Kernels.Host.RmsNormBackward(from, to, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        }
+        else
+        {
+            Rows21.Kernels.Host.RmsNormForward(from, to, xb.View, gb.View, yb.View, nb.View);
+            Rows21.Kernels.Host.RmsNormBackward(from, to, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+        }
         float[] y = yb.GetAsArray1D(), inv = nb.GetAsArray1D(), dx = dxb.GetAsArray1D();
         for (int r = 0; r < rows; r++)
         {

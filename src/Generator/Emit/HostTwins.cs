@@ -60,36 +60,28 @@ namespace GateLoop.Generator.Emit
         /// </summary>
         public static string Emit(string kernels, string className, string handWritten = "")
         {
-            var written = new HashSet<string>(Methods(handWritten).Select(m => m.Identifier.Text));
+            var written = new HashSet<string>(KernelText.Methods(handWritten).Select(m => m.Identifier.Text));
             var w = new CodeWriter();
             if (handWritten.Length > 0) w.Block(handWritten).Line();
-            foreach (var method in Methods(kernels).Where(m => TakesViews(m) && !written.Contains(m.Identifier.Text)))
+            foreach (var method in KernelText.Methods(kernels).Where(m => TakesViews(m) && !written.Contains(m.Identifier.Text)))
             {
-                if (IsKernel(method)) RangeEntry(w, method, className);
+                if (KernelText.IsKernel(method)) RangeEntry(w, method, className);
                 Twin(w, method);
             }
             return w.ToString().TrimEnd('\n');
         }
 
-        static IEnumerable<MethodDeclarationSyntax> Methods(string members) =>
-            ((ClassDeclarationSyntax)SyntaxFactory.ParseCompilationUnit("class C\n{\n" + members + "\n}").Members[0]).Members.OfType<MethodDeclarationSyntax>();
-
-        static bool IsView(TypeSyntax type) => type is GenericNameSyntax g && g.Identifier.Text == "ArrayView";
-
-        static bool TakesViews(MethodDeclarationSyntax m) => m.ParameterList.Parameters.Any(p => p.Type is not null && IsView(p.Type));
-
-        static bool IsKernel(MethodDeclarationSyntax m) =>
-            m.ParameterList.Parameters.FirstOrDefault()?.Type?.ToString() == "Index1D";
+        static bool TakesViews(MethodDeclarationSyntax m) => m.ParameterList.Parameters.Any(p => p.Type is not null && KernelText.IsView(p.Type));
 
         // Runs indices from…to−1: the views become pointers once, then each index is a direct (inlined) call.
         static void RangeEntry(CodeWriter w, MethodDeclarationSyntax kernel, string className)
         {
             var name = kernel.Identifier.Text;
             var parameters = kernel.ParameterList.Parameters.Skip(1).ToList();
-            string Pointer(ParameterSyntax p) => IsView(p.Type!) ? p.Identifier.Text + "Host" : p.Identifier.Text;
+            string Pointer(ParameterSyntax p) => KernelText.IsView(p.Type!) ? p.Identifier.Text + "Host" : p.Identifier.Text;
             w.Line($"/// <summary>Runs <see cref=\"{className}.{name}\"/> for indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 on this thread.</summary>")
              .Open($"public static void {name}(int from, int to{string.Concat(parameters.Select(p => ", " + p.ToString()))})");
-            foreach (var p in parameters.Where(p => IsView(p.Type!)))
+            foreach (var p in parameters.Where(p => KernelText.IsView(p.Type!)))
                 w.Line($"var {Pointer(p)} = new {HostView}{((GenericNameSyntax)p.Type!).TypeArgumentList}({p.Identifier.Text});");
             w.Line($"for (int index = from; index < to; index++) {name}(index{string.Concat(parameters.Select(p => ", " + Pointer(p)))});")
              .Close()
@@ -109,7 +101,7 @@ namespace GateLoop.Generator.Emit
         sealed class ViewToPointer : CSharpSyntaxRewriter
         {
             public override SyntaxNode? VisitGenericName(GenericNameSyntax node) =>
-                IsView(node)
+                KernelText.IsView(node)
                     ? SyntaxFactory.ParseTypeName(HostView + node.TypeArgumentList).WithTriviaFrom(node)
                     : base.VisitGenericName(node);
         }

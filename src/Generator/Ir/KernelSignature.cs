@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Linq;
+using GateLoop.Generator.Templates;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
@@ -31,8 +32,7 @@ namespace GateLoop.Generator.Ir
 
         /// <summary>Every kernel (a static method whose first parameter is an <c>Index1D</c>) in <paramref name="source"/>.</summary>
         public static IEnumerable<KernelSignature> Read(string source) =>
-            SyntaxFactory.ParseCompilationUnit("class K {\n" + source + "\n}").DescendantNodes().OfType<MethodDeclarationSyntax>()
-                .Where(m => m.ParameterList.Parameters.FirstOrDefault()?.Type?.ToString() == "Index1D")
+            KernelText.Methods(source).Where(KernelText.IsKernel)
                 .Select(m => new KernelSignature(m.Identifier.Text, m.ParameterList.Parameters.Skip(1).Select(p => Parameter(m, p)).ToList()));
 
         static KernelParameter Parameter(MethodDeclarationSyntax method, ParameterSyntax p)

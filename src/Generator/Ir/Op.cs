@@ -28,11 +28,16 @@ namespace GateLoop.Generator.Ir
     /// <param name="Key">Ops that need the same kernels give the same key; they are emitted once.</param>
     internal sealed record KernelSource(string Key, string Kernel, string HostEntry = "")
     {
-        /// <summary>A lane map's kernel with its host entry, and its lane struct apart (it defines no kernel, so stays when the kernel is fused away).</summary>
-        public static IEnumerable<KernelSource> Of(LaneMap map, Numeric n)
+        /// <summary>
+        /// A lane kernel with its host entry, and its lane struct and the lane helpers it calls apart (they define
+        /// no kernel, so stay when the kernel is fused away; a helper's key is shared by every map that calls it).
+        /// </summary>
+        public static IEnumerable<KernelSource> Of(ILaneKernel map, Numeric n)
         {
             yield return new KernelSource(map.Name, map.Kernel(n), map.HostEntry(n));
-            if (!n.IsDouble) yield return new KernelSource(map.Name + "Lanes", "", map.Lanes(n));
+            if (n.IsDouble) yield break;
+            yield return new KernelSource(map.Name + "Lanes", "", map.Lanes(n));
+            foreach (var helper in map.Helpers) yield return new KernelSource(helper.VectorName, "", helper.Vector());
         }
     }
 

@@ -242,156 +242,100 @@ namespace GateLoop.Generator.Ops
             // The transition at row (an ablated model's is 1), and the one of the first step after the chunk.
             string loadA = ablated ? $"{T} ar = 1, aim = 0;" : $"long ai = (row * Heads + c) * 2;\n{T} ar = a[ai], aim = a[ai + 1];";
             string nextA = ablated ? "nar = 1;" : "long ai = ((long)b * seq + t1) * Heads * 2 + 2 * c;\nnar = a[ai];\nnai = a[ai + 1];";
-            string lanes = "int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, chunk = index.X / DimInner % chunks, b = index.X / (DimInner * chunks);\nint t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);";
+            string ifNext = $"if (t1 < seq)\n{{\n{CodeWriter.Indent(nextA, 4).Insert(0, "    ")}\n}}";
             // Where the reverse pass keeps a step's local Ĝ until the carry is known: da (complex), or dq (real).
             string keepRe = ablated ? "dQkv[q]" : "da[keep]", keepIm = ablated ? "0" : "da[keep + 1]";
-            return $$"""
-                /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, local S_t into states; agg = (its last S, Π a).</summary>
-                public static void ChunkScanForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> agg)
-                {
-                    {{CodeWriter.Indent(lanes, 4)}}
-                    {{T}} sr = 0, si = 0, pr = 1, pi = 0;
-                    for (int t = t0; t < t1; t++)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
-                        {{CodeWriter.Indent(loadA, 8)}}
-                        {{T}} nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
-                        si = ar * si + aim * sr;
-                        sr = nr;
-                        nr = ar * pr - aim * pi;
-                        pi = ar * pi + aim * pr;
-                        pr = nr;
-                        states[s] = sr;
-                        states[s + 1] = si;
-                    }
-                    long g = 4 * (long)index.X;
+            string qkv = $"ArrayView<{T}> qkv,{a}", agg = $"ArrayView<{T}> agg";
+            string aggregate(string re, string im, string pre, string pim) =>
+                $"long g = 4 * (long)index.X;\nagg[g] = {re};\nagg[g + 1] = {im};\nagg[g + 2] = {pre};\nagg[g + 3] = {pim};";
+            return string.Join("\n\n",
+                ChunkScan.Chunk("/// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, local S_t into states; agg = (its last S, Π a).</summary>",
+                    "ChunkScanForward", $"{qkv} ArrayView<{T}> states, {agg}", "DimInner", $"{T} sr = 0, si = 0, pr = 1, pi = 0;", false, $$"""
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    {{loadA}}
+                    {{T}} nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    si = ar * si + aim * sr;
+                    sr = nr;
+                    nr = ar * pr - aim * pi;
+                    pi = ar * pi + aim * pr;
+                    pr = nr;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                    """, aggregate("sr", "si", "pr", "pi")),
+                ChunkScan.Carry("""
+                    /// <summary>
+                    /// Per (batch, channel): carries S from carry across the chunks, leaving each chunk's incoming S in agg
+                    /// and the final state in carry, as ScanForward does.
+                    /// </summary>
+                    """, "ChunkCarryForward", $"{agg}, ArrayView<{T}> carry", "DimInner", 4, "g",
+                    $"{T} sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];", false, $$"""
+                    {{T}} lr = agg[g], li = agg[g + 1], pr = agg[g + 2], pi = agg[g + 3];
                     agg[g] = sr;
                     agg[g + 1] = si;
-                    agg[g + 2] = pr;
-                    agg[g + 3] = pi;
-                }
-
-                /// <summary>
-                /// Per (batch, channel): carries S from carry across the chunks, leaving each chunk's incoming S in agg
-                /// and the final state in carry, as ScanForward does.
-                /// </summary>
-                public static void ChunkCarryForward(Index1D index, int seq, ArrayView<{{T}}> agg, ArrayView<{{T}}> carry)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
-                    {{T}} sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
-                    for (int chunk = 0; chunk < chunks; chunk++)
+                    {{T}} nr = pr * sr - pi * si + lr;
+                    si = pr * si + pi * sr + li;
+                    sr = nr;
+                    """, "carry[2 * (long)index.X] = sr;\ncarry[2 * (long)index.X + 1] = si;"),
+                ChunkScan.Chunk("/// <summary>Per (batch, chunk, channel): S_t += (Π_{r≤t} a_r)·S_in in states, then o_t = q_t·Re S_t.</summary>",
+                    "ChunkApplyForward", $"{qkv} ArrayView<{T}> o, ArrayView<{T}> states, {agg}", "DimInner",
+                    $"{T} inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], pr = 1, pi = 0;", false, $$"""
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
+                    {{loadA}}
+                    {{T}} nr = ar * pr - aim * pi;
+                    pi = ar * pi + aim * pr;
+                    pr = nr;
+                    {{T}} sr = states[s] + pr * inr - pi * ini;
+                    states[s + 1] += pr * ini + pi * inr;
+                    states[s] = sr;
+                    o[row * DimInner + c] = qkv[q] * sr;
+                    """, ""),
+                ChunkScan.Chunk($$"""
+                    /// <summary>
+                    /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, local Ĝ_t kept in
+                    /// {{(ablated ? "dq" : "da")}}; agg = (Ĝ at the chunk's first step, Π conj a from its second step to the first step after it).
+                    /// </summary>
+                    """, "ChunkScanBackward", $"{qkv} ArrayView<{T}> dO, ArrayView<{T}> dQkv{DaParam(spec, n)}, {agg}", "DimInner",
+                    $"{T} gr = 0, gi = 0, nar = 0, nai = 0;\n{ifNext}\n{T} fr = nar, fi = -nai;", true, $$"""
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, keep = (row * DimInner + c) * 2;
+                    {{T}} ngr = qkv[q] * dO[row * DimInner + c] + nar * gr + nai * gi;
+                    gi = nar * gi - nai * gr;
+                    gr = ngr;
+                    {{keepRe}} = gr;{{(ablated ? "" : $"\n{keepIm} = gi;")}}
+                    {{loadA}}
+                    nar = ar;
+                    nai = aim;
+                    if (t > t0)
                     {
-                        long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
-                        {{T}} lr = agg[g], li = agg[g + 1], pr = agg[g + 2], pi = agg[g + 3];
-                        agg[g] = sr;
-                        agg[g + 1] = si;
-                        {{T}} nr = pr * sr - pi * si + lr;
-                        si = pr * si + pi * sr + li;
-                        sr = nr;
-                    }
-                    carry[2 * (long)index.X] = sr;
-                    carry[2 * (long)index.X + 1] = si;
-                }
-
-                /// <summary>Per (batch, chunk, channel): S_t += (Π_{r≤t} a_r)·S_in in states, then o_t = q_t·Re S_t.</summary>
-                public static void ChunkApplyForward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> o, ArrayView<{{T}}> states, ArrayView<{{T}}> agg)
-                {
-                    {{CodeWriter.Indent(lanes, 4)}}
-                    {{T}} inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], pr = 1, pi = 0;
-                    for (int t = t0; t < t1; t++)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2;
-                        {{CodeWriter.Indent(loadA, 8)}}
-                        {{T}} nr = ar * pr - aim * pi;
-                        pi = ar * pi + aim * pr;
-                        pr = nr;
-                        {{T}} sr = states[s] + pr * inr - pi * ini;
-                        states[s + 1] += pr * ini + pi * inr;
-                        states[s] = sr;
-                        o[row * DimInner + c] = qkv[q] * sr;
-                    }
-                }
-
-                /// <summary>
-                /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, local Ĝ_t kept in
-                /// {{(ablated ? "dq" : "da")}}; agg = (Ĝ at the chunk's first step, Π conj a from its second step to the first step after it).
-                /// </summary>
-                public static void ChunkScanBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{DaParam(spec, n)}}, ArrayView<{{T}}> agg)
-                {
-                    {{CodeWriter.Indent(lanes, 4)}}
-                    {{T}} gr = 0, gi = 0, nar = 0, nai = 0;
-                    if (t1 < seq)
-                    {
-                        {{CodeWriter.Indent(nextA, 8)}}
-                    }
-                    {{T}} fr = nar, fi = -nai;
-                    for (int t = t1 - 1; t >= t0; t--)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c, keep = (row * DimInner + c) * 2;
-                        {{T}} ngr = qkv[q] * dO[row * DimInner + c] + nar * gr + nai * gi;
-                        gi = nar * gi - nai * gr;
-                        gr = ngr;
-                        {{keepRe}} = gr;{{(ablated ? "" : $"\n        {keepIm} = gi;")}}
-                        {{CodeWriter.Indent(loadA, 8)}}
-                        nar = ar;
-                        nai = aim;
-                        if (t > t0)
-                        {
-                            {{T}} nf = fr * ar + fi * aim;
-                            fi = fi * ar - fr * aim;
-                            fr = nf;
-                        }
-                    }
-                    long g = 4 * (long)index.X;
-                    agg[g] = gr;
-                    agg[g + 1] = gi;
-                    agg[g + 2] = fr;
-                    agg[g + 3] = fi;
-                }
-
-                /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
-                public static void ChunkCarryBackward(Index1D index, int seq, ArrayView<{{T}}> agg)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % DimInner, b = index.X / DimInner;
-                    {{T}} gr = 0, gi = 0;
-                    for (int chunk = chunks - 1; chunk >= 0; chunk--)
-                    {
-                        long g = 4 * (((long)b * chunks + chunk) * DimInner + c);
-                        {{T}} lr = agg[g], li = agg[g + 1], fr = agg[g + 2], fi = agg[g + 3];
-                        agg[g] = gr;
-                        agg[g + 1] = gi;
-                        {{T}} nr = fr * gr - fi * gi + lr;
-                        gi = fr * gi + fi * gr + li;
-                        gr = nr;
-                    }
-                }
-
-                /// <summary>
-                /// Per (batch, chunk, channel): Ĝ_t += (Π_{r=t+1…end} conj a_r)·Ĝ_in, then ScanBackward's gradients:
-                /// dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(ablated ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
-                /// </summary>
-                public static void ChunkApplyBackward(Index1D index, int seq, ArrayView<{{T}}> qkv,{{a}} ArrayView<{{T}}> states, ArrayView<{{T}}> dO, ArrayView<{{T}}> dQkv{{DaParam(spec, n)}}, ArrayView<{{T}}> agg)
-                {
-                    {{CodeWriter.Indent(lanes, 4)}}
-                    {{T}} inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], nar = 0, nai = 0;
-                    if (t1 < seq)
-                    {
-                        {{CodeWriter.Indent(nextA, 8)}}
-                    }
-                    {{T}} fr = nar, fi = -nai;
-                    for (int t = t1 - 1; t >= t0; t--)
-                    {
-                        long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2, keep = s;
-                        {{T}} gr = {{keepRe}} + fr * inr - fi * ini, gi = {{keepIm}} + fr * ini + fi * inr;
-                        {{CodeWriter.Indent(loadA, 8)}}
                         {{T}} nf = fr * ar + fi * aim;
                         fi = fi * ar - fr * aim;
                         fr = nf;
-                        {{T}} dout = dO[row * DimInner + c];
-                        {{CodeWriter.Indent(ChannelGradients(spec, n), 8)}}
                     }
-                }
-                """;
+                    """, aggregate("gr", "gi", "fr", "fi")),
+                ChunkScan.Carry("/// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>",
+                    "ChunkCarryBackward", agg, "DimInner", 4, "g", $"{T} gr = 0, gi = 0;", true, $$"""
+                    {{T}} lr = agg[g], li = agg[g + 1], fr = agg[g + 2], fi = agg[g + 3];
+                    agg[g] = gr;
+                    agg[g + 1] = gi;
+                    {{T}} nr = fr * gr - fi * gi + lr;
+                    gi = fr * gi + fi * gr + li;
+                    gr = nr;
+                    """, ""),
+                ChunkScan.Chunk($$"""
+                    /// <summary>
+                    /// Per (batch, chunk, channel): Ĝ_t += (Π_{r=t+1…end} conj a_r)·Ĝ_in, then ScanBackward's gradients:
+                    /// dq = Re(S_t)·dO, dk = Re(Ĝ_t)·v, dv = Re(Ĝ_t)·k{{(ablated ? "" : ", da_t = conj(S_{t−1})·Ĝ_t")}}.
+                    /// </summary>
+                    """, "ChunkApplyBackward", $"{qkv} ArrayView<{T}> states, ArrayView<{T}> dO, ArrayView<{T}> dQkv{DaParam(spec, n)}, {agg}", "DimInner",
+                    $"{T} inr = agg[4 * (long)index.X], ini = agg[4 * (long)index.X + 1], nar = 0, nai = 0;\n{ifNext}\n{T} fr = nar, fi = -nai;", true, $$"""
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c, s = (row * DimInner + c) * 2, keep = s;
+                    {{T}} gr = {{keepRe}} + fr * inr - fi * ini, gi = {{keepIm}} + fr * ini + fi * inr;
+                    {{loadA}}
+                    {{T}} nf = fr * ar + fi * aim;
+                    fi = fi * ar - fr * aim;
+                    fr = nf;
+                    {{T}} dout = dO[row * DimInner + c];
+                    {{ChannelGradients(spec, n)}}
+                    """, ""));
         }
 
         // A P×P head's state element (d, e) of head h is lane c = (h·P + d)·P + e of its batch row.

@@ -56,57 +56,39 @@ namespace GateLoop.Generator.Ops
             yield return ColumnReductions.PartLength;
         }
 
-        /// <param name="width">The name of the constant holding the row width (Dim or DimInner).</param>
-        static string Kernel(Numeric n, string width) => $$"""
-            /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
-            public static void LayerNorm{{width}}Forward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> w, ArrayView<{{n.Type}}> b, ArrayView<{{n.Type}}> y, ArrayView<{{n.Type}}> stats)
-            {
-                long o = (long)index.X * {{width}};
-                {{n.Type}} mean = 0, variance = 0;
-                for (int d = 0; d < {{width}}; d++) mean += x[o + d];
-                mean /= {{width}};
-                for (int d = 0; d < {{width}}; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
-                {{n.Type}} rstd = 1 / {{n.Math}}.Sqrt(variance / {{width}} + {{n.Lit(1e-5)}});
-                stats[2 * (long)index.X] = mean;
-                stats[2 * (long)index.X + 1] = rstd;
-                for (int d = 0; d < {{width}}; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
-            }
-
-            /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
-            public static void LayerNorm{{width}}Backward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> w, ArrayView<{{n.Type}}> stats, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dx)
-            {
-                long o = (long)index.X * {{width}};
-                {{n.Type}} mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
-                for (int d = 0; d < {{width}}; d++)
-                {
-                    {{n.Type}} g = dy[o + d] * w[d];
-                    meanG += g;
-                    meanGx += g * (x[o + d] - mean) * rstd;
-                }
-                meanG /= {{width}};
-                meanGx /= {{width}};
-                for (int d = 0; d < {{width}}; d++)
-                    dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
-            }
-
-            {{Params(n, width).Kernel}}
-            """;
+        static string Kernel(Numeric n, string width) => $"{ForwardRow(width).Kernel(n)}\n\n{BackwardRow(width).Kernel(n)}\n\n{Params(n, width).Kernel}";
 
         /// <summary>
         /// The host range entries: the parameter gradients' column reduction, and (float) the row passes in SIMD
         /// lanes; a double build runs those as scalar twins.
         /// </summary>
-        static string Host(Numeric n, string width) => Params(n, width).HostEntry + (n.IsDouble ? "" : $$"""
+        static string Host(Numeric n, string width) =>
+            string.Join("\n\n", new[] { Params(n, width).HostEntry, ForwardRow(width).HostEntry(n), BackwardRow(width).HostEntry(n) }.Where(t => t.Length > 0));
 
+        /// <param name="width">The name of the constant holding the row width (Dim or DimInner).</param>
+        static LaneRow ForwardRow(string width) => new LaneRow($"LayerNorm{width}Forward", "y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.",
+            width, new[] { "x", "w", "b", "y", "stats" }, new[] { ("x", "xe", false), ("w", "we", true), ("b", "be", true) },
+            new (string, string, int, int)[0], new (string, Lane)[0],
+            new[]
+            {
+                new LaneRow.Pass(new[] { ("sum", (Lane)"xe") }, new[] { ("mean", (Lane)"sum" / width) }),
+                new LaneRow.Pass(new[] { ("squares", ((Lane)"xe" - "mean") * ((Lane)"xe" - "mean")) },
+                    new[] { ("rstd", 1 / Lane.Sqrt((Lane)"squares" / width + 1e-5)) }),
+            },
+            new[] { ("stats", 2, 0, (Lane)"mean"), ("stats", 2, 1, (Lane)"rstd") },
+            new[] { ("y", ((Lane)"xe" - "mean") * "rstd" * "we" + "be", false) });
 
-            /// <summary>Runs <see cref="Kernels.LayerNorm{{width}}Forward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void LayerNorm{{width}}Forward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) =>
-                {{Numeric.Runtime}}HostSimd.LayerNormForward(from, to, {{width}}, x, w, b, y, stats);
-
-            /// <summary>Runs <see cref="Kernels.LayerNorm{{width}}Backward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void LayerNorm{{width}}Backward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) =>
-                {{Numeric.Runtime}}HostSimd.LayerNormBackward(from, to, {{width}}, x, w, stats, dy, dx);
-            """);
+        static LaneRow BackwardRow(string width) => new LaneRow($"LayerNorm{width}Backward",
+            "dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.",
+            width, new[] { "x", "w", "stats", "dy", "dx" }, new[] { ("x", "xe", false), ("w", "we", true), ("dy", "dye", false) },
+            new[] { ("mean", "stats", 2, 0), ("rstd", "stats", 2, 1) }, new[] { ("g", (Lane)"dye" * "we") },
+            new[]
+            {
+                new LaneRow.Pass(new[] { ("sumG", (Lane)"g"), ("sumGx", (Lane)"g" * ((Lane)"xe" - "mean") * "rstd") },
+                    new[] { ("meanG", (Lane)"sumG" / width), ("meanGx", (Lane)"sumGx" / width) }),
+            },
+            new (string, int, int, Lane)[0],
+            new[] { ("dx", (Lane)"rstd" * ((Lane)"g" - "meanG" - ((Lane)"xe" - "mean") * "rstd" * "meanGx"), false) });
 
         static ColumnReduction Params(Numeric n, string width) => new ColumnReduction(n, $"LayerNorm{width}BackwardParams",
             $"dw[d] += Σ_r dy·x̂, db[d] += Σ_r dy. Run both levels before an in-place <c>LayerNorm{width}Backward</c>.",

@@ -48,19 +48,10 @@ namespace GateLoop.Generator.Ops
             if (input.Grad is not null) s.Gemm(false, false, "R", ins.Expr, outs.Expr, output.Grad!, s.W(weight), s.Beta(input), input.Grad);
         }
 
-        public override IEnumerable<KernelSource> Kernels(Numeric n)
-        {
-            if (bias is null) yield break;
-            string width = outs.Expr;
-            yield return new KernelSource("AddBias" + width, $$"""
-                /// <summary>x[r, c] += bias[c] for rows of {{width}}.</summary>
-                public static void AddBias{{width}}(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> bias) =>
-                    x[index] += bias[index.X % {{width}}];
-                """, n.IsDouble ? "" : $$"""
-                /// <summary>Runs <see cref="Kernels.AddBias{{width}}"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
-                public static void AddBias{{width}}(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
-                    {{Numeric.Runtime}}HostSimd.AddBias(from, to, {{width}}, x, bias);
-                """);
-        }
+        public override IEnumerable<KernelSource> Kernels(Numeric n) =>
+            bias is null ? new KernelSource[0] : KernelSource.Of(AddBias(outs.Expr), n);
+
+        static LaneMap AddBias(string width) => new LaneMap("AddBias" + width, $"x[r, c] += bias[c] for rows of {width}.",
+            new[] { ("x", "xe"), ("bias", "be") }, new (string, Lane)[0], new[] { ("x", (Lane)"xe" + "be") }, width);
     }
 }

@@ -55,31 +55,9 @@ namespace GateLoop.Generator.Ops
         static string Kernel(Numeric n, int dim) => $$"""
             const {{n.Type}} RmsScale = {{n.Lit(System.Math.Sqrt(dim))}}, RmsEps = {{n.Lit(1e-12)}};
 
-            /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
-            public static void RmsNormForward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> gamma, ArrayView<{{n.Type}}> y, ArrayView<{{n.Type}}> invNorm)
-            {
-                long o = (long)index.X * Dim;
-                {{n.Type}} ss = 0;
-                for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-                {{n.Type}} norm = {{n.Math}}.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
-                invNorm[index] = inv;
-                {{n.Type}} s = inv * RmsScale;
-                for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
-            }
+            {{ForwardRow.Kernel(n)}}
 
-            /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
-            public static void RmsNormBackward(Index1D index, ArrayView<{{n.Type}}> x, ArrayView<{{n.Type}}> gamma, ArrayView<{{n.Type}}> invNorm, ArrayView<{{n.Type}}> dy, ArrayView<{{n.Type}}> dx)
-            {
-                long o = (long)index.X * Dim;
-                {{n.Type}} inv = invNorm[index], dot = 0, ss = 0;
-                for (int d = 0; d < Dim; d++)
-                {
-                    dot += dy[o + d] * gamma[d] * x[o + d];
-                    ss += x[o + d] * x[o + d];
-                }
-                {{n.Type}} c = {{n.Math}}.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
-                for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
-            }
+            {{BackwardRow.Kernel(n)}}
 
             {{Gamma(n).Kernel}}
             """;
@@ -88,17 +66,33 @@ namespace GateLoop.Generator.Ops
         /// The host range entries: γ's column reduction, and (float) the row passes in SIMD lanes; a double build
         /// runs those as scalar twins.
         /// </summary>
-        static string Host(Numeric n) => Gamma(n).HostEntry + (n.IsDouble ? "" : $$"""
+        static string Host(Numeric n) =>
+            string.Join("\n\n", new[] { Gamma(n).HostEntry, ForwardRow.HostEntry(n), BackwardRow.HostEntry(n) }.Where(t => t.Length > 0));
 
+        // max(‖x‖, eps) as a select, which keeps a NaN.
+        static readonly LaneRow ForwardRow = new LaneRow("RmsNormForward",
+            "y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.",
+            "Dim", new[] { "x", "gamma", "y", "invNorm" }, new[] { ("x", "xe", false), ("gamma", "ge", true) },
+            new (string, string, int, int)[0], new (string, Lane)[0],
+            new[]
+            {
+                new LaneRow.Pass(new[] { ("ss", (Lane)"xe" * "xe") },
+                    new[] { ("norm", Lane.Sqrt("ss")), ("inv", 1 / Lane.IfLess("norm", "RmsEps", "RmsEps", "norm")), ("s", (Lane)"inv" * "RmsScale") }),
+            },
+            new[] { ("invNorm", 1, 0, (Lane)"inv") },
+            new[] { ("y", (Lane)"xe" * "s" * "ge", false) });
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
-                {{Numeric.Runtime}}HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
-                {{Numeric.Runtime}}HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
-            """);
+        static readonly LaneRow BackwardRow = new LaneRow("RmsNormBackward",
+            "dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.",
+            "Dim", new[] { "x", "gamma", "invNorm", "dy", "dx" }, new[] { ("x", "xe", false), ("gamma", "ge", true), ("dy", "dye", false) },
+            new[] { ("inv", "invNorm", 1, 0) }, new (string, Lane)[0],
+            new[]
+            {
+                new LaneRow.Pass(new[] { ("dot", (Lane)"dye" * "ge" * "xe"), ("ss", (Lane)"xe" * "xe") },
+                    new[] { ("c", Lane.IfLess("RmsEps", Lane.Sqrt("ss"), (Lane)"inv" * "inv" * "inv" * "dot" * "RmsScale", 0)), ("a", (Lane)"inv" * "RmsScale") }),
+            },
+            new (string, int, int, Lane)[0],
+            new[] { ("dx", (Lane)"a" * "dye" * "ge" - (Lane)"c" * "xe", true) });
 
         static ColumnReduction Gamma(Numeric n) => new ColumnReduction(n, "RmsNormBackwardGamma",
             "dγ[d] += Σ_r dy·x·invNorm·√Dim.",

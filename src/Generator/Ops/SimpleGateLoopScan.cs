@@ -165,134 +165,79 @@ namespace GateLoop.Generator.Ops
         static string Chunked(SimpleGateLoopSpec spec, Numeric n)
         {
             string T = n.Type, row = Row(spec), before = spec.Reverse ? "k + 3 * Dim" : "k - 3 * Dim";
-            string forward = spec.Heinsen ? "" : $$"""
-                /// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a, then the carried-in S).</summary>
-                public static void ChunkScanForward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> agg)
+            string z = $"ArrayView<{T}> z", agg = $"ArrayView<{T}> agg";
+            // The transition of the first step after the chunk, where there is one.
+            string next(string into) => $$"""
+                if (t1 < seq)
                 {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-                    int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
-                    {{T}} s = 0, g = 1;
-                    for (int t = chunk * Chunk; t < t1; t++)
-                    {
-                        long row = {{row}}, k = row * (3 * Dim) + c;
-                        {{T}} a = Sigmoid(z[k + 2 * Dim]);
-                        s = a * s + z[k + Dim];
-                        g *= a;
-                        z[k + Dim] = s;
-                        z[k + 2 * Dim] = a;
-                    }
-                    agg[3 * (long)index.X] = s;
-                    agg[3 * (long)index.X + 1] = g;
-                }
-
-                /// <summary>
-                /// Per (batch, channel): carries S from initial across the chunks, leaving each chunk's incoming S in
-                /// agg; then the final state in state and Π a multiplied into gate, as the sequential scan does.
-                /// </summary>
-                public static void ChunkCarryForward(Index1D index, int seq, ArrayView<{{T}}> agg, ArrayView<{{T}}> initial, ArrayView<{{T}}> gate, ArrayView<{{T}}> state)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
-                    {{T}} s = initial[index], g = gate[index];
-                    for (int chunk = 0; chunk < chunks; chunk++)
-                    {
-                        // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
-                        // a load at its first use, after a store to the same element (the PTX simulator found it).
-                        long i = 3 * (((long)b * chunks + chunk) * Dim + c);
-                        {{T}} last = agg[i], product = agg[i + 1];
-                        agg[i + 2] = s;
-                        s = product * s + last;
-                        g *= product;
-                    }
-                    gate[index] = g;
-                    state[index] = s;
-                }
-
-                /// <summary>Per (batch, chunk, channel): S_t += (Π a up to t)·S_in in z, then o_t = q_t·S_t.</summary>
-                public static void ChunkApplyForward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> agg, ArrayView<{{T}}> o)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-                    int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
-                    {{T}} carried = agg[3 * (long)index.X + 2], product = 1;
-                    for (int t = chunk * Chunk; t < t1; t++)
-                    {
-                        long row = {{row}}, k = row * (3 * Dim) + c;
-                        product *= z[k + 2 * Dim];
-                        {{T}} s = z[k + Dim] + product * carried;
-                        z[k + Dim] = s;
-                        o[row * Dim + c] = z[k] * s;
-                    }
-                }
-
-
-                """;
-            return forward + $$"""
-                /// <summary>
-                /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, left in dZ's kv slot;
-                /// agg = (Ĝ at the chunk's first step, Π a from its second step to the first step after it).
-                /// </summary>
-                public static void ChunkScanBackward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> dO, ArrayView<{{T}}> dZ, ArrayView<{{T}}> agg)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-                    int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
-                    {{T}} g = 0, aNext = 0;
-                    if (t1 < seq)
-                    {
-                        int t = t1;
-                        aNext = z[({{row}}) * (3 * Dim) + c + 2 * Dim];
-                    }
-                    {{T}} product = aNext;
-                    for (int t = t1 - 1; t >= t0; t--)
-                    {
-                        long row = {{row}}, k = row * (3 * Dim) + c;
-                        g = dO[row * Dim + c] * z[k] + aNext * g;
-                        dZ[k + Dim] = g;
-                        aNext = z[k + 2 * Dim];
-                        if (t > t0) product *= aNext;
-                    }
-                    agg[3 * (long)index.X] = g;
-                    agg[3 * (long)index.X + 1] = product;
-                }
-
-                /// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>
-                public static void ChunkCarryBackward(Index1D index, int seq, ArrayView<{{T}}> agg)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, b = index.X / Dim;
-                    {{T}} g = 0;
-                    for (int chunk = chunks - 1; chunk >= 0; chunk--)
-                    {
-                        long i = 3 * (((long)b * chunks + chunk) * Dim + c); // its own slot: see ChunkCarryForward
-                        {{T}} first = agg[i], product = agg[i + 1];
-                        agg[i + 2] = g;
-                        g = first + product * g;
-                    }
-                }
-
-                /// <summary>
-                /// Per (batch, chunk, channel): Ĝ_t += (Π a from t+1 to the chunk's end)·Ĝ_in, then the gradients of
-                /// ScanBackward: dq_t = dO_t·S_t, dkv_t = Ĝ_t, d(logit)_t = Ĝ_t·S_{t−1}·a_t·(1 − a_t).
-                /// </summary>
-                public static void ChunkApplyBackward(Index1D index, int seq, ArrayView<{{T}}> z, ArrayView<{{T}}> initial, ArrayView<{{T}}> dO, ArrayView<{{T}}> dZ, ArrayView<{{T}}> agg)
-                {
-                    int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-                    int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
-                    {{T}} carried = agg[3 * (long)index.X + 2], factor = 0;
-                    if (t1 < seq)
-                    {
-                        int t = t1;
-                        factor = z[({{row}}) * (3 * Dim) + c + 2 * Dim];
-                    }
-                    for (int t = t1 - 1; t >= t0; t--)
-                    {
-                        long row = {{row}}, k = row * (3 * Dim) + c;
-                        {{T}} d = dO[row * Dim + c], a = z[k + 2 * Dim], g = dZ[k + Dim] + factor * carried;
-                        factor *= a;
-                        {{T}} previous = t > 0 ? z[{{before}} + Dim] : initial[b * Dim + c];
-                        dZ[k] = d * z[k + Dim];
-                        dZ[k + Dim] = g;
-                        dZ[k + 2 * Dim] = g * previous * a * (1 - a);
-                    }
+                    int t = t1;
+                    {{into}} = z[({{row}}) * (3 * Dim) + c + 2 * Dim];
                 }
                 """;
+            string step = $"long row = {row}, k = row * (3 * Dim) + c;\n";
+            string forward = spec.Heinsen ? "" : string.Join("\n\n",
+                ChunkScan.Chunk("/// <summary>Per (batch, chunk, channel): the chunk's scan from S = 0, left in z; agg = (its last S, Π a, then the carried-in S).</summary>",
+                    "ChunkScanForward", $"{z}, {agg}", "Dim", $"{T} s = 0, g = 1;", false, step + $$"""
+                    {{T}} a = Sigmoid(z[k + 2 * Dim]);
+                    s = a * s + z[k + Dim];
+                    g *= a;
+                    z[k + Dim] = s;
+                    z[k + 2 * Dim] = a;
+                    """, "agg[3 * (long)index.X] = s;\nagg[3 * (long)index.X + 1] = g;"),
+                ChunkScan.Carry("""
+                    /// <summary>
+                    /// Per (batch, channel): carries S from initial across the chunks, leaving each chunk's incoming S in
+                    /// agg; then the final state in state and Π a multiplied into gate, as the sequential scan does.
+                    /// </summary>
+                    """, "ChunkCarryForward", $"{agg}, ArrayView<{T}> initial, ArrayView<{T}> gate, ArrayView<{T}> state", "Dim", 3, "i",
+                    $"{T} s = initial[index], g = gate[index];", false, $$"""
+                    // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
+                    // a load at its first use, after a store to the same element (the PTX simulator found it).
+                    {{T}} last = agg[i], product = agg[i + 1];
+                    agg[i + 2] = s;
+                    s = product * s + last;
+                    g *= product;
+                    """, "gate[index] = g;\nstate[index] = s;"),
+                ChunkScan.Chunk("/// <summary>Per (batch, chunk, channel): S_t += (Π a up to t)·S_in in z, then o_t = q_t·S_t.</summary>",
+                    "ChunkApplyForward", $"{z}, {agg}, ArrayView<{T}> o", "Dim", $"{T} carried = agg[3 * (long)index.X + 2], product = 1;", false, step + $$"""
+                    product *= z[k + 2 * Dim];
+                    {{T}} s = z[k + Dim] + product * carried;
+                    z[k + Dim] = s;
+                    o[row * Dim + c] = z[k] * s;
+                    """, "")) + "\n\n";
+            return forward + string.Join("\n\n",
+                ChunkScan.Chunk("""
+                    /// <summary>
+                    /// Per (batch, chunk, channel): the chunk's reverse scan from Ĝ = 0 past its end, left in dZ's kv slot;
+                    /// agg = (Ĝ at the chunk's first step, Π a from its second step to the first step after it).
+                    /// </summary>
+                    """, "ChunkScanBackward", $"{z}, ArrayView<{T}> dO, ArrayView<{T}> dZ, {agg}", "Dim",
+                    $"{T} g = 0, aNext = 0;\n{next("aNext")}\n{T} product = aNext;", true, step + """
+                    g = dO[row * Dim + c] * z[k] + aNext * g;
+                    dZ[k + Dim] = g;
+                    aNext = z[k + 2 * Dim];
+                    if (t > t0) product *= aNext;
+                    """, "agg[3 * (long)index.X] = g;\nagg[3 * (long)index.X + 1] = product;"),
+                ChunkScan.Carry("/// <summary>Per (batch, channel): carries Ĝ from past the end back across the chunks, leaving each chunk's incoming Ĝ in agg.</summary>",
+                    "ChunkCarryBackward", agg, "Dim", 3, "i", $"{T} g = 0;", true, $$"""
+                    {{T}} first = agg[i], product = agg[i + 1];
+                    agg[i + 2] = g; // its own slot: see ChunkCarryForward
+                    g = first + product * g;
+                    """, ""),
+                ChunkScan.Chunk("""
+                    /// <summary>
+                    /// Per (batch, chunk, channel): Ĝ_t += (Π a from t+1 to the chunk's end)·Ĝ_in, then the gradients of
+                    /// ScanBackward: dq_t = dO_t·S_t, dkv_t = Ĝ_t, d(logit)_t = Ĝ_t·S_{t−1}·a_t·(1 − a_t).
+                    /// </summary>
+                    """, "ChunkApplyBackward", $"{z}, ArrayView<{T}> initial, ArrayView<{T}> dO, ArrayView<{T}> dZ, {agg}", "Dim",
+                    $"{T} carried = agg[3 * (long)index.X + 2], factor = 0;\n{next("factor")}", true, step + $$"""
+                    {{T}} d = dO[row * Dim + c], a = z[k + 2 * Dim], g = dZ[k + Dim] + factor * carried;
+                    factor *= a;
+                    {{T}} previous = t > 0 ? z[{{before}} + Dim] : initial[b * Dim + c];
+                    dZ[k] = d * z[k + Dim];
+                    dZ[k + Dim] = g;
+                    dZ[k + 2 * Dim] = g * previous * a * (1 - a);
+                    """, ""));
         }
 
         static string HeinsenHelpers(Numeric n) => $$"""

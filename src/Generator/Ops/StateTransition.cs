@@ -53,76 +53,39 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return Sigmoid.Helper(n);
-            yield return new KernelSource("Transition", Kernel(n), Host(n));
+            yield return new KernelSource("Transition", $"const {n.Type} Frac = {n.Lit(frac)};");
+            foreach (var source in KernelSource.Of(ForwardPairs, n).Concat(KernelSource.Of(BackwardPairs, n))) yield return source;
         }
 
-        string Kernel(Numeric n)
+        static readonly LanePairs.Input RIn = new LanePairs.Input("rIn", "rin", "xin", "yin"), BiasRow = new LanePairs.Input("bias", "b", "bx", "by");
+
+        // r = rIn (+ bias) as complex pairs; AblateComplex drops the imaginary part.
+        LanePairs.Local R => new LanePairs.Local("r", ablateComplex ? Lane.Pair(Biased, 0) : Biased, "x", "y");
+
+        Lane Biased => Bias ? (Lane)"rin" + "b" : "rin";
+
+        LanePairs ForwardPairs => new LanePairs("TransitionForward",
+            $"a = σ(m)·(x, y)/m for (x, y) = r{(Bias ? " + bias" : "")}, m = |(x, y)|; a = (σ(0), 0) at m = 0.",
+            new[] { RIn }, Bias ? BiasRow : null, pairs,
+            new[] { R, new LanePairs.Local("m", Lane.Sqrt(Lane.PairSum((Lane)"r" * "r"))), new LanePairs.Local("f", Sigmoid.Function.Call("m") / "m") },
+            ("a", Lane.IfZero("m", Lane.Pair(0.5, 0), (Lane)"f" * "r")));
+
+        LanePairs BackwardPairs
         {
-            string T = n.Type;
-            string biasParam = Bias ? $" ArrayView<{T}> bias," : "";
-            string pair = Bias ? $"\n    int bp = 2 * (index.X % {pairs}); // this pair's bias" : "";
-            string re = Bias ? "rIn[i] + bias[bp]" : "rIn[i]";
-            string im = ablateComplex ? "0; // AblateComplex: the imaginary part is dropped" : Bias ? "rIn[i + 1] + bias[bp + 1];" : "rIn[i + 1];";
-            string dIm = ablateComplex ? "0" : "Frac * (f * gy + k * y)";
-            return $$"""
-                const {{T}} Frac = {{n.Lit(frac)}};
-
-                /// <summary>a = σ(m)·(x, y)/m for (x, y) = r{{(Bias ? " + bias" : "")}}, m = |(x, y)|; a = (σ(0), 0) at m = 0.</summary>
-                public static void TransitionForward(Index1D index, ArrayView<{{T}}> rIn,{{biasParam}} ArrayView<{{T}}> a)
-                {
-                    long i = 2 * (long)index.X;{{pair}}
-                    {{T}} x = {{re}};
-                    {{T}} y = {{im}}
-                    {{T}} m = {{n.Math}}.Sqrt(x * x + y * y);
-                    if (m == 0)
+            get
+            {
+                Lane dr = (Lane)"Frac" * ((Lane)"f" * "g" + (Lane)"k" * "r");
+                return new LanePairs("TransitionBackward",
+                    "dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.",
+                    new[] { RIn, new LanePairs.Input("da", "g", "gx", "gy") }, Bias ? BiasRow : null, pairs,
+                    new[]
                     {
-                        a[i] = {{n.Lit(0.5)}};
-                        a[i + 1] = 0;
-                        return;
-                    }
-                    {{T}} f = Sigmoid(m) / m;
-                    a[i] = f * x;
-                    a[i + 1] = f * y;
-                }
-
-                /// <summary>dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.</summary>
-                public static void TransitionBackward(Index1D index, ArrayView<{{T}}> rIn,{{biasParam}} ArrayView<{{T}}> da, ArrayView<{{T}}> dr)
-                {
-                    long i = 2 * (long)index.X;{{pair}}
-                    {{T}} x = {{re}};
-                    {{T}} y = {{im}}
-                    {{T}} m = {{n.Math}}.Sqrt(x * x + y * y);
-                    if (m == 0)
-                    {
-                        dr[i] = 0;
-                        dr[i + 1] = 0;
-                        return;
-                    }
-                    {{T}} gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-                    {{T}} k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-                    dr[i] = Frac * (f * gx + k * x);
-                    dr[i + 1] = {{dIm}};
-                }
-                """;
-        }
-
-        /// <summary>Host range entries in SIMD lanes (float only; a double build runs the scalar twins).</summary>
-        string Host(Numeric n)
-        {
-            if (n.IsDouble) return "";
-            string host = Numeric.Runtime + "HostSimd";
-            string biasParam = Bias ? " ArrayView<float> bias," : "";
-            string layout = $"{(Bias ? pairs : "0")}, {(ablateComplex ? "true" : "false")}";
-            string biasArg = Bias ? "bias" : "default";
-            return $$"""
-                /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-                public static void TransitionForward(int from, int to, ArrayView<float> rIn,{{biasParam}} ArrayView<float> a) =>
-                    {{host}}.TransitionForward(from, to, {{layout}}, rIn, {{biasArg}}, a);
-
-                /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-                public static void TransitionBackward(int from, int to, ArrayView<float> rIn,{{biasParam}} ArrayView<float> da, ArrayView<float> dr) =>
-                    {{host}}.TransitionBackward(from, to, {{layout}}, Frac, rIn, {{biasArg}}, da, dr);
-                """;
+                        R, new LanePairs.Local("m", Lane.Sqrt(Lane.PairSum((Lane)"r" * "r"))), new LanePairs.Local("s", Sigmoid.Function.Call("m")),
+                        new LanePairs.Local("f", (Lane)"s" / "m"),
+                        new LanePairs.Local("k", ((Lane)"s" * (1 - (Lane)"s") * "m" - "s") / ((Lane)"m" * "m" * "m") * Lane.PairSum((Lane)"r" * "g")),
+                    },
+                    ("dr", Lane.IfZero("m", 0, ablateComplex ? Lane.Pair(dr, 0) : dr)), "Frac");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -86,10 +87,7 @@ namespace GateLoop.Generator.Passes
             host.ParameterList.Parameters.Skip(2).Select((p, i) => (p.Identifier.Text, names[i])).ToDictionary(x => x.Item1, x => x.Item2);
 
         static MethodDeclarationSyntax? HostEntry(KernelSource source, string kernel) =>
-            source.HostEntry.Length == 0 ? null : Methods(source.HostEntry).FirstOrDefault(m => m.Identifier.Text == kernel);
-
-        internal static IEnumerable<MethodDeclarationSyntax> Methods(string members) =>
-            SyntaxFactory.ParseCompilationUnit("class K {\n" + members + "\n}").DescendantNodes().OfType<MethodDeclarationSyntax>();
+            source.HostEntry.Length == 0 ? null : KernelText.Methods(source.HostEntry).FirstOrDefault(m => m.Identifier.Text == kernel);
 
         // The method's statements with its parameters renamed, in a block of their own when they declare locals, which then stay apart.
         static string Body(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)

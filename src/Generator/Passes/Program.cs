@@ -59,7 +59,7 @@ namespace GateLoop.Generator.Passes
         public (Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax Method, KernelSource Source)? Kernel(string name)
         {
             foreach (var source in Kernels)
-                foreach (var method in Fusion.Methods(source.Kernel))
+                foreach (var method in KernelText.Methods(source.Kernel))
                     if (method.Identifier.Text == name) return (method, source);
             return null;
         }

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using Microsoft.CodeAnalysis.CSharp;
 
 namespace GateLoop.Generator.Templates
 {
@@ -16,16 +15,12 @@ namespace GateLoop.Generator.Templates
         /// <summary>A kernel's parameter list (views typed <c>ArrayView&lt;T&gt;</c>) with the views as pointers.</summary>
         public static string PointerParameters(string parameters, Numeric n) => parameters.Replace($"ArrayView<{n.Type}>", View(n));
 
-        // Each parameter's type and name, read as C# (as the host twins read kernels).
-        static IEnumerable<(string Type, string Name)> Parse(string parameters) =>
-            SyntaxFactory.ParseParameterList("(" + parameters + ")").Parameters.Select(p => (p.Type!.ToString(), p.Identifier.Text));
-
         /// <summary>The arguments passing those parameters on, each view wrapped as a pointer.</summary>
         public static string PointerArguments(string parameters, Numeric n) =>
-            string.Join(", ", Parse(parameters).Select(p => p.Type.StartsWith("ArrayView") ? $"new {View(n)}({p.Name})" : p.Name));
+            string.Join(", ", KernelText.Parameters(parameters).Select(p => p.Type.StartsWith("ArrayView") ? $"new {View(n)}({p.Name})" : p.Name));
 
         /// <summary>The parameters' names, as arguments passing them on unchanged.</summary>
-        public static string Names(string parameters) => string.Join(", ", Parse(parameters).Select(p => p.Name));
+        public static string Names(string parameters) => string.Join(", ", KernelText.Parameters(parameters).Select(p => p.Name));
 
         /// <summary>
         /// The public host entry of kernel <paramref name="name"/>: indices from…to−1 through the method
@@ -36,7 +31,7 @@ namespace GateLoop.Generator.Templates
         /// <param name="count">The kernel's parameter after its index, e.g. <c>int seq</c>.</param>
         public static string Entry(Numeric n, string name, string what, string count, string parameters, string runs, string? simd, string simdExtra)
         {
-            string countName = Parse(count).Single().Name, pointers = PointerArguments(parameters, n);
+            string countName = KernelText.Parameters(count).Single().Name, pointers = PointerArguments(parameters, n);
             if (simd is null)
                 return $$"""
                     /// <summary>Runs <see cref="Kernels.{{name}}"/> for {{what}}.</summary>

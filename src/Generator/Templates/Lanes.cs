@@ -31,13 +31,33 @@ namespace GateLoop.Generator.Templates
 
         public static Lane Abs(Lane x) => new Call(x, n => $"{n.Math}.Abs", $"{V}.Abs");
 
+        public static Lane Sqrt(Lane x) => new Call(x, n => $"{n.Math}.Sqrt", $"{V}.Sqrt");
+
         /// <summary><paramref name="a"/> &lt; <paramref name="b"/> ? <paramref name="ifLess"/> : <paramref name="otherwise"/>.</summary>
         public static Lane IfLess(Lane a, Lane b, Lane ifLess, Lane otherwise) => new Select(a, b, ifLess, otherwise);
+
+        /// <summary><paramref name="x"/> == 0 ? <paramref name="ifZero"/> : <paramref name="otherwise"/>.</summary>
+        public static Lane IfZero(Lane x, Lane ifZero, Lane otherwise) => new ZeroSelect(x, ifZero, otherwise);
+
+        /// <summary>
+        /// Over complex pairs: re·re' + im·im' of a product, the same in both parts (in lanes, a pair's two lanes
+        /// added with a swap).
+        /// </summary>
+        public static Lane PairSum(Lane x) => new Summed(x);
+
+        /// <summary>Over complex pairs: <paramref name="re"/> as the real part and <paramref name="im"/> as the imaginary one.</summary>
+        public static Lane Pair(Lane re, Lane im) => new PairParts(re, im);
 
         /// <summary>The helpers the formula calls, each once.</summary>
         public IEnumerable<LaneHelper> Helpers => Parts().OfType<HelperCall>().Select(h => h.Helper).Distinct();
 
+        /// <summary>The names the formula reads (helpers' own parameters and locals aside).</summary>
+        public IEnumerable<string> Names => Reads().OfType<Named>().Select(n => n.Name).Distinct();
+
         protected virtual IEnumerable<Lane> Children => Enumerable.Empty<Lane>();
+
+        // What the formula itself reads: a helper call's arguments, not the helper's body.
+        IEnumerable<Lane> Reads() => new[] { this }.Concat((this is HelperCall h ? h.Arguments : Children).SelectMany(c => c.Reads()));
 
         IEnumerable<Lane> Parts() => new[] { this }.Concat(Children.SelectMany(c => c.Parts()));
 
@@ -45,18 +65,23 @@ namespace GateLoop.Generator.Templates
         {
             public LaneHelper Helper => helper;
 
+            public IEnumerable<Lane> Arguments => arguments;
+
             protected override IEnumerable<Lane> Children => arguments.Concat(helper.Formulas.SelectMany(f => f.Parts()));
 
-            public override string Scalar(Numeric n) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Scalar(n)))})";
+            public override string Scalar(Numeric n, LanePart? part) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Scalar(n, part)))})";
 
-            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{helper.Name}({string.Join(", ", arguments.Select(a => a.Vector(names)))})";
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{helper.VectorName}({string.Join(", ", arguments.Select(a => a.Vector(names)))})";
         }
 
         // Binding strength: sums 1, products 2, everything else 3 (never parenthesized).
-        protected virtual int Precedence => 3;
+        private protected virtual int Precedence => 3;
 
         /// <summary>The formula in the scalar element type of <paramref name="n"/>.</summary>
-        public abstract string Scalar(Numeric n);
+        public string Scalar(Numeric n) => Scalar(n, null);
+
+        /// <summary>The formula in the scalar element type, as the real or imaginary part of complex pairs where <paramref name="part"/> says.</summary>
+        public abstract string Scalar(Numeric n, LanePart? part);
 
         /// <summary>The formula over <c>Vector256&lt;float&gt;</c> lanes, names bound by <paramref name="names"/> where given.</summary>
         public abstract string Vector(IReadOnlyDictionary<string, string> names);
@@ -68,25 +93,27 @@ namespace GateLoop.Generator.Templates
 
         sealed class Named(string name) : Lane
         {
-            public override string Scalar(Numeric n) => name;
+            public string Name => name;
+
+            public override string Scalar(Numeric n, LanePart? part) => part?.Name(name) ?? name;
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => names.TryGetValue(name, out var bound) ? bound : name;
         }
 
         sealed class Constant(double value) : Lane
         {
-            public override string Scalar(Numeric n) => n.Lit(value);
+            public override string Scalar(Numeric n, LanePart? part) => n.Lit(value);
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"{V}.Create({Numeric.Float.Lit(value)})";
         }
 
         sealed class Binary(string op, int precedence, Lane a, Lane b) : Lane
         {
-            protected override int Precedence => precedence;
+            private protected override int Precedence => precedence;
 
             protected override IEnumerable<Lane> Children => new[] { a, b };
 
-            public override string Scalar(Numeric n) => $"{a.Operand(x => x.Scalar(n), precedence, false)} {op} {b.Operand(x => x.Scalar(n), precedence, true)}";
+            public override string Scalar(Numeric n, LanePart? part) => $"{a.Operand(x => x.Scalar(n, part), precedence, false)} {op} {b.Operand(x => x.Scalar(n, part), precedence, true)}";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) =>
                 $"{a.Operand(x => x.Vector(names), precedence, false)} {op} {b.Operand(x => x.Vector(names), precedence, true)}";
@@ -96,7 +123,7 @@ namespace GateLoop.Generator.Templates
         {
             protected override IEnumerable<Lane> Children => new[] { a };
 
-            public override string Scalar(Numeric n) => $"-{a.Operand(x => x.Scalar(n), 3, false)}";
+            public override string Scalar(Numeric n, LanePart? part) => $"-{a.Operand(x => x.Scalar(n, part), 3, false)}";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"-{a.Operand(x => x.Vector(names), 3, false)}";
         }
@@ -105,16 +132,54 @@ namespace GateLoop.Generator.Templates
         {
             protected override IEnumerable<Lane> Children => new[] { x };
 
-            public override string Scalar(Numeric n) => $"{scalar(n)}({x.Scalar(n)})";
+            public override string Scalar(Numeric n, LanePart? part) => $"{scalar(n)}({x.Scalar(n, part)})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) => $"{vector}({x.Vector(names)})";
+        }
+
+        sealed class ZeroSelect(Lane x, Lane ifZero, Lane otherwise) : Lane
+        {
+            protected override IEnumerable<Lane> Children => new[] { x, ifZero, otherwise };
+
+            public override string Scalar(Numeric n, LanePart? part) => $"({x.Scalar(n, part)} == 0 ? {ifZero.Scalar(n, part)} : {otherwise.Scalar(n, part)})";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) =>
+                $"{V}.ConditionalSelect({V}.Equals({x.Vector(names)}, {V}<float>.Zero), {ifZero.Vector(names)}, {otherwise.Vector(names)})";
+        }
+
+        sealed class Summed(Lane x) : Lane
+        {
+            private protected override int Precedence => 1;
+
+            protected override IEnumerable<Lane> Children => new[] { x };
+
+            public override string Scalar(Numeric n, LanePart? part) =>
+                part is null ? throw new System.InvalidOperationException("a pair sum outside complex pairs")
+                    : $"{x.Operand(v => v.Scalar(n, part.Real), 1, false)} + {x.Operand(v => v.Scalar(n, part.Imaginary), 1, true)}";
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{Numeric.Runtime}HostSimd.PairSum({x.Vector(names)})";
+        }
+
+        sealed class PairParts(Lane re, Lane im) : Lane
+        {
+            private protected override int Precedence => System.Math.Min(re.Precedence, im.Precedence);
+
+            protected override IEnumerable<Lane> Children => new[] { re, im };
+
+            public override string Scalar(Numeric n, LanePart? part) =>
+                part is null ? throw new System.InvalidOperationException("a pair's parts outside complex pairs")
+                    : part.IsImaginary ? im.Scalar(n, part) : re.Scalar(n, part);
+
+            public override string Vector(IReadOnlyDictionary<string, string> names) =>
+                $"{V}.ConditionalSelect({Numeric.Runtime}HostSimd.RealMask, {re.Vector(names)}, {im.Vector(names)})";
         }
 
         sealed class Select(Lane a, Lane b, Lane ifLess, Lane otherwise) : Lane
         {
             protected override IEnumerable<Lane> Children => new[] { a, b, ifLess, otherwise };
 
-            public override string Scalar(Numeric n) => $"({a.Scalar(n)} < {b.Scalar(n)} ? {ifLess.Scalar(n)} : {otherwise.Scalar(n)})";
+            public override string Scalar(Numeric n, LanePart? part) =>
+                $"({a.Scalar(n, part)} < {b.Scalar(n, part)} ? {ifLess.Scalar(n, part)} : {otherwise.Scalar(n, part)})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) =>
                 $"{V}.ConditionalSelect({V}.LessThan({a.Vector(names)}, {b.Vector(names)}), {ifLess.Vector(names)}, {otherwise.Vector(names)})";
@@ -122,9 +187,34 @@ namespace GateLoop.Generator.Templates
     }
 
     /// <summary>
+    /// Which part of complex pairs a scalar rendering is (the real or the imaginary), and the names of each pair
+    /// value's two parts: a pair's name renders as the part's.
+    /// </summary>
+    internal sealed class LanePart
+    {
+        readonly IReadOnlyDictionary<string, (string Re, string Im)> pairs;
+
+        public LanePart(IReadOnlyDictionary<string, (string Re, string Im)> pairs, bool imaginary)
+        {
+            this.pairs = pairs;
+            IsImaginary = imaginary;
+        }
+
+        public bool IsImaginary { get; }
+
+        public LanePart Real => IsImaginary ? new LanePart(pairs, false) : this;
+
+        public LanePart Imaginary => IsImaginary ? this : new LanePart(pairs, true);
+
+        /// <summary>The part's name of pair value <paramref name="name"/>, or null when it is not a pair value.</summary>
+        public string? Name(string name) => pairs.TryGetValue(name, out var p) ? IsImaginary ? p.Im : p.Re : null;
+    }
+
+    /// <summary>
     /// A function of lanes the formulas call: its parameters, locals in order, and result. It renders as a scalar
-    /// static method (the kernels' helper, one per model) and as a method over SIMD lanes inside each lane struct
-    /// that calls it.
+    /// static method (the kernels' helper, one per model) and as a method over SIMD lanes, one per model too, in
+    /// the host class beside the lane structs that call it (named apart, so that it does not hide the scalar one
+    /// from the host's scalar twins).
     /// </summary>
     internal sealed class LaneHelper
     {
@@ -147,45 +237,74 @@ namespace GateLoop.Generator.Templates
         /// <summary>The scalar method in the kernels' element type.</summary>
         public string Scalar(Numeric n) => Method(n.Type, v => v.Scalar(n), "");
 
-        /// <summary>The method over <c>Vector256&lt;float&gt;</c> lanes.</summary>
-        public string Vector() => Method("Vector256<float>", v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n");
+        /// <summary>The name of the method over lanes.</summary>
+        public string VectorName => Name + "Lanes";
 
-        string Method(string type, System.Func<Lane, string> render, string attribute)
+        /// <summary>The method over <c>Vector256&lt;float&gt;</c> lanes.</summary>
+        public string Vector() => Method("Vector256<float>", v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n", VectorName);
+
+        string Method(string type, System.Func<Lane, string> render, string attribute, string? name = null)
         {
+            name ??= Name;
             var w = new CodeWriter().Line($"/// <summary>{Summary}</summary>");
             if (attribute.Length > 0) w.Line(attribute.TrimEnd('\n'));
             if (Locals.Length == 0)
-                return w.Line($"static {type} {Name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}) => {render(Result)};").ToString().TrimEnd('\n');
-            w.Open($"static {type} {Name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))})");
+                return w.Line($"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}) => {render(Result)};").ToString().TrimEnd('\n');
+            w.Open($"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))})");
             foreach (var (local, value) in Locals) w.Line($"var {local} = {render(value)};");
             return w.Line($"return {render(Result)};").Close().ToString().TrimEnd('\n');
         }
+    }
+
+    /// <summary>A kernel written as lane formulas: the kernel, its host entry, the lane struct that runs, and the helpers it calls.</summary>
+    internal interface ILaneKernel
+    {
+        string Name { get; }
+
+        string Kernel(Numeric n);
+
+        string HostEntry(Numeric n);
+
+        string Lanes(Numeric n);
+
+        IEnumerable<LaneHelper> Helpers { get; }
     }
 
     /// <summary>
     /// A kernel that maps its input views to its output views index by index through <see cref="Lane"/> formulas:
     /// each input read once into a local, locals computed in order, each output written once. It renders as the
     /// ILGPU kernel, and for a float build as its host range entry in SIMD lanes (a lane struct the runtime's
-    /// <c>HostSimd.Map</c> runs): one to three inputs, one or two outputs.
+    /// <c>HostSimd.Map</c> runs): one to three inputs, one or two outputs. An output may be an input's own view (in
+    /// place); the second input may be one row that every row of a given width shares (a bias).
     /// </summary>
-    internal sealed class LaneMap
+    internal sealed class LaneMap : ILaneKernel
     {
         readonly string name, summary;
         readonly (string View, string Local)[] inputs;
         readonly (string Name, Lane Value)[] locals;
         readonly (string View, Lane Value)[] outputs;
+        readonly string? rowWidth;
 
         /// <param name="inputs">Each input view and the local its element is read into.</param>
         /// <param name="locals">Locals over the inputs and earlier locals, in order.</param>
         /// <param name="outputs">Each output view and what is written to it.</param>
-        public LaneMap(string name, string summary, (string View, string Local)[] inputs, (string Name, Lane Value)[] locals, (string View, Lane Value)[] outputs)
+        /// <param name="rowWidth">Where the second input is one row shared by every row: the constant of its width.</param>
+        public LaneMap(string name, string summary, (string View, string Local)[] inputs, (string Name, Lane Value)[] locals, (string View, Lane Value)[] outputs,
+            string? rowWidth = null)
         {
             if (inputs.Length is < 1 or > 3 || outputs.Length is < 1 or > 2 || inputs.Length == 3 != (outputs.Length == 2))
                 throw new System.ArgumentException($"{name}: the host's lane maps take 1 or 2 inputs to 1 output, or 3 inputs to 2 outputs");
-            (this.name, this.summary, this.inputs, this.locals, this.outputs) = (name, summary, inputs, locals, outputs);
+            if (rowWidth is not null && inputs.Length != 2)
+                throw new System.ArgumentException($"{name}: a lane map's shared row is its second of two inputs");
+            (this.name, this.summary, this.inputs, this.locals, this.outputs, this.rowWidth) = (name, summary, inputs, locals, outputs, rowWidth);
         }
 
-        string Views(string type) => string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)).Select(v => $"ArrayView<{type}> {v}"));
+        // The kernel's views: the inputs', then the outputs' not among them.
+        IEnumerable<string> ViewNames => inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)).Distinct();
+
+        string Views(string type) => string.Join(", ", ViewNames.Select(v => $"ArrayView<{type}> {v}"));
+
+        string Read(int input) => $"{inputs[input].View}[{(input == 1 && rowWidth is not null ? $"index.X % {rowWidth}" : "index")}]";
 
         /// <summary>The ILGPU kernel.</summary>
         public string Kernel(Numeric n)
@@ -193,7 +312,7 @@ namespace GateLoop.Generator.Templates
             var w = new CodeWriter()
                 .Line($"/// <summary>{summary}</summary>")
                 .Open($"public static void {name}(Index1D index, {Views(n.Type)})")
-                .Line($"{n.Type} {string.Join(", ", inputs.Select(i => $"{i.Local} = {i.View}[index]"))};");
+                .Line($"{n.Type} {string.Join(", ", inputs.Select((i, k) => $"{i.Local} = {Read(k)}"))};");
             foreach (var (local, value) in locals) w.Line($"{n.Type} {local} = {value.Scalar(n)};");
             foreach (var (view, value) in outputs) w.Line($"{view}[index] = {value.Scalar(n)};");
             return w.Close().ToString().TrimEnd('\n');
@@ -206,7 +325,7 @@ namespace GateLoop.Generator.Templates
         public string HostEntry(Numeric n) => n.IsDouble ? "" : new CodeWriter()
             .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes.</summary>")
             .Line($"public static void {name}(int from, int to, {Views("float")}) =>")
-            .Line($"    {Numeric.Runtime}HostSimd.Map<{name}Lanes>(from, to, {string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)))});")
+            .Line($"    {Numeric.Runtime}HostSimd.{(rowWidth is null ? "Map" : "MapRows")}<{name}Lanes>(from, to, {(rowWidth is null ? "" : rowWidth + ", ")}{string.Join(", ", inputs.Select(i => i.View).Concat(outputs.Select(o => o.View)))});")
             .ToString().TrimEnd('\n');
 
         /// <summary>
@@ -224,17 +343,17 @@ namespace GateLoop.Generator.Templates
                 .Line($"/// <summary>The lanes of <see cref=\"Kernels.{name}\"/>.</summary>")
                 .Open($"readonly struct {name}Lanes : {Numeric.Runtime}HostSimd.ILaneOp")
                 .Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]")
-                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))}, {V} _3)");
+                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))})");
             foreach (var (local, value) in locals)
             {
                 w.Line($"var {local} = {value.Vector(names)};");
                 names[local] = local;
             }
             string Output(int i) => i < outputs.Length ? outputs[i].Value.Vector(names) : "default";
-            w.Line($"return ({Output(0)}, {Output(1)});").Close();
-            foreach (var helper in locals.Select(l => l.Value).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Helpers).Distinct())
-                w.Line().Block(helper.Vector());
-            return w.Close().ToString().TrimEnd('\n');
+            return w.Line($"return ({Output(0)}, {Output(1)});").Close().Close().ToString().TrimEnd('\n');
         }
+
+        /// <summary>The helpers the lane struct calls (each rendered once per model, beside the structs).</summary>
+        public IEnumerable<LaneHelper> Helpers => locals.Select(l => l.Value).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Helpers).Distinct();
     }
 }

@@ -308,25 +308,41 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             long o = (long)index.X * Dim;
             float ss = 0;
-            for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float norm = global::System.MathF.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
-            invNorm[index] = inv;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d];
+                ss += xe * xe;
+            }
+            float norm = global::System.MathF.Sqrt(ss);
+            float inv = 1f / (norm < RmsEps ? RmsEps : norm);
             float s = inv * RmsScale;
-            for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
+            invNorm[index] = inv;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], ge = gamma[d];
+                y[o + d] = xe * s * ge;
+            }
         }
 
         /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
         public static void RmsNormBackward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
         {
             long o = (long)index.X * Dim;
-            float inv = invNorm[index], dot = 0, ss = 0;
+            float inv = invNorm[index];
+            float dot = 0, ss = 0;
             for (int d = 0; d < Dim; d++)
             {
-                dot += dy[o + d] * gamma[d] * x[o + d];
-                ss += x[o + d] * x[o + d];
+                float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
+                dot += dye * ge * xe;
+                ss += xe * xe;
             }
-            float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
-            for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
+            float a = inv * RmsScale;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
+                dx[o + d] += a * dye * ge - c * xe;
+            }
         }
 
         /// <summary>The first level of RmsNormBackwardGamma: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
@@ -577,8 +593,11 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
-        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
-            x[index] += bias[index.X % Dim];
+        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias)
+        {
+            float xe = x[index], be = bias[index.X % Dim];
+            x[index] = xe + be;
+        }
 
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
         public static void CrossEntropy(Index1D index, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
@@ -598,7 +617,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         /// <summary>AddBiasHidden, then GeluForward, at each index in one launch (fused by a rewrite).</summary>
         public static void BiasGeluForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
         {
-            x[index] += bias[index.X % Hidden];
+            {
+                float xe = x[index], be = bias[index.X % Hidden];
+                x[index] = xe + be;
+            }
             {
                 float v = x[index];
                 z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
@@ -663,13 +685,95 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    Vector256<float> ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        ssLanes += xe * xe;
+                    }
+                    float ss = Vector256.Sum(ssLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        ss += xe * xe;
+                    }
+                    float norm = global::System.MathF.Sqrt(ss);
+                    float inv = 1f / (norm < RmsEps ? RmsEps : norm);
+                    float s = inv * RmsScale;
+                    var sLanes = Vector256.Create(s);
+                    invNormHost[r] = inv;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d];
+                        yHost[o + d] = xe * s * ge;
+                    }
+                }
+            }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    float inv = invNormHost[r];
+                    Vector256<float> dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        dotLanes += dye * ge * xe;
+                        ssLanes += xe * xe;
+                    }
+                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
+                        dot += dye * ge * xe;
+                        ss += xe * xe;
+                    }
+                    float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
+                    var cLanes = Vector256.Create(c);
+                    float a = inv * RmsScale;
+                    var aLanes = Vector256.Create(a);
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
+                        dxHost[o + d] += a * dye * ge - c * xe;
+                    }
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
             public static void ScanForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry) =>
@@ -748,24 +852,34 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
+            /// <summary>The lanes of <see cref="Kernels.AddBiasHidden"/>.</summary>
+            readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                {
+                    return (xe + be, default);
+                }
+            }
+
             /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
                 {
-                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
                 }
+            }
 
-                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-                {
-                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                    var erf = Vector256.Create(1f) - poly * gauss;
-                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
-                }
+            /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            {
+                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                var erf = Vector256.Create(1f) - poly * gauss;
+                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -776,31 +890,31 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
                 {
                     var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
-                }
-
-                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-                {
-                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                    var erf = Vector256.Create(1f) - poly * gauss;
-                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
-                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Dim, x, bias);
+                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(from, to, Dim, x, bias, x);
+
+            /// <summary>The lanes of <see cref="Kernels.AddBiasDim"/>.</summary>
+            readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                {
+                    return (xe + be, default);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: the host entries of AddBiasHidden and GeluForward in turn.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
             {
-                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
+                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
             }
 

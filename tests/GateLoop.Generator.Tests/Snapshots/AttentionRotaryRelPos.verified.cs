@@ -314,31 +314,51 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public static void LayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
             long o = (long)index.X * Dim;
-            float mean = 0, variance = 0;
-            for (int d = 0; d < Dim; d++) mean += x[o + d];
-            mean /= Dim;
-            for (int d = 0; d < Dim; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
-            float rstd = 1 / global::System.MathF.Sqrt(variance / Dim + 1E-05f);
+            float sum = 0;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d];
+                sum += xe;
+            }
+            float mean = sum / Dim;
+            float squares = 0;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d];
+                squares += (xe - mean) * (xe - mean);
+            }
+            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
             stats[2 * (long)index.X] = mean;
             stats[2 * (long)index.X + 1] = rstd;
-            for (int d = 0; d < Dim; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], we = w[d], be = b[d];
+                y[o + d] = (xe - mean) * rstd * we + be;
+            }
         }
 
         /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
         public static void LayerNormDimBackward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
         {
             long o = (long)index.X * Dim;
-            float mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
+            float mean = stats[2 * (long)index.X];
+            float rstd = stats[2 * (long)index.X + 1];
+            float sumG = 0, sumGx = 0;
             for (int d = 0; d < Dim; d++)
             {
-                float g = dy[o + d] * w[d];
-                meanG += g;
-                meanGx += g * (x[o + d] - mean) * rstd;
+                float xe = x[o + d], we = w[d], dye = dy[o + d];
+                float g = dye * we;
+                sumG += g;
+                sumGx += g * (xe - mean) * rstd;
             }
-            meanG /= Dim;
-            meanGx /= Dim;
+            float meanG = sumG / Dim;
+            float meanGx = sumGx / Dim;
             for (int d = 0; d < Dim; d++)
-                dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
+            {
+                float xe = x[o + d], we = w[d], dye = dy[o + d];
+                float g = dye * we;
+                dx[o + d] = rstd * (g - meanG - (xe - mean) * rstd * meanGx);
+            }
         }
 
         /// <summary>The first level of LayerNormDimBackwardParams: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
@@ -401,37 +421,28 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public static void TransitionForward(Index1D index, ArrayView<float> rIn, ArrayView<float> a)
         {
             long i = 2 * (long)index.X;
-            float x = rIn[i];
-            float y = rIn[i + 1];
+            float xin = rIn[i], yin = rIn[i + 1];
+            float x = xin;
+            float y = yin;
             float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                a[i] = 0.5f;
-                a[i + 1] = 0;
-                return;
-            }
             float f = Sigmoid(m) / m;
-            a[i] = f * x;
-            a[i + 1] = f * y;
+            a[i] = (m == 0 ? 0.5f : f * x);
+            a[i + 1] = (m == 0 ? 0f : f * y);
         }
 
         /// <summary>dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.</summary>
         public static void TransitionBackward(Index1D index, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr)
         {
             long i = 2 * (long)index.X;
-            float x = rIn[i];
-            float y = rIn[i + 1];
+            float xin = rIn[i], yin = rIn[i + 1], gx = da[i], gy = da[i + 1];
+            float x = xin;
+            float y = yin;
             float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                dr[i] = 0;
-                dr[i + 1] = 0;
-                return;
-            }
-            float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-            float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-            dr[i] = Frac * (f * gx + k * x);
-            dr[i + 1] = Frac * (f * gy + k * y);
+            float s = Sigmoid(m);
+            float f = s / m;
+            float k = (s * (1f - s) * m - s) / (m * m * m) * (x * gx + y * gy);
+            dr[i] = (m == 0 ? 0f : Frac * (f * gx + k * x));
+            dr[i + 1] = (m == 0 ? 0f : Frac * (f * gy + k * y));
         }
 
         const float RelPosFloor = 1E-10f;
@@ -612,8 +623,11 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
-        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
-            x[index] += bias[index.X % Dim];
+        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias)
+        {
+            float xe = x[index], be = bias[index.X % Dim];
+            x[index] = xe + be;
+        }
 
         /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
         static float Phi(float v, float gauss)
@@ -650,7 +664,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         /// <summary>AddBiasHidden, then GeluForward, at each index in one launch (fused by a rewrite).</summary>
         public static void BiasGeluForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
         {
-            x[index] += bias[index.X % Hidden];
+            {
+                float xe = x[index], be = bias[index.X % Hidden];
+                x[index] = xe + be;
+            }
             {
                 float v = x[index];
                 z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
@@ -717,21 +734,157 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) =>
-                global::GateLoop.Runtime.HostSimd.LayerNormForward(from, to, Dim, x, w, b, y, stats);
+            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    Vector256<float> sumLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        sumLanes += xe;
+                    }
+                    float sum = Vector256.Sum(sumLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        sum += xe;
+                    }
+                    float mean = sum / Dim;
+                    var meanLanes = Vector256.Create(mean);
+                    Vector256<float> squaresLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                    }
+                    float squares = Vector256.Sum(squaresLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        squares += (xe - mean) * (xe - mean);
+                    }
+                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+                    var rstdLanes = Vector256.Create(rstd);
+                    statsHost[2L * r] = mean;
+                    statsHost[2L * r + 1] = rstd;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var be = Vector256.LoadUnsafe(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                        yHost[o + d] = (xe - mean) * rstd * we + be;
+                    }
+                }
+            }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) =>
-                global::GateLoop.Runtime.HostSimd.LayerNormBackward(from, to, Dim, x, w, stats, dy, dx);
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    float mean = statsHost[2L * r];
+                    var meanLanes = Vector256.Create(mean);
+                    float rstd = statsHost[2L * r + 1];
+                    var rstdLanes = Vector256.Create(rstd);
+                    Vector256<float> sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var g = dye * we;
+                        sumGLanes += g;
+                        sumGxLanes += g * (xe - meanLanes) * rstdLanes;
+                    }
+                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
+                        float g = dye * we;
+                        sumG += g;
+                        sumGx += g * (xe - mean) * rstd;
+                    }
+                    float meanG = sumG / Dim;
+                    var meanGLanes = Vector256.Create(meanG);
+                    float meanGx = sumGx / Dim;
+                    var meanGxLanes = Vector256.Create(meanGx);
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var g = dye * we;
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
+                        float g = dye * we;
+                        dxHost[o + d] = rstd * (g - meanG - (xe - mean) * rstd * meanGx);
+                    }
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a) =>
-                global::GateLoop.Runtime.HostSimd.TransitionForward(from, to, 0, false, rIn, default, a);
+                global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, 0, rIn, default, default, a);
+
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
+            readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> _1, Vector256<float> _2)
+                {
+                    var r = rin;
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var f = SigmoidLanes(m) / m;
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
+                }
+            }
+
+            /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr) =>
-                global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, 0, false, Frac, rIn, default, da, dr);
+                global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, 0, rIn, default, da, dr);
+
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
+            readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> _1, Vector256<float> g)
+                {
+                    var r = rin;
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var s = SigmoidLanes(m);
+                    var f = s / m;
+                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
@@ -741,14 +894,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
                 {
-                    return (xv * gv * Sigmoid(gv), default);
+                    return (xv * gv * SigmoidLanes(gv), default);
                 }
-
-                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
             }
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -759,39 +908,55 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
                 {
-                    var s = Sigmoid(gv);
+                    var s = SigmoidLanes(gv);
                     return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
                 }
-
-                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
             }
 
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
-                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Dim, x, bias);
+                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(from, to, Dim, x, bias, x);
+
+            /// <summary>The lanes of <see cref="Kernels.AddBiasDim"/>.</summary>
+            readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                {
+                    return (xe + be, default);
+                }
+            }
+
+            /// <summary>The lanes of <see cref="Kernels.AddBiasHidden"/>.</summary>
+            readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                {
+                    return (xe + be, default);
+                }
+            }
 
             /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
                 {
-                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
                 }
+            }
 
-                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-                {
-                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                    var erf = Vector256.Create(1f) - poly * gauss;
-                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
-                }
+            /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            {
+                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                var erf = Vector256.Create(1f) - poly * gauss;
+                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -802,27 +967,17 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
                 {
                     var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
-                }
-
-                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-                {
-                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                    var erf = Vector256.Create(1f) - poly * gauss;
-                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
                 }
             }
 
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: the host entries of AddBiasHidden and GeluForward in turn.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
             {
-                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
+                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
             }
 

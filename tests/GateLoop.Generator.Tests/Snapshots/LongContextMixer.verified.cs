@@ -170,25 +170,41 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         {
             long o = (long)index.X * Dim;
             float ss = 0;
-            for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float norm = global::System.MathF.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
-            invNorm[index] = inv;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d];
+                ss += xe * xe;
+            }
+            float norm = global::System.MathF.Sqrt(ss);
+            float inv = 1f / (norm < RmsEps ? RmsEps : norm);
             float s = inv * RmsScale;
-            for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
+            invNorm[index] = inv;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], ge = gamma[d];
+                y[o + d] = xe * s * ge;
+            }
         }
 
         /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
         public static void RmsNormBackward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
         {
             long o = (long)index.X * Dim;
-            float inv = invNorm[index], dot = 0, ss = 0;
+            float inv = invNorm[index];
+            float dot = 0, ss = 0;
             for (int d = 0; d < Dim; d++)
             {
-                dot += dy[o + d] * gamma[d] * x[o + d];
-                ss += x[o + d] * x[o + d];
+                float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
+                dot += dye * ge * xe;
+                ss += xe * xe;
             }
-            float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
-            for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
+            float a = inv * RmsScale;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
+                dx[o + d] += a * dye * ge - c * xe;
+            }
         }
 
         /// <summary>The first level of RmsNormBackwardGamma: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
@@ -276,9 +292,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public static void ChunkScanForward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> agg)
         {
             int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-            int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
             float s = 0, g = 1;
-            for (int t = chunk * Chunk; t < t1; t++)
+            for (int t = t0; t < t1; t++)
             {
                 long row = (long)b * seq + t, k = row * (3 * Dim) + c;
                 float a = Sigmoid(z[k + 2 * Dim]);
@@ -301,9 +317,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             float s = initial[index], g = gate[index];
             for (int chunk = 0; chunk < chunks; chunk++)
             {
+                long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                 // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
                 // a load at its first use, after a store to the same element (the PTX simulator found it).
-                long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                 float last = agg[i], product = agg[i + 1];
                 agg[i + 2] = s;
                 s = product * s + last;
@@ -317,9 +333,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         public static void ChunkApplyForward(Index1D index, int seq, ArrayView<float> z, ArrayView<float> agg, ArrayView<float> o)
         {
             int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-            int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+            int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
             float carried = agg[3 * (long)index.X + 2], product = 1;
-            for (int t = chunk * Chunk; t < t1; t++)
+            for (int t = t0; t < t1; t++)
             {
                 long row = (long)b * seq + t, k = row * (3 * Dim) + c;
                 product *= z[k + 2 * Dim];
@@ -363,9 +379,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             float g = 0;
             for (int chunk = chunks - 1; chunk >= 0; chunk--)
             {
-                long i = 3 * (((long)b * chunks + chunk) * Dim + c); // its own slot: see ChunkCarryForward
+                long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                 float first = agg[i], product = agg[i + 1];
-                agg[i + 2] = g;
+                agg[i + 2] = g; // its own slot: see ChunkCarryForward
                 g = first + product * g;
             }
         }
@@ -438,13 +454,95 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    Vector256<float> ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        ssLanes += xe * xe;
+                    }
+                    float ss = Vector256.Sum(ssLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        ss += xe * xe;
+                    }
+                    float norm = global::System.MathF.Sqrt(ss);
+                    float inv = 1f / (norm < RmsEps ? RmsEps : norm);
+                    float s = inv * RmsScale;
+                    var sLanes = Vector256.Create(s);
+                    invNormHost[r] = inv;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d];
+                        yHost[o + d] = xe * s * ge;
+                    }
+                }
+            }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    float inv = invNormHost[r];
+                    Vector256<float> dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        dotLanes += dye * ge * xe;
+                        ssLanes += xe * xe;
+                    }
+                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
+                        dot += dye * ge * xe;
+                        ss += xe * xe;
+                    }
+                    float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
+                    var cLanes = Vector256.Create(c);
+                    float a = inv * RmsScale;
+                    var aLanes = Vector256.Create(a);
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
+                        dxHost[o + d] += a * dye * ge - c * xe;
+                    }
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.ScanForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside; whole groups of 8 in SIMD registers, the ragged ends one by one.</summary>
             public static void ScanForward(int from, int to, int seq, ArrayView<float> z, ArrayView<float> initial, ArrayView<float> o, ArrayView<float> gate, ArrayView<float> state)
@@ -569,9 +667,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             static void ChunkScanForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> agg)
             {
                 int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-                int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
                 float s = 0, g = 1;
-                for (int t = chunk * Chunk; t < t1; t++)
+                for (int t = t0; t < t1; t++)
                 {
                     long row = (long)b * seq + t, k = row * (3 * Dim) + c;
                     float a = Sigmoid(z[k + 2 * Dim]);
@@ -601,9 +699,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 float s = initial[index], g = gate[index];
                 for (int chunk = 0; chunk < chunks; chunk++)
                 {
+                    long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                     // The carried-in S goes to its own slot, not over the aggregate just read: ILGPU 1.5.3 places
                     // a load at its first use, after a store to the same element (the PTX simulator found it).
-                    long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                     float last = agg[i], product = agg[i + 1];
                     agg[i + 2] = s;
                     s = product * s + last;
@@ -626,9 +724,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             static void ChunkApplyForward(Index1D index, int seq, global::GateLoop.Runtime.HostView<float> z, global::GateLoop.Runtime.HostView<float> agg, global::GateLoop.Runtime.HostView<float> o)
             {
                 int chunks = (seq + Chunk - 1) / Chunk, c = index.X % Dim, chunk = index.X / Dim % chunks, b = index.X / (Dim * chunks);
-                int t1 = global::System.Math.Min(seq, (chunk + 1) * Chunk);
+                int t0 = chunk * Chunk, t1 = global::System.Math.Min(seq, t0 + Chunk);
                 float carried = agg[3 * (long)index.X + 2], product = 1;
-                for (int t = chunk * Chunk; t < t1; t++)
+                for (int t = t0; t < t1; t++)
                 {
                     long row = (long)b * seq + t, k = row * (3 * Dim) + c;
                     product *= z[k + 2 * Dim];
@@ -686,9 +784,9 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 float g = 0;
                 for (int chunk = chunks - 1; chunk >= 0; chunk--)
                 {
-                    long i = 3 * (((long)b * chunks + chunk) * Dim + c); // its own slot: see ChunkCarryForward
+                    long i = 3 * (((long)b * chunks + chunk) * Dim + c);
                     float first = agg[i], product = agg[i + 1];
-                    agg[i + 2] = g;
+                    agg[i + 2] = g; // its own slot: see ChunkCarryForward
                     g = first + product * g;
                 }
             }

@@ -341,25 +341,41 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             long o = (long)index.X * Dim;
             float ss = 0;
-            for (int d = 0; d < Dim; d++) ss += x[o + d] * x[o + d];
-            float norm = global::System.MathF.Sqrt(ss), inv = 1 / (norm < RmsEps ? RmsEps : norm); // max(‖x‖, eps) that keeps a NaN
-            invNorm[index] = inv;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d];
+                ss += xe * xe;
+            }
+            float norm = global::System.MathF.Sqrt(ss);
+            float inv = 1f / (norm < RmsEps ? RmsEps : norm);
             float s = inv * RmsScale;
-            for (int d = 0; d < Dim; d++) y[o + d] = x[o + d] * s * gamma[d];
+            invNorm[index] = inv;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], ge = gamma[d];
+                y[o + d] = xe * s * ge;
+            }
         }
 
         /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
         public static void RmsNormBackward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
         {
             long o = (long)index.X * Dim;
-            float inv = invNorm[index], dot = 0, ss = 0;
+            float inv = invNorm[index];
+            float dot = 0, ss = 0;
             for (int d = 0; d < Dim; d++)
             {
-                dot += dy[o + d] * gamma[d] * x[o + d];
-                ss += x[o + d] * x[o + d];
+                float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
+                dot += dye * ge * xe;
+                ss += xe * xe;
             }
-            float c = global::System.MathF.Sqrt(ss) > RmsEps ? inv * inv * inv * dot * RmsScale : 0;
-            for (int d = 0; d < Dim; d++) dx[o + d] += inv * RmsScale * dy[o + d] * gamma[d] - c * x[o + d];
+            float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
+            float a = inv * RmsScale;
+            for (int d = 0; d < Dim; d++)
+            {
+                float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
+                dx[o + d] += a * dye * ge - c * xe;
+            }
         }
 
         /// <summary>The first level of RmsNormBackwardGamma: thread part·Dim + d sums rows part·ColumnPart… of column d into partials[part].</summary>
@@ -402,18 +418,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             long i = 2 * (long)index.X;
             int bp = 2 * (index.X % Heads); // this pair's bias
-            float x = rIn[i] + bias[bp];
-            float y = rIn[i + 1] + bias[bp + 1];
+            float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1];
+            float x = xin + bx;
+            float y = yin + by;
             float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                a[i] = 0.5f;
-                a[i + 1] = 0;
-                return;
-            }
             float f = Sigmoid(m) / m;
-            a[i] = f * x;
-            a[i + 1] = f * y;
+            a[i] = (m == 0 ? 0.5f : f * x);
+            a[i + 1] = (m == 0 ? 0f : f * y);
         }
 
         /// <summary>dr = Frac·Jᵀ·da with J = f·I + (f′/m)·r·rᵀ, f = σ(m)/m; da = ∂L/∂Re a + i·∂L/∂Im a.</summary>
@@ -421,19 +432,15 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             long i = 2 * (long)index.X;
             int bp = 2 * (index.X % Heads); // this pair's bias
-            float x = rIn[i] + bias[bp];
-            float y = rIn[i + 1] + bias[bp + 1];
+            float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1], gx = da[i], gy = da[i + 1];
+            float x = xin + bx;
+            float y = yin + by;
             float m = global::System.MathF.Sqrt(x * x + y * y);
-            if (m == 0)
-            {
-                dr[i] = 0;
-                dr[i + 1] = 0;
-                return;
-            }
-            float gx = da[i], gy = da[i + 1], s = Sigmoid(m), f = s / m;
-            float k = (s * (1 - s) * m - s) / (m * m * m) * (x * gx + y * gy);
-            dr[i] = Frac * (f * gx + k * x);
-            dr[i + 1] = Frac * (f * gy + k * y);
+            float s = Sigmoid(m);
+            float f = s / m;
+            float k = (s * (1f - s) * m - s) / (m * m * m) * (x * gx + y * gy);
+            dr[i] = (m == 0 ? 0f : Frac * (f * gx + k * x));
+            dr[i + 1] = (m == 0 ? 0f : Frac * (f * gy + k * y));
         }
 
         // Complex values per row of the state buffer: Heads·P·P pairs.
@@ -544,31 +551,51 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public static void LayerNormDimInnerForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
             long o = (long)index.X * DimInner;
-            float mean = 0, variance = 0;
-            for (int d = 0; d < DimInner; d++) mean += x[o + d];
-            mean /= DimInner;
-            for (int d = 0; d < DimInner; d++) variance += (x[o + d] - mean) * (x[o + d] - mean);
-            float rstd = 1 / global::System.MathF.Sqrt(variance / DimInner + 1E-05f);
+            float sum = 0;
+            for (int d = 0; d < DimInner; d++)
+            {
+                float xe = x[o + d];
+                sum += xe;
+            }
+            float mean = sum / DimInner;
+            float squares = 0;
+            for (int d = 0; d < DimInner; d++)
+            {
+                float xe = x[o + d];
+                squares += (xe - mean) * (xe - mean);
+            }
+            float rstd = 1f / global::System.MathF.Sqrt(squares / DimInner + 1E-05f);
             stats[2 * (long)index.X] = mean;
             stats[2 * (long)index.X + 1] = rstd;
-            for (int d = 0; d < DimInner; d++) y[o + d] = (x[o + d] - mean) * rstd * w[d] + b[d];
+            for (int d = 0; d < DimInner; d++)
+            {
+                float xe = x[o + d], we = w[d], be = b[d];
+                y[o + d] = (xe - mean) * rstd * we + be;
+            }
         }
 
         /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
         public static void LayerNormDimInnerBackward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
         {
             long o = (long)index.X * DimInner;
-            float mean = stats[2 * (long)index.X], rstd = stats[2 * (long)index.X + 1], meanG = 0, meanGx = 0;
+            float mean = stats[2 * (long)index.X];
+            float rstd = stats[2 * (long)index.X + 1];
+            float sumG = 0, sumGx = 0;
             for (int d = 0; d < DimInner; d++)
             {
-                float g = dy[o + d] * w[d];
-                meanG += g;
-                meanGx += g * (x[o + d] - mean) * rstd;
+                float xe = x[o + d], we = w[d], dye = dy[o + d];
+                float g = dye * we;
+                sumG += g;
+                sumGx += g * (xe - mean) * rstd;
             }
-            meanG /= DimInner;
-            meanGx /= DimInner;
+            float meanG = sumG / DimInner;
+            float meanGx = sumGx / DimInner;
             for (int d = 0; d < DimInner; d++)
-                dx[o + d] = rstd * (dy[o + d] * w[d] - meanG - (x[o + d] - mean) * rstd * meanGx);
+            {
+                float xe = x[o + d], we = w[d], dye = dy[o + d];
+                float g = dye * we;
+                dx[o + d] = rstd * (g - meanG - (xe - mean) * rstd * meanGx);
+            }
         }
 
         /// <summary>The first level of LayerNormDimInnerBackwardParams: thread part·DimInner + d sums rows part·ColumnPart… of column d into partials[part].</summary>
@@ -635,8 +662,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         }
 
         /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
-        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias) =>
-            x[index] += bias[index.X % Dim];
+        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias)
+        {
+            float xe = x[index], be = bias[index.X % Dim];
+            x[index] = xe + be;
+        }
 
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
         public static void CrossEntropy(Index1D index, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
@@ -656,7 +686,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// <summary>AddBiasHidden, then GeluForward, at each index in one launch (fused by a rewrite).</summary>
         public static void BiasGeluForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
         {
-            x[index] += bias[index.X % Hidden];
+            {
+                float xe = x[index], be = bias[index.X % Hidden];
+                x[index] = xe + be;
+            }
             {
                 float v = x[index];
                 z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
@@ -721,21 +754,135 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormForward(from, to, Dim, RmsScale, RmsEps, x, gamma, y, invNorm);
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    Vector256<float> ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        ssLanes += xe * xe;
+                    }
+                    float ss = Vector256.Sum(ssLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        ss += xe * xe;
+                    }
+                    float norm = global::System.MathF.Sqrt(ss);
+                    float inv = 1f / (norm < RmsEps ? RmsEps : norm);
+                    float s = inv * RmsScale;
+                    var sLanes = Vector256.Create(s);
+                    invNormHost[r] = inv;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d];
+                        yHost[o + d] = xe * s * ge;
+                    }
+                }
+            }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) =>
-                global::GateLoop.Runtime.HostSimd.RmsNormBackward(from, to, Dim, RmsScale, RmsEps, x, gamma, invNorm, dy, dx);
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
+                var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    float inv = invNormHost[r];
+                    Vector256<float> dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        dotLanes += dye * ge * xe;
+                        ssLanes += xe * xe;
+                    }
+                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
+                        dot += dye * ge * xe;
+                        ss += xe * xe;
+                    }
+                    float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
+                    var cLanes = Vector256.Create(c);
+                    float a = inv * RmsScale;
+                    var aLanes = Vector256.Create(a);
+                    for (d = 0; d <= Dim - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
+                        dxHost[o + d] += a * dye * ge - c * xe;
+                    }
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.TransitionForward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a) =>
-                global::GateLoop.Runtime.HostSimd.TransitionForward(from, to, Heads, false, rIn, bias, a);
+                global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, Heads, rIn, bias, default, a);
+
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
+            readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> _2)
+                {
+                    var r = rin + b;
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var f = SigmoidLanes(m) / m;
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
+                }
+            }
+
+            /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
-                global::GateLoop.Runtime.HostSimd.TransitionBackward(from, to, Heads, false, Frac, rIn, bias, da, dr);
+                global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, Heads, rIn, bias, da, dr);
+
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
+            readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> g)
+                {
+                    var r = rin + b;
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var s = SigmoidLanes(m);
+                    var f = s / m;
+                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.ScanStatesForward"/> for lanes <paramref name="from"/>…<paramref name="to"/>−1: time outside, lanes inside.</summary>
             public static void ScanStatesForward(int from, int to, int seq, ArrayView<float> qkv, ArrayView<float> a, ArrayView<float> states, ArrayView<float> carry) =>
@@ -865,13 +1012,117 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void LayerNormDimInnerForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) =>
-                global::GateLoop.Runtime.HostSimd.LayerNormForward(from, to, DimInner, x, w, b, y, stats);
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void LayerNormDimInnerForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * DimInner;
+                    int d;
+                    Vector256<float> sumLanes = default;
+                    for (d = 0; d <= DimInner - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        sumLanes += xe;
+                    }
+                    float sum = Vector256.Sum(sumLanes);
+                    for (; d < DimInner; d++)
+                    {
+                        float xe = xHost[o + d];
+                        sum += xe;
+                    }
+                    float mean = sum / DimInner;
+                    var meanLanes = Vector256.Create(mean);
+                    Vector256<float> squaresLanes = default;
+                    for (d = 0; d <= DimInner - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                    }
+                    float squares = Vector256.Sum(squaresLanes);
+                    for (; d < DimInner; d++)
+                    {
+                        float xe = xHost[o + d];
+                        squares += (xe - mean) * (xe - mean);
+                    }
+                    float rstd = 1f / global::System.MathF.Sqrt(squares / DimInner + 1E-05f);
+                    var rstdLanes = Vector256.Create(rstd);
+                    statsHost[2L * r] = mean;
+                    statsHost[2L * r + 1] = rstd;
+                    for (d = 0; d <= DimInner - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var be = Vector256.LoadUnsafe(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
+                    }
+                    for (; d < DimInner; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                        yHost[o + d] = (xe - mean) * rstd * we + be;
+                    }
+                }
+            }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) =>
-                global::GateLoop.Runtime.HostSimd.LayerNormBackward(from, to, DimInner, x, w, stats, dy, dx);
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
+                var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
+                for (int r = from; r < to; r++)
+                {
+                    long o = (long)r * DimInner;
+                    int d;
+                    float mean = statsHost[2L * r];
+                    var meanLanes = Vector256.Create(mean);
+                    float rstd = statsHost[2L * r + 1];
+                    var rstdLanes = Vector256.Create(rstd);
+                    Vector256<float> sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= DimInner - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var g = dye * we;
+                        sumGLanes += g;
+                        sumGxLanes += g * (xe - meanLanes) * rstdLanes;
+                    }
+                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
+                    for (; d < DimInner; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
+                        float g = dye * we;
+                        sumG += g;
+                        sumGx += g * (xe - mean) * rstd;
+                    }
+                    float meanG = sumG / DimInner;
+                    var meanGLanes = Vector256.Create(meanG);
+                    float meanGx = sumGx / DimInner;
+                    var meanGxLanes = Vector256.Create(meanGx);
+                    for (d = 0; d <= DimInner - 8; d += 8)
+                    {
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var g = dye * we;
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
+                    }
+                    for (; d < DimInner; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
+                        float g = dye * we;
+                        dxHost[o + d] = rstd * (g - meanG - (xe - mean) * rstd * meanGx);
+                    }
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.SwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void SwishGateForward(int from, int to, ArrayView<float> x, ArrayView<float> g, ArrayView<float> y) =>
@@ -881,14 +1132,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
                 {
-                    return (xv * gv * Sigmoid(gv), default);
+                    return (xv * gv * SigmoidLanes(gv), default);
                 }
-
-                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
             }
 
             /// <summary>Runs <see cref="Kernels.SwishGateBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -899,35 +1146,41 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
                 {
-                    var s = Sigmoid(gv);
+                    var s = SigmoidLanes(gv);
                     return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
                 }
+            }
 
-                /// <summary>σ(x) = 1/(1 + e^−x).</summary>
+            /// <summary>The lanes of <see cref="Kernels.AddBiasHidden"/>.</summary>
+            readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Sigmoid(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                {
+                    return (xe + be, default);
+                }
             }
 
             /// <summary>The lanes of <see cref="Kernels.GeluForward"/>.</summary>
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
                 {
-                    return (v * Phi(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
                 }
+            }
 
-                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-                {
-                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                    var erf = Vector256.Create(1f) - poly * gauss;
-                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
-                }
+            /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            {
+                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                var erf = Vector256.Create(1f) - poly * gauss;
+                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -938,31 +1191,31 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1, Vector256<float> _3)
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
                 {
                     var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (Phi(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
-                }
-
-                /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
-                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                static Vector256<float> Phi(Vector256<float> v, Vector256<float> gauss)
-                {
-                    var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                    var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                    var erf = Vector256.Create(1f) - poly * gauss;
-                    return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, row by row.</summary>
+            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
-                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Dim, x, bias);
+                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(from, to, Dim, x, bias, x);
+
+            /// <summary>The lanes of <see cref="Kernels.AddBiasDim"/>.</summary>
+            readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                {
+                    return (xe + be, default);
+                }
+            }
 
             /// <summary>Runs <see cref="Kernels.BiasGeluForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: the host entries of AddBiasHidden and GeluForward in turn.</summary>
             public static void BiasGeluForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> z)
             {
-                global::GateLoop.Runtime.HostSimd.AddBias(from, to, Hidden, x, bias);
+                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
             }
 

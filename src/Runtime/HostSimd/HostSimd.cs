@@ -9,17 +9,18 @@ namespace GateLoop.Runtime;
 /// <summary>
 /// SIMD host range entries (float) that generated models call in place of the scalar twins where those dominate
 /// the host's time, since the JIT does not vectorize the scalar kernels: <see cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
-/// runs the lane structs generated from the elementwise formulas ops write once (activations, gating), with the
-/// lane math they call (<see cref="Exp"/>); the rest is what is not one formula per element: a bias over rows,
-/// norms' row sums, complex pairs, the scans. Each computes the kernel's formula lane by lane (same approximations, so the
-/// cpu/ilgpu-cpu agreement tests hold the two together); complex pairs stay interleaved, with a lane swap to
-/// meet the partner.
+/// and <see cref="MapRows{TOp}"/> run the lane structs generated from the elementwise formulas ops write once
+/// (activations, gating, a bias over rows) and <see cref="MapPairs{TOp}"/> those over complex pairs (the state
+/// transition), with the lane math they call (<see cref="Exp"/>, <see cref="PairSum"/>); the norms' rows are
+/// generated whole (<c>LaneRow</c>). The rest is what is not one formula per element: the scans, the column
+/// reductions. Each computes the kernel's formula lane by lane (same approximations, so the cpu/ilgpu-cpu agreement
+/// tests hold the two together); complex pairs stay interleaved, with a lane swap to meet the partner.
 /// </summary>
 public static unsafe class HostSimd
 {
     static readonly Vector256<float> One = Vector256<float>.One,
-        // Real lanes (even) keep, imaginary lanes (odd) drop: AblateComplex's view of a pair.
-        RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0), HalfReal = Vector256.Create(0.5f, 0, 0.5f, 0, 0.5f, 0, 0.5f, 0);
+        // Real lanes (even) keep, imaginary lanes (odd) drop.
+        RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0);
 
     static readonly Vector256<int> SwapPairs = Vector256.Create(1, 0, 3, 2, 5, 4, 7, 6),
         RealParts = Vector256.Create(0, 0, 2, 2, 4, 4, 6, 6), ImaginaryParts = Vector256.Create(1, 1, 3, 3, 5, 5, 7, 7),
@@ -58,52 +59,28 @@ public static unsafe class HostSimd
         return p * (Vector256.ConvertToInt32(n) + Vector256.Create(127) << 23).AsSingle();
     }
 
-    // x0·x1 + y0·y1 of each interleaved complex pair, in both of its lanes.
+    /// <summary>x + y of each interleaved complex pair (x, y), in both of its lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
+    public static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
 
-    /// <summary>For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>: x += bias.</summary>
-    public static void AddBias(int from, int to, int width, ArrayView<float> x, ArrayView<float> bias)
-    {
-        float* px = Pointer(x), pb = Pointer(bias);
-        // Row by row, so the bias is read as contiguous vectors.
-        for (int i = from; i < to;)
-        {
-            int c = i % width, n = Math.Min(to - i, width - c);
-            Lanewise<Add>(n, px + i, pb + c, null, px + i, null);
-            i += n;
-        }
-    }
+    /// <summary>All bits set in the real lanes (even) of interleaved complex pairs, for selecting a pair's parts.</summary>
+    public static readonly Vector256<float> RealMask = Vector256.Create(-1, 0, -1, 0, -1, 0, -1, 0).AsSingle();
 
     /// <summary>
-    /// The state transition a = σ(m)·r/m for complex pairs from…to−1 (r = rIn + bias when <paramref name="pairsPerRow"/>
-    /// is above 0, the bias repeating every row of that many pairs); a = (½, 0) at m = 0. With
-    /// <paramref name="ablateComplex"/> the imaginary parts are read as 0.
+    /// For complex pairs from…to−1, stored interleaved: x = <typeparamref name="TOp"/> of a, the row of pairs
+    /// <paramref name="row"/> that every row of <paramref name="pairsPerRow"/> pairs shares (read as zeros when that
+    /// is 0), and c (zeros when empty), four pairs to a register: the host entries of the kernels an op writes as
+    /// lane formulas over pairs.
     /// </summary>
-    public static void TransitionForward(int from, int to, int pairsPerRow, bool ablateComplex, ArrayView<float> rIn,
-        ArrayView<float> bias, ArrayView<float> a)
+    public static void MapPairs<TOp>(int from, int to, int pairsPerRow, ArrayView<float> a, ArrayView<float> row, ArrayView<float> c,
+        ArrayView<float> x) where TOp : ILaneOp
     {
-        if (ablateComplex) Transition<TransitionMap<Ablated>>(from, to, pairsPerRow, rIn, bias, default, a, 0);
-        else Transition<TransitionMap<Complex>>(from, to, pairsPerRow, rIn, bias, default, a, 0);
-    }
-
-    /// <summary>dr = frac·Jᵀ·da for complex pairs from…to−1 (see <see cref="TransitionForward"/>); 0 at m = 0.</summary>
-    public static void TransitionBackward(int from, int to, int pairsPerRow, bool ablateComplex, float frac, ArrayView<float> rIn,
-        ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr)
-    {
-        if (ablateComplex) Transition<TransitionGradient<Ablated>>(from, to, pairsPerRow, rIn, bias, da, dr, frac);
-        else Transition<TransitionGradient<Complex>>(from, to, pairsPerRow, rIn, bias, da, dr, frac);
-    }
-
-    static void Transition<TOp>(int from, int to, int pairsPerRow, ArrayView<float> rIn, ArrayView<float> bias,
-        ArrayView<float> grad, ArrayView<float> result, float frac) where TOp : ILaneOp
-    {
-        float* pr = Pointer(rIn), pg = grad.Length == 0 ? null : Pointer(grad), po = Pointer(result);
-        float* pb = pairsPerRow > 0 ? Pointer(bias) : null;
+        float* pa = Pointer(a), pc = c.Length == 0 ? null : Pointer(c), px = Pointer(x);
+        float* pr = pairsPerRow > 0 ? Pointer(row) : null;
         for (int i = 2 * from, end = 2 * to; i < end;)
         {
-            int width = pairsPerRow > 0 ? 2 * pairsPerRow : end, c = i % width, n = Math.Min(end - i, width - c);
-            Lanewise<TOp>(n, pr + i, pb is null ? null : pb + c, pg is null ? null : pg + i, po + i, null, Vector256.Create(frac));
+            int width = pairsPerRow > 0 ? 2 * pairsPerRow : end, k = i % width, n = Math.Min(end - i, width - k);
+            Lanewise<TOp>(n, pa + i, pr is null ? null : pr + k, pc is null ? null : pc + i, px + i, null);
             i += n;
         }
     }
@@ -125,75 +102,40 @@ public static unsafe class HostSimd
         Lanewise<TOp>(to - from, Pointer(a) + from, Pointer(b) + from, Pointer(c) + from, Pointer(x) + from, Pointer(y) + from);
 
     /// <summary>
-    /// A lane operation as a struct with static members, so the JIT specializes and inlines each loop. Inputs a, b,
-    /// c and a per-call constant; outputs x, y.
+    /// For flat indices from…to−1 of a matrix with rows of <paramref name="width"/>, x = <typeparamref name="TOp"/> of a
+    /// and the one row <paramref name="row"/> every row shares, row by row so that it is read as contiguous vectors.
     /// </summary>
-    public interface ILaneOp
+    public static void MapRows<TOp>(int from, int to, int width, ArrayView<float> a, ArrayView<float> row, ArrayView<float> x) where TOp : ILaneOp
     {
-        /// <summary>The outputs of one register of lanes.</summary>
-        static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> constant);
-    }
-
-    readonly struct Add : ILaneOp
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> x, Vector256<float> y, Vector256<float> _, Vector256<float> __) =>
-            (x + y, default);
-    }
-
-    // Whether a transition keeps the imaginary part of its pairs.
-    interface IPairs
-    {
-        static abstract Vector256<float> Read(Vector256<float> r);
-    }
-
-    readonly struct Complex : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Read(Vector256<float> r) => r;
-    }
-
-    readonly struct Ablated : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Read(Vector256<float> r) => r * RealLanes;
-    }
-
-    readonly struct TransitionMap<TPairs> : ILaneOp where TPairs : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rIn, Vector256<float> bias, Vector256<float> _, Vector256<float> __)
+        float* pa = Pointer(a), pr = Pointer(row), px = Pointer(x);
+        for (int i = from; i < to;)
         {
-            var r = TPairs.Read(rIn + bias);
-            var m = Vector256.Sqrt(PairSum(r * r));
-            return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), HalfReal, Sigmoid(m) / m * r), default);
-        }
-    }
-
-    readonly struct TransitionGradient<TPairs> : ILaneOp where TPairs : IPairs
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rIn, Vector256<float> bias, Vector256<float> da, Vector256<float> frac)
-        {
-            var r = TPairs.Read(rIn + bias);
-            var m = Vector256.Sqrt(PairSum(r * r));
-            var s = Sigmoid(m);
-            var k = (s * (One - s) * m - s) / (m * m * m) * PairSum(r * da);
-            var dr = TPairs.Read(frac * (s / m * da + k * r));
-            return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256<float>.Zero, dr), default);
+            int c = i % width, n = Math.Min(to - i, width - c);
+            Lanewise<TOp>(n, pa + i, pr + c, null, px + i, null);
+            i += n;
         }
     }
 
     /// <summary>
-    /// Applies TOp to n lanes of a, b and c (a null input reads zeros) with a per-call constant, writing its results to x and y (null: not
+    /// A lane operation as a struct with static members, so the JIT specializes and inlines each loop. Inputs a, b,
+    /// c; outputs x, y.
+    /// </summary>
+    public interface ILaneOp
+    {
+        /// <summary>The outputs of one register of lanes.</summary>
+        static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c);
+    }
+
+    /// <summary>
+    /// Applies TOp to n lanes of a, b and c (a null input reads zeros), writing its results to x and y (null: not
     /// written); the tail shorter than a vector goes through padded copies, so every element is computed alike.
     /// </summary>
-    static void Lanewise<TOp>(int n, float* a, float* b, float* c, float* x, float* y, Vector256<float> constant = default) where TOp : ILaneOp
+    static void Lanewise<TOp>(int n, float* a, float* b, float* c, float* x, float* y) where TOp : ILaneOp
     {
         int k = 0;
         for (; k + Lanes <= n; k += Lanes)
         {
-            var (rx, ry) = TOp.Apply(Load(a, k), Load(b, k), Load(c, k), constant);
+            var (rx, ry) = TOp.Apply(Load(a, k), Load(b, k), Load(c, k));
             rx.Store(x + k);
             if (y is not null) ry.Store(y + k);
         }
@@ -207,7 +149,7 @@ public static unsafe class HostSimd
             tb[j] = inside && b is not null ? b[k + j] : 0;
             tc[j] = inside && c is not null ? c[k + j] : 0;
         }
-        var (qx, qy) = TOp.Apply(Vector256.Load(ta), Vector256.Load(tb), Vector256.Load(tc), constant);
+        var (qx, qy) = TOp.Apply(Vector256.Load(ta), Vector256.Load(tb), Vector256.Load(tc));
         qx.Store(tx);
         qy.Store(ty);
         for (int j = 0; k + j < n; j++)
@@ -483,63 +425,6 @@ public static unsafe class HostSimd
         }
     }
 
-    /// <summary>RMSNorm of rows from…to−1 of <paramref name="width"/>: y = x·invNorm·scale·γ, invNorm = 1 / max(‖x‖, eps) kept.</summary>
-    public static void RmsNormForward(int from, int to, int width, float scale, float eps, ArrayView<float> x, ArrayView<float> gamma,
-        ArrayView<float> y, ArrayView<float> invNorm)
-    {
-        float* px = Pointer(x), pg = Pointer(gamma), py = Pointer(y), pn = Pointer(invNorm);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, yr = py + (long)r * width;
-            Vector256<float> squares = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes)
-            {
-                var v = Vector256.Load(xr + d);
-                squares += v * v;
-            }
-            float ss = Vector256.Sum(squares);
-            for (; d < width; d++) ss += xr[d] * xr[d];
-            float inv = 1 / MathF.Max(MathF.Sqrt(ss), eps), s = inv * scale;
-            pn[r] = inv;
-            var vs = Vector256.Create(s);
-            for (d = 0; d < vectors; d += Lanes) (Vector256.Load(xr + d) * vs * Vector256.Load(pg + d)).Store(yr + d);
-            for (; d < width; d++) yr[d] = xr[d] * s * pg[d];
-        }
-    }
-
-    /// <summary>RMSNorm's input gradient for rows from…to−1: dx += n·g − n³·x·(g·x), g = dy·γ·scale (n·g alone where the norm was clamped).</summary>
-    public static void RmsNormBackward(int from, int to, int width, float scale, float eps, ArrayView<float> x, ArrayView<float> gamma,
-        ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
-    {
-        float* px = Pointer(x), pg = Pointer(gamma), pn = Pointer(invNorm), pdy = Pointer(dy), pdx = Pointer(dx);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, dyr = pdy + (long)r * width, dxr = pdx + (long)r * width;
-            Vector256<float> dots = default, squares = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes)
-            {
-                var v = Vector256.Load(xr + d);
-                dots += Vector256.Load(dyr + d) * Vector256.Load(pg + d) * v;
-                squares += v * v;
-            }
-            float dot = Vector256.Sum(dots), ss = Vector256.Sum(squares);
-            for (; d < width; d++)
-            {
-                dot += dyr[d] * pg[d] * xr[d];
-                ss += xr[d] * xr[d];
-            }
-            float inv = pn[r], c = MathF.Sqrt(ss) > eps ? inv * inv * inv * dot * scale : 0, a = inv * scale;
-            Vector256<float> va = Vector256.Create(a), vc = Vector256.Create(c);
-            for (d = 0; d < vectors; d += Lanes)
-                (Vector256.Load(dxr + d) + va * Vector256.Load(dyr + d) * Vector256.Load(pg + d) - vc * Vector256.Load(xr + d)).Store(dxr + d);
-            for (; d < width; d++) dxr[d] += a * dyr[d] * pg[d] - c * xr[d];
-        }
-    }
-
     /// <summary>
     /// The first level of RMSNorm's γ gradient for columns from…to−1 (whole groups of 8) of rows firstRow…endRow−1:
     /// partials[d] = Σ_r dy·x·invNorm, each column summed in row order.
@@ -563,74 +448,6 @@ public static unsafe class HostSimd
                 }
             }
             for (int j = 0; j < count; j += Lanes) Vector256.Load(sums + j).Store(pd + first + j);
-        }
-    }
-
-    /// <summary>LayerNorm of rows from…to−1 of <paramref name="width"/>: y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
-    public static void LayerNormForward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b,
-        ArrayView<float> y, ArrayView<float> stats)
-    {
-        float* px = Pointer(x), pw = Pointer(w), pb = Pointer(b), py = Pointer(y), ps = Pointer(stats);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, yr = py + (long)r * width;
-            Vector256<float> sum = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes) sum += Vector256.Load(xr + d);
-            float mean = Vector256.Sum(sum);
-            for (; d < width; d++) mean += xr[d];
-            mean /= width;
-            Vector256<float> vm = Vector256.Create(mean), squares = default;
-            for (d = 0; d < vectors; d += Lanes)
-            {
-                var centered = Vector256.Load(xr + d) - vm;
-                squares += centered * centered;
-            }
-            float variance = Vector256.Sum(squares);
-            for (; d < width; d++) variance += (xr[d] - mean) * (xr[d] - mean);
-            float rstd = 1 / MathF.Sqrt(variance / width + 1e-5f);
-            ps[2L * r] = mean;
-            ps[2L * r + 1] = rstd;
-            var vr = Vector256.Create(rstd);
-            d = 0;
-            for (; d < vectors; d += Lanes)
-                ((Vector256.Load(xr + d) - vm) * vr * Vector256.Load(pw + d) + Vector256.Load(pb + d)).Store(yr + d);
-            for (; d < width; d++) yr[d] = (xr[d] - mean) * rstd * pw[d] + pb[d];
-        }
-    }
-
-    /// <summary>LayerNorm's input gradient for rows from…to−1: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w; dx may alias dy.</summary>
-    public static void LayerNormBackward(int from, int to, int width, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats,
-        ArrayView<float> dy, ArrayView<float> dx)
-    {
-        float* px = Pointer(x), pw = Pointer(w), ps = Pointer(stats), pdy = Pointer(dy), pdx = Pointer(dx);
-        int vectors = width / Lanes * Lanes;
-        for (int r = from; r < to; r++)
-        {
-            float* xr = px + (long)r * width, dyr = pdy + (long)r * width, dxr = pdx + (long)r * width;
-            float mean = ps[2L * r], rstd = ps[2L * r + 1];
-            Vector256<float> vm = Vector256.Create(mean), vr = Vector256.Create(rstd), sumG = default, sumGx = default;
-            int d = 0;
-            for (; d < vectors; d += Lanes)
-            {
-                var g = Vector256.Load(dyr + d) * Vector256.Load(pw + d);
-                sumG += g;
-                sumGx += g * (Vector256.Load(xr + d) - vm) * vr;
-            }
-            float meanG = Vector256.Sum(sumG), meanGx = Vector256.Sum(sumGx);
-            for (; d < width; d++)
-            {
-                float g = dyr[d] * pw[d];
-                meanG += g;
-                meanGx += g * (xr[d] - mean) * rstd;
-            }
-            meanG /= width;
-            meanGx /= width;
-            Vector256<float> vg = Vector256.Create(meanG), vgx = Vector256.Create(meanGx);
-            for (d = 0; d < vectors; d += Lanes)
-                (vr * (Vector256.Load(dyr + d) * Vector256.Load(pw + d) - vg - (Vector256.Load(xr + d) - vm) * vr * vgx)).Store(dxr + d);
-            for (; d < width; d++) dxr[d] = rstd * (dyr[d] * pw[d] - meanG - (xr[d] - mean) * rstd * meanGx);
         }
     }
 

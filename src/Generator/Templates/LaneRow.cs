@@ -1,0 +1,167 @@
+using System.Collections.Generic;
+using System.Linq;
+
+namespace GateLoop.Generator.Templates
+{
+    /// <summary>
+    /// A row op written once as <see cref="Lane"/> formulas (the norms): one row of a constant width per kernel
+    /// thread; sums over the row, pass by pass, each pass followed by row scalars computed from its sums; then the row
+    /// scalars written out per row and the outputs per element. It renders as the ILGPU kernel (scalar loops in the
+    /// element type) and, for a float build, as its host range entry: the same passes over <c>Vector256&lt;float&gt;</c>
+    /// lanes, the row's tail shorter than a vector in scalars, each sum taken lane-wise and then across the lanes.
+    /// </summary>
+    internal sealed class LaneRow
+    {
+        /// <summary>A pass over the row: its sums, then the row scalars computed from them (and earlier ones).</summary>
+        public sealed record Pass((string Name, Lane Value)[] Sums, (string Name, Lane Value)[] Then);
+
+        readonly string name, summary, width;
+        readonly string[] views;
+        readonly (string View, string Local, bool Column)[] elements;
+        readonly (string Name, string View, int Stride, int Offset)[] rowReads;
+        readonly (string Name, Lane Value)[] locals;
+        readonly Pass[] passes;
+        readonly (string View, int Stride, int Offset, Lane Value)[] rowWrites;
+        readonly (string View, Lane Value, bool Add)[] outputs;
+
+        /// <param name="width">The constant holding the row width.</param>
+        /// <param name="views">The kernel's views, in its parameter order.</param>
+        /// <param name="elements">Each view read per element, the local it is read into, and whether it is one row
+        /// shared by every row (a weight: index d) rather than the thread's own row (index o + d).</param>
+        /// <param name="rowReads">Row scalars read from a view holding <c>Stride</c> values per row.</param>
+        /// <param name="locals">Per-element locals over the element reads, row scalars and earlier locals.</param>
+        /// <param name="rowWrites">Row scalars written to a view of <c>Stride</c> values per row.</param>
+        /// <param name="outputs">Each output view and its element, added to what it holds when <c>Add</c>.</param>
+        public LaneRow(string name, string summary, string width, string[] views, (string View, string Local, bool Column)[] elements,
+            (string Name, string View, int Stride, int Offset)[] rowReads, (string Name, Lane Value)[] locals, Pass[] passes,
+            (string View, int Stride, int Offset, Lane Value)[] rowWrites, (string View, Lane Value, bool Add)[] outputs)
+        {
+            (this.name, this.summary, this.width, this.views, this.elements) = (name, summary, width, views, elements);
+            (this.rowReads, this.locals, this.passes, this.rowWrites, this.outputs) = (rowReads, locals, passes, rowWrites, outputs);
+        }
+
+        /// <summary>The kernel's name.</summary>
+        public string Name => name;
+
+        /// <summary>The ILGPU kernel.</summary>
+        public string Kernel(Numeric n)
+        {
+            string T = n.Type;
+            var w = new CodeWriter()
+                .Line($"/// <summary>{summary}</summary>")
+                .Open($"public static void {name}(Index1D index, {string.Join(", ", views.Select(v => $"ArrayView<{T}> {v}"))})")
+                .Line($"long o = (long)index.X * {width};");
+            foreach (var read in rowReads) w.Line($"{T} {read.Name} = {read.View}[{RowIndex(read.Stride, read.Offset, "index")}];");
+            foreach (var pass in passes)
+            {
+                w.Line($"{T} {string.Join(", ", pass.Sums.Select(s => s.Name + " = 0"))};");
+                ScalarLoop(w, n, "for (int d = 0; d < " + width + "; d++)", pass.Sums.Select(s => s.Value),
+                    pass.Sums.Select(s => $"{s.Name} += {s.Value.Scalar(n)};"));
+                foreach (var (scalar, value) in pass.Then) w.Line($"{T} {scalar} = {value.Scalar(n)};");
+            }
+            foreach (var write in rowWrites) w.Line($"{write.View}[{RowIndex(write.Stride, write.Offset, "index")}] = {write.Value.Scalar(n)};");
+            ScalarLoop(w, n, "for (int d = 0; d < " + width + "; d++)", outputs.Select(o => o.Value), Writes(n, ""));
+            return w.Close().ToString().TrimEnd('\n');
+        }
+
+        /// <summary>The host range entry in SIMD lanes (float); empty for double, whose host runs the scalar twin.</summary>
+        public string HostEntry(Numeric n)
+        {
+            if (n.IsDouble) return "";
+            var w = new CodeWriter()
+                .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for rows <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes, each row's tail in scalars.</summary>")
+                .Open($"public static void {name}(int from, int to, {string.Join(", ", views.Select(v => $"ArrayView<float> {v}"))})");
+            foreach (var v in views) w.Line($"var {v}Host = new {Numeric.Runtime}HostView<float>({v});");
+            w.Open("for (int r = from; r < to; r++)")
+             .Line($"long o = (long)r * {width};")
+             .Line("int d;");
+            var vectorNames = new Dictionary<string, string>();
+            // A row scalar that vector formulas read is broadcast once per row.
+            void Broadcast(string scalar)
+            {
+                if (!VectorReads.Contains(scalar)) return;
+                w.Line($"var {scalar}Lanes = Vector256.Create({scalar});");
+                vectorNames[scalar] = scalar + "Lanes";
+            }
+            foreach (var read in rowReads)
+            {
+                w.Line($"float {read.Name} = {read.View}Host[{RowIndex(read.Stride, read.Offset, "r")}];");
+                Broadcast(read.Name);
+            }
+            var f = Numeric.Float;
+            foreach (var pass in passes)
+            {
+                w.Line($"Vector256<float> {string.Join(", ", pass.Sums.Select(s => s.Name + "Lanes = default"))};");
+                VectorLoop(w, pass.Sums.Select(s => s.Value), vectorNames, pass.Sums.Select(s => $"{s.Name}Lanes += {s.Value.Vector(vectorNames)};"));
+                w.Line($"float {string.Join(", ", pass.Sums.Select(s => $"{s.Name} = Vector256.Sum({s.Name}Lanes)"))};");
+                ScalarLoop(w, f, $"for (; d < {width}; d++)", pass.Sums.Select(s => s.Value), pass.Sums.Select(s => $"{s.Name} += {s.Value.Scalar(f)};"), "Host");
+                foreach (var (scalar, value) in pass.Then)
+                {
+                    w.Line($"float {scalar} = {value.Scalar(f)};");
+                    Broadcast(scalar);
+                }
+            }
+            foreach (var write in rowWrites) w.Line($"{write.View}Host[{RowIndex(write.Stride, write.Offset, "r")}] = {write.Value.Scalar(f)};");
+            VectorLoop(w, outputs.Select(o => o.Value), vectorNames, outputs.Select(o =>
+                o.Add
+                    ? $"(Vector256.LoadUnsafe(ref {o.View}Host[o + d]) + {o.Value.Vector(vectorNames)}).StoreUnsafe(ref {o.View}Host[o + d]);"
+                    : $"({o.Value.Vector(vectorNames)}).StoreUnsafe(ref {o.View}Host[o + d]);"));
+            ScalarLoop(w, f, $"for (; d < {width}; d++)", outputs.Select(o => o.Value), Writes(f, "Host"), "Host");
+            return w.Close().Close().ToString().TrimEnd('\n');
+        }
+
+        IEnumerable<string> Writes(Numeric n, string suffix) =>
+            outputs.Select(o => $"{o.View}{suffix}[o + d] {(o.Add ? "+=" : "=")} {o.Value.Scalar(n)};");
+
+        // The row scalars any vector formula (a sum, an element local, an output) reads.
+        HashSet<string> VectorReads => new HashSet<string>(
+            passes.SelectMany(p => p.Sums.Select(s => s.Value)).Concat(locals.Select(l => l.Value)).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Names));
+
+        static string RowIndex(int stride, int offset, string row) =>
+            row == "index"
+                ? stride == 1 && offset == 0 ? "index" : $"{stride} * (long)index.X{(offset == 0 ? "" : $" + {offset}")}"
+                : stride == 1 && offset == 0 ? "r" : $"{stride}L * r{(offset == 0 ? "" : $" + {offset}")}";
+
+        // The element reads and locals that formulas need, in declaration order (locals read reads and earlier locals).
+        (List<(string View, string Local, bool Column)> Reads, List<(string Name, Lane Value)> Locals) Needed(IEnumerable<Lane> formulas)
+        {
+            var names = new HashSet<string>(formulas.SelectMany(f => f.Names));
+            var needed = new List<(string, Lane)>();
+            foreach (var local in locals.Reverse())
+                if (names.Contains(local.Name))
+                {
+                    needed.Insert(0, local);
+                    names.UnionWith(local.Value.Names);
+                }
+            return (elements.Where(e => names.Contains(e.Local)).ToList(), needed);
+        }
+
+        string Element((string View, string Local, bool Column) e, string suffix) => $"{e.View}{suffix}[{(e.Column ? "d" : "o + d")}]";
+
+        void ScalarLoop(CodeWriter w, Numeric n, string loop, IEnumerable<Lane> formulas, IEnumerable<string> body, string suffix = "")
+        {
+            var (reads, needed) = Needed(formulas);
+            var lines = body.ToList();
+            if (reads.Count == 0 && needed.Count == 0 && lines.Count == 1)
+            {
+                w.Line($"{loop} {lines[0]}");
+                return;
+            }
+            w.Open(loop);
+            if (reads.Count > 0) w.Line($"{n.Type} {string.Join(", ", reads.Select(e => $"{e.Local} = {Element(e, suffix)}"))};");
+            foreach (var (local, value) in needed) w.Line($"{n.Type} {local} = {value.Scalar(n)};");
+            foreach (var line in lines) w.Line(line);
+            w.Close();
+        }
+
+        void VectorLoop(CodeWriter w, IEnumerable<Lane> formulas, IReadOnlyDictionary<string, string> names, IEnumerable<string> body)
+        {
+            var (reads, needed) = Needed(formulas);
+            w.Open($"for (d = 0; d <= {width} - 8; d += 8)");
+            foreach (var e in reads) w.Line($"var {e.Local} = Vector256.LoadUnsafe(ref {Element(e, "Host")});");
+            foreach (var (local, value) in needed) w.Line($"var {local} = {value.Vector(names)};");
+            foreach (var line in body) w.Line(line);
+            w.Close();
+        }
+    }
+}
