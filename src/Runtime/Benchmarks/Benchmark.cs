@@ -127,7 +127,7 @@ public static class Benchmark
         if (o.Kernels) ListKernels(profile);
 
         // Training ran in fp32; generation reads the weights as inference will hold them.
-        net.UseWeights(o.Weights);
+        net.Inference.UseWeights(o.Weights);
         string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
         Dictionary<string, object>? tokenCounts = null, tokenEstimate = null;
@@ -155,15 +155,15 @@ public static class Benchmark
             }
             if (simulator is not null)
             {
-                net.ResetState(1);
-                net.Continue(prompt, prompt.Length);
+                using var session = net.StartGeneration(1);
+                session.Continue(prompt, prompt.Length);
                 simulator.ResetCounters();
-                for (int t = 0; t < o.Generate; t++) net.Step([prompt[t]]);
+                for (int t = 0; t < o.Generate; t++) session.Step([prompt[t]]);
                 tokenCounts = Counts(simulator, $"simulated, per generated token (mean of {o.Generate} steps)", o.Generate, log);
                 tokenEstimate = Estimated(simulator, "per generated token", o.Generate, log);
             }
             log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
-                $"{weights} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
+                $"{weights} weights: {net.Inference.BytesPerToken / 1e6:F1} MB read per token");
         }
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
         log.WriteLine($"peak memory {MiB(peak)} (process working set): managed heap {MiB(managedBytes)}; device buffers: " +
@@ -173,7 +173,7 @@ public static class Benchmark
             ["train_tokens_per_s"] = trainRate,
             ["generate_tokens_per_s"] = generateRate,
             ["weights"] = weights,
-            ["weight_bytes_per_token"] = net.WeightBytesPerToken,
+            ["weight_bytes_per_token"] = net.Inference.BytesPerToken,
             ["peak_memory_bytes"] = peak,
             ["managed_heap_bytes"] = managedBytes,
             ["parameter_bytes"] = parameterBytes,
