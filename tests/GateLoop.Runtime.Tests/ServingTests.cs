@@ -45,7 +45,7 @@ public sealed class RequestParserTests
 
     [Theory]
     [InlineData("""{"prompt":"x","max_tokens":-1}""", "max_tokens", "must lie in [1, 100]")]
-    [InlineData("""{"prompt":"x","max_tokens":101}""", "max_tokens", "--max-tokens")]
+    [InlineData("""{"prompt":"x","max_tokens":101}""", "max_tokens", "this server's limit")]
     [InlineData("""{"prompt":"x","max_tokens":1.5}""", "max_tokens", "an integer")]
     [InlineData("""{"prompt":"x","max_tokens":"9"}""", "max_tokens", "not a string")]
     [InlineData("""{"prompt":"x","temperature":3}""", "temperature", "[0, 2]")]

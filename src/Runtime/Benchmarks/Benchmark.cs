@@ -18,11 +18,11 @@ public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen =
     /// <summary>Throws a <see cref="UserInputException"/> naming the first count that is out of range.</summary>
     public void Validate()
     {
-        foreach (var (name, value) in new[] { ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen), ("--steps", Steps) })
-            if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
-        if (Generate < 0) throw new UserInputException($"--generate cannot be negative, got {Generate}");
-        UserInputException.ThrowIfNotFinite(BucketMegabytes, "--bucket-mb");
-        if (BucketMegabytes < 0) throw new UserInputException($"--bucket-mb cannot be negative, got {BucketMegabytes}");
+        foreach (var (name, value) in new[] { (nameof(Batch), Batch), (nameof(GradAccum), GradAccum), (nameof(SeqLen), SeqLen), (nameof(Steps), Steps) })
+            if (value <= 0) throw new UserInputException($"BenchOptions.{name} must be positive, got {value}");
+        if (Generate < 0) throw new UserInputException($"BenchOptions.Generate cannot be negative, got {Generate}");
+        UserInputException.ThrowIfNotFinite(BucketMegabytes, "BenchOptions.BucketMegabytes");
+        if (BucketMegabytes < 0) throw new UserInputException($"BenchOptions.BucketMegabytes cannot be negative, got {BucketMegabytes}");
     }
 }
 
@@ -208,7 +208,7 @@ public static class Benchmark
     /// </summary>
     public static Dictionary<string, object?> Layer(SimpleGateLoopLayer<float> layer, string name, int seq, TextWriter log)
     {
-        if (seq <= 0) throw new UserInputException($"--seq-len must be positive, got {seq}");
+        if (seq <= 0) throw new UserInputException($"Benchmark.Layer(seq) must be positive, got {seq}");
         var device = layer.Device;
         long length = (long)seq * layer.Width;
         using var x = device.Allocate<float>(length);
