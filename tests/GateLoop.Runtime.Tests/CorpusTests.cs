@@ -59,7 +59,7 @@ public sealed class CorpusTests : IDisposable
         Assert.Equal("enwik8", corpus.Entry);
         Assert.Equal("data.zip (entry enwik8 of its 2 files; Corpus.Load(entry) picks another): 1,800 / 100 / 100 bytes", corpus.Describe());
         Assert.Equal("readme.txt", Corpus.Load(path, "readme.txt").Entry);
-        Assert.Equal($"zip archive {path} has no file README; pass one of its 2 files as Corpus.Load(entry): readme.txt, enwik8",
+        Assert.Equal($"zip archive {path} has no file README; pass one of its 2 files with Corpus.Load(entry): readme.txt, enwik8",
             Assert.Throws<UserInputException>(() => Corpus.Load(path, "README")).Message);
 
         var other = Path.Combine(directory, "other.zip");
@@ -95,7 +95,7 @@ public sealed class CorpusTests : IDisposable
         Assert.StartsWith($"data file {tiny} is truncated or damaged", Assert.Throws<UserInputException>(() => Corpus.Load(tiny)).Message);
         var concatenated = Path.Combine(directory, "twice.gz");
         File.WriteAllBytes(concatenated, [.. gzipped.ToArray(), .. gzipped.ToArray()]);
-        Assert.EndsWith("if it is several gzip files concatenated, unpack it and pass the raw file as Corpus.Load(path)",
+        Assert.EndsWith("if it is several gzip files concatenated, unpack it and pass the raw file with Corpus.Load(path)",
             Assert.Throws<UserInputException>(() => Corpus.Load(concatenated)).Message);
 
         // A stored entry with one byte flipped unpacks without complaint; only its CRC-32 tells.
@@ -134,10 +134,10 @@ public sealed class CorpusTests : IDisposable
     {
         var missing = Path.Combine(directory, "nope.txt");
         Assert.Equal(
-            $"data file {missing} not found; pass an existing file as Corpus.Load(path), or run `gateloop download enwik8`",
+            $"data file {missing} not found; pass an existing file with Corpus.Load(path), or run `gateloop download enwik8`",
             Assert.Throws<UserInputException>(() => Corpus.Load(missing)).Message);
 
-        Assert.Equal($"data file {directory} is a directory; pass one of the files in it as Corpus.Load(path)",
+        Assert.Equal($"data file {directory} is a directory; pass one of the files in it with Corpus.Load(path)",
             Assert.Throws<UserInputException>(() => Corpus.Load(directory)).Message);
 
         var empty = Path.Combine(directory, "empty.txt");

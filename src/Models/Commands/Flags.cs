@@ -21,10 +21,10 @@ static class Flags
     public static string Reword(string text)
     {
         foreach (var (api, flag) in Parameters) text = text.Replace(api, flag, StringComparison.Ordinal);
-        return Regex.Replace(text, @"\b(?:TrainOptions|BenchOptions)\.([A-Z]\w*)", m => Option(m.Groups[1].Value));
+        return Regex.Replace(text, @"\b(?:TrainOptions|BenchOptions|ServeOptions)\.([A-Z]\w*)", m => Option(m.Groups[1].Value));
     }
 
-    /// <summary>The flag that sets a TrainOptions or BenchOptions property: its name in kebab case, but for three.</summary>
+    /// <summary>The flag that sets a TrainOptions, BenchOptions or ServeOptions property: its name in kebab case, but for three.</summary>
     public static string Option(string property) => property switch
     {
         "LearningRate" => "--lr",
