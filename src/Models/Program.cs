@@ -62,7 +62,7 @@ static class Program
                 Thread.Sleep(TimeSpan.FromSeconds(5));
                 return 2;
             }
-            Console.Error.WriteLine($"gateloop: {Rank}{e.Message}");
+            Console.Error.WriteLine($"gateloop: {Rank}{Flags.Reword(e.Message)}");
             return 2;
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("GATELOOP_DEBUG") is null)

@@ -17,7 +17,7 @@ public sealed class UserInputException(string message, Exception? inner = null) 
     /// rate, clip or temperature they poison every later step and cannot be written to JSON.
     /// </summary>
     /// <param name="value">The parsed value.</param>
-    /// <param name="option">The option it came from, e.g. <c>--clip</c>, named in the message.</param>
+    /// <param name="option">The option it came from, e.g. <c>TrainOptions.Clip</c>, named in the message.</param>
     /// <exception cref="UserInputException"><paramref name="value"/> is NaN or infinite.</exception>
     public static void ThrowIfNotFinite(double value, string option)
     {

@@ -141,9 +141,9 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         long firstTokens = WindowTokens(10_048, TrainedModelFixture.SeqLen), secondTokens = WindowTokens(2_048, TrainedModelFixture.SeqLen);
 
         var byDefault = Succeed(TrainedModelFixture.TrainArgs(zip, first, 2, validateEvery: 25, checkpointEvery: 25));
-        Assert.Equal("data   two.zip (entry first.txt of its 2 files; --entry NAME picks another): 180,873 / 10,048 / 10,049 bytes", DataLine(byDefault));
+        Assert.Equal("data   two.zip (entry first.txt of its 2 files; --entry picks another): 180,873 / 10,048 / 10,049 bytes", DataLine(byDefault));
         var chosen = Succeed([.. TrainedModelFixture.TrainArgs(zip, second, 2, validateEvery: 25, checkpointEvery: 25), "--entry", "second.txt"]);
-        Assert.Equal("data   two.zip (entry second.txt of its 2 files; --entry NAME picks another): 36,873 / 2,048 / 2,049 bytes", DataLine(chosen));
+        Assert.Equal("data   two.zip (entry second.txt of its 2 files; --entry picks another): 36,873 / 2,048 / 2,049 bytes", DataLine(chosen));
 
         // Without --data, resume and eval read the checkpoint's zip and entry again.
         Assert.Equal(DataLine(chosen), DataLine(Succeed(["train", "--device", "cpu", "--resume", second, "--steps", "3"])));

@@ -7,8 +7,9 @@ namespace GateLoop.Generator.Tests;
 
 /// <summary>
 /// The source tree as docs/ARCHITECTURE.md draws it: the generator's stages and the runtime's layers use only the
-/// folders before them (found by binding every name in the sources with Roslyn), and the README's layout table
-/// names every folder there is.
+/// folders before them (found by binding every name in the sources with Roslyn), the README's layout table
+/// names every folder there is, the runtime's text names no command-line flag, and the generated schedules read
+/// the shape they run at from their arguments.
 /// </summary>
 public sealed class ArchitectureTests
 {
@@ -85,6 +86,41 @@ public sealed class ArchitectureTests
             }
         }
         return uses;
+    }
+
+    [Fact]
+    public void The_runtime_names_API_parameters_not_command_line_flags()
+    {
+        // Only the command line (src/Models/Commands) knows its flags; an API caller never passed --seq-len.
+        var flags = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Root, "src/Runtime"), "*.cs", SearchOption.AllDirectories)
+                     .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}")))
+            foreach (var token in CSharpSyntaxTree.ParseText(File.ReadAllText(file)).GetRoot().DescendantTokens()
+                         .Where(t => t.IsKind(SyntaxKind.StringLiteralToken) || t.IsKind(SyntaxKind.InterpolatedStringTextToken)
+                             || t.IsKind(SyntaxKind.SingleLineRawStringLiteralToken) || t.IsKind(SyntaxKind.MultiLineRawStringLiteralToken)))
+                foreach (Match flag in Regex.Matches(token.ValueText, @"(?<![\w-])--[a-z][a-z0-9-]*"))
+                    flags.Add($"{Path.GetRelativePath(Root, file)}:{token.GetLocation().GetLineSpan().StartLinePosition.Line + 1}: {flag.Value}");
+        Assert.True(flags.Count == 0, $"the runtime's strings name command-line flags:\n{string.Join("\n", flags)}");
+    }
+
+    [Theory]
+    [InlineData(typeof(GateLoop.Runtime.TransformerModel<float>))]
+    [InlineData(typeof(GateLoop.Runtime.SimpleGateLoopLayer<float>))]
+    public void The_generated_schedules_read_their_shape_from_their_arguments(Type runtimeBase)
+    {
+        // What a generated subclass can read besides its arguments: no shape, and no view of one plan's buffers.
+        const System.Reflection.BindingFlags Declared = System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic
+            | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.DeclaredOnly;
+        var ambient = runtimeBase.GetProperties(Declared).Where(p => p.GetMethod is { IsFamily: true } or { IsFamilyOrAssembly: true })
+            .Select(p => (p.Name, Type: p.PropertyType))
+            .Concat(runtimeBase.GetFields(Declared).Where(f => f.IsFamily || f.IsFamilyOrAssembly).Select(f => (f.Name, Type: f.FieldType)))
+            .Where(m => m.Type == typeof(int) || m.Type.Name.StartsWith("ArrayView", StringComparison.Ordinal))
+            .Select(m => m.Name).ToList();
+        Assert.True(ambient.Count == 0, $"{runtimeBase.Name} hands its subclass a shape or a plan's view outside the schedules' arguments: {string.Join(", ", ambient)}");
+        // The schedules themselves take it: each Core method's first parameter is the plan or the batch.
+        var schedules = runtimeBase.GetMethods(Declared).Where(m => m.IsAbstract && m.Name.EndsWith("Core", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(schedules);
+        Assert.All(schedules, m => Assert.True(m.GetParameters() is [{ Name: "plan" }, ..] or [{ Name: "batch" }, { Name: "seq" }, ..], $"{m.Name} is not passed its shape"));
     }
 
     [Fact]

@@ -57,9 +57,9 @@ public sealed class CorpusTests : IDisposable
         var corpus = Corpus.Load(path);
         AssertSplit(corpus, enwik8);
         Assert.Equal("enwik8", corpus.Entry);
-        Assert.Equal("data.zip (entry enwik8 of its 2 files; --entry NAME picks another): 1,800 / 100 / 100 bytes", corpus.Describe());
+        Assert.Equal("data.zip (entry enwik8 of its 2 files; Corpus.Load(entry) picks another): 1,800 / 100 / 100 bytes", corpus.Describe());
         Assert.Equal("readme.txt", Corpus.Load(path, "readme.txt").Entry);
-        Assert.Equal($"zip archive {path} has no file README; pass one of its 2 files with --entry: readme.txt, enwik8",
+        Assert.Equal($"zip archive {path} has no file README; pass one of its 2 files with Corpus.Load(entry): readme.txt, enwik8",
             Assert.Throws<UserInputException>(() => Corpus.Load(path, "README")).Message);
 
         var other = Path.Combine(directory, "other.zip");
@@ -75,7 +75,7 @@ public sealed class CorpusTests : IDisposable
         var text = Path.Combine(directory, "plain.txt");
         File.WriteAllBytes(text, first);
         Assert.Null(Corpus.Load(text).Entry);
-        Assert.StartsWith("--entry first.txt picks a file inside a .zip archive",
+        Assert.StartsWith("Corpus.Load(entry) first.txt picks a file inside a .zip archive",
             Assert.Throws<UserInputException>(() => Corpus.Load(text, "first.txt")).Message);
     }
 
@@ -95,7 +95,7 @@ public sealed class CorpusTests : IDisposable
         Assert.StartsWith($"data file {tiny} is truncated or damaged", Assert.Throws<UserInputException>(() => Corpus.Load(tiny)).Message);
         var concatenated = Path.Combine(directory, "twice.gz");
         File.WriteAllBytes(concatenated, [.. gzipped.ToArray(), .. gzipped.ToArray()]);
-        Assert.EndsWith("if it is several gzip files concatenated, unpack it and pass the raw file with --data",
+        Assert.EndsWith("if it is several gzip files concatenated, unpack it and pass the raw file with Corpus.Load(path)",
             Assert.Throws<UserInputException>(() => Corpus.Load(concatenated)).Message);
 
         // A stored entry with one byte flipped unpacks without complaint; only its CRC-32 tells.
@@ -134,10 +134,10 @@ public sealed class CorpusTests : IDisposable
     {
         var missing = Path.Combine(directory, "nope.txt");
         Assert.Equal(
-            $"data file {missing} not found; pass an existing file with --data, or run `gateloop download enwik8`",
+            $"data file {missing} not found; pass an existing file with Corpus.Load(path), or run `gateloop download enwik8`",
             Assert.Throws<UserInputException>(() => Corpus.Load(missing)).Message);
 
-        Assert.Equal($"data file {directory} is a directory; pass one of the files in it with --data",
+        Assert.Equal($"data file {directory} is a directory; pass one of the files in it with Corpus.Load(path)",
             Assert.Throws<UserInputException>(() => Corpus.Load(directory)).Message);
 
         var empty = Path.Combine(directory, "empty.txt");
@@ -221,7 +221,7 @@ public sealed class CorpusTests : IDisposable
     {
         var e = Assert.Throws<UserInputException>(() => new BatchSampler(new byte[256], "valid", 1, 256, new Rng(0)));
         Assert.Equal(
-            "data shorter than one window of --seq-len 256: the valid split has 256 bytes, a window needs seq+1 = 257; use a smaller --seq-len or a bigger file",
+            "data shorter than one window of BatchSampler(seqLen) 256: the valid split has 256 bytes, a window needs seq+1 = 257; use a smaller BatchSampler(seqLen) or a bigger file",
             e.Message);
         // Exactly one window fits.
         var tokens = new int[257];

@@ -92,11 +92,11 @@ public sealed class RecurrentStepTests
     /// <summary>Steps the <paramref name="batch"/> sequences of <paramref name="inputs"/> token by token: each step's logits equal <paramref name="parallel"/>'s at that position.</summary>
     internal static void AssertStepsMatch(TransformerModel<float> model, int[] inputs, int batch, int seq, float[] parallel)
     {
-        model.ResetState(batch);
+        using var session = model.StartGeneration(batch);
         int v = model.Vocabulary;
         for (int t = 0; t < seq; t++)
         {
-            var step = model.Step(Enumerable.Range(0, batch).Select(b => inputs[b * seq + t]).ToArray());
+            var step = session.Step(Enumerable.Range(0, batch).Select(b => inputs[b * seq + t]).ToArray());
             for (int b = 0; b < batch; b++)
                 for (int j = 0; j < v; j++)
                     Assert.Equal(parallel[((b * seq) + t) * v + j], step[b * v + j], 1e-4f);
@@ -117,28 +117,32 @@ public sealed class RecurrentStepTests
         var parallel = model.Logits(inputs, batch, seq);
         int v = model.Vocabulary;
 
-        model.ResetState(batch);
+        using var session = model.StartGeneration(batch);
         var chunk = inputs.Take(prompt).Concat(inputs.Skip(seq).Take(prompt)).ToArray();
-        var logits = model.Continue(chunk, prompt);
+        var logits = session.Continue(chunk, prompt);
         for (int t = prompt; ; t++)
         {
             for (int b = 0; b < batch; b++)
                 for (int j = 0; j < v; j++)
                     Assert.Equal(parallel[((b * seq) + t - 1) * v + j], logits[b * v + j], 1e-4f);
             if (t == seq) break;
-            logits = model.Step([inputs[t], inputs[seq + t]]);
+            logits = session.Step([inputs[t], inputs[seq + t]]);
         }
     }
 
     [Fact]
-    public void Step_needs_a_reset_and_one_token_per_sequence()
+    public void A_step_takes_one_token_per_sequence_of_a_live_session()
     {
         using var device = Device.Create("cpu");
         using var model = new PreRealGates(device);
         model.Initialize(1);
-        Assert.Contains("ResetState", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
-        model.ResetState(2);
-        Assert.Contains("expected 2 × 1 tokens", Assert.Throws<InvalidOperationException>(() => model.Step([1])).Message);
+        var first = model.StartGeneration(2);
+        Assert.Contains("expected 2 × 1 tokens", Assert.Throws<ArgumentException>(() => first.Step([1])).Message);
+        first.Step([1, 2]);
+        // A model runs one session at a time (the carried state is bound to its schedule): starting another ends the first.
+        using var second = model.StartGeneration(1);
+        Assert.Contains("has ended", Assert.Throws<ObjectDisposedException>(() => first.Step([1, 2])).Message);
+        second.Step([1]);
     }
 }
 

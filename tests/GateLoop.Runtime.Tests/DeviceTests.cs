@@ -18,7 +18,7 @@ public sealed class DeviceTests
         catch (DeviceUnavailableException e)
         {
             Assert.Contains("no CUDA device", e.Message);
-            Assert.Contains("--device cpu", e.Message);
+            Assert.Contains("Device.Create(\"cpu\")", e.Message);
         }
     }
 

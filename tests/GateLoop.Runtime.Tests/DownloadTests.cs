@@ -116,7 +116,7 @@ public sealed class DownloadTests : IDisposable
         var e = await Assert.ThrowsAsync<UserInputException>(() => Enwik8Download.DownloadAsync(directory, server.Uri, expected));
 
         Assert.Equal(
-            $"downloaded {server.Uri} has SHA-256 {actual}, expected {expected}; the download is damaged or the file changed: try again, or download it by hand and pass --data PATH",
+            $"downloaded {server.Uri} has SHA-256 {actual}, expected {expected}; the download is damaged or the file changed: try again, or download it by hand and pass it as Corpus.Load(path)",
             e.Message);
         Assert.Empty(Directory.GetFileSystemEntries(directory));
     }
@@ -129,7 +129,7 @@ public sealed class DownloadTests : IDisposable
         var e = await Assert.ThrowsAsync<UserInputException>(() => Enwik8Download.DownloadAsync(directory, closed, Enwik8Download.Sha256));
 
         Assert.StartsWith($"could not download {closed} (no network?): ", e.Message);
-        Assert.EndsWith("; download it by hand and pass --data PATH", e.Message);
+        Assert.EndsWith("; download it by hand and pass it as Corpus.Load(path)", e.Message);
         Assert.DoesNotContain('\n', e.Message);
         Assert.Empty(Directory.GetFileSystemEntries(directory));
     }

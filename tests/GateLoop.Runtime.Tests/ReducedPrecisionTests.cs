@@ -118,7 +118,7 @@ public sealed unsafe class ReducedPrecisionTests
 }
 
 /// <summary>
-/// <see cref="Module{T}.UseWeights"/> on whole models: generation's matrix–vector products read the reduced copies,
+/// <see cref="InferenceWeights{T}.UseWeights"/> on whole models: generation's matrix–vector products read the reduced copies,
 /// every other pass the fp32 weights replaced by the values they stand for, so the two agree as in fp32.
 /// </summary>
 public sealed class ReducedWeightModelTests
@@ -138,8 +138,8 @@ public sealed class ReducedWeightModelTests
         var inputs = Enumerable.Range(0, batch * seq).Select(_ => random.Next(11)).ToArray();
         var fp32 = model.Logits(inputs, batch, seq);
 
-        model.UseWeights(format);
-        Assert.Equal(format, model.WeightFormat);
+        model.Inference.UseWeights(format);
+        Assert.Equal(format, model.Inference.Format);
         var parallel = model.Logits(inputs, batch, seq);
         Assert.NotEqual(fp32, parallel);
         // The weights moved by at most the format's rounding, so the logits barely did.
@@ -155,7 +155,7 @@ public sealed class ReducedWeightModelTests
         using var model = new PreMaxHeads(device);
         model.Initialize(seed: 1);
         var weights = model.ReadWeights();
-        long fp32 = model.WeightBytesPerToken;
+        long fp32 = model.Inference.BytesPerToken;
         // Everything but one embedding row (11 × 8 table) and the norms and biases, in fp32.
         Assert.Equal(4L * (model.ParameterCount - 10 * 8), fp32);
 
@@ -163,16 +163,16 @@ public sealed class ReducedWeightModelTests
         long Expected(int bytesPerWeight, int bytesPerRow) => fp32 + model.Parameters
             .Where(p => p.Shape.Length == 2 && p.Init == Init.Uniform)
             .Sum(p => (p.Shape[0] + 15) / 16 * 16L * (p.Shape[1] * bytesPerWeight + bytesPerRow) - 4L * p.Length);
-        model.UseWeights(WeightFormat.Bf16);
-        Assert.Equal(Expected(2, 0), model.WeightBytesPerToken);
-        Assert.Contains("fp32 weights again", Assert.Throws<InvalidOperationException>(() => model.UseWeights(WeightFormat.Int8)).Message);
+        model.Inference.UseWeights(WeightFormat.Bf16);
+        Assert.Equal(Expected(2, 0), model.Inference.BytesPerToken);
+        Assert.Contains("fp32 weights again", Assert.Throws<InvalidOperationException>(() => model.Inference.UseWeights(WeightFormat.Int8)).Message);
         using (var adam = new Adam(model, new AdamOptions()))
             Assert.Contains("for inference", Assert.Throws<InvalidOperationException>(adam.Update).Message);
 
         model.WriteWeights(weights);
-        Assert.Equal(WeightFormat.Fp32, model.WeightFormat);
-        Assert.Equal(fp32, model.WeightBytesPerToken);
-        model.UseWeights(WeightFormat.Int8);
-        Assert.Equal(Expected(1, 4), model.WeightBytesPerToken);
+        Assert.Equal(WeightFormat.Fp32, model.Inference.Format);
+        Assert.Equal(fp32, model.Inference.BytesPerToken);
+        model.Inference.UseWeights(WeightFormat.Int8);
+        Assert.Equal(Expected(1, 4), model.Inference.BytesPerToken);
     }
 }

@@ -20,7 +20,7 @@ public sealed class ResumeOnRanksTests
     {
         var config = new CheckpointConfig { Model = "m", Hyperparameters = [], WorldSize = 2 };
         var e = Assert.Throws<WorldException>(() => config.ResumeOn(new TrainOptions { Batch = 4 }, 3, "runs/x"));
-        Assert.Equal("checkpoint 'runs/x' was trained with a global batch of 8 sequences (2 × --batch 4), which 3 ranks cannot share evenly; " +
+        Assert.Equal("checkpoint 'runs/x' was trained with a global batch of 8 sequences (2 × TrainOptions.Batch 4), which 3 ranks cannot share evenly; " +
             "resume on a number of ranks that divides 8", e.Message);
     }
 }

@@ -266,8 +266,8 @@ public sealed class SafeTensorsTests : IDisposable
     [InlineData("\"Step\": 5", "\"Step\": -5", "has step -5, which is negative")]
     [InlineData("\"DataRng\": [", "\"DataRng\": [0, 0, 0, 0], \"Unused\": [", "has an all-zero random generator state")]
     [InlineData("\"DataRng\": [", "\"DataRng\": [1, 2], \"Unused\": [", "has a random generator state of 2 words, not 4")]
-    [InlineData("\"Batch\": 4", "\"Batch\": 0", "has training options no run can use (--batch must be positive, got 0)")]
-    [InlineData("\"LearningRate\": 0.0001", "\"LearningRate\": 1e400", "has training options no run can use (--lr must be a finite number, got Infinity; pass an ordinary number such as 0.5, or leave the option out for its default)")]
+    [InlineData("\"Batch\": 4", "\"Batch\": 0", "has training options no run can use (TrainOptions.Batch must be positive, got 0)")]
+    [InlineData("\"LearningRate\": 0.0001", "\"LearningRate\": 1e400", "has training options no run can use (TrainOptions.LearningRate must be a finite number, got Infinity; pass an ordinary number such as 0.5, or leave the option out for its default)")]
     public void Config_values_no_run_can_use_are_reported(string valid, string damaged, string problem)
     {
         var checkpoint = Path.Combine(directory, "config-values");

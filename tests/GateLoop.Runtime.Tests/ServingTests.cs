@@ -45,7 +45,7 @@ public sealed class RequestParserTests
 
     [Theory]
     [InlineData("""{"prompt":"x","max_tokens":-1}""", "max_tokens", "must lie in [1, 100]")]
-    [InlineData("""{"prompt":"x","max_tokens":101}""", "max_tokens", "--max-tokens")]
+    [InlineData("""{"prompt":"x","max_tokens":101}""", "max_tokens", "this server's limit")]
     [InlineData("""{"prompt":"x","max_tokens":1.5}""", "max_tokens", "an integer")]
     [InlineData("""{"prompt":"x","max_tokens":"9"}""", "max_tokens", "not a string")]
     [InlineData("""{"prompt":"x","temperature":3}""", "temperature", "[0, 2]")]
@@ -249,7 +249,7 @@ public sealed class BatchSchedulerTests
         var model = new PostHeadsGated(device);
         model.Initialize(seed: 3);
         model.WriteWeights([.. model.ReadWeights().Select(w => 4 * w)]);
-        model.UseWeights(format);
+        model.Inference.UseWeights(format);
         return model;
     }
 
@@ -292,34 +292,34 @@ public sealed class BatchSchedulerTests
         using var device = Device.Create("cpu");
         using var model = Model(device, format);
         const int rows = 6;
-        model.ResetState(rows);
+        using var session = model.StartGeneration(rows);
         var random = new Random(2);
-        model.Continue([.. Enumerable.Range(0, rows * 9).Select(_ => random.Next(11))], 9);
+        session.Continue([.. Enumerable.Range(0, rows * 9).Select(_ => random.Next(11))], 9);
         var states = Enumerable.Range(0, rows).Select(r =>
         {
-            var state = new float[model.StateElements];
-            model.ReadState(r, state);
+            var state = new float[session.StateElements];
+            session.ReadState(r, state);
             return state;
         }).ToArray();
         Assert.NotEqual(states[0], states[1]);
         int[] tokens = [3, 1, 4, 1, 5, 9];
-        model.RowByRow = true;
-        var together = model.Step(tokens);
+        model.Inference.RowByRow = true;
+        var together = session.Step(tokens);
         int v = model.Vocabulary;
         for (int r = 0; r < rows; r++)
             foreach (int batch in new[] { 1, 2, 3 })
             {
-                for (int i = 0; i < batch; i++) model.WriteState(i, states[(r + i) % rows]);
-                model.UseSequences(batch);
-                var alone = model.Step([.. Enumerable.Range(0, batch).Select(i => tokens[(r + i) % rows])]);
+                for (int i = 0; i < batch; i++) session.WriteState(i, states[(r + i) % rows]);
+                session.UseSequences(batch);
+                var alone = session.Step([.. Enumerable.Range(0, batch).Select(i => tokens[(r + i) % rows])]);
                 Assert.Equal(together.AsSpan(r * v, v).ToArray(), alone.AsSpan(0, v).ToArray());
             }
         // With reduced weights, a lone row is what generation without the server computes (the same row product).
         if (format == WeightFormat.Fp32) return;
-        model.RowByRow = false;
-        model.WriteState(0, states[0]);
-        model.UseSequences(1);
-        Assert.Equal(together.AsSpan(0, v).ToArray(), model.Step([tokens[0]]));
+        model.Inference.RowByRow = false;
+        session.WriteState(0, states[0]);
+        session.UseSequences(1);
+        Assert.Equal(together.AsSpan(0, v).ToArray(), session.Step([tokens[0]]));
     }
 
     [Fact]

@@ -47,9 +47,9 @@ public sealed class SimulatorCoverageTests
                     model.Backward();
                 }
                 using (var adam = new Adam(model, new AdamOptions(WeightDecay: 0.1))) adam.Update();
-                model.ResetState(2);
-                model.Continue(Enumerable.Range(0, 6).Select(_ => random.Next(model.Vocabulary)).ToArray(), 3);
-                model.Step([1, 2]);
+                using var session = model.StartGeneration(2);
+                session.Continue(Enumerable.Range(0, 6).Select(_ => random.Next(model.Vocabulary)).ToArray(), 3);
+                session.Step([1, 2]);
             }
         }
         else

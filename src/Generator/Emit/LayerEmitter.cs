@@ -88,10 +88,10 @@ namespace GateLoop.Generator.Emit
              .Line();
             ModelSource.Members(w, graph.Members(n));
             w.Line("/// <inheritdoc />")
-             .Line($"protected override void PlanForward({Numeric.Runtime}Workspace workspace) => act = new Activations(workspace, Batch, Seq);")
+             .Line($"protected override void PlanForward({Numeric.Runtime}Workspace workspace, int batch, int seq) => act = new Activations(workspace, batch, seq);")
              .Line()
              .Line("/// <inheritdoc />")
-             .Line($"protected override void PlanBackward({Numeric.Runtime}Workspace workspace) => scratch = new Scratch(workspace, Batch, Seq);")
+             .Line($"protected override void PlanBackward({Numeric.Runtime}Workspace workspace, int batch, int seq) => scratch = new Scratch(workspace, batch, seq);")
              .Line()
              .Line("/// <inheritdoc />")
              .Line("protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq) + Scratch.Elements(batch, seq);")
@@ -101,18 +101,18 @@ namespace GateLoop.Generator.Emit
         void Forward()
         {
             w.Line("/// <inheritdoc />")
-             .Open($"protected override void ForwardCore(ArrayView<{T}> x, ArrayView<{T}> y, ArrayView<{T}> initial, ArrayView<{T}> gate, ArrayView<{T}> state)");
-            w.Line("var a = act!;").Line("int R = Rows;");
-            new ScheduleText(w, n, layout.InLayer).Write(program.ForwardGlobal);
+             .Open($"protected override void ForwardCore(int batch, int seq, ArrayView<{T}> x, ArrayView<{T}> y, ArrayView<{T}> initial, ArrayView<{T}> gate, ArrayView<{T}> state)");
+            w.Line("var a = act!;").Line("int R = batch * seq;");
+            new ScheduleText(w, n, layout.InLayer, ScheduleText.PlanNames).Write(program.ForwardGlobal);
             w.Close().Line();
         }
 
         void Backward()
         {
             w.Line("/// <inheritdoc />")
-             .Open($"protected override void BackwardCore(ArrayView<{T}> x, ArrayView<{T}> dy, ArrayView<{T}> dx, ArrayView<{T}> initial)");
-            w.Line("var a = act!;").Line("var d = scratch!;").Line("int R = Rows;");
-            new ScheduleText(w, n, layout.InLayer).Write(program.BackwardGlobal);
+             .Open($"protected override void BackwardCore(int batch, int seq, ArrayView<{T}> x, ArrayView<{T}> dy, ArrayView<{T}> dx, ArrayView<{T}> initial)");
+            w.Line("var a = act!;").Line("var d = scratch!;").Line("int R = batch * seq;");
+            new ScheduleText(w, n, layout.InLayer, ScheduleText.PlanNames).Write(program.BackwardGlobal);
             w.Close().Line();
         }
     }

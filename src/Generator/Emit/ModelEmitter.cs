@@ -119,37 +119,48 @@ namespace GateLoop.Generator.Emit
 
         void Members()
         {
-            w.Line("Activations? act;")
-             .Line()
-             .Line("/// <summary>Creates the model's buffers on <paramref name=\"device\"/>; call Initialize or WriteWeights before use.</summary>")
+            w.Line("/// <summary>Creates the model's buffers on <paramref name=\"device\"/>; call Initialize or WriteWeights before use.</summary>")
              .Line($"public {s.Type.Name}({Rt}Device device) : base(device, ParameterTable) {{ }}")
              .Line()
              .Line("/// <inheritdoc />")
              .Line("public override int Vocabulary => NumTokens;")
              .Line()
              .Line("/// <inheritdoc />")
-             .Line($"protected override object PlanActivations({Rt}Workspace workspace) => new Activations(workspace, Batch, Seq);")
+             .Line($"protected override object PlanActivations({Rt}Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);")
              .Line()
              .Line("/// <inheritdoc />")
              .Line("protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);")
-             .Line()
-             .Line("/// <inheritdoc />")
-             .Line("protected override void UseActivations(object activations) => act = (Activations)activations;")
              .Line();
             ModelSource.Members(w, graph.Members(n));
             w.Line("/// <inheritdoc />")
-             .Line($"protected override void ComputeLoss({T} gradScale) =>");
+             .Line($"protected override void ComputeLoss({Plan} plan, {T} gradScale) =>");
             var loss = new CodeWriter();
-            new ScheduleText(loss, n, layout.InLayer).Write(program.Loss);
+            // The loss is one launch over the rows: the plan's, as an expression body has no locals.
+            var names = ModelViews.ToDictionary(e => e.Key, e => e.Value);
+            names["Rows"] = "plan.Rows";
+            new ScheduleText(loss, n, layout.InLayer, names).Write(program.Loss);
             w.Line("    " + loss.ToString().Trim()).Line();
         }
 
-        ScheduleText Schedule() => new ScheduleText(w, n, layout.InLayer);
+        /// <summary>The model's views the ops name, each a member of the plan the schedules are passed.</summary>
+        static readonly IReadOnlyDictionary<string, string> ModelViews = new Dictionary<string, string>
+        {
+            ["Inputs"] = "plan.Inputs", ["Targets"] = "plan.Targets", ["LogitsView"] = "plan.Logits", ["LogitGrads"] = "plan.LogitGrads",
+            ["LossRows"] = "plan.LossRows",
+        };
+
+        string Plan => $"{Rt}ModelPlan<{T}>";
+
+        ScheduleText Schedule() => new ScheduleText(w, n, layout.InLayer,
+            ScheduleText.PlanNames.Concat(ModelViews).ToDictionary(e => e.Key, e => e.Value));
+
+        /// <summary>The start of a schedule: the plan's activations and shape as locals.</summary>
+        void PlanLocals() => w.Line("var a = (Activations)plan.Activations;").Line("int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;");
 
         void Forward()
         {
-            w.Line("/// <inheritdoc />").Open("protected override void ForwardCore(bool continueState)");
-            w.Line("var a = act!;").Line("int R = Rows;");
+            w.Line("/// <inheritdoc />").Open($"protected override void ForwardCore({Plan} plan, bool continueState)");
+            PlanLocals();
             var schedule = Schedule();
             schedule.Write(program.ForwardGlobal);
             w.Open("for (int l = 0; l < Depth; l++)");
@@ -163,8 +174,9 @@ namespace GateLoop.Generator.Emit
 
         void Backward()
         {
-            w.Line("/// <inheritdoc />").Open("protected override void BackwardCore()");
-            w.Line("var a = act!;").Line("int R = Rows;").Line("var dX = a.DX;");
+            w.Line("/// <inheritdoc />").Open($"protected override void BackwardCore({Plan} plan)");
+            PlanLocals();
+            w.Line("var dX = a.DX;");
             w.Line($"// Head: dX = ∂L/∂X[{(s.SimpleGateLoopBlocks ? 3 : 2)}·Depth].");
             var schedule = Schedule();
             schedule.Write(program.BackwardHead);

@@ -21,9 +21,9 @@ namespace GateLoop.Generator.Ops
             const int ChunkedBelowLanes = 32768;
 
             /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·{{lanes}} lanes alone would leave it idle.</summary>
-            bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * {{lanes}} < ChunkedBelowLanes;
+            bool Chunked(int batch, int seq) => !Device.IsHost && seq > Kernels.Chunk && batch * {{lanes}} < ChunkedBelowLanes;
 
-            int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
+            static int Chunks(int seq) => (seq + Kernels.Chunk - 1) / Kernels.Chunk;
             """);
 
         /// <summary>The per-chunk aggregates of <paramref name="values"/> values per lane (batch·lanes of them).</summary>

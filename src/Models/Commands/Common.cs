@@ -130,7 +130,7 @@ static class Common
         {
             Runtime.Checkpoint.CheckShape(config, model, directory);
             Runtime.Checkpoint.Load(directory, model, adam: null);
-            model.UseWeights(WeightFormatOf(weights));
+            model.Inference.UseWeights(WeightFormatOf(weights));
             return (config, model);
         }
         catch

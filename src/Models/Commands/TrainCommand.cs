@@ -104,7 +104,7 @@ static class TrainCommand
             Console.WriteLine($"model  {entry.Name}: {entry.Description}, {net.ParameterCount:N0} parameters");
             Console.WriteLine($"device {dev.Name}, GEMM {dev.GemmBackend}{(dev.AllowTf32 ? ", TF32 allowed" : "")}" +
                 (options.Precision == GemmPrecision.Bf16 ? ", bf16 inputs with fp32 sums" : ""));
-            Console.WriteLine($"data   {corpus.Describe()}");
+            Console.WriteLine($"data   {Flags.Reword(corpus.Describe())}");
             Console.WriteLine($"out    {Path.GetFullPath(outDir)}{(resumeFrom is null ? "" : $" (resuming {resumeFrom})")}");
             if (parse.GetValue(init) is { } initFrom) Console.WriteLine($"init   the weights of {initFrom}");
             if (world.Size > 1)

@@ -59,7 +59,7 @@ static class OpenAiServer
         }
         catch (IOException e)
         {
-            throw new UserInputException($"cannot listen on {o.Host}:{o.Port} ({e.Message.TrimEnd('.')}); choose another with --port or --host", e);
+            throw new UserInputException($"cannot listen on {o.Host}:{o.Port} ({e.Message.TrimEnd('.')}); choose another ServeOptions.Port or ServeOptions.Host", e);
         }
         Log($"serve  {config.Model} ({o.Weights}, {device.Name}) on {string.Join(", ", app.Urls)}: up to {o.MaxStreams} streams in one batched step, " +
             $"{o.MaxQueue} waiting; {scheduler.StateBytesPerStream / 1024.0:0.#} KiB of state per stream");

@@ -18,11 +18,11 @@ public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen =
     /// <summary>Throws a <see cref="UserInputException"/> naming the first count that is out of range.</summary>
     public void Validate()
     {
-        foreach (var (name, value) in new[] { ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen), ("--steps", Steps) })
-            if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
-        if (Generate < 0) throw new UserInputException($"--generate cannot be negative, got {Generate}");
-        UserInputException.ThrowIfNotFinite(BucketMegabytes, "--bucket-mb");
-        if (BucketMegabytes < 0) throw new UserInputException($"--bucket-mb cannot be negative, got {BucketMegabytes}");
+        foreach (var (name, value) in new[] { (nameof(Batch), Batch), (nameof(GradAccum), GradAccum), (nameof(SeqLen), SeqLen), (nameof(Steps), Steps) })
+            if (value <= 0) throw new UserInputException($"BenchOptions.{name} must be positive, got {value}");
+        if (Generate < 0) throw new UserInputException($"BenchOptions.Generate cannot be negative, got {Generate}");
+        UserInputException.ThrowIfNotFinite(BucketMegabytes, "BenchOptions.BucketMegabytes");
+        if (BucketMegabytes < 0) throw new UserInputException($"BenchOptions.BucketMegabytes cannot be negative, got {BucketMegabytes}");
     }
 }
 
@@ -125,7 +125,7 @@ public static class Benchmark
         if (o.Kernels) ListKernels(profile);
 
         // Training ran in fp32; generation reads the weights as inference will hold them.
-        net.UseWeights(o.Weights);
+        net.Inference.UseWeights(o.Weights);
         string weights = o.Weights.ToString().ToLowerInvariant();
         double? generateRate = null;
         Dictionary<string, object>? tokenCounts = null, tokenEstimate = null;
@@ -153,15 +153,15 @@ public static class Benchmark
             }
             if (simulator is not null)
             {
-                net.ResetState(1);
-                net.Continue(prompt, prompt.Length);
+                using var session = net.StartGeneration(1);
+                session.Continue(prompt, prompt.Length);
                 simulator.ResetCounters();
-                for (int t = 0; t < o.Generate; t++) net.Step([prompt[t]]);
+                for (int t = 0; t < o.Generate; t++) session.Step([prompt[t]]);
                 tokenCounts = Counts(simulator, $"simulated, per generated token (mean of {o.Generate} steps)", o.Generate, log);
                 tokenEstimate = Estimated(simulator, "per generated token", o.Generate, log);
             }
             log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
-                $"{weights} weights: {net.WeightBytesPerToken / 1e6:F1} MB read per token");
+                $"{weights} weights: {net.Inference.BytesPerToken / 1e6:F1} MB read per token");
         }
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
         log.WriteLine($"peak memory {MiB(peak)} (process working set): managed heap {MiB(managedBytes)}; device buffers: " +
@@ -171,7 +171,7 @@ public static class Benchmark
             ["train_tokens_per_s"] = trainRate,
             ["generate_tokens_per_s"] = generateRate,
             ["weights"] = weights,
-            ["weight_bytes_per_token"] = net.WeightBytesPerToken,
+            ["weight_bytes_per_token"] = net.Inference.BytesPerToken,
             ["peak_memory_bytes"] = peak,
             ["managed_heap_bytes"] = managedBytes,
             ["parameter_bytes"] = parameterBytes,
@@ -207,7 +207,7 @@ public static class Benchmark
     /// </summary>
     public static Dictionary<string, object?> Layer(SimpleGateLoopLayer<float> layer, string name, int seq, TextWriter log)
     {
-        if (seq <= 0) throw new UserInputException($"--seq-len must be positive, got {seq}");
+        if (seq <= 0) throw new UserInputException($"Benchmark.Layer(seq) must be positive, got {seq}");
         var device = layer.Device;
         long length = (long)seq * layer.Width;
         using var x = device.Allocate<float>(length);

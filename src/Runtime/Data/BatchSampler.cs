@@ -24,7 +24,8 @@ public sealed class BatchSampler
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(seqLen);
         if (data.Length < (long)seqLen + 1)
             throw new UserInputException(
-                $"data shorter than one window of --seq-len {seqLen}: the {splitName} split has {data.Length:N0} bytes, a window needs seq+1 = {seqLen + 1L:N0}; use a smaller --seq-len or a bigger file");
+                $"data shorter than one window of BatchSampler(seqLen) {seqLen}: the {splitName} split has {data.Length:N0} bytes, a window needs seq+1 = {seqLen + 1L:N0}; " +
+                "use a smaller BatchSampler(seqLen) or a bigger file");
         this.data = data;
         this.rng = rng;
         BatchSize = batchSize;

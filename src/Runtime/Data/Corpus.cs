@@ -61,15 +61,15 @@ public sealed class Corpus
         ArgumentNullException.ThrowIfNull(path);
         var name = Path.GetFileName(path);
         if (Directory.Exists(path))
-            throw new UserInputException($"data file {path} is a directory; pass one of the files in it with --data");
+            throw new UserInputException($"data file {path} is a directory; pass one of the files in it with Corpus.Load(path)");
         if (!File.Exists(path))
             throw new UserInputException(
-                $"data file {path} not found; pass an existing file with --data, or run `gateloop download enwik8`");
+                $"data file {path} not found; pass an existing file with Corpus.Load(path), or run `gateloop download enwik8`");
         if (new FileInfo(path).Length == 0)
-            throw new UserInputException($"data file {path} is empty; pass a non-empty file with --data");
+            throw new UserInputException($"data file {path} is empty; pass a non-empty file with Corpus.Load(path)");
         var isZip = name.EndsWith(".zip", StringComparison.OrdinalIgnoreCase);
         if (entry is not null && !isZip)
-            throw new UserInputException($"--entry {entry} picks a file inside a .zip archive, and data file {path} is not one; leave --entry out");
+            throw new UserInputException($"Corpus.Load(entry) {entry} picks a file inside a .zip archive, and data file {path} is not one; leave Corpus.Load(entry) out");
         byte[] bytes;
         var source = name;
         try
@@ -77,7 +77,7 @@ public sealed class Corpus
             if (isZip)
             {
                 (bytes, entry, var files) = ReadZip(path, entry);
-                source = files == 1 ? $"{name} (entry {entry})" : $"{name} (entry {entry} of its {files} files; --entry NAME picks another)";
+                source = files == 1 ? $"{name} (entry {entry})" : $"{name} (entry {entry} of its {files} files; Corpus.Load(entry) picks another)";
             }
             else if (name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
                 bytes = ReadGzip(path);
@@ -87,7 +87,7 @@ public sealed class Corpus
         catch (InvalidDataException e)
         {
             throw new UserInputException(
-                $"cannot read data file {path} as a {Path.GetExtension(name).TrimStart('.')} archive ({e.Message}); the file is damaged or not an archive: download it again, or pass the unpacked file with --data",
+                $"cannot read data file {path} as a {Path.GetExtension(name).TrimStart('.')} archive ({e.Message}); the file is damaged or not an archive: download it again, or pass the unpacked file with Corpus.Load(path)",
                 e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -95,7 +95,7 @@ public sealed class Corpus
             throw new UserInputException($"cannot read data file {path}: {e.Message}", e);
         }
         if (bytes.Length == 0)
-            throw new UserInputException($"data file {path} unpacks to no bytes; pass an archive that holds the corpus with --data");
+            throw new UserInputException($"data file {path} unpacks to no bytes; pass an archive that holds the corpus with Corpus.Load(path)");
         var enwik8 = bytes.Length >= Enwik8Length
             && (name.StartsWith("enwik8", StringComparison.OrdinalIgnoreCase)
                 || Path.GetFileName(entry ?? "").StartsWith("enwik8", StringComparison.OrdinalIgnoreCase));
@@ -113,7 +113,7 @@ public sealed class Corpus
         var total = files.Sum(f => f.Length);
         if (total > Array.MaxLength)
             throw new UserInputException(
-                $"the reference-pack XML in {directory} is too large ({total:N0} bytes) to use as the default corpus; pass a file with --data FILE");
+                $"the reference-pack XML in {directory} is too large ({total:N0} bytes) to use as the default corpus; pass a file with Corpus.Load(path)");
         var bytes = new byte[total];
         var at = 0;
         foreach (var file in files)
@@ -134,7 +134,7 @@ public sealed class Corpus
         ArgumentNullException.ThrowIfNull(bytes);
         ArgumentNullException.ThrowIfNull(source);
         if (bytes.Length == 0)
-            throw new UserInputException($"data from {source} holds no bytes; pass a non-empty file with --data");
+            throw new UserInputException($"data from {source} holds no bytes; pass a non-empty file with Corpus.Load(path)");
         return new Corpus(bytes, source, enwik8Layout: false);
     }
 
@@ -159,22 +159,22 @@ public sealed class Corpus
         using var archive = ZipFile.OpenRead(path);
         var files = archive.Entries.Where(e => !e.FullName.EndsWith('/')).ToList();
         if (files.Count == 0)
-            throw new UserInputException($"zip archive {path} holds no files; pass a zip with the corpus inside, or the corpus itself, with --data");
+            throw new UserInputException($"zip archive {path} holds no files; pass a zip with the corpus inside, or the corpus itself, with Corpus.Load(path)");
         var entry = wanted is null
             ? files.Find(e => e.FullName == "enwik8") ?? files[0]
             : files.Find(e => e.FullName == wanted) ?? throw new UserInputException(
-                $"zip archive {path} has no file {wanted}; pass one of its {files.Count} files with --entry: " +
+                $"zip archive {path} has no file {wanted}; pass one of its {files.Count} files with Corpus.Load(entry): " +
                 string.Join(", ", files.Take(20).Select(e => e.FullName)) + (files.Count > 20 ? ", …" : ""));
         if (entry.Length > Array.MaxLength)
             throw new UserInputException(
-                $"entry {entry.FullName} of {path} is too large ({entry.Length:N0} bytes); pass a file under 2 GB with --data");
+                $"entry {entry.FullName} of {path} is too large ({entry.Length:N0} bytes); pass a file under 2 GB with Corpus.Load(path)");
         var bytes = new byte[entry.Length];
         using var stream = entry.Open();
         stream.ReadExactly(bytes);
         // ZipArchive does not compare the entry's CRC-32 with what it unpacked, so damaged bytes would load silently.
         if (Crc32.HashToUInt32(bytes) != entry.Crc32)
             throw new UserInputException(
-                $"entry {entry.FullName} of {path} is damaged (its CRC-32 does not match what it unpacks to); download the archive again, or pass the unpacked file with --data");
+                $"entry {entry.FullName} of {path} is damaged (its CRC-32 does not match what it unpacks to); download the archive again, or pass the unpacked file with Corpus.Load(path)");
         return (bytes, entry.FullName, files.Count);
     }
 
@@ -199,13 +199,13 @@ public sealed class Corpus
         }
         if (!intact)
             throw new UserInputException(
-                $"data file {path} is truncated or damaged (its gzip trailer does not match the {bytes.Length:N0} bytes it unpacks to); download it again, or if it is several gzip files concatenated, unpack it and pass the raw file with --data");
+                $"data file {path} is truncated or damaged (its gzip trailer does not match the {bytes.Length:N0} bytes it unpacks to); download it again, or if it is several gzip files concatenated, unpack it and pass the raw file with Corpus.Load(path)");
         return bytes;
     }
 
     static (string Directory, FileInfo[] Files) FindReferencePackXml()
     {
-        const string hint = "pass a corpus with --data FILE (or run `gateloop download enwik8`)";
+        const string hint = "pass a corpus with Corpus.Load(path) (or run `gateloop download enwik8`)";
         var root = DotnetRoot()
             ?? throw new UserInputException($"cannot locate a .NET SDK installation to find the default corpus; {hint}");
         var packs = Path.Combine(root, "packs", "Microsoft.NETCore.App.Ref");

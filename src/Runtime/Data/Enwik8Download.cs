@@ -50,7 +50,7 @@ public static class Enwik8Download
             var actual = await FetchAsync(source, temp, progress, ct).ConfigureAwait(false);
             if (actual != expected)
                 throw new UserInputException(
-                    $"downloaded {source} has SHA-256 {actual}, expected {expected}; the download is damaged or the file changed: try again, or download it by hand and pass --data PATH");
+                    $"downloaded {source} has SHA-256 {actual}, expected {expected}; the download is damaged or the file changed: try again, or download it by hand and pass it as Corpus.Load(path)");
             return OnDisk(destination, () =>
             {
                 File.Move(temp, destination, overwrite: true);
@@ -100,7 +100,7 @@ public static class Enwik8Download
         {
             var reason = e is OperationCanceledException ? "the server stopped responding (timed out)" : e.Message;
             throw new UserInputException(
-                $"could not download {source} (no network?): {reason}; download it by hand and pass --data PATH", e);
+                $"could not download {source} (no network?): {reason}; download it by hand and pass it as Corpus.Load(path)", e);
         }
         await OnDisk(temp, async () =>
         {

@@ -38,7 +38,7 @@ public sealed class Rng
             ArgumentNullException.ThrowIfNull(value);
             if (!IsState(value))
                 throw new UserInputException(
-                    $"the saved random generator state must be 4 words, not all zero (got {value.Length} words); the checkpoint is damaged, start a new run without --resume");
+                    $"the saved random generator state must be 4 words, not all zero (got {value.Length} words); the checkpoint is damaged, start a new run without Trainer.Run(resumeFrom)");
             (s0, s1, s2, s3) = (value[0], value[1], value[2], value[3]);
         }
     }

@@ -110,7 +110,7 @@ public abstract class Device : IDisposable
                     {
                         if (name == "auto") goto case "cpu";
                         throw new DeviceUnavailableException(
-                            "no CUDA device was found (is the NVIDIA driver installed and a GPU visible?); use --device cpu");
+                            "no CUDA device was found (is the NVIDIA driver installed and a GPU visible?); use Device.Create(\"cpu\")");
                     }
                     var accelerator = cuda[0].CreateCudaAccelerator(context);
                     return new IlgpuDevice(context, accelerator,

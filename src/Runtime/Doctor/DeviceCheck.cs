@@ -232,9 +232,9 @@ public static class DeviceCheck
         var outputs = new List<float[]>[] { [], [] };
         foreach (var (model, slot) in new[] { (onDevice, 0), (onHost, 1) })
         {
-            model.ResetState(ModelBatch);
-            outputs[slot].Add(model.Continue(prompt, 12));
-            for (int step = 0; step < 3; step++) outputs[slot].Add(model.Step(tokens.AsSpan(ModelBatch * (12 + step), ModelBatch)));
+            using var session = model.StartGeneration(ModelBatch);
+            outputs[slot].Add(session.Continue(prompt, 12));
+            for (int step = 0; step < 3; step++) outputs[slot].Add(session.Step(tokens.AsSpan(ModelBatch * (12 + step), ModelBatch)));
         }
         rows.Add(new(section, "generation logits (prompt, then 3 steps)",
             RelativeError(outputs[0].SelectMany(o => o).ToArray(), outputs[1].SelectMany(o => o).ToArray()), ForwardTolerance));

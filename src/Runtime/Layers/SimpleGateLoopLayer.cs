@@ -41,14 +41,8 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
     /// <summary>Whether the layer scans from the last position to the first (and so cannot take a cache).</summary>
     public bool Reverse { get; }
 
-    /// <summary>Batch size of the current plan.</summary>
-    protected int Batch { get; private set; }
-
-    /// <summary>Sequence length of the current plan.</summary>
-    protected int Seq { get; private set; }
-
-    /// <summary>Batch × sequence length: the number of positions.</summary>
-    protected int Rows => Batch * Seq;
+    // The shape of the current plan, which the schedules are passed.
+    int batch, seq;
 
     /// <summary>Bytes of activation memory planned for the current (batch, sequence length), backward scratch included once allocated.</summary>
     public long ActivationBytes => (forwardSpace?.Bytes ?? 0) + (backwardSpace?.Bytes ?? 0);
@@ -75,8 +69,8 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
     /// <exception cref="InvalidOperationException">A cache was passed to a <see cref="Reverse"/> layer (as in the seed).</exception>
     public void Forward(ArrayView<T> x, ArrayView<T> y, int batch, int seq, SimpleGateLoopCache<T>? cache = null)
     {
-        if (batch <= 0 || seq <= 0)
-            throw new ArgumentOutOfRangeException(nameof(batch), $"batch ({batch}) and sequence length ({seq}) must be positive");
+        if (batch <= 0) throw new ArgumentOutOfRangeException(nameof(batch), $"batch must be positive, got {batch}");
+        if (seq <= 0) throw new ArgumentOutOfRangeException(nameof(seq), $"seq must be positive, got {seq}");
         if ((long)batch * seq * 3 * Width > int.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(seq), $"batch × seq × 3·Dim ({(long)batch * seq * 3 * Width}) exceeds what one buffer can index");
         long length = (long)batch * seq * Width;
@@ -90,7 +84,7 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
                     $"the cache holds {cache.Batch} sequences of {cache.Width} channels on {cache.Device.Name}; this call needs {batch} of {Width} on {Device.Name}",
                     nameof(cache));
         }
-        if (forwardSpace is null || batch != Batch || seq != Seq)
+        if (forwardSpace is null || batch != this.batch || seq != this.seq)
         {
             forwardSpace?.Dispose();
             backwardSpace?.Dispose();
@@ -98,19 +92,18 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
             Device.EnsureFits(PlanBytes(batch, seq), 2 * ParameterCount * Unsafe.SizeOf<T>(), $"a plan of {batch:N0} × {seq:N0} positions for {GetType().Name}");
             Device.EnsureLaunchable(LargestLaunch(batch, seq), $"a plan of batch {batch:N0} × seq {seq:N0} for {GetType().Name}");
             forwardSpace = new Workspace(Device);
-            Batch = batch;
-            Seq = seq;
+            (this.batch, this.seq) = (batch, seq);
             long states = (long)batch * Width;
             initial = forwardSpace.Take<T>(states, "initial state");
             scratchGate = forwardSpace.Take<T>(states, "cumulative gate");
             scratchState = forwardSpace.Take<T>(states, "last state");
-            PlanForward(forwardSpace);
+            PlanForward(forwardSpace, batch, seq);
         }
         // The starting state is copied so backward still has S_0 after the cache moves on.
         if (cache is null) initial.MemSetToZero();
         else cache.State.CopyTo(initial);
         input = x;
-        ForwardCore(x, y, initial, cache?.Gate ?? scratchGate, cache?.State ?? scratchState);
+        ForwardCore(batch, seq, x, y, initial, cache?.Gate ?? scratchGate, cache?.State ?? scratchState);
     }
 
     /// <summary>
@@ -122,15 +115,15 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
     public void Backward(ArrayView<T> dy, ArrayView<T> dx)
     {
         if (forwardSpace is null) throw new InvalidOperationException("call Forward before Backward");
-        long length = (long)Rows * Width;
+        long length = (long)batch * seq * Width;
         CheckLength(dy, length, nameof(dy), "batch × seq × Dim of the last Forward");
         CheckLength(dx, length, nameof(dx), "batch × seq × Dim of the last Forward");
         if (backwardSpace is null)
         {
             backwardSpace = new Workspace(Device);
-            PlanBackward(backwardSpace);
+            PlanBackward(backwardSpace, batch, seq);
         }
-        BackwardCore(input, dy, dx, initial);
+        BackwardCore(batch, seq, input, dy, dx, initial);
         Device.Synchronize();
     }
 
@@ -156,26 +149,30 @@ public abstract class SimpleGateLoopLayer<T> : Module<T> where T : unmanaged, IF
     /// <summary>Bytes of device memory a forward and backward of <paramref name="batch"/> × <paramref name="seq"/> positions plan.</summary>
     public long PlanBytes(int batch, int seq) => (ActivationElements(batch, seq) + 3L * batch * Width) * Unsafe.SizeOf<T>();
 
-    /// <summary>Allocates the forward activations for <see cref="Batch"/> × <see cref="Seq"/> from <paramref name="workspace"/>.</summary>
-    protected abstract void PlanForward(Workspace workspace);
+    /// <summary>Allocates the forward activations for <paramref name="batch"/> × <paramref name="seq"/> from <paramref name="workspace"/>.</summary>
+    protected abstract void PlanForward(Workspace workspace, int batch, int seq);
 
-    /// <summary>Allocates the backward scratch for <see cref="Batch"/> × <see cref="Seq"/> (on the first backward per shape).</summary>
-    protected abstract void PlanBackward(Workspace workspace);
+    /// <summary>Allocates the backward scratch for <paramref name="batch"/> × <paramref name="seq"/> (on the first backward per shape).</summary>
+    protected abstract void PlanBackward(Workspace workspace, int batch, int seq);
 
-    /// <summary>Computes <paramref name="y"/> from <paramref name="x"/>, keeping what backward needs.</summary>
-    /// <param name="x">Input [Rows, Dim].</param>
-    /// <param name="y">Output [Rows, Dim].</param>
-    /// <param name="initial">The starting state S_0 [Batch, Dim] (read only).</param>
-    /// <param name="gate">The cumulative gate [Batch, Dim], multiplied by this call's Π a.</param>
-    /// <param name="state">Receives the last state [Batch, Dim].</param>
-    protected abstract void ForwardCore(ArrayView<T> x, ArrayView<T> y, ArrayView<T> initial, ArrayView<T> gate, ArrayView<T> state);
+    /// <summary>Computes <paramref name="y"/> from <paramref name="x"/> over <paramref name="batch"/> × <paramref name="seq"/> positions, keeping what backward needs.</summary>
+    /// <param name="batch">Sequences.</param>
+    /// <param name="seq">Positions per sequence.</param>
+    /// <param name="x">Input [batch·seq, Dim].</param>
+    /// <param name="y">Output [batch·seq, Dim].</param>
+    /// <param name="initial">The starting state S_0 [batch, Dim] (read only).</param>
+    /// <param name="gate">The cumulative gate [batch, Dim], multiplied by this call's Π a.</param>
+    /// <param name="state">Receives the last state [batch, Dim].</param>
+    protected abstract void ForwardCore(int batch, int seq, ArrayView<T> x, ArrayView<T> y, ArrayView<T> initial, ArrayView<T> gate, ArrayView<T> state);
 
-    /// <summary>Adds the parameter gradients of ∂L/∂y = <paramref name="dy"/> into <see cref="Module{T}.Gradients"/> and writes <paramref name="dx"/>.</summary>
+    /// <summary>Adds the parameter gradients of ∂L/∂y = <paramref name="dy"/> (over <paramref name="batch"/> × <paramref name="seq"/> positions) into <see cref="Module{T}.Gradients"/> and writes <paramref name="dx"/>.</summary>
+    /// <param name="batch">Sequences of the last forward.</param>
+    /// <param name="seq">Positions per sequence of the last forward.</param>
     /// <param name="x">The last forward's input.</param>
-    /// <param name="dy">∂L/∂y [Rows, Dim].</param>
-    /// <param name="dx">Receives ∂L/∂x [Rows, Dim]; may alias dy.</param>
+    /// <param name="dy">∂L/∂y [batch·seq, Dim].</param>
+    /// <param name="dx">Receives ∂L/∂x [batch·seq, Dim]; may alias dy.</param>
     /// <param name="initial">The last forward's starting state S_0.</param>
-    protected abstract void BackwardCore(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> dx, ArrayView<T> initial);
+    protected abstract void BackwardCore(int batch, int seq, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> dx, ArrayView<T> initial);
 
     /// <inheritdoc />
     protected override void DisposeActivations()

@@ -72,12 +72,12 @@ public sealed class Adam : IDisposable
     /// Clips the accumulated gradients to <see cref="AdamOptions.ClipNorm"/> and applies one update. The
     /// gradient norm before clipping is left on the device; read it with <see cref="ReadGradientNorm"/>.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The model's weights are held in reduced precision (<see cref="Module{T}.UseWeights"/>).</exception>
+    /// <exception cref="InvalidOperationException">The model's weights are held in reduced precision (<see cref="InferenceWeights{T}.UseWeights"/>).</exception>
     public void Update()
     {
         // A step changes the fp32 weights only; reduced copies made for inference would silently fall behind.
-        if (model.WeightFormat != WeightFormat.Fp32)
-            throw new InvalidOperationException($"the weights are held in {model.WeightFormat} for inference; train on fp32 weights (load them again)");
+        if (model.Inference.Format != WeightFormat.Fp32)
+            throw new InvalidOperationException($"the weights are held in {model.Inference.Format} for inference; train on fp32 weights (load them again)");
         Step++;
         var o = Options;
         var g = model.Gradients.SubView(0, model.ParameterCount);

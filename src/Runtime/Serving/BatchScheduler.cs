@@ -2,7 +2,7 @@ namespace GateLoop.Runtime;
 
 /// <summary>
 /// Continuous batching over a model with a recurrent state: every stream in the batch advances one byte per
-/// <see cref="TransformerModel{T}.Step"/>, one row each, so the weights are read once per step for all of them. The
+/// <see cref="GenerationSession{T}.Step"/>, one row each, so the weights are read once per step for all of them. The
 /// prompts of new streams run through their states together, about <see cref="PrefillPositions"/> bytes between two
 /// steps of the others, then each stream joins the batch; a finished or cancelled stream leaves before the next step
 /// (the last row's state moves into its place). One thread owns the model. More than <c>maxStreams</c> requests wait
@@ -10,7 +10,7 @@ namespace GateLoop.Runtime;
 /// </summary>
 /// <remarks>
 /// A stream's bytes depend on its request alone (and the weights, their format and the device): its random generator
-/// is its own, and on the host every product runs row by row (<see cref="Module{T}.RowByRow"/>), so a position's
+/// is its own, and on the host every product runs row by row (<see cref="InferenceWeights{T}.RowByRow"/>), so a position's
 /// logits depend neither on the rows beside it nor on how its prompt was cut (the scan carries its state exactly).
 /// </remarks>
 public sealed class BatchScheduler : IDisposable
@@ -19,6 +19,7 @@ public sealed class BatchScheduler : IDisposable
     public const int PrefillPositions = 256;
 
     readonly TransformerModel<float> model;
+    readonly GenerationSession<float> session;
     readonly int maxStreams, maxQueue;
     readonly Action<string> log;
     readonly object gate = new();
@@ -41,10 +42,10 @@ public sealed class BatchScheduler : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(maxStreams, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(maxQueue);
         (this.model, this.maxStreams, this.maxQueue, this.log) = (model, maxStreams, maxQueue, log);
-        model.RowByRow = true;
-        model.ResetState(maxStreams);
-        zeroState = new float[model.StateElements];
-        savedRow = new float[model.StateElements];
+        model.Inference.RowByRow = true;
+        session = model.StartGeneration(maxStreams);
+        zeroState = new float[session.StateElements];
+        savedRow = new float[session.StateElements];
         StepBytesPerStream = model.PlanBytes(maxStreams, 1) / maxStreams;
         thread = new Thread(Run) { IsBackground = true, Name = "gateloop serve batch" };
         thread.Start();
@@ -182,8 +183,8 @@ public sealed class BatchScheduler : IDisposable
                 int last = batch.Count - 1;
                 if (i != last)
                 {
-                    model.ReadState(last, savedRow);
-                    model.WriteState(i, savedRow);
+                    session.ReadState(last, savedRow);
+                    session.WriteState(i, savedRow);
                     batch[i] = batch[last];
                 }
                 batch.RemoveAt(last);
@@ -206,18 +207,18 @@ public sealed class BatchScheduler : IDisposable
         for (int r = 0; r < q; r++)
             for (int i = 0; i < length; i++) tokens[r * length + i] = streams[r].Request.Prompt[streams[r].Prefilled + i];
         var aside = new float[Math.Min(q, batch.Count)][];
-        for (int r = 0; r < aside.Length; r++) model.ReadState(r, aside[r] = new float[elements]);
-        for (int r = 0; r < q; r++) model.WriteState(r, streams[r].State ?? zeroState);
-        model.UseSequences(q);
+        for (int r = 0; r < aside.Length; r++) session.ReadState(r, aside[r] = new float[elements]);
+        for (int r = 0; r < q; r++) session.WriteState(r, streams[r].State ?? zeroState);
+        session.UseSequences(q);
         float[] logits;
         try
         {
-            logits = model.Continue(tokens, length);
+            logits = session.Continue(tokens, length);
         }
         finally
         {
-            for (int r = 0; r < q; r++) model.ReadState(r, streams[r].State ??= new float[elements]);
-            for (int r = 0; r < aside.Length; r++) model.WriteState(r, aside[r]);
+            for (int r = 0; r < q; r++) session.ReadState(r, streams[r].State ??= new float[elements]);
+            for (int r = 0; r < aside.Length; r++) session.WriteState(r, aside[r]);
         }
         int vocabulary = model.Vocabulary;
         for (int r = 0; r < q; r++)
@@ -228,7 +229,7 @@ public sealed class BatchScheduler : IDisposable
             joining.Remove(s);
             Draw(s, logits.AsSpan(r * vocabulary, vocabulary));
             if (s.Done) continue;
-            model.WriteState(batch.Count, s.State!);
+            session.WriteState(batch.Count, s.State!);
             s.State = null;
             batch.Add(s);
         }
@@ -239,8 +240,8 @@ public sealed class BatchScheduler : IDisposable
     {
         var tokens = new int[batch.Count];
         for (int i = 0; i < batch.Count; i++) tokens[i] = batch[i].Last;
-        model.UseSequences(batch.Count);
-        var logits = model.Step(tokens);
+        session.UseSequences(batch.Count);
+        var logits = session.Step(tokens);
         int vocabulary = model.Vocabulary;
         for (int i = 0; i < batch.Count; i++) Draw(batch[i], logits.AsSpan(i * vocabulary, vocabulary));
     }
@@ -283,6 +284,7 @@ public sealed class BatchScheduler : IDisposable
             Monitor.Pulse(gate);
         }
         thread.Join();
+        session.Dispose();
         foreach (var s in batch.Concat(joining).Concat(waiting))
             s.Fail(new RequestException(503, "the server stopped", null, "shutting_down"));
     }

@@ -95,7 +95,7 @@ public static class RequestParser
             }
         }
         int maxTokens = Integer(f, kind == RequestKind.Chat && Given(f, "max_completion_tokens") is not null ? "max_completion_tokens" : "max_tokens",
-            kind == RequestKind.Completion ? DefaultCompletionTokens : DefaultChatTokens, 1, limits.MaxTokens, "this server's --max-tokens");
+            kind == RequestKind.Completion ? DefaultCompletionTokens : DefaultChatTokens, 1, limits.MaxTokens, "this server's limit");
         double temperature = Number(f, "temperature", 1.0, 0, 2);
         double threshold = Number(f, "top_k_thres", 0.9, 0, 1);
         if (threshold >= 1) throw Bad("top_k_thres must lie in [0, 1): 0.9 keeps the top 10% of the bytes", "top_k_thres", "invalid_value");

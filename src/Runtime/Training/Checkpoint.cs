@@ -50,7 +50,7 @@ public sealed record CheckpointConfig
         // Only several ranks can fail this, and every one of them alike: rank 0 reports it.
         if (global % ranks != 0)
             throw new WorldException(
-                $"checkpoint '{directory}' was trained with a global batch of {global} sequences ({WorldSize} × --batch {options.Batch}), which {ranks} ranks cannot share evenly; " +
+                $"checkpoint '{directory}' was trained with a global batch of {global} sequences ({WorldSize} × TrainOptions.Batch {options.Batch}), which {ranks} ranks cannot share evenly; " +
                 $"resume on a number of ranks that divides {global}", everyRank: true);
         return options with { Batch = (int)(global / ranks) };
     }

@@ -16,7 +16,7 @@ public static class Evaluation
     {
         long windows = (data.Length - 1) / seq;
         if (windows <= 0)
-            throw new UserInputException($"data shorter than one window: {data.Length:N0} bytes, a window needs seq+1 = {seq + 1:N0}; use a smaller --seq-len");
+            throw new UserInputException($"data shorter than one window: {data.Length:N0} bytes, a window needs seq+1 = {seq + 1:N0}; use a smaller Evaluation.Run(seq)");
         double total = 0;
         var tokens = new int[batch * (seq + 1)];
         for (long w = 0; w < windows; w += batch)

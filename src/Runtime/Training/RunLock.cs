@@ -34,7 +34,7 @@ public sealed class RunLock : IDisposable
 
     static FileStream Take(string directory, string path)
     {
-        UserInputException InUse(string holder) => new($"{directory} is in use by {holder}; wait for that run to end, or pass another --out");
+        UserInputException InUse(string holder) => new($"{directory} is in use by {holder}; wait for that run to end, or pass another RunLock(directory)");
         FileStream file;
         try
         {
@@ -47,7 +47,7 @@ public sealed class RunLock : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UserInputException($"cannot write to the output directory {directory} ({e.Message}); pass a writable --out", e);
+            throw new UserInputException($"cannot write to the output directory {directory} ({e.Message}); pass a writable RunLock(directory)", e);
         }
         if (!OperatingSystem.IsMacOS())
         {

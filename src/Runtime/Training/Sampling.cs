@@ -39,7 +39,7 @@ public static class Sampling
 
     /// <summary>
     /// Continues <paramref name="prompt"/> by <paramref name="length"/> tokens with the recurrent path: the prompt is
-    /// processed in parallel passes (see <see cref="TransformerModel{T}.Continue"/>), then each new token costs one
+    /// processed in parallel passes (see <see cref="GenerationSession{T}.Continue"/>), then each new token costs one
     /// step. <paramref name="emit"/> receives each token as it is drawn.
     /// </summary>
     /// <exception cref="UserInputException">The prompt is empty, or the logits are not finite (nothing is emitted for that position).</exception>
@@ -47,13 +47,13 @@ public static class Sampling
         double topKThreshold, Rng rng, Action<int> emit, CancellationToken cancel = default)
     {
         if (prompt.Length == 0) throw new UserInputException("the prompt is empty; give at least one byte to start from");
-        model.ResetState(1);
-        float[] logits = model.Continue(prompt, prompt.Length);
+        using var session = model.StartGeneration(1);
+        float[] logits = session.Continue(prompt, prompt.Length);
         for (int i = 0; i < length && !cancel.IsCancellationRequested; i++)
         {
             int next = Sample(logits, temperature, topKThreshold, rng);
             emit(next);
-            if (i + 1 < length) logits = model.Step([next]);
+            if (i + 1 < length) logits = session.Step([next]);
         }
     }
 }

@@ -56,16 +56,18 @@ public sealed record TrainOptions
     /// </summary>
     public void Validate()
     {
-        foreach (var (name, value) in new[] { ("--steps", Steps), ("--batch", Batch), ("--grad-accum", GradAccum), ("--seq-len", SeqLen),
-                     ("--validate-every", ValidateEvery), ("--checkpoint-every", CheckpointEvery), ("--prime-length", PrimeLength) })
-            if (value <= 0) throw new UserInputException($"{name} must be positive, got {value}");
-        if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("--generate-every and --generate-length cannot be negative");
+        foreach (var (name, value) in new[] { (nameof(Steps), Steps), (nameof(Batch), Batch), (nameof(GradAccum), GradAccum), (nameof(SeqLen), SeqLen),
+                     (nameof(ValidateEvery), ValidateEvery), (nameof(CheckpointEvery), CheckpointEvery), (nameof(PrimeLength), PrimeLength) })
+            if (value <= 0) throw new UserInputException($"TrainOptions.{name} must be positive, got {value}");
+        if (GenerateEvery < 0 || GenerateLength < 0) throw new UserInputException("TrainOptions.GenerateEvery and TrainOptions.GenerateLength cannot be negative");
         if ((long)Batch * (SeqLen + 1L) > Array.MaxLength)
-            throw new UserInputException($"--batch {Batch:N0} × (--seq-len {SeqLen:N0} + 1) tokens are more than one batch can hold ({Array.MaxLength:N0}); use a smaller --batch or --seq-len");
-        foreach (var (name, value) in new[] { ("--lr", LearningRate), ("--weight-decay", WeightDecay), ("--clip", Clip), ("--bucket-mb", BucketMegabytes) })
-            UserInputException.ThrowIfNotFinite(value, name);
-        if (!(LearningRate > 0)) throw new UserInputException($"--lr must be positive, got {LearningRate}");
-        if (WeightDecay < 0 || Clip < 0 || BucketMegabytes < 0) throw new UserInputException("--weight-decay, --clip and --bucket-mb cannot be negative");
+            throw new UserInputException($"TrainOptions.Batch {Batch:N0} × (TrainOptions.SeqLen {SeqLen:N0} + 1) tokens are more than one batch can hold ({Array.MaxLength:N0}); " +
+                "use a smaller TrainOptions.Batch or TrainOptions.SeqLen");
+        foreach (var (name, value) in new[] { (nameof(LearningRate), LearningRate), (nameof(WeightDecay), WeightDecay), (nameof(Clip), Clip), (nameof(BucketMegabytes), BucketMegabytes) })
+            UserInputException.ThrowIfNotFinite(value, $"TrainOptions.{name}");
+        if (!(LearningRate > 0)) throw new UserInputException($"TrainOptions.LearningRate must be positive, got {LearningRate}");
+        if (WeightDecay < 0 || Clip < 0 || BucketMegabytes < 0)
+            throw new UserInputException("TrainOptions.WeightDecay, TrainOptions.Clip and TrainOptions.BucketMegabytes cannot be negative");
     }
 }
 
@@ -123,7 +125,8 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             throw new ArgumentException("a run either resumes a checkpoint or starts from one's weights, not both", nameof(initFrom));
         int ranks = world.Size, window = options.SeqLen + 1, share = options.Batch * window;
         if ((long)options.Batch * ranks * window > Array.MaxLength)
-            throw new UserInputException($"{ranks} ranks × --batch {options.Batch:N0} × (--seq-len {options.SeqLen:N0} + 1) tokens are more than one global batch can hold; use a smaller --batch or --seq-len");
+            throw new UserInputException($"{ranks} ranks × TrainOptions.Batch {options.Batch:N0} × (TrainOptions.SeqLen {options.SeqLen:N0} + 1) tokens are more than one global batch can hold; " +
+                "use a smaller TrainOptions.Batch or TrainOptions.SeqLen");
         bool root = world.IsRoot;
         if (!root) report = _ => { };
         if (root) CreateOutput();
@@ -157,7 +160,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         _ = new BatchSampler(corpus.Valid, "valid", options.Batch, options.SeqLen, dataRng);
         if (options.GenerateEvery > 0 && options.PrimeLength > corpus.Valid.Length)
             throw new UserInputException(
-                $"--prime-length {options.PrimeLength:N0} is longer than the valid split it is taken from ({corpus.Valid.Length:N0} bytes); use at most that, or --generate-every 0");
+                $"TrainOptions.PrimeLength {options.PrimeLength:N0} is longer than the valid split it is taken from ({corpus.Valid.Length:N0} bytes); use at most that, or TrainOptions.GenerateEvery 0");
         // The global batch; this rank computes its share.
         var tokens = new int[ranks * share];
         var mine = new Memory<int>(tokens, world.Rank * share, share);
@@ -244,7 +247,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     {
         var settings = new List<(string, string)> { ("model", modelName) };
         settings.AddRange(CheckpointConfig.Describe(model.Configuration).OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)));
-        foreach (var property in JsonSerializer.SerializeToElement(options).EnumerateObject()) settings.Add((OptionName(property.Name), property.Value.ToString()));
+        foreach (var property in JsonSerializer.SerializeToElement(options).EnumerateObject()) settings.Add(($"TrainOptions.{property.Name}", property.Value.ToString()));
         if (world.Size > 1)
         {
             var data = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
@@ -253,21 +256,12 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
             settings.Add(("data (SHA-256 of the train and valid splits)", Convert.ToHexStringLower(data.GetHashAndReset())[..16]));
         }
         static string SaveOf(string? directory) => directory is null ? "none" : Checkpoint.ReadConfig(directory) is var c ? c.Id ?? $"step {c.Step}" : "";
-        settings.Add(("--resume (the checkpoint's save)", SaveOf(resumeFrom)));
-        settings.Add(("--init (the checkpoint's save)", SaveOf(initFrom)));
+        settings.Add(("Trainer.Run(resumeFrom) (the checkpoint's save)", SaveOf(resumeFrom)));
+        settings.Add(("Trainer.Run(initFrom) (the checkpoint's save)", SaveOf(initFrom)));
         settings.Add(("device", model.Device.Name.Split(' ', ':')[0]));
-        settings.Add(("--tf32", model.Device.AllowTf32.ToString()));
+        settings.Add(("Device.AllowTf32", model.Device.AllowTf32.ToString()));
         return settings;
     }
-
-    // The command-line option that sets a TrainOptions property: its name in kebab case, but for three.
-    static string OptionName(string property) => property switch
-    {
-        nameof(TrainOptions.LearningRate) => "--lr",
-        nameof(TrainOptions.DataEntry) => "--entry",
-        nameof(TrainOptions.BucketMegabytes) => "--bucket-mb",
-        _ => "--" + System.Text.RegularExpressions.Regex.Replace(property, "(?<=.)([A-Z])", "-$1").ToLowerInvariant(),
-    };
 
     // Rank 0's weights and optimizer moments on every rank, compared by digest together with the step and the data stream.
     void ShareState(Adam adam)
@@ -307,7 +301,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UserInputException($"cannot create the output directory {outDirectory} ({e.Message}); pass a writable --out", e);
+            throw new UserInputException($"cannot create the output directory {outDirectory} ({e.Message}); pass a writable Trainer(outDirectory)", e);
         }
     }
 
@@ -318,7 +312,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         throw new UserInputException(
             $"training diverged at step {step}: the loss is {loss:G4} and the gradient norm {gradNorm:G4}; nothing of it was saved, " +
             (saved >= 0 ? $"the checkpoint of step {saved} in {outDirectory} is intact" : "and no checkpoint had been written yet") +
-            $": lower --lr (now {options.LearningRate:G4}) or --clip (now {options.Clip:G4}) and train again{(saved >= 0 ? " with --resume" : "")}");
+            $": lower TrainOptions.LearningRate (now {options.LearningRate:G4}) or TrainOptions.Clip (now {options.Clip:G4}) and train again{(saved >= 0 ? " with Trainer.Run(resumeFrom)" : "")}");
     }
 
     // A checkpoint of this model (name and shape checked): its weights, and the optimizer state when adam is given.
@@ -326,7 +320,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
     {
         var config = Checkpoint.ReadConfig(directory);
         if (config.Model != modelName)
-            throw new UserInputException($"checkpoint '{directory}' is of model '{config.Model}', not '{modelName}'; pass --model {config.Model}");
+            throw new UserInputException($"checkpoint '{directory}' is of model '{config.Model}', not '{modelName}'; pass Trainer(modelName) {config.Model}");
         Checkpoint.CheckShape(config, model, directory);
         Checkpoint.Load(directory, model, adam);
         return config;

@@ -68,8 +68,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
 
-    Activations? act;
-
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public AblatedNoGating(global::GateLoop.Runtime.Device device) : base(device, ParameterTable) { }
 
@@ -77,21 +75,18 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
 
     /// <inheritdoc />
     protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
-
-    /// <inheritdoc />
-    protected override void UseActivations(object activations) => act = (Activations)activations;
 
     // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
     const int ChunkedBelowLanes = 32768;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * DimInner < ChunkedBelowLanes;
+    bool Chunked(int batch, int seq) => !Device.IsHost && seq > Kernels.Chunk && batch * DimInner < ChunkedBelowLanes;
 
-    int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
+    static int Chunks(int seq) => (seq + Kernels.Chunk - 1) / Kernels.Chunk;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -106,15 +101,15 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     /// <inheritdoc />
-    protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+    protected override void ComputeLoss(global::GateLoop.Runtime.ModelPlan<float> plan, float gradScale) =>
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, plan.Rows, plan.Logits, plan.Targets, gradScale, plan.LossRows, plan.LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore(bool continueState)
+    protected override void ForwardCore(global::GateLoop.Runtime.ModelPlan<float> plan, bool continueState)
     {
-        var a = act!;
-        int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, plan.Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
@@ -123,14 +118,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
-            if (Chunked)
+            if (Chunked(batch, seq))
             {
-                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, carry);
-                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, carry);
+                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
             Device.Launch(Kernels.Add, Kernels.Host.Add, R * Dim, a.X[2 * l], a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
@@ -142,18 +137,18 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         }
         // Head.
         Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
-        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
     /// <inheritdoc />
-    protected override void BackwardCore()
+    protected override void BackwardCore(global::GateLoop.Runtime.ModelPlan<float> plan)
     {
-        var a = act!;
-        int R = Rows;
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
         var dX = a.DX;
         // Head: dX = ∂L/∂X[2·Depth].
-        Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
-        Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
+        Device.Gemm(true, false, NumTokens, Dim, R, 1f, plan.LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
+        Device.Gemm(false, false, R, Dim, NumTokens, 1f, plan.LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
         Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, a.RmsNormBackwardGammaPartials);
@@ -176,22 +171,22 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             // Mixer block: dX = ∂L/∂X[2l+1].
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
-            if (Chunked)
+            if (Chunked(batch, seq))
             {
-                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, a.Carry[l]);
-                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, a.Carry[l]);
+                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
-            if (Chunked)
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+            if (Chunked(batch, seq))
             {
-                Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], dX, a.DQkv, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], dX, a.DQkv, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, batch * DimInner, seq, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.StateScratch, dX, a.DQkv, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
+                Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, batch * DimInner, seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.H[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
             Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
@@ -199,7 +194,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, plan.Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 

@@ -79,8 +79,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     /// <inheritdoc />
     public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
 
-    Activations? act;
-
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public AttentionRotaryRelPos(global::GateLoop.Runtime.Device device) : base(device, ParameterTable) { }
 
@@ -88,39 +86,36 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
 
     /// <inheritdoc />
     protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
 
     /// <inheritdoc />
-    protected override void UseActivations(object activations) => act = (Activations)activations;
-
-    /// <inheritdoc />
     protected override bool CarriesState => false;
 
     /// <inheritdoc />
-    protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+    protected override void ComputeLoss(global::GateLoop.Runtime.ModelPlan<float> plan, float gradScale) =>
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, plan.Rows, plan.Logits, plan.Targets, gradScale, plan.LossRows, plan.LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore(bool continueState)
+    protected override void ForwardCore(global::GateLoop.Runtime.ModelPlan<float> plan, bool continueState)
     {
-        var a = act!;
-        int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, plan.Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
             Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
-            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
             Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
             Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
-            Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.Probs[l]);
-            Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, Batch * Heads * Seq, Seq, a.Probs[l]);
-            Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, Seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
+            Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
+            Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
+            Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
             Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
@@ -136,18 +131,18 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
-        Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
     /// <inheritdoc />
-    protected override void BackwardCore()
+    protected override void BackwardCore(global::GateLoop.Runtime.ModelPlan<float> plan)
     {
-        var a = act!;
-        int R = Rows;
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
         var dX = a.DX;
         // Head: dX = ∂L/∂X[2·Depth].
-        Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.X[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
-        Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, dX);
+        Device.Gemm(true, false, NumTokens, Dim, R, 1f, plan.LogitGrads, a.X[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
+        Device.Gemm(false, false, R, Dim, NumTokens, 1f, plan.LogitGrads, W(HeadW, NumTokens * Dim), 0f, dX);
         ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
@@ -173,20 +168,20 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.AttnOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DGates, a.X[2 * l], 1f, G(p + GatesW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
-            Device.Launch(Kernels.AttentionGradValues, Kernels.Host.AttentionGradValues, R * DimInner, Seq, a.Probs[l], a.DMixed, a.DQkv);
-            Device.Launch(Kernels.AttentionGradProbs, Kernels.Host.AttentionGradProbs, Batch * Heads * Seq * Seq, Seq, a.Qkv[l], a.DMixed, a.DProbs);
-            Device.Launch(Kernels.AttentionSoftmaxBackward, Kernels.Host.AttentionSoftmaxBackward, Batch * Heads * Seq, Seq, a.Probs[l], a.DProbs);
-            Device.Launch(Kernels.AttentionGradQueriesKeys, Kernels.Host.AttentionGradQueriesKeys, R * DimInner, Seq, a.Qkv[l], a.DProbs, a.DQkv);
+            Device.Launch(Kernels.AttentionGradValues, Kernels.Host.AttentionGradValues, R * DimInner, seq, a.Probs[l], a.DMixed, a.DQkv);
+            Device.Launch(Kernels.AttentionGradProbs, Kernels.Host.AttentionGradProbs, batch * Heads * seq * seq, seq, a.Qkv[l], a.DMixed, a.DProbs);
+            Device.Launch(Kernels.AttentionSoftmaxBackward, Kernels.Host.AttentionSoftmaxBackward, batch * Heads * seq, seq, a.Probs[l], a.DProbs);
+            Device.Launch(Kernels.AttentionGradQueriesKeys, Kernels.Host.AttentionGradQueriesKeys, R * DimInner, seq, a.Qkv[l], a.DProbs, a.DQkv);
             Device.Launch(Kernels.RelPosBackward, Kernels.Host.RelPosBackward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l], a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * (DimInner / 2), a.TransitionIn[l], a.DTransition, a.DTransitionIn);
             Device.Gemm(true, false, DimInner, Dim, R, 1f, a.DTransitionIn, a.X[2 * l], 1f, G(p + RelPosW, DimInner * Dim));
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DTransitionIn, W(p + RelPosW, DimInner * Dim), 1f, dX);
-            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, Seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.DQkv, W(p + RotaryFreqs, HeadDim / 2), -1f);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.X[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, plan.Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 

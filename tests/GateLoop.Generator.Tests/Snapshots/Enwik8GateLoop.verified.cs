@@ -127,8 +127,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     /// <inheritdoc />
     public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
 
-    Activations? act;
-
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public Enwik8GateLoop(global::GateLoop.Runtime.Device device) : base(device, ParameterTable) { }
 
@@ -136,21 +134,18 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
 
     /// <inheritdoc />
     protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
-
-    /// <inheritdoc />
-    protected override void UseActivations(object activations) => act = (Activations)activations;
 
     // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
     const int ChunkedBelowLanes = 32768;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·DimInner lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * DimInner < ChunkedBelowLanes;
+    bool Chunked(int batch, int seq) => !Device.IsHost && seq > Kernels.Chunk && batch * DimInner < ChunkedBelowLanes;
 
-    int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
+    static int Chunks(int seq) => (seq + Kernels.Chunk - 1) / Kernels.Chunk;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -165,15 +160,15 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     /// <inheritdoc />
-    protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+    protected override void ComputeLoss(global::GateLoop.Runtime.ModelPlan<float> plan, float gradScale) =>
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, plan.Rows, plan.Logits, plan.Targets, gradScale, plan.LossRows, plan.LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore(bool continueState)
+    protected override void ForwardCore(global::GateLoop.Runtime.ModelPlan<float> plan, bool continueState)
     {
-        var a = act!;
-        int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, plan.Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
@@ -183,14 +178,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
-            if (Chunked)
+            if (Chunked(batch, seq))
             {
-                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, carry);
-                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, carry);
+                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
             Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
@@ -205,18 +200,18 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
-        Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
     /// <inheritdoc />
-    protected override void BackwardCore()
+    protected override void BackwardCore(global::GateLoop.Runtime.ModelPlan<float> plan)
     {
-        var a = act!;
-        int R = Rows;
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
         var dX = a.DX;
         // Head: dX = ∂L/∂X[2·Depth].
-        Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.X[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
-        Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, dX);
+        Device.Gemm(true, false, NumTokens, Dim, R, 1f, plan.LogitGrads, a.X[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
+        Device.Gemm(false, false, R, Dim, NumTokens, 1f, plan.LogitGrads, W(HeadW, NumTokens * Dim), 0f, dX);
         ReportGradientsReady(LayerStart + Depth * LayerStride);
         for (int l = Depth - 1; l >= 0; l--)
         {
@@ -243,22 +238,22 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 1f, dX);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
-            if (Chunked)
+            if (Chunked(batch, seq))
             {
-                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * DimInner, Seq, a.ChunkAgg, a.Carry[l]);
-                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, a.Carry[l]);
+                Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
-            if (Chunked)
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.Carry[l]);
+            if (Chunked(batch, seq))
             {
-                Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.DMixed, a.DQkv, a.DTransition, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, Batch * DimInner, Seq, a.ChunkAgg);
-                Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, Batch * Chunks * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.DMixed, a.DQkv, a.DTransition, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, batch * DimInner, seq, a.ChunkAgg);
+                Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition, a.ChunkAgg);
             }
             else
-                Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * DimInner, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
+                Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, batch * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.DMixed, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
             Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, a.X[2 * l], 1f, G(p + TransitionW, 2 * Heads * Dim));
@@ -267,7 +262,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, dX);
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, plan.Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 

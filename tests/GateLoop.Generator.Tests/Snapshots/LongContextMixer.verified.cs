@@ -46,50 +46,50 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     const int ChunkedBelowLanes = 32768;
 
     /// <summary>Whether the scans run chunked: on a GPU, for sequences longer than a chunk, when batch·Dim lanes alone would leave it idle.</summary>
-    bool Chunked => !Device.IsHost && Seq > Kernels.Chunk && Batch * Dim < ChunkedBelowLanes;
+    bool Chunked(int batch, int seq) => !Device.IsHost && seq > Kernels.Chunk && batch * Dim < ChunkedBelowLanes;
 
-    int Chunks => (Seq + Kernels.Chunk - 1) / Kernels.Chunk;
-
-    /// <inheritdoc />
-    protected override void PlanForward(global::GateLoop.Runtime.Workspace workspace) => act = new Activations(workspace, Batch, Seq);
+    static int Chunks(int seq) => (seq + Kernels.Chunk - 1) / Kernels.Chunk;
 
     /// <inheritdoc />
-    protected override void PlanBackward(global::GateLoop.Runtime.Workspace workspace) => scratch = new Scratch(workspace, Batch, Seq);
+    protected override void PlanForward(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => act = new Activations(workspace, batch, seq);
+
+    /// <inheritdoc />
+    protected override void PlanBackward(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => scratch = new Scratch(workspace, batch, seq);
 
     /// <inheritdoc />
     protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq) + Scratch.Elements(batch, seq);
 
     /// <inheritdoc />
-    protected override void ForwardCore(ArrayView<float> x, ArrayView<float> y, ArrayView<float> initial, ArrayView<float> gate, ArrayView<float> state)
+    protected override void ForwardCore(int batch, int seq, ArrayView<float> x, ArrayView<float> y, ArrayView<float> initial, ArrayView<float> gate, ArrayView<float> state)
     {
         var a = act!;
-        int R = Rows;
+        int R = batch * seq;
         Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(NormGamma, Dim), a.H, a.InvNorm);
         Linear(R, 3 * Dim, Dim, a.H, QkvaW, 0f, a.Z);
-        if (Chunked)
+        if (Chunked(batch, seq))
         {
-            Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg);
-            Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, Batch * Dim, Seq, a.ChunkAgg, initial, gate, state);
-            Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, Batch * Chunks * Dim, Seq, a.Z, a.ChunkAgg, y);
+            Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * Dim, seq, a.Z, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * Dim, seq, a.ChunkAgg, initial, gate, state);
+            Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * Dim, seq, a.Z, a.ChunkAgg, y);
         }
         else
-            Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, Batch * Dim, Seq, a.Z, initial, y, gate, state);
+            Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * Dim, seq, a.Z, initial, y, gate, state);
     }
 
     /// <inheritdoc />
-    protected override void BackwardCore(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> initial)
+    protected override void BackwardCore(int batch, int seq, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> initial)
     {
         var a = act!;
         var d = scratch!;
-        int R = Rows;
-        if (Chunked)
+        int R = batch * seq;
+        if (Chunked(batch, seq))
         {
-            Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, Batch * Chunks * Dim, Seq, a.Z, dy, d.DZ, a.ChunkAgg);
-            Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, Batch * Dim, Seq, a.ChunkAgg);
-            Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, Batch * Chunks * Dim, Seq, a.Z, initial, dy, d.DZ, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkScanBackward, Kernels.Host.ChunkScanBackward, batch * Chunks(seq) * Dim, seq, a.Z, dy, d.DZ, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkCarryBackward, Kernels.Host.ChunkCarryBackward, batch * Dim, seq, a.ChunkAgg);
+            Device.Launch(Kernels.ChunkApplyBackward, Kernels.Host.ChunkApplyBackward, batch * Chunks(seq) * Dim, seq, a.Z, initial, dy, d.DZ, a.ChunkAgg);
         }
         else
-            Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, Batch * Dim, Seq, a.Z, initial, dy, d.DZ);
+            Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, batch * Dim, seq, a.Z, initial, dy, d.DZ);
         Device.Gemm(true, false, 3 * Dim, Dim, R, 1f, d.DZ, a.H, 1f, G(QkvaW, 3 * Dim * Dim));
         Device.Gemm(false, false, R, Dim, 3 * Dim, 1f, d.DZ, W(QkvaW, 3 * Dim * Dim), 0f, d.DH);
         dx.MemSetToZero();

@@ -76,8 +76,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <inheritdoc />
     public override global::System.Collections.Generic.IReadOnlyDictionary<string, object> Configuration => Hyperparameters;
 
-    Activations? act;
-
     /// <summary>Creates the model's buffers on <paramref name="device"/>; call Initialize or WriteWeights before use.</summary>
     public PreNormHeadsSubLn(global::GateLoop.Runtime.Device device) : base(device, ParameterTable) { }
 
@@ -85,13 +83,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace) => new Activations(workspace, Batch, Seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
 
     /// <inheritdoc />
     protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
-
-    /// <inheritdoc />
-    protected override void UseActivations(object activations) => act = (Activations)activations;
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -106,15 +101,15 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     /// <inheritdoc />
-    protected override void ComputeLoss(float gradScale) =>
-        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, Rows, LogitsView, Targets, gradScale, LossRows, LogitGrads);
+    protected override void ComputeLoss(global::GateLoop.Runtime.ModelPlan<float> plan, float gradScale) =>
+        Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, plan.Rows, plan.Logits, plan.Targets, gradScale, plan.LossRows, plan.LogitGrads);
 
     /// <inheritdoc />
-    protected override void ForwardCore(bool continueState)
+    protected override void ForwardCore(global::GateLoop.Runtime.ModelPlan<float> plan, bool continueState)
     {
-        var a = act!;
-        int R = Rows;
-        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, plan.Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
@@ -125,7 +120,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
-            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
+            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
             Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
@@ -142,18 +137,18 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         }
         // Head.
         Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
-        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, LogitsView);
+        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
     /// <inheritdoc />
-    protected override void BackwardCore()
+    protected override void BackwardCore(global::GateLoop.Runtime.ModelPlan<float> plan)
     {
-        var a = act!;
-        int R = Rows;
+        var a = (Activations)plan.Activations;
+        int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
         var dX = a.DX;
         // Head: dX = ∂L/∂X[2·Depth].
-        Device.Gemm(true, false, NumTokens, Dim, R, 1f, LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
-        Device.Gemm(false, false, R, Dim, NumTokens, 1f, LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
+        Device.Gemm(true, false, NumTokens, Dim, R, 1f, plan.LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
+        Device.Gemm(false, false, R, Dim, NumTokens, 1f, plan.LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
         Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
         Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, a.RmsNormBackwardGammaPartials);
@@ -184,9 +179,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.LayerNormDimInnerBackward, Kernels.Host.LayerNormDimInnerBackward, R, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
-            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
-            Device.Launch(Kernels.ScanStatesBackward, Kernels.Host.ScanStatesBackward, Batch * Heads * HeadDim * HeadDim, Seq, a.Qkv[l], a.Transition[l], a.DScanOut, a.GradStates);
-            Device.Launch(Kernels.ScanInputsBackward, Kernels.Host.ScanInputsBackward, R * Heads, Seq, a.Qkv[l], a.StateScratch, a.GradStates, a.DScanOut, a.DQkv, a.DTransition);
+            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
+            Device.Launch(Kernels.ScanStatesBackward, Kernels.Host.ScanStatesBackward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.DScanOut, a.GradStates);
+            Device.Launch(Kernels.ScanInputsBackward, Kernels.Host.ScanInputsBackward, R * Heads, seq, a.Qkv[l], a.StateScratch, a.GradStates, a.DScanOut, a.DQkv, a.DTransition);
             Device.Launch(Kernels.TransitionBackward, Kernels.Host.TransitionBackward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.DTransition, a.DTransitionIn);
             Device.ColumnSum(R, 2 * Heads, a.DTransitionIn, G(p + TransitionB, 2 * Heads));
             Device.Gemm(true, false, 2 * Heads, Dim, R, 1f, a.DTransitionIn, a.H[2 * l], 1f, G(p + TransitionW, 2 * Heads * Dim));
@@ -198,7 +193,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
         }
-        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, Inputs, dX, G(TokenEmb, NumTokens * Dim));
+        Device.Launch(Kernels.EmbeddingBackward, Kernels.Host.EmbeddingBackward, NumTokens * Dim, plan.Inputs, dX, G(TokenEmb, NumTokens * Dim));
         ReportGradientsReady(0);
     }
 
