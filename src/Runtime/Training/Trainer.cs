@@ -133,9 +133,6 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         using var runLock = root ? new RunLock(outDirectory) : null;
         using var adam = new Adam(model, new AdamOptions(options.LearningRate, WeightDecay: options.WeightDecay, ClipNorm: options.Clip));
         using var reducer = new GradientReducer(model, world, (long)(options.BucketMegabytes * 1024 * 1024));
-        // Validation and samples too: they measure and show the model as it trains. The device is the caller's again after.
-        var precision = model.Device.GemmPrecision;
-        model.Device.GemmPrecision = options.Precision;
         var train = new BatchSampler(corpus.Train, "train", options.Batch * ranks, options.SeqLen, dataRng);
         string metrics = Path.Combine(outDirectory, MetricsFileName);
         long saved = -1; // the step of the last checkpoint in the output directory
@@ -168,6 +165,10 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         var clock = Stopwatch.StartNew();
         long startStep = adam.Step, tokensPerStep = (long)options.Batch * ranks * options.SeqLen * options.GradAccum;
         using var log = root ? new StreamWriter(metrics, append: true) : StreamWriter.Null;
+        // Validation and samples too: they measure and show the model as it trains. Set where the try begins, so that
+        // the device is the caller's again after, whichever way the run ends.
+        var precision = model.Device.GemmPrecision;
+        model.Device.GemmPrecision = options.Precision;
 
         try
         {
@@ -176,8 +177,7 @@ public sealed class Trainer(TransformerModel<float> model, string modelName, Cor
         {
             var stepClock = Stopwatch.StartNew();
             model.ZeroGradients();
-            // The loss stays on the device until the step is done: one wait per step, not one per micro-batch. Each rank's
-            // share is scaled by 1/ranks, so the sum over ranks is the global batch's mean.
+            // The loss stays on the device until the step is done: one wait per step, not one per micro-batch.
             micro.Run(_ =>
             {
                 train.Fill(tokens);
