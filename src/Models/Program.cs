@@ -33,6 +33,8 @@ static class Program
         var root = Commands();
         try
         {
+            // Settings read once at start-up, read now: a mistyped one is refused before any work, in one line.
+            _ = HostSimd.LaneBits;
             var parse = root.Parse(args);
             // A mistyped option is bad input like any other: one line, non-zero exit.
             if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
@@ -52,6 +54,11 @@ static class Program
             }
             // Ctrl+C is handled by the commands (train checkpoints before it exits), so no forced termination.
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
+        }
+        catch (TypeInitializationException e) when (e.InnerException is UserInputException)
+        {
+            Console.Error.WriteLine($"gateloop: {Rank}{e.InnerException.Message}");
+            return 2;
         }
         catch (Exception e) when (e is UserInputException or DeviceUnavailableException or WorldException)
         {

@@ -675,6 +675,28 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             Assert.True(phases.GetProperty(phase).GetDouble() > 0, phase);
     }
 
+    /// <summary>
+    /// GATELOOP_LANE_BITS sets the width of the host's lane formulas, a width this CPU lacks running in software (so
+    /// one machine tests them all), as bench's JSON reports; a value that is no width is refused in one line.
+    /// </summary>
+    [Fact]
+    public void The_lane_width_setting_is_reported_and_a_wrong_one_refused()
+    {
+        string[] bench = [Cli.DllPath, "bench", "--device", "cpu", "--model", "gateloop-tiny", "--batch", "1", "--grad-accum", "1",
+            "--seq-len", "16", "--steps", "1", "--generate", "0", "--json"];
+        foreach (var bits in new[] { 128, 512 })
+        {
+            var result = Log(Cli.Exec(Cli.Host, fixture.Root, bench, environment: new Dictionary<string, string> { ["GATELOOP_LANE_BITS"] = $"{bits}" }));
+            Assert.True(result.ExitCode == 0, result.ToString());
+            using var doc = JsonDocument.Parse(result.Stdout.Trim());
+            Assert.Equal(bits, doc.RootElement.GetProperty("lane_bits").GetInt32());
+            Assert.InRange(doc.RootElement.GetProperty("loss").GetDouble(), Math.Log(256) - 0.5, Math.Log(256) + 0.5);
+        }
+        var wrong = Log(Cli.Exec(Cli.Host, fixture.Root, bench, environment: new Dictionary<string, string> { ["GATELOOP_LANE_BITS"] = "384" }));
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Equal("gateloop: GATELOOP_LANE_BITS must be 128, 256 or 512, or unset for the widest this machine accelerates; got '384'", wrong.Stderr.Trim());
+    }
+
     /// <summary>Generation timed with int8 weights reads about a quarter of fp32's bytes per token.</summary>
     [Fact]
     public void Bench_reports_the_weight_bytes_generation_reads()

@@ -29,11 +29,12 @@ public sealed class LaneTests
     public void The_lanes_compute_the_same_formula_over_vectors_with_the_helper_beside_them()
     {
         string lanes = Map.Lanes(Numeric.Float);
-        Assert.Contains("public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> av, Vector256<float> bv, Vector256<float> _1)", lanes);
+        // Generic over the register's width: the runtime instantiates it with the widest this machine has.
+        Assert.Contains("public static (TV X, TV Y) Apply<TV>(TV av, TV bv, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>", lanes);
         Assert.Contains("var d = av - bv;", lanes);
-        Assert.Contains("return (Vector256.ConditionalSelect(Vector256.LessThan(av, bv), -SquareLanes(d), av / (bv + Vector256.Create(1f))), default);", lanes);
-        Assert.DoesNotContain("static Vector256<float> Square", lanes); // the helper is emitted once per model, beside the structs
-        Assert.Contains("static Vector256<float> SquareLanes(Vector256<float> x) => x * x;", Square.Vector());
+        Assert.Contains("return (TV.IfLess(av, bv, -SquareLanes(d), av / (bv + TV.Create(1f))), default);", lanes);
+        Assert.DoesNotContain("static TV Square", lanes); // the helper is emitted once per model, beside the structs
+        Assert.Contains("static TV SquareLanes<TV>(TV x) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV> => x * x;", Square.Vector());
         Assert.Contains("HostSimd.Map<DemoLanes>(from, to, a, b, y);", Map.HostEntry(Numeric.Float));
         Assert.Equal("", Map.HostEntry(Numeric.Double)); // a double build's host runs the kernel's scalar twin
     }

@@ -77,4 +77,16 @@ public sealed class SimdTierTests
         if (SwitchedOff("EnableAVX512") || SwitchedOff("EnableAVX2") || SwitchedOff("EnableHWIntrinsic")) return;
         if (Hardware().Avx2) Assert.True(HostTier.Current >= SimdTier.Avx2, $"tier {HostTier.Name} on a processor with AVX2");
     }
+
+    /// <summary>
+    /// The lane formulas run in the tier's widest registers (the 128-bit ones at sse, neon and scalar), or at the
+    /// width GATELOOP_LANE_BITS sets, which CI uses to run the 512-bit code on a machine without AVX-512.
+    /// </summary>
+    [Fact]
+    public void The_lane_formulas_run_at_the_tiers_width_or_the_one_set()
+    {
+        int expected = Environment.GetEnvironmentVariable("GATELOOP_LANE_BITS") is { Length: > 0 } set ? int.Parse(set)
+            : HostTier.Current switch { SimdTier.Avx512 => 512, SimdTier.Avx2 => 256, _ => 128 };
+        Assert.Equal(expected, HostSimd.LaneBits);
+    }
 }

@@ -13,7 +13,7 @@ if (args.Length == 0)
     Console.Error.WriteLine("usage: GateLoop.SimdCheck CLASS[.METHOD] ... [-CLASS.METHOD ...] (prefixes of the tests of GateLoop.Runtime.Tests to run, and to leave out)");
     return 2;
 }
-Console.WriteLine($"{RuntimeInformation.ProcessArchitecture}, SIMD tier {GateLoop.Runtime.HostTier.Name}");
+Console.WriteLine($"{RuntimeInformation.ProcessArchitecture}, SIMD tier {GateLoop.Runtime.HostTier.Name}, lane formulas in {GateLoop.Runtime.HostSimd.LaneBits}-bit registers");
 var included = args.Where(a => !a.StartsWith('-')).ToArray();
 var excluded = args.Where(a => a.StartsWith('-')).Select(a => a[1..]).ToArray();
 bool Selected(string name) => included.Any(a => name.StartsWith(a, StringComparison.Ordinal)) && !excluded.Any(a => name.StartsWith(a, StringComparison.Ordinal));

@@ -8,8 +8,8 @@ namespace GateLoop.Generator.Templates
     /// A kernel over complex pairs (re, im) stored interleaved, one pair per index, written once as <see cref="Lane"/>
     /// formulas: a pair value is a formula over pair values (rendered twice in the kernel, as its real and its
     /// imaginary part); <see cref="Lane.PairSum"/> gives a value the same in both parts (rendered once). For a
-    /// float build it also renders as its host range entry: a lane struct over interleaved pairs, four to a
-    /// register, that the runtime's <c>HostSimd.MapPairs</c> runs. Inputs: one or two views of pairs and
+    /// float build it also renders as its host range entry: a lane struct over interleaved pairs, half a register's
+    /// lanes of pairs to a register, that the runtime's <c>HostSimd.MapPairs</c> runs. Inputs: one or two views of pairs and
     /// optionally one row of pairs that every row of a given count shares (a bias); one output.
     /// </summary>
     internal sealed class LanePairs : ILaneKernel
@@ -87,14 +87,14 @@ namespace GateLoop.Generator.Templates
         public string Lanes(Numeric n)
         {
             if (n.IsDouble) return "";
-            const string V = "Vector256<float>";
-            var names = constants.ToDictionary(c => c, c => $"Vector256.Create({c})");
+            const string V = Lane.V;
+            var names = constants.ToDictionary(c => c, c => $"{V}.Create({c})");
             string[] slots = { inputs[0].Name, row?.Name ?? "_1", inputs.Length > 1 ? inputs[1].Name : "_2" };
             var w = new CodeWriter()
-                .Line($"/// <summary>The lanes of <see cref=\"Kernels.{name}\"/>: four pairs to a register, interleaved.</summary>")
+                .Line($"/// <summary>The lanes of <see cref=\"Kernels.{name}\"/>: pairs interleaved in a register.</summary>")
                 .Open($"readonly struct {name}Lanes : {Numeric.Runtime}HostSimd.ILaneOp")
                 .Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]")
-                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))})");
+                .Open($"public static ({V} X, {V} Y) Apply<{V}>({string.Join(", ", slots.Select(s => $"{V} {s}"))}) {Lane.Constraint}");
             foreach (var local in locals)
             {
                 w.Line($"var {local.Name} = {local.Value.Vector(names)};");

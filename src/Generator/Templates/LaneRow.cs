@@ -7,8 +7,9 @@ namespace GateLoop.Generator.Templates
     /// A row op written once as <see cref="Lane"/> formulas (the norms): one row of a constant width per kernel
     /// thread; sums over the row, pass by pass, each pass followed by row scalars computed from its sums; then the row
     /// scalars written out per row and the outputs per element. It renders as the ILGPU kernel (scalar loops in the
-    /// element type) and, for a float build, as its host range entry: the same passes over <c>Vector256&lt;float&gt;</c>
-    /// lanes, the row's tail shorter than a vector in scalars, each sum taken lane-wise and then across the lanes.
+    /// element type) and, for a float build, as its host range entry: the same passes over registers of float lanes
+    /// (the widest this machine has, the body generic over the width), the row's tail shorter than a register in
+    /// scalars, each sum taken lane-wise and then across the lanes.
     /// </summary>
     internal sealed class LaneRow
     {
@@ -68,9 +69,16 @@ namespace GateLoop.Generator.Templates
         public string HostEntry(Numeric n)
         {
             if (n.IsDouble) return "";
+            string parameters = string.Join(", ", views.Select(v => $"ArrayView<float> {v}")), arguments = "from, to, " + string.Join(", ", views);
             var w = new CodeWriter()
                 .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for rows <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes, each row's tail in scalars.</summary>")
-                .Open($"public static void {name}(int from, int to, {string.Join(", ", views.Select(v => $"ArrayView<float> {v}"))})");
+                .Open($"public static void {name}(int from, int to, {parameters})")
+                .Line($"if ({Numeric.Runtime}HostSimd.LaneBits == 512) {name}Simd<{Numeric.Runtime}LaneVector512>({arguments});")
+                .Line($"else if ({Numeric.Runtime}HostSimd.LaneBits == 256) {name}Simd<{Numeric.Runtime}LaneVector256>({arguments});")
+                .Line($"else {name}Simd<{Numeric.Runtime}LaneVector128>({arguments});")
+                .Close()
+                .Line()
+                .Open($"static void {name}Simd<{Lane.V}>(int from, int to, {parameters}) {Lane.Constraint}");
             foreach (var v in views) w.Line($"var {v}Host = new {Numeric.Runtime}HostView<float>({v});");
             w.Open("for (int r = from; r < to; r++)")
              .Line($"long o = (long)r * {width};")
@@ -80,7 +88,7 @@ namespace GateLoop.Generator.Templates
             void Broadcast(string scalar)
             {
                 if (!VectorReads.Contains(scalar)) return;
-                w.Line($"var {scalar}Lanes = Vector256.Create({scalar});");
+                w.Line($"var {scalar}Lanes = {Lane.V}.Create({scalar});");
                 vectorNames[scalar] = scalar + "Lanes";
             }
             foreach (var read in rowReads)
@@ -91,9 +99,9 @@ namespace GateLoop.Generator.Templates
             var f = Numeric.Float;
             foreach (var pass in passes)
             {
-                w.Line($"Vector256<float> {string.Join(", ", pass.Sums.Select(s => s.Name + "Lanes = default"))};");
+                w.Line($"{Lane.V} {string.Join(", ", pass.Sums.Select(s => s.Name + "Lanes = default"))};");
                 VectorLoop(w, pass.Sums.Select(s => s.Value), vectorNames, pass.Sums.Select(s => $"{s.Name}Lanes += {s.Value.Vector(vectorNames)};"));
-                w.Line($"float {string.Join(", ", pass.Sums.Select(s => $"{s.Name} = Vector256.Sum({s.Name}Lanes)"))};");
+                w.Line($"float {string.Join(", ", pass.Sums.Select(s => $"{s.Name} = {Lane.V}.Sum({s.Name}Lanes)"))};");
                 ScalarLoop(w, f, $"for (; d < {width}; d++)", pass.Sums.Select(s => s.Value), pass.Sums.Select(s => $"{s.Name} += {s.Value.Scalar(f)};"), "Host");
                 foreach (var (scalar, value) in pass.Then)
                 {
@@ -104,8 +112,8 @@ namespace GateLoop.Generator.Templates
             foreach (var write in rowWrites) w.Line($"{write.View}Host[{RowIndex(write.Stride, write.Offset, "r")}] = {write.Value.Scalar(f)};");
             VectorLoop(w, outputs.Select(o => o.Value), vectorNames, outputs.Select(o =>
                 o.Add
-                    ? $"(Vector256.LoadUnsafe(ref {o.View}Host[o + d]) + {o.Value.Vector(vectorNames)}).StoreUnsafe(ref {o.View}Host[o + d]);"
-                    : $"({o.Value.Vector(vectorNames)}).StoreUnsafe(ref {o.View}Host[o + d]);"));
+                    ? $"({Lane.V}.Load(ref {o.View}Host[o + d]) + {o.Value.Vector(vectorNames)}).Store(ref {o.View}Host[o + d]);"
+                    : $"({o.Value.Vector(vectorNames)}).Store(ref {o.View}Host[o + d]);"));
             ScalarLoop(w, f, $"for (; d < {width}; d++)", outputs.Select(o => o.Value), Writes(f, "Host"), "Host");
             return w.Close().Close().ToString().TrimEnd('\n');
         }
@@ -157,8 +165,8 @@ namespace GateLoop.Generator.Templates
         void VectorLoop(CodeWriter w, IEnumerable<Lane> formulas, IReadOnlyDictionary<string, string> names, IEnumerable<string> body)
         {
             var (reads, needed) = Needed(formulas);
-            w.Open($"for (d = 0; d <= {width} - 8; d += 8)");
-            foreach (var e in reads) w.Line($"var {e.Local} = Vector256.LoadUnsafe(ref {Element(e, "Host")});");
+            w.Open($"for (d = 0; d <= {width} - {Lane.V}.Count; d += {Lane.V}.Count)");
+            foreach (var e in reads) w.Line($"var {e.Local} = {Lane.V}.Load(ref {Element(e, "Host")});");
             foreach (var (local, value) in needed) w.Line($"var {local} = {value.Vector(names)};");
             foreach (var line in body) w.Line(line);
             w.Close();

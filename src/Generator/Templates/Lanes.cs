@@ -5,13 +5,14 @@ namespace GateLoop.Generator.Templates
 {
     /// <summary>
     /// An elementwise formula, written once and rendered twice: as scalar C# in the kernel's element type (the ILGPU
-    /// kernel, and the host's scalar twin of a double build) and as <c>Vector256&lt;float&gt;</c> C# (the host's SIMD
-    /// lanes of a float build). Selects are comparisons of floats (a GPU predicates them; see GL0030).
+    /// kernel, and the host's scalar twin of a double build) and as C# over a register of float lanes of any width
+    /// (the host's SIMD lanes of a float build: generic over the runtime's <c>ILaneVector&lt;TV&gt;</c>, a type
+    /// parameter <c>TV</c> in scope). Selects are comparisons of floats (a GPU predicates them; see GL0030).
     /// </summary>
     internal abstract class Lane
     {
-        // The generated file has System.Runtime.Intrinsics in scope.
-        const string V = "Vector256";
+        /// <summary>The type parameter of the lanes' width, and its constraint.</summary>
+        public const string V = "TV", Constraint = "where TV : struct, " + Numeric.Runtime + "ILaneVector<TV>";
 
         public static implicit operator Lane(double value) => new Constant(value);
 
@@ -83,7 +84,7 @@ namespace GateLoop.Generator.Templates
         /// <summary>The formula in the scalar element type, as the real or imaginary part of complex pairs where <paramref name="part"/> says.</summary>
         public abstract string Scalar(Numeric n, LanePart? part);
 
-        /// <summary>The formula over <c>Vector256&lt;float&gt;</c> lanes, names bound by <paramref name="names"/> where given.</summary>
+        /// <summary>The formula over lanes of width <c>TV</c>, names bound by <paramref name="names"/> where given.</summary>
         public abstract string Vector(IReadOnlyDictionary<string, string> names);
 
         public string Vector() => Vector(new Dictionary<string, string>());
@@ -144,7 +145,7 @@ namespace GateLoop.Generator.Templates
             public override string Scalar(Numeric n, LanePart? part) => $"({x.Scalar(n, part)} == 0 ? {ifZero.Scalar(n, part)} : {otherwise.Scalar(n, part)})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) =>
-                $"{V}.ConditionalSelect({V}.Equals({x.Vector(names)}, {V}<float>.Zero), {ifZero.Vector(names)}, {otherwise.Vector(names)})";
+                $"{V}.IfZero({x.Vector(names)}, {ifZero.Vector(names)}, {otherwise.Vector(names)})";
         }
 
         sealed class Summed(Lane x) : Lane
@@ -157,7 +158,7 @@ namespace GateLoop.Generator.Templates
                 part is null ? throw new System.InvalidOperationException("a pair sum outside complex pairs")
                     : $"{x.Operand(v => v.Scalar(n, part.Real), 1, false)} + {x.Operand(v => v.Scalar(n, part.Imaginary), 1, true)}";
 
-            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{Numeric.Runtime}HostSimd.PairSum({x.Vector(names)})";
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{V}.PairSum({x.Vector(names)})";
         }
 
         sealed class PairParts(Lane re, Lane im) : Lane
@@ -170,8 +171,7 @@ namespace GateLoop.Generator.Templates
                 part is null ? throw new System.InvalidOperationException("a pair's parts outside complex pairs")
                     : part.IsImaginary ? im.Scalar(n, part) : re.Scalar(n, part);
 
-            public override string Vector(IReadOnlyDictionary<string, string> names) =>
-                $"{V}.ConditionalSelect({Numeric.Runtime}HostSimd.RealMask, {re.Vector(names)}, {im.Vector(names)})";
+            public override string Vector(IReadOnlyDictionary<string, string> names) => $"{V}.Pair({re.Vector(names)}, {im.Vector(names)})";
         }
 
         sealed class Select(Lane a, Lane b, Lane ifLess, Lane otherwise) : Lane
@@ -182,7 +182,7 @@ namespace GateLoop.Generator.Templates
                 $"({a.Scalar(n, part)} < {b.Scalar(n, part)} ? {ifLess.Scalar(n, part)} : {otherwise.Scalar(n, part)})";
 
             public override string Vector(IReadOnlyDictionary<string, string> names) =>
-                $"{V}.ConditionalSelect({V}.LessThan({a.Vector(names)}, {b.Vector(names)}), {ifLess.Vector(names)}, {otherwise.Vector(names)})";
+                $"{V}.IfLess({a.Vector(names)}, {b.Vector(names)}, {ifLess.Vector(names)}, {otherwise.Vector(names)})";
         }
     }
 
@@ -240,17 +240,19 @@ namespace GateLoop.Generator.Templates
         /// <summary>The name of the method over lanes.</summary>
         public string VectorName => Name + "Lanes";
 
-        /// <summary>The method over <c>Vector256&lt;float&gt;</c> lanes.</summary>
-        public string Vector() => Method("Vector256<float>", v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n", VectorName);
+        /// <summary>The method over lanes of any width.</summary>
+        public string Vector() => Method(Lane.V, v => v.Vector(), "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]\n",
+            VectorName + "<" + Lane.V + ">", " " + Lane.Constraint);
 
-        string Method(string type, System.Func<Lane, string> render, string attribute, string? name = null)
+        string Method(string type, System.Func<Lane, string> render, string attribute, string? name = null, string constraint = "")
         {
             name ??= Name;
             var w = new CodeWriter().Line($"/// <summary>{Summary}</summary>");
             if (attribute.Length > 0) w.Line(attribute.TrimEnd('\n'));
+            string signature = $"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}){constraint}";
             if (Locals.Length == 0)
-                return w.Line($"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))}) => {render(Result)};").ToString().TrimEnd('\n');
-            w.Open($"static {type} {name}({string.Join(", ", Parameters.Select(p => $"{type} {p}"))})");
+                return w.Line($"{signature} => {render(Result)};").ToString().TrimEnd('\n');
+            w.Open(signature);
             foreach (var (local, value) in Locals) w.Line($"var {local} = {render(value)};");
             return w.Line($"return {render(Result)};").Close().ToString().TrimEnd('\n');
         }
@@ -335,7 +337,7 @@ namespace GateLoop.Generator.Templates
         public string Lanes(Numeric n)
         {
             if (n.IsDouble) return "";
-            const string V = "Vector256<float>";
+            const string V = Lane.V;
             // Apply's parameters are the kernel's locals; the slots an op leaves free are unused.
             var slots = inputs.Select(i => i.Local).Concat(new[] { "_1", "_2" }).Take(3).ToList();
             var names = new Dictionary<string, string>();
@@ -343,7 +345,7 @@ namespace GateLoop.Generator.Templates
                 .Line($"/// <summary>The lanes of <see cref=\"Kernels.{name}\"/>.</summary>")
                 .Open($"readonly struct {name}Lanes : {Numeric.Runtime}HostSimd.ILaneOp")
                 .Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]")
-                .Open($"public static ({V} X, {V} Y) Apply({string.Join(", ", slots.Select(s => $"{V} {s}"))})");
+                .Open($"public static ({V} X, {V} Y) Apply<{V}>({string.Join(", ", slots.Select(s => $"{V} {s}"))}) {Lane.Constraint}");
             foreach (var (local, value) in locals)
             {
                 w.Line($"var {local} = {value.Vector(names)};");

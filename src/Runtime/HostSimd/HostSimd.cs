@@ -11,13 +11,28 @@ namespace GateLoop.Runtime;
 /// the host's time, since the JIT does not vectorize the scalar kernels: <see cref="Map{TOp}(int, int, ArrayView{float}, ArrayView{float})"/>
 /// and <see cref="MapRows{TOp}"/> run the lane structs generated from the elementwise formulas ops write once
 /// (activations, gating, a bias over rows) and <see cref="MapPairs{TOp}"/> those over complex pairs (the state
-/// transition), with the lane math they call (<see cref="Exp"/>, <see cref="PairSum"/>); the norms' rows are
-/// generated whole (<c>LaneRow</c>). The rest is what is not one formula per element: the scans, the column
+/// transition), with the lane math they call (<see cref="Exp{TV}"/>); the norms' rows are generated whole
+/// (<c>LaneRow</c>). The formulas run in registers of any width (<see cref="ILaneVector{TV}"/>), the widest this
+/// machine has (<see cref="LaneBits"/>). The rest is what is not one formula per element: the scans, the column
 /// reductions. Each computes the kernel's formula lane by lane (same approximations, so the cpu/ilgpu-cpu agreement
 /// tests hold the two together); complex pairs stay interleaved, with a lane swap to meet the partner.
 /// </summary>
 public static unsafe class HostSimd
 {
+    /// <summary>
+    /// The width of the lane formulas' registers in bits: the widest this machine accelerates (512, 256 or 128), or
+    /// <c>GATELOOP_LANE_BITS</c> where set, which runs a width the processor lacks in software so that one machine
+    /// tests them all. Read once, at start-up.
+    /// </summary>
+    public static int LaneBits { get; } = Environment.GetEnvironmentVariable("GATELOOP_LANE_BITS") switch
+    {
+        null or "" => Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128,
+        "128" => 128,
+        "256" => 256,
+        "512" => 512,
+        var other => throw new UserInputException($"GATELOOP_LANE_BITS must be 128, 256 or 512, or unset for the widest this machine accelerates; got '{other}'"),
+    };
+
     static readonly Vector256<float> One = Vector256<float>.One,
         // Real lanes (even) keep, imaginary lanes (odd) drop.
         RealLanes = Vector256.Create(1f, 0, 1, 0, 1, 0, 1, 0);
@@ -28,43 +43,34 @@ public static unsafe class HostSimd
 
     static readonly Vector256<float> MinusPlus = Vector256.Create(-1f, 1, -1, 1, -1, 1, -1, 1), PlusMinus = -MinusPlus;
 
+    // The scans and column sums below keep 256-bit registers: they walk groups of 8 channels, which every width
+    // they take (a multiple of 8) divides into.
     const int Lanes = 8;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Sigmoid(Vector256<float> x) => One / (One + Exp(-x));
-
-    static readonly Vector256<float> ExpMin = Vector256.Create(-87.33f), ExpMax = Vector256.Create(88.37f),
-        Log2E = Vector256.Create(1.44269504f), Ln2Hi = Vector256.Create(0.693145751953125f), Ln2Lo = Vector256.Create(1.42860677e-6f),
-        E2 = Vector256.Create(1f / 2), E3 = Vector256.Create(1f / 6), E4 = Vector256.Create(1f / 24), E5 = Vector256.Create(1f / 120),
-        E6 = Vector256.Create(1f / 720), E7 = Vector256.Create(1f / 5040);
+    static Vector256<float> Sigmoid(Vector256<float> x) => One / (One + Exp(new LaneVector256(-x)).Value);
 
     /// <summary>
     /// e^x within 2 ulp for x in [−87.3, 88.4] (clamped outside, where float underflows or overflows anyway):
     /// x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its degree-7 Taylor polynomial (truncation below 1e-8), 2^n
-    /// written into the exponent bits. Vector256.Exp is several times slower here (it widens to double).
+    /// written into the exponent bits. The same bits at every width. Vector256.Exp is several times slower here
+    /// (it widens to double).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Exp(Vector256<float> x)
+    public static TV Exp<TV>(TV x) where TV : struct, ILaneVector<TV>
     {
-        x = Vector256.Min(Vector256.Max(x, ExpMin), ExpMax);
-        var n = Vector256.Round(x * Log2E);
-        var r = Vector256.FusedMultiplyAdd(-n, Ln2Lo, Vector256.FusedMultiplyAdd(-n, Ln2Hi, x));
-        var p = Vector256.FusedMultiplyAdd(E7, r, E6);
-        p = Vector256.FusedMultiplyAdd(p, r, E5);
-        p = Vector256.FusedMultiplyAdd(p, r, E4);
-        p = Vector256.FusedMultiplyAdd(p, r, E3);
-        p = Vector256.FusedMultiplyAdd(p, r, E2);
-        p = Vector256.FusedMultiplyAdd(p, r, One);
-        p = Vector256.FusedMultiplyAdd(p, r, One);
-        return p * (Vector256.ConvertToInt32(n) + Vector256.Create(127) << 23).AsSingle();
+        x = TV.Min(TV.Max(x, TV.Create(-87.33f)), TV.Create(88.37f));
+        var n = TV.Round(x * TV.Create(1.44269504f));
+        var r = TV.FusedMultiplyAdd(-n, TV.Create(1.42860677e-6f), TV.FusedMultiplyAdd(-n, TV.Create(0.693145751953125f), x));
+        var p = TV.FusedMultiplyAdd(TV.Create(1f / 5040), r, TV.Create(1f / 720));
+        p = TV.FusedMultiplyAdd(p, r, TV.Create(1f / 120));
+        p = TV.FusedMultiplyAdd(p, r, TV.Create(1f / 24));
+        p = TV.FusedMultiplyAdd(p, r, TV.Create(1f / 6));
+        p = TV.FusedMultiplyAdd(p, r, TV.Create(1f / 2));
+        p = TV.FusedMultiplyAdd(p, r, TV.Create(1f));
+        p = TV.FusedMultiplyAdd(p, r, TV.Create(1f));
+        return p * TV.Pow2(n);
     }
-
-    /// <summary>x + y of each interleaved complex pair (x, y), in both of its lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> PairSum(Vector256<float> v) => v + Vector256.Shuffle(v, SwapPairs);
-
-    /// <summary>All bits set in the real lanes (even) of interleaved complex pairs, for selecting a pair's parts.</summary>
-    public static readonly Vector256<float> RealMask = Vector256.Create(-1, 0, -1, 0, -1, 0, -1, 0).AsSingle();
 
     /// <summary>
     /// For complex pairs from…to−1, stored interleaved: x = <typeparamref name="TOp"/> of a, the row of pairs
@@ -122,34 +128,43 @@ public static unsafe class HostSimd
     /// </summary>
     public interface ILaneOp
     {
-        /// <summary>The outputs of one register of lanes.</summary>
-        static abstract (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> a, Vector256<float> b, Vector256<float> c);
+        /// <summary>The outputs of one register of lanes, at any width.</summary>
+        static abstract (TV X, TV Y) Apply<TV>(TV a, TV b, TV c) where TV : struct, ILaneVector<TV>;
     }
 
     /// <summary>
     /// Applies TOp to n lanes of a, b and c (a null input reads zeros), writing its results to x and y (null: not
-    /// written); the tail shorter than a vector goes through padded copies, so every element is computed alike.
+    /// written), in registers of <see cref="LaneBits"/>; the tail shorter than a register goes through padded
+    /// copies, so every element is computed alike.
     /// </summary>
     static void Lanewise<TOp>(int n, float* a, float* b, float* c, float* x, float* y) where TOp : ILaneOp
     {
-        int k = 0;
-        for (; k + Lanes <= n; k += Lanes)
+        if (LaneBits == 512) Lanewise<TOp, LaneVector512>(n, a, b, c, x, y);
+        else if (LaneBits == 256) Lanewise<TOp, LaneVector256>(n, a, b, c, x, y);
+        else Lanewise<TOp, LaneVector128>(n, a, b, c, x, y);
+    }
+
+    static void Lanewise<TOp, TV>(int n, float* a, float* b, float* c, float* x, float* y) where TOp : ILaneOp where TV : struct, ILaneVector<TV>
+    {
+        int k = 0, count = TV.Count;
+        for (; k + count <= n; k += count)
         {
-            var (rx, ry) = TOp.Apply(Load(a, k), Load(b, k), Load(c, k));
+            var (rx, ry) = TOp.Apply(Load<TV>(a, k), Load<TV>(b, k), Load<TV>(c, k));
             rx.Store(x + k);
             if (y is not null) ry.Store(y + k);
         }
         if (k == n) return;
-        float* ta = stackalloc float[Lanes], tb = stackalloc float[Lanes], tc = stackalloc float[Lanes];
-        float* tx = stackalloc float[Lanes], ty = stackalloc float[Lanes];
-        for (int j = 0; j < Lanes; j++)
+        const int Widest = 16;
+        float* ta = stackalloc float[Widest], tb = stackalloc float[Widest], tc = stackalloc float[Widest];
+        float* tx = stackalloc float[Widest], ty = stackalloc float[Widest];
+        for (int j = 0; j < count; j++)
         {
             bool inside = k + j < n;
             ta[j] = inside && a is not null ? a[k + j] : 0;
             tb[j] = inside && b is not null ? b[k + j] : 0;
             tc[j] = inside && c is not null ? c[k + j] : 0;
         }
-        var (qx, qy) = TOp.Apply(Vector256.Load(ta), Vector256.Load(tb), Vector256.Load(tc));
+        var (qx, qy) = TOp.Apply(TV.Load(ta), TV.Load(tb), TV.Load(tc));
         qx.Store(tx);
         qy.Store(ty);
         for (int j = 0; k + j < n; j++)
@@ -452,7 +467,7 @@ public static unsafe class HostSimd
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Load(float* p, int k) => p is null ? Vector256<float>.Zero : Vector256.Load(p + k);
+    static TV Load<TV>(float* p, int k) where TV : struct, ILaneVector<TV> => p is null ? default : TV.Load(p + k);
 
     static float* Pointer(ArrayView<float> view) => (float*)view.LoadEffectiveAddressAsPtr();
 }

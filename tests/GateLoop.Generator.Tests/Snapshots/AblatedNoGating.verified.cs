@@ -683,6 +683,13 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, y, invNorm);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, y, invNorm);
+                else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
+            }
+
+            static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
@@ -691,13 +698,13 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 {
                     long o = (long)r * Dim;
                     int d;
-                    Vector256<float> ssLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV ssLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         ssLanes += xe * xe;
                     }
-                    float ss = Vector256.Sum(ssLanes);
+                    float ss = TV.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
@@ -706,13 +713,13 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                     float norm = global::System.MathF.Sqrt(ss);
                     float inv = 1f / (norm < RmsEps ? RmsEps : norm);
                     float s = inv * RmsScale;
-                    var sLanes = Vector256.Create(s);
+                    var sLanes = TV.Create(s);
                     invNormHost[r] = inv;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        (xe * sLanes * ge).Store(ref yHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -725,6 +732,13 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
+                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
+            }
+
+            static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
@@ -735,16 +749,16 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                     long o = (long)r * Dim;
                     int d;
                     float inv = invNormHost[r];
-                    Vector256<float> dotLanes = default, ssLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         dotLanes += dye * ge * xe;
                         ssLanes += xe * xe;
                     }
-                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
+                    float dot = TV.Sum(dotLanes), ss = TV.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
@@ -752,15 +766,15 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                         ss += xe * xe;
                     }
                     float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
-                    var cLanes = Vector256.Create(c);
+                    var cLanes = TV.Create(c);
                     float a = inv * RmsScale;
-                    var aLanes = Vector256.Create(a);
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var aLanes = TV.Create(a);
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
-                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
+                        (TV.Load(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).Store(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -851,7 +865,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
@@ -861,20 +875,20 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v)), default);
                 }
             }
 
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            static TV PhiLanes<TV>(TV v, TV gauss) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
-                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                var erf = Vector256.Create(1f) - poly * gauss;
-                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                var t = TV.Create(1f) / (TV.Create(1f) + TV.Create(0.23164189f) * TV.Abs(v));
+                var poly = ((((TV.Create(1.0614054f) * t - TV.Create(1.4531521f)) * t + TV.Create(1.4214138f)) * t - TV.Create(0.28449672f)) * t + TV.Create(0.2548296f)) * t;
+                var erf = TV.Create(1f) - poly * gauss;
+                return TV.Create(0.5f) + TV.Create(0.5f) * TV.IfLess(v, TV.Create(0f), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -885,10 +899,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV d, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * TV.Create(0.3989423f)), default);
                 }
             }
 
@@ -900,7 +914,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }

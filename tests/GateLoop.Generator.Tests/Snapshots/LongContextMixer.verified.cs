@@ -457,6 +457,13 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, y, invNorm);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, y, invNorm);
+                else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
+            }
+
+            static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
@@ -465,13 +472,13 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 {
                     long o = (long)r * Dim;
                     int d;
-                    Vector256<float> ssLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV ssLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         ssLanes += xe * xe;
                     }
-                    float ss = Vector256.Sum(ssLanes);
+                    float ss = TV.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
@@ -480,13 +487,13 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                     float norm = global::System.MathF.Sqrt(ss);
                     float inv = 1f / (norm < RmsEps ? RmsEps : norm);
                     float s = inv * RmsScale;
-                    var sLanes = Vector256.Create(s);
+                    var sLanes = TV.Create(s);
                     invNormHost[r] = inv;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        (xe * sLanes * ge).Store(ref yHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -499,6 +506,13 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
             /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
+                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
+            }
+
+            static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
@@ -509,16 +523,16 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                     long o = (long)r * Dim;
                     int d;
                     float inv = invNormHost[r];
-                    Vector256<float> dotLanes = default, ssLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         dotLanes += dye * ge * xe;
                         ssLanes += xe * xe;
                     }
-                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
+                    float dot = TV.Sum(dotLanes), ss = TV.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
@@ -526,15 +540,15 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                         ss += xe * xe;
                     }
                     float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
-                    var cLanes = Vector256.Create(c);
+                    var cLanes = TV.Create(c);
                     float a = inv * RmsScale;
-                    var aLanes = Vector256.Create(a);
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var aLanes = TV.Create(a);
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
-                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
+                        (TV.Load(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).Store(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
