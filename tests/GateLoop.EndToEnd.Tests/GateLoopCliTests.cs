@@ -518,7 +518,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             "sample --length -1" => (Sample("--length", "-1"), ["--length", "-1"]),
             "sample --batch 0" => (Sample("--batch", "0"), ["--batch must be positive, got 0"]),
             "sample --output without --batch" => (Sample("--output", Path.Combine(dir, "streams")), ["--output writes the streams of --batch", "give --batch N"]),
-            "bench --generate-batch 0" => (["bench", "--device", "cpu", "--model", "gateloop-tiny", "--generate-batch", "0"], ["GenerateBatch must be positive, got 0"]),
+            "bench --generate-batch 0" => (["bench", "--device", "cpu", "--model", "gateloop-tiny", "--generate-batch", "0"], ["--generate-batch must be positive, got 0"]),
             // nan and Infinity parse as doubles; they must not reach the optimizer, the sampler or config.json.
             "--clip nan" => (Train(fixture.CorpusPath, "--clip", "nan"), ["--clip must be a finite number, got NaN"]),
             "--weight-decay nan" => (Train(fixture.CorpusPath, "--weight-decay", "nan"), ["--weight-decay must be a finite number, got NaN"]),

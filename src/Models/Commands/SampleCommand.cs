@@ -31,7 +31,8 @@ static class SampleCommand
         var batch = new Option<int>("--batch")
         {
             Description = "continuations of the prompt drawn at once, stepped together (each step reads the weights once for all); " +
-                "stream i draws what --seed SEED+i−1 alone would. Written in full when done, each under a label line, or to --output",
+                "stream i draws what --seed SEED+i−1 alone would (bit for bit on cpu, where the rows are multiplied one by one). " +
+                "Written in full when done, each under a label line, or to --output",
             DefaultValueFactory = _ => 1,
         };
         var output = new Option<string?>("--output")
@@ -96,6 +97,8 @@ static class SampleCommand
     static void Batch(TransformerModel<float> model, int[] prompt, int length, double temperature, double threshold, int streams, int seed,
         string? directory, string shown, Stream stdout, CancellationToken stop)
     {
+        // Row by row on the host, as the server steps its streams: a stream's logits then do not depend on the others.
+        model.Inference.RowByRow = true;
         var rngs = Enumerable.Range(0, streams).Select(i => new Rng(unchecked(seed + i))).ToArray();
         var drawn = Enumerable.Range(0, streams).Select(_ => new List<byte>(length)).ToArray();
         var clock = System.Diagnostics.Stopwatch.StartNew();

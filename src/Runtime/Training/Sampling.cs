@@ -50,8 +50,9 @@ public static class Sampling
     /// <summary>
     /// Continues <paramref name="prompt"/> in one stream per element of <paramref name="rngs"/>, all stepped together
     /// through one <see cref="GenerationSession{T}"/>: every step reads each weight matrix once for all the streams
-    /// (one GEMM over their rows). Stream i draws from rngs[i] alone, so it draws what a run of its own with that
-    /// generator would. <paramref name="emit"/> receives (stream, token) as each is drawn, the streams in order.
+    /// (one product over their rows). Stream i draws from rngs[i] alone, so where a row's logits do not depend on
+    /// the rows beside it (<see cref="InferenceWeights{T}.RowByRow"/> on the host) it draws what a run of its own with
+    /// that generator would. <paramref name="emit"/> receives (stream, token) as each is drawn, the streams in order.
     /// </summary>
     /// <exception cref="UserInputException">The prompt is empty, or the logits are not finite (nothing is emitted for that position).</exception>
     public static void Generate(TransformerModel<float> model, ReadOnlySpan<int> prompt, int length, double temperature,
