@@ -31,7 +31,7 @@ static class SampleCommand
         var batch = new Option<int>("--batch")
         {
             Description = "continuations of the prompt drawn at once, stepped together (each step reads the weights once for all); " +
-                "stream i draws what --seed SEED+i−1 alone would (bit for bit on cpu, where the rows are multiplied one by one). " +
+                "stream i draws what --batch 1 --seed SEED+i−1 would (bit for bit on cpu, where the rows are multiplied one by one). " +
                 "Written in full when done, each under a label line, or to --output",
             DefaultValueFactory = _ => 1,
         };
