@@ -68,8 +68,9 @@ namespace GateLoop.Generator.Passes
         /// reads its pairs, where the scan reads them, as one kernel named the producer's stem + the scan's kernel. The
         /// pairs are still written (a backward reads them) and read back at once. It applies when the producer writes
         /// its output at i = 2·index and i + 1 only, the scan reads it only at v[E] and v[E + 1] in one block, once
-        /// per position of its sequence (or once), and the scan's threads read as many pairs as the producer has
-        /// indices: each pair is then computed by the one thread that reads it.
+        /// per position of its sequence (or once), E declared as twice an index, and the scan's threads read as many
+        /// pairs as the producer has indices: with the layouts' one pair per thread and position, each pair is then
+        /// computed by the one thread that reads it.
         /// </summary>
         public static (Launch, KernelSource)? PairsWhereRead(Program program, Launch first, Launch second, IReadOnlyDictionary<string, long> constants)
         {
@@ -87,6 +88,10 @@ namespace GateLoop.Generator.Passes
             var reads = Accesses(consumer, renamed[ParameterOf(second, pairs)]).ToList();
             string at = Subscript(reads[0]);
             if (!SyntaxFacts.IsValidIdentifier(at) || !reads.All(e => Subscript(e) == at || Subscript(e) == at + " + 1")) return null;
+            // E is twice something (the pair's first element), so the producer's index E / 2 writes both elements read.
+            var declared = consumer.DescendantNodes().OfType<VariableDeclaratorSyntax>().Where(v => v.Identifier.Text == at).ToList();
+            if (declared.Count != 1 || declared[0].Initializer?.Value is not BinaryExpressionSyntax twice
+                || !twice.IsKind(SyntaxKind.MultiplyExpression) || !(twice.Left.ToString() == "2" || twice.Right.ToString() == "2")) return null;
             var statements = reads.Select(e => e.Ancestors().OfType<StatementSyntax>().First(st => st.Parent is BlockSyntax)).ToList();
             if (statements.Any(st => st.Parent != statements[0].Parent) || PerThread(statements[0]) is not { } positions) return null;
             if (!Covers(second.Domain, positions, first.Domain, constants)) return null;
