@@ -756,7 +756,8 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
             var gemm = kernels.Single(k => k.Name == "Gemm").Value;
             Assert.Equal("gemm", gemm.GetProperty("phase").GetString());
             Assert.True(gemm.GetProperty("gemm_shapes").GetArrayLength() > 0);
-            Assert.Contains(kernels, k => k.Name == "ScanForward" || k.Name == "ChunkScanForward");
+            // The scan: its own launch, chunked, or with the transition and the gate fused in (every generated token).
+            Assert.Contains(kernels, k => k.Name is "ScanForward" or "ChunkScanForward" or "TransitionScanSwishGateForward");
             Assert.All(kernels, k => Assert.Contains(k.Value.GetProperty("bound").GetString(), new[] { "launch", "dram", "issue", "latency", "flops" }));
         }
         // --kernels: the host's milliseconds per kernel of the profiled step and of generation, beside the estimates.
@@ -776,7 +777,7 @@ public sealed class GateLoopCliTests(TrainedModelFixture fixture, ITestOutputHel
         Assert.Contains($"isa: {GateLoop.Runtime.HostTier.Name}", result.Stdout);
         var generation = result.Stdout[result.Stdout.IndexOf("generation, per kernel", StringComparison.Ordinal)..];
         Assert.Matches(@"ReducedGemv\s+[0-9.]+ ms", generation);
-        Assert.Contains("ScanForward", generation);
+        Assert.Contains("TransitionScanSwishGateForward", generation);
         Assert.Contains("AdamStep", result.Stdout[..result.Stdout.IndexOf("generation, per kernel", StringComparison.Ordinal)]);
         // Each phase is a share of the whole profiled step, what no phase covers included: together they make it.
         Assert.Matches(@"one profiled step, \d+ ms", result.Stdout);
