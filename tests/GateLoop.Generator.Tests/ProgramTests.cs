@@ -151,4 +151,33 @@ public sealed class ProgramTests(ITestOutputHelper output)
         var bias = new Launch("AddBiasHidden", seed.Signatures["AddBiasHidden"], scan.Domain, new Arg[] { ((TensorArg)scan.Args[1]).Value, "Seq" });
         Assert.Null(Fusion.Elementwise(seed, bias, scan, "Fused"));
     }
+
+    [Fact]
+    public void The_seed_layer_runs_its_transition_scan_and_gate_as_one_launch_where_the_scan_is_one()
+    {
+        var program = ModelEmitter.Rewritten(Seed, TransformerLowering.Lower(Seed), Numeric.Float);
+        var layer = program.ForwardLayer;
+        var choice = Assert.Single(layer.OfType<Choice>());
+        var fused = Assert.IsType<Launch>(Assert.Single(choice.Otherwise));
+        output.WriteLine(program.Kernel(fused.Kernel)!.Value.Method.ToFullString());
+        Assert.Equal("TransitionScanSwishGateForward", fused.Kernel);
+        Assert.Equal("Batch * DimInner", fused.Domain.Text);
+        // It still writes what the backward reads (the transitions, the scan's output and states), and the gated output.
+        Assert.Equal(new[] { "a.Transition[l]", "a.ScanOut[l]", "a.StateScratch", "carry", "a.Gated[l]" }, fused.Writes.Select(v => v.Name).Distinct());
+        // The chunked scans keep their own launches, with the transition before them and the gate after.
+        Assert.Equal(new[] { "TransitionForward", "ChunkScanForward", "ChunkCarryForward", "ChunkApplyForward", "SwishGateForward" },
+            choice.Then.OfType<Launch>().Select(l => l.Kernel));
+        Assert.DoesNotContain(layer.OfType<Launch>(), l => l.Kernel is "TransitionForward" or "SwishGateForward" or "ScanForward");
+        // The gates' product runs with the other two of the layer's input, before the scan.
+        Assert.Equal(3, layer.TakeWhile(s => s is not Choice).OfType<LinearProduct>().Count());
+    }
+
+    [Fact]
+    public void A_scan_over_heads_of_several_channels_keeps_its_transition_and_gate_apart()
+    {
+        var spec = Seed with { Heads = 8 };
+        var layer = ModelEmitter.Rewritten(spec, TransformerLowering.Lower(spec), Numeric.Float).ForwardLayer;
+        Assert.Equal(new[] { "TransitionForward", "ScanStatesForward", "ScanOutputForward", "SwishGateForward" },
+            layer.OfType<Launch>().Select(l => l.Kernel).Where(k => k.Contains("Transition") || k.Contains("Scan") || k.Contains("Gate")));
+    }
 }

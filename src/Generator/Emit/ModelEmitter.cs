@@ -29,9 +29,22 @@ namespace GateLoop.Generator.Emit
             this.graph = graph;
             n = numeric;
             layout = new ParameterLayout(graph);
-            program = new Program(graph, numeric);
-            program.Rewrite(Fusion.BiasActivation);
+            program = Rewritten(spec, graph, numeric);
             check = new LaunchCheck(program, Constants(spec));
+        }
+
+        /// <summary>The program of <paramref name="graph"/> with the fusions applied, as the model's source renders it.</summary>
+        public static Program Rewritten(TransformerSpec spec, Graph graph, Numeric numeric)
+        {
+            var program = new Program(graph, numeric);
+            program.Rewrite(Fusion.BiasActivation);
+            // The scan's consumer follows it once the gates' product runs with the others of its input; then the
+            // transition, the scan and the gate are one launch where the scan is one.
+            program.GroupProducts();
+            var constants = Constants(spec);
+            program.RewriteChoices((p, a, b) => Fusion.PairsWhereRead(p, a, b, constants));
+            program.RewriteChoices((p, a, b) => Fusion.ElementwiseWhereWritten(p, a, b, constants));
+            return program;
         }
 
         /// <summary>The model's source, or the problems its launches have (then no source).</summary>

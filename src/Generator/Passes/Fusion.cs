@@ -42,26 +42,7 @@ namespace GateLoop.Generator.Passes
                         && e.ArgumentList.Arguments[0].ToString() == "index"));
             if (!IndexOnly(a.Value.Method, first) || !IndexOnly(b.Value.Method, second)) return null;
 
-            // The fused parameters: the first kernel's, then the second's, one parameter for a value both are passed.
-            var names = first.Signature.Parameters.Select(p => p.Name).ToList();
-            var types = first.Signature.Parameters.Select(p => p.Type).ToList();
-            var args = first.Args.ToList();
-            var renamed = new Dictionary<string, string>();
-            foreach (var (parameter, arg) in second.Bindings)
-            {
-                int same = arg is TensorArg t ? args.FindIndex(x => x is TensorArg u && u.Value == t.Value) : -1;
-                if (same >= 0)
-                {
-                    renamed[parameter.Name] = names[same];
-                    continue;
-                }
-                string fresh = parameter.Name;
-                while (names.Contains(fresh)) fresh += "2";
-                renamed[parameter.Name] = fresh;
-                names.Add(fresh);
-                types.Add(parameter.Type);
-                args.Add(arg);
-            }
+            var (names, types, args, renamed) = Merged(first, second);
             string parameters = string.Join(", ", names.Select((n, i) => $"{types[i]} {n}"));
             string kernel =
                 $"/// <summary>{first.Kernel}, then {second.Kernel}, at each index in one launch (fused by a rewrite).</summary>\n" +
@@ -80,6 +61,203 @@ namespace GateLoop.Generator.Passes
             }
             var source = new KernelSource(name, kernel, host);
             return (new Launch(name, KernelSignature.Read(kernel).Single(), first.Domain, args), source);
+        }
+
+        /// <summary>
+        /// A producer of one complex pair per index (the gate loop's state transition) computed inside the scan that
+        /// reads its pairs, where the scan reads them, as one kernel named the producer's stem + the scan's kernel. The
+        /// pairs are still written (a backward reads them) and read back at once. It applies when the producer writes
+        /// its output at i = 2·index and i + 1 only, the scan reads it only at v[E] and v[E + 1] in one block, once
+        /// per position of its sequence (or once), E declared as twice an index, and the scan's threads read as many
+        /// pairs as the producer has indices: with the layouts' one pair per thread and position, each pair is then
+        /// computed by the one thread that reads it.
+        /// </summary>
+        public static (Launch, KernelSource)? PairsWhereRead(Program program, Launch first, Launch second, IReadOnlyDictionary<string, long> constants)
+        {
+            if (!Bound(first) || !Bound(second) || first.Writes.Distinct().Count() != 1) return null;
+            var pairs = first.Writes.First();
+            if (!second.Reads.Contains(pairs) || second.Writes.Contains(pairs) || second.Writes.Intersect(first.Reads).Any()) return null;
+            var a = program.Kernel(first.Kernel);
+            var b = program.Kernel(second.Kernel);
+            if (a is null || b is null || a.Value.Method.Body is not { } producer || Branches(producer)) return null;
+            if (producer.Statements.FirstOrDefault()?.ToString() != "long i = 2 * (long)index.X;") return null;
+            if (!Accesses(producer, ParameterOf(first, pairs)).All(e => Subscript(e) is "i" or "i + 1")) return null;
+
+            var (names, types, args, renamed) = Merged(first, second);
+            var consumer = Renamed(b.Value.Method, renamed);
+            var reads = Accesses(consumer, renamed[ParameterOf(second, pairs)]).ToList();
+            string at = Subscript(reads[0]);
+            if (!SyntaxFacts.IsValidIdentifier(at) || !reads.All(e => Subscript(e) == at || Subscript(e) == at + " + 1")) return null;
+            // E is twice something (the pair's first element), so the producer's index E / 2 writes both elements read.
+            var declared = consumer.DescendantNodes().OfType<VariableDeclaratorSyntax>().Where(v => v.Identifier.Text == at).ToList();
+            if (declared.Count != 1 || declared[0].Initializer?.Value is not BinaryExpressionSyntax twice
+                || !twice.IsKind(SyntaxKind.MultiplyExpression) || !(twice.Left.ToString() == "2" || twice.Right.ToString() == "2")) return null;
+            var statements = reads.Select(e => e.Ancestors().OfType<StatementSyntax>().First(st => st.Parent is BlockSyntax)).ToList();
+            if (statements.Any(st => st.Parent != statements[0].Parent) || PerThread(statements[0]) is not { } positions) return null;
+            if (!Covers(second.Domain, positions, first.Domain, constants)) return null;
+
+            string index = Fresh("pair", consumer);
+            var body = Renamed(a.Value.Method, new Dictionary<string, string> { ["index"] = index }).Body!;
+            var inlined = Inlined(body, consumer, $"int {index} = (int)({at} / 2); // the index of {first.Kernel} whose pair is read here");
+            if (inlined is null) return null;
+            var method = consumer.InsertNodesBefore(statements.OrderBy(st => st.SpanStart).First(), new[] { inlined });
+            return Fused($"{Stem(first.Kernel) + second.Kernel}", method, names, types, args, second.Domain,
+                $"{second.Kernel} computing {first.Kernel} where it reads the pairs, in one launch (fused by a rewrite).");
+        }
+
+        /// <summary>
+        /// An elementwise op on what a scan writes, done by the scan where it writes it (the swish gate on the scan's
+        /// output), as one kernel named the scan's stem + the op's kernel. The scan still writes its output (a
+        /// backward reads it) and the op reads it back at once. It applies when the op touches every view only at its
+        /// own index, the scan writes the value in one statement, once per position of its sequence (or once), and
+        /// the scan's threads write as many elements as the op has indices: each index is then done where it is written.
+        /// </summary>
+        public static (Launch, KernelSource)? ElementwiseWhereWritten(Program program, Launch first, Launch second, IReadOnlyDictionary<string, long> constants)
+        {
+            if (!Bound(first) || !Bound(second)) return null;
+            var shared = first.Writes.Intersect(second.Reads).Distinct().ToList();
+            if (shared.Count != 1 || second.Writes.Intersect(first.Reads.Concat(first.Writes)).Any()) return null;
+            var a = program.Kernel(first.Kernel);
+            var b = program.Kernel(second.Kernel);
+            if (a is null || b is null || b.Value.Method.Body is not { } op || Branches(op)) return null;
+            // The op's index appears only as the subscript of a view, and every view only with it.
+            var views = second.Signature!.Parameters.Where(p => p.ViewElement is not null).Select(p => p.Name).ToList();
+            if (op.DescendantNodes().OfType<IdentifierNameSyntax>().Any(i => i.Identifier.Text == "index" && !(i.Parent?.Parent?.Parent is ElementAccessExpressionSyntax)))
+                return null;
+            if (!views.All(v => Uses(op, v).All(i => i.Parent is ElementAccessExpressionSyntax e && e.Expression == i && Subscript(e) == "index"))) return null;
+
+            var writes = Accesses(a.Value.Method, ParameterOf(first, shared[0])).ToList();
+            if (writes.Count != 1 || writes[0].Parent is not AssignmentExpressionSyntax assignment || assignment.Left != writes[0]
+                || !assignment.IsKind(SyntaxKind.SimpleAssignmentExpression) || assignment.Parent is not ExpressionStatementSyntax written) return null;
+            if (PerThread(written) is not { } positions || !Covers(first.Domain, positions, second.Domain, constants)) return null;
+
+            // The op's parameters are named apart from the scan's locals, which its code will sit among.
+            var (names, types, args, renamed) = Merged(first, second, a.Value.Method.DescendantNodes().OfType<VariableDeclaratorSyntax>().Select(v => v.Identifier.Text).ToList());
+            string index = Fresh("at", a.Value.Method);
+            var body = Renamed(b.Value.Method, new Dictionary<string, string>(renamed) { ["index"] = index }).Body!;
+            var inlined = Inlined(body, a.Value.Method, $"long {index} = {Subscript(writes[0])}; // the index of {second.Kernel} written here");
+            if (inlined is null) return null;
+            var method = a.Value.Method.InsertNodesAfter(written, new[] { inlined });
+            return Fused(Stem(first.Kernel) + second.Kernel, method, names, types, args, first.Domain,
+                $"{first.Kernel} doing {second.Kernel} where it writes its input, in one launch (fused by a rewrite).");
+        }
+
+        static bool Bound(Launch launch) => launch.Signature is not null && launch.Args.Count == launch.Signature.Parameters.Count;
+
+        // A kernel's name without its trailing Forward, to name what it is fused into.
+        static string Stem(string kernel) => kernel.EndsWith("Forward") ? kernel.Substring(0, kernel.Length - "Forward".Length) : kernel;
+
+        static string ParameterOf(Launch launch, Value value) => launch.Bindings.First(b => b.Arg is TensorArg t && t.Value == value).Parameter.Name;
+
+        static IEnumerable<IdentifierNameSyntax> Uses(SyntaxNode node, string name) =>
+            node.DescendantNodes().OfType<IdentifierNameSyntax>().Where(i => i.Identifier.Text == name);
+
+        // The element accesses of the view <paramref name="view"/>.
+        static IEnumerable<ElementAccessExpressionSyntax> Accesses(SyntaxNode node, string view) =>
+            Uses(node, view).Select(i => i.Parent).OfType<ElementAccessExpressionSyntax>();
+
+        static string Subscript(ElementAccessExpressionSyntax e) => e.ArgumentList.Arguments.Count == 1 ? e.ArgumentList.Arguments[0].ToString() : "";
+
+        static bool Branches(SyntaxNode body) => body.DescendantNodes().Any(n => n is ReturnStatementSyntax || n is ForStatementSyntax
+            || n is WhileStatementSyntax || n is DoStatementSyntax || n is ForEachStatementSyntax);
+
+        // How often one thread runs a statement: once outside any loop ("1"), once per position inside one loop over
+        // the sequence ("Seq"), else unknown (null).
+        static string? PerThread(StatementSyntax statement)
+        {
+            var loops = statement.Ancestors().Where(n => n is ForStatementSyntax || n is WhileStatementSyntax || n is DoStatementSyntax || n is ForEachStatementSyntax).ToList();
+            if (loops.Count == 0) return "1";
+            return loops.Count == 1 && loops[0] is ForStatementSyntax { Condition: BinaryExpressionSyntax c } && c.IsKind(SyntaxKind.LessThanExpression)
+                && c.Right is IdentifierNameSyntax { Identifier.Text: "seq" } ? "Seq" : null;
+        }
+
+        // Whether threads × perThread equals elements at two shapes of the plan (the sizes are products of them and constants).
+        static bool Covers(Size threads, string perThread, Size elements, IReadOnlyDictionary<string, long> constants) =>
+            new[] { (2L, 3L), (1L, 5L) }.All(shape =>
+            {
+                var at = constants.ToDictionary(c => c.Key, c => c.Value);
+                foreach (var name in new[] { "Batch", "batch" }) at[name] = shape.Item1;
+                foreach (var name in new[] { "Seq", "seq" }) at[name] = shape.Item2;
+                foreach (var name in new[] { "R", "Rows", "rows" }) at[name] = shape.Item1 * shape.Item2;
+                return threads.Evaluate(at) * new Size(perThread).Evaluate(at) is long n && n == elements.Evaluate(at);
+            });
+
+        // A name not declared or used in the method.
+        static string Fresh(string name, SyntaxNode method)
+        {
+            var taken = new HashSet<string>(method.DescendantTokens().Where(t => t.IsKind(SyntaxKind.IdentifierToken)).Select(t => t.Text));
+            while (taken.Contains(name)) name += "2";
+            return name;
+        }
+
+        // The method with the identifiers in renamed replaced (names after a dot stay).
+        static MethodDeclarationSyntax Renamed(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
+        {
+            var uses = method.DescendantNodes().OfType<IdentifierNameSyntax>()
+                .Where(i => renamed.ContainsKey(i.Identifier.Text) && renamed[i.Identifier.Text] != i.Identifier.Text
+                    && !(i.Parent is MemberAccessExpressionSyntax m && m.Name == i));
+            var result = method.ReplaceNodes(uses, (old, _) => SyntaxFactory.IdentifierName(renamed[old.Identifier.Text]).WithTriviaFrom(old));
+            // index.X of a fused-in kernel is the index itself, an int.
+            var members = result.DescendantNodes().OfType<MemberAccessExpressionSyntax>()
+                .Where(m => m.Name.Identifier.Text == "X" && m.Expression is IdentifierNameSyntax e && renamed.TryGetValue("index", out var i) && e.Identifier.Text == i);
+            return result.ReplaceNodes(members, (old, _) => SyntaxFactory.ParenthesizedExpression(old.Expression.WithoutTrivia()));
+        }
+
+        // The body as a block to place in host, opened by the declaration of its index; null when a name it uses
+        // from outside (a parameter) would be hidden by one of host's locals. Its own locals that host declares too
+        // are renamed apart.
+        static BlockSyntax? Inlined(BlockSyntax body, MethodDeclarationSyntax host, string index)
+        {
+            var hostLocals = new HashSet<string>(host.DescendantNodes().OfType<VariableDeclaratorSyntax>().Select(v => v.Identifier.Text));
+            var own = body.DescendantNodes().OfType<VariableDeclaratorSyntax>().Select(v => v.Identifier.Text).ToList();
+            if (body.DescendantNodes().OfType<IdentifierNameSyntax>()
+                .Any(i => !own.Contains(i.Identifier.Text) && hostLocals.Contains(i.Identifier.Text) && !(i.Parent is MemberAccessExpressionSyntax m && m.Name == i)))
+                return null;
+            var apart = own.Where(hostLocals.Contains).ToDictionary(n => n, n => Fresh(n + "2", host));
+            var renamedBody = apart.Count == 0 ? body : body.ReplaceNodes(
+                body.DescendantNodes().OfType<IdentifierNameSyntax>().Where(i => apart.ContainsKey(i.Identifier.Text)),
+                (old, _) => SyntaxFactory.IdentifierName(apart[old.Identifier.Text]).WithTriviaFrom(old));
+            renamedBody = renamedBody.ReplaceTokens(renamedBody.DescendantTokens().Where(t => t.IsKind(SyntaxKind.IdentifierToken) && apart.ContainsKey(t.Text) && t.Parent is VariableDeclaratorSyntax),
+                (old, _) => SyntaxFactory.Identifier(apart[old.Text]).WithTriviaFrom(old));
+            return (BlockSyntax)SyntaxFactory.ParseStatement("{\n" + index + "\n" + string.Concat(renamedBody.Statements.Select(st => st.ToFullString())) + "}");
+        }
+
+        // The fused launch and its kernel source: the method renamed, its parameters the merged ones, formatted anew.
+        static (Launch, KernelSource) Fused(string name, MethodDeclarationSyntax method,
+            List<string> names, List<string> types, List<Arg> args, Size domain, string summary)
+        {
+            string parameters = string.Join(", ", names.Select((n, i) => $"{types[i]} {n}"));
+            var text = SyntaxFactory.ParseMemberDeclaration($"public static void {name}(Index1D index, {parameters})\n" + method.Body!.ToFullString())!
+                .NormalizeWhitespace().ToFullString();
+            string kernel = $"/// <summary>{summary}</summary>\n" + text;
+            return (new Launch(name, KernelSignature.Read(kernel).Single(), domain, args), new KernelSource(name, kernel, ""));
+        }
+
+        // The fused parameters: the first kernel's, then the second's, one parameter for a value both are passed; the
+        // second's parameters renamed where they are the first's value or would clash with its names.
+        static (List<string> Names, List<string> Types, List<Arg> Args, Dictionary<string, string> Renamed) Merged(Launch first, Launch second,
+            ICollection<string>? taken = null)
+        {
+            var names = first.Signature!.Parameters.Select(p => p.Name).ToList();
+            var types = first.Signature.Parameters.Select(p => p.Type).ToList();
+            var args = first.Args.ToList();
+            var renamed = new Dictionary<string, string>();
+            foreach (var (parameter, arg) in second.Bindings)
+            {
+                int same = arg is TensorArg t ? args.FindIndex(x => x is TensorArg u && u.Value == t.Value) : -1;
+                if (same >= 0)
+                {
+                    renamed[parameter.Name] = names[same];
+                    continue;
+                }
+                string fresh = parameter.Name;
+                while (names.Contains(fresh) || taken?.Contains(fresh) == true) fresh += "2";
+                renamed[parameter.Name] = fresh;
+                names.Add(fresh);
+                types.Add(parameter.Type);
+                args.Add(arg);
+            }
+            return (names, types, args, renamed);
         }
 
         // A host entry's views are named by position after (from, to): map them to the fused kernel's names.

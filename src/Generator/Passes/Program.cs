@@ -105,10 +105,101 @@ namespace GateLoop.Generator.Passes
             }
             (ForwardGlobal, ForwardLayer, ForwardHead, Loss) = (Apply(ForwardGlobal), Apply(ForwardLayer), Apply(ForwardHead), Apply(Loss));
             (BackwardHead, BackwardLayer, BackwardGlobal) = (Apply(BackwardHead), Apply(BackwardLayer), Apply(BackwardGlobal));
+            Retain();
+        }
+
+        // Keeps the kernel sources a launch uses (and those that define no kernel), then recomputes the dataflow.
+        void Retain()
+        {
             var launched = new HashSet<string>(Steps.OfType<Launch>().Select(l => l.Kernel));
             Kernels = Kernels.Where(k => KernelSignature.Read(k.Kernel).Select(s => s.Name).ToList() is var names && (names.Count == 0 || names.Any(launched.Contains)))
                 .ToList();
             Dataflow();
+        }
+
+        /// <summary>
+        /// Like <see cref="Rewrite"/>, across a choice: a launch before one (past steps that touch none of its values)
+        /// that <paramref name="rule"/> fuses with a branch's first launch, or a launch after one that it fuses with a
+        /// branch's last, moves into both branches, fused where the rule fuses it and as it was in the others.
+        /// </summary>
+        public void RewriteChoices(System.Func<Program, Launch, Launch, (Launch, KernelSource)?> rule)
+        {
+            // A branch with the launch fused at its start or end, or put there unfused; null when the rule fuses nothing.
+            Choice? Into(Choice choice, Launch launch, bool atStart)
+            {
+                var branches = new[] { choice.Then, choice.Otherwise }.Select(branch =>
+                {
+                    var list = branch.ToList();
+                    var edge = list.Count == 0 ? null : (atStart ? list[0] : list[list.Count - 1]) as Launch;
+                    var fused = edge is null ? null : atStart ? rule(this, launch, edge) : rule(this, edge, launch);
+                    if (fused is var (step, source))
+                    {
+                        list[atStart ? 0 : list.Count - 1] = step;
+                        if (!Kernels.Any(k => k.Key == source.Key)) Kernels = Kernels.Concat(new[] { source }).ToList();
+                    }
+                    else if (atStart) list.Insert(0, launch);
+                    else list.Add(launch);
+                    return (List: (IReadOnlyList<Step>)list, Fused: fused is not null);
+                }).ToList();
+                return branches.Any(b => b.Fused) ? new Choice(choice.Condition, branches[0].List, branches[1].List) : null;
+            }
+            IReadOnlyList<Step> Apply(IReadOnlyList<Step> steps)
+            {
+                var result = steps.Select(s => s is Choice c ? new Choice(c.Condition, Apply(c.Then), Apply(c.Otherwise)) : s).ToList();
+                for (int i = 0; i < result.Count; i++)
+                {
+                    if (result[i] is not Choice choice) continue;
+                    int before = i - 1;
+                    while (before >= 0 && result[before] is not Launch && result[before] is not Choice) before--;
+                    if (before >= 0 && result[before] is Launch launch && result.Skip(before + 1).Take(i - before - 1).All(s => Independent(s, launch))
+                        && Into(choice, launch, atStart: true) is { } moved)
+                    {
+                        result.RemoveAt(before);
+                        result[--i] = choice = moved;
+                    }
+                    if (i + 1 < result.Count && result[i + 1] is Launch after && Into(choice, after, atStart: false) is { } joined)
+                    {
+                        result[i] = joined;
+                        result.RemoveAt(i + 1);
+                    }
+                }
+                return result;
+            }
+            (ForwardGlobal, ForwardLayer, ForwardHead, Loss) = (Apply(ForwardGlobal), Apply(ForwardLayer), Apply(ForwardHead), Apply(Loss));
+            (BackwardHead, BackwardLayer, BackwardGlobal) = (Apply(BackwardHead), Apply(BackwardLayer), Apply(BackwardGlobal));
+            Retain();
+        }
+
+        /// <summary>
+        /// Moves each Linear product up to just after the last earlier product of the same input, past the steps in
+        /// between when none of them writes what it reads or touches what it writes: the products of one input then
+        /// run together, and an op they separated from its producer (the swish gate from the scan) follows it.
+        /// </summary>
+        public void GroupProducts()
+        {
+            IReadOnlyList<Step> Apply(IReadOnlyList<Step> steps)
+            {
+                var result = steps.ToList();
+                for (int i = 0; i < result.Count; i++)
+                {
+                    if (i == 0 || result[i] is not LinearProduct product) continue;
+                    int last = result.FindLastIndex(i - 1, i, s => s is LinearProduct p && p.X == product.X);
+                    if (last < 0 || last == i - 1 || !result.Skip(last + 1).Take(i - last - 1).All(s => Independent(s, product))) continue;
+                    result.RemoveAt(i);
+                    result.Insert(last + 1, product);
+                }
+                return result;
+            }
+            (ForwardGlobal, ForwardLayer, ForwardHead, Loss) = (Apply(ForwardGlobal), Apply(ForwardLayer), Apply(ForwardHead), Apply(Loss));
+            Dataflow();
+        }
+
+        // Whether two steps can run in either order: neither writes what the other touches (a choice by all its branches).
+        static bool Independent(Step a, Step b)
+        {
+            IEnumerable<Value> Reads(Step s) => s.Flatten().SelectMany(x => x.Reads);
+            IEnumerable<Value> Writes(Step s) => s.Flatten().SelectMany(x => x.Writes);
+            return !Writes(a).Intersect(Reads(b).Concat(Writes(b))).Any() && !Writes(b).Intersect(Reads(a)).Any();
         }
 
         void Dataflow()

@@ -17,6 +17,11 @@ static class BenchCommand
         var seq = new Option<int>("--seq-len") { Description = "sequence length", DefaultValueFactory = _ => 256 };
         var steps = new Option<int>("--steps") { Description = "timed training steps after one warm-up step", DefaultValueFactory = _ => 3 };
         var generate = new Option<int>("--generate") { Description = "bytes generated after a prompt of the same length (0: skip)", DefaultValueFactory = _ => 128 };
+        var generateBatch = new Option<int>("--generate-batch")
+        {
+            Description = "streams generated together, one token each per step through one session (tokens/s is their total)",
+            DefaultValueFactory = _ => 1,
+        };
         var bucket = new Option<double>("--bucket-mb")
         {
             Description = "launched on several ranks (mpirun, srun): megabytes of gradients per all-reduce during the backward; the bench also times them after it",
@@ -37,12 +42,13 @@ static class BenchCommand
         var noCheck = Common.NoDeviceCheck();
         var command = new Command("bench", "time training steps and generation of a model; report tokens/s, time per phase and peak memory")
         {
-            model, batch, accum, seq, steps, generate, json, kernels, device, weights, tf32, precision, noCheck, bucket, sample,
+            model, batch, accum, seq, steps, generate, generateBatch, json, kernels, device, weights, tf32, precision, noCheck, bucket, sample,
         };
         command.SetAction(parse =>
         {
             var options = new BenchOptions(parse.GetValue(batch), parse.GetValue(accum), parse.GetValue(seq), parse.GetValue(steps),
-                parse.GetValue(generate), parse.GetValue(kernels), Common.WeightFormatOf(parse.GetValue(weights)!), parse.GetValue(bucket));
+                parse.GetValue(generate), parse.GetValue(kernels), Common.WeightFormatOf(parse.GetValue(weights)!), parse.GetValue(bucket),
+                parse.GetValue(generateBatch));
             options.Validate();
             // Under a launcher, every rank times its share and rank 0 reports for the job.
             using var world = Communicator.FromEnvironment();

@@ -12,13 +12,14 @@ namespace GateLoop.Runtime;
 /// <param name="Kernels">Whether the log lists the time of every kernel as well as every phase.</param>
 /// <param name="Weights">How the weight matrices are held for generation (training always runs in fp32).</param>
 /// <param name="BucketMegabytes">On several ranks, megabytes of gradients per all-reduce during the backward.</param>
+/// <param name="GenerateBatch">Streams generated together, each step one token for each through one session.</param>
 public sealed record BenchOptions(int Batch = 4, int GradAccum = 4, int SeqLen = 256, int Steps = 3, int Generate = 128, bool Kernels = false,
-    WeightFormat Weights = WeightFormat.Fp32, double BucketMegabytes = 4)
+    WeightFormat Weights = WeightFormat.Fp32, double BucketMegabytes = 4, int GenerateBatch = 1)
 {
     /// <summary>Throws a <see cref="UserInputException"/> naming the first count that is out of range.</summary>
     public void Validate()
     {
-        foreach (var (name, value) in new[] { (nameof(Batch), Batch), (nameof(GradAccum), GradAccum), (nameof(SeqLen), SeqLen), (nameof(Steps), Steps) })
+        foreach (var (name, value) in new[] { (nameof(Batch), Batch), (nameof(GradAccum), GradAccum), (nameof(SeqLen), SeqLen), (nameof(Steps), Steps), (nameof(GenerateBatch), GenerateBatch) })
             if (value <= 0) throw new UserInputException($"BenchOptions.{name} must be positive, got {value}");
         if (Generate < 0) throw new UserInputException($"BenchOptions.Generate cannot be negative, got {Generate}");
         UserInputException.ThrowIfNotFinite(BucketMegabytes, "BenchOptions.BucketMegabytes");
@@ -133,35 +134,42 @@ public static class Benchmark
         // Generation involves no other rank: timed in a single process.
         if (o.Generate > 0 && ranks == 1)
         {
+            int streams = o.GenerateBatch;
             var prompt = Enumerable.Range(0, o.Generate).Select(_ => rng.NextInt(net.Vocabulary)).ToArray();
+            var rngs = Enumerable.Range(0, streams).Select(_ => new Rng((ulong)rng.NextInt(int.MaxValue))).ToArray();
             // Warmed up, then the best of three, as the PyTorch reference reports it.
-            Sampling.Generate(net, prompt, 8, 1.0, 0.9, rng, _ => { });
+            Sampling.Generate(net, prompt, 8, 1.0, 0.9, rngs, (_, _) => { });
             for (int run = 0; run < 3; run++)
             {
                 clock.Restart();
-                Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
-                generateRate = Math.Max(generateRate ?? 0, o.Generate / clock.Elapsed.TotalSeconds);
+                Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rngs, (_, _) => { });
+                generateRate = Math.Max(generateRate ?? 0, (double)streams * o.Generate / clock.Elapsed.TotalSeconds);
             }
             if (o.Kernels)
             {
                 var generation = device.Profile = new Profile();
                 generationKernels = generation.ByKernel;
-                Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rng, _ => { });
+                Sampling.Generate(net, prompt, o.Generate, 1.0, 0.9, rngs, (_, _) => { });
                 device.Profile = null;
-                log.WriteLine($"  generation, per kernel ({o.Generate}-byte prompt and {o.Generate} steps):");
+                log.WriteLine($"  generation, per kernel ({o.Generate}-byte prompt and {o.Generate} steps of {streams} streams):");
                 ListKernels(generation);
             }
+            string of = streams == 1 ? "per generated token" : $"per generation step of {streams} streams (one token each)";
             if (simulator is not null)
             {
-                using var session = net.StartGeneration(1);
-                session.Continue(prompt, prompt.Length);
+                using var session = net.StartGeneration(streams);
+                var prompts = Enumerable.Repeat(prompt, streams).SelectMany(p => p).ToArray();
+                session.Continue(prompts, prompt.Length);
                 simulator.ResetCounters();
-                for (int t = 0; t < o.Generate; t++) session.Step([prompt[t]]);
-                tokenCounts = Counts(simulator, $"simulated, per generated token (mean of {o.Generate} steps)", o.Generate, log);
-                tokenEstimate = Estimated(simulator, "per generated token", o.Generate, log);
+                for (int t = 0; t < o.Generate; t++) session.Step(Enumerable.Repeat(prompt[t], streams).ToArray());
+                tokenCounts = Counts(simulator, $"simulated, {of} (mean of {o.Generate} steps)", o.Generate, log);
+                tokenEstimate = Estimated(simulator, of, o.Generate, log);
+                tokenEstimate["streams"] = streams;
+                tokenEstimate["tokens_per_s"] = streams / ((double)tokenEstimate["ms"] / 1000);
+                log.WriteLine($"  estimated on {simulator.CostModel.Name}, generation: {tokenEstimate["tokens_per_s"]:N0} tokens/s over {streams} stream{(streams == 1 ? "" : "s")} (an estimate, not a measurement)");
             }
-            log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes after a {o.Generate}-byte prompt, prompt included in the time (best of 3), " +
-                $"{weights} weights: {net.Inference.BytesPerToken / 1e6:F1} MB read per token");
+            log.WriteLine($"generate {generateRate,10:N1} tokens/s   {o.Generate} bytes in each of {streams} stream{(streams == 1 ? "" : "s")} after a {o.Generate}-byte prompt, " +
+                $"prompt included in the time (best of 3), {weights} weights: {net.Inference.BytesPerToken / 1e6:F1} MB read per step, for all streams");
         }
         long peak = Process.GetCurrentProcess().PeakWorkingSet64;
         log.WriteLine($"peak memory {MiB(peak)} (process working set): managed heap {MiB(managedBytes)}; device buffers: " +
@@ -197,6 +205,7 @@ public static class Benchmark
             ["config"] = new Dictionary<string, object>
             {
                 ["model"] = name, ["batch"] = o.Batch, ["grad_accum"] = o.GradAccum, ["seq_len"] = o.SeqLen, ["folded"] = micro.Folded,
+                ["generate"] = o.Generate, ["generate_batch"] = o.GenerateBatch,
                 ["parameters"] = net.ParameterCount, ["hyperparameters"] = net.Configuration,
             },
         };

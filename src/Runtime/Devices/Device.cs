@@ -285,6 +285,20 @@ public abstract class Device : IDisposable
         Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7, a8), a => a.LoadAutoGroupedStreamKernel(kernel),
             d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8>)d)(n, a1, a2, a3, a4, a5, a6, a7, a8), () => [a1, a2, a3, a4, a5, a6, a7, a8]);
 
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6, T7, T8, T9>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9> kernel,
+        Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8, T9> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7, T8 a8, T9 a9)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7, a8, a9), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9>)d)(n, a1, a2, a3, a4, a5, a6, a7, a8, a9), () => [a1, a2, a3, a4, a5, a6, a7, a8, a9]);
+
+    /// <inheritdoc cref="Launch{T1}"/>
+    public void Launch<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10>(Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> kernel,
+        Action<int, int, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10> host, int n, T1 a1, T2 a2, T3 a3, T4 a4, T5 a5, T6 a6, T7 a7, T8 a8, T9 a9, T10 a10)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct where T8 : struct where T9 : struct where T10 : struct =>
+        Dispatch(kernel, n, (from, to) => host(from, to, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10), a => a.LoadAutoGroupedStreamKernel(kernel),
+            d => ((Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10>)d)(n, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10), () => [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10]);
+
     /// <summary>Frees what the implementation holds beside the accelerator.</summary>
     private protected virtual void DisposeBackend() { }
 

@@ -44,16 +44,35 @@ public static class Sampling
     /// </summary>
     /// <exception cref="UserInputException">The prompt is empty, or the logits are not finite (nothing is emitted for that position).</exception>
     public static void Generate(TransformerModel<float> model, ReadOnlySpan<int> prompt, int length, double temperature,
-        double topKThreshold, Rng rng, Action<int> emit, CancellationToken cancel = default)
+        double topKThreshold, Rng rng, Action<int> emit, CancellationToken cancel = default) =>
+        Generate(model, prompt, length, temperature, topKThreshold, [rng], (_, token) => emit(token), cancel);
+
+    /// <summary>
+    /// Continues <paramref name="prompt"/> in one stream per element of <paramref name="rngs"/>, all stepped together
+    /// through one <see cref="GenerationSession{T}"/>: every step reads each weight matrix once for all the streams
+    /// (one product over their rows). Stream i draws from rngs[i] alone, so where a row's logits do not depend on
+    /// the rows beside it (<see cref="InferenceWeights{T}.RowByRow"/> on the host) it draws what a run of its own with
+    /// that generator would. <paramref name="emit"/> receives (stream, token) as each is drawn, the streams in order.
+    /// </summary>
+    /// <exception cref="UserInputException">The prompt is empty, or the logits are not finite (nothing is emitted for that position).</exception>
+    public static void Generate(TransformerModel<float> model, ReadOnlySpan<int> prompt, int length, double temperature,
+        double topKThreshold, IReadOnlyList<Rng> rngs, Action<int, int> emit, CancellationToken cancel = default)
     {
         if (prompt.Length == 0) throw new UserInputException("the prompt is empty; give at least one byte to start from");
-        using var session = model.StartGeneration(1);
-        float[] logits = session.Continue(prompt, prompt.Length);
+        int streams = rngs.Count, vocabulary = model.Vocabulary;
+        using var session = model.StartGeneration(streams);
+        var prompts = new int[streams * prompt.Length];
+        for (int b = 0; b < streams; b++) prompt.CopyTo(prompts.AsSpan(b * prompt.Length));
+        float[] logits = session.Continue(prompts, prompt.Length);
+        var next = new int[streams];
         for (int i = 0; i < length && !cancel.IsCancellationRequested; i++)
         {
-            int next = Sample(logits, temperature, topKThreshold, rng);
-            emit(next);
-            if (i + 1 < length) logits = session.Step([next]);
+            for (int b = 0; b < streams; b++)
+            {
+                next[b] = Sample(logits.AsSpan(b * vocabulary, vocabulary), temperature, topKThreshold, rngs[b]);
+                emit(b, next[b]);
+            }
+            if (i + 1 < length) logits = session.Step(next);
         }
     }
 }

@@ -109,14 +109,14 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
             Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
-            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
             Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
             Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
             Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
             Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);

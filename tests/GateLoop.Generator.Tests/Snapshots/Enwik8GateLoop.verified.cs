@@ -175,19 +175,19 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             // Mixer block: gate-looped attention.
             Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Linear(R, 2 * Heads, Dim, a.X[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
-            Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             if (Chunked(batch, seq))
             {
+                Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
                 Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
                 Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, carry);
                 Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
             }
             else
-                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
-            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
+                Device.Launch(Kernels.TransitionScanSwishGateForward, Kernels.Host.TransitionScanSwishGateForward, batch * DimInner, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l], seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry, a.Gates[l], a.Gated[l]);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
@@ -791,6 +791,49 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 float v = x[index];
                 z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
             }
+        }
+
+        /// <summary>TransitionScanForward doing SwishGateForward where it writes its input, in one launch (fused by a rewrite).</summary>
+        public static void TransitionScanSwishGateForward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry, ArrayView<float> g, ArrayView<float> y2)
+        {
+            int b = index.X / DimInner, c = index.X % DimInner;
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+            for (int t = 0; t < seq; t++)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                long ai = (row * Heads + c) * 2;
+                {
+                    int pair = (int)(ai / 2); // the index of TransitionForward whose pair is read here
+                    long i = 2 * (long)(pair);
+                    int bp = 2 * ((pair) % Heads); // this pair's bias
+                    float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1];
+                    float x = xin + bx;
+                    float y = yin + by;
+                    float m = global::System.MathF.Sqrt(x * x + y * y);
+                    float f = Sigmoid(m) / m;
+                    a[i] = (m == 0 ? 0.5f : f * x);
+                    a[i + 1] = (m == 0 ? 0f : f * y);
+                }
+
+                var ar = a[ai];
+                var aim = a[ai + 1];
+                var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                si = ar * si + aim * sr;
+                sr = nr;
+                o[row * DimInner + c] = qkv[q] * sr;
+                {
+                    long at = row * DimInner + c; // the index of SwishGateForward written here
+                    float xv = o[at], gv = g[at];
+                    y2[at] = xv * gv * Sigmoid(gv);
+                }
+
+                long s = (row * DimInner + c) * 2;
+                states[s] = sr;
+                states[s + 1] = si;
+            }
+
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
         }
 
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
@@ -1492,6 +1535,64 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 loss[index] = lse - logits[o + target];
                 for (int v = 0; v < NumTokens; v++)
                     dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
+            }
+
+            /// <summary>Runs <see cref="Kernels.TransitionScanSwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void TransitionScanSwishGateForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry, ArrayView<float> g, ArrayView<float> y2)
+            {
+                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
+                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
+                var y2Host = new global::GateLoop.Runtime.HostView<float>(y2);
+                for (int index = from; index < to; index++) TransitionScanSwishGateForward(index, rInHost, biasHost, aHost, seq, qkvHost, oHost, statesHost, carryHost, gHost, y2Host);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void TransitionScanSwishGateForward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> a, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> y2)
+            {
+                int b = index.X / DimInner, c = index.X % DimInner;
+                float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                for (int t = 0; t < seq; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                    long ai = (row * Heads + c) * 2;
+                    {
+                        int pair = (int)(ai / 2); // the index of TransitionForward whose pair is read here
+                        long i = 2 * (long)(pair);
+                        int bp = 2 * ((pair) % Heads); // this pair's bias
+                        float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1];
+                        float x = xin + bx;
+                        float y = yin + by;
+                        float m = global::System.MathF.Sqrt(x * x + y * y);
+                        float f = Sigmoid(m) / m;
+                        a[i] = (m == 0 ? 0.5f : f * x);
+                        a[i + 1] = (m == 0 ? 0f : f * y);
+                    }
+
+                    var ar = a[ai];
+                    var aim = a[ai + 1];
+                    var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    si = ar * si + aim * sr;
+                    sr = nr;
+                    o[row * DimInner + c] = qkv[q] * sr;
+                    {
+                        long at = row * DimInner + c; // the index of SwishGateForward written here
+                        float xv = o[at], gv = g[at];
+                        y2[at] = xv * gv * Sigmoid(gv);
+                    }
+
+                    long s = (row * DimInner + c) * 2;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                }
+
+                carry[2 * (long)index.X] = sr;
+                carry[2 * (long)index.X + 1] = si;
             }
         }
     }

@@ -117,13 +117,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
             Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Linear(R, 2 * Heads, Dim, a.H[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
+            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
-            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l]);
             a.X[2 * l].CopyTo(a.X[2 * l + 1]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
