@@ -86,10 +86,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16) => new Activations(workspace, batch, seq, bf16);
 
     /// <inheritdoc />
-    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+    protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);
 
     /// <inheritdoc />
     protected override bool CarriesState => false;
@@ -117,14 +117,14 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
             Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l], W(p + OutB, Dim));
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
@@ -213,9 +213,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public readonly ArrayView<float>[] Probs = new ArrayView<float>[Depth]; // causal attention probabilities (scores when not normalized)
         public readonly ArrayView<float>[] AttnOut = new ArrayView<float>[Depth]; // attention outputs (heads merged)
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
-        public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] Gated; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
-        public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] FfAct; // GELU outputs
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ
         public readonly ArrayView<float> DTransition; // gradient of a
@@ -227,11 +227,11 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public readonly ArrayView<float> LayerNormDimBackwardParamsPartials; // per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimBackwardParams's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
-        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
-        public static long Elements(int batch, int seq)
+        /// <summary>The bytes a Activations of (batch, seq) takes, with bf16 copies or not, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Bytes(int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
-            return (2 * Depth + 1) * (rows * Dim)
+            return sizeof(float) * ((2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth) * (rows * Dim)
                 + (2 * Depth) * (rows * 2)
                 + (Depth) * (rows * 3 * DimInner)
@@ -241,16 +241,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 + (Depth) * (batch * Heads * (long)seq * seq)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
                 + (batch * Heads * (long)seq * seq)
                 + (rows * Dim)
                 + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * Dim)
-                + (rows * 320);
+                + (rows * 320))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * DimInner) + sizeof(float) * (rows * DimInner) : sizeof(float) * (Depth) * (rows * DimInner))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * Hidden) + sizeof(float) * (rows * Hidden) : sizeof(float) * (Depth) * (rows * Hidden));
         }
 
-        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
+        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
@@ -263,9 +263,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (int i = 0; i < Probs.Length; i++) Probs[i] = workspace.Take<float>(batch * Heads * (long)seq * seq, $"Probs[{i}]", "causal attention probabilities (scores when not normalized)");
             for (int i = 0; i < AttnOut.Length; i++) AttnOut[i] = workspace.Take<float>(rows * DimInner, $"AttnOut[{i}]", "attention outputs (heads merged)");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            Gated = workspace.TakeGemmInputs<float>(Depth, rows * DimInner, bf16, "Gated", "mixer output ⊙ silu(gates)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            FfAct = workspace.TakeGemmInputs<float>(Depth, rows * Hidden, bf16, "FfAct", "GELU outputs");
             // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
             var packed = workspace.TakeParts<float>(rows * 320,
                 (rows * 0, rows * 192, "DQkv", "gradient of q | k | v"),

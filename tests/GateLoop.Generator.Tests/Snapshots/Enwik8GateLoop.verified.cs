@@ -134,10 +134,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16) => new Activations(workspace, batch, seq, bf16);
 
     /// <inheritdoc />
-    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+    protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);
 
     // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
     const int ChunkedBelowLanes = 32768;
@@ -187,13 +187,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             else
                 Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
             Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
@@ -294,9 +294,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
-        public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] Gated; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
-        public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] FfAct; // GELU outputs
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
         public readonly ArrayView<float> DTransition; // gradient of a
@@ -307,11 +307,11 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> LayerNormDimBackwardParamsPartials; // per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimBackwardParams's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
-        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
-        public static long Elements(int batch, int seq)
+        /// <summary>The bytes a Activations of (batch, seq) takes, with bf16 copies or not, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Bytes(int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
-            return (2 * Depth + 1) * (rows * Dim)
+            return sizeof(float) * ((2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth) * (rows * Dim)
                 + (2 * Depth) * (rows * 2)
                 + (Depth) * (rows * 3 * DimInner)
@@ -322,15 +322,15 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
                 + (rows * Dim)
                 + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * Dim)
-                + (rows * 3584);
+                + (rows * 3584))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * DimInner) + sizeof(float) * (rows * DimInner) : sizeof(float) * (Depth) * (rows * DimInner))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * Hidden) + sizeof(float) * (rows * Hidden) : sizeof(float) * (Depth) * (rows * Hidden));
         }
 
-        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
+        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
@@ -344,9 +344,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4, null);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]", "scan outputs o (heads merged)");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            Gated = workspace.TakeGemmInputs<float>(Depth, rows * DimInner, bf16, "Gated", "mixer output ⊙ silu(gates)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            FfAct = workspace.TakeGemmInputs<float>(Depth, rows * Hidden, bf16, "FfAct", "GELU outputs");
             // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
             var packed = workspace.TakeParts<float>(rows * 3584,
                 (rows * 0, rows * 1536, "DQkv", "gradient of q | k | v"),
