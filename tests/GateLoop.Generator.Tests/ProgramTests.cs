@@ -115,6 +115,13 @@ public sealed class ProgramTests(ITestOutputHelper output)
         output.WriteLine($"seed activation plan at batch 4 × seq 256: {unpacked * 4:N0} bytes unpacked, {packed * 4:N0} packed by liveness");
         Assert.Equal(315_162_624, unpacked * 4);
         Assert.Equal(300_482_560, packed * 4);
+        // Under bf16 products the GELU and gated outputs, which only their Linear and its weight gradient read, are kept
+        // as bf16 copies (2 bytes where 4 were) beside one fp32 buffer each that the layers share.
+        Assert.Equal(["Gated", "FfAct"], plan.GemmInputs.Select(b => b.Field));
+        long rows = 4 * 256, perLayer = plan.GemmInputs.Sum(b => new Size(b.Size).Evaluate(new Dictionary<string, long>(constants) { ["rows"] = rows })!.Value);
+        long bf16 = packed * 4 - Seed.Depth * perLayer * 4 + Seed.Depth * perLayer * 2 + perLayer * 4;
+        output.WriteLine($"with bf16 products: {bf16:N0} bytes, {packed * 4 - bf16:N0} fewer");
+        Assert.Equal(279_511_040, bf16);
         // Two packed buffers share memory only when no step of the layer's backward touches both.
         var steps = program.BackwardLayer.SelectMany(s => s.Flatten()).ToList();
         int First(Ir.Buffer b) => steps.FindIndex(s => s.Reads.Concat(s.Writes).Any(v => v.Storage == b));

@@ -229,7 +229,7 @@ public sealed unsafe class GemmTests(GemmTests.CpuAccelerators cpu) : IClassFixt
         using var da = accelerator.Allocate1D(p.A.Length == 0 ? new T[1] : p.A);
         using var db = accelerator.Allocate1D(p.B.Length == 0 ? new T[1] : p.B);
         using var dc = accelerator.Allocate1D(c);
-        gemm.Multiply(p.TransA, p.TransB, p.M, p.N, p.K, alpha, da.View, p.Lda, db.View, p.Ldb, beta, dc.View, p.Ldc, p.Bf16Inputs);
+        gemm.Multiply(p.TransA, p.TransB, p.M, p.N, p.K, alpha, (ArrayView<T>)da.View, p.Lda, (ArrayView<T>)db.View, p.Ldb, beta, dc.View, p.Ldc, p.Bf16Inputs);
         accelerator.Synchronize();
         dc.View.CopyToCPU(c);
     }

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using GateLoop.Tests.Shared;
+using ILGPU;
 using ILGPU.Runtime;
 
 namespace GateLoop.Runtime.Tests;
@@ -7,7 +9,9 @@ namespace GateLoop.Runtime.Tests;
 /// bf16 GEMM inputs (<c>train --precision bf16</c>): the rounding against a reference computed in double, on the host
 /// and in the PTX of the GPU's rounding kernels; a GEMM on cuda-sim and on cpu that rounds its inputs and nothing
 /// else; the cublasGemmEx call's arguments, checked against CUDA's values and by computing what cuBLAS would compute
-/// from them. (The GEMM shapes and transposes against double are <see cref="GemmTests"/>' bf16 cases.)
+/// from them. (The GEMM shapes and transposes against double are <see cref="GemmTests"/>' bf16 cases.) A plan for bf16
+/// products keeps the activations only products read in 16 bits, and trains to the same numbers as products that round
+/// them on reading.
 /// </summary>
 public sealed unsafe class MixedPrecisionTests
 {
@@ -199,5 +203,93 @@ public sealed unsafe class MixedPrecisionTests
                 c[i + j * call.Ldc] = (float)(1.5 * sum);
             }
         p.AssertClose(c, p.Expected(1.5, 0, c), $"cublasGemmEx as called for {p}");
+    }
+
+    /// <summary>The kernel that widens a kept bf16 copy for the tiled GEMM gives back exactly the fp32 each 16 bits stand for.</summary>
+    [Fact]
+    public void The_gpu_widening_kernel_gives_the_values_a_bf16_copy_stands_for_in_the_ptx_simulator()
+    {
+        var bits = Enumerable.Range(0, 1 << 16).Select(i => (ushort)i).ToArray();
+        using var compiler = new PtxCompiler();
+        var kernel = PtxKernel.Parse(compiler.CompileGrouped(IlgpuGemm.WidenBf16Method));
+        var wide = new float[bits.Length];
+        fixed (ushort* s = bits)
+        fixed (float* d = wide)
+        {
+            var space = new byte[kernel.ParamBytes];
+            var views = new (ulong Address, long Length)[] { ((ulong)s, bits.Length), ((ulong)d, wide.Length) };
+            for (int i = 0; i < views.Length; i++)
+            {
+                BitConverter.TryWriteBytes(space.AsSpan(kernel.Params[i].Offset), views[i].Address);
+                BitConverter.TryWriteBytes(space.AsSpan(kernel.Params[i].Offset + 8), views[i].Length);
+            }
+            PtxMachine.Launch(kernel, new(bits.Length / 256), new(256), space,
+                [new(views[0].Address, bits.Length * 2L, "'src'"), new(views[1].Address, wide.Length * 4L, "'dst'")]);
+        }
+        for (int i = 0; i < bits.Length; i++) Assert.Equal((uint)bits[i] << 16, Bits(wide[i]));
+    }
+
+    /// <summary>
+    /// Under bf16 products the plan holds the GELU outputs and the gated mixer outputs (read only by their Linear and its
+    /// weight gradient) as one bf16 copy a layer beside one fp32 buffer the layers share, and says so in its size; under
+    /// fp32 it holds no 16-bit buffer.
+    /// </summary>
+    [Fact]
+    public void A_bf16_plan_holds_the_activations_only_products_read_in_16_bits()
+    {
+        using var device = Device.Create("cpu");
+        using var model = new PreMaxHeads(device);
+        const int batch = 2, seq = 5;
+        var tokens = new int[batch * (seq + 1)];
+        model.Forward(tokens, batch, seq);
+        Assert.DoesNotContain(model.PlannedBuffers!.Buffers, b => b.ElementSize == 2);
+        long fp32 = model.ActivationBytes;
+        Assert.Equal(model.PlanBytes(batch, seq, bf16: false), fp32);
+
+        device.GemmPrecision = GemmPrecision.Bf16;
+        model.Forward(tokens, batch, seq);
+        var named = model.PlannedBuffers!.Named.Where(n => n.Buffer.ElementSize == 2).Select(n => n.Name).ToList();
+        Assert.Equal(["Gated[0]", "Gated[1]", "FfAct[0]", "FfAct[1]"], named);
+        Assert.Equal(model.PlanBytes(batch, seq), model.ActivationBytes);
+        // Each of the Depth layers' copies takes 2 bytes an element where it took 4, less the one fp32 buffer they share.
+        long rows = batch * seq, saved = (2L * PreMaxHeads.Depth - 4) * rows * (PreMaxHeads.DimInner + PreMaxHeads.Hidden);
+        Assert.Equal(fp32 - saved, model.ActivationBytes);
+    }
+
+    /// <summary>
+    /// A training step under bf16 products gives the same loss and gradients, bit for bit, with the activations kept as
+    /// bf16 copies as with products that round them from fp32 as they read them: the same numbers go into every product.
+    /// On cuda-sim the step's GEMMs round two operands fewer per layer (the weight gradients read the kept copies).
+    /// </summary>
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("ilgpu-cpu")]
+    [InlineData("cuda-sim")]
+    public void Keeping_bf16_copies_trains_to_the_numbers_of_rounding_on_reading(string name)
+    {
+        const int batch = 2, seq = 6;
+        var random = new Random(5);
+        var tokens = Enumerable.Range(0, batch * (seq + 1)).Select(_ => random.Next(PreMaxHeads.NumTokens)).ToArray();
+        (double Loss, float[] Gradients, long Roundings) Step(bool keep)
+        {
+            using var device = Device.Create(name);
+            using var model = new PreMaxHeads(device) { KeepsBf16Copies = keep };
+            model.Initialize(seed: 3);
+            device.GemmPrecision = GemmPrecision.Bf16;
+            model.ZeroGradients();
+            double loss = model.Forward(tokens, batch, seq);
+            model.Backward();
+            long roundings = device is SimulatedCudaDevice sim ? sim.Counters["RoundToBf16"].Launches : 0;
+            if (device is SimulatedCudaDevice widened && keep) Assert.Equal(4 * PreMaxHeads.Depth, widened.Counters["WidenBf16"].Launches);
+            return (loss, model.ReadGradients(), roundings);
+        }
+        var kept = Step(keep: true);
+        var rounded = Step(keep: false);
+        Assert.Equal(rounded.Loss, kept.Loss);
+        Assert.Equal(rounded.Gradients.Select(Bits), kept.Gradients.Select(Bits));
+        // Per layer: the two forward products' inputs are rounded into the kept copies (KeepBf16) and the two weight
+        // gradients read the copies, so four operand roundings go; the tiled kernel widens the four copies it reads
+        // (cuBLAS would take them as they are).
+        if (name == "cuda-sim") Assert.Equal(rounded.Roundings - 4 * PreMaxHeads.Depth, kept.Roundings);
     }
 }

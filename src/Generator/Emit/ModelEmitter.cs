@@ -21,6 +21,7 @@ namespace GateLoop.Generator.Emit
         readonly ParameterLayout layout;
         readonly Program program;
         readonly LaunchCheck check;
+        readonly MemoryPlan plan;
         readonly CodeWriter w = new CodeWriter();
 
         ModelEmitter(TransformerSpec spec, Graph graph, Numeric numeric)
@@ -31,6 +32,7 @@ namespace GateLoop.Generator.Emit
             layout = new ParameterLayout(graph);
             program = Rewritten(spec, graph, numeric);
             check = new LaunchCheck(program, Constants(spec));
+            plan = new MemoryPlan(graph, program, Constants(spec));
         }
 
         /// <summary>The program of <paramref name="graph"/> with the fusions applied, as the model's source renders it.</summary>
@@ -78,9 +80,8 @@ namespace GateLoop.Generator.Emit
             Forward();
             Backward();
             ModelSource.LargestLaunch(w, check.PlanDomains);
-            var plan = new MemoryPlan(graph, program, Constants(s));
             ModelSource.Views(w, n, "Activations", "Every activation for one (batch, sequence length), allocated once per shape.",
-                plan.Forward.Concat(plan.Gradients), plan.Packed, plan.PackedPerRow);
+                plan.Forward.Concat(plan.Gradients), plan.Packed, plan.PackedPerRow, plan.GemmInputs);
             w.Line();
             ModelSource.Kernels(w, "The model's kernels: static ILGPU kernel methods whose sizes are the constants above.", program.Kernels);
             ModelSource.Close(w, s.Type);
@@ -139,10 +140,10 @@ namespace GateLoop.Generator.Emit
              .Line("public override int Vocabulary => NumTokens;")
              .Line()
              .Line("/// <inheritdoc />")
-             .Line($"protected override object PlanActivations({Rt}Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);")
+             .Line($"protected override object PlanActivations({Rt}Workspace workspace, int batch, int seq, bool bf16) => new Activations(workspace, batch, seq, bf16);")
              .Line()
              .Line("/// <inheritdoc />")
-             .Line("protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);")
+             .Line("protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);")
              .Line();
             ModelSource.Members(w, graph.Members(n));
             w.Line("/// <inheritdoc />")
@@ -151,7 +152,7 @@ namespace GateLoop.Generator.Emit
             // The loss is one launch over the rows: the plan's, as an expression body has no locals.
             var names = ModelViews.ToDictionary(e => e.Key, e => e.Value);
             names["Rows"] = "plan.Rows";
-            new ScheduleText(loss, n, layout.InLayer, names).Write(program.Loss);
+            new ScheduleText(loss, n, layout.InLayer, names, plan.GemmInputs).Write(program.Loss);
             w.Line("    " + loss.ToString().Trim()).Line();
         }
 
@@ -165,7 +166,7 @@ namespace GateLoop.Generator.Emit
         string Plan => $"{Rt}ModelPlan<{T}>";
 
         ScheduleText Schedule() => new ScheduleText(w, n, layout.InLayer,
-            ScheduleText.PlanNames.Concat(ModelViews).ToDictionary(e => e.Key, e => e.Value));
+            ScheduleText.PlanNames.Concat(ModelViews).ToDictionary(e => e.Key, e => e.Value), plan.GemmInputs);
 
         /// <summary>The start of a schedule: the plan's activations and shape as locals.</summary>
         void PlanLocals() => w.Line("var a = (Activations)plan.Activations;").Line("int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;");

@@ -106,27 +106,41 @@ namespace GateLoop.Generator.Emit
         /// schedule's scratch stays unnamed, its contents differing between devices.
         /// </summary>
         /// <param name="packed">Buffers that are views of one region at offsets per row, packed by liveness (see <see cref="Passes.MemoryPlan"/>).</param>
+        /// <param name="gemmInputs">
+        /// When given (a model's plan), the buffers only matrix products read, each layer's a <c>GemmInput</c> kept in bf16
+        /// when the plan is for bf16 products: the class then takes that choice and sizes itself in bytes, else in elements.
+        /// </param>
         public static void Views(CodeWriter w, Numeric n, string name, string summary, IEnumerable<Buffer> buffers,
-            IReadOnlyList<(Buffer Buffer, long Offset, long PerRow)>? packed = null, long packedPerRow = 0)
+            IReadOnlyList<(Buffer Buffer, long Offset, long PerRow)>? packed = null, long packedPerRow = 0, IReadOnlyList<Buffer>? gemmInputs = null)
         {
             packed ??= new (Buffer, long, long)[0];
             var list = buffers.ToList();
             var inRegion = packed.ToDictionary(p => p.Buffer, p => p);
-            var sized = list.Where(b => !inRegion.ContainsKey(b)).Select(b => b.Count is null ? $"({b.Size})" : $"({b.Count}) * ({b.Size})").ToList();
+            var products = new HashSet<Buffer>(gemmInputs ?? new Buffer[0]);
+            var sized = list.Where(b => !inRegion.ContainsKey(b) && !products.Contains(b)).Select(b => b.Count is null ? $"({b.Size})" : $"({b.Count}) * ({b.Size})").ToList();
             if (packed.Count > 0) sized.Add($"(rows * {packedPerRow})");
             w.Line($"/// <summary>{summary}</summary>").Open($"sealed class {name}");
             foreach (var b in list)
-                w.Line(b.Count is null
-                    ? $"public readonly ArrayView<{n.Type}> {b.Field}; // {b.Why}"
+                w.Line(products.Contains(b) ? $"public readonly {Runtime}GemmInput<{n.Type}>[] {b.Field}; // {b.Why}"
+                    : b.Count is null ? $"public readonly ArrayView<{n.Type}> {b.Field}; // {b.Why}"
                     : $"public readonly ArrayView<{n.Type}>[] {b.Field} = new ArrayView<{n.Type}>[{b.Count}]; // {b.Why}");
-            w.Line()
-             .Line($"/// <summary>The elements a {name} of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>")
-             .Open("public static long Elements(int batch, int seq)")
-             .Line("long rows = (long)batch * seq;")
-             .Block($"return {string.Join("\n    + ", sized)};")
-             .Close()
+            w.Line();
+            if (gemmInputs is null)
+                w.Line($"/// <summary>The elements a {name} of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>")
+                 .Open("public static long Elements(int batch, int seq)")
+                 .Line("long rows = (long)batch * seq;")
+                 .Block($"return {string.Join("\n    + ", sized)};");
+            else
+                // A layer's bf16 copy takes 2 bytes an element, beside one buffer of values the layers share.
+                w.Line($"/// <summary>The bytes a {name} of (batch, seq) takes, with bf16 copies or not, to refuse a plan that cannot fit before allocating it.</summary>")
+                 .Open("public static long Bytes(int batch, int seq, bool bf16)")
+                 .Line("long rows = (long)batch * seq;")
+                 .Block($"return sizeof({n.Type}) * ({string.Join("\n    + ", sized)})"
+                    + string.Concat(gemmInputs.Select(b => $"\n    + (bf16 ? sizeof(ushort) * ({b.Count}) * ({b.Size}) + sizeof({n.Type}) * ({b.Size}) : sizeof({n.Type}) * ({b.Count}) * ({b.Size}))"))
+                    + ";");
+            w.Close()
              .Line()
-             .Open($"public {name}({Runtime}Workspace workspace, int batch, int seq)");
+             .Open($"public {name}({Runtime}Workspace workspace, int batch, int seq{(gemmInputs is null ? "" : ", bool bf16")})");
             w.Line("long rows = (long)batch * seq;");
             foreach (var b in list)
             {
@@ -139,6 +153,11 @@ namespace GateLoop.Generator.Emit
                     for (int i = 0; i < packed.Count; i++)
                         w.Line($"    (rows * {packed[i].Offset}, rows * {packed[i].PerRow}, \"{packed[i].Buffer.Field}\", \"{Escape(packed[i].Buffer.Why)}\"){(i + 1 < packed.Count ? "," : ");")}");
                     w.Line($"({string.Join(", ", packed.Select(p => p.Buffer.Field))}) = ({string.Join(", ", packed.Select((_, i) => $"packed[{i}]"))});");
+                    continue;
+                }
+                if (products.Contains(b))
+                {
+                    w.Line($"{b.Field} = workspace.TakeGemmInputs<{n.Type}>({b.Count}, {b.Size}, bf16, \"{b.Field}\", \"{Escape(b.Why)}\");");
                     continue;
                 }
                 // A named buffer carries what it holds, for the legend of the device check's table.

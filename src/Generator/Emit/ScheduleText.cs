@@ -14,7 +14,8 @@ namespace GateLoop.Generator.Emit
     /// Parameters are views of the flat weights (a layer's addressed from the layer base <c>p</c>). The ops name the
     /// shape a schedule runs at as <c>Batch</c>, <c>Seq</c>, <c>Rows</c>, <c>Chunks</c> and <c>Chunked</c>, and the
     /// model's views as <c>Inputs</c>, <c>LogitsView</c>, …; <see cref="PlanNames"/> renders them as what the schedule
-    /// method was passed, so no schedule reads a shape from the model's state.
+    /// method was passed, so no schedule reads a shape from the model's state. A buffer only matrix products read (see
+    /// <see cref="Passes.MemoryPlan.GemmInputs"/>) is a <c>GemmInput</c>: the products take it whole, every other step its values.
     /// </summary>
     internal sealed class ScheduleText
     {
@@ -23,13 +24,16 @@ namespace GateLoop.Generator.Emit
         readonly System.Func<Param, bool> inLayer;
         readonly IReadOnlyDictionary<string, string> names;
         readonly HashSet<string> declared = new HashSet<string>();
+        readonly HashSet<Buffer> gemmInputs;
 
-        public ScheduleText(CodeWriter writer, Numeric numeric, System.Func<Param, bool> inLayer, IReadOnlyDictionary<string, string> names)
+        public ScheduleText(CodeWriter writer, Numeric numeric, System.Func<Param, bool> inLayer, IReadOnlyDictionary<string, string> names,
+            IEnumerable<Buffer>? gemmInputs = null)
         {
             w = writer;
             n = numeric;
             this.inLayer = inLayer;
             this.names = names;
+            this.gemmInputs = new HashSet<Buffer>(gemmInputs ?? new Buffer[0]);
         }
 
         /// <summary>
@@ -79,14 +83,14 @@ namespace GateLoop.Generator.Emit
 
         string Statement(Step step) => step switch
         {
-            Launch l => $"Device.Launch(Kernels.{l.Kernel}, Kernels.Host.{l.Kernel}, {Render(l.Domain.Text)}, {string.Join(", ", l.Args.Select(Arg))});",
-            Gemm g => $"Device.Gemm({Bool(g.TransA)}, {Bool(g.TransB)}, {Render(g.M.Text)}, {Render(g.N.Text)}, {Render(g.K.Text)}, {n.Lit(1)}, {Arg(g.A)}, {Arg(g.B)}, {Arg(g.Beta)}, {Arg(g.C)});",
-            LinearProduct p => $"Linear(R, {p.Outs}, {p.Ins}, {Render(p.X.Name)}, {Offset(p.Weight)}, {n.Lit(p.Accumulate ? 1 : 0)}, {Render(p.Y.Name)});",
-            ColumnSum c => $"Device.ColumnSum(R, {c.Columns}, {Render(c.M.Name)}, {Arg(c.Dst)});",
-            Copy c => $"{Render(c.From.Name)}.CopyTo({Render(c.To.Name)});",
-            Zero z => z.Unless is null ? $"{Render(z.Target.Name)}.MemSetToZero();" : $"if (!{z.Unless}) {Render(z.Target.Name)}.MemSetToZero();",
+            Launch l => $"Device.Launch(Kernels.{l.Kernel}, Kernels.Host.{l.Kernel}, {Render(l.Domain.Text)}, {string.Join(", ", l.Args.Select(a => Arg(a)))});",
+            Gemm g => $"Device.Gemm({Bool(g.TransA)}, {Bool(g.TransB)}, {Render(g.M.Text)}, {Render(g.N.Text)}, {Render(g.K.Text)}, {n.Lit(1)}, {Arg(g.A, product: true)}, {Arg(g.B, product: true)}, {Arg(g.Beta)}, {Arg(g.C)});",
+            LinearProduct p => $"Linear(R, {p.Outs}, {p.Ins}, {Render(p.X.Name)}, {Offset(p.Weight)}, {n.Lit(p.Accumulate ? 1 : 0)}, {Tensor(p.Y)});",
+            ColumnSum c => $"Device.ColumnSum(R, {c.Columns}, {Tensor(c.M)}, {Arg(c.Dst)});",
+            Copy c => $"{Tensor(c.From)}.CopyTo({Tensor(c.To)});",
+            Zero z => z.Unless is null ? $"{Tensor(z.Target)}.MemSetToZero();" : $"if (!{z.Unless}) {Tensor(z.Target)}.MemSetToZero();",
             Comment c => "// " + c.Text,
-            Select s => $"{(declared.Add(s.Local.Name) ? "var " : "")}{s.Local} = {s.Condition} ? {Render(s.IfTrue.Name)} : {Render(s.IfFalse.Name)};",
+            Select s => $"{(declared.Add(s.Local.Name) ? "var " : "")}{s.Local} = {s.Condition} ? {Tensor(s.IfTrue)} : {Tensor(s.IfFalse)};",
             _ => throw new System.InvalidOperationException($"no rendering for {step.GetType().Name}"),
         };
 
@@ -94,9 +98,12 @@ namespace GateLoop.Generator.Emit
 
         string Offset(Param p) => $"{(inLayer(p) ? "p + " : "")}{p.Field}";
 
-        string Arg(Arg arg) => arg switch
+        // A tensor where a step other than a product takes it: a GemmInput's values.
+        string Tensor(Value v) => Render(v.Name) + (v.Storage is { } b && gemmInputs.Contains(b) ? ".Values" : "");
+
+        string Arg(Arg arg, bool product = false) => arg switch
         {
-            TensorArg t => Render(t.Value.Name),
+            TensorArg t => product ? Render(t.Value.Name) : Tensor(t.Value),
             ParamArg p => $"{(p.IsGradient ? "G" : "W")}({Offset(p.Param)}, {p.Param.LengthExpr})",
             ScalarArg s => Render(s.Expr),
             _ => throw new System.InvalidOperationException($"no rendering for {arg.GetType().Name}"),

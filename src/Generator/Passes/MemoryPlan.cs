@@ -27,6 +27,36 @@ namespace GateLoop.Generator.Passes
             Forward = all.Where(b => b.Use != BufferUse.Gradient).ToList();
             Gradients = all.Where(b => b.Use == BufferUse.Gradient).ToList();
             if (program is not null && constants is not null) Pack(program, constants);
+            if (program is not null) GemmInputs = ProductOnly(program);
+        }
+
+        /// <summary>
+        /// The layers' buffers that only matrix products read: written in a layer's forward, then read by one Linear
+        /// product there and by GEMMs of the layer's backward (its weight gradient), as A or B, never by anything else.
+        /// Under bf16 products a plan keeps them as bf16 copies, which the forward's product makes and the backward's read,
+        /// and their fp32 values become scratch the layers share (see <c>GemmInput</c> in the runtime).
+        /// </summary>
+        public IReadOnlyList<Buffer> GemmInputs { get; } = new Buffer[0];
+
+        List<Buffer> ProductOnly(Program program)
+        {
+            var forward = program.ForwardLayer.SelectMany(s => s.Flatten()).ToList();
+            var backward = new HashSet<Step>(program.BackwardLayer.SelectMany(s => s.Flatten()));
+            bool Reads(Step step, Buffer b) => step.Reads.Any(v => v.Storage == b);
+            bool Writes(Step step, Buffer b) => step.Writes.Any(v => v.Storage == b);
+            bool Operand(Arg arg, Buffer b) => arg is TensorArg t && t.Value.Storage == b;
+            return Forward.Where(b => b.Count is not null && b.Use == BufferUse.Forward).Where(b =>
+            {
+                var readers = program.Steps.Where(step => Reads(step, b)).ToList();
+                var linear = readers.OfType<LinearProduct>().Where(p => p.X.Storage == b && p.Y.Storage != b).ToList();
+                if (linear.Count != 1 || !forward.Contains(linear[0])) return false;
+                int at = forward.IndexOf(linear[0]);
+                // The layer's forward writes it before its product reads it, and nothing after; the backward only multiplies it.
+                return forward.Take(at).Any(step => Writes(step, b))
+                    && program.Steps.Where(step => Writes(step, b)).All(step => forward.IndexOf(step) is int i && i >= 0 && i < at)
+                    && readers.All(step => step == linear[0]
+                        || step is Gemm g && backward.Contains(g) && (Operand(g.A, b) || Operand(g.B, b)) && !Operand(g.C, b));
+            }).ToList();
         }
 
         /// <summary>The forward's buffers (and the GPU schedule's scratch), in op order.</summary>

@@ -42,7 +42,7 @@ public abstract class Device : IDisposable
     public virtual bool AllowTf32 { get => false; set { } }
 
     /// <summary>
-    /// What <see cref="Gemm{T}"/> of floats takes as inputs: fp32 (the default), or A and B rounded to bf16 with
+    /// What <see cref="Gemm{T}(bool, bool, int, int, int, T, GemmInput{T}, GemmInput{T}, T, ArrayView{T})"/> of floats takes as inputs: fp32 (the default), or A and B rounded to bf16 with
     /// fp32 products and sums (cuBLAS's bf16 GEMM on CUDA, the same rounding in the host's and the tiled kernel's
     /// packing elsewhere). Column sums and double GEMMs stay exact.
     /// </summary>
@@ -148,6 +148,15 @@ public abstract class Device : IDisposable
     /// packed (leading dimension = stored columns). beta = 0 overwrites C.
     /// </summary>
     public void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, ArrayView<T> b,
+        T beta, ArrayView<T> c) where T : unmanaged, INumber<T> =>
+        Gemm(transA, transB, m, n, k, alpha, (GemmInput<T>)a, b, beta, c);
+
+    /// <summary>
+    /// <see cref="Gemm{T}(bool, bool, int, int, int, T, ArrayView{T}, ArrayView{T}, T, ArrayView{T})"/> of operands
+    /// that may be kept in bf16 (<see cref="GemmInput{T}"/>): such an operand is read as its bf16 copy, not rounded
+    /// again, whatever the precision (its fp32 values are scratch by then).
+    /// </summary>
+    public void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a, GemmInput<T> b,
         T beta, ArrayView<T> c) where T : unmanaged, INumber<T>
     {
         long start = Start();
@@ -155,9 +164,22 @@ public abstract class Device : IDisposable
         Record("Gemm", start);
     }
 
-    /// <summary>The GEMM of <see cref="Gemm{T}"/> on this device's implementation, from A and B rounded to bf16 when asked.</summary>
-    private protected abstract void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs) where T : unmanaged, INumber<T>;
+    /// <summary>
+    /// The GEMM of <see cref="Gemm{T}(bool, bool, int, int, int, T, GemmInput{T}, GemmInput{T}, T, ArrayView{T})"/> on
+    /// this device's implementation: operands kept in bf16 read as their copies, the others rounded to bf16 when asked.
+    /// </summary>
+    private protected abstract void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a,
+        GemmInput<T> b, T beta, ArrayView<T> c, bool bf16Inputs) where T : unmanaged, INumber<T>;
+
+    /// <summary>
+    /// Rounds <paramref name="x"/>'s values into its bf16 copy, when its plan keeps one: what its forward product
+    /// reads, and its weight gradient's product reads again in the backward.
+    /// </summary>
+    public void KeepBf16<T>(GemmInput<T> x) where T : unmanaged
+    {
+        if (!x.KeptInBf16) return;
+        Launch(Bf16Copy.KeepBf16, Bf16Copy.Host, checked((int)x.Bf16.Length), x.Values.Cast<float>(), x.Bf16);
+    }
 
     /// <summary>
     /// dst[j] += Σ_r m[r, j] over a packed <paramref name="rows"/> × <paramref name="columns"/> matrix (bias

@@ -17,8 +17,8 @@ public sealed class HostDevice : Device
     /// <inheritdoc />
     public override string GemmBackend => "host-simd";
 
-    private protected override void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs) => HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs);
+    private protected override void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a,
+        GemmInput<T> b, T beta, ArrayView<T> c, bool bf16Inputs) => HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs);
 
     // Waking the other cores costs tens of microseconds, more than many launches of a generation step take
     // altogether; so a launch whose last run (same kernel, same count) was that short runs on this thread.

@@ -37,8 +37,8 @@ public sealed class IlgpuDevice : Device
     /// <inheritdoc />
     public override string GemmBackend => gemm?.Backend ?? "host-simd";
 
-    private protected override void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs)
+    private protected override void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a,
+        GemmInput<T> b, T beta, ArrayView<T> c, bool bf16Inputs)
     {
         if (gemm is null) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs);
         else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n, bf16Inputs);

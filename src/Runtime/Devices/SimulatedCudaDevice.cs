@@ -100,8 +100,8 @@ public sealed class SimulatedCudaDevice : Device
             : kernels.GetMethods(BindingFlags.Public | BindingFlags.Static).ToDictionary(m => m.Name);
     }
 
-    private protected override unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a,
-        ArrayView<T> b, T beta, ArrayView<T> c, bool bf16Inputs)
+    private protected override unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a,
+        GemmInput<T> b, T beta, ArrayView<T> c, bool bf16Inputs)
     {
         if (SampleBlocks > 0) HostGemm.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c, bf16Inputs);
         else gemm.Multiply(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, n, bf16Inputs);

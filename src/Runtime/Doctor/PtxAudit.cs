@@ -103,14 +103,15 @@ public sealed class PtxAudit : IDisposable
         Audit(KernelsOf(model.GetNestedType("Kernels") ?? throw new ArgumentException($"{model.Name} is not a generated model or layer (it has no Kernels class)", nameof(model))));
 
     /// <summary>
-    /// Audits the kernels the runtime launches itself: the optimizer's, the device check's probes, the tiled GEMM's
-    /// (float) and the two that round a bf16 GEMM's inputs.
+    /// Audits the kernels the runtime launches itself: the optimizer's, the device check's probes, the one that keeps an
+    /// activation in bf16, the tiled GEMM's (float), the two that round a bf16 GEMM's inputs and the one that widens a
+    /// kept bf16 copy for the tiled GEMM.
     /// </summary>
     public Report AuditRuntime()
     {
-        var kernels = KernelsOf(typeof(AdamKernels)).Concat(KernelsOf(typeof(ProbeKernels))).ToList();
+        var kernels = KernelsOf(typeof(AdamKernels)).Concat(KernelsOf(typeof(ProbeKernels))).Concat(KernelsOf(typeof(Bf16Copy))).ToList();
         var report = Audit(kernels);
-        var grouped = new[] { IlgpuGemm.TiledKernelMethod<float>(), IlgpuGemm.RoundToBf16Method, IlgpuGemm.NarrowToBf16Method };
+        var grouped = new[] { IlgpuGemm.TiledKernelMethod<float>(), IlgpuGemm.RoundToBf16Method, IlgpuGemm.NarrowToBf16Method, IlgpuGemm.WidenBf16Method };
         return new(kernels.Count + grouped.Length, [.. report.Findings, .. grouped.SelectMany(k => Check(k.Name, () => CompileGrouped(k)))]);
     }
 

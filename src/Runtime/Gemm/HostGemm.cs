@@ -38,13 +38,37 @@ internal static unsafe class HostGemm
 
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C over packed views (leading dimension = stored columns), read as host memory; with
-    /// <paramref name="bf16Inputs"/>, from A and B rounded to bf16 (see the pointer overload).
+    /// <paramref name="bf16Inputs"/>, from A and B rounded to bf16 (see the pointer overload). An operand kept in bf16
+    /// is read as the fp32 values its copy stands for, which rounding to bf16 leaves as they are.
     /// </summary>
-    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ILGPU.ArrayView<T> a,
-        ILGPU.ArrayView<T> b, T beta, ILGPU.ArrayView<T> c, bool bf16Inputs = false) where T : unmanaged, INumber<T> =>
-        Multiply(transA, transB, m, n, k, alpha, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(a), transA ? m : k,
-            (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(b), transB ? k : n, beta, (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(c), n,
-            bf16Inputs);
+    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a,
+        GemmInput<T> b, T beta, ILGPU.ArrayView<T> c, bool bf16Inputs = false) where T : unmanaged, INumber<T>
+    {
+        float[]? wideA = Widened(a), wideB = Widened(b);
+        try
+        {
+            fixed (float* pa = wideA, pb = wideB)
+                Multiply(transA, transB, m, n, k, alpha, pa is null ? Pointer(a.Values) : (T*)pa, transA ? m : k,
+                    pb is null ? Pointer(b.Values) : (T*)pb, transB ? k : n, beta, Pointer(c), n, bf16Inputs);
+        }
+        finally
+        {
+            if (wideA is not null) System.Buffers.ArrayPool<float>.Shared.Return(wideA);
+            if (wideB is not null) System.Buffers.ArrayPool<float>.Shared.Return(wideB);
+        }
+    }
+
+    static T* Pointer<T>(ILGPU.ArrayView<T> view) where T : unmanaged => (T*)ILGPU.Runtime.ArrayViewExtensions.LoadEffectiveAddressAsPtr(view);
+
+    // The fp32 values of an operand's bf16 copy (only floats are kept in bf16), in a pooled array; null when it has none.
+    static float[]? Widened<T>(GemmInput<T> x) where T : unmanaged
+    {
+        if (!x.KeptInBf16) return null;
+        var wide = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)x.Bf16.Length));
+        ushort* bits = Pointer(x.Bf16);
+        for (int i = 0; i < x.Bf16.Length; i++) wide[i] = Bf16.ToSingle(bits[i]);
+        return wide;
+    }
 
     /// <summary>
     /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or

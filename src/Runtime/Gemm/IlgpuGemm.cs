@@ -92,11 +92,13 @@ internal sealed class IlgpuGemm : IDisposable
     /// C = alpha·op(A)·op(B) + beta·C with row-major storage. op(A) is m×k: A is stored m×k (row stride lda), or
     /// k×m when <paramref name="transA"/>. op(B) is k×n: B is stored k×n (ldb), or n×k when
     /// <paramref name="transB"/>. beta = 0 overwrites C without reading it; k = 0 or alpha = 0 gives C = beta·C.
-    /// With <paramref name="bf16Inputs"/> (float only), A and B are rounded to bf16 and the products summed in fp32.
+    /// With <paramref name="bf16Inputs"/> (float only), A and B are rounded to bf16 and the products summed in fp32. An
+    /// operand kept in bf16 is read as its copy: as it is by cuBLAS's bf16 GEMM, widened to the fp32 values it stands
+    /// for otherwise.
     /// </summary>
     /// <exception cref="NotSupportedException">T is neither float nor double, or bf16 inputs are asked of double.</exception>
-    public void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, ArrayView<T> a, int lda,
-        ArrayView<T> b, int ldb, T beta, ArrayView<T> c, int ldc, bool bf16Inputs = false) where T : unmanaged, INumber<T>
+    public void Multiply<T>(bool transA, bool transB, int m, int n, int k, T alpha, GemmInput<T> a, int lda,
+        GemmInput<T> b, int ldb, T beta, ArrayView<T> c, int ldc, bool bf16Inputs = false) where T : unmanaged, INumber<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
             throw new NotSupportedException($"IlgpuGemm supports float and double, not {typeof(T).FullName}.");
@@ -109,47 +111,53 @@ internal sealed class IlgpuGemm : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(ldb, Math.Max(1, transB ? k : n));
         ArgumentOutOfRangeException.ThrowIfLessThan(ldc, Math.Max(1, n));
         if (m == 0 || n == 0) return;
-        CheckExtent(c, m, n, ldc, nameof(c));
+        CheckExtent(c.Length, m, n, ldc, nameof(c));
         if (k > 0)
         {
-            CheckExtent(a, transA ? k : m, transA ? m : k, lda, nameof(a));
-            CheckExtent(b, transB ? n : k, transB ? k : n, ldb, nameof(b));
+            CheckExtent(a.KeptInBf16 ? a.Bf16.Length : a.Values.Length, transA ? k : m, transA ? m : k, lda, nameof(a));
+            CheckExtent(b.KeptInBf16 ? b.Bf16.Length : b.Values.Length, transB ? n : k, transB ? k : n, ldb, nameof(b));
         }
 
         // alpha = 0 or k = 0 is just C = beta·C; the tiled kernel does that without reading A or B (BLAS
         // convention, so NaNs there cannot leak into C), which cuBLAS does not promise.
         bool reads = k > 0 && alpha != T.Zero;
         long extentA = (long)((transA ? k : m) - 1) * lda + (transA ? m : k), extentB = (long)((transB ? n : k) - 1) * ldb + (transB ? k : n);
-        if (reads && Blas is { } cublas)
-        {
-            if (bf16Inputs)
-                // Row-major as column-major, as MultiplyCuBlas explains: cuBLAS's A is our B.
-                cublas.GemmEx(GemmExArguments.RowMajorBf16(transA, transB, m, n, k, lda, ldb, ldc), float.CreateChecked(alpha),
-                    RoundedCopy(ref narrowed[1], NarrowToBf16, b.Cast<float>(), extentB), RoundedCopy(ref narrowed[0], NarrowToBf16, a.Cast<float>(), extentA),
-                    float.CreateChecked(beta), c.Cast<float>());
-            else MultiplyCuBlas(cublas, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        }
-        else if (reads && bf16Inputs)
-            MultiplyTiled(transA, transB, m, n, k, alpha, RoundedCopy(ref rounded[0], RoundToBf16, a.Cast<float>(), extentA).Cast<T>(), lda,
-                RoundedCopy(ref rounded[1], RoundToBf16, b.Cast<float>(), extentB).Cast<T>(), ldb, beta, c, ldc);
+        if (reads && Blas is { } cublas && bf16Inputs)
+            // Row-major as column-major, as MultiplyCuBlas explains: cuBLAS's A is our B.
+            cublas.GemmEx(GemmExArguments.RowMajorBf16(transA, transB, m, n, k, lda, ldb, ldc), float.CreateChecked(alpha),
+                Narrowed(b, 1, extentB), Narrowed(a, 0, extentA), float.CreateChecked(beta), c.Cast<float>());
+        else if (reads && Blas is { } fp32)
+            MultiplyCuBlas(fp32, transA, transB, m, n, k, alpha, Wide(a, 0, extentA, false), lda, Wide(b, 1, extentB, false), ldb, beta, c, ldc);
+        else if (reads)
+            MultiplyTiled(transA, transB, m, n, k, alpha, Wide(a, 0, extentA, bf16Inputs), lda, Wide(b, 1, extentB, bf16Inputs), ldb, beta, c, ldc);
         else
-            MultiplyTiled(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            MultiplyTiled(transA, transB, m, n, k, alpha, a.Values, lda, b.Values, ldb, beta, c, ldc);
     }
 
+    // Operand i as bf16 for cuBLAS: its kept copy, else its values rounded into scratch.
+    ArrayView<ushort> Narrowed<T>(GemmInput<T> x, int i, long extent) where T : unmanaged =>
+        x.KeptInBf16 ? x.Bf16 : RoundedCopy(ref narrowed[i], NarrowToBf16, x.Values.Cast<float>(), extent);
+
+    // Operand i as fp32: its kept copy widened, else its values, rounded into scratch when asked.
+    ArrayView<T> Wide<T>(GemmInput<T> x, int i, long extent, bool round) where T : unmanaged =>
+        x.KeptInBf16 ? RoundedCopy(ref rounded[i], WidenBf16, x.Bf16, extent).Cast<T>()
+        : round ? RoundedCopy(ref rounded[i], RoundToBf16, x.Values.Cast<float>(), extent).Cast<T>()
+        : x.Values;
+
     /// <summary>
-    /// The first <paramref name="extent"/> elements of <paramref name="source"/> rounded to bf16 by
-    /// <paramref name="kernel"/> (one thread per element) into <paramref name="scratch"/>, queued on the stream.
+    /// The first <paramref name="extent"/> elements of <paramref name="source"/> converted by <paramref name="kernel"/>
+    /// (one thread per element: rounded to bf16, or a bf16 copy widened) into <paramref name="scratch"/>, queued on the stream.
     /// </summary>
-    ArrayView<TOut> RoundedCopy<TOut>(ref MemoryBuffer1D<TOut, Stride1D.Dense>? scratch, Action<ArrayView<float>, ArrayView<TOut>> kernel,
-        ArrayView<float> source, long extent) where TOut : unmanaged
+    ArrayView<TOut> RoundedCopy<TIn, TOut>(ref MemoryBuffer1D<TOut, Stride1D.Dense>? scratch, Action<ArrayView<TIn>, ArrayView<TOut>> kernel,
+        ArrayView<TIn> source, long extent) where TIn : unmanaged where TOut : unmanaged
     {
         if (extent > int.MaxValue) throw new NotSupportedException($"a bf16 GEMM operand of {extent:N0} elements is more than one rounding launch indexes");
         int group = Math.Min(256, maxGroup);
         var config = new KernelConfig(new Index1D((int)((extent + group - 1) / group)), new Index1D(group));
-        ArrayView<float> from = source.SubView(0, extent);
+        ArrayView<TIn> from = source.SubView(0, extent);
         ArrayView<TOut> to = Grow(ref scratch, extent).View.SubView(0, extent);
         if (launcher is not null) launcher(kernel.Method, config, [from, to]);
-        else ((Action<KernelConfig, ArrayView<float>, ArrayView<TOut>>)roundings.GetOrAdd(kernel.Method, _ => accelerator.LoadStreamKernel(kernel)))(config, from, to);
+        else ((Action<KernelConfig, ArrayView<TIn>, ArrayView<TOut>>)roundings.GetOrAdd(kernel.Method, _ => accelerator.LoadStreamKernel(kernel)))(config, from, to);
         return to;
     }
 
@@ -168,6 +176,9 @@ internal sealed class IlgpuGemm : IDisposable
     /// <inheritdoc cref="RoundToBf16Method"/>
     internal static System.Reflection.MethodInfo NarrowToBf16Method => new Action<ArrayView<float>, ArrayView<ushort>>(NarrowToBf16).Method;
 
+    /// <summary>The kernel that widens a kept bf16 copy for the tiled kernel, for the simulator's tests.</summary>
+    internal static System.Reflection.MethodInfo WidenBf16Method => new Action<ArrayView<ushort>, ArrayView<float>>(WidenBf16).Method;
+
     /// <summary>dst[i] = src[i] rounded to bf16, as an fp32 (one thread per element).</summary>
     static void RoundToBf16(ArrayView<float> src, ArrayView<float> dst)
     {
@@ -182,10 +193,17 @@ internal sealed class IlgpuGemm : IDisposable
         if (i < src.IntLength) dst[i] = (ushort)(Bf16.RoundBits(Interop.FloatAsInt(src[i])) >> 16);
     }
 
-    static void CheckExtent<T>(ArrayView<T> view, int rows, int cols, int ld, string name) where T : unmanaged
+    /// <summary>dst[i] = the fp32 the bf16 src[i] stands for (one thread per element).</summary>
+    static void WidenBf16(ArrayView<ushort> src, ArrayView<float> dst)
     {
-        if (view.Length < (long)(rows - 1) * ld + cols)
-            throw new ArgumentException($"View holds {view.Length} elements; a {rows}×{cols} matrix with stride {ld} needs {(long)(rows - 1) * ld + cols}.", name);
+        int i = Grid.GlobalIndex.X;
+        if (i < src.IntLength) dst[i] = Interop.IntAsFloat((uint)src[i] << 16);
+    }
+
+    static void CheckExtent(long length, int rows, int cols, int ld, string name)
+    {
+        if (length < (long)(rows - 1) * ld + cols)
+            throw new ArgumentException($"View holds {length} elements; a {rows}×{cols} matrix with stride {ld} needs {(long)(rows - 1) * ld + cols}.", name);
     }
 
     /// <summary>Created on first use; a failure (no libcublas, driver error…) is remembered and the tiled kernel used.</summary>

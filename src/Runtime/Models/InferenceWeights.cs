@@ -78,11 +78,14 @@ public sealed class InferenceWeights<T> where T : unmanaged, IFloatingPoint<T>
     /// <summary>
     /// A Linear's forward product: y = x·Wᵀ + β·y over <paramref name="rows"/> rows, W the [outs × ins] matrix at
     /// <paramref name="offset"/> of the flat weights; from its reduced copy on the host when there is one and the rows
-    /// are few (generation), row by row under <see cref="RowByRow"/>, else a GEMM.
+    /// are few (generation), row by row under <see cref="RowByRow"/>, else a GEMM. An x kept in bf16 is rounded into
+    /// its copy first, which the GEMM then reads (and the backward's weight gradient again).
     /// </summary>
-    internal unsafe void Linear(int rows, int outs, int ins, ArrayView<T> x, long offset, T beta, ArrayView<T> y)
+    internal unsafe void Linear(int rows, int outs, int ins, GemmInput<T> input, long offset, T beta, ArrayView<T> y)
     {
         var device = module.Device;
+        device.KeepBf16(input);
+        var x = input.Values;
         var w = module.Weights.SubView(offset, (long)outs * ins);
         if ((rows <= QuantizedRowsAtMost || RowByRow) && quantized?.GetValueOrDefault(offset) is { } matrix)
         {
@@ -100,6 +103,6 @@ public sealed class InferenceWeights<T> where T : unmanaged, IFloatingPoint<T>
             device.Record("RowGemv", start);
             return;
         }
-        device.Gemm(false, true, rows, outs, ins, T.One, x, w, beta, y);
+        device.Gemm(false, true, rows, outs, ins, T.One, input, w, beta, y);
     }
 }

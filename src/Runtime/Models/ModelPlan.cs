@@ -11,9 +11,9 @@ namespace GateLoop.Runtime;
 /// <typeparam name="T">The model's element type.</typeparam>
 public sealed class ModelPlan<T> where T : unmanaged, IFloatingPoint<T>
 {
-    internal ModelPlan(Device device, int batch, int seq, int vocabulary, Func<Workspace, int, int, object> activations)
+    internal ModelPlan(Device device, int batch, int seq, bool bf16, int vocabulary, Func<Workspace, int, int, bool, object> activations)
     {
-        (Batch, Seq) = (batch, seq);
+        (Batch, Seq, KeepsBf16) = (batch, seq, bf16);
         Workspace = new Workspace(device);
         Inputs = Workspace.Take<int>(Rows, "inputs");
         Targets = Workspace.Take<int>(Rows, "targets");
@@ -21,8 +21,11 @@ public sealed class ModelPlan<T> where T : unmanaged, IFloatingPoint<T>
         LogitGrads = Workspace.Take<T>((long)Rows * vocabulary, "logit gradients");
         LossRows = Workspace.Take<T>(Rows, "loss rows");
         HostLoss = new T[Rows];
-        Activations = activations(Workspace, batch, seq);
+        Activations = activations(Workspace, batch, seq, bf16);
     }
+
+    /// <summary>Whether the plan keeps the activations only matrix products read in bf16 (<see cref="GemmInput{T}"/>): a plan for bf16 products.</summary>
+    public bool KeepsBf16 { get; }
 
     /// <summary>Sequences.</summary>
     public int Batch { get; }

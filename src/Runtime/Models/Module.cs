@@ -52,7 +52,7 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
     public InferenceWeights<T> Inference { get; }
 
     /// <summary>A Linear's forward product for the generated schedules (<see cref="InferenceWeights{T}"/> says how it reads W).</summary>
-    protected void Linear(int rows, int outs, int ins, ArrayView<T> x, long offset, T beta, ArrayView<T> y) =>
+    protected void Linear(int rows, int outs, int ins, GemmInput<T> x, long offset, T beta, ArrayView<T> y) =>
         Inference.Linear(rows, outs, ins, x, offset, beta, y);
 
     /// <summary>Fills the weights with PyTorch's default initialization from <paramref name="seed"/>.</summary>

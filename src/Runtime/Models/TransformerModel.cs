@@ -25,7 +25,7 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     /// <summary>Creates the model's buffers on <paramref name="device"/>; weights are zero until initialized.</summary>
     protected TransformerModel(Device device, IReadOnlyList<ParameterInfo> parameters) : base(device, parameters) =>
         // Weights, gradients and Adam's two moments stay beside every plan.
-        plans = new PlanCache<T>(device, (batch, seq) => new ModelPlan<T>(device, batch, seq, Vocabulary, PlanActivations),
+        plans = new PlanCache<T>(device, (batch, seq, bf16) => new ModelPlan<T>(device, batch, seq, bf16, Vocabulary, PlanActivations),
             PlanBytes, LargestLaunch, 4 * ParameterCount * Unsafe.SizeOf<T>(), GetType().Name);
 
     /// <summary>Vocabulary size.</summary>
@@ -103,7 +103,7 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     {
         CheckTokens(inputs);
         if (targets is not null) CheckTokens(targets);
-        var plan = plans.Use(batch, seq);
+        var plan = plans.Use(batch, seq, KeepsBf16);
         plan.Inputs.CopyFromCPU(inputs);
         if (targets is not null) plan.Targets.CopyFromCPU(targets);
         forwarded = null;
@@ -184,20 +184,41 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
     internal Workspace? PlannedBuffers => plans.Latest?.Workspace;
 
     /// <summary>
-    /// Bytes of device memory a plan for <paramref name="batch"/> sequences of <paramref name="seq"/> tokens takes:
-    /// the activations, the tokens, the logits and their gradient.
+    /// Whether a plan made now keeps the activations only matrix products read in bf16: when the products take bf16
+    /// inputs (<see cref="Device.GemmPrecision"/>), which would round those activations to the same numbers.
     /// </summary>
-    public long PlanBytes(int batch, int seq)
+    bool KeepsBf16 => KeepsBf16Copies && typeof(T) == typeof(float) && Device.GemmPrecision == GemmPrecision.Bf16;
+
+    /// <summary>
+    /// Whether plans for bf16 products keep those activations as bf16 copies (the default); off, the products round
+    /// them as they read them, which must give the same numbers (what the tests compare).
+    /// </summary>
+    internal bool KeepsBf16Copies { get; set; } = true;
+
+    /// <summary>
+    /// Bytes of device memory a plan for <paramref name="batch"/> sequences of <paramref name="seq"/> tokens takes at the
+    /// device's GEMM precision: the activations, the tokens, the logits and their gradient.
+    /// </summary>
+    public long PlanBytes(int batch, int seq) => PlanBytes(batch, seq, KeepsBf16);
+
+    /// <summary>
+    /// <see cref="PlanBytes(int, int)"/> of a plan that keeps the activations only matrix products read in bf16
+    /// (<paramref name="bf16"/>, for bf16 products) or in fp32.
+    /// </summary>
+    public long PlanBytes(int batch, int seq, bool bf16)
     {
         long rows = (long)batch * seq;
-        return 2 * rows * sizeof(int) + (ActivationElements(batch, seq) + rows * (2L * Vocabulary + 1)) * Unsafe.SizeOf<T>();
+        return 2 * rows * sizeof(int) + ActivationPlanBytes(batch, seq, bf16 && typeof(T) == typeof(float)) + rows * (2L * Vocabulary + 1) * Unsafe.SizeOf<T>();
     }
 
-    /// <summary>Allocates the activations for <paramref name="batch"/> × <paramref name="seq"/> from <paramref name="workspace"/>.</summary>
-    protected abstract object PlanActivations(Workspace workspace, int batch, int seq);
+    /// <summary>
+    /// Allocates the activations for <paramref name="batch"/> × <paramref name="seq"/> from <paramref name="workspace"/>,
+    /// those only matrix products read kept in bf16 when <paramref name="bf16"/>.
+    /// </summary>
+    protected abstract object PlanActivations(Workspace workspace, int batch, int seq, bool bf16);
 
-    /// <summary>The elements <see cref="PlanActivations"/> takes for (<paramref name="batch"/>, <paramref name="seq"/>).</summary>
-    protected abstract long ActivationElements(int batch, int seq);
+    /// <summary>The bytes <see cref="PlanActivations"/> takes for (<paramref name="batch"/>, <paramref name="seq"/>, <paramref name="bf16"/>).</summary>
+    protected abstract long ActivationPlanBytes(int batch, int seq, bool bf16);
 
     /// <summary>The launch with the most indices a plan for (<paramref name="batch"/>, <paramref name="seq"/>) makes, counted in 64 bits.</summary>
     protected abstract (long Indices, string Kernel) LargestLaunch(int batch, int seq);

@@ -29,6 +29,18 @@ public sealed class Workspace(Device device) : IDisposable
         return buffer.View.SubView(0, length);
     }
 
+    /// <summary>
+    /// <paramref name="count"/> activations of <paramref name="length"/> elements that only matrix products read (one a
+    /// layer), named <c>name[i]</c>: each its own buffer, or with <paramref name="bf16"/> each its own bf16 copy beside
+    /// one buffer of values they share, as each layer computes its values and keeps them in bf16 before the next does.
+    /// </summary>
+    public GemmInput<T>[] TakeGemmInputs<T>(int count, long length, bool bf16, string name, string meaning) where T : unmanaged
+    {
+        if (!bf16) return [.. Enumerable.Range(0, count).Select(i => (GemmInput<T>)Take<T>(length, $"{name}[{i}]", meaning))];
+        var values = Take<T>(length, name, $"{meaning}, each layer's until its product keeps it in bf16");
+        return [.. Enumerable.Range(0, count).Select(i => new GemmInput<T>(values, Take<ushort>(length, $"{name}[{i}]", $"{meaning}, in bf16")))];
+    }
+
     /// <summary>Every buffer in the order it was taken.</summary>
     internal IReadOnlyList<MemoryBuffer> Buffers => buffers;
 

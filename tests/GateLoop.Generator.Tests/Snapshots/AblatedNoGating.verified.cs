@@ -75,10 +75,10 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16) => new Activations(workspace, batch, seq, bf16);
 
     /// <inheritdoc />
-    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+    protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);
 
     // Below this many lanes (batch·DimInner) a GPU runs the chunked scans, Kernels.Chunk positions per thread, to stay busy.
     const int ChunkedBelowLanes = 32768;
@@ -130,7 +130,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             // Feed-forward block.
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
             Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.X[2 * l + 2]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
@@ -222,18 +222,18 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         public readonly ArrayView<float> ChunkAgg; // per chunk and channel, the chunked scans' aggregates, then carried-in values
         public readonly ArrayView<float>[] ScanOut = new ArrayView<float>[Depth]; // scan outputs o (heads merged)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
-        public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] FfAct; // GELU outputs
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DX; // gradient of the residual stream
         public readonly ArrayView<float> DH; // gradient of a block's normalized input
         public readonly ArrayView<float> RmsNormBackwardGammaPartials; // per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
-        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
-        public static long Elements(int batch, int seq)
+        /// <summary>The bytes a Activations of (batch, seq) takes, with bf16 copies or not, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Bytes(int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
-            return (2 * Depth + 1) * (rows * Dim)
+            return sizeof(float) * ((2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth + 1) * (rows)
                 + (Depth) * (rows * 3 * DimInner)
@@ -242,14 +242,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 + ((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * Hidden)
-                + (Depth) * (rows * Hidden)
                 + (rows * Dim)
                 + (rows * Dim)
                 + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim)
-                + (rows * 256);
+                + (rows * 256))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * Hidden) + sizeof(float) * (rows * Hidden) : sizeof(float) * (Depth) * (rows * Hidden));
         }
 
-        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
+        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
@@ -261,7 +261,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             ChunkAgg = workspace.Take<float>((long)batch * ((seq + Kernels.Chunk - 1) / Kernels.Chunk) * DimInner * 4, null);
             for (int i = 0; i < ScanOut.Length; i++) ScanOut[i] = workspace.Take<float>(rows * DimInner, $"ScanOut[{i}]", "scan outputs o (heads merged)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            FfAct = workspace.TakeGemmInputs<float>(Depth, rows * Hidden, bf16, "FfAct", "GELU outputs");
             // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
             var packed = workspace.TakeParts<float>(rows * 256,
                 (rows * 0, rows * 192, "DQkv", "gradient of q | k | v"),

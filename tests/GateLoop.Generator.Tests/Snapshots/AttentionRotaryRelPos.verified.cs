@@ -86,10 +86,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16) => new Activations(workspace, batch, seq, bf16);
 
     /// <inheritdoc />
-    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+    protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);
 
     /// <inheritdoc />
     protected override bool CarriesState => false;
@@ -109,22 +109,22 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
             Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
-            Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
-            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
             Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
             Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
             Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l], W(p + OutB, Dim));
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
@@ -213,9 +213,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public readonly ArrayView<float>[] Probs = new ArrayView<float>[Depth]; // causal attention probabilities (scores when not normalized)
         public readonly ArrayView<float>[] AttnOut = new ArrayView<float>[Depth]; // attention outputs (heads merged)
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
-        public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] Gated; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
-        public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] FfAct; // GELU outputs
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ
         public readonly ArrayView<float> DTransition; // gradient of a
@@ -227,11 +227,11 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         public readonly ArrayView<float> LayerNormDimBackwardParamsPartials; // per part of Kernels.ColumnPart rows and column, the sums of LayerNormDimBackwardParams's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
-        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
-        public static long Elements(int batch, int seq)
+        /// <summary>The bytes a Activations of (batch, seq) takes, with bf16 copies or not, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Bytes(int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
-            return (2 * Depth + 1) * (rows * Dim)
+            return sizeof(float) * ((2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth) * (rows * Dim)
                 + (2 * Depth) * (rows * 2)
                 + (Depth) * (rows * 3 * DimInner)
@@ -241,16 +241,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 + (Depth) * (batch * Heads * (long)seq * seq)
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
                 + (batch * Heads * (long)seq * seq)
                 + (rows * Dim)
                 + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * Dim)
-                + (rows * 320);
+                + (rows * 320))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * DimInner) + sizeof(float) * (rows * DimInner) : sizeof(float) * (Depth) * (rows * DimInner))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * Hidden) + sizeof(float) * (rows * Hidden) : sizeof(float) * (Depth) * (rows * Hidden));
         }
 
-        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
+        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
@@ -263,9 +263,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (int i = 0; i < Probs.Length; i++) Probs[i] = workspace.Take<float>(batch * Heads * (long)seq * seq, $"Probs[{i}]", "causal attention probabilities (scores when not normalized)");
             for (int i = 0; i < AttnOut.Length; i++) AttnOut[i] = workspace.Take<float>(rows * DimInner, $"AttnOut[{i}]", "attention outputs (heads merged)");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            Gated = workspace.TakeGemmInputs<float>(Depth, rows * DimInner, bf16, "Gated", "mixer output ⊙ silu(gates)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            FfAct = workspace.TakeGemmInputs<float>(Depth, rows * Hidden, bf16, "FfAct", "GELU outputs");
             // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
             var packed = workspace.TakeParts<float>(rows * 320,
                 (rows * 0, rows * 192, "DQkv", "gradient of q | k | v"),
@@ -732,13 +732,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
-                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
-            }
-
-            static void LayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var bHost = new global::GateLoop.Runtime.HostView<float>(b);
@@ -748,42 +741,42 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 {
                     long o = (long)r * Dim;
                     int d;
-                    TV sumLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    Vector256<float> sumLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
                         sumLanes += xe;
                     }
-                    float sum = TV.Sum(sumLanes);
+                    float sum = Vector256.Sum(sumLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
                         sum += xe;
                     }
                     float mean = sum / Dim;
-                    var meanLanes = TV.Create(mean);
-                    TV squaresLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    var meanLanes = Vector256.Create(mean);
+                    Vector256<float> squaresLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
                         squaresLanes += (xe - meanLanes) * (xe - meanLanes);
                     }
-                    float squares = TV.Sum(squaresLanes);
+                    float squares = Vector256.Sum(squaresLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
                         squares += (xe - mean) * (xe - mean);
                     }
                     float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                    var rstdLanes = TV.Create(rstd);
+                    var rstdLanes = Vector256.Create(rstd);
                     statsHost[2L * r] = mean;
                     statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var be = TV.Load(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var be = Vector256.LoadUnsafe(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -796,13 +789,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
-                else LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
-            }
-
-            static void LayerNormDimBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
@@ -813,20 +799,20 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     long o = (long)r * Dim;
                     int d;
                     float mean = statsHost[2L * r];
-                    var meanLanes = TV.Create(mean);
+                    var meanLanes = Vector256.Create(mean);
                     float rstd = statsHost[2L * r + 1];
-                    var rstdLanes = TV.Create(rstd);
-                    TV sumGLanes = default, sumGxLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    var rstdLanes = Vector256.Create(rstd);
+                    Vector256<float> sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var dye = TV.Load(ref dyHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
                         var g = dye * we;
                         sumGLanes += g;
                         sumGxLanes += g * (xe - meanLanes) * rstdLanes;
                     }
-                    float sumG = TV.Sum(sumGLanes), sumGx = TV.Sum(sumGxLanes);
+                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
@@ -835,16 +821,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                         sumGx += g * (xe - mean) * rstd;
                     }
                     float meanG = sumG / Dim;
-                    var meanGLanes = TV.Create(meanG);
+                    var meanGLanes = Vector256.Create(meanG);
                     float meanGx = sumGx / Dim;
-                    var meanGxLanes = TV.Create(meanGx);
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    var meanGxLanes = Vector256.Create(meanGx);
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var dye = TV.Load(ref dyHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
                         var g = dye * we;
-                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).Store(ref dxHost[o + d]);
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -859,39 +845,39 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, 0, rIn, default, default, a);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: pairs interleaved in a register.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
             readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV rin, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> _1, Vector256<float> _2)
                 {
                     var r = rin;
-                    var m = TV.Sqrt(TV.PairSum(r * r));
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
                     var f = SigmoidLanes(m) / m;
-                    return (TV.IfZero(m, TV.Pair(TV.Create(0.5f), TV.Create(0f)), f * r), default);
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
                 }
             }
 
             /// <summary>σ(x) = 1/(1 + e^−x).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static TV SigmoidLanes<TV>(TV x) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV> => TV.Create(1f) / (TV.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, 0, rIn, default, da, dr);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: pairs interleaved in a register.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
             readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV rin, TV _1, TV g) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> _1, Vector256<float> g)
                 {
                     var r = rin;
-                    var m = TV.Sqrt(TV.PairSum(r * r));
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
                     var s = SigmoidLanes(m);
                     var f = s / m;
-                    var k = (s * (TV.Create(1f) - s) * m - s) / (m * m * m) * (TV.PairSum(r * g));
-                    return (TV.IfZero(m, TV.Create(0f), TV.Create(Frac) * (f * g + k * r)), default);
+                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
                 }
             }
 
@@ -903,7 +889,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
                 {
                     return (xv * gv * SigmoidLanes(gv), default);
                 }
@@ -917,10 +903,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV d) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
                 {
                     var s = SigmoidLanes(gv);
-                    return (d * gv * s, d * xv * s * (TV.Create(1f) + gv * (TV.Create(1f) - s)));
+                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
                 }
             }
 
@@ -932,7 +918,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
                 {
                     return (xe + be, default);
                 }
@@ -942,7 +928,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
                 {
                     return (xe + be, default);
                 }
@@ -952,20 +938,20 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV v, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
                 {
-                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
                 }
             }
 
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static TV PhiLanes<TV>(TV v, TV gauss) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
             {
-                var t = TV.Create(1f) / (TV.Create(1f) + TV.Create(0.23164189f) * TV.Abs(v));
-                var poly = ((((TV.Create(1.0614054f) * t - TV.Create(1.4531521f)) * t + TV.Create(1.4214138f)) * t - TV.Create(0.28449672f)) * t + TV.Create(0.2548296f)) * t;
-                var erf = TV.Create(1f) - poly * gauss;
-                return TV.Create(0.5f) + TV.Create(0.5f) * TV.IfLess(v, TV.Create(0f), -erf, erf);
+                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                var erf = Vector256.Create(1f) - poly * gauss;
+                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -976,10 +962,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV v, TV d, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
                 {
-                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v);
-                    return (d * (PhiLanes(v, gauss) + v * gauss * TV.Create(0.3989423f)), default);
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
                 }
             }
 

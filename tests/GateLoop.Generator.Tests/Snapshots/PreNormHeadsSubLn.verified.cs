@@ -83,10 +83,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     public override int Vocabulary => NumTokens;
 
     /// <inheritdoc />
-    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq) => new Activations(workspace, batch, seq);
+    protected override object PlanActivations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16) => new Activations(workspace, batch, seq, bf16);
 
     /// <inheritdoc />
-    protected override long ActivationElements(int batch, int seq) => Activations.Elements(batch, seq);
+    protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);
 
     ArrayView<float>[] carried = []; // each layer's scan state per sequence, carried while generating
 
@@ -117,20 +117,20 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
             Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Linear(R, 2 * Heads, Dim, a.H[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
-            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l]);
+            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.X[2 * l + 1]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
             // Feed-forward block.
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
             Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.X[2 * l + 2]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
@@ -226,9 +226,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float>[] SubOut = new ArrayView<float>[Depth]; // sub-LayerNorm outputs
         public readonly ArrayView<float>[] SubStats = new ArrayView<float>[Depth]; // sub-LayerNorm mean and rstd
         public readonly ArrayView<float>[] Gates = new ArrayView<float>[Depth]; // x·Wgᵀ before silu
-        public readonly ArrayView<float>[] Gated = new ArrayView<float>[Depth]; // mixer output ⊙ silu(gates)
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] Gated; // mixer output ⊙ silu(gates)
         public readonly ArrayView<float>[] FfPre = new ArrayView<float>[Depth]; // feed-forward pre-activations (bias added)
-        public readonly ArrayView<float>[] FfAct = new ArrayView<float>[Depth]; // GELU outputs
+        public readonly global::GateLoop.Runtime.GemmInput<float>[] FfAct; // GELU outputs
         public readonly ArrayView<float> DQkv; // gradient of q | k | v
         public readonly ArrayView<float> DTransitionIn; // gradient of x·Waᵀ + ba
         public readonly ArrayView<float> DTransition; // gradient of a
@@ -243,11 +243,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         public readonly ArrayView<float> RmsNormBackwardGammaPartials; // per part of Kernels.ColumnPart rows and column, the sums of RmsNormBackwardGamma's first level
         public readonly ArrayView<float> DF; // feed-forward hidden gradient
 
-        /// <summary>The elements a Activations of (batch, seq) takes, to refuse a plan that cannot fit before allocating it.</summary>
-        public static long Elements(int batch, int seq)
+        /// <summary>The bytes a Activations of (batch, seq) takes, with bf16 copies or not, to refuse a plan that cannot fit before allocating it.</summary>
+        public static long Bytes(int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
-            return (2 * Depth + 1) * (rows * Dim)
+            return sizeof(float) * ((2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth + 1) * (rows * Dim)
                 + (2 * Depth + 1) * (rows)
                 + (Depth) * (rows * 3 * DimInner)
@@ -259,17 +259,17 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 + (Depth) * (rows * DimInner)
                 + (Depth) * (rows * 2)
                 + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * DimInner)
-                + (Depth) * (rows * Hidden)
                 + (Depth) * (rows * Hidden)
                 + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * 2 * DimInner)
                 + (rows * Dim)
                 + (rows * Dim)
                 + ((long)((rows + Kernels.ColumnPart - 1) / Kernels.ColumnPart) * Dim)
-                + (rows * 1296);
+                + (rows * 1296))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * DimInner) + sizeof(float) * (rows * DimInner) : sizeof(float) * (Depth) * (rows * DimInner))
+                + (bf16 ? sizeof(ushort) * (Depth) * (rows * Hidden) + sizeof(float) * (rows * Hidden) : sizeof(float) * (Depth) * (rows * Hidden));
         }
 
-        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq)
+        public Activations(global::GateLoop.Runtime.Workspace workspace, int batch, int seq, bool bf16)
         {
             long rows = (long)batch * seq;
             for (int i = 0; i < X.Length; i++) X[i] = workspace.Take<float>(rows * Dim, $"X[{i}]", "residual stream at each block boundary");
@@ -284,9 +284,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             for (int i = 0; i < SubOut.Length; i++) SubOut[i] = workspace.Take<float>(rows * DimInner, $"SubOut[{i}]", "sub-LayerNorm outputs");
             for (int i = 0; i < SubStats.Length; i++) SubStats[i] = workspace.Take<float>(rows * 2, $"SubStats[{i}]", "sub-LayerNorm mean and rstd");
             for (int i = 0; i < Gates.Length; i++) Gates[i] = workspace.Take<float>(rows * DimInner, $"Gates[{i}]", "x·Wgᵀ before silu");
-            for (int i = 0; i < Gated.Length; i++) Gated[i] = workspace.Take<float>(rows * DimInner, $"Gated[{i}]", "mixer output ⊙ silu(gates)");
+            Gated = workspace.TakeGemmInputs<float>(Depth, rows * DimInner, bf16, "Gated", "mixer output ⊙ silu(gates)");
             for (int i = 0; i < FfPre.Length; i++) FfPre[i] = workspace.Take<float>(rows * Hidden, $"FfPre[{i}]", "feed-forward pre-activations (bias added)");
-            for (int i = 0; i < FfAct.Length; i++) FfAct[i] = workspace.Take<float>(rows * Hidden, $"FfAct[{i}]", "GELU outputs");
+            FfAct = workspace.TakeGemmInputs<float>(Depth, rows * Hidden, bf16, "FfAct", "GELU outputs");
             // Packed by liveness: views of one region at offsets per row, shared where they are never live at once in a layer's backward.
             var packed = workspace.TakeParts<float>(rows * 1296,
                 (rows * 1024, rows * 192, "DQkv", "gradient of q | k | v"),
@@ -752,13 +752,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, y, invNorm);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, y, invNorm);
-                else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
-            }
-
-            static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
@@ -767,13 +760,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 {
                     long o = (long)r * Dim;
                     int d;
-                    TV ssLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    Vector256<float> ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
                         ssLanes += xe * xe;
                     }
-                    float ss = TV.Sum(ssLanes);
+                    float ss = Vector256.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
@@ -782,13 +775,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     float norm = global::System.MathF.Sqrt(ss);
                     float inv = 1f / (norm < RmsEps ? RmsEps : norm);
                     float s = inv * RmsScale;
-                    var sLanes = TV.Create(s);
+                    var sLanes = Vector256.Create(s);
                     invNormHost[r] = inv;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var ge = TV.Load(ref gammaHost[d]);
-                        (xe * sLanes * ge).Store(ref yHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -801,13 +794,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
-                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
-            }
-
-            static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
@@ -818,16 +804,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     long o = (long)r * Dim;
                     int d;
                     float inv = invNormHost[r];
-                    TV dotLanes = default, ssLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    Vector256<float> dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var ge = TV.Load(ref gammaHost[d]);
-                        var dye = TV.Load(ref dyHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
                         dotLanes += dye * ge * xe;
                         ssLanes += xe * xe;
                     }
-                    float dot = TV.Sum(dotLanes), ss = TV.Sum(ssLanes);
+                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
@@ -835,15 +821,15 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                         ss += xe * xe;
                     }
                     float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
-                    var cLanes = TV.Create(c);
+                    var cLanes = Vector256.Create(c);
                     float a = inv * RmsScale;
-                    var aLanes = TV.Create(a);
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    var aLanes = Vector256.Create(a);
+                    for (d = 0; d <= Dim - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var ge = TV.Load(ref gammaHost[d]);
-                        var dye = TV.Load(ref dyHost[o + d]);
-                        (TV.Load(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).Store(ref dxHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -857,39 +843,39 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, Heads, rIn, bias, default, a);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: pairs interleaved in a register.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
             readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV rin, TV b, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> _2)
                 {
                     var r = rin + b;
-                    var m = TV.Sqrt(TV.PairSum(r * r));
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
                     var f = SigmoidLanes(m) / m;
-                    return (TV.IfZero(m, TV.Pair(TV.Create(0.5f), TV.Create(0f)), f * r), default);
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
                 }
             }
 
             /// <summary>σ(x) = 1/(1 + e^−x).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static TV SigmoidLanes<TV>(TV x) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV> => TV.Create(1f) / (TV.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, Heads, rIn, bias, da, dr);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: pairs interleaved in a register.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
             readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV rin, TV b, TV g) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> g)
                 {
                     var r = rin + b;
-                    var m = TV.Sqrt(TV.PairSum(r * r));
+                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
                     var s = SigmoidLanes(m);
                     var f = s / m;
-                    var k = (s * (TV.Create(1f) - s) * m - s) / (m * m * m) * (TV.PairSum(r * g));
-                    return (TV.IfZero(m, TV.Create(0f), TV.Create(Frac) * (f * g + k * r)), default);
+                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
+                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
                 }
             }
 
@@ -1024,13 +1010,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.LayerNormDimInnerForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimInnerForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
-                else LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
-            }
-
-            static void LayerNormDimInnerForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var bHost = new global::GateLoop.Runtime.HostView<float>(b);
@@ -1040,42 +1019,42 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 {
                     long o = (long)r * DimInner;
                     int d;
-                    TV sumLanes = default;
-                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
+                    Vector256<float> sumLanes = default;
+                    for (d = 0; d <= DimInner - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
                         sumLanes += xe;
                     }
-                    float sum = TV.Sum(sumLanes);
+                    float sum = Vector256.Sum(sumLanes);
                     for (; d < DimInner; d++)
                     {
                         float xe = xHost[o + d];
                         sum += xe;
                     }
                     float mean = sum / DimInner;
-                    var meanLanes = TV.Create(mean);
-                    TV squaresLanes = default;
-                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
+                    var meanLanes = Vector256.Create(mean);
+                    Vector256<float> squaresLanes = default;
+                    for (d = 0; d <= DimInner - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
                         squaresLanes += (xe - meanLanes) * (xe - meanLanes);
                     }
-                    float squares = TV.Sum(squaresLanes);
+                    float squares = Vector256.Sum(squaresLanes);
                     for (; d < DimInner; d++)
                     {
                         float xe = xHost[o + d];
                         squares += (xe - mean) * (xe - mean);
                     }
                     float rstd = 1f / global::System.MathF.Sqrt(squares / DimInner + 1E-05f);
-                    var rstdLanes = TV.Create(rstd);
+                    var rstdLanes = Vector256.Create(rstd);
                     statsHost[2L * r] = mean;
                     statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
+                    for (d = 0; d <= DimInner - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var be = TV.Load(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var be = Vector256.LoadUnsafe(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
                     }
                     for (; d < DimInner; d++)
                     {
@@ -1088,13 +1067,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
-                else LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
-            }
-
-            static void LayerNormDimInnerBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
@@ -1105,20 +1077,20 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     long o = (long)r * DimInner;
                     int d;
                     float mean = statsHost[2L * r];
-                    var meanLanes = TV.Create(mean);
+                    var meanLanes = Vector256.Create(mean);
                     float rstd = statsHost[2L * r + 1];
-                    var rstdLanes = TV.Create(rstd);
-                    TV sumGLanes = default, sumGxLanes = default;
-                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
+                    var rstdLanes = Vector256.Create(rstd);
+                    Vector256<float> sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= DimInner - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var dye = TV.Load(ref dyHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
                         var g = dye * we;
                         sumGLanes += g;
                         sumGxLanes += g * (xe - meanLanes) * rstdLanes;
                     }
-                    float sumG = TV.Sum(sumGLanes), sumGx = TV.Sum(sumGxLanes);
+                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
                     for (; d < DimInner; d++)
                     {
                         float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
@@ -1127,16 +1099,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                         sumGx += g * (xe - mean) * rstd;
                     }
                     float meanG = sumG / DimInner;
-                    var meanGLanes = TV.Create(meanG);
+                    var meanGLanes = Vector256.Create(meanG);
                     float meanGx = sumGx / DimInner;
-                    var meanGxLanes = TV.Create(meanGx);
-                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
+                    var meanGxLanes = Vector256.Create(meanGx);
+                    for (d = 0; d <= DimInner - 8; d += 8)
                     {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var dye = TV.Load(ref dyHost[o + d]);
+                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var we = Vector256.LoadUnsafe(ref wHost[d]);
+                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
                         var g = dye * we;
-                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).Store(ref dxHost[o + d]);
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
                     }
                     for (; d < DimInner; d++)
                     {
@@ -1155,7 +1127,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
                 {
                     return (xv * gv * SigmoidLanes(gv), default);
                 }
@@ -1169,10 +1141,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV d) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
                 {
                     var s = SigmoidLanes(gv);
-                    return (d * gv * s, d * xv * s * (TV.Create(1f) + gv * (TV.Create(1f) - s)));
+                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
                 }
             }
 
@@ -1180,7 +1152,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
                 {
                     return (xe + be, default);
                 }
@@ -1190,20 +1162,20 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV v, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
                 {
-                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
                 }
             }
 
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static TV PhiLanes<TV>(TV v, TV gauss) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
             {
-                var t = TV.Create(1f) / (TV.Create(1f) + TV.Create(0.23164189f) * TV.Abs(v));
-                var poly = ((((TV.Create(1.0614054f) * t - TV.Create(1.4531521f)) * t + TV.Create(1.4214138f)) * t - TV.Create(0.28449672f)) * t + TV.Create(0.2548296f)) * t;
-                var erf = TV.Create(1f) - poly * gauss;
-                return TV.Create(0.5f) + TV.Create(0.5f) * TV.IfLess(v, TV.Create(0f), -erf, erf);
+                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
+                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
+                var erf = Vector256.Create(1f) - poly * gauss;
+                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -1214,10 +1186,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV v, TV d, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
                 {
-                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v);
-                    return (d * (PhiLanes(v, gauss) + v * gauss * TV.Create(0.3989423f)), default);
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
                 }
             }
 
@@ -1229,7 +1201,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
                 {
                     return (xe + be, default);
                 }
