@@ -6,8 +6,8 @@ using GateLoop.Generator.Templates;
 namespace GateLoop.Generator.Ops
 {
     /// <summary>
-    /// PyTorch's nn.LayerNorm over rows of a constant width (eps 1e-5, biased variance; w = 1, b = 0 at init), one
-    /// row per thread. Backward: the parameter gradients' column sums, then dx (which may be dy's own buffer).
+    /// PyTorch's nn.LayerNorm over rows of a constant width (eps 1e-5, biased variance; w = 1, b = 0 at init), a
+    /// row per warp. Backward: the parameter gradients' column sums, then dx (which may be dy's own buffer).
     /// </summary>
     internal sealed class LayerNorm : Op
     {
@@ -41,26 +41,27 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<Buffer> Buffers => base.Buffers.Append(partials.Storage!);
 
         public override void Forward(Schedule s) =>
-            s.Launch($"LayerNorm{width}Forward", "R", input, s.W(weight), s.W(bias), output, stats);
+            s.Launch($"LayerNorm{width}Forward", LaneRow.Domain("R"), input, s.W(weight), s.W(bias), output, stats);
 
         public override void Backward(Schedule s)
         {
             ColumnReductions.Launch(s, $"LayerNorm{width}BackwardParams", width, partials, new Arg[] { input, stats, output.Grad! },
                 new[] { s.G(weight), s.G(bias) });
-            s.Launch($"LayerNorm{width}Backward", "R", input, s.W(weight), stats, output.Grad!, input.Grad!);
+            s.Launch($"LayerNorm{width}Backward", LaneRow.Domain("R"), input, s.W(weight), stats, output.Grad!, input.Grad!);
         }
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return new KernelSource("LayerNorm" + width, Kernel(n, width), Host(n, width));
             yield return ColumnReductions.PartLength;
+            yield return LaneRow.Shared(n);
         }
 
         static string Kernel(Numeric n, string width) => $"{ForwardRow(width).Kernel(n)}\n\n{BackwardRow(width).Kernel(n)}\n\n{Params(n, width).Kernel}";
 
         /// <summary>
-        /// The host range entries: the parameter gradients' column reduction, and (float) the row passes in SIMD
-        /// lanes; a double build runs those as scalar twins.
+        /// The host range entries: the parameter gradients' column reduction, and the row passes over whole rows (in
+        /// SIMD lanes for float).
         /// </summary>
         static string Host(Numeric n, string width) =>
             string.Join("\n\n", new[] { Params(n, width).HostEntry, ForwardRow(width).HostEntry(n), BackwardRow(width).HostEntry(n) }.Where(t => t.Length > 0));
