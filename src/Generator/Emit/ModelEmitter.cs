@@ -31,6 +31,7 @@ namespace GateLoop.Generator.Emit
             layout = new ParameterLayout(graph);
             program = new Program(graph, numeric);
             program.Rewrite(Fusion.BiasActivation);
+            program.Rewrite(Fusion.BiasRow);
             check = new LaunchCheck(program, Constants(spec));
         }
 
