@@ -303,39 +303,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             dEmb[index] = sum;
         }
 
-        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd. A warp per row.</summary>
-        public static void LayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-        {
-            int lane = index.X % RowLanes;
-            long row = index.X / RowLanes, o = row * Dim;
-            float sum = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                sum += xe;
-            }
-            sum = RowSum(sum);
-            float mean = sum / Dim;
-            float squares = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                squares += (xe - mean) * (xe - mean);
-            }
-            squares = RowSum(squares);
-            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-            if (lane == 0)
-            {
-                stats[2 * row] = mean;
-                stats[2 * row + 1] = rstd;
-            }
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d], we = w[d], be = b[d];
-                y[o + d] = (xe - mean) * rstd * we + be;
-            }
-        }
-
         /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy. A warp per row.</summary>
         public static void LayerNormDimBackward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
         {
@@ -779,63 +746,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     {
                         float sw = run[2 * j + 0], sb = run[2 * j + 1];
                         part[d] = sw; part[Dim + d] = sb;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
-                {
-                    long o = (long)r * Dim;
-                    int d;
-                    Vector256<float> sumLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
-                    {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        sumLanes += xe;
-                    }
-                    float sum = Vector256.Sum(sumLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        sum += xe;
-                    }
-                    float mean = sum / Dim;
-                    var meanLanes = Vector256.Create(mean);
-                    Vector256<float> squaresLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
-                    {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
-                    }
-                    float squares = Vector256.Sum(squaresLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        squares += (xe - mean) * (xe - mean);
-                    }
-                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                    var rstdLanes = Vector256.Create(rstd);
-                    statsHost[2L * r] = mean;
-                    statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= Dim - 8; d += 8)
-                    {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var be = Vector256.LoadUnsafe(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
-                    }
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
-                        yHost[o + d] = (xe - mean) * rstd * we + be;
                     }
                 }
             }

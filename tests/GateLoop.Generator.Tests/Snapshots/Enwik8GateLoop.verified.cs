@@ -867,47 +867,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
-            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
-            {
-                for (int i = from; i < to;)
-                {
-                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
-                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
-                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
-                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
-                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
-                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    i += end - first;
-                }
-            }
-
-            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
-            {
-                const int Run = 256;
-                global::System.Span<float> run = stackalloc float[2 * Run];
-                for (int first = from; first < to; first += Run)
-                {
-                    int end = global::System.Math.Min(to, first + Run);
-                    run.Clear();
-                    for (long r = r0; r < r1; r++)
-                        for (int d = first, j = 0; d < end; d++, j++)
-                        {
-                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                            float g = dy[r * Dim + d];
-                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
-                            sb += g;
-                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
-                        }
-                    for (int d = first, j = 0; d < end; d++, j++)
-                    {
-                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        part[d] = sw; part[Dim + d] = sb;
-                    }
-                }
-            }
-
             /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
@@ -961,6 +920,47 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     {
                         float xe = xHost[o + d], we = wHost[d], be = bHost[d];
                         yHost[o + d] = (xe - mean) * rstd * we + be;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
+                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = r0; r < r1; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * Dim + d];
+                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        part[d] = sw; part[Dim + d] = sb;
                     }
                 }
             }
