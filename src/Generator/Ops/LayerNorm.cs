@@ -57,7 +57,7 @@ namespace GateLoop.Generator.Ops
             yield return new KernelSource($"LayerNorm{width}Forward", ForwardRow(width).Kernel(n), ForwardRow(width).HostEntry(n));
             yield return new KernelSource($"LayerNorm{width}Backward", $"{BackwardRow(width).Kernel(n)}\n\n{Params(n, width).Kernel}", Host(n, width));
             yield return ColumnReductions.PartLength;
-            yield return LaneRow.Shared(n);
+            yield return new KernelSource("RowLanes", LaneRow.Shared(n));
         }
 
         /// <summary>

@@ -50,7 +50,7 @@ namespace GateLoop.Generator.Ops
         {
             yield return new KernelSource("RmsNorm", Kernel(n, dim), Host(n));
             yield return ColumnReductions.PartLength;
-            yield return LaneRow.Shared(n);
+            yield return new KernelSource("RowLanes", LaneRow.Shared(n));
         }
 
         static string Kernel(Numeric n, int dim) => $$"""

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System.Linq;
-using GateLoop.Generator.Ir;
 
 namespace GateLoop.Generator.Templates
 {
@@ -56,7 +55,7 @@ namespace GateLoop.Generator.Templates
         /// every lane ends with the same bits (each step adds the same two values in either order) and no lane waits
         /// on shared memory.
         /// </summary>
-        public static KernelSource Shared(Numeric n) => new KernelSource("RowLanes", $$"""
+        public static string Shared(Numeric n) => $$"""
             /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
             public const int RowLanes = 32;
 
@@ -69,7 +68,7 @@ namespace GateLoop.Generator.Templates
                 s += Warp.ShuffleXor(s, 2);
                 return s + Warp.ShuffleXor(s, 1);
             }
-            """);
+            """;
 
         /// <summary>
         /// The ILGPU kernel: a row per <c>Kernels.RowLanes</c> indices (every lane of a warp is in or out together,
