@@ -187,4 +187,46 @@ public sealed class ProgramTests(ITestOutputHelper output)
         Assert.Equal(new[] { "TransitionForward", "ScanStatesForward", "ScanOutputForward", "SwishGateForward" },
             layer.OfType<Launch>().Select(l => l.Kernel).Where(k => k.Contains("Transition") || k.Contains("Scan") || k.Contains("Gate")));
     }
+
+    [Fact]
+    public void The_post_norm_residual_bias_and_layernorm_are_one_row_launch_by_a_rewrite()
+    {
+        var program = new Passes.Program(TransformerLowering.Lower(Seed), Numeric.Float);
+        // The ops launch the feed-forward's bias over R·Dim, then the LayerNorm over R rows of a warp each, on one buffer.
+        var before = program.ForwardLayer.OfType<Launch>().ToList();
+        int bias = before.FindIndex(l => l.Kernel == "AddBiasDim");
+        Assert.Equal("LayerNormDimForward", before[bias + 1].Kernel);
+        Assert.Equal("R * Dim", before[bias].Domain.Text);
+        program.Rewrite(Fusion.BiasRow);
+        var launches = program.ForwardLayer.OfType<Launch>().ToList();
+        var fused = Assert.Single(launches, l => l.Kernel == "BiasLayerNormDimForward");
+        Assert.Equal("R * Kernels.RowLanes", fused.Domain.Text);
+        Assert.Equal(["x", "bias", "w", "b", "y", "stats"], fused.Signature!.Parameters.Select(p => p.Name));
+        // The mixer's LayerNorm follows the scan's output projection, no bias add: it stays a launch of its own.
+        Assert.Single(launches, l => l.Kernel == "LayerNormDimForward");
+        Assert.DoesNotContain(launches, l => l.Kernel == "AddBiasDim");
+        // The fused kernel adds the bias to each of the lane's elements before the row's passes, and its host entry
+        // runs the pieces' entries over the same rows.
+        var source = Assert.Single(program.Kernels, k => k.Key == "BiasLayerNormDimForward");
+        Assert.Contains("Index1D element = (int)(o + d);", source.Kernel);
+        int add = source.Kernel.IndexOf("x[element] = xe + be;"), firstPass = source.Kernel.IndexOf("sum = RowSum(sum);");
+        Assert.True(add >= 0 && firstPass > add, source.Kernel);
+        Assert.Contains("elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim", source.HostEntry);
+        Assert.Empty(new LaunchCheck(program, ModelEmitter.Constants(Seed)).Problems);
+
+        // Not fused: a bias add over other rows than the row kernel's, a row kernel that reads the shared value as a
+        // row scalar (not at its lanes' own elements), and an elementwise launch before a kernel that is not a row kernel.
+        var seed = new Passes.Program(TransformerLowering.Lower(Seed), Numeric.Float);
+        var layerNorm = seed.ForwardLayer.OfType<Launch>().First(l => l.Kernel == "LayerNormDimForward");
+        var sum = ((TensorArg)layerNorm.Args[0]).Value;
+        var other = new Launch("AddBiasDim", seed.Signatures["AddBiasDim"], "Batch * Dim", new Arg[] { sum, "W" });
+        Assert.Null(Fusion.ElementwiseRow(seed, other, layerNorm, "Fused"));
+        var onStats = new Launch("AddBiasDim", seed.Signatures["AddBiasDim"], "R * Dim", new Arg[] { ((TensorArg)layerNorm.Args[4]).Value, "W" });
+        Assert.Null(Fusion.ElementwiseRow(seed, onStats, layerNorm, "Fused"));
+        var gelu = seed.ForwardLayer.OfType<Launch>().First(l => l.Kernel == "GeluForward");
+        var beforeGelu = new Launch("AddBiasHidden", seed.Signatures["AddBiasHidden"], gelu.Domain, new Arg[] { ((TensorArg)gelu.Args[0]).Value, "W" });
+        Assert.Null(Fusion.ElementwiseRow(seed, beforeGelu, gelu, "Fused"));
+        var unfused = new Launch("AddBiasDim", seed.Signatures["AddBiasDim"], "R * Dim", new Arg[] { sum, "W" });
+        Assert.NotNull(Fusion.ElementwiseRow(seed, unfused, layerNorm, "Fused"));
+    }
 }

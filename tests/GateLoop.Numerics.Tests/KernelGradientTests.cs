@@ -22,6 +22,10 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
     // Rows for the norms, whose parameter gradients sum columns in parts of Kernels.ColumnPart rows: two whole parts and a ragged one.
     const int NormRows = 2 * PreMaxHeads.Kernels.ColumnPart + 5, Parts = (NormRows + PreMaxHeads.Kernels.ColumnPart - 1) / PreMaxHeads.Kernels.ColumnPart;
 
+    // The row kernels' domain: a warp's lanes per row. Finite differences run the host entries (whole rows, the same
+    // formulas); the kernels run as ILGPU runs them (their lanes' sums meet by shuffles) and must give the same.
+    const int NormLanes = NormRows * PreMaxHeads.Kernels.RowLanes;
+
     // ------------------------------------------------------------------ RMSNorm
 
     [Fact]
@@ -35,16 +39,22 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         {
             Set(xv, x);
             Set(gv, gamma);
-            Launch(NormRows, i => PreMaxHeads.Kernels.RmsNormForward(i, xv, gv, y, inv));
+            PreMaxHeads.Kernels.Host.RmsNormForward(0, NormLanes, xv, gv, y, inv);
             return Dot(w, Get(y));
         }
         double[] fdX = NumericGradient(x, Loss), fdGamma = NumericGradient(gamma, Loss);
 
         Loss();
         AssertClose("y", ReferenceTransformer.RmsNorm(x, NormRows, dim, gamma), Get(y), 1e-13, 1e-13);
+        V yKernel = h.Zeros(x.Length), invKernel = h.Zeros(NormRows);
+        h.Run(PreMaxHeads.Kernels.RmsNormForward, NormLanes, xv, gv, yKernel, invKernel);
+        AssertClose("y (kernel)", Get(y), Get(yKernel), 1e-14, 1e-14);
+        AssertClose("invNorm (kernel)", Get(inv), Get(invKernel), 1e-14, 1e-14);
         double[] dx0 = Random(rng, x.Length), dGamma0 = Random(rng, dim);
-        V dy = h.Upload(w), dx = h.Upload(dx0), dGamma = h.Upload(dGamma0);
-        Launch(NormRows, i => PreMaxHeads.Kernels.RmsNormBackward(i, xv, gv, inv, dy, dx));
+        V dy = h.Upload(w), dx = h.Upload(dx0), dxHost = h.Upload(dx0), dGamma = h.Upload(dGamma0);
+        h.Run(PreMaxHeads.Kernels.RmsNormBackward, NormLanes, xv, gv, inv, dy, dx);
+        PreMaxHeads.Kernels.Host.RmsNormBackward(0, NormLanes, xv, gv, inv, dy, dxHost);
+        AssertClose("dx (host entry, accumulated)", fdX, Minus(Get(dxHost), dx0));
         V partials = h.Upload(Random(rng, Parts * dim)); // garbage the first level overwrites
         Launch(Parts * dim, i => PreMaxHeads.Kernels.RmsNormBackwardGammaPartials(i, NormRows, xv, inv, dy, partials));
         Launch(dim, i => PreMaxHeads.Kernels.RmsNormBackwardGamma(i, Parts, partials, dGamma));
@@ -54,20 +64,23 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
 
     // ------------------------------------------------------------------ LayerNorm
 
-    delegate void LnForward(Index1D i, V x, V w, V b, V y, V stats);
-    delegate void LnBackward(Index1D i, V x, V w, V stats, V dy, V dx);
     delegate void LnPartials(Index1D i, int rows, V x, V stats, V dy, V partials);
     delegate void LnBackwardParams(Index1D i, int parts, V partials, V dw, V db);
 
-    static (int Width, LnForward Forward, LnBackward Backward, LnPartials Partials, LnBackwardParams Params) LayerNormKernels(string kernel) => kernel switch
+    static (int Width, Action<Index1D, V, V, V, V, V> Forward, Action<Index1D, V, V, V, V, V> Backward, Action<int, int, V, V, V, V, V> HostForward,
+        Action<int, int, V, V, V, V, V> HostBackward, LnPartials Partials, LnBackwardParams Params) LayerNormKernels(string kernel) => kernel switch
     {
         "PostHeadsGated.LayerNormDim" => (PostHeadsGated.Dim, PostHeadsGated.Kernels.LayerNormDimForward, PostHeadsGated.Kernels.LayerNormDimBackward,
+            PostHeadsGated.Kernels.Host.LayerNormDimForward, PostHeadsGated.Kernels.Host.LayerNormDimBackward,
             PostHeadsGated.Kernels.LayerNormDimBackwardParamsPartials, PostHeadsGated.Kernels.LayerNormDimBackwardParams),
         "PostAblated.LayerNormDim" => (PostAblated.Dim, PostAblated.Kernels.LayerNormDimForward, PostAblated.Kernels.LayerNormDimBackward,
+            PostAblated.Kernels.Host.LayerNormDimForward, PostAblated.Kernels.Host.LayerNormDimBackward,
             PostAblated.Kernels.LayerNormDimBackwardParamsPartials, PostAblated.Kernels.LayerNormDimBackwardParams),
         "PreHeadsSubNorm.LayerNormDimInner" => (PreHeadsSubNorm.DimInner, PreHeadsSubNorm.Kernels.LayerNormDimInnerForward, PreHeadsSubNorm.Kernels.LayerNormDimInnerBackward,
+            PreHeadsSubNorm.Kernels.Host.LayerNormDimInnerForward, PreHeadsSubNorm.Kernels.Host.LayerNormDimInnerBackward,
             PreHeadsSubNorm.Kernels.LayerNormDimInnerBackwardParamsPartials, PreHeadsSubNorm.Kernels.LayerNormDimInnerBackwardParams),
         "PostHeadsGated.LayerNormDimInner" => (PostHeadsGated.DimInner, PostHeadsGated.Kernels.LayerNormDimInnerForward, PostHeadsGated.Kernels.LayerNormDimInnerBackward,
+            PostHeadsGated.Kernels.Host.LayerNormDimInnerForward, PostHeadsGated.Kernels.Host.LayerNormDimInnerBackward,
             PostHeadsGated.Kernels.LayerNormDimInnerBackwardParamsPartials, PostHeadsGated.Kernels.LayerNormDimInnerBackwardParams),
         _ => throw new ArgumentException(kernel),
     };
@@ -79,7 +92,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
     [InlineData("PostHeadsGated.LayerNormDimInner")]
     public void LayerNormBackwardMatchesFiniteDifferences(string kernel)
     {
-        var (width, forward, backward, partialSums, backwardParams) = LayerNormKernels(kernel);
+        var (width, forward, backward, hostForward, hostBackward, partialSums, backwardParams) = LayerNormKernels(kernel);
         var rng = new Random(2);
         double[] x = Random(rng, NormRows * width, -2, 2), wt = Random(rng, width, 0.5, 1.5), b = Random(rng, width),
             w = Random(rng, NormRows * width);
@@ -89,27 +102,34 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
             Set(xv, x);
             Set(wv, wt);
             Set(bv, b);
-            Launch(NormRows, i => forward(i, xv, wv, bv, y, stats));
+            hostForward(0, NormLanes, xv, wv, bv, y, stats);
             return Dot(w, Get(y));
         }
         double[] fdX = NumericGradient(x, Loss), fdW = NumericGradient(wt, Loss), fdB = NumericGradient(b, Loss);
 
         Loss();
         AssertClose("y", ReferenceTransformer.LayerNorm(x, NormRows, width, wt, b), Get(y), 1e-13, 1e-12);
+        V yKernel = h.Zeros(x.Length), statsKernel = h.Zeros(2 * NormRows);
+        h.Run(forward, NormLanes, xv, wv, bv, yKernel, statsKernel);
+        AssertClose("y (kernel)", Get(y), Get(yKernel), 1e-14, 1e-13);
+        AssertClose("stats (kernel)", Get(stats), Get(statsKernel), 1e-14, 1e-13);
         double[] dw0 = Random(rng, width), db0 = Random(rng, width);
         V dy = h.Upload(w), dx = h.Upload(Random(rng, x.Length)), dw = h.Upload(dw0), db = h.Upload(db0);
         V partials = h.Upload(Random(rng, Parts * 2 * width)); // garbage the first level overwrites
         Launch(Parts * width, i => partialSums(i, NormRows, xv, stats, dy, partials));
         Launch(width, i => backwardParams(i, Parts, partials, dw, db));
-        Launch(NormRows, i => backward(i, xv, wv, stats, dy, dx));
+        h.Run(backward, NormLanes, xv, wv, stats, dy, dx);
         AssertClose("dx (overwritten)", fdX, Get(dx));
         AssertClose("dw (accumulated)", fdW, Minus(Get(dw), dw0));
         AssertClose("db (accumulated)", fdB, Minus(Get(db), db0));
 
         // In place: dx and dy the same view.
         V dxy = h.Upload(w);
-        Launch(NormRows, i => backward(i, xv, wv, stats, dxy, dxy));
+        h.Run(backward, NormLanes, xv, wv, stats, dxy, dxy);
         AssertClose("dx (in place)", fdX, Get(dxy));
+        V dxyHost = h.Upload(w);
+        hostBackward(0, NormLanes, xv, wv, stats, dxyHost, dxyHost);
+        AssertClose("dx (host entry, in place)", fdX, Get(dxyHost));
     }
 
     // ------------------------------------------------------------------ bias + GELU

@@ -160,6 +160,9 @@ public sealed class HostLayerNormTests
     public void LayerNorm_forward_and_backward_match_the_formula(int width)
     {
         const int rows = 5, from = 1, to = 4;
+        // The entry takes indices of the kernel's domain (Kernels.RowLanes per row) and runs the rows whose first
+        // lane is among them: a range cut inside rows 0 and 3 runs rows 1…3.
+        const int first = from * Rows16.Kernels.RowLanes - 5, end = to * Rows16.Kernels.RowLanes - 31;
         using var device = Device.Create("cpu");
         var rng = new Random(13);
         float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2))];
@@ -176,13 +179,13 @@ public sealed class HostLayerNormTests
         db.CopyFromCPU(dy);
         if (width == Rows16.Dim)
         {
-            Rows16.Kernels.Host.LayerNormDimForward(from, to, xb.View, wb.View, bb.View, yb.View, sb.View);
-            Rows16.Kernels.Host.LayerNormDimBackward(from, to, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
+            Rows16.Kernels.Host.LayerNormDimForward(first, end, xb.View, wb.View, bb.View, yb.View, sb.View);
+            Rows16.Kernels.Host.LayerNormDimBackward(first, end, xb.View, wb.View, sb.View, db.View, db.View); // dx over dy, as the models do
         }
         else
         {
-            Rows21.Kernels.Host.LayerNormDimForward(from, to, xb.View, wb.View, bb.View, yb.View, sb.View);
-            Rows21.Kernels.Host.LayerNormDimBackward(from, to, xb.View, wb.View, sb.View, db.View, db.View);
+            Rows21.Kernels.Host.LayerNormDimForward(first, end, xb.View, wb.View, bb.View, yb.View, sb.View);
+            Rows21.Kernels.Host.LayerNormDimBackward(first, end, xb.View, wb.View, sb.View, db.View, db.View);
         }
         float[] y = yb.GetAsArray1D(), dx = db.GetAsArray1D();
 
@@ -228,6 +231,8 @@ public sealed class HostRmsNormTests
     public void RmsNorm_matches_the_formula(int width)
     {
         const int rows = 5, from = 1, to = 5;
+        // Indices of the kernel's domain (Kernels.RowLanes per row): the rows whose first lane is among them, 1…4.
+        const int first = from * Rows16.Kernels.RowLanes - 31, end = to * Rows16.Kernels.RowLanes;
         // The models' own constants: scale √Dim, eps 1e-12.
         float scale = MathF.Sqrt(width);
         const float eps = 1e-12f;
@@ -249,13 +254,13 @@ public sealed class HostRmsNormTests
         dxb.CopyFromCPU(dx0);
         if (width == Rows16.Dim)
         {
-            Rows16.Kernels.Host.RmsNormForward(from, to, xb.View, gb.View, yb.View, nb.View);
-            Rows16.Kernels.Host.RmsNormBackward(from, to, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+            Rows16.Kernels.Host.RmsNormForward(first, end, xb.View, gb.View, yb.View, nb.View);
+            Rows16.Kernels.Host.RmsNormBackward(first, end, xb.View, gb.View, nb.View, dyb.View, dxb.View);
         }
         else
         {
-            Rows21.Kernels.Host.RmsNormForward(from, to, xb.View, gb.View, yb.View, nb.View);
-            Rows21.Kernels.Host.RmsNormBackward(from, to, xb.View, gb.View, nb.View, dyb.View, dxb.View);
+            Rows21.Kernels.Host.RmsNormForward(first, end, xb.View, gb.View, yb.View, nb.View);
+            Rows21.Kernels.Host.RmsNormBackward(first, end, xb.View, gb.View, nb.View, dyb.View, dxb.View);
         }
         float[] y = yb.GetAsArray1D(), inv = nb.GetAsArray1D(), dx = dxb.GetAsArray1D();
         for (int r = 0; r < rows; r++)

@@ -267,6 +267,38 @@ public sealed class PtxSimulatorTests
     }
 
     [Fact]
+    public void Shuffles_read_the_lane_the_mode_names_within_the_segment_and_else_their_own()
+    {
+        int[] lanes = Enumerable.Range(0, 32).Select(i => 100 + i).ToArray();
+        int[] Shuffle(string mode, int b, int c) => Ints($"\tshfl.sync.{mode}.b32\t%r20, %r10, {b}, {c}, 4294967295;", lanes);
+        // bfly: lane ^ b; down: lane + b up to the segment's last lane (c = 31: the whole warp), else its own value.
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => 100 + (i ^ 5)), Shuffle("bfly", 5, 31));
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => 100 + (i + 3 < 32 ? i + 3 : i)), Shuffle("down", 3, 31));
+        // up: lane − b from the segment's first lane (c = 0) on; idx: lane b of the lane's segment of 8 (c = 0x1807: segment mask 0x18, clamp 7).
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => 100 + (i >= 2 ? i - 2 : i)), Shuffle("up", 2, 0));
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => 100 + (i & ~7) + 3), Shuffle("idx", 3, 0x1807));
+        // A float travels as its bits: a butterfly over the warp sums it in every lane alike.
+        var sums = Floats(string.Concat(new[] { 16, 8, 4, 2, 1 }.Select(m =>
+            $"\tshfl.sync.bfly.b32\t%f12, %f10, {m}, 31, 4294967295;\n\tadd.f32\t%f10, %f10, %f12;\n")) + "\tmov.f32\t%f20, %f10;",
+            Enumerable.Range(0, 32).Select(i => 0.1f * i).ToArray());
+        Assert.All(sums, v => Assert.Equal(BitConverter.SingleToUInt32Bits(sums[0]), BitConverter.SingleToUInt32Bits(v)));
+        Assert.Equal(Enumerable.Range(0, 32).Sum(i => 0.1 * i), sums[0], 1e-4);
+    }
+
+    [Fact]
+    public void A_shuffle_whose_member_mask_names_a_lane_not_executing_it_is_a_fault()
+    {
+        // Lanes 3… exit; the mask still names them.
+        var exited = Assert.Throws<PtxFault>(() => Lanes("\tsetp.gt.u32\t%p1, %r1, 2;\n\t@%p1 ret;\n\tshfl.sync.bfly.b32\t%r20, %r10, 1, 31, 4294967295;", new ulong[32]));
+        Assert.Contains("names lane 3, which is not executing it", exited.Message);
+        // A partial warp: lanes 8… are not in the block at all.
+        Assert.Contains("names lane 8", Assert.Throws<PtxFault>(() => Lanes("\tshfl.sync.down.b32\t%r20, %r10, 1, 31, 4294967295;", new ulong[8])).Message);
+        // The mask of the lanes there is fine.
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => (ulong)(i ^ 1)), Lanes("\tshfl.sync.bfly.b32\t%r20, %r10, 1, 31, 255;\n\tcvt.u64.u32\t%rd20, %r20;",
+            Enumerable.Range(0, 8).Select(i => (ulong)i).ToArray()));
+    }
+
+    [Fact]
     public void An_access_outside_every_buffer_names_the_kernel_the_line_and_the_thread()
     {
         var fault = Assert.Throws<PtxFault>(() => Lanes("\tadd.u64\t%rd5, %rd5, 8;\n\tld.global.b64\t%rd20, [%rd5];", new ulong[4]));

@@ -6,8 +6,8 @@ using GateLoop.Generator.Templates;
 namespace GateLoop.Generator.Ops
 {
     /// <summary>
-    /// PyTorch's nn.LayerNorm over rows of a constant width (eps 1e-5, biased variance; w = 1, b = 0 at init), one
-    /// row per thread. Backward: the parameter gradients' column sums, then dx (which may be dy's own buffer).
+    /// PyTorch's nn.LayerNorm over rows of a constant width (eps 1e-5, biased variance; w = 1, b = 0 at init), a
+    /// row per warp. Backward: the parameter gradients' column sums, then dx (which may be dy's own buffer).
     /// </summary>
     internal sealed class LayerNorm : Op
     {
@@ -41,29 +41,31 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<Buffer> Buffers => base.Buffers.Append(partials.Storage!);
 
         public override void Forward(Schedule s) =>
-            s.Launch($"LayerNorm{width}Forward", "R", input, s.W(weight), s.W(bias), output, stats);
+            s.Launch($"LayerNorm{width}Forward", LaneRow.Domain("R"), input, s.W(weight), s.W(bias), output, stats);
 
         public override void Backward(Schedule s)
         {
             ColumnReductions.Launch(s, $"LayerNorm{width}BackwardParams", width, partials, new Arg[] { input, stats, output.Grad! },
                 new[] { s.G(weight), s.G(bias) });
-            s.Launch($"LayerNorm{width}Backward", "R", input, s.W(weight), stats, output.Grad!, input.Grad!);
+            s.Launch($"LayerNorm{width}Backward", LaneRow.Domain("R"), input, s.W(weight), stats, output.Grad!, input.Grad!);
         }
 
+        // The forward apart from the backward: a rewrite that fuses the forward into another launch (Fusion.BiasRow)
+        // leaves no unlaunched kernel behind.
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
-            yield return new KernelSource("LayerNorm" + width, Kernel(n, width), Host(n, width));
+            yield return new KernelSource($"LayerNorm{width}Forward", ForwardRow(width).Kernel(n), ForwardRow(width).HostEntry(n));
+            yield return new KernelSource($"LayerNorm{width}Backward", $"{BackwardRow(width).Kernel(n)}\n\n{Params(n, width).Kernel}", Host(n, width));
             yield return ColumnReductions.PartLength;
+            yield return new KernelSource("RowLanes", LaneRow.Shared(n));
         }
 
-        static string Kernel(Numeric n, string width) => $"{ForwardRow(width).Kernel(n)}\n\n{BackwardRow(width).Kernel(n)}\n\n{Params(n, width).Kernel}";
-
         /// <summary>
-        /// The host range entries: the parameter gradients' column reduction, and (float) the row passes in SIMD
-        /// lanes; a double build runs those as scalar twins.
+        /// The backward's host range entries: the parameter gradients' column reduction, and the row pass over whole
+        /// rows (in SIMD lanes for float).
         /// </summary>
         static string Host(Numeric n, string width) =>
-            string.Join("\n\n", new[] { Params(n, width).HostEntry, ForwardRow(width).HostEntry(n), BackwardRow(width).HostEntry(n) }.Where(t => t.Length > 0));
+            string.Join("\n\n", new[] { Params(n, width).HostEntry, BackwardRow(width).HostEntry(n) }.Where(t => t.Length > 0));
 
         /// <param name="width">The name of the constant holding the row width (Dim or DimInner).</param>
         static LaneRow ForwardRow(string width) => new LaneRow($"LayerNorm{width}Forward", "y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.",

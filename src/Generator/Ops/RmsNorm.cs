@@ -6,7 +6,7 @@ using GateLoop.Generator.Templates;
 namespace GateLoop.Generator.Ops
 {
     /// <summary>
-    /// RMSNorm(x) = x / max(‖x‖, 1e-12) · √Dim · γ over rows of Dim, one row per thread (the seed's RMSNorm, γ = 1 at
+    /// RMSNorm(x) = x / max(‖x‖, 1e-12) · √Dim · γ over rows of Dim, a row per warp (the seed's RMSNorm, γ = 1 at
     /// init). Backward adds into x's gradient (a residual stream's, usually), so it zeroes that first when nothing
     /// was written to it yet.
     /// </summary>
@@ -37,12 +37,12 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<Buffer> Buffers => base.Buffers.Append(partials.Storage!);
 
-        public override void Forward(Schedule s) => s.Launch("RmsNormForward", "R", input, s.W(gamma), output, invNorm);
+        public override void Forward(Schedule s) => s.Launch("RmsNormForward", LaneRow.Domain("R"), input, s.W(gamma), output, invNorm);
 
         public override void Backward(Schedule s)
         {
             s.EnsureHolding(input);
-            s.Launch("RmsNormBackward", "R", input, s.W(gamma), invNorm, output.Grad!, input.Grad!);
+            s.Launch("RmsNormBackward", LaneRow.Domain("R"), input, s.W(gamma), invNorm, output.Grad!, input.Grad!);
             ColumnReductions.Launch(s, "RmsNormBackwardGamma", "Dim", partials, new Arg[] { input, invNorm, output.Grad! }, new[] { s.G(gamma) });
         }
 
@@ -50,6 +50,7 @@ namespace GateLoop.Generator.Ops
         {
             yield return new KernelSource("RmsNorm", Kernel(n, dim), Host(n));
             yield return ColumnReductions.PartLength;
+            yield return new KernelSource("RowLanes", LaneRow.Shared(n));
         }
 
         static string Kernel(Numeric n, int dim) => $$"""
@@ -63,8 +64,8 @@ namespace GateLoop.Generator.Ops
             """;
 
         /// <summary>
-        /// The host range entries: γ's column reduction, and (float) the row passes in SIMD lanes; a double build
-        /// runs those as scalar twins.
+        /// The host range entries: γ's column reduction, and the row passes over whole rows (in SIMD lanes
+        /// for float).
         /// </summary>
         static string Host(Numeric n) =>
             string.Join("\n\n", new[] { Gamma(n).HostEntry, ForwardRow.HostEntry(n), BackwardRow.HostEntry(n) }.Where(t => t.Length > 0));

@@ -4,12 +4,14 @@ using System.Linq;
 namespace GateLoop.Generator.Templates
 {
     /// <summary>
-    /// A row op written once as <see cref="Lane"/> formulas (the norms): one row of a constant width per kernel
-    /// thread; sums over the row, pass by pass, each pass followed by row scalars computed from its sums; then the row
-    /// scalars written out per row and the outputs per element. It renders as the ILGPU kernel (scalar loops in the
-    /// element type) and, for a float build, as its host range entry: the same passes over registers of float lanes
-    /// (the widest this machine has, the body generic over the width), the row's tail shorter than a register in
-    /// scalars, each sum taken lane-wise and then across the lanes.
+    /// A row op written once as <see cref="Lane"/> formulas (the norms): sums over a row of a constant width, pass by
+    /// pass, each pass followed by row scalars computed from its sums; then the row scalars written out per row and
+    /// the outputs per element. It renders as the ILGPU kernel, where a warp shares a row (<see cref="Shared"/>: its
+    /// launch covers rows × <c>Kernels.RowLanes</c> indices, lane l takes the row's elements l, l + 32, …, so a warp's
+    /// loads are consecutive, and each sum meets across the lanes by shuffles), and as its host range entry, which
+    /// runs whole rows: for a float build the same passes over registers of float lanes (the widest this machine
+    /// has, the body generic over the width), the row's tail shorter than a register in scalars, each sum taken
+    /// lane-wise and then across the lanes; for a double build in scalars.
     /// </summary>
     internal sealed class LaneRow
     {
@@ -44,34 +46,76 @@ namespace GateLoop.Generator.Templates
         /// <summary>The kernel's name.</summary>
         public string Name => name;
 
-        /// <summary>The ILGPU kernel.</summary>
+        /// <summary>The launch domain of a row kernel over <paramref name="rows"/> rows: a warp's lanes per row.</summary>
+        public static string Domain(string rows) => rows + " * Kernels.RowLanes";
+
+        /// <summary>
+        /// What the row kernels share: the lanes per row (a warp, as CUDA's and the simulator's and the ILGPU CPU
+        /// accelerator the runtime configures), and the sum over a row's lanes. The sum is a butterfly of shuffles, so
+        /// every lane ends with the same bits (each step adds the same two values in either order) and no lane waits
+        /// on shared memory.
+        /// </summary>
+        public static string Shared(Numeric n) => $$"""
+            /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
+            public const int RowLanes = 32;
+
+            /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
+            static {{n.Type}} RowSum({{n.Type}} s)
+            {
+                s += Warp.ShuffleXor(s, 16);
+                s += Warp.ShuffleXor(s, 8);
+                s += Warp.ShuffleXor(s, 4);
+                s += Warp.ShuffleXor(s, 2);
+                return s + Warp.ShuffleXor(s, 1);
+            }
+            """;
+
+        /// <summary>
+        /// The ILGPU kernel: a row per <c>Kernels.RowLanes</c> indices (every lane of a warp is in or out together,
+        /// the domain being whole warps). Each lane reads and writes only its own elements, and a pass's sums are
+        /// complete (the shuffles wait for the whole warp) before any output is written, so an output may alias an input.
+        /// </summary>
         public string Kernel(Numeric n)
         {
             string T = n.Type;
             var w = new CodeWriter()
-                .Line($"/// <summary>{summary}</summary>")
+                .Line($"/// <summary>{summary} A warp per row.</summary>")
                 .Open($"public static void {name}(Index1D index, {string.Join(", ", views.Select(v => $"ArrayView<{T}> {v}"))})")
-                .Line($"long o = (long)index.X * {width};");
-            foreach (var read in rowReads) w.Line($"{T} {read.Name} = {read.View}[{RowIndex(read.Stride, read.Offset, "index")}];");
+                .Line("int lane = index.X % RowLanes;")
+                .Line($"long row = index.X / RowLanes, o = row * {width};");
+            foreach (var read in rowReads) w.Line($"{T} {read.Name} = {read.View}[{RowIndex(read.Stride, read.Offset, "row")}];");
             foreach (var pass in passes)
             {
                 w.Line($"{T} {string.Join(", ", pass.Sums.Select(s => s.Name + " = 0"))};");
-                ScalarLoop(w, n, "for (int d = 0; d < " + width + "; d++)", pass.Sums.Select(s => s.Value),
-                    pass.Sums.Select(s => $"{s.Name} += {s.Value.Scalar(n)};"));
+                ScalarLoop(w, n, LaneLoop, pass.Sums.Select(s => s.Value), pass.Sums.Select(s => $"{s.Name} += {s.Value.Scalar(n)};"));
+                foreach (var sum in pass.Sums) w.Line($"{sum.Name} = RowSum({sum.Name});");
                 foreach (var (scalar, value) in pass.Then) w.Line($"{T} {scalar} = {value.Scalar(n)};");
             }
-            foreach (var write in rowWrites) w.Line($"{write.View}[{RowIndex(write.Stride, write.Offset, "index")}] = {write.Value.Scalar(n)};");
-            ScalarLoop(w, n, "for (int d = 0; d < " + width + "; d++)", outputs.Select(o => o.Value), Writes(n, ""));
+            if (rowWrites.Length > 0)
+            {
+                w.Open("if (lane == 0)");
+                foreach (var write in rowWrites) w.Line($"{write.View}[{RowIndex(write.Stride, write.Offset, "row")}] = {write.Value.Scalar(n)};");
+                w.Close();
+            }
+            ScalarLoop(w, n, LaneLoop, outputs.Select(o => o.Value), Writes(n, ""));
             return w.Close().ToString().TrimEnd('\n');
         }
 
-        /// <summary>The host range entry in SIMD lanes (float); empty for double, whose host runs the scalar twin.</summary>
+        string LaneLoop => $"for (int d = lane; d < {width}; d += RowLanes)";
+
+        // The rows whose first lane lies in from…to−1: ranges that split the domain anywhere split the rows exactly.
+        const string HostRows = "for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)";
+
+        /// <summary>
+        /// The host range entry over indices of the kernel's domain, running the rows whose first lane is in the range
+        /// whole: in SIMD lanes for float, in scalars for double.
+        /// </summary>
         public string HostEntry(Numeric n)
         {
-            if (n.IsDouble) return "";
+            if (n.IsDouble) return ScalarHostEntry(n);
             string parameters = string.Join(", ", views.Select(v => $"ArrayView<float> {v}")), arguments = "from, to, " + string.Join(", ", views);
             var w = new CodeWriter()
-                .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for rows <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes, each row's tail in scalars.</summary>")
+                .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for the rows whose first lane is among indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes, each row's tail in scalars.</summary>")
                 .Open($"public static void {name}(int from, int to, {parameters})")
                 .Line($"if ({Numeric.Runtime}HostSimd.LaneBits == 512) {name}Simd<{Numeric.Runtime}LaneVector512>({arguments});")
                 .Line($"else if ({Numeric.Runtime}HostSimd.LaneBits == 256) {name}Simd<{Numeric.Runtime}LaneVector256>({arguments});")
@@ -80,7 +124,7 @@ namespace GateLoop.Generator.Templates
                 .Line()
                 .Open($"static void {name}Simd<{Lane.V}>(int from, int to, {parameters}) {Lane.Constraint}");
             foreach (var v in views) w.Line($"var {v}Host = new {Numeric.Runtime}HostView<float>({v});");
-            w.Open("for (int r = from; r < to; r++)")
+            w.Open(HostRows)
              .Line($"long o = (long)r * {width};")
              .Line("int d;");
             var vectorNames = new Dictionary<string, string>();
@@ -118,6 +162,29 @@ namespace GateLoop.Generator.Templates
             return w.Close().Close().ToString().TrimEnd('\n');
         }
 
+        // A whole row per step in the element type, as the kernel's lanes compute it together.
+        string ScalarHostEntry(Numeric n)
+        {
+            string T = n.Type;
+            var w = new CodeWriter()
+                .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for the rows whose first lane is among indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1, a row at a time.</summary>")
+                .Open($"public static void {name}(int from, int to, {string.Join(", ", views.Select(v => $"ArrayView<{T}> {v}"))})");
+            foreach (var v in views) w.Line($"var {v}Host = new {Numeric.Runtime}HostView<{T}>({v});");
+            w.Open(HostRows)
+             .Line($"long o = (long)r * {width};");
+            foreach (var read in rowReads) w.Line($"{T} {read.Name} = {read.View}Host[{RowIndex(read.Stride, read.Offset, "r")}];");
+            string loop = $"for (int d = 0; d < {width}; d++)";
+            foreach (var pass in passes)
+            {
+                w.Line($"{T} {string.Join(", ", pass.Sums.Select(s => s.Name + " = 0"))};");
+                ScalarLoop(w, n, loop, pass.Sums.Select(s => s.Value), pass.Sums.Select(s => $"{s.Name} += {s.Value.Scalar(n)};"), "Host");
+                foreach (var (scalar, value) in pass.Then) w.Line($"{T} {scalar} = {value.Scalar(n)};");
+            }
+            foreach (var write in rowWrites) w.Line($"{write.View}Host[{RowIndex(write.Stride, write.Offset, "r")}] = {write.Value.Scalar(n)};");
+            ScalarLoop(w, n, loop, outputs.Select(o => o.Value), Writes(n, "Host"), "Host");
+            return w.Close().Close().ToString().TrimEnd('\n');
+        }
+
         IEnumerable<string> Writes(Numeric n, string suffix) =>
             outputs.Select(o => $"{o.View}{suffix}[o + d] {(o.Add ? "+=" : "=")} {o.Value.Scalar(n)};");
 
@@ -126,9 +193,7 @@ namespace GateLoop.Generator.Templates
             passes.SelectMany(p => p.Sums.Select(s => s.Value)).Concat(locals.Select(l => l.Value)).Concat(outputs.Select(o => o.Value)).SelectMany(v => v.Names));
 
         static string RowIndex(int stride, int offset, string row) =>
-            row == "index"
-                ? stride == 1 && offset == 0 ? "index" : $"{stride} * (long)index.X{(offset == 0 ? "" : $" + {offset}")}"
-                : stride == 1 && offset == 0 ? "r" : $"{stride}L * r{(offset == 0 ? "" : $" + {offset}")}";
+            stride == 1 && offset == 0 ? row : $"{stride}{(row == "r" ? "L" : "")} * {row}{(offset == 0 ? "" : $" + {offset}")}";
 
         // The element reads and locals that formulas need, in declaration order (locals read reads and earlier locals).
         (List<(string View, string Local, bool Column)> Reads, List<(string Name, Lane Value)> Locals) Needed(IEnumerable<Lane> formulas)

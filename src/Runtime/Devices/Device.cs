@@ -89,8 +89,10 @@ public abstract class Device : IDisposable
     /// <exception cref="DeviceUnavailableException">The name is unknown or the device is not present.</exception>
     public static Device Create(string name)
     {
-        // ILGPU.Algorithms supplies the PTX for MathF.Exp and friends (cuBLAS comes from our own binding).
-        var context = Context.Create(b => b.CPU().Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        // ILGPU.Algorithms supplies the PTX for MathF.Exp and friends (cuBLAS comes from our own binding). The CPU
+        // accelerator runs warps of 32 as CUDA does (its default is 4), so a kernel whose warp shares a row (the
+        // norms) computes there what it computes on a GPU; one warp per group, where CPUDevice.Nvidia has 32.
+        var context = Context.Create(b => b.CPU(new ILGPU.Runtime.CPU.CPUDevice(32, 1, 1)).Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
         try
         {
             switch (name)

@@ -4,7 +4,7 @@ namespace GateLoop.Runtime;
 internal enum PtxOp : byte
 {
     Mov, Add, Sub, Mul, Mad, Fma, Div, Rem, Min, Max, Neg, Abs, Not, And, Or, Xor, Shl, Shr, CopySign,
-    Rcp, Sqrt, Rsqrt, Ex2, Lg2, Sin, Cos, Setp, Selp, Cvt, Cvta, Ld, St, Atom, Red, Bra, BrxIdx, Ret, Exit, Bar,
+    Rcp, Sqrt, Rsqrt, Ex2, Lg2, Sin, Cos, Setp, Selp, Cvt, Cvta, Ld, St, Atom, Red, Bra, BrxIdx, Ret, Exit, Bar, Shfl,
 }
 
 internal enum PtxKind : byte { Bits, Signed, Unsigned, Float, Pred }
@@ -18,6 +18,9 @@ internal enum PtxCompare : byte { Eq, Ne, Lt, Le, Gt, Ge, Lo, Ls, Hi, Hs, Equ, N
 internal enum PtxCombine : byte { None, And, Or, Xor }
 
 internal enum PtxAtomic : byte { None, Add, Cas, Exch, Min, Max }
+
+/// <summary>Where <c>shfl.sync</c> takes each lane's value from (the ISA's shfl.sync): lane − b, lane + b, lane ^ b, or lane b.</summary>
+internal enum PtxShuffle : byte { None, Up, Down, Bfly, Idx }
 
 /// <summary>The part of a multiplication kept: the low half (same width), the high half, or the whole (twice the width).</summary>
 internal enum PtxHalf : byte { None, Lo, Hi, Wide }
@@ -89,12 +92,13 @@ internal struct PtxInstruction
     public PtxCombine Combine;
     public PtxAtomic Atomic;
     public PtxHalf Half;
+    public PtxShuffle Shuffle;
     public bool Ftz, Sat, Approx, Uniform;
     public bool DenormalConstant;   // an f32/f64 operand is a denormal immediate
     public PtxFast Fast;
     public bool MayHazard;          // an operation whose operands can make PTX differ from .NET (see PtxMachine.Hazard)
     public InstructionClass Class;
-    public int D, A, B, C, P;       // destination, sources, predicate source (selp, setp's combine)
+    public int D, A, B, C, P;       // destination, sources, predicate source (selp, setp's combine); shfl's member mask
     public bool PNegated;
     public int Guard;               // predicate slot guarding the instruction, -1 for none
     public bool GuardNegated;
@@ -118,7 +122,7 @@ internal static class PtxDecoder
         ["sin"] = PtxOp.Sin, ["cos"] = PtxOp.Cos, ["setp"] = PtxOp.Setp, ["selp"] = PtxOp.Selp, ["cvt"] = PtxOp.Cvt,
         ["cvta"] = PtxOp.Cvta, ["ld"] = PtxOp.Ld, ["st"] = PtxOp.St, ["atom"] = PtxOp.Atom, ["red"] = PtxOp.Red,
         ["bra"] = PtxOp.Bra, ["brx"] = PtxOp.BrxIdx, ["ret"] = PtxOp.Ret, ["exit"] = PtxOp.Exit, ["bar"] = PtxOp.Bar,
-        ["barrier"] = PtxOp.Bar,
+        ["barrier"] = PtxOp.Bar, ["shfl"] = PtxOp.Shfl,
     };
 
     /// <summary>Source operands of the arithmetic forms (the destination not counted).</summary>
@@ -191,6 +195,11 @@ internal static class PtxDecoder
                 case "uni" when op is PtxOp.Bra or PtxOp.BrxIdx: ins.Uniform = true; break;
                 case "idx" when op == PtxOp.BrxIdx: break;
                 case "sync" or "aligned" when op == PtxOp.Bar: break;
+                case "sync" when op == PtxOp.Shfl: break;
+                case "up" when op == PtxOp.Shfl: ins.Shuffle = PtxShuffle.Up; break;
+                case "down" when op == PtxOp.Shfl: ins.Shuffle = PtxShuffle.Down; break;
+                case "bfly" when op == PtxOp.Shfl: ins.Shuffle = PtxShuffle.Bfly; break;
+                case "idx" when op == PtxOp.Shfl: ins.Shuffle = PtxShuffle.Idx; break;
                 case "to" when op == PtxOp.Cvta: break;
                 case "lo" when op is PtxOp.Mul or PtxOp.Mad: ins.Half = PtxHalf.Lo; break;
                 case "hi" when op is PtxOp.Mul or PtxOp.Mad: ins.Half = PtxHalf.Hi; break;
@@ -237,10 +246,13 @@ internal static class PtxDecoder
         if (ins.Type.IsFloat && op is PtxOp.Div && !ins.Approx && ins.Rounding == PtxRounding.None) throw fault($"{opcode} without a rounding modifier or .approx");
         if (op is PtxOp.Ex2 or PtxOp.Lg2 or PtxOp.Sin or PtxOp.Cos && !ins.Approx) throw fault($"{opcode} without .approx");
         if (ins.Type.Kind == PtxKind.Float && ins.Type.Bits == 64 && ins.Ftz) throw fault($"{opcode}: .ftz on f64");
+        if (op == PtxOp.Shfl && (ins.Shuffle == PtxShuffle.None || !parts.Contains("sync") || ins.Type != new PtxType(PtxKind.Bits, 32)))
+            throw fault($"{opcode}: only shfl.sync.(up|down|bfly|idx).b32 is implemented");
 
         ins.Class = op switch
         {
-            PtxOp.Ld or PtxOp.St or PtxOp.Atom or PtxOp.Red => InstructionClass.Memory,
+            // A shuffle crosses lanes through the shared-memory crossbar.
+            PtxOp.Ld or PtxOp.St or PtxOp.Atom or PtxOp.Red or PtxOp.Shfl => InstructionClass.Memory,
             PtxOp.Bra or PtxOp.BrxIdx or PtxOp.Ret or PtxOp.Exit or PtxOp.Bar => InstructionClass.Control,
             // Transcendentals run on the special-function units; IEEE division, reciprocal and square root are a
             // special-function estimate refined by fp32 (or fp64) iterations.

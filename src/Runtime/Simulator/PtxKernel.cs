@@ -347,6 +347,15 @@ public sealed class PtxKernel
                     ins.B = Source(line, operands[2], type);
                     ins.P = Source(line, operands[3], PtxType.Pred);
                     break;
+                case PtxOp.Shfl:
+                    Expect(5);
+                    if (operands[0].Contains('|')) throw Fault(line, "shfl.sync with a destination predicate");
+                    ins.D = Destination(line, operands[0]);
+                    ins.A = Source(line, operands[1], type);
+                    ins.B = Source(line, operands[2], PtxType.U32);
+                    ins.C = Source(line, operands[3], PtxType.U32);
+                    ins.P = Source(line, operands[4], PtxType.U32);
+                    break;
                 case PtxOp.Cvt:
                     Expect(2);
                     ins.D = Destination(line, operands[0]);

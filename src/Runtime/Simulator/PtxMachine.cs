@@ -316,6 +316,9 @@ public static unsafe class PtxMachine
                 case PtxOp.Ld or PtxOp.St or PtxOp.Atom or PtxOp.Red:
                     Memory(w, r, at, ref ins, active);
                     break;
+                case PtxOp.Shfl:
+                    Shuffle(w, r, at, ins, active);
+                    break;
                 case PtxOp.Setp:
                     for (uint m = active; m != 0; m &= m - 1)
                     {
@@ -360,6 +363,48 @@ public static unsafe class PtxMachine
         }
 
         int lane; // the lane being evaluated, for a fault's message
+
+        // shfl.sync as the ISA's pseudocode has it: each lane's source lane j from b and the clamp and segment mask
+        // in c, its own value where j falls outside its segment. Every lane of the member mask must be here together
+        // (the machine steps a warp's lanes at one instruction together), else what the shuffle returns is undefined.
+        void Shuffle(int w, ulong[] r, int at, in PtxInstruction ins, uint active)
+        {
+            if (active == 0) return;
+            uint members = (uint)r[ins.P * WarpSize + BitOperations.TrailingZeroCount(active)];
+            for (uint m = active; m != 0; m &= m - 1)
+            {
+                lane = BitOperations.TrailingZeroCount(m);
+                if ((uint)r[ins.P * WarpSize + lane] != members)
+                    throw Fault(w, lane, at, "shfl.sync with a member mask that differs between the lanes executing it");
+            }
+            if ((members & active) != active || (members & ~active) != 0)
+            {
+                uint stray = (members & active) != active ? active & ~members : members & ~active;
+                lane = BitOperations.TrailingZeroCount(stray);
+                throw Fault(w, lane, at, (members & active) != active
+                    ? $"shfl.sync executed by a lane outside its member mask 0x{members:x8}"
+                    : $"shfl.sync whose member mask 0x{members:x8} names lane {lane}, which is not executing it (exited or on another path)");
+            }
+            Span<ulong> values = stackalloc ulong[WarpSize];
+            for (int l = 0; l < WarpSize; l++) values[l] = r[ins.A * WarpSize + l] & 0xFFFFFFFF;
+            for (uint m = active; m != 0; m &= m - 1)
+            {
+                int l = BitOperations.TrailingZeroCount(m);
+                int b = (int)(r[ins.B * WarpSize + l] & 31);
+                uint c = (uint)r[ins.C * WarpSize + l];
+                int clamp = (int)(c & 31), segment = (int)((c >> 8) & 31);
+                int maxLane = (l & segment) | (clamp & ~segment), minLane = l & segment;
+                var (j, inside) = ins.Shuffle switch
+                {
+                    PtxShuffle.Up => (l - b, l - b >= maxLane),
+                    PtxShuffle.Down => (l + b, l + b <= maxLane),
+                    PtxShuffle.Bfly => (l ^ b, (l ^ b) <= maxLane),
+                    _ => (minLane | (b & ~segment), (minLane | (b & ~segment)) <= maxLane),
+                };
+                if (!inside) j = l;
+                r[ins.D * WarpSize + l] = values[j];
+            }
+        }
 
         // The common forms in tight loops over the active lanes; the same semantics as PtxArithmetic's general path.
         static void Fast(in PtxInstruction ins, ulong[] r, uint active)

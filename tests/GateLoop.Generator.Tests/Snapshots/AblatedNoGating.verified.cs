@@ -114,7 +114,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
             Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
@@ -128,7 +128,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
             Device.Launch(Kernels.Add, Kernels.Host.Add, R * Dim, a.X[2 * l], a.ScanOut[l], a.X[2 * l + 1]);
             // Feed-forward block.
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
             Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.X[2 * l + 2]);
@@ -136,7 +136,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
         // Head.
-        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
+        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
         Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
@@ -150,7 +150,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
         Device.Gemm(true, false, NumTokens, Dim, R, 1f, plan.LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, plan.LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
-        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
+        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
         Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, a.RmsNormBackwardGammaPartials);
         Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(HeadNormG, Dim));
         ReportGradientsReady(LayerStart + Depth * LayerStride);
@@ -165,7 +165,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.H[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
             Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, a.RmsNormBackwardGammaPartials);
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
@@ -189,7 +189,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 Device.Launch(Kernels.ScanBackward, Kernels.Host.ScanBackward, batch * DimInner, seq, a.Qkv[l], a.StateScratch, dX, a.DQkv);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.H[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
             Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, a.RmsNormBackwardGammaPartials);
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
@@ -202,6 +202,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
     {
         (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "RmsNormForward"),
         ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
         (((long)batch * (long)DimInner), "ChunkCarryForward"),
         ((((long)batch * seq) * (long)Dim), "Add"),
@@ -298,42 +299,50 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
 
         const float RmsScale = 8f, RmsEps = 1E-12f;
 
-        /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
+        /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward. A warp per row.</summary>
         public static void RmsNormForward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
         {
-            long o = (long)index.X * Dim;
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
             float ss = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d];
                 ss += xe * xe;
             }
+            ss = RowSum(ss);
             float norm = global::System.MathF.Sqrt(ss);
             float inv = 1f / (norm < RmsEps ? RmsEps : norm);
             float s = inv * RmsScale;
-            invNorm[index] = inv;
-            for (int d = 0; d < Dim; d++)
+            if (lane == 0)
+            {
+                invNorm[row] = inv;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d];
                 y[o + d] = xe * s * ge;
             }
         }
 
-        /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
+        /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g. A warp per row.</summary>
         public static void RmsNormBackward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
         {
-            long o = (long)index.X * Dim;
-            float inv = invNorm[index];
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            float inv = invNorm[row];
             float dot = 0, ss = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
                 dot += dye * ge * xe;
                 ss += xe * xe;
             }
+            dot = RowSum(dot);
+            ss = RowSum(ss);
             float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
             float a = inv * RmsScale;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
                 dx[o + d] += a * dye * ge - c * xe;
@@ -369,6 +378,19 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
 
         /// <summary>Rows per thread of a column reduction's first level.</summary>
         public const int ColumnPart = 32;
+
+        /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
+        public const int RowLanes = 32;
+
+        /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
+        static float RowSum(float s)
+        {
+            s += Warp.ShuffleXor(s, 16);
+            s += Warp.ShuffleXor(s, 8);
+            s += Warp.ShuffleXor(s, 4);
+            s += Warp.ShuffleXor(s, 2);
+            return s + Warp.ShuffleXor(s, 1);
+        }
 
         /// <summary>Positions per thread of the chunked scans.</summary>
         public const int Chunk = 32;
@@ -680,7 +702,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
                 if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, y, invNorm);
@@ -694,7 +716,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -729,7 +751,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
                 if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
@@ -744,7 +766,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
                 var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
                 var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;

@@ -120,15 +120,13 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
-            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l], W(p + OutB, Dim));
-            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
+            Device.Launch(Kernels.BiasLayerNormDimForward, Kernels.Host.BiasLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + OutB, Dim), W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
-            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
-            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
+            Device.Launch(Kernels.BiasLayerNormDimForward, Kernels.Host.BiasLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
         Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
@@ -150,7 +148,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             // Feed-forward block: dX = ∂L/∂X[2l+2].
             Device.Launch(Kernels.LayerNormDimBackwardParamsPartials, Kernels.Host.LayerNormDimBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, a.LayerNormDimBackwardParamsPartials);
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimBackwardParamsPartials, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
-            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
+            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
@@ -161,7 +159,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             // Mixer block: dX = ∂L/∂X[2l+1].
             Device.Launch(Kernels.LayerNormDimBackwardParamsPartials, Kernels.Host.LayerNormDimBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, a.LayerNormDimBackwardParamsPartials);
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimBackwardParamsPartials, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
-            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
+            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + OutB, Dim));
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
@@ -194,7 +192,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         ((((long)batch * seq) * (long)Heads), "RelPosForward"),
         (((((long)batch * (long)Heads) * (long)seq) * (long)seq), "AttentionScores"),
         ((((long)batch * (long)Heads) * (long)seq), "AttentionSoftmax"),
-        ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "BiasLayerNormDimForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
@@ -305,50 +303,26 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             dEmb[index] = sum;
         }
 
-        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
-        public static void LayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-        {
-            long o = (long)index.X * Dim;
-            float sum = 0;
-            for (int d = 0; d < Dim; d++)
-            {
-                float xe = x[o + d];
-                sum += xe;
-            }
-            float mean = sum / Dim;
-            float squares = 0;
-            for (int d = 0; d < Dim; d++)
-            {
-                float xe = x[o + d];
-                squares += (xe - mean) * (xe - mean);
-            }
-            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-            stats[2 * (long)index.X] = mean;
-            stats[2 * (long)index.X + 1] = rstd;
-            for (int d = 0; d < Dim; d++)
-            {
-                float xe = x[o + d], we = w[d], be = b[d];
-                y[o + d] = (xe - mean) * rstd * we + be;
-            }
-        }
-
-        /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
+        /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy. A warp per row.</summary>
         public static void LayerNormDimBackward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
         {
-            long o = (long)index.X * Dim;
-            float mean = stats[2 * (long)index.X];
-            float rstd = stats[2 * (long)index.X + 1];
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            float mean = stats[2 * row];
+            float rstd = stats[2 * row + 1];
             float sumG = 0, sumGx = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], dye = dy[o + d];
                 float g = dye * we;
                 sumG += g;
                 sumGx += g * (xe - mean) * rstd;
             }
+            sumG = RowSum(sumG);
+            sumGx = RowSum(sumGx);
             float meanG = sumG / Dim;
             float meanGx = sumGx / Dim;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], dye = dy[o + d];
                 float g = dye * we;
@@ -388,6 +362,19 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
 
         /// <summary>Rows per thread of a column reduction's first level.</summary>
         public const int ColumnPart = 32;
+
+        /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
+        public const int RowLanes = 32;
+
+        /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
+        static float RowSum(float s)
+        {
+            s += Warp.ShuffleXor(s, 16);
+            s += Warp.ShuffleXor(s, 8);
+            s += Warp.ShuffleXor(s, 4);
+            s += Warp.ShuffleXor(s, 2);
+            return s + Warp.ShuffleXor(s, 1);
+        }
 
         const long QkvRow = 3L * DimInner; // q | k | v per row
 
@@ -617,13 +604,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             dg[index] = d * xv * s * (1f + gv * (1f - s));
         }
 
-        /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
-        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias)
-        {
-            float xe = x[index], be = bias[index.X % Dim];
-            x[index] = xe + be;
-        }
-
         /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
         static float Phi(float v, float gauss)
         {
@@ -666,6 +646,47 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             {
                 float v = x[index];
                 z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
+        }
+
+        /// <summary>AddBiasDim on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
+        public static void BiasLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+        {
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                Index1D element = (int)(o + d);
+                {
+                    float xe = x[element], be = bias[element.X % Dim];
+                    x[element] = xe + be;
+                }
+            }
+            float sum = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                sum += xe;
+            }
+            sum = RowSum(sum);
+            float mean = sum / Dim;
+            float squares = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                squares += (xe - mean) * (xe - mean);
+            }
+            squares = RowSum(squares);
+            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+            if (lane == 0)
+            {
+                stats[2 * row] = mean;
+                stats[2 * row + 1] = rstd;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d], we = w[d], be = b[d];
+                y[o + d] = (xe - mean) * rstd * we + be;
             }
         }
 
@@ -729,64 +750,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int r = from; r < to; r++)
-                {
-                    long o = (long)r * Dim;
-                    int d;
-                    Vector256<float> sumLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
-                    {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        sumLanes += xe;
-                    }
-                    float sum = Vector256.Sum(sumLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        sum += xe;
-                    }
-                    float mean = sum / Dim;
-                    var meanLanes = Vector256.Create(mean);
-                    Vector256<float> squaresLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
-                    {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
-                    }
-                    float squares = Vector256.Sum(squaresLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        squares += (xe - mean) * (xe - mean);
-                    }
-                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                    var rstdLanes = Vector256.Create(rstd);
-                    statsHost[2L * r] = mean;
-                    statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= Dim - 8; d += 8)
-                    {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var be = Vector256.LoadUnsafe(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
-                    }
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
-                        yHost[o + d] = (xe - mean) * rstd * we + be;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -794,7 +758,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
                 var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
                 var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -910,10 +874,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
-                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(from, to, Dim, x, bias, x);
-
             /// <summary>The lanes of <see cref="Kernels.AddBiasDim"/>.</summary>
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
@@ -974,6 +934,69 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             {
                 global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
+            }
+
+            /// <summary>Runs <see cref="Kernels.BiasLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of AddBiasDim on their elements, then LayerNormDimForward's.</summary>
+            public static void BiasLayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                {
+                    int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
+                    global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
+                }
+                {
+                    var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                    var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                    var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                    var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                    var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                    for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
+                    {
+                        long o = (long)r * Dim;
+                        int d;
+                        Vector256<float> sumLanes = default;
+                        for (d = 0; d <= Dim - 8; d += 8)
+                        {
+                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                            sumLanes += xe;
+                        }
+                        float sum = Vector256.Sum(sumLanes);
+                        for (; d < Dim; d++)
+                        {
+                            float xe = xHost[o + d];
+                            sum += xe;
+                        }
+                        float mean = sum / Dim;
+                        var meanLanes = Vector256.Create(mean);
+                        Vector256<float> squaresLanes = default;
+                        for (d = 0; d <= Dim - 8; d += 8)
+                        {
+                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                            squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                        }
+                        float squares = Vector256.Sum(squaresLanes);
+                        for (; d < Dim; d++)
+                        {
+                            float xe = xHost[o + d];
+                            squares += (xe - mean) * (xe - mean);
+                        }
+                        float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+                        var rstdLanes = Vector256.Create(rstd);
+                        statsHost[2L * r] = mean;
+                        statsHost[2L * r + 1] = rstd;
+                        for (d = 0; d <= Dim - 8; d += 8)
+                        {
+                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                            var we = Vector256.LoadUnsafe(ref wHost[d]);
+                            var be = Vector256.LoadUnsafe(ref bHost[d]);
+                            ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
+                        }
+                        for (; d < Dim; d++)
+                        {
+                            float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                            yHost[o + d] = (xe - mean) * rstd * we + be;
+                        }
+                    }
+                }
             }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

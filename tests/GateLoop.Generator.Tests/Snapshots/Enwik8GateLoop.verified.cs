@@ -190,14 +190,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
-            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
+            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
             Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
-            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.Sum[2 * l + 1], W(p + Ff2B, Dim));
-            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
+            Device.Launch(Kernels.BiasLayerNormDimForward, Kernels.Host.BiasLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
         Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
@@ -219,7 +218,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             // Feed-forward block: dX = ∂L/∂X[2l+2].
             Device.Launch(Kernels.LayerNormDimBackwardParamsPartials, Kernels.Host.LayerNormDimBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.Sum[2 * l + 1], a.NormStats[2 * l + 1], dX, a.LayerNormDimBackwardParamsPartials);
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimBackwardParamsPartials, G(p + FfNormW, Dim), G(p + FfNormB, Dim));
-            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
+            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + FfNormW, Dim), a.NormStats[2 * l + 1], dX, dX);
             Device.ColumnSum(R, Dim, dX, G(p + Ff2B, Dim));
             Device.Gemm(true, false, Dim, Hidden, R, 1f, dX, a.FfAct[l], 1f, G(p + Ff2W, Dim * Hidden));
             Device.Gemm(false, false, R, Hidden, Dim, 1f, dX, W(p + Ff2W, Dim * Hidden), 0f, a.DF);
@@ -230,7 +229,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             // Mixer block: dX = ∂L/∂X[2l+1].
             Device.Launch(Kernels.LayerNormDimBackwardParamsPartials, Kernels.Host.LayerNormDimBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.Sum[2 * l], a.NormStats[2 * l], dX, a.LayerNormDimBackwardParamsPartials);
             Device.Launch(Kernels.LayerNormDimBackwardParams, Kernels.Host.LayerNormDimBackwardParams, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimBackwardParamsPartials, G(p + MixNormW, Dim), G(p + MixNormB, Dim));
-            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
+            Device.Launch(Kernels.LayerNormDimBackward, Kernels.Host.LayerNormDimBackward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), a.NormStats[2 * l], dX, dX);
             Device.Gemm(true, false, Dim, DimInner, R, 1f, dX, a.Gated[l], 1f, G(p + OutW, Dim * DimInner));
             Device.Gemm(false, false, R, DimInner, Dim, 1f, dX, W(p + OutW, Dim * DimInner), 0f, a.DGated);
             Device.Launch(Kernels.SwishGateBackward, Kernels.Host.SwishGateBackward, R * DimInner, a.ScanOut[l], a.Gates[l], a.DGated, a.DMixed, a.DGates);
@@ -274,8 +273,8 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
         (((long)batch * (long)DimInner), "ChunkCarryForward"),
         ((((long)batch * seq) * (long)DimInner), "SwishGateForward"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "LayerNormDimForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
-        ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
     }, launch => launch.Item1);
@@ -385,50 +384,59 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             dEmb[index] = sum;
         }
 
-        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
+        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd. A warp per row.</summary>
         public static void LayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
-            long o = (long)index.X * Dim;
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
             float sum = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d];
                 sum += xe;
             }
+            sum = RowSum(sum);
             float mean = sum / Dim;
             float squares = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d];
                 squares += (xe - mean) * (xe - mean);
             }
+            squares = RowSum(squares);
             float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-            stats[2 * (long)index.X] = mean;
-            stats[2 * (long)index.X + 1] = rstd;
-            for (int d = 0; d < Dim; d++)
+            if (lane == 0)
+            {
+                stats[2 * row] = mean;
+                stats[2 * row + 1] = rstd;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], be = b[d];
                 y[o + d] = (xe - mean) * rstd * we + be;
             }
         }
 
-        /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
+        /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy. A warp per row.</summary>
         public static void LayerNormDimBackward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
         {
-            long o = (long)index.X * Dim;
-            float mean = stats[2 * (long)index.X];
-            float rstd = stats[2 * (long)index.X + 1];
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            float mean = stats[2 * row];
+            float rstd = stats[2 * row + 1];
             float sumG = 0, sumGx = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], dye = dy[o + d];
                 float g = dye * we;
                 sumG += g;
                 sumGx += g * (xe - mean) * rstd;
             }
+            sumG = RowSum(sumG);
+            sumGx = RowSum(sumGx);
             float meanG = sumG / Dim;
             float meanGx = sumGx / Dim;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], dye = dy[o + d];
                 float g = dye * we;
@@ -468,6 +476,19 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
 
         /// <summary>Rows per thread of a column reduction's first level.</summary>
         public const int ColumnPart = 32;
+
+        /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
+        public const int RowLanes = 32;
+
+        /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
+        static float RowSum(float s)
+        {
+            s += Warp.ShuffleXor(s, 16);
+            s += Warp.ShuffleXor(s, 8);
+            s += Warp.ShuffleXor(s, 4);
+            s += Warp.ShuffleXor(s, 2);
+            return s + Warp.ShuffleXor(s, 1);
+        }
 
         /// <summary>σ(x) = 1/(1 + e^−x).</summary>
         static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
@@ -758,13 +779,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             du[index] = d * (Phi(v, gauss) + v * gauss * 0.3989423f);
         }
 
-        /// <summary>x[r, c] += bias[c] for rows of Dim.</summary>
-        public static void AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> bias)
-        {
-            float xe = x[index], be = bias[index.X % Dim];
-            x[index] = xe + be;
-        }
-
         /// <summary>loss[r] = logsumexp(z_r) − z_r[target]; dz_r = scale·(softmax(z_r) − onehot(target)).</summary>
         public static void CrossEntropy(Index1D index, ArrayView<float> logits, ArrayView<int> targets, float scale, ArrayView<float> loss, ArrayView<float> dLogits)
         {
@@ -793,6 +807,47 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
         }
 
+        /// <summary>AddBiasDim on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
+        public static void BiasLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+        {
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                Index1D element = (int)(o + d);
+                {
+                    float xe = x[element], be = bias[element.X % Dim];
+                    x[element] = xe + be;
+                }
+            }
+            float sum = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                sum += xe;
+            }
+            sum = RowSum(sum);
+            float mean = sum / Dim;
+            float squares = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                squares += (xe - mean) * (xe - mean);
+            }
+            squares = RowSum(squares);
+            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+            if (lane == 0)
+            {
+                stats[2 * row] = mean;
+                stats[2 * row + 1] = rstd;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d], we = w[d], be = b[d];
+                y[o + d] = (xe - mean) * rstd * we + be;
+            }
+        }
+
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
@@ -812,48 +867,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
-            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
-            {
-                for (int i = from; i < to;)
-                {
-                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
-                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
-                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
-                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
-                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
-                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    i += end - first;
-                }
-            }
-
-            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
-            {
-                const int Run = 256;
-                global::System.Span<float> run = stackalloc float[2 * Run];
-                for (int first = from; first < to; first += Run)
-                {
-                    int end = global::System.Math.Min(to, first + Run);
-                    run.Clear();
-                    for (long r = r0; r < r1; r++)
-                        for (int d = first, j = 0; d < end; d++, j++)
-                        {
-                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                            float g = dy[r * Dim + d];
-                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
-                            sb += g;
-                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
-                        }
-                    for (int d = first, j = 0; d < end; d++, j++)
-                    {
-                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        part[d] = sw; part[Dim + d] = sb;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -861,7 +875,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 var bHost = new global::GateLoop.Runtime.HostView<float>(b);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -910,7 +924,48 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
+                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = r0; r < r1; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * Dim + d];
+                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        part[d] = sw; part[Dim + d] = sb;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -918,7 +973,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
                 var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
                 var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -1179,10 +1234,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.AddBiasDim"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
-            public static void AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> bias) =>
-                global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(from, to, Dim, x, bias, x);
-
             /// <summary>The lanes of <see cref="Kernels.AddBiasDim"/>.</summary>
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
@@ -1198,6 +1249,69 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             {
                 global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
+            }
+
+            /// <summary>Runs <see cref="Kernels.BiasLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of AddBiasDim on their elements, then LayerNormDimForward's.</summary>
+            public static void BiasLayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                {
+                    int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
+                    global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
+                }
+                {
+                    var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                    var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                    var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                    var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                    var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                    for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
+                    {
+                        long o = (long)r * Dim;
+                        int d;
+                        Vector256<float> sumLanes = default;
+                        for (d = 0; d <= Dim - 8; d += 8)
+                        {
+                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                            sumLanes += xe;
+                        }
+                        float sum = Vector256.Sum(sumLanes);
+                        for (; d < Dim; d++)
+                        {
+                            float xe = xHost[o + d];
+                            sum += xe;
+                        }
+                        float mean = sum / Dim;
+                        var meanLanes = Vector256.Create(mean);
+                        Vector256<float> squaresLanes = default;
+                        for (d = 0; d <= Dim - 8; d += 8)
+                        {
+                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                            squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                        }
+                        float squares = Vector256.Sum(squaresLanes);
+                        for (; d < Dim; d++)
+                        {
+                            float xe = xHost[o + d];
+                            squares += (xe - mean) * (xe - mean);
+                        }
+                        float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+                        var rstdLanes = Vector256.Create(rstd);
+                        statsHost[2L * r] = mean;
+                        statsHost[2L * r + 1] = rstd;
+                        for (d = 0; d <= Dim - 8; d += 8)
+                        {
+                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                            var we = Vector256.LoadUnsafe(ref wHost[d]);
+                            var be = Vector256.LoadUnsafe(ref bHost[d]);
+                            ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
+                        }
+                        for (; d < Dim; d++)
+                        {
+                            float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                            yHost[o + d] = (xe - mean) * rstd * we + be;
+                        }
+                    }
+                }
             }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

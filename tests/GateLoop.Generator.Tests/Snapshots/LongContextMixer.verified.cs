@@ -64,7 +64,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     {
         var a = act!;
         int R = batch * seq;
-        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, x, W(NormGamma, Dim), a.H, a.InvNorm);
+        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, x, W(NormGamma, Dim), a.H, a.InvNorm);
         Linear(R, 3 * Dim, Dim, a.H, QkvaW, 0f, a.Z);
         if (Chunked(batch, seq))
         {
@@ -93,7 +93,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
         Device.Gemm(true, false, 3 * Dim, Dim, R, 1f, d.DZ, a.H, 1f, G(QkvaW, 3 * Dim * Dim));
         Device.Gemm(false, false, R, Dim, 3 * Dim, 1f, d.DZ, W(QkvaW, 3 * Dim * Dim), 0f, d.DH);
         dx.MemSetToZero();
-        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, x, W(NormGamma, Dim), a.InvNorm, d.DH, dx);
+        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, x, W(NormGamma, Dim), a.InvNorm, d.DH, dx);
         Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, x, a.InvNorm, d.DH, d.RmsNormBackwardGammaPartials);
         Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, d.RmsNormBackwardGammaPartials, G(NormGamma, Dim));
     }
@@ -101,7 +101,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     /// <inheritdoc />
     protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
     {
-        (((long)batch * seq), "RmsNormForward"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "RmsNormForward"),
         ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)Dim), "ChunkScanForward"),
         (((long)batch * (long)Dim), "ChunkCarryForward"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
@@ -165,42 +165,50 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
     {
         const float RmsScale = 22.627417f, RmsEps = 1E-12f;
 
-        /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
+        /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward. A warp per row.</summary>
         public static void RmsNormForward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
         {
-            long o = (long)index.X * Dim;
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
             float ss = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d];
                 ss += xe * xe;
             }
+            ss = RowSum(ss);
             float norm = global::System.MathF.Sqrt(ss);
             float inv = 1f / (norm < RmsEps ? RmsEps : norm);
             float s = inv * RmsScale;
-            invNorm[index] = inv;
-            for (int d = 0; d < Dim; d++)
+            if (lane == 0)
+            {
+                invNorm[row] = inv;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d];
                 y[o + d] = xe * s * ge;
             }
         }
 
-        /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
+        /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g. A warp per row.</summary>
         public static void RmsNormBackward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
         {
-            long o = (long)index.X * Dim;
-            float inv = invNorm[index];
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            float inv = invNorm[row];
             float dot = 0, ss = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
                 dot += dye * ge * xe;
                 ss += xe * xe;
             }
+            dot = RowSum(dot);
+            ss = RowSum(ss);
             float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
             float a = inv * RmsScale;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
                 dx[o + d] += a * dye * ge - c * xe;
@@ -236,6 +244,19 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
 
         /// <summary>Rows per thread of a column reduction's first level.</summary>
         public const int ColumnPart = 32;
+
+        /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
+        public const int RowLanes = 32;
+
+        /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
+        static float RowSum(float s)
+        {
+            s += Warp.ShuffleXor(s, 16);
+            s += Warp.ShuffleXor(s, 8);
+            s += Warp.ShuffleXor(s, 4);
+            s += Warp.ShuffleXor(s, 2);
+            return s + Warp.ShuffleXor(s, 1);
+        }
 
         /// <summary>σ(x) = 1/(1 + e^−x).</summary>
         static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
@@ -454,7 +475,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
                 if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, y, invNorm);
@@ -468,7 +489,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -503,7 +524,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
                 if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
@@ -518,7 +539,7 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
                 var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
                 var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;

@@ -114,7 +114,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         {
             long p = LayerStart + l * LayerStride;
             // Mixer block: gate-looped attention.
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
             Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Linear(R, 2 * Heads, Dim, a.H[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
@@ -122,13 +122,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             if (!continueState) carry.MemSetToZero();
             Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
-            Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
+            Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R * Kernels.RowLanes, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
             Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.X[2 * l + 1]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
             // Feed-forward block.
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
             Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
             a.X[2 * l + 1].CopyTo(a.X[2 * l + 2]);
@@ -136,7 +136,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
         }
         // Head.
-        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
+        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
         Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
@@ -150,7 +150,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         Device.Gemm(true, false, NumTokens, Dim, R, 1f, plan.LogitGrads, a.H[2 * Depth], 1f, G(HeadW, NumTokens * Dim));
         Device.Gemm(false, false, R, Dim, NumTokens, 1f, plan.LogitGrads, W(HeadW, NumTokens * Dim), 0f, a.DH);
         dX.MemSetToZero();
-        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
+        Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.InvNorm[2 * Depth], a.DH, dX);
         Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * Depth], a.InvNorm[2 * Depth], a.DH, a.RmsNormBackwardGammaPartials);
         Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(HeadNormG, Dim));
         ReportGradientsReady(LayerStart + Depth * LayerStride);
@@ -165,7 +165,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.ColumnSum(R, Hidden, a.DF, G(p + Ff1B, Hidden));
             Device.Gemm(true, false, Hidden, Dim, R, 1f, a.DF, a.H[2 * l + 1], 1f, G(p + Ff1W, Hidden * Dim));
             Device.Gemm(false, false, R, Dim, Hidden, 1f, a.DF, W(p + Ff1W, Hidden * Dim), 0f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.InvNorm[2 * l + 1], a.DH, dX);
             Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l + 1], a.InvNorm[2 * l + 1], a.DH, a.RmsNormBackwardGammaPartials);
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + FfNormG, Dim));
             // Mixer block: dX = ∂L/∂X[2l+1].
@@ -176,7 +176,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(false, false, R, Dim, DimInner, 1f, a.DGates, W(p + GatesW, DimInner * Dim), 0f, a.DH);
             Device.Launch(Kernels.LayerNormDimInnerBackwardParamsPartials, Kernels.Host.LayerNormDimInnerBackwardParamsPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * DimInner, R, a.ScanOut[l], a.SubStats[l], a.DMixed, a.LayerNormDimInnerBackwardParamsPartials);
             Device.Launch(Kernels.LayerNormDimInnerBackwardParams, Kernels.Host.LayerNormDimInnerBackwardParams, DimInner, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.LayerNormDimInnerBackwardParamsPartials, G(p + SubNormW, DimInner), G(p + SubNormB, DimInner));
-            Device.Launch(Kernels.LayerNormDimInnerBackward, Kernels.Host.LayerNormDimInnerBackward, R, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
+            Device.Launch(Kernels.LayerNormDimInnerBackward, Kernels.Host.LayerNormDimInnerBackward, R * Kernels.RowLanes, a.ScanOut[l], W(p + SubNormW, DimInner), a.SubStats[l], a.DMixed, a.DScanOut);
             // Checkpointed: recompute this layer's states (from a zero state) instead of having stored them.
             a.Carry[l].MemSetToZero();
             Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.Carry[l]);
@@ -188,7 +188,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Gemm(false, false, R, Dim, 2 * Heads, 1f, a.DTransitionIn, W(p + TransitionW, 2 * Heads * Dim), 1f, a.DH);
             Device.Gemm(true, false, 3 * DimInner, Dim, R, 1f, a.DQkv, a.H[2 * l], 1f, G(p + Qkv, 3 * DimInner * Dim));
             Device.Gemm(false, false, R, Dim, 3 * DimInner, 1f, a.DQkv, W(p + Qkv, 3 * DimInner * Dim), 1f, a.DH);
-            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
+            Device.Launch(Kernels.RmsNormBackward, Kernels.Host.RmsNormBackward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.InvNorm[2 * l], a.DH, dX);
             Device.Launch(Kernels.RmsNormBackwardGammaPartials, Kernels.Host.RmsNormBackwardGammaPartials, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart * Dim, R, a.X[2 * l], a.InvNorm[2 * l], a.DH, a.RmsNormBackwardGammaPartials);
             Device.Launch(Kernels.RmsNormBackwardGamma, Kernels.Host.RmsNormBackwardGamma, Dim, (R + Kernels.ColumnPart - 1) / Kernels.ColumnPart, a.RmsNormBackwardGammaPartials, G(p + MixNormG, Dim));
             ReportGradientsReady(p);
@@ -201,6 +201,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
     {
         (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "RmsNormForward"),
         ((((long)batch * seq) * (long)Heads), "TransitionForward"),
         (((((long)batch * (long)Heads) * (long)HeadDim) * (long)HeadDim), "ScanStatesForward"),
         ((((long)batch * seq) * (long)DimInner), "ScanOutputForward"),
@@ -331,42 +332,50 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
 
         const float RmsScale = 8f, RmsEps = 1E-12f;
 
-        /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward.</summary>
+        /// <summary>y = x·invNorm·√Dim·γ; invNorm[r] = 1 / max(‖x_r‖, eps) is kept for backward. A warp per row.</summary>
         public static void RmsNormForward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
         {
-            long o = (long)index.X * Dim;
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
             float ss = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d];
                 ss += xe * xe;
             }
+            ss = RowSum(ss);
             float norm = global::System.MathF.Sqrt(ss);
             float inv = 1f / (norm < RmsEps ? RmsEps : norm);
             float s = inv * RmsScale;
-            invNorm[index] = inv;
-            for (int d = 0; d < Dim; d++)
+            if (lane == 0)
+            {
+                invNorm[row] = inv;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d];
                 y[o + d] = xe * s * ge;
             }
         }
 
-        /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g.</summary>
+        /// <summary>dx += n·g − n³·x·(g·x) with g = dy·γ·√Dim; a clamped norm is a constant, leaving n·g. A warp per row.</summary>
         public static void RmsNormBackward(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
         {
-            long o = (long)index.X * Dim;
-            float inv = invNorm[index];
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            float inv = invNorm[row];
             float dot = 0, ss = 0;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
                 dot += dye * ge * xe;
                 ss += xe * xe;
             }
+            dot = RowSum(dot);
+            ss = RowSum(ss);
             float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
             float a = inv * RmsScale;
-            for (int d = 0; d < Dim; d++)
+            for (int d = lane; d < Dim; d += RowLanes)
             {
                 float xe = x[o + d], ge = gamma[d], dye = dy[o + d];
                 dx[o + d] += a * dye * ge - c * xe;
@@ -402,6 +411,19 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
 
         /// <summary>Rows per thread of a column reduction's first level.</summary>
         public const int ColumnPart = 32;
+
+        /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
+        public const int RowLanes = 32;
+
+        /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
+        static float RowSum(float s)
+        {
+            s += Warp.ShuffleXor(s, 16);
+            s += Warp.ShuffleXor(s, 8);
+            s += Warp.ShuffleXor(s, 4);
+            s += Warp.ShuffleXor(s, 2);
+            return s + Warp.ShuffleXor(s, 1);
+        }
 
         /// <summary>σ(x) = 1/(1 + e^−x).</summary>
         static float Sigmoid(float x) => 1f / (1f + global::System.MathF.Exp(-x));
@@ -542,50 +564,59 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             da[(row * Heads + h) * 2 + 1] = dai;
         }
 
-        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd.</summary>
+        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd. A warp per row.</summary>
         public static void LayerNormDimInnerForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
-            long o = (long)index.X * DimInner;
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * DimInner;
             float sum = 0;
-            for (int d = 0; d < DimInner; d++)
+            for (int d = lane; d < DimInner; d += RowLanes)
             {
                 float xe = x[o + d];
                 sum += xe;
             }
+            sum = RowSum(sum);
             float mean = sum / DimInner;
             float squares = 0;
-            for (int d = 0; d < DimInner; d++)
+            for (int d = lane; d < DimInner; d += RowLanes)
             {
                 float xe = x[o + d];
                 squares += (xe - mean) * (xe - mean);
             }
+            squares = RowSum(squares);
             float rstd = 1f / global::System.MathF.Sqrt(squares / DimInner + 1E-05f);
-            stats[2 * (long)index.X] = mean;
-            stats[2 * (long)index.X + 1] = rstd;
-            for (int d = 0; d < DimInner; d++)
+            if (lane == 0)
+            {
+                stats[2 * row] = mean;
+                stats[2 * row + 1] = rstd;
+            }
+            for (int d = lane; d < DimInner; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], be = b[d];
                 y[o + d] = (xe - mean) * rstd * we + be;
             }
         }
 
-        /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy.</summary>
+        /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy. A warp per row.</summary>
         public static void LayerNormDimInnerBackward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
         {
-            long o = (long)index.X * DimInner;
-            float mean = stats[2 * (long)index.X];
-            float rstd = stats[2 * (long)index.X + 1];
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * DimInner;
+            float mean = stats[2 * row];
+            float rstd = stats[2 * row + 1];
             float sumG = 0, sumGx = 0;
-            for (int d = 0; d < DimInner; d++)
+            for (int d = lane; d < DimInner; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], dye = dy[o + d];
                 float g = dye * we;
                 sumG += g;
                 sumGx += g * (xe - mean) * rstd;
             }
+            sumG = RowSum(sumG);
+            sumGx = RowSum(sumGx);
             float meanG = sumG / DimInner;
             float meanGx = sumGx / DimInner;
-            for (int d = 0; d < DimInner; d++)
+            for (int d = lane; d < DimInner; d += RowLanes)
             {
                 float xe = x[o + d], we = w[d], dye = dy[o + d];
                 float g = dye * we;
@@ -749,14 +780,14 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -791,7 +822,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -799,7 +830,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
                 var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
                 var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * Dim;
                     int d;
@@ -966,48 +997,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
-            public static void LayerNormDimInnerBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
-            {
-                for (int i = from; i < to;)
-                {
-                    int p = i / DimInner, first = i % DimInner, end = global::System.Math.Min(DimInner, first + (to - i));
-                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * DimInner;
-                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * DimInner));
-                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
-                    LayerNormDimInnerBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, DimInner, x, stats, dy, partials.SubView(o));
-                    LayerNormDimInnerBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    i += end - first;
-                }
-            }
-
-            static void LayerNormDimInnerBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
-            {
-                const int Run = 256;
-                global::System.Span<float> run = stackalloc float[2 * Run];
-                for (int first = from; first < to; first += Run)
-                {
-                    int end = global::System.Math.Min(to, first + Run);
-                    run.Clear();
-                    for (long r = r0; r < r1; r++)
-                        for (int d = first, j = 0; d < end; d++, j++)
-                        {
-                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                            float g = dy[r * DimInner + d];
-                            sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
-                            sb += g;
-                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
-                        }
-                    for (int d = first, j = 0; d < end; d++, j++)
-                    {
-                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        part[d] = sw; part[DimInner + d] = sb;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerForward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimInnerForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -1015,7 +1005,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 var bHost = new global::GateLoop.Runtime.HostView<float>(b);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * DimInner;
                     int d;
@@ -1064,7 +1054,48 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 }
             }
 
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for rows <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimInnerBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / DimInner, first = i % DimInner, end = global::System.Math.Min(DimInner, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * DimInner;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * DimInner));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimInnerBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, DimInner, x, stats, dy, partials.SubView(o));
+                    LayerNormDimInnerBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void LayerNormDimInnerBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = r0; r < r1; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * DimInner + d];
+                            sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        part[d] = sw; part[DimInner + d] = sb;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -1072,7 +1103,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
                 var dyHost = new global::GateLoop.Runtime.HostView<float>(dy);
                 var dxHost = new global::GateLoop.Runtime.HostView<float>(dx);
-                for (int r = from; r < to; r++)
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
                     long o = (long)r * DimInner;
                     int d;
