@@ -109,14 +109,14 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             long p = LayerStart + l * LayerStride;
             // Mixer block: causal softmax attention.
             Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
-            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
             Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
             Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
             Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
             Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
@@ -753,6 +753,13 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
+                else LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
+            }
+
+            static void LayerNormDimBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
@@ -763,20 +770,20 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     long o = (long)r * Dim;
                     int d;
                     float mean = statsHost[2L * r];
-                    var meanLanes = Vector256.Create(mean);
+                    var meanLanes = TV.Create(mean);
                     float rstd = statsHost[2L * r + 1];
-                    var rstdLanes = Vector256.Create(rstd);
-                    Vector256<float> sumGLanes = default, sumGxLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var rstdLanes = TV.Create(rstd);
+                    TV sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         var g = dye * we;
                         sumGLanes += g;
                         sumGxLanes += g * (xe - meanLanes) * rstdLanes;
                     }
-                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
+                    float sumG = TV.Sum(sumGLanes), sumGx = TV.Sum(sumGxLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
@@ -785,16 +792,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                         sumGx += g * (xe - mean) * rstd;
                     }
                     float meanG = sumG / Dim;
-                    var meanGLanes = Vector256.Create(meanG);
+                    var meanGLanes = TV.Create(meanG);
                     float meanGx = sumGx / Dim;
-                    var meanGxLanes = Vector256.Create(meanGx);
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var meanGxLanes = TV.Create(meanGx);
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         var g = dye * we;
-                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).Store(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -809,39 +816,39 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> a) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, 0, rIn, default, default, a);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: pairs interleaved in a register.</summary>
             readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> _1, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV rin, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var r = rin;
-                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var m = TV.Sqrt(TV.PairSum(r * r));
                     var f = SigmoidLanes(m) / m;
-                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
+                    return (TV.IfZero(m, TV.Pair(TV.Create(0.5f), TV.Create(0f)), f * r), default);
                 }
             }
 
             /// <summary>σ(x) = 1/(1 + e^−x).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            static TV SigmoidLanes<TV>(TV x) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV> => TV.Create(1f) / (TV.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, 0, rIn, default, da, dr);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: pairs interleaved in a register.</summary>
             readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> _1, Vector256<float> g)
+                public static (TV X, TV Y) Apply<TV>(TV rin, TV _1, TV g) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var r = rin;
-                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var m = TV.Sqrt(TV.PairSum(r * r));
                     var s = SigmoidLanes(m);
                     var f = s / m;
-                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
-                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
+                    var k = (s * (TV.Create(1f) - s) * m - s) / (m * m * m) * (TV.PairSum(r * g));
+                    return (TV.IfZero(m, TV.Create(0f), TV.Create(Frac) * (f * g + k * r)), default);
                 }
             }
 
@@ -853,7 +860,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xv * gv * SigmoidLanes(gv), default);
                 }
@@ -867,10 +874,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
+                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV d) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var s = SigmoidLanes(gv);
-                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
+                    return (d * gv * s, d * xv * s * (TV.Create(1f) + gv * (TV.Create(1f) - s)));
                 }
             }
 
@@ -878,7 +885,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
@@ -888,7 +895,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
@@ -898,20 +905,20 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v)), default);
                 }
             }
 
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            static TV PhiLanes<TV>(TV v, TV gauss) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
-                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                var erf = Vector256.Create(1f) - poly * gauss;
-                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                var t = TV.Create(1f) / (TV.Create(1f) + TV.Create(0.23164189f) * TV.Abs(v));
+                var poly = ((((TV.Create(1.0614054f) * t - TV.Create(1.4531521f)) * t + TV.Create(1.4214138f)) * t - TV.Create(0.28449672f)) * t + TV.Create(0.2548296f)) * t;
+                var erf = TV.Create(1f) - poly * gauss;
+                return TV.Create(0.5f) + TV.Create(0.5f) * TV.IfLess(v, TV.Create(0f), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -922,10 +929,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV d, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * TV.Create(0.3989423f)), default);
                 }
             }
 
@@ -943,58 +950,63 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
                     global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
                 }
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
+                else BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
+            }
+
+            static void BiasLayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
-                    var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                    var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                    var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                    var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                    var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                    for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
+                    long o = (long)r * Dim;
+                    int d;
+                    TV sumLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        long o = (long)r * Dim;
-                        int d;
-                        Vector256<float> sumLanes = default;
-                        for (d = 0; d <= Dim - 8; d += 8)
-                        {
-                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                            sumLanes += xe;
-                        }
-                        float sum = Vector256.Sum(sumLanes);
-                        for (; d < Dim; d++)
-                        {
-                            float xe = xHost[o + d];
-                            sum += xe;
-                        }
-                        float mean = sum / Dim;
-                        var meanLanes = Vector256.Create(mean);
-                        Vector256<float> squaresLanes = default;
-                        for (d = 0; d <= Dim - 8; d += 8)
-                        {
-                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                            squaresLanes += (xe - meanLanes) * (xe - meanLanes);
-                        }
-                        float squares = Vector256.Sum(squaresLanes);
-                        for (; d < Dim; d++)
-                        {
-                            float xe = xHost[o + d];
-                            squares += (xe - mean) * (xe - mean);
-                        }
-                        float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                        var rstdLanes = Vector256.Create(rstd);
-                        statsHost[2L * r] = mean;
-                        statsHost[2L * r + 1] = rstd;
-                        for (d = 0; d <= Dim - 8; d += 8)
-                        {
-                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                            var we = Vector256.LoadUnsafe(ref wHost[d]);
-                            var be = Vector256.LoadUnsafe(ref bHost[d]);
-                            ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
-                        }
-                        for (; d < Dim; d++)
-                        {
-                            float xe = xHost[o + d], we = wHost[d], be = bHost[d];
-                            yHost[o + d] = (xe - mean) * rstd * we + be;
-                        }
+                        var xe = TV.Load(ref xHost[o + d]);
+                        sumLanes += xe;
+                    }
+                    float sum = TV.Sum(sumLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        sum += xe;
+                    }
+                    float mean = sum / Dim;
+                    var meanLanes = TV.Create(mean);
+                    TV squaresLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                    }
+                    float squares = TV.Sum(squaresLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        squares += (xe - mean) * (xe - mean);
+                    }
+                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+                    var rstdLanes = TV.Create(rstd);
+                    statsHost[2L * r] = mean;
+                    statsHost[2L * r + 1] = rstd;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var be = TV.Load(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                        yHost[o + d] = (xe - mean) * rstd * we + be;
                     }
                 }
             }

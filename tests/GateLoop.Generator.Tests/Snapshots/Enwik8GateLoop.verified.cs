@@ -175,19 +175,19 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             // Mixer block: gate-looped attention.
             Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Linear(R, 2 * Heads, Dim, a.X[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
-            Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             if (Chunked(batch, seq))
             {
+                Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
                 Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
                 Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, carry);
                 Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
+                Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l].Values);
             }
             else
-                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, carry);
-            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l].Values);
+                Device.Launch(Kernels.TransitionScanSwishGateForward, Kernels.Host.TransitionScanSwishGateForward, batch * DimInner, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l], seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry, a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.Sum[2 * l]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
             Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
@@ -848,6 +848,49 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
         }
 
+        /// <summary>TransitionScanForward doing SwishGateForward where it writes its input, in one launch (fused by a rewrite).</summary>
+        public static void TransitionScanSwishGateForward(Index1D index, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry, ArrayView<float> g, ArrayView<float> y2)
+        {
+            int b = index.X / DimInner, c = index.X % DimInner;
+            float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+            for (int t = 0; t < seq; t++)
+            {
+                long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                long ai = (row * Heads + c) * 2;
+                {
+                    int pair = (int)(ai / 2); // the index of TransitionForward whose pair is read here
+                    long i = 2 * (long)(pair);
+                    int bp = 2 * ((pair) % Heads); // this pair's bias
+                    float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1];
+                    float x = xin + bx;
+                    float y = yin + by;
+                    float m = global::System.MathF.Sqrt(x * x + y * y);
+                    float f = Sigmoid(m) / m;
+                    a[i] = (m == 0 ? 0.5f : f * x);
+                    a[i + 1] = (m == 0 ? 0f : f * y);
+                }
+
+                var ar = a[ai];
+                var aim = a[ai + 1];
+                var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                si = ar * si + aim * sr;
+                sr = nr;
+                o[row * DimInner + c] = qkv[q] * sr;
+                {
+                    long at = row * DimInner + c; // the index of SwishGateForward written here
+                    float xv = o[at], gv = g[at];
+                    y2[at] = xv * gv * Sigmoid(gv);
+                }
+
+                long s = (row * DimInner + c) * 2;
+                states[s] = sr;
+                states[s + 1] = si;
+            }
+
+            carry[2 * (long)index.X] = sr;
+            carry[2 * (long)index.X + 1] = si;
+        }
+
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
@@ -870,6 +913,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
+                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
+            }
+
+            static void LayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var bHost = new global::GateLoop.Runtime.HostView<float>(b);
@@ -879,42 +929,42 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 {
                     long o = (long)r * Dim;
                     int d;
-                    Vector256<float> sumLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV sumLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         sumLanes += xe;
                     }
-                    float sum = Vector256.Sum(sumLanes);
+                    float sum = TV.Sum(sumLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
                         sum += xe;
                     }
                     float mean = sum / Dim;
-                    var meanLanes = Vector256.Create(mean);
-                    Vector256<float> squaresLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var meanLanes = TV.Create(mean);
+                    TV squaresLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         squaresLanes += (xe - meanLanes) * (xe - meanLanes);
                     }
-                    float squares = Vector256.Sum(squaresLanes);
+                    float squares = TV.Sum(squaresLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
                         squares += (xe - mean) * (xe - mean);
                     }
                     float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                    var rstdLanes = Vector256.Create(rstd);
+                    var rstdLanes = TV.Create(rstd);
                     statsHost[2L * r] = mean;
                     statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var be = Vector256.LoadUnsafe(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var be = TV.Load(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -968,6 +1018,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
+                else LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
+            }
+
+            static void LayerNormDimBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
@@ -978,20 +1035,20 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     long o = (long)r * Dim;
                     int d;
                     float mean = statsHost[2L * r];
-                    var meanLanes = Vector256.Create(mean);
+                    var meanLanes = TV.Create(mean);
                     float rstd = statsHost[2L * r + 1];
-                    var rstdLanes = Vector256.Create(rstd);
-                    Vector256<float> sumGLanes = default, sumGxLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var rstdLanes = TV.Create(rstd);
+                    TV sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         var g = dye * we;
                         sumGLanes += g;
                         sumGxLanes += g * (xe - meanLanes) * rstdLanes;
                     }
-                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
+                    float sumG = TV.Sum(sumGLanes), sumGx = TV.Sum(sumGxLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
@@ -1000,16 +1057,16 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                         sumGx += g * (xe - mean) * rstd;
                     }
                     float meanG = sumG / Dim;
-                    var meanGLanes = Vector256.Create(meanG);
+                    var meanGLanes = TV.Create(meanG);
                     float meanGx = sumGx / Dim;
-                    var meanGxLanes = Vector256.Create(meanGx);
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var meanGxLanes = TV.Create(meanGx);
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         var g = dye * we;
-                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).Store(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -1024,39 +1081,39 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, Heads, rIn, bias, default, a);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: pairs interleaved in a register.</summary>
             readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV rin, TV b, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var r = rin + b;
-                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var m = TV.Sqrt(TV.PairSum(r * r));
                     var f = SigmoidLanes(m) / m;
-                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
+                    return (TV.IfZero(m, TV.Pair(TV.Create(0.5f), TV.Create(0f)), f * r), default);
                 }
             }
 
             /// <summary>σ(x) = 1/(1 + e^−x).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            static TV SigmoidLanes<TV>(TV x) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV> => TV.Create(1f) / (TV.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, Heads, rIn, bias, da, dr);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: pairs interleaved in a register.</summary>
             readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> g)
+                public static (TV X, TV Y) Apply<TV>(TV rin, TV b, TV g) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var r = rin + b;
-                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var m = TV.Sqrt(TV.PairSum(r * r));
                     var s = SigmoidLanes(m);
                     var f = s / m;
-                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
-                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
+                    var k = (s * (TV.Create(1f) - s) * m - s) / (m * m * m) * (TV.PairSum(r * g));
+                    return (TV.IfZero(m, TV.Create(0f), TV.Create(Frac) * (f * g + k * r)), default);
                 }
             }
 
@@ -1168,7 +1225,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xv * gv * SigmoidLanes(gv), default);
                 }
@@ -1182,10 +1239,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
+                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV d) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var s = SigmoidLanes(gv);
-                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
+                    return (d * gv * s, d * xv * s * (TV.Create(1f) + gv * (TV.Create(1f) - s)));
                 }
             }
 
@@ -1193,7 +1250,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
@@ -1203,20 +1260,20 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v)), default);
                 }
             }
 
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            static TV PhiLanes<TV>(TV v, TV gauss) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
-                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                var erf = Vector256.Create(1f) - poly * gauss;
-                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                var t = TV.Create(1f) / (TV.Create(1f) + TV.Create(0.23164189f) * TV.Abs(v));
+                var poly = ((((TV.Create(1.0614054f) * t - TV.Create(1.4531521f)) * t + TV.Create(1.4214138f)) * t - TV.Create(0.28449672f)) * t + TV.Create(0.2548296f)) * t;
+                var erf = TV.Create(1f) - poly * gauss;
+                return TV.Create(0.5f) + TV.Create(0.5f) * TV.IfLess(v, TV.Create(0f), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -1227,10 +1284,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV d, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * TV.Create(0.3989423f)), default);
                 }
             }
 
@@ -1238,7 +1295,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
@@ -1258,58 +1315,63 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
                     global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
                 }
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
+                else BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
+            }
+
+            static void BiasLayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
                 {
-                    var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                    var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                    var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                    var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                    var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                    for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
+                    long o = (long)r * Dim;
+                    int d;
+                    TV sumLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        long o = (long)r * Dim;
-                        int d;
-                        Vector256<float> sumLanes = default;
-                        for (d = 0; d <= Dim - 8; d += 8)
-                        {
-                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                            sumLanes += xe;
-                        }
-                        float sum = Vector256.Sum(sumLanes);
-                        for (; d < Dim; d++)
-                        {
-                            float xe = xHost[o + d];
-                            sum += xe;
-                        }
-                        float mean = sum / Dim;
-                        var meanLanes = Vector256.Create(mean);
-                        Vector256<float> squaresLanes = default;
-                        for (d = 0; d <= Dim - 8; d += 8)
-                        {
-                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                            squaresLanes += (xe - meanLanes) * (xe - meanLanes);
-                        }
-                        float squares = Vector256.Sum(squaresLanes);
-                        for (; d < Dim; d++)
-                        {
-                            float xe = xHost[o + d];
-                            squares += (xe - mean) * (xe - mean);
-                        }
-                        float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                        var rstdLanes = Vector256.Create(rstd);
-                        statsHost[2L * r] = mean;
-                        statsHost[2L * r + 1] = rstd;
-                        for (d = 0; d <= Dim - 8; d += 8)
-                        {
-                            var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                            var we = Vector256.LoadUnsafe(ref wHost[d]);
-                            var be = Vector256.LoadUnsafe(ref bHost[d]);
-                            ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
-                        }
-                        for (; d < Dim; d++)
-                        {
-                            float xe = xHost[o + d], we = wHost[d], be = bHost[d];
-                            yHost[o + d] = (xe - mean) * rstd * we + be;
-                        }
+                        var xe = TV.Load(ref xHost[o + d]);
+                        sumLanes += xe;
+                    }
+                    float sum = TV.Sum(sumLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        sum += xe;
+                    }
+                    float mean = sum / Dim;
+                    var meanLanes = TV.Create(mean);
+                    TV squaresLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                    }
+                    float squares = TV.Sum(squaresLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        squares += (xe - mean) * (xe - mean);
+                    }
+                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+                    var rstdLanes = TV.Create(rstd);
+                    statsHost[2L * r] = mean;
+                    statsHost[2L * r + 1] = rstd;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var be = TV.Load(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                        yHost[o + d] = (xe - mean) * rstd * we + be;
                     }
                 }
             }
@@ -1592,6 +1654,64 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 loss[index] = lse - logits[o + target];
                 for (int v = 0; v < NumTokens; v++)
                     dLogits[o + v] = scale * (global::System.MathF.Exp(logits[o + v] - lse) - (v == target ? 1f : 0f));
+            }
+
+            /// <summary>Runs <see cref="Kernels.TransitionScanSwishGateForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
+            public static void TransitionScanSwishGateForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a, int seq, ArrayView<float> qkv, ArrayView<float> o, ArrayView<float> states, ArrayView<float> carry, ArrayView<float> g, ArrayView<float> y2)
+            {
+                var rInHost = new global::GateLoop.Runtime.HostView<float>(rIn);
+                var biasHost = new global::GateLoop.Runtime.HostView<float>(bias);
+                var aHost = new global::GateLoop.Runtime.HostView<float>(a);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var oHost = new global::GateLoop.Runtime.HostView<float>(o);
+                var statesHost = new global::GateLoop.Runtime.HostView<float>(states);
+                var carryHost = new global::GateLoop.Runtime.HostView<float>(carry);
+                var gHost = new global::GateLoop.Runtime.HostView<float>(g);
+                var y2Host = new global::GateLoop.Runtime.HostView<float>(y2);
+                for (int index = from; index < to; index++) TransitionScanSwishGateForward(index, rInHost, biasHost, aHost, seq, qkvHost, oHost, statesHost, carryHost, gHost, y2Host);
+            }
+
+            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            static void TransitionScanSwishGateForward(Index1D index, global::GateLoop.Runtime.HostView<float> rIn, global::GateLoop.Runtime.HostView<float> bias, global::GateLoop.Runtime.HostView<float> a, int seq, global::GateLoop.Runtime.HostView<float> qkv, global::GateLoop.Runtime.HostView<float> o, global::GateLoop.Runtime.HostView<float> states, global::GateLoop.Runtime.HostView<float> carry, global::GateLoop.Runtime.HostView<float> g, global::GateLoop.Runtime.HostView<float> y2)
+            {
+                int b = index.X / DimInner, c = index.X % DimInner;
+                float sr = carry[2 * (long)index.X], si = carry[2 * (long)index.X + 1];
+                for (int t = 0; t < seq; t++)
+                {
+                    long row = (long)b * seq + t, q = row * (3 * DimInner) + c;
+                    long ai = (row * Heads + c) * 2;
+                    {
+                        int pair = (int)(ai / 2); // the index of TransitionForward whose pair is read here
+                        long i = 2 * (long)(pair);
+                        int bp = 2 * ((pair) % Heads); // this pair's bias
+                        float xin = rIn[i], yin = rIn[i + 1], bx = bias[bp], by = bias[bp + 1];
+                        float x = xin + bx;
+                        float y = yin + by;
+                        float m = global::System.MathF.Sqrt(x * x + y * y);
+                        float f = Sigmoid(m) / m;
+                        a[i] = (m == 0 ? 0.5f : f * x);
+                        a[i + 1] = (m == 0 ? 0f : f * y);
+                    }
+
+                    var ar = a[ai];
+                    var aim = a[ai + 1];
+                    var nr = ar * sr - aim * si + qkv[q + DimInner] * qkv[q + 2 * DimInner];
+                    si = ar * si + aim * sr;
+                    sr = nr;
+                    o[row * DimInner + c] = qkv[q] * sr;
+                    {
+                        long at = row * DimInner + c; // the index of SwishGateForward written here
+                        float xv = o[at], gv = g[at];
+                        y2[at] = xv * gv * Sigmoid(gv);
+                    }
+
+                    long s = (row * DimInner + c) * 2;
+                    states[s] = sr;
+                    states[s + 1] = si;
+                }
+
+                carry[2 * (long)index.X] = sr;
+                carry[2 * (long)index.X + 1] = si;
             }
         }
     }

@@ -117,13 +117,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
             Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
             Linear(R, 2 * Heads, Dim, a.H[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
+            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
             var carry = continueState ? carried[l] : a.Carry[l];
             if (!continueState) carry.MemSetToZero();
             Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
             Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
             Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R * Kernels.RowLanes, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
-            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l].Values);
             a.X[2 * l].CopyTo(a.X[2 * l + 1]);
             Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
@@ -783,6 +783,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.RmsNormForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormForward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, y, invNorm);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, y, invNorm);
+                else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
+            }
+
+            static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var yHost = new global::GateLoop.Runtime.HostView<float>(y);
@@ -791,13 +798,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 {
                     long o = (long)r * Dim;
                     int d;
-                    Vector256<float> ssLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV ssLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         ssLanes += xe * xe;
                     }
-                    float ss = Vector256.Sum(ssLanes);
+                    float ss = TV.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d];
@@ -806,13 +813,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     float norm = global::System.MathF.Sqrt(ss);
                     float inv = 1f / (norm < RmsEps ? RmsEps : norm);
                     float s = inv * RmsScale;
-                    var sLanes = Vector256.Create(s);
+                    var sLanes = TV.Create(s);
                     invNormHost[r] = inv;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        (xe * sLanes * ge).StoreUnsafe(ref yHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        (xe * sLanes * ge).Store(ref yHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -825,6 +832,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
+                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
+            }
+
+            static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var gammaHost = new global::GateLoop.Runtime.HostView<float>(gamma);
                 var invNormHost = new global::GateLoop.Runtime.HostView<float>(invNorm);
@@ -835,16 +849,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     long o = (long)r * Dim;
                     int d;
                     float inv = invNormHost[r];
-                    Vector256<float> dotLanes = default, ssLanes = default;
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    TV dotLanes = default, ssLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         dotLanes += dye * ge * xe;
                         ssLanes += xe * xe;
                     }
-                    float dot = Vector256.Sum(dotLanes), ss = Vector256.Sum(ssLanes);
+                    float dot = TV.Sum(dotLanes), ss = TV.Sum(ssLanes);
                     for (; d < Dim; d++)
                     {
                         float xe = xHost[o + d], ge = gammaHost[d], dye = dyHost[o + d];
@@ -852,15 +866,15 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                         ss += xe * xe;
                     }
                     float c = (RmsEps < global::System.MathF.Sqrt(ss) ? inv * inv * inv * dot * RmsScale : 0f);
-                    var cLanes = Vector256.Create(c);
+                    var cLanes = TV.Create(c);
                     float a = inv * RmsScale;
-                    var aLanes = Vector256.Create(a);
-                    for (d = 0; d <= Dim - 8; d += 8)
+                    var aLanes = TV.Create(a);
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var ge = Vector256.LoadUnsafe(ref gammaHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
-                        (Vector256.LoadUnsafe(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).StoreUnsafe(ref dxHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var ge = TV.Load(ref gammaHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
+                        (TV.Load(ref dxHost[o + d]) + aLanes * dye * ge - cLanes * xe).Store(ref dxHost[o + d]);
                     }
                     for (; d < Dim; d++)
                     {
@@ -874,39 +888,39 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             public static void TransitionForward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> a) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionForwardLanes>(from, to, Heads, rIn, bias, default, a);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: four pairs to a register, interleaved.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionForward"/>: pairs interleaved in a register.</summary>
             readonly struct TransitionForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV rin, TV b, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var r = rin + b;
-                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var m = TV.Sqrt(TV.PairSum(r * r));
                     var f = SigmoidLanes(m) / m;
-                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.ConditionalSelect(global::GateLoop.Runtime.HostSimd.RealMask, Vector256.Create(0.5f), Vector256.Create(0f)), f * r), default);
+                    return (TV.IfZero(m, TV.Pair(TV.Create(0.5f), TV.Create(0f)), f * r), default);
                 }
             }
 
             /// <summary>σ(x) = 1/(1 + e^−x).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> SigmoidLanes(Vector256<float> x) => Vector256.Create(1f) / (Vector256.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
+            static TV SigmoidLanes<TV>(TV x) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV> => TV.Create(1f) / (TV.Create(1f) + global::GateLoop.Runtime.HostSimd.Exp(-x));
 
             /// <summary>Runs <see cref="Kernels.TransitionBackward"/> for pairs <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
             public static void TransitionBackward(int from, int to, ArrayView<float> rIn, ArrayView<float> bias, ArrayView<float> da, ArrayView<float> dr) =>
                 global::GateLoop.Runtime.HostSimd.MapPairs<TransitionBackwardLanes>(from, to, Heads, rIn, bias, da, dr);
 
-            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: four pairs to a register, interleaved.</summary>
+            /// <summary>The lanes of <see cref="Kernels.TransitionBackward"/>: pairs interleaved in a register.</summary>
             readonly struct TransitionBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> rin, Vector256<float> b, Vector256<float> g)
+                public static (TV X, TV Y) Apply<TV>(TV rin, TV b, TV g) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var r = rin + b;
-                    var m = Vector256.Sqrt(global::GateLoop.Runtime.HostSimd.PairSum(r * r));
+                    var m = TV.Sqrt(TV.PairSum(r * r));
                     var s = SigmoidLanes(m);
                     var f = s / m;
-                    var k = (s * (Vector256.Create(1f) - s) * m - s) / (m * m * m) * (global::GateLoop.Runtime.HostSimd.PairSum(r * g));
-                    return (Vector256.ConditionalSelect(Vector256.Equals(m, Vector256<float>.Zero), Vector256.Create(0f), Vector256.Create(Frac) * (f * g + k * r)), default);
+                    var k = (s * (TV.Create(1f) - s) * m - s) / (m * m * m) * (TV.PairSum(r * g));
+                    return (TV.IfZero(m, TV.Create(0f), TV.Create(Frac) * (f * g + k * r)), default);
                 }
             }
 
@@ -1000,6 +1014,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.LayerNormDimInnerForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimInnerForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
+                else LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
+            }
+
+            static void LayerNormDimInnerForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var bHost = new global::GateLoop.Runtime.HostView<float>(b);
@@ -1009,42 +1030,42 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 {
                     long o = (long)r * DimInner;
                     int d;
-                    Vector256<float> sumLanes = default;
-                    for (d = 0; d <= DimInner - 8; d += 8)
+                    TV sumLanes = default;
+                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         sumLanes += xe;
                     }
-                    float sum = Vector256.Sum(sumLanes);
+                    float sum = TV.Sum(sumLanes);
                     for (; d < DimInner; d++)
                     {
                         float xe = xHost[o + d];
                         sum += xe;
                     }
                     float mean = sum / DimInner;
-                    var meanLanes = Vector256.Create(mean);
-                    Vector256<float> squaresLanes = default;
-                    for (d = 0; d <= DimInner - 8; d += 8)
+                    var meanLanes = TV.Create(mean);
+                    TV squaresLanes = default;
+                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
                         squaresLanes += (xe - meanLanes) * (xe - meanLanes);
                     }
-                    float squares = Vector256.Sum(squaresLanes);
+                    float squares = TV.Sum(squaresLanes);
                     for (; d < DimInner; d++)
                     {
                         float xe = xHost[o + d];
                         squares += (xe - mean) * (xe - mean);
                     }
                     float rstd = 1f / global::System.MathF.Sqrt(squares / DimInner + 1E-05f);
-                    var rstdLanes = Vector256.Create(rstd);
+                    var rstdLanes = TV.Create(rstd);
                     statsHost[2L * r] = mean;
                     statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= DimInner - 8; d += 8)
+                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var be = Vector256.LoadUnsafe(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).StoreUnsafe(ref yHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var be = TV.Load(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
                     }
                     for (; d < DimInner; d++)
                     {
@@ -1098,6 +1119,13 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
             public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
             {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
+                else LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
+            }
+
+            static void LayerNormDimInnerBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
                 var wHost = new global::GateLoop.Runtime.HostView<float>(w);
                 var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
@@ -1108,20 +1136,20 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     long o = (long)r * DimInner;
                     int d;
                     float mean = statsHost[2L * r];
-                    var meanLanes = Vector256.Create(mean);
+                    var meanLanes = TV.Create(mean);
                     float rstd = statsHost[2L * r + 1];
-                    var rstdLanes = Vector256.Create(rstd);
-                    Vector256<float> sumGLanes = default, sumGxLanes = default;
-                    for (d = 0; d <= DimInner - 8; d += 8)
+                    var rstdLanes = TV.Create(rstd);
+                    TV sumGLanes = default, sumGxLanes = default;
+                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         var g = dye * we;
                         sumGLanes += g;
                         sumGxLanes += g * (xe - meanLanes) * rstdLanes;
                     }
-                    float sumG = Vector256.Sum(sumGLanes), sumGx = Vector256.Sum(sumGxLanes);
+                    float sumG = TV.Sum(sumGLanes), sumGx = TV.Sum(sumGxLanes);
                     for (; d < DimInner; d++)
                     {
                         float xe = xHost[o + d], we = wHost[d], dye = dyHost[o + d];
@@ -1130,16 +1158,16 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                         sumGx += g * (xe - mean) * rstd;
                     }
                     float meanG = sumG / DimInner;
-                    var meanGLanes = Vector256.Create(meanG);
+                    var meanGLanes = TV.Create(meanG);
                     float meanGx = sumGx / DimInner;
-                    var meanGxLanes = Vector256.Create(meanGx);
-                    for (d = 0; d <= DimInner - 8; d += 8)
+                    var meanGxLanes = TV.Create(meanGx);
+                    for (d = 0; d <= DimInner - TV.Count; d += TV.Count)
                     {
-                        var xe = Vector256.LoadUnsafe(ref xHost[o + d]);
-                        var we = Vector256.LoadUnsafe(ref wHost[d]);
-                        var dye = Vector256.LoadUnsafe(ref dyHost[o + d]);
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var dye = TV.Load(ref dyHost[o + d]);
                         var g = dye * we;
-                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).StoreUnsafe(ref dxHost[o + d]);
+                        (rstdLanes * (g - meanGLanes - (xe - meanLanes) * rstdLanes * meanGxLanes)).Store(ref dxHost[o + d]);
                     }
                     for (; d < DimInner; d++)
                     {
@@ -1158,7 +1186,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct SwishGateForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xv * gv * SigmoidLanes(gv), default);
                 }
@@ -1172,10 +1200,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct SwishGateBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xv, Vector256<float> gv, Vector256<float> d)
+                public static (TV X, TV Y) Apply<TV>(TV xv, TV gv, TV d) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     var s = SigmoidLanes(gv);
-                    return (d * gv * s, d * xv * s * (Vector256.Create(1f) + gv * (Vector256.Create(1f) - s)));
+                    return (d * gv * s, d * xv * s * (TV.Create(1f) + gv * (TV.Create(1f) - s)));
                 }
             }
 
@@ -1183,7 +1211,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
@@ -1193,20 +1221,20 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct GeluForwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> _1, Vector256<float> _2)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV _1, TV _2) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v)), default);
+                    return (v * PhiLanes(v, global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v)), default);
                 }
             }
 
             /// <summary>The standard normal CDF Φ(v), given gauss = e^{−v²/2} (erf by Abramowitz–Stegun 7.1.26).</summary>
             [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static Vector256<float> PhiLanes(Vector256<float> v, Vector256<float> gauss)
+            static TV PhiLanes<TV>(TV v, TV gauss) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
-                var t = Vector256.Create(1f) / (Vector256.Create(1f) + Vector256.Create(0.23164189f) * Vector256.Abs(v));
-                var poly = ((((Vector256.Create(1.0614054f) * t - Vector256.Create(1.4531521f)) * t + Vector256.Create(1.4214138f)) * t - Vector256.Create(0.28449672f)) * t + Vector256.Create(0.2548296f)) * t;
-                var erf = Vector256.Create(1f) - poly * gauss;
-                return Vector256.Create(0.5f) + Vector256.Create(0.5f) * Vector256.ConditionalSelect(Vector256.LessThan(v, Vector256.Create(0f)), -erf, erf);
+                var t = TV.Create(1f) / (TV.Create(1f) + TV.Create(0.23164189f) * TV.Abs(v));
+                var poly = ((((TV.Create(1.0614054f) * t - TV.Create(1.4531521f)) * t + TV.Create(1.4214138f)) * t - TV.Create(0.28449672f)) * t + TV.Create(0.2548296f)) * t;
+                var erf = TV.Create(1f) - poly * gauss;
+                return TV.Create(0.5f) + TV.Create(0.5f) * TV.IfLess(v, TV.Create(0f), -erf, erf);
             }
 
             /// <summary>Runs <see cref="Kernels.GeluBackward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes.</summary>
@@ -1217,10 +1245,10 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct GeluBackwardLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> v, Vector256<float> d, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV v, TV d, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
-                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(Vector256.Create(-0.5f) * v * v);
-                    return (d * (PhiLanes(v, gauss) + v * gauss * Vector256.Create(0.3989423f)), default);
+                    var gauss = global::GateLoop.Runtime.HostSimd.Exp(TV.Create(-0.5f) * v * v);
+                    return (d * (PhiLanes(v, gauss) + v * gauss * TV.Create(0.3989423f)), default);
                 }
             }
 
@@ -1232,7 +1260,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             readonly struct AddBiasDimLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
                 [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-                public static (Vector256<float> X, Vector256<float> Y) Apply(Vector256<float> xe, Vector256<float> be, Vector256<float> _1)
+                public static (TV X, TV Y) Apply<TV>(TV xe, TV be, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
                 {
                     return (xe + be, default);
                 }
