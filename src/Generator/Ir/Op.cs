@@ -39,6 +39,12 @@ namespace GateLoop.Generator.Ir
             yield return new KernelSource(map.Name + "Lanes", "", map.Lanes(n));
             foreach (var helper in map.Helpers) yield return new KernelSource(helper.VectorName, "", helper.Vector());
         }
+
+        /// <summary>A row op's rows in SIMD lanes (float), apart from its host entry as a lane struct is, so that they stay when its kernel is fused away.</summary>
+        public static IEnumerable<KernelSource> LanesOf(LaneRow row, Numeric n)
+        {
+            if (!n.IsDouble) yield return new KernelSource(row.Name + "Simd", "", row.Lanes(n));
+        }
     }
 
     /// <summary>

@@ -56,6 +56,7 @@ namespace GateLoop.Generator.Ops
         {
             yield return new KernelSource($"LayerNorm{width}Forward", ForwardRow(width).Kernel(n), ForwardRow(width).HostEntry(n));
             yield return new KernelSource($"LayerNorm{width}Backward", $"{BackwardRow(width).Kernel(n)}\n\n{Params(n, width).Kernel}", Host(n, width));
+            foreach (var lanes in KernelSource.LanesOf(ForwardRow(width), n).Concat(KernelSource.LanesOf(BackwardRow(width), n))) yield return lanes;
             yield return ColumnReductions.PartLength;
             yield return new KernelSource("RowLanes", LaneRow.Shared(n));
         }

@@ -49,6 +49,7 @@ namespace GateLoop.Generator.Ops
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return new KernelSource("RmsNorm", Kernel(n, dim), Host(n));
+            foreach (var lanes in KernelSource.LanesOf(ForwardRow, n).Concat(KernelSource.LanesOf(BackwardRow, n))) yield return lanes;
             yield return ColumnReductions.PartLength;
             yield return new KernelSource("RowLanes", LaneRow.Shared(n));
         }

@@ -285,11 +285,6 @@ namespace GateLoop.Generator.Passes
                     $"int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * {width}, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * {width};\n" +
                     Body(hostA, elementRange)) + "}\n") +
                 Indent(Body(hostB, Positional(hostB, second.Signature.Parameters.Select(p => renamed[p.Name]).ToList()))) + "}";
-            // A float row entry runs its rows in a method generic over the lanes' width: the fused entry calls its
-            // own copy, since the row kernel's source goes when no launch is left to it.
-            string widths = second.Kernel + "Simd";
-            if (KernelText.Methods(b.Value.Source.HostEntry).FirstOrDefault(m => m.Identifier.Text == widths) is { } generic)
-                host = host.Replace(widths + "<", name + "Simd<") + "\n\n" + Dedent(generic.ToFullString()).Replace($" {widths}<", $" {name}Simd<").TrimEnd('\n');
             var source = new KernelSource(name, kernel, host);
             return (new Launch(name, KernelSignature.Read(kernel).Single(), second.Domain, args), source);
         }

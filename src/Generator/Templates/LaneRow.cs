@@ -106,23 +106,30 @@ namespace GateLoop.Generator.Templates
         // The rows whose first lane lies in from…to−1: ranges that split the domain anywhere split the rows exactly.
         const string HostRows = "for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)";
 
+        string FloatViews => string.Join(", ", views.Select(v => $"ArrayView<float> {v}"));
+
         /// <summary>
         /// The host range entry over indices of the kernel's domain, running the rows whose first lane is in the range
-        /// whole: in SIMD lanes for float, in scalars for double.
+        /// whole: for float in SIMD lanes of this machine's width (<see cref="Lanes"/>), for double in scalars.
         /// </summary>
         public string HostEntry(Numeric n)
         {
             if (n.IsDouble) return ScalarHostEntry(n);
-            string parameters = string.Join(", ", views.Select(v => $"ArrayView<float> {v}")), arguments = "from, to, " + string.Join(", ", views);
-            var w = new CodeWriter()
+            string arguments = "from, to, " + string.Join(", ", views);
+            return new CodeWriter()
                 .Line($"/// <summary>Runs <see cref=\"Kernels.{name}\"/> for the rows whose first lane is among indices <paramref name=\"from\"/>…<paramref name=\"to\"/>−1 in SIMD lanes, each row's tail in scalars.</summary>")
-                .Open($"public static void {name}(int from, int to, {parameters})")
+                .Open($"public static void {name}(int from, int to, {FloatViews})")
                 .Line($"if ({Numeric.Runtime}HostSimd.LaneBits == 512) {name}Simd<{Numeric.Runtime}LaneVector512>({arguments});")
                 .Line($"else if ({Numeric.Runtime}HostSimd.LaneBits == 256) {name}Simd<{Numeric.Runtime}LaneVector256>({arguments});")
                 .Line($"else {name}Simd<{Numeric.Runtime}LaneVector128>({arguments});")
-                .Close()
-                .Line()
-                .Open($"static void {name}Simd<{Lane.V}>(int from, int to, {parameters}) {Lane.Constraint}");
+                .Close().ToString().TrimEnd('\n');
+        }
+
+        /// <summary>The method <c>{Name}Simd</c> the float host entry calls (empty for double): the rows in lanes of width TV, each row's tail in scalars.</summary>
+        public string Lanes(Numeric n)
+        {
+            if (n.IsDouble) return "";
+            var w = new CodeWriter().Open($"static void {name}Simd<{Lane.V}>(int from, int to, {FloatViews}) {Lane.Constraint}");
             foreach (var v in views) w.Line($"var {v}Host = new {Numeric.Runtime}HostView<float>({v});");
             w.Open(HostRows)
              .Line($"long o = (long)r * {width};")

@@ -710,6 +710,14 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
             }
 
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
+                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
+            }
+
             static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -749,14 +757,6 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                         yHost[o + d] = xe * s * ge;
                     }
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
-                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
             }
 
             static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>

@@ -758,6 +758,62 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 else LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
             }
 
+            static void LayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+            {
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
+                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
+                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
+                {
+                    long o = (long)r * Dim;
+                    int d;
+                    TV sumLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        sumLanes += xe;
+                    }
+                    float sum = TV.Sum(sumLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        sum += xe;
+                    }
+                    float mean = sum / Dim;
+                    var meanLanes = TV.Create(mean);
+                    TV squaresLanes = default;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
+                    }
+                    float squares = TV.Sum(squaresLanes);
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d];
+                        squares += (xe - mean) * (xe - mean);
+                    }
+                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+                    var rstdLanes = TV.Create(rstd);
+                    statsHost[2L * r] = mean;
+                    statsHost[2L * r + 1] = rstd;
+                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
+                    {
+                        var xe = TV.Load(ref xHost[o + d]);
+                        var we = TV.Load(ref wHost[d]);
+                        var be = TV.Load(ref bHost[d]);
+                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
+                    }
+                    for (; d < Dim; d++)
+                    {
+                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
+                        yHost[o + d] = (xe - mean) * rstd * we + be;
+                    }
+                }
+            }
+
             static void LayerNormDimBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -950,65 +1006,9 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
                     global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
                 }
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
-                else BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
-            }
-
-            static void BiasLayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
-                {
-                    long o = (long)r * Dim;
-                    int d;
-                    TV sumLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
-                    {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        sumLanes += xe;
-                    }
-                    float sum = TV.Sum(sumLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        sum += xe;
-                    }
-                    float mean = sum / Dim;
-                    var meanLanes = TV.Create(mean);
-                    TV squaresLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
-                    {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
-                    }
-                    float squares = TV.Sum(squaresLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        squares += (xe - mean) * (xe - mean);
-                    }
-                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                    var rstdLanes = TV.Create(rstd);
-                    statsHost[2L * r] = mean;
-                    statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
-                    {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var be = TV.Load(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
-                    }
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
-                        yHost[o + d] = (xe - mean) * rstd * we + be;
-                    }
-                }
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
+                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
             }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

@@ -918,6 +918,55 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
             }
 
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
+                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = r0; r < r1; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * Dim + d];
+                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        part[d] = sw; part[Dim + d] = sb;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
+                else LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
+            }
+
             static void LayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -972,55 +1021,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                         yHost[o + d] = (xe - mean) * rstd * we + be;
                     }
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
-            public static void LayerNormDimBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
-            {
-                for (int i = from; i < to;)
-                {
-                    int p = i / Dim, first = i % Dim, end = global::System.Math.Min(Dim, first + (to - i));
-                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * Dim;
-                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * Dim));
-                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
-                    LayerNormDimBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, Dim, x, stats, dy, partials.SubView(o));
-                    LayerNormDimBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    i += end - first;
-                }
-            }
-
-            static void LayerNormDimBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
-            {
-                const int Run = 256;
-                global::System.Span<float> run = stackalloc float[2 * Run];
-                for (int first = from; first < to; first += Run)
-                {
-                    int end = global::System.Math.Min(to, first + Run);
-                    run.Clear();
-                    for (long r = r0; r < r1; r++)
-                        for (int d = first, j = 0; d < end; d++, j++)
-                        {
-                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                            float g = dy[r * Dim + d];
-                            sw += g * (x[r * Dim + d] - stats[2 * r]) * stats[2 * r + 1];
-                            sb += g;
-                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
-                        }
-                    for (int d = first, j = 0; d < end; d++, j++)
-                    {
-                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        part[d] = sw; part[Dim + d] = sb;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void LayerNormDimBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
-                else LayerNormDimBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
             }
 
             static void LayerNormDimBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
@@ -1315,65 +1315,9 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
                     global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
                 }
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
-                else BiasLayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
-            }
-
-            static void BiasLayerNormDimForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
-            {
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var wHost = new global::GateLoop.Runtime.HostView<float>(w);
-                var bHost = new global::GateLoop.Runtime.HostView<float>(b);
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var statsHost = new global::GateLoop.Runtime.HostView<float>(stats);
-                for (int r = (from + Kernels.RowLanes - 1) / Kernels.RowLanes; r < (to + Kernels.RowLanes - 1) / Kernels.RowLanes; r++)
-                {
-                    long o = (long)r * Dim;
-                    int d;
-                    TV sumLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
-                    {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        sumLanes += xe;
-                    }
-                    float sum = TV.Sum(sumLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        sum += xe;
-                    }
-                    float mean = sum / Dim;
-                    var meanLanes = TV.Create(mean);
-                    TV squaresLanes = default;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
-                    {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        squaresLanes += (xe - meanLanes) * (xe - meanLanes);
-                    }
-                    float squares = TV.Sum(squaresLanes);
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d];
-                        squares += (xe - mean) * (xe - mean);
-                    }
-                    float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-                    var rstdLanes = TV.Create(rstd);
-                    statsHost[2L * r] = mean;
-                    statsHost[2L * r + 1] = rstd;
-                    for (d = 0; d <= Dim - TV.Count; d += TV.Count)
-                    {
-                        var xe = TV.Load(ref xHost[o + d]);
-                        var we = TV.Load(ref wHost[d]);
-                        var be = TV.Load(ref bHost[d]);
-                        ((xe - meanLanes) * rstdLanes * we + be).Store(ref yHost[o + d]);
-                    }
-                    for (; d < Dim; d++)
-                    {
-                        float xe = xHost[o + d], we = wHost[d], be = bHost[d];
-                        yHost[o + d] = (xe - mean) * rstd * we + be;
-                    }
-                }
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
+                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
             }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

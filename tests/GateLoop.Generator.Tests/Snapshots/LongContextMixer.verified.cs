@@ -483,6 +483,14 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                 else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
             }
 
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
+                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
+            }
+
             static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -522,14 +530,6 @@ partial class LongContextMixer : global::GateLoop.Runtime.SimpleGateLoopLayer<fl
                         yHost[o + d] = xe * s * ge;
                     }
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
-                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
             }
 
             static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>

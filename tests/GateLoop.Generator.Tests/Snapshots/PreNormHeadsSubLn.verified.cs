@@ -788,6 +788,14 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, y, invNorm);
             }
 
+            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
+                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
+            }
+
             static void RmsNormForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -827,14 +835,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                         yHost[o + d] = xe * s * ge;
                     }
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.RmsNormBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void RmsNormBackward(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, gamma, invNorm, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, gamma, invNorm, dy, dx);
-                else RmsNormBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, gamma, invNorm, dy, dx);
             }
 
             static void RmsNormBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> invNorm, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
@@ -1019,6 +1019,55 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                 else LayerNormDimInnerForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
             }
 
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
+            public static void LayerNormDimInnerBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
+            {
+                for (int i = from; i < to;)
+                {
+                    int p = i / DimInner, first = i % DimInner, end = global::System.Math.Min(DimInner, first + (to - i));
+                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * DimInner;
+                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * DimInner));
+                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
+                    LayerNormDimInnerBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, DimInner, x, stats, dy, partials.SubView(o));
+                    LayerNormDimInnerBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
+                    i += end - first;
+                }
+            }
+
+            static void LayerNormDimInnerBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
+            {
+                const int Run = 256;
+                global::System.Span<float> run = stackalloc float[2 * Run];
+                for (int first = from; first < to; first += Run)
+                {
+                    int end = global::System.Math.Min(to, first + Run);
+                    run.Clear();
+                    for (long r = r0; r < r1; r++)
+                        for (int d = first, j = 0; d < end; d++, j++)
+                        {
+                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                            float g = dy[r * DimInner + d];
+                            sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
+                            sb += g;
+                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
+                        }
+                    for (int d = first, j = 0; d < end; d++, j++)
+                    {
+                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
+                        part[d] = sw; part[DimInner + d] = sb;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
+            public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
+            {
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
+                else LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
+            }
+
             static void LayerNormDimInnerForwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
             {
                 var xHost = new global::GateLoop.Runtime.HostView<float>(x);
@@ -1073,55 +1122,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                         yHost[o + d] = (xe - mean) * rstd * we + be;
                     }
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
-            public static void LayerNormDimInnerBackwardParamsPartials(int from, int to, int rows, ArrayView<float> x, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> partials)
-            {
-                for (int i = from; i < to;)
-                {
-                    int p = i / DimInner, first = i % DimInner, end = global::System.Math.Min(DimInner, first + (to - i));
-                    long r0 = (long)p * Kernels.ColumnPart, r1 = global::System.Math.Min(rows, r0 + Kernels.ColumnPart), o = (long)p * 2 * DimInner;
-                    var part = new global::GateLoop.Runtime.HostView<float>(partials.SubView(o, 2 * DimInner));
-                    int head = global::System.Math.Min(end, (first + 7) / 8 * 8), tail = global::System.Math.Max(head, end / 8 * 8);
-                    LayerNormDimInnerBackwardParamsRun(first, head, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    global::GateLoop.Runtime.HostSimd.LayerNormParameterPartials(head, tail, r0, r1, DimInner, x, stats, dy, partials.SubView(o));
-                    LayerNormDimInnerBackwardParamsRun(tail, end, r0, r1, new global::GateLoop.Runtime.HostView<float>(x), new global::GateLoop.Runtime.HostView<float>(stats), new global::GateLoop.Runtime.HostView<float>(dy), part);
-                    i += end - first;
-                }
-            }
-
-            static void LayerNormDimInnerBackwardParamsRun(int from, int to, long r0, long r1, global::GateLoop.Runtime.HostView<float> x, global::GateLoop.Runtime.HostView<float> stats, global::GateLoop.Runtime.HostView<float> dy, global::GateLoop.Runtime.HostView<float> part)
-            {
-                const int Run = 256;
-                global::System.Span<float> run = stackalloc float[2 * Run];
-                for (int first = from; first < to; first += Run)
-                {
-                    int end = global::System.Math.Min(to, first + Run);
-                    run.Clear();
-                    for (long r = r0; r < r1; r++)
-                        for (int d = first, j = 0; d < end; d++, j++)
-                        {
-                            float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                            float g = dy[r * DimInner + d];
-                            sw += g * (x[r * DimInner + d] - stats[2 * r]) * stats[2 * r + 1];
-                            sb += g;
-                            run[2 * j + 0] = sw; run[2 * j + 1] = sb;
-                        }
-                    for (int d = first, j = 0; d < end; d++, j++)
-                    {
-                        float sw = run[2 * j + 0], sb = run[2 * j + 1];
-                        part[d] = sw; part[DimInner + d] = sb;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimInnerBackward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void LayerNormDimInnerBackward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, stats, dy, dx);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, stats, dy, dx);
-                else LayerNormDimInnerBackwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, stats, dy, dx);
             }
 
             static void LayerNormDimInnerBackwardSimd<TV>(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> stats, ArrayView<float> dy, ArrayView<float> dx) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
