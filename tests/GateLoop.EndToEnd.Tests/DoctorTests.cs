@@ -7,6 +7,12 @@ namespace GateLoop.EndToEnd.Tests;
 /// <c>gateloop doctor</c> and the device check train and bench run first, as a user meets them: on ilgpu-cpu (ILGPU
 /// compiling every kernel, as for a GPU) against the host backend, with the PTX audited for sm_90 on the way.
 /// </summary>
+/// <remarks>
+/// They run alone (<see cref="IlgpuCpuCollection"/>): the CPU accelerator runs a warp as 32 threads that meet at a
+/// barrier for every shuffle, so on a machine busy with other tests each meeting waits for 32 wake-ups and a two-step
+/// run that takes 12 s idle took over 120 s.
+/// </remarks>
+[Collection(IlgpuCpuCollection.Name)]
 public sealed class DoctorTests(TrainedModelFixture fixture, ITestOutputHelper output) : IClassFixture<TrainedModelFixture>
 {
     CliResult Run(params string[] args)
@@ -79,4 +85,11 @@ public sealed class DoctorTests(TrainedModelFixture fixture, ITestOutputHelper o
         Assert.True(host.ExitCode == 0, host.ToString());
         Assert.DoesNotContain("agrees with the host backend", host.Stdout);
     }
+}
+
+/// <summary>The tests that run kernels on ilgpu-cpu: after the parallel ones, with nothing else running.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class IlgpuCpuCollection
+{
+    public const string Name = "ilgpu-cpu";
 }
