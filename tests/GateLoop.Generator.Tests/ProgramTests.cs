@@ -147,9 +147,9 @@ public sealed class ProgramTests(ITestOutputHelper output)
             Assert.DoesNotContain(launches, l => l.Kernel == "AddBiasHidden" || l.Kernel == activation);
             Assert.Equal(["x", "bias", "z"], fused.Signature!.Parameters.Select(p => p.Name));
             Assert.Equal(["a.FfPre[l]", "W", "a.FfAct[l]"], fused.Args.Select(a => a is TensorArg t ? t.Value.Name : "W"));
-            // The unfused activation's kernel is gone; the bias add stays for the other Linears that launch it.
-            Assert.DoesNotContain(program.Kernels, k => k.Key == activation);
-            Assert.Contains(program.Kernels, k => k.Key == "AddBiasDim");
+            // The unfused activation's kernel is gone; the second Linear's bias joins the residual add after it.
+            Assert.DoesNotContain(program.Kernels, k => k.Key == activation || k.Key == "AddBiasDim");
+            Assert.Contains(program.Kernels, k => k.Key == "BiasAddResidual");
             Assert.Empty(new LaunchCheck(program, ModelEmitter.Constants(spec)).Problems);
         }
         // Two launches that touch a value away from their own index do not fuse.
@@ -189,28 +189,31 @@ public sealed class ProgramTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void The_post_norm_residual_bias_and_layernorm_are_one_row_launch_by_a_rewrite()
+    public void The_post_norm_residual_and_bias_adds_and_layernorm_are_one_row_launch_by_rewrites()
     {
         var program = new Passes.Program(TransformerLowering.Lower(Seed), Numeric.Float);
-        // The ops launch the feed-forward's bias over R·Dim, then the LayerNorm over R rows of a warp each, on one buffer.
+        // The feed-forward's ops launch its bias over R·Dim, the block adds the residual to the projection (no copy of
+        // it for the GEMM to add into), then the LayerNorm runs over R rows of a warp each, on one buffer.
         var before = program.ForwardLayer.OfType<Launch>().ToList();
         int bias = before.FindIndex(l => l.Kernel == "AddBiasDim");
-        Assert.Equal("LayerNormDimForward", before[bias + 1].Kernel);
-        Assert.Equal("R * Dim", before[bias].Domain.Text);
-        program.Rewrite(Fusion.BiasRow);
+        Assert.Equal(["AddBiasDim", "AddResidual", "LayerNormDimForward"], before.Skip(bias).Take(3).Select(l => l.Kernel));
+        Assert.Equal("R * Dim", before[bias + 1].Domain.Text);
+        Assert.Equal(2, before.Count(l => l.Kernel == "AddResidual"));
+        Assert.DoesNotContain(program.ForwardLayer, s => s is Copy);
+        program.Rewrite(Fusion.BiasActivation);
+        program.Rewrite(Fusion.AddsIntoRow);
         var launches = program.ForwardLayer.OfType<Launch>().ToList();
-        var fused = Assert.Single(launches, l => l.Kernel == "BiasLayerNormDimForward");
+        var fused = Assert.Single(launches, l => l.Kernel == "BiasResidualLayerNormDimForward");
         Assert.Equal("R * Kernels.RowLanes", fused.Domain.Text);
-        Assert.Equal(["x", "bias", "w", "b", "y", "stats"], fused.Signature!.Parameters.Select(p => p.Name));
-        // The mixer's LayerNorm follows the scan's output projection, no bias add: it stays a launch of its own.
-        Assert.Single(launches, l => l.Kernel == "LayerNormDimForward");
-        Assert.DoesNotContain(launches, l => l.Kernel == "AddBiasDim");
-        // The fused kernel adds the bias to each of the lane's elements before the row's passes, and its host entry
-        // runs the pieces' entries over the same rows.
-        var source = Assert.Single(program.Kernels, k => k.Key == "BiasLayerNormDimForward");
+        // The mixer's LayerNorm follows the scan's output projection, no bias add: the residual alone joins it.
+        Assert.Single(launches, l => l.Kernel == "ResidualLayerNormDimForward");
+        Assert.DoesNotContain(launches, l => l.Kernel is "AddBiasDim" or "AddResidual" or "BiasAddResidual" or "LayerNormDimForward");
+        // The fused kernel adds the bias and the residual to each of the lane's elements before the row's passes,
+        // and its host entry runs the pieces' entries over the same rows.
+        var source = Assert.Single(program.Kernels, k => k.Key == "BiasResidualLayerNormDimForward");
         Assert.Contains("Index1D element = (int)(o + d);", source.Kernel);
-        int add = source.Kernel.IndexOf("x[element] = xe + be;"), firstPass = source.Kernel.IndexOf("sum = RowSum(sum);");
-        Assert.True(add >= 0 && firstPass > add, source.Kernel);
+        int addBias = source.Kernel.IndexOf("= xe + be;"), addResidual = source.Kernel.IndexOf("= se + re;"), firstPass = source.Kernel.IndexOf("sum = RowSum(sum);");
+        Assert.True(addBias >= 0 && addResidual > addBias && firstPass > addResidual, source.Kernel);
         Assert.Contains("elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim", source.HostEntry);
         Assert.Empty(new LaunchCheck(program, ModelEmitter.Constants(Seed)).Problems);
 

@@ -1,3 +1,5 @@
+using ILGPU;
+using ILGPU.Runtime;
 using System.Runtime.InteropServices;
 
 namespace GateLoop.Runtime.Tests;
@@ -158,6 +160,23 @@ public sealed class GpuCostModelTests
         var gemv = gpu.Gemm(1, 8192, 8192, 4);
         Assert.Equal("dram", gemv.Bound);
         Assert.Equal(gpu.GemmCallSeconds + 4.0 * (8192 + 8192L * 8192 + 2 * 8192) / gpu.DramBytesPerSecond, gemv.Seconds, 12);
+        // A device copy is a launch, and its bytes read and written once it moves more than a launch's worth.
+        Assert.Equal("launch", gpu.Copy(2048).Bound);
+        Assert.Equal(new CostEstimate(gpu.LaunchSeconds + 2e9 / gpu.DramBytesPerSecond, "dram"), gpu.Copy(1_000_000_000));
+    }
+
+    [Fact]
+    public void A_schedules_copy_on_cuda_sim_copies_and_is_priced_as_a_launch_and_its_bytes()
+    {
+        using var sim = (SimulatedCudaDevice)Device.Create("cuda-sim");
+        using var from = sim.Allocate<float>(1000);
+        using var to = sim.Allocate<float>(1000);
+        from.CopyFromCPU(Enumerable.Range(0, 1000).Select(i => (float)i).ToArray());
+        sim.Copy<float>(from.View, to.View);
+        Assert.Equal(Enumerable.Range(0, 1000).Select(i => (float)i), to.GetAsArray1D());
+        var copy = sim.Costs["Copy"];
+        Assert.Equal(1, copy.Launches);
+        Assert.Equal(sim.CostModel.Copy(4000).Seconds, copy.Seconds, 15);
     }
 
     [Fact]

@@ -40,7 +40,7 @@ namespace GateLoop.Generator.Emit
         {
             var program = new Program(graph, numeric);
             program.Rewrite(Fusion.BiasActivation);
-            program.Rewrite(Fusion.BiasRow);
+            program.Rewrite(Fusion.AddsIntoRow);
             // The scan's consumer follows it once the gates' product runs with the others of its input; then the
             // transition, the scan and the gate are one launch where the scan is one.
             program.GroupProducts();

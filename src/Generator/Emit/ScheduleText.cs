@@ -87,7 +87,7 @@ namespace GateLoop.Generator.Emit
             Gemm g => $"Device.Gemm({Bool(g.TransA)}, {Bool(g.TransB)}, {Render(g.M.Text)}, {Render(g.N.Text)}, {Render(g.K.Text)}, {n.Lit(1)}, {Arg(g.A, product: true)}, {Arg(g.B, product: true)}, {Arg(g.Beta)}, {Arg(g.C)});",
             LinearProduct p => $"Linear(R, {p.Outs}, {p.Ins}, {Render(p.X.Name)}, {Offset(p.Weight)}, {n.Lit(p.Accumulate ? 1 : 0)}, {Tensor(p.Y)});",
             ColumnSum c => $"Device.ColumnSum(R, {c.Columns}, {Tensor(c.M)}, {Arg(c.Dst)});",
-            Copy c => $"{Tensor(c.From)}.CopyTo({Tensor(c.To)});",
+            Copy c => $"Device.Copy({Tensor(c.From)}, {Tensor(c.To)});",
             Zero z => z.Unless is null ? $"{Tensor(z.Target)}.MemSetToZero();" : $"if (!{z.Unless}) {Tensor(z.Target)}.MemSetToZero();",
             Comment c => "// " + c.Text,
             Select s => $"{(declared.Add(s.Local.Name) ? "var " : "")}{s.Local} = {s.Condition} ? {Tensor(s.IfTrue)} : {Tensor(s.IfFalse)};",

@@ -176,7 +176,7 @@ namespace GateLoop.Generator.Lowering
             }
             if (s.HasOutProjection)
                 ops.Add(new Linear("OutW", s.UseGateLoopedAttn ? "fn.to_out" : "fn.to_out.1", dim, inner, mixed, sum,
-                    s.UseGateLoopedAttn ? null : "OutB", accumulate: true));
+                    s.UseGateLoopedAttn ? null : "OutB", accumulate: !s.PostLayerNorm));
             var titles = ($"Mixer block: {(s.UseGateLoopedAttn ? "gate-looped attention" : "causal softmax attention")}", $"Mixer block: {Gradient(s, m + 1)}");
             return new Block($"layers.{{i}}.{m}.", titles, Blocks(s), !s.PostLayerNorm, x, sum, norm, ops, s.HasOutProjection ? null : mixed);
         }
@@ -194,7 +194,7 @@ namespace GateLoop.Generator.Lowering
             {
                 new Linear("Ff1W", "fn.0", hidden, ("Dim", s.Dim), h, pre, "Ff1B"),
                 s.FeedForwardReluSquared ? new ReluSquared(pre, act) : new Gelu(pre, act),
-                new Linear("Ff2W", "fn.2", ("Dim", s.Dim), hidden, act, sum, "Ff2B", accumulate: true),
+                new Linear("Ff2W", "fn.2", ("Dim", s.Dim), hidden, act, sum, "Ff2B", accumulate: !s.PostLayerNorm),
             };
             return new Block($"layers.{{i}}.{f}.", ("Feed-forward block", $"Feed-forward block: {Gradient(s, f + 1)}"), Blocks(s),
                 !s.PostLayerNorm, x, sum, norm, ops, null);

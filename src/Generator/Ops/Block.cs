@@ -9,8 +9,10 @@ namespace GateLoop.Generator.Ops
     /// One residual block of the transformer, the seed's PreNorm(fn) or PostNorm(fn): a pre-norm block feeds its ops
     /// h = RMSNorm(x) (the local <c>h</c>) and adds their result to x as the next element of the residual stream; a
     /// post-norm block feeds them x itself and takes LayerNorm(x + f(x)). The stream X[0…blocks] and its gradient dX are shared by every
-    /// block. The block's last op writes into the residual sum (an output projection whose GEMM adds into x's copy);
-    /// or, when the mixer has no projection, the block adds the ops' output to x itself.
+    /// block. The block's last op writes the residual sum: in a pre-norm block an output projection whose GEMM adds into
+    /// x's copy (the sum is the stream), in a post-norm block the projection alone, x then added where the LayerNorm
+    /// reads the sum (<c>AddResidual</c>, which a rewrite fuses into the norm's rows); or, when the mixer has no
+    /// projection, the block adds the ops' output to x itself.
     /// </summary>
     internal sealed class Block : Sequence
     {
@@ -72,6 +74,8 @@ namespace GateLoop.Generator.Ops
         {
             foreach (var k in norm.Kernels(n)) yield return k;
             foreach (var k in base.Kernels(n)) yield return k;
+            if (added is null && !pre)
+                foreach (var k in KernelSource.Of(AddResidual, n)) yield return k;
             if (added is not null)
                 yield return new KernelSource("Add", $$"""
                     /// <summary>sum = a + b.</summary>
@@ -87,8 +91,9 @@ namespace GateLoop.Generator.Ops
             if (added is null)
             {
                 foreach (var op in Ops.Take(Ops.Count - 1)) op.Forward(s);
-                s.Copy(x, sum);
+                if (pre) s.Copy(x, sum);
                 Ops[Ops.Count - 1].Forward(s);
+                if (!pre) s.Launch("AddResidual", "R * Dim", sum, x);
             }
             else
             {
@@ -97,6 +102,9 @@ namespace GateLoop.Generator.Ops
             }
             if (!pre) norm.Forward(s);
         }
+
+        static readonly LaneMap AddResidual = new LaneMap("AddResidual", "s += r: the residual r added to the block's output s.",
+            new[] { ("s", "se"), ("r", "re") }, new (string, Lane)[0], new[] { ("s", (Lane)"se" + "re") });
 
         // dX holds the gradient of the block's output, and flows on unchanged to x through the residual.
         public override void Backward(Schedule s)

@@ -50,7 +50,7 @@ namespace GateLoop.Generator.Ops
             s.Launch($"LayerNorm{width}Backward", LaneRow.Domain("R"), input, s.W(weight), stats, output.Grad!, input.Grad!);
         }
 
-        // The forward apart from the backward: a rewrite that fuses the forward into another launch (Fusion.BiasRow)
+        // The forward apart from the backward: a rewrite that fuses the forward into another launch (Fusion.AddsIntoRow)
         // leaves no unlaunched kernel behind.
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {

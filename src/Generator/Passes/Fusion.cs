@@ -27,11 +27,17 @@ namespace GateLoop.Generator.Passes
                 ? Elementwise(program, first, second, "Bias" + second.Kernel)
                 : null;
 
-        /// <summary>A bias add over rows (a block's residual branch) followed by a row kernel reading its output (the post-norm LayerNorm) as one row kernel, named Bias + the row kernel.</summary>
-        public static (Launch, KernelSource)? BiasRow(Program program, Launch first, Launch second) =>
-            first.Kernel.StartsWith("AddBias") && first.Writes.Intersect(second.Reads).Any()
-                ? ElementwiseRow(program, first, second, "Bias" + second.Kernel)
+        /// <summary>
+        /// A bias or residual add over rows (the post-norm block's sum) followed by a row kernel reading its output (the
+        /// LayerNorm) as one row kernel: Bias, Residual or BiasResidual + the row kernel.
+        /// </summary>
+        public static (Launch, KernelSource)? AddsIntoRow(Program program, Launch first, Launch second) =>
+            AddsPrefix(first.Kernel) is { } prefix && first.Writes.Intersect(second.Reads).Any()
+                ? ElementwiseRow(program, first, second, prefix + second.Kernel)
                 : null;
+
+        static string? AddsPrefix(string kernel) =>
+            kernel.StartsWith("AddBias") ? "Bias" : kernel == "AddResidual" ? "Residual" : kernel == "BiasAddResidual" ? "BiasResidual" : null;
 
         /// <summary>The launch of one kernel doing <paramref name="first"/> then <paramref name="second"/> at each index, or null when that is not the same.</summary>
         public static (Launch, KernelSource)? Elementwise(Program program, Launch first, Launch second, string name)

@@ -217,6 +217,17 @@ public abstract class Device : IDisposable
         }
     }
 
+    /// <summary>Copies <paramref name="from"/> into <paramref name="to"/> on the device (a schedule's copy of a residual).</summary>
+    public void Copy<T>(ArrayView<T> from, ArrayView<T> to) where T : unmanaged
+    {
+        long start = Start();
+        Transfer(from, to);
+        Record(nameof(Copy), start);
+    }
+
+    /// <summary>The copy of <see cref="Copy{T}"/> on this device.</summary>
+    private protected virtual void Transfer<T>(ArrayView<T> from, ArrayView<T> to) where T : unmanaged => from.CopyTo(to);
+
     /// <summary>The start of work that <see cref="Record"/> times when profiling.</summary>
     internal long Start() => Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
 

@@ -110,6 +110,14 @@ public sealed class SimulatedCudaDevice : Device
         pending = cost => cost.Add(shape, estimate);
     }
 
+    // A device-to-device copy costs a launch and its bytes read and written; the host's copy gives the values.
+    private protected override void Transfer<T>(ArrayView<T> from, ArrayView<T> to)
+    {
+        base.Transfer(from, to);
+        var estimate = CostModel.Copy(from.LengthInBytes);
+        pending = cost => cost.AddCopy(estimate);
+    }
+
     private protected override void Completed(string name)
     {
         if (pending is null) return;

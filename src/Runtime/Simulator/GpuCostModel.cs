@@ -58,6 +58,13 @@ public sealed record GpuCostModel(
         return new(GemmCallSeconds + seconds, seconds < GemmCallSeconds ? "launch" : bound);
     }
 
+    /// <summary>What a device-to-device copy of <paramref name="bytes"/> would take: a launch, its bytes read and written.</summary>
+    public CostEstimate Copy(long bytes)
+    {
+        double seconds = 2.0 * bytes / DramBytesPerSecond;
+        return new(LaunchSeconds + seconds, seconds < LaunchSeconds ? "launch" : "dram");
+    }
+
     static (string, double) Largest(params (string Bound, double Seconds)[] terms) =>
         terms.Aggregate((a, b) => b.Seconds > a.Seconds ? b : a);
 }

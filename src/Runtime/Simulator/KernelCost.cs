@@ -42,6 +42,9 @@ public sealed class KernelCost
         Add(estimate);
     }
 
+    /// <summary>Adds a device-to-device copy and its estimate.</summary>
+    internal void AddCopy(CostEstimate estimate) => Add(estimate);
+
     void Add(CostEstimate estimate)
     {
         Seconds += estimate.Seconds;

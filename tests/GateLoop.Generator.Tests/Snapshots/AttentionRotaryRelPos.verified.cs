@@ -118,15 +118,13 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
             Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
             Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
-            a.X[2 * l].CopyTo(a.Sum[2 * l]);
-            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
-            Device.Launch(Kernels.BiasLayerNormDimForward, Kernels.Host.BiasLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + OutB, Dim), W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
+            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 0f, a.Sum[2 * l]);
+            Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + OutB, Dim), a.X[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
-            a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
-            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
-            Device.Launch(Kernels.BiasLayerNormDimForward, Kernels.Host.BiasLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
+            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 0f, a.Sum[2 * l + 1]);
+            Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), a.X[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
         Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
@@ -192,7 +190,7 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         ((((long)batch * seq) * (long)Heads), "RelPosForward"),
         (((((long)batch * (long)Heads) * (long)seq) * (long)seq), "AttentionScores"),
         ((((long)batch * (long)Heads) * (long)seq), "AttentionSoftmax"),
-        ((((long)batch * seq) * (long)Kernels.RowLanes), "BiasLayerNormDimForward"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "BiasResidualLayerNormDimForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
@@ -649,8 +647,8 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             }
         }
 
-        /// <summary>AddBiasDim on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
-        public static void BiasLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+        /// <summary>BiasAddResidual on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
+        public static void BiasResidualLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
             int lane = index.X % RowLanes;
             long row = index.X / RowLanes, o = row * Dim;
@@ -660,6 +658,10 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 {
                     float xe = x[element], be = bias[element.X % Dim];
                     x[element] = xe + be;
+                }
+                {
+                    float se = x[element], re = r[element];
+                    x[element] = se + re;
                 }
             }
             float sum = 0;
@@ -947,6 +949,16 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 }
             }
 
+            /// <summary>The lanes of <see cref="Kernels.AddResidual"/>.</summary>
+            readonly struct AddResidualLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (TV X, TV Y) Apply<TV>(TV se, TV re, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                {
+                    return (se + re, default);
+                }
+            }
+
             /// <summary>The lanes of <see cref="Kernels.AddBiasHidden"/>.</summary>
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
@@ -999,12 +1011,13 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
             }
 
-            /// <summary>Runs <see cref="Kernels.BiasLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of AddBiasDim on their elements, then LayerNormDimForward's.</summary>
-            public static void BiasLayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            /// <summary>Runs <see cref="Kernels.BiasResidualLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of BiasAddResidual on their elements, then LayerNormDimForward's.</summary>
+            public static void BiasResidualLayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
                 {
                     int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
                     global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
+                    global::GateLoop.Runtime.HostSimd.Map<AddResidualLanes>(elementFrom, elementTo, x, r, x);
                 }
                 if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
                 else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);

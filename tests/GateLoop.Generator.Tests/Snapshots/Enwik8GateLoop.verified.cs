@@ -188,15 +188,13 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
             else
                 Device.Launch(Kernels.TransitionScanSwishGateForward, Kernels.Host.TransitionScanSwishGateForward, batch * DimInner, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l], seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry, a.Gates[l], a.Gated[l].Values);
-            a.X[2 * l].CopyTo(a.Sum[2 * l]);
-            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.Sum[2 * l]);
-            Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
+            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 0f, a.Sum[2 * l]);
+            Device.Launch(Kernels.ResidualLayerNormDimForward, Kernels.Host.ResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], a.X[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
             // Feed-forward block.
             Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
             Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
-            a.X[2 * l + 1].CopyTo(a.Sum[2 * l + 1]);
-            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.Sum[2 * l + 1]);
-            Device.Launch(Kernels.BiasLayerNormDimForward, Kernels.Host.BiasLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
+            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 0f, a.Sum[2 * l + 1]);
+            Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), a.X[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
         Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
@@ -273,7 +271,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
         ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
         (((long)batch * (long)DimInner), "ChunkCarryForward"),
         ((((long)batch * seq) * (long)DimInner), "SwishGateForward"),
-        ((((long)batch * seq) * (long)Kernels.RowLanes), "LayerNormDimForward"),
+        ((((long)batch * seq) * (long)Kernels.RowLanes), "ResidualLayerNormDimForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
@@ -382,39 +380,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             for (long r = 0; r < tokens.Length; r++)
                 if (tokens[r] == v) sum += dx[r * Dim + d];
             dEmb[index] = sum;
-        }
-
-        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd. A warp per row.</summary>
-        public static void LayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-        {
-            int lane = index.X % RowLanes;
-            long row = index.X / RowLanes, o = row * Dim;
-            float sum = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                sum += xe;
-            }
-            sum = RowSum(sum);
-            float mean = sum / Dim;
-            float squares = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                squares += (xe - mean) * (xe - mean);
-            }
-            squares = RowSum(squares);
-            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-            if (lane == 0)
-            {
-                stats[2 * row] = mean;
-                stats[2 * row + 1] = rstd;
-            }
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d], we = w[d], be = b[d];
-                y[o + d] = (xe - mean) * rstd * we + be;
-            }
         }
 
         /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy. A warp per row.</summary>
@@ -807,8 +772,49 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
             }
         }
 
-        /// <summary>AddBiasDim on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
-        public static void BiasLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+        /// <summary>AddResidual on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
+        public static void ResidualLayerNormDimForward(Index1D index, ArrayView<float> s, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+        {
+            int lane = index.X % RowLanes;
+            long row = index.X / RowLanes, o = row * Dim;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                Index1D element = (int)(o + d);
+                {
+                    float se = s[element], re = r[element];
+                    s[element] = se + re;
+                }
+            }
+            float sum = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = s[o + d];
+                sum += xe;
+            }
+            sum = RowSum(sum);
+            float mean = sum / Dim;
+            float squares = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = s[o + d];
+                squares += (xe - mean) * (xe - mean);
+            }
+            squares = RowSum(squares);
+            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
+            if (lane == 0)
+            {
+                stats[2 * row] = mean;
+                stats[2 * row + 1] = rstd;
+            }
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = s[o + d], we = w[d], be = b[d];
+                y[o + d] = (xe - mean) * rstd * we + be;
+            }
+        }
+
+        /// <summary>BiasAddResidual on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
+        public static void BiasResidualLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
             int lane = index.X % RowLanes;
             long row = index.X / RowLanes, o = row * Dim;
@@ -818,6 +824,10 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 {
                     float xe = x[element], be = bias[element.X % Dim];
                     x[element] = xe + be;
+                }
+                {
+                    float se = x[element], re = r[element];
+                    x[element] = se + re;
                 }
             }
             float sum = 0;
@@ -908,14 +918,6 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                     long first = global::System.Math.Max(from, (long)ids[r] * Dim), end = global::System.Math.Min(to, ((long)ids[r] + 1) * Dim);
                     for (long i = first, j = r * Dim + first - (long)ids[r] * Dim; i < end; i++, j++) dEmbHost[i] += dxHost[j];
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
-                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
             }
 
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
@@ -1246,6 +1248,16 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 }
             }
 
+            /// <summary>The lanes of <see cref="Kernels.AddResidual"/>.</summary>
+            readonly struct AddResidualLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
+            {
+                [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+                public static (TV X, TV Y) Apply<TV>(TV se, TV re, TV _1) where TV : struct, global::GateLoop.Runtime.ILaneVector<TV>
+                {
+                    return (se + re, default);
+                }
+            }
+
             /// <summary>The lanes of <see cref="Kernels.AddBiasHidden"/>.</summary>
             readonly struct AddBiasHiddenLanes : global::GateLoop.Runtime.HostSimd.ILaneOp
             {
@@ -1308,12 +1320,25 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
             }
 
-            /// <summary>Runs <see cref="Kernels.BiasLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of AddBiasDim on their elements, then LayerNormDimForward's.</summary>
-            public static void BiasLayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            /// <summary>Runs <see cref="Kernels.ResidualLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of AddResidual on their elements, then LayerNormDimForward's.</summary>
+            public static void ResidualLayerNormDimForward(int from, int to, ArrayView<float> s, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
+            {
+                {
+                    int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
+                    global::GateLoop.Runtime.HostSimd.Map<AddResidualLanes>(elementFrom, elementTo, s, r, s);
+                }
+                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, s, w, b, y, stats);
+                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, s, w, b, y, stats);
+                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, s, w, b, y, stats);
+            }
+
+            /// <summary>Runs <see cref="Kernels.BiasResidualLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of BiasAddResidual on their elements, then LayerNormDimForward's.</summary>
+            public static void BiasResidualLayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
             {
                 {
                     int elementFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim, elementTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes * Dim;
                     global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(elementFrom, elementTo, Dim, x, bias, x);
+                    global::GateLoop.Runtime.HostSimd.Map<AddResidualLanes>(elementFrom, elementTo, x, r, x);
                 }
                 if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
                 else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
