@@ -37,6 +37,39 @@ public sealed class ProgramTests(ITestOutputHelper output)
 
     static readonly Value Residual = new("a.X[0]", "rows * Dim");
 
+    // A forward schedule's steps where it does not decode a token on a GPU.
+    static IReadOnlyList<Step> Training(IReadOnlyList<Step> steps) =>
+        steps is [Choice { Condition: Decoding.Condition } decoding] ? decoding.Otherwise : steps;
+
+    [Fact]
+    public void A_token_on_a_gpu_runs_each_products_input_as_one_launch_with_the_ops_around_it()
+    {
+        var program = ModelEmitter.Rewritten(Seed, TransformerLowering.Lower(Seed), Numeric.Float);
+        IReadOnlyList<Step> Decoded(IReadOnlyList<Step> steps) => Assert.IsType<Choice>(Assert.Single(steps)).Then;
+        var layer = Decoded(program.ForwardLayer);
+        // The scan runs as one launch where it is not chunked (one position never is).
+        var scan = Assert.Single(layer.OfType<Choice>(), c => c.Condition == "Chunked");
+        Assert.Equal(["TransitionScanSwishGateForward"], scan.Otherwise.OfType<Launch>().Select(l => l.Kernel));
+        Assert.Equal(["ProductsQkvTransitionGates", "ProductsOutAddResidual", "LayerNormDimProductsFf1BiasGelu", "ProductsFf2BiasAddResidual", "LayerNormDimForward"],
+            layer.OfType<Launch>().Select(l => l.Kernel));
+        Assert.DoesNotContain(layer, s => s is LinearProduct);
+        Assert.Equal(["ProductsHead"], Decoded(program.ForwardHead).OfType<Launch>().Select(l => l.Kernel));
+        // A token: the embedding, six launches per layer, the head: 38 (62 as GEMMs and row launches).
+        Assert.Equal(38, program.ForwardGlobal.OfType<Launch>().Count() + Seed.Depth * (layer.OfType<Launch>().Count() + 1) + 1);
+        // The LayerNorm runs in every warp of its row; the warps of the first output store its output and statistics.
+        var joined = Assert.Single(program.Kernels, k => k.Key == "LayerNormDimProductsFf1BiasGelu");
+        Assert.Contains("if (stores) y[o + d] = xd;", joined.Kernel);
+        Assert.Contains("dot = RowSum(dot);", joined.Kernel);
+        Assert.Contains("LayerNormDimForwardSimd<", joined.HostEntry);
+        // Checked at the branch's largest shape, and not a domain of the plans.
+        var check = new LaunchCheck(program, ModelEmitter.Constants(Seed));
+        Assert.Empty(check.Problems);
+        Assert.DoesNotContain(check.PlanDomains, d => d.Kernel.Contains("Products"));
+        // What only products read stays a GemmInput: the branch runs at fp32 products, where its values are the values.
+        var plan = new MemoryPlan(TransformerLowering.Lower(Seed), program, ModelEmitter.Constants(Seed));
+        Assert.Contains(plan.GemmInputs, b => b.Field == "FfAct");
+    }
+
     static LaunchCheck Check(Op planted)
     {
         var graph = new Graph(new[] { planted }, new Op[0], new Op[0], 1);
@@ -57,7 +90,9 @@ public sealed class ProgramTests(ITestOutputHelper output)
         var planted = new Planted("Depth * Dim * Dim * Hidden", _ => [Residual]);
         var (source, problems) = ModelEmitter.Emit(Seed, new Graph(graph.Global, graph.Layer, graph.Head.Append(planted).ToList(), graph.Depth, graph.Loss), Numeric.Float);
         Assert.Equal("", source);
-        Assert.Contains("more than a launch can index", Assert.Single(problems));
+        // Once for each branch of the head: a token's on a GPU, and the others.
+        Assert.Equal(2, problems.Count);
+        Assert.All(problems, p => Assert.Contains("more than a launch can index", p));
         Assert.Equal("GL0040", Diagnostics.BadLaunch.Id);
     }
 
@@ -163,7 +198,7 @@ public sealed class ProgramTests(ITestOutputHelper output)
     public void The_seed_layer_runs_its_transition_scan_and_gate_as_one_launch_where_the_scan_is_one()
     {
         var program = ModelEmitter.Rewritten(Seed, TransformerLowering.Lower(Seed), Numeric.Float);
-        var layer = program.ForwardLayer;
+        var layer = Training(program.ForwardLayer);
         var choice = Assert.Single(layer.OfType<Choice>());
         var fused = Assert.IsType<Launch>(Assert.Single(choice.Otherwise));
         output.WriteLine(program.Kernel(fused.Kernel)!.Value.Method.ToFullString());
@@ -183,7 +218,7 @@ public sealed class ProgramTests(ITestOutputHelper output)
     public void A_scan_over_heads_of_several_channels_keeps_its_transition_and_gate_apart()
     {
         var spec = Seed with { Heads = 8 };
-        var layer = ModelEmitter.Rewritten(spec, TransformerLowering.Lower(spec), Numeric.Float).ForwardLayer;
+        var layer = Training(ModelEmitter.Rewritten(spec, TransformerLowering.Lower(spec), Numeric.Float).ForwardLayer);
         Assert.Equal(new[] { "TransitionForward", "ScanStatesForward", "ScanOutputForward", "SwishGateForward" },
             layer.OfType<Launch>().Select(l => l.Kernel).Where(k => k.Contains("Transition") || k.Contains("Scan") || k.Contains("Gate")));
     }

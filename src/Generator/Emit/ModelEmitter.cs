@@ -40,10 +40,13 @@ namespace GateLoop.Generator.Emit
         {
             var program = new Program(graph, numeric);
             program.Rewrite(Fusion.BiasActivation);
-            program.Rewrite(Fusion.AddsIntoRow);
             // The scan's consumer follows it once the gates' product runs with the others of its input; then the
             // transition, the scan and the gate are one launch where the scan is one.
             program.GroupProducts();
+            // A token's forward on a GPU is its own branch, the ops around each product joined into it; the rewrites
+            // below apply in both branches.
+            program.Branch(Decoding.Condition, Decoding.Variant);
+            program.Rewrite(Fusion.AddsIntoRow);
             var constants = Constants(spec);
             program.RewriteChoices((p, a, b) => Fusion.PairsWhereRead(p, a, b, constants));
             program.RewriteChoices((p, a, b) => Fusion.ElementwiseWhereWritten(p, a, b, constants));
@@ -146,7 +149,8 @@ namespace GateLoop.Generator.Emit
              .Line("/// <inheritdoc />")
              .Line("protected override long ActivationPlanBytes(int batch, int seq, bool bf16) => Activations.Bytes(batch, seq, bf16);")
              .Line();
-            ModelSource.Members(w, graph.Members(n));
+            ModelSource.Members(w, program.Steps.OfType<Choice>().Any(c => c.Condition == Decoding.Condition)
+                ? graph.Members(n).Append(Decoding.Member) : graph.Members(n));
             w.Line("/// <inheritdoc />")
              .Line($"protected override void ComputeLoss({Plan} plan, {T} gradScale) =>");
             var loss = new CodeWriter();

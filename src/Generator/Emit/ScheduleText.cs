@@ -12,7 +12,7 @@ namespace GateLoop.Generator.Emit
     /// Renders a program's steps as the C# statements of a schedule: launches on the model's device with the
     /// kernel and its host entry, GEMMs, the module's Linear products, column sums, copies, zeroing, choices.
     /// Parameters are views of the flat weights (a layer's addressed from the layer base <c>p</c>). The ops name the
-    /// shape a schedule runs at as <c>Batch</c>, <c>Seq</c>, <c>Rows</c>, <c>Chunks</c> and <c>Chunked</c>, and the
+    /// shape a schedule runs at as <c>Batch</c>, <c>Seq</c>, <c>Rows</c>, <c>Chunks</c>, <c>Chunked</c> and <c>Decoding</c>, and the
     /// model's views as <c>Inputs</c>, <c>LogitsView</c>, …; <see cref="PlanNames"/> renders them as what the schedule
     /// method was passed, so no schedule reads a shape from the model's state. A buffer only matrix products read (see
     /// <see cref="Passes.MemoryPlan.GemmInputs"/>) is a <c>GemmInput</c>: the products take it whole, every other step its values.
@@ -38,11 +38,12 @@ namespace GateLoop.Generator.Emit
 
         /// <summary>
         /// The ops' names for the shape, rendered from the schedule method's <c>batch</c> and <c>seq</c> (and
-        /// <c>R</c> = batch·seq), and for the chunked scans' switch and count, which take them as arguments.
+        /// <c>R</c> = batch·seq), and for the chunked scans' switch and count and the decoding switch, which take them as arguments.
         /// </summary>
         public static readonly IReadOnlyDictionary<string, string> PlanNames = new Dictionary<string, string>
         {
             ["Batch"] = "batch", ["Seq"] = "seq", ["Rows"] = "R", ["Chunks"] = "Chunks(seq)", ["Chunked"] = "Chunked(batch, seq)",
+            ["Decoding"] = "Decoding(batch, seq)",
         };
 
         /// <summary><paramref name="expr"/> with every name in <see cref="names"/> (not a member after a dot) replaced.</summary>
@@ -64,16 +65,20 @@ namespace GateLoop.Generator.Emit
             switch (step)
             {
                 case Choice c:
+                    // A local a branch declares is that branch's: the other declares its own.
+                    var outer = new HashSet<string>(declared);
                     w.Open($"if ({Render(c.Condition)})");
                     Write(c.Then);
                     w.Close();
-                    if (c.Otherwise.Count == 1) w.Line("else").Line("    " + Statement(c.Otherwise[0]));
+                    declared.IntersectWith(outer);
+                    if (c.Otherwise.Count == 1 && c.Otherwise[0] is not Choice) w.Line("else").Line("    " + Statement(c.Otherwise[0]));
                     else
                     {
                         w.Open("else");
                         Write(c.Otherwise);
                         w.Close();
                     }
+                    declared.IntersectWith(outer);
                     break;
                 default:
                     w.Line(Statement(step));

@@ -151,23 +151,23 @@ namespace GateLoop.Generator.Passes
                 $"{first.Kernel} doing {second.Kernel} where it writes its input, in one launch (fused by a rewrite).");
         }
 
-        static bool Bound(Launch launch) => launch.Signature is not null && launch.Args.Count == launch.Signature.Parameters.Count;
+        internal static bool Bound(Launch launch) => launch.Signature is not null && launch.Args.Count == launch.Signature.Parameters.Count;
 
         // A kernel's name without its trailing Forward, to name what it is fused into.
-        static string Stem(string kernel) => kernel.EndsWith("Forward") ? kernel.Substring(0, kernel.Length - "Forward".Length) : kernel;
+        internal static string Stem(string kernel) => kernel.EndsWith("Forward") ? kernel.Substring(0, kernel.Length - "Forward".Length) : kernel;
 
         static string ParameterOf(Launch launch, Value value) => launch.Bindings.First(b => b.Arg is TensorArg t && t.Value == value).Parameter.Name;
 
-        static IEnumerable<IdentifierNameSyntax> Uses(SyntaxNode node, string name) =>
+        internal static IEnumerable<IdentifierNameSyntax> Uses(SyntaxNode node, string name) =>
             node.DescendantNodes().OfType<IdentifierNameSyntax>().Where(i => i.Identifier.Text == name);
 
         // The element accesses of the view <paramref name="view"/>.
-        static IEnumerable<ElementAccessExpressionSyntax> Accesses(SyntaxNode node, string view) =>
+        internal static IEnumerable<ElementAccessExpressionSyntax> Accesses(SyntaxNode node, string view) =>
             Uses(node, view).Select(i => i.Parent).OfType<ElementAccessExpressionSyntax>();
 
-        static string Subscript(ElementAccessExpressionSyntax e) => e.ArgumentList.Arguments.Count == 1 ? e.ArgumentList.Arguments[0].ToString() : "";
+        internal static string Subscript(ElementAccessExpressionSyntax e) => e.ArgumentList.Arguments.Count == 1 ? e.ArgumentList.Arguments[0].ToString() : "";
 
-        static bool Branches(SyntaxNode body) => body.DescendantNodes().Any(n => n is ReturnStatementSyntax || n is ForStatementSyntax
+        internal static bool Branches(SyntaxNode body) => body.DescendantNodes().Any(n => n is ReturnStatementSyntax || n is ForStatementSyntax
             || n is WhileStatementSyntax || n is DoStatementSyntax || n is ForEachStatementSyntax);
 
         // How often one thread runs a statement: once outside any loop ("1"), once per position inside one loop over
@@ -192,7 +192,7 @@ namespace GateLoop.Generator.Passes
             });
 
         // A name not declared or used in the method.
-        static string Fresh(string name, SyntaxNode method)
+        internal static string Fresh(string name, SyntaxNode method)
         {
             var taken = new HashSet<string>(method.DescendantTokens().Where(t => t.IsKind(SyntaxKind.IdentifierToken)).Select(t => t.Text));
             while (taken.Contains(name)) name += "2";
@@ -200,7 +200,7 @@ namespace GateLoop.Generator.Passes
         }
 
         // The method with the identifiers in renamed replaced (names after a dot stay).
-        static MethodDeclarationSyntax Renamed(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
+        internal static MethodDeclarationSyntax Renamed(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
         {
             var uses = method.DescendantNodes().OfType<IdentifierNameSyntax>()
                 .Where(i => renamed.ContainsKey(i.Identifier.Text) && renamed[i.Identifier.Text] != i.Identifier.Text
@@ -300,7 +300,7 @@ namespace GateLoop.Generator.Passes
 
         // A row kernel's width: its first statements are LaneRow's "int lane = index.X % RowLanes;" and
         // "long row = index.X / RowLanes, o = row * W;".
-        static string? RowWidth(MethodDeclarationSyntax method)
+        internal static string? RowWidth(MethodDeclarationSyntax method)
         {
             var statements = method.Body?.Statements;
             if (statements is null || statements.Value.Count < 2) return null;
@@ -352,14 +352,14 @@ namespace GateLoop.Generator.Passes
         }
 
         // A host entry's views are named by position after (from, to): map them to the fused kernel's names.
-        static Dictionary<string, string> Positional(MethodDeclarationSyntax host, IReadOnlyList<string> names) =>
+        internal static Dictionary<string, string> Positional(MethodDeclarationSyntax host, IReadOnlyList<string> names) =>
             host.ParameterList.Parameters.Skip(2).Select((p, i) => (p.Identifier.Text, names[i])).ToDictionary(x => x.Item1, x => x.Item2);
 
-        static MethodDeclarationSyntax? HostEntry(KernelSource source, string kernel) =>
+        internal static MethodDeclarationSyntax? HostEntry(KernelSource source, string kernel) =>
             source.HostEntry.Length == 0 ? null : KernelText.Methods(source.HostEntry).FirstOrDefault(m => m.Identifier.Text == kernel);
 
         // The method's statements with its parameters renamed, in a block of their own when they declare locals, which then stay apart.
-        static string Body(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
+        internal static string Body(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
         {
             var statements = Statements(method, renamed);
             return method.Body is not null && method.Body.Statements.OfType<LocalDeclarationStatementSyntax>().Any()
@@ -368,7 +368,7 @@ namespace GateLoop.Generator.Passes
         }
 
         // The method's statements (an expression body's as one), each its own text with its parameters renamed.
-        static List<string> Statements(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
+        internal static List<string> Statements(MethodDeclarationSyntax method, IReadOnlyDictionary<string, string> renamed)
         {
             SyntaxNode body = (SyntaxNode?)method.Body ?? method.ExpressionBody!.Expression;
             var uses = body.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>()
@@ -386,6 +386,6 @@ namespace GateLoop.Generator.Passes
             return string.Concat(lines.Select(l => l.Substring(indent) + "\n"));
         }
 
-        static string Indent(string text) => string.Concat(text.TrimEnd('\n').Split('\n').Select(l => "    " + l + "\n"));
+        internal static string Indent(string text) => string.Concat(text.TrimEnd('\n').Split('\n').Select(l => "    " + l + "\n"));
     }
 }

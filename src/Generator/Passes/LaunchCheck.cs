@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using GateLoop.Generator.Ir;
+using GateLoop.Generator.Templates;
 
 namespace GateLoop.Generator.Passes
 {
@@ -21,6 +22,13 @@ namespace GateLoop.Generator.Passes
             string Resolve(string element) => element == Value.Real ? program.Numeric.Type : element;
             var problems = new List<string>();
             var domains = new List<(string, Size)>();
+            // A decoding launch runs at its branch's largest shape only: it is checked here, at that shape.
+            var decoding = new HashSet<Step>(program.Where(Decoding.Condition));
+            var decodingShape = new Dictionary<string, long>(constants.ToDictionary(c => c.Key, c => c.Value))
+            {
+                ["batch"] = Decoding.RowsAtMost, ["seq"] = 1, ["rows"] = Decoding.RowsAtMost, ["Batch"] = Decoding.RowsAtMost, ["Seq"] = 1,
+                ["R"] = Decoding.RowsAtMost, ["Rows"] = Decoding.RowsAtMost, ["Chunks"] = 1, ["Kernels.RowLanes"] = LaneRow.Warp,
+            };
             foreach (var launch in program.Steps.OfType<Launch>())
             {
                 if (launch.Signature is null)
@@ -38,9 +46,9 @@ namespace GateLoop.Generator.Passes
                     if (view != (parameter.ViewElement is not null) || Resolve(arg.Element) != expected)
                         problems.Add($"launch of {launch.Kernel} binds {Describe(arg, Resolve)} to {parameter.Type} {parameter.Name}");
                 }
-                if (!launch.Domain.OnPlan)
+                if (!launch.Domain.OnPlan || decoding.Contains(launch))
                 {
-                    long? size = launch.Domain.Evaluate(constants);
+                    long? size = launch.Domain.Evaluate(decoding.Contains(launch) ? decodingShape : constants);
                     if (size is null) problems.Add($"launch of {launch.Kernel}: its domain {launch.Domain} names something that is not a size");
                     else if (size > MaxDomain) problems.Add($"launch of {launch.Kernel} has {size:N0} indices ({launch.Domain}), more than a launch can index ({MaxDomain:N0})");
                 }

@@ -32,7 +32,8 @@ namespace GateLoop.Generator.Passes
 
         /// <summary>
         /// The layers' buffers that only matrix products read: written in a layer's forward, then read by one Linear
-        /// product there and by GEMMs of the layer's backward (its weight gradient), as A or B, never by anything else.
+        /// product there and by GEMMs of the layer's backward (its weight gradient), as A or B, never by anything else but the
+        /// decoding branch's launches, which run with fp32 products only.
         /// Under bf16 products a plan keeps them as bf16 copies, which the forward's product makes and the backward's read,
         /// and their fp32 values become scratch the layers share (see <c>GemmInput</c> in the runtime).
         /// </summary>
@@ -42,6 +43,8 @@ namespace GateLoop.Generator.Passes
         {
             var forward = program.ForwardLayer.SelectMany(s => s.Flatten()).ToList();
             var backward = new HashSet<Step>(program.BackwardLayer.SelectMany(s => s.Flatten()));
+            // The decoding branch runs with fp32 products only, where a GemmInput's values are its values.
+            var decoding = new HashSet<Step>(program.Where(Decoding.Condition));
             bool Reads(Step step, Buffer b) => step.Reads.Any(v => v.Storage == b);
             bool Writes(Step step, Buffer b) => step.Writes.Any(v => v.Storage == b);
             bool Operand(Arg arg, Buffer b) => arg is TensorArg t && t.Value.Storage == b;
@@ -54,7 +57,7 @@ namespace GateLoop.Generator.Passes
                 // The layer's forward writes it before its product reads it, and nothing after; the backward only multiplies it.
                 return forward.Take(at).Any(step => Writes(step, b))
                     && program.Steps.Where(step => Writes(step, b)).All(step => forward.IndexOf(step) is int i && i >= 0 && i < at)
-                    && readers.All(step => step == linear[0]
+                    && readers.All(step => step == linear[0] || decoding.Contains(step)
                         || step is Gemm g && backward.Contains(g) && (Operand(g.A, b) || Operand(g.B, b)) && !Operand(g.C, b));
             }).ToList();
         }

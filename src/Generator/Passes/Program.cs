@@ -76,6 +76,10 @@ namespace GateLoop.Generator.Passes
         public IEnumerable<Step> Steps => new[] { ForwardGlobal, ForwardLayer, ForwardHead, Loss, BackwardHead, BackwardLayer, BackwardGlobal }
             .SelectMany(list => list).SelectMany(s => s.Flatten());
 
+        /// <summary>The steps a choice by <paramref name="condition"/> runs where it holds (its Then branches, flattened).</summary>
+        public IEnumerable<Step> Where(string condition) =>
+            Steps.OfType<Choice>().Where(c => c.Condition == condition).SelectMany(c => c.Then.SelectMany(s => s.Flatten()));
+
         /// <summary>Every value the schedules touch, by identity.</summary>
         public IReadOnlyList<Value> Values { get; private set; } = new Value[0];
 
@@ -192,6 +196,23 @@ namespace GateLoop.Generator.Passes
             }
             (ForwardGlobal, ForwardLayer, ForwardHead, Loss) = (Apply(ForwardGlobal), Apply(ForwardLayer), Apply(ForwardHead), Apply(Loss));
             Dataflow();
+        }
+
+        /// <summary>
+        /// Makes each forward schedule (the globals', a layer's, the head's) that <paramref name="variant"/> rewrites
+        /// one choice by <paramref name="condition"/>: the variant where it holds, the steps as they were where not.
+        /// Later rewrites apply inside both, so each keeps its own fusions.
+        /// </summary>
+        public void Branch(string condition, System.Func<Program, IReadOnlyList<Step>, (IReadOnlyList<Step> Steps, IReadOnlyList<KernelSource> Sources)?> variant)
+        {
+            IReadOnlyList<Step> Apply(IReadOnlyList<Step> steps)
+            {
+                if (variant(this, steps) is not var (then, sources)) return steps;
+                Kernels = Kernels.Concat(sources.Where(s => !Kernels.Any(k => k.Key == s.Key))).ToList();
+                return new Step[] { new Choice(condition, then, steps) };
+            }
+            (ForwardGlobal, ForwardLayer, ForwardHead) = (Apply(ForwardGlobal), Apply(ForwardLayer), Apply(ForwardHead));
+            Retain();
         }
 
         // Whether two steps can run in either order: neither writes what the other touches (a choice by all its branches).

@@ -46,6 +46,9 @@ namespace GateLoop.Generator.Templates
         /// <summary>The kernel's name.</summary>
         public string Name => name;
 
+        /// <summary>Lanes per row: <c>Kernels.RowLanes</c>.</summary>
+        public const int Warp = 32;
+
         /// <summary>The launch domain of a row kernel over <paramref name="rows"/> rows: a warp's lanes per row.</summary>
         public static string Domain(string rows) => rows + " * Kernels.RowLanes";
 
@@ -57,7 +60,7 @@ namespace GateLoop.Generator.Templates
         /// </summary>
         public static string Shared(Numeric n) => $$"""
             /// <summary>Lanes per row of a row kernel (one warp): lane l of a row takes its elements l, l + RowLanes, ….</summary>
-            public const int RowLanes = 32;
+            public const int RowLanes = {{Warp}};
 
             /// <summary>The sum of <paramref name="s"/> over the RowLanes lanes of a row, in every lane.</summary>
             static {{n.Type}} RowSum({{n.Type}} s)

@@ -32,6 +32,13 @@ public abstract class Device : IDisposable
     /// <summary>True on the host backend, where kernels are called directly on CPU threads.</summary>
     public bool IsHost => this is HostDevice;
 
+    /// <summary>
+    /// True where kernels run as on an NVIDIA GPU, warps of 32 in lockstep: <c>cuda</c>, and <c>cuda-sim</c>, which
+    /// executes the same PTX. (ILGPU's CPU accelerator meets at a barrier for every shuffle, so a schedule choosing
+    /// many warps for a GPU keeps to its other steps there.)
+    /// </summary>
+    public bool IsGpu => Accelerator is CudaAccelerator || this is SimulatedCudaDevice;
+
     /// <summary>A readable description: kind, processor or GPU name, memory.</summary>
     public string Name { get; }
 

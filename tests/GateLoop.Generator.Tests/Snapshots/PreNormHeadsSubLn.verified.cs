@@ -100,6 +100,15 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <inheritdoc />
     protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
+    // Above this many rows a warp per (row, output) reads each weight matrix once per row: a GEMM reads it once.
+    const int DecodingRowsAtMost = 8;
+
+    /// <summary>
+    /// Whether the forward runs its decoding launches (a warp per row and output of each Linear, the ops around
+    /// them joined in): on a GPU, for one position of at most DecodingRowsAtMost sequences, with fp32 products.
+    /// </summary>
+    bool Decoding(int batch, int seq) => Device.IsGpu && seq == 1 && batch <= DecodingRowsAtMost && Device.GemmPrecision == global::GateLoop.Runtime.GemmPrecision.Fp32;
+
     /// <inheritdoc />
     protected override void ComputeLoss(global::GateLoop.Runtime.ModelPlan<float> plan, float gradScale) =>
         Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, plan.Rows, plan.Logits, plan.Targets, gradScale, plan.LossRows, plan.LogitGrads);
@@ -113,31 +122,59 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
-            // Mixer block: gate-looped attention.
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
-            Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
-            Linear(R, 2 * Heads, Dim, a.H[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
-            Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
-            Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
-            var carry = continueState ? carried[l] : a.Carry[l];
-            if (!continueState) carry.MemSetToZero();
-            Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
-            Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
-            Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R * Kernels.RowLanes, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
-            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l].Values);
-            Device.Copy(a.X[2 * l], a.X[2 * l + 1]);
-            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
-            // Feed-forward block.
-            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
-            Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
-            Device.Copy(a.X[2 * l + 1], a.X[2 * l + 2]);
-            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
-            Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
+            if (Decoding(batch, seq))
+            {
+                // Mixer block: gate-looped attention.
+                Device.Launch(Kernels.RmsNormProductsQkvTransitionGates, Kernels.Host.RmsNormProductsQkvTransitionGates, R * (3 * DimInner + 2 * Heads + DimInner) * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l], W(p + Qkv, 3 * DimInner * Dim), W(p + TransitionW, 2 * Heads * Dim), W(p + GatesW, DimInner * Dim), a.Qkv[l], a.TransitionIn[l], a.Gates[l]);
+                Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
+                var carry = continueState ? carried[l] : a.Carry[l];
+                if (!continueState) carry.MemSetToZero();
+                Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
+                Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
+                Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R * Kernels.RowLanes, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
+                Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l].Values);
+                Device.Copy(a.X[2 * l], a.X[2 * l + 1]);
+                Device.Launch(Kernels.ProductsOut, Kernels.Host.ProductsOut, R * Dim * Kernels.RowLanes, a.Gated[l].Values, W(p + OutW, Dim * DimInner), a.X[2 * l + 1]);
+                // Feed-forward block.
+                Device.Launch(Kernels.RmsNormProductsFf1BiasGelu, Kernels.Host.RmsNormProductsFf1BiasGelu, R * Hidden * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1], W(p + Ff1W, Hidden * Dim), a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
+                Device.Copy(a.X[2 * l + 1], a.X[2 * l + 2]);
+                Device.Launch(Kernels.ProductsFf2AddBiasDim, Kernels.Host.ProductsFf2AddBiasDim, R * Dim * Kernels.RowLanes, a.FfAct[l].Values, W(p + Ff2W, Dim * Hidden), a.X[2 * l + 2], W(p + Ff2B, Dim));
+            }
+            else
+            {
+                // Mixer block: gate-looped attention.
+                Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l]);
+                Linear(R, 3 * DimInner, Dim, a.H[2 * l], p + Qkv, 0f, a.Qkv[l]);
+                Linear(R, 2 * Heads, Dim, a.H[2 * l], p + TransitionW, 0f, a.TransitionIn[l]);
+                Linear(R, DimInner, Dim, a.H[2 * l], p + GatesW, 0f, a.Gates[l]);
+                Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
+                var carry = continueState ? carried[l] : a.Carry[l];
+                if (!continueState) carry.MemSetToZero();
+                Device.Launch(Kernels.ScanStatesForward, Kernels.Host.ScanStatesForward, batch * Heads * HeadDim * HeadDim, seq, a.Qkv[l], a.Transition[l], a.StateScratch, carry);
+                Device.Launch(Kernels.ScanOutputForward, Kernels.Host.ScanOutputForward, R * DimInner, a.Qkv[l], a.StateScratch, a.ScanOut[l]);
+                Device.Launch(Kernels.LayerNormDimInnerForward, Kernels.Host.LayerNormDimInnerForward, R * Kernels.RowLanes, a.ScanOut[l], W(p + SubNormW, DimInner), W(p + SubNormB, DimInner), a.SubOut[l], a.SubStats[l]);
+                Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.SubOut[l], a.Gates[l], a.Gated[l].Values);
+                Device.Copy(a.X[2 * l], a.X[2 * l + 1]);
+                Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 1f, a.X[2 * l + 1]);
+                // Feed-forward block.
+                Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1]);
+                Linear(R, Hidden, Dim, a.H[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
+                Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
+                Device.Copy(a.X[2 * l + 1], a.X[2 * l + 2]);
+                Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 1f, a.X[2 * l + 2]);
+                Device.Launch(Kernels.AddBiasDim, Kernels.Host.AddBiasDim, R * Dim, a.X[2 * l + 2], W(p + Ff2B, Dim));
+            }
         }
         // Head.
-        Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
-        Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, plan.Logits);
+        if (Decoding(batch, seq))
+        {
+            Device.Launch(Kernels.RmsNormProductsHead, Kernels.Host.RmsNormProductsHead, R * NumTokens * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth], W(HeadW, NumTokens * Dim), plan.Logits);
+        }
+        else
+        {
+            Device.Launch(Kernels.RmsNormForward, Kernels.Host.RmsNormForward, R * Kernels.RowLanes, a.X[2 * Depth], W(HeadNormG, Dim), a.H[2 * Depth], a.InvNorm[2 * Depth]);
+            Linear(R, NumTokens, Dim, a.H[2 * Depth], HeadW, 0f, plan.Logits);
+        }
     }
 
     /// <inheritdoc />
@@ -202,14 +239,14 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     {
         (((long)batch * seq), "EmbeddingForward"),
         ((((long)batch * seq) * (long)Kernels.RowLanes), "RmsNormForward"),
-        ((((long)batch * seq) * (long)Heads), "TransitionForward"),
-        (((((long)batch * (long)Heads) * (long)HeadDim) * (long)HeadDim), "ScanStatesForward"),
-        ((((long)batch * seq) * (long)DimInner), "ScanOutputForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
+        ((((long)batch * seq) * (long)DimInner), "SwishGateBackward"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)DimInner), "LayerNormDimInnerBackwardParamsPartials"),
+        (((((long)batch * (long)Heads) * (long)HeadDim) * (long)HeadDim), "ScanStatesForward"),
+        ((((long)batch * seq) * (long)Heads), "ScanInputsBackward"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
@@ -719,6 +756,194 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             {
                 float v = x[index];
                 z[index] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+            }
+        }
+
+        /// <summary>x·Wᵀ for the Linears Qkv, TransitionW, GatesW at a few rows, a warp per row and output, each running RmsNormForward on its row first (fused by a rewrite).</summary>
+        public static void RmsNormProductsQkvTransitionGates(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm, ArrayView<float> qkv, ArrayView<float> transitionW, ArrayView<float> gatesW, ArrayView<float> qkvY, ArrayView<float> transitionY, ArrayView<float> gatesY)
+        {
+            int lane = index.X % RowLanes;
+            long warp = index.X / RowLanes, row = warp / (3 * DimInner + 2 * Heads + DimInner), output = warp % (3 * DimInner + 2 * Heads + DimInner), o = row * Dim;
+            bool stores = output == 0; // the warps of the row's first output store what the row kernel writes
+            float ss = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                ss += xe * xe;
+            }
+            ss = RowSum(ss);
+            float norm = global::System.MathF.Sqrt(ss);
+            float inv = 1f / (norm < RmsEps ? RmsEps : norm);
+            float s = inv * RmsScale;
+            if (stores)
+            {
+                if (lane == 0)
+                {
+                    invNorm[row] = inv;
+                }
+            }
+            float dot = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d], ge = gamma[d];
+                float xd = xe * s * ge;
+                if (stores) y[o + d] = xd;
+                float weight;
+                if (output < (3 * DimInner)) weight = qkv[output * Dim + d];
+                else if (output < (3 * DimInner + 2 * Heads)) weight = transitionW[(output - (3 * DimInner)) * Dim + d];
+                else weight = gatesW[(output - (3 * DimInner + 2 * Heads)) * Dim + d];
+                dot += xd * weight;
+            }
+            dot = RowSum(dot);
+            if (lane == 0)
+            {
+                if (output < (3 * DimInner))
+                {
+                    Index1D at = (int)(row * (3 * DimInner) + output);
+                    qkvY[at] = dot;
+                }
+                else if (output < (3 * DimInner + 2 * Heads))
+                {
+                    Index1D at = (int)(row * (2 * Heads) + (output - (3 * DimInner)));
+                    transitionY[at] = dot;
+                }
+                else
+                {
+                    Index1D at = (int)(row * DimInner + (output - (3 * DimInner + 2 * Heads)));
+                    gatesY[at] = dot;
+                }
+            }
+        }
+
+        /// <summary>x·Wᵀ for the Linear OutW at a few rows, a warp per row and output (fused by a rewrite).</summary>
+        public static void ProductsOut(Index1D index, ArrayView<float> x, ArrayView<float> outW, ArrayView<float> outY)
+        {
+            int lane = index.X % RowLanes;
+            long warp = index.X / RowLanes, row = warp / Dim, output = warp % Dim, o = row * DimInner;
+            float dot = 0;
+            for (int d = lane; d < DimInner; d += RowLanes)
+            {
+                float xd = x[o + d];
+                float weight = outW[output * DimInner + d];
+                dot += xd * weight;
+            }
+            dot = RowSum(dot);
+            if (lane == 0)
+            {
+                Index1D at = (int)(row * Dim + output);
+                outY[at] += dot;
+            }
+        }
+
+        /// <summary>x·Wᵀ for the Linear Ff1W at a few rows, a warp per row and output, each running RmsNormForward on its row first, then BiasGeluForward where the sum is (fused by a rewrite).</summary>
+        public static void RmsNormProductsFf1BiasGelu(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm, ArrayView<float> ff1W, ArrayView<float> ff1Y, ArrayView<float> bias, ArrayView<float> z)
+        {
+            int lane = index.X % RowLanes;
+            long warp = index.X / RowLanes, row = warp / Hidden, output = warp % Hidden, o = row * Dim;
+            bool stores = output == 0; // the warps of the row's first output store what the row kernel writes
+            float ss = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                ss += xe * xe;
+            }
+            ss = RowSum(ss);
+            float norm = global::System.MathF.Sqrt(ss);
+            float inv = 1f / (norm < RmsEps ? RmsEps : norm);
+            float s = inv * RmsScale;
+            if (stores)
+            {
+                if (lane == 0)
+                {
+                    invNorm[row] = inv;
+                }
+            }
+            float dot = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d], ge = gamma[d];
+                float xd = xe * s * ge;
+                if (stores) y[o + d] = xd;
+                float weight = ff1W[output * Dim + d];
+                dot += xd * weight;
+            }
+            dot = RowSum(dot);
+            if (lane == 0)
+            {
+                Index1D at = (int)(row * Hidden + output);
+                ff1Y[at] = dot;
+                {
+                    float xe = ff1Y[at], be = bias[at.X % Hidden];
+                    ff1Y[at] = xe + be;
+                }
+                {
+                    float v = ff1Y[at];
+                    z[at] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
+                }
+            }
+        }
+
+        /// <summary>x·Wᵀ for the Linear Ff2W at a few rows, a warp per row and output, then AddBiasDim where the sum is (fused by a rewrite).</summary>
+        public static void ProductsFf2AddBiasDim(Index1D index, ArrayView<float> x, ArrayView<float> ff2W, ArrayView<float> ff2Y, ArrayView<float> bias)
+        {
+            int lane = index.X % RowLanes;
+            long warp = index.X / RowLanes, row = warp / Dim, output = warp % Dim, o = row * Hidden;
+            float dot = 0;
+            for (int d = lane; d < Hidden; d += RowLanes)
+            {
+                float xd = x[o + d];
+                float weight = ff2W[output * Hidden + d];
+                dot += xd * weight;
+            }
+            dot = RowSum(dot);
+            if (lane == 0)
+            {
+                Index1D at = (int)(row * Dim + output);
+                ff2Y[at] += dot;
+                {
+                    float xe = ff2Y[at], be = bias[at.X % Dim];
+                    ff2Y[at] = xe + be;
+                }
+            }
+        }
+
+        /// <summary>x·Wᵀ for the Linear HeadW at a few rows, a warp per row and output, each running RmsNormForward on its row first (fused by a rewrite).</summary>
+        public static void RmsNormProductsHead(Index1D index, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm, ArrayView<float> headW, ArrayView<float> headY)
+        {
+            int lane = index.X % RowLanes;
+            long warp = index.X / RowLanes, row = warp / NumTokens, output = warp % NumTokens, o = row * Dim;
+            bool stores = output == 0; // the warps of the row's first output store what the row kernel writes
+            float ss = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d];
+                ss += xe * xe;
+            }
+            ss = RowSum(ss);
+            float norm = global::System.MathF.Sqrt(ss);
+            float inv = 1f / (norm < RmsEps ? RmsEps : norm);
+            float s = inv * RmsScale;
+            if (stores)
+            {
+                if (lane == 0)
+                {
+                    invNorm[row] = inv;
+                }
+            }
+            float dot = 0;
+            for (int d = lane; d < Dim; d += RowLanes)
+            {
+                float xe = x[o + d], ge = gamma[d];
+                float xd = xe * s * ge;
+                if (stores) y[o + d] = xd;
+                float weight = headW[output * Dim + d];
+                dot += xd * weight;
+            }
+            dot = RowSum(dot);
+            if (lane == 0)
+            {
+                Index1D at = (int)(row * NumTokens + output);
+                headY[at] = dot;
             }
         }
 
@@ -1271,6 +1496,144 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
             {
                 global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormProductsQkvTransitionGates"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of RmsNormForward on their rows, then each warp's sum in turn.</summary>
+            public static void RmsNormProductsQkvTransitionGates(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm, ArrayView<float> qkv, ArrayView<float> transitionW, ArrayView<float> gatesW, ArrayView<float> qkvY, ArrayView<float> transitionY, ArrayView<float> gatesY)
+            {
+                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
+                if (warpFrom >= warpTo) return;
+                {
+                    int rowsFrom = (int)(warpFrom / (3 * DimInner + 2 * Heads + DimInner)) * Kernels.RowLanes, rowsTo = (int)((warpTo - 1) / (3 * DimInner + 2 * Heads + DimInner) + 1) * Kernels.RowLanes;
+                    if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                    else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                    else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                }
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
+                var transitionWHost = new global::GateLoop.Runtime.HostView<float>(transitionW);
+                var gatesWHost = new global::GateLoop.Runtime.HostView<float>(gatesW);
+                var qkvYHost = new global::GateLoop.Runtime.HostView<float>(qkvY);
+                var transitionYHost = new global::GateLoop.Runtime.HostView<float>(transitionY);
+                var gatesYHost = new global::GateLoop.Runtime.HostView<float>(gatesY);
+                for (long warp = warpFrom; warp < warpTo; warp++)
+                {
+                    long row = warp / (3 * DimInner + 2 * Heads + DimInner), output = warp % (3 * DimInner + 2 * Heads + DimInner), o = row * Dim;
+                    if (output < (3 * DimInner))
+                    {
+                        float dot = 0;
+                        for (int d = 0; d < Dim; d++) dot += yHost[o + d] * qkvHost[output * Dim + d];
+                        long at = row * (3 * DimInner) + output;
+                        qkvYHost[at] = dot;
+                    }
+                    else if (output < (3 * DimInner + 2 * Heads))
+                    {
+                        float dot = 0;
+                        for (int d = 0; d < Dim; d++) dot += yHost[o + d] * transitionWHost[(output - (3 * DimInner)) * Dim + d];
+                        long at = row * (2 * Heads) + (output - (3 * DimInner));
+                        transitionYHost[at] = dot;
+                    }
+                    else
+                    {
+                        float dot = 0;
+                        for (int d = 0; d < Dim; d++) dot += yHost[o + d] * gatesWHost[(output - (3 * DimInner + 2 * Heads)) * Dim + d];
+                        long at = row * DimInner + (output - (3 * DimInner + 2 * Heads));
+                        gatesYHost[at] = dot;
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ProductsOut"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: each warp's sum in turn.</summary>
+            public static void ProductsOut(int from, int to, ArrayView<float> x, ArrayView<float> outW, ArrayView<float> outY)
+            {
+                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
+                if (warpFrom >= warpTo) return;
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var outWHost = new global::GateLoop.Runtime.HostView<float>(outW);
+                var outYHost = new global::GateLoop.Runtime.HostView<float>(outY);
+                for (long warp = warpFrom; warp < warpTo; warp++)
+                {
+                    long row = warp / Dim, output = warp % Dim, o = row * DimInner;
+                    float dot = 0;
+                    for (int d = 0; d < DimInner; d++) dot += xHost[o + d] * outWHost[output * DimInner + d];
+                    long at = row * Dim + output;
+                    outYHost[at] += dot;
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormProductsFf1BiasGelu"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of RmsNormForward on their rows, then each warp's sum in turn and the host entry of its output's op on it.</summary>
+            public static void RmsNormProductsFf1BiasGelu(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm, ArrayView<float> ff1W, ArrayView<float> ff1Y, ArrayView<float> bias, ArrayView<float> z)
+            {
+                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
+                if (warpFrom >= warpTo) return;
+                {
+                    int rowsFrom = (int)(warpFrom / Hidden) * Kernels.RowLanes, rowsTo = (int)((warpTo - 1) / Hidden + 1) * Kernels.RowLanes;
+                    if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                    else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                    else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                }
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var ff1WHost = new global::GateLoop.Runtime.HostView<float>(ff1W);
+                var ff1YHost = new global::GateLoop.Runtime.HostView<float>(ff1Y);
+                for (long warp = warpFrom; warp < warpTo; warp++)
+                {
+                    long row = warp / Hidden, output = warp % Hidden, o = row * Dim;
+                    float dot = 0;
+                    for (int d = 0; d < Dim; d++) dot += yHost[o + d] * ff1WHost[output * Dim + d];
+                    long at = row * Hidden + output;
+                    ff1YHost[at] = dot;
+                    {
+                        int atFrom = (int)at, atTo = atFrom + 1;
+                        global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(atFrom, atTo, Hidden, ff1Y, bias, ff1Y);
+                        global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(atFrom, atTo, ff1Y, z);
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.ProductsFf2AddBiasDim"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: each warp's sum in turn and the host entry of its output's op on it.</summary>
+            public static void ProductsFf2AddBiasDim(int from, int to, ArrayView<float> x, ArrayView<float> ff2W, ArrayView<float> ff2Y, ArrayView<float> bias)
+            {
+                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
+                if (warpFrom >= warpTo) return;
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                var ff2WHost = new global::GateLoop.Runtime.HostView<float>(ff2W);
+                var ff2YHost = new global::GateLoop.Runtime.HostView<float>(ff2Y);
+                for (long warp = warpFrom; warp < warpTo; warp++)
+                {
+                    long row = warp / Dim, output = warp % Dim, o = row * Hidden;
+                    float dot = 0;
+                    for (int d = 0; d < Hidden; d++) dot += xHost[o + d] * ff2WHost[output * Hidden + d];
+                    long at = row * Dim + output;
+                    ff2YHost[at] += dot;
+                    {
+                        int atFrom = (int)at, atTo = atFrom + 1;
+                        global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(atFrom, atTo, Dim, ff2Y, bias, ff2Y);
+                    }
+                }
+            }
+
+            /// <summary>Runs <see cref="Kernels.RmsNormProductsHead"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of RmsNormForward on their rows, then each warp's sum in turn.</summary>
+            public static void RmsNormProductsHead(int from, int to, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> y, ArrayView<float> invNorm, ArrayView<float> headW, ArrayView<float> headY)
+            {
+                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
+                if (warpFrom >= warpTo) return;
+                {
+                    int rowsFrom = (int)(warpFrom / NumTokens) * Kernels.RowLanes, rowsTo = (int)((warpTo - 1) / NumTokens + 1) * Kernels.RowLanes;
+                    if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector512>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                    else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector256>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                    else RmsNormForwardSimd<global::GateLoop.Runtime.LaneVector128>(rowsFrom, rowsTo, x, gamma, y, invNorm);
+                }
+                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
+                var headWHost = new global::GateLoop.Runtime.HostView<float>(headW);
+                var headYHost = new global::GateLoop.Runtime.HostView<float>(headY);
+                for (long warp = warpFrom; warp < warpTo; warp++)
+                {
+                    long row = warp / NumTokens, output = warp % NumTokens, o = row * Dim;
+                    float dot = 0;
+                    for (int d = 0; d < Dim; d++) dot += yHost[o + d] * headWHost[output * Dim + d];
+                    long at = row * NumTokens + output;
+                    headYHost[at] = dot;
+                }
             }
 
             /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
