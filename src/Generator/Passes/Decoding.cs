@@ -257,7 +257,7 @@ namespace GateLoop.Generator.Passes
                 .Any(a => a.Left is ElementAccessExpressionSyntax { Expression: IdentifierNameSyntax v } && views.Contains(v.Identifier.Text));
             string Guarded(StatementSyntax s)
             {
-                string text = Dedent(s);
+                string text = Fusion.Dedent(s.ToFullString());
                 return Writes(s) ? "if (stores)\n{\n" + Fusion.Indent(text) + "}\n" : text;
             }
             var middle = statements.Skip(2).Take(statements.Count - 3).ToList();
@@ -271,13 +271,6 @@ namespace GateLoop.Generator.Passes
                 ? $"{T} xd = {assignment.Right};\nif (stores) {written}[o + d] = xd;\n"
                 : Guarded(s)));
             return (string.Concat(middle.Select(Guarded)), body);
-        }
-
-        static string Dedent(StatementSyntax s)
-        {
-            var lines = s.ToFullString().Replace("\r\n", "\n").TrimEnd().Split('\n').Where(l => l.Trim().Length > 0).ToList();
-            int indent = lines.Min(l => l.Length - l.TrimStart().Length);
-            return string.Concat(lines.Select(l => l.Substring(indent) + "\n"));
         }
 
         static Dictionary<string, string> Renames(Dictionary<string, string> bound, string index) =>

@@ -379,7 +379,7 @@ namespace GateLoop.Generator.Passes
                 : new List<string> { body.ToString().Trim() + ";\n" };
         }
 
-        static string Dedent(string statement)
+        internal static string Dedent(string statement)
         {
             var lines = statement.Replace("\r\n", "\n").TrimEnd().Split('\n').Where(l => l.Trim().Length > 0).ToList();
             int indent = lines.Min(l => l.Length - l.TrimStart().Length);

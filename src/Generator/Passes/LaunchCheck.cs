@@ -46,9 +46,10 @@ namespace GateLoop.Generator.Passes
                     if (view != (parameter.ViewElement is not null) || Resolve(arg.Element) != expected)
                         problems.Add($"launch of {launch.Kernel} binds {Describe(arg, Resolve)} to {parameter.Type} {parameter.Name}");
                 }
-                if (!launch.Domain.OnPlan || decoding.Contains(launch))
+                bool decodes = decoding.Contains(launch);
+                if (!launch.Domain.OnPlan || decodes)
                 {
-                    long? size = launch.Domain.Evaluate(decoding.Contains(launch) ? decodingShape : constants);
+                    long? size = launch.Domain.Evaluate(decodes ? decodingShape : constants);
                     if (size is null) problems.Add($"launch of {launch.Kernel}: its domain {launch.Domain} names something that is not a size");
                     else if (size > MaxDomain) problems.Add($"launch of {launch.Kernel} has {size:N0} indices ({launch.Domain}), more than a launch can index ({MaxDomain:N0})");
                 }
