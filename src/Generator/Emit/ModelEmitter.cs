@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Linq;
 using GateLoop.Generator.Ir;
 using GateLoop.Generator.Model;
+using GateLoop.Generator.Ops;
 using GateLoop.Generator.Passes;
 using GateLoop.Generator.Templates;
 
@@ -44,8 +45,9 @@ namespace GateLoop.Generator.Emit
             // transition, the scan and the gate are one launch where the scan is one.
             program.GroupProducts();
             // A token's forward on a GPU is its own branch, the ops around each product joined into it; the rewrites
-            // below apply in both branches.
-            program.Branch(Decoding.Condition, Decoding.Variant);
+            // below apply in both branches. Models with softmax attention carry no state and re-run their prefix at
+            // every step of generation, so their forward never runs one position alone.
+            if (!graph.Members(numeric).Any(m => m.Key == Attention.Core.NoCarriedState)) program.Branch(Decoding.Condition, Decoding.Variant);
             program.Rewrite(Fusion.AddsIntoRow);
             var constants = Constants(spec);
             program.RewriteChoices((p, a, b) => Fusion.PairsWhereRead(p, a, b, constants));

@@ -43,6 +43,9 @@ namespace GateLoop.Generator.Ops
 
             public override IEnumerable<Value> Outputs => new[] { output };
 
+            /// <summary>The key of the member that says the model carries no state (it re-runs its prefix to generate).</summary>
+            public const string NoCarriedState = "NoCarriedState";
+
             static readonly Buffer ProbsBuffer = new Buffer("Probs", "Depth", "batch * Heads * (long)seq * seq", "causal attention probabilities (scores when not normalized)");
 
             static readonly Buffer DProbsBuffer = new Buffer("DProbs", null, "batch * Heads * (long)seq * seq", "gradient of the probabilities, then of the scores", BufferUse.Gradient);
@@ -53,7 +56,7 @@ namespace GateLoop.Generator.Ops
 
             public override IEnumerable<KernelSource> Members(Numeric n)
             {
-                yield return new KernelSource("NoCarriedState", "/// <inheritdoc />\nprotected override bool CarriesState => false;");
+                yield return new KernelSource(NoCarriedState, "/// <inheritdoc />\nprotected override bool CarriesState => false;");
             }
 
             public override void Forward(Schedule s)

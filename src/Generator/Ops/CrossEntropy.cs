@@ -10,7 +10,8 @@ namespace GateLoop.Generator.Ops
     /// </summary>
     internal sealed class CrossEntropy : Op
     {
-        static readonly Value Targets = new Value("Targets", "rows", element: "int"), Loss = new Value("LossRows", "rows");
+        // Values of this op's program, not shared: a program numbers its values (Program.Dataflow).
+        readonly Value Targets = new Value("Targets", "rows", element: "int"), Loss = new Value("LossRows", "rows");
 
         readonly Value logits;
 

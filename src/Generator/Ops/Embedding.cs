@@ -10,8 +10,9 @@ namespace GateLoop.Generator.Ops
         readonly Param table;
         readonly Value output;
 
-        // The token ids the model uploads, one per row.
-        static readonly Value Tokens = new Value("Inputs", "rows", element: "int");
+        // The token ids the model uploads, one per row: a value of this op's program (a program numbers its values,
+        // so none is shared between programs built at once).
+        readonly Value Tokens = new Value("Inputs", "rows", element: "int");
 
         /// <param name="output">The rows it writes; their gradient is what backward scatters into the table's.</param>
         public Embedding(string field, string name, (string, int) vocabulary, (string, int) width, Value output)

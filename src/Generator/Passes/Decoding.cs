@@ -33,9 +33,10 @@ namespace GateLoop.Generator.Passes
 
             /// <summary>
             /// Whether the forward runs its decoding launches (a warp per row and output of each Linear, the ops around
-            /// them joined in): on a GPU, for one position of at most DecodingRowsAtMost sequences, with fp32 products.
+            /// them joined in): on a GPU, inferring (no backward follows), for one position of at most DecodingRowsAtMost
+            /// sequences, with fp32 products.
             /// </summary>
-            bool Decoding(int batch, int seq) => Device.IsGpu && seq == 1 && batch <= DecodingRowsAtMost && Device.GemmPrecision == {{Numeric.Runtime}}GemmPrecision.Fp32;
+            bool Decoding(int batch, int seq) => Inferring && Device.IsGpu && seq == 1 && batch <= DecodingRowsAtMost && Device.GemmPrecision == {{Numeric.Runtime}}GemmPrecision.Fp32;
             """);
 
         /// <summary>

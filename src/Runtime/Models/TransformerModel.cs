@@ -107,9 +107,16 @@ public abstract class TransformerModel<T> : Module<T> where T : unmanaged, IFloa
         plan.Inputs.CopyFromCPU(inputs);
         if (targets is not null) plan.Targets.CopyFromCPU(targets);
         forwarded = null;
+        Inferring = targets is null;
         ForwardCore(plan, continueState);
         return plan;
     }
+
+    /// <summary>
+    /// True while the forward runs for logits or generation, not for a loss: no backward reads what it saves, so the
+    /// generated forward may take launches that keep only what the next layer reads.
+    /// </summary>
+    protected bool Inferring { get; private set; }
 
     static void CheckShape(int batch, int seq)
     {

@@ -6,7 +6,7 @@ namespace GateLoop.Runtime;
 /// <summary>
 /// Executes a decoded PTX kernel on the CPU as CUDA runs it: a grid of blocks, each block's threads in warps of 32
 /// that step in lockstep (a diverged warp runs the lanes at the lowest instruction first, so they reconverge where
-/// the paths meet), registers per thread, the parameter space as ILGPU's launcher fills it, shared memory per
+/// the paths meet; a <c>shfl.sync</c> waits for every lane its mask names, as on sm_70 and later), registers per thread, the parameter space as ILGPU's launcher fills it, shared memory per
 /// block, <c>bar.sync</c> across the block, and global memory that is the launch's buffers and nothing else: every
 /// access is checked against them. Blocks are independent and run on the host's cores.
 /// </summary>
@@ -85,6 +85,7 @@ public static unsafe class PtxMachine
         readonly ulong[][] lastLine; // per warp: [load instruction × lane], the 128-byte line it read last
         readonly bool readOnly;
         readonly uint[] live, waiting, present;
+        readonly uint[] shuffling; // per warp: the lanes stopped at a shfl.sync until the lanes it names get there
         readonly int warps;
         readonly ulong[] sectors = new ulong[2 * WarpSize];
         int lastRegion;
@@ -115,6 +116,7 @@ public static unsafe class PtxMachine
                 loadStream[i] = code[i].Op is PtxOp.Ld or PtxOp.Atom && code[i].Space == PtxSpace.Global ? streams++ : -1;
             live = new uint[warps];
             waiting = new uint[warps];
+            shuffling = new uint[warps];
             present = new uint[warps];
             for (int w = 0; w < warps; w++)
             {
@@ -171,6 +173,7 @@ public static unsafe class PtxMachine
                 Array.Fill(lastLine[w], ulong.MaxValue);
                 live[w] = present[w];
                 waiting[w] = 0;
+                shuffling[w] = 0;
             }
 
             while (true)
@@ -234,8 +237,13 @@ public static unsafe class PtxMachine
             var done = executed[w];
             while (true)
             {
-                uint runnable = live[w] & ~waiting[w];
-                if (runnable == 0) return;
+                uint runnable = live[w] & ~waiting[w] & ~shuffling[w];
+                if (runnable == 0)
+                {
+                    if (shuffling[w] == 0) return;
+                    int stuck = BitOperations.TrailingZeroCount(shuffling[w]);
+                    throw Fault(w, stuck, pc[stuck], "shfl.sync waits for lanes of its member mask that never get there (they wait at a barrier or at another shuffle)");
+                }
                 // The lowest instruction any runnable lane is at, and the lanes there.
                 int at = int.MaxValue;
                 uint mask = 0;
@@ -245,6 +253,13 @@ public static unsafe class PtxMachine
                     if (p < at) (at, mask) = (p, 1u << lane);
                     else if (p == at) mask |= 1u << lane;
                 }
+                // The lanes stopped at a shuffle go on with the lanes that reach it.
+                for (uint m = shuffling[w]; m != 0; m &= m - 1)
+                {
+                    int lane = BitOperations.TrailingZeroCount(m);
+                    if (pc[lane] == at) mask |= 1u << lane;
+                }
+                shuffling[w] &= ~mask;
                 if (at >= code.Length) throw Fault(w, BitOperations.TrailingZeroCount(mask), code.Length - 1, "ran past the kernel's last instruction without ret");
                 for (uint m = mask; m != 0; m &= m - 1) done[BitOperations.TrailingZeroCount(m)]++;
                 try
@@ -317,8 +332,10 @@ public static unsafe class PtxMachine
                     Memory(w, r, at, ref ins, active);
                     break;
                 case PtxOp.Shfl:
-                    Shuffle(w, r, at, ins, active);
-                    break;
+                    if (Shuffle(w, r, at, ins, active)) break;
+                    shuffling[w] |= active; // they stay at the shuffle
+                    Advance(pc, mask & ~active, next);
+                    return;
                 case PtxOp.Setp:
                     for (uint m = active; m != 0; m &= m - 1)
                     {
@@ -365,11 +382,12 @@ public static unsafe class PtxMachine
         int lane; // the lane being evaluated, for a fault's message
 
         // shfl.sync as the ISA's pseudocode has it: each lane's source lane j from b and the clamp and segment mask
-        // in c, its own value where j falls outside its segment. Every lane of the member mask must be here together
-        // (the machine steps a warp's lanes at one instruction together), else what the shuffle returns is undefined.
-        void Shuffle(int w, ulong[] r, int at, in PtxInstruction ins, uint active)
+        // in c, its own value where j falls outside its segment. On sm_70 and later the lanes here wait until every
+        // lane of the member mask is (false: not yet, they stay); one that has exited never comes, and what the
+        // shuffle returns is undefined.
+        bool Shuffle(int w, ulong[] r, int at, in PtxInstruction ins, uint active)
         {
-            if (active == 0) return;
+            if (active == 0) return true;
             uint members = (uint)r[ins.P * WarpSize + BitOperations.TrailingZeroCount(active)];
             for (uint m = active; m != 0; m &= m - 1)
             {
@@ -377,14 +395,17 @@ public static unsafe class PtxMachine
                 if ((uint)r[ins.P * WarpSize + lane] != members)
                     throw Fault(w, lane, at, "shfl.sync with a member mask that differs between the lanes executing it");
             }
-            if ((members & active) != active || (members & ~active) != 0)
+            if ((members & active) != active)
             {
-                uint stray = (members & active) != active ? active & ~members : members & ~active;
-                lane = BitOperations.TrailingZeroCount(stray);
-                throw Fault(w, lane, at, (members & active) != active
-                    ? $"shfl.sync executed by a lane outside its member mask 0x{members:x8}"
-                    : $"shfl.sync whose member mask 0x{members:x8} names lane {lane}, which is not executing it (exited or on another path)");
+                lane = BitOperations.TrailingZeroCount(active & ~members);
+                throw Fault(w, lane, at, $"shfl.sync executed by a lane outside its member mask 0x{members:x8}");
             }
+            if ((members & ~live[w]) != 0)
+            {
+                lane = BitOperations.TrailingZeroCount(members & ~live[w]);
+                throw Fault(w, lane, at, $"shfl.sync whose member mask 0x{members:x8} names lane {lane}, which has exited or is not in the block");
+            }
+            if ((members & ~active) != 0) return false;
             Span<ulong> values = stackalloc ulong[WarpSize];
             for (int l = 0; l < WarpSize; l++) values[l] = r[ins.A * WarpSize + l] & 0xFFFFFFFF;
             for (uint m = active; m != 0; m &= m - 1)
@@ -404,6 +425,7 @@ public static unsafe class PtxMachine
                 if (!inside) j = l;
                 r[ins.D * WarpSize + l] = values[j];
             }
+            return true;
         }
 
         // The common forms in tight loops over the active lanes; the same semantics as PtxArithmetic's general path.

@@ -94,15 +94,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     /// <inheritdoc />
     protected override bool CarriesState => false;
 
-    // Above this many rows a warp per (row, output) reads each weight matrix once per row: a GEMM reads it once.
-    const int DecodingRowsAtMost = 8;
-
-    /// <summary>
-    /// Whether the forward runs its decoding launches (a warp per row and output of each Linear, the ops around
-    /// them joined in): on a GPU, for one position of at most DecodingRowsAtMost sequences, with fp32 products.
-    /// </summary>
-    bool Decoding(int batch, int seq) => Device.IsGpu && seq == 1 && batch <= DecodingRowsAtMost && Device.GemmPrecision == global::GateLoop.Runtime.GemmPrecision.Fp32;
-
     /// <inheritdoc />
     protected override void ComputeLoss(global::GateLoop.Runtime.ModelPlan<float> plan, float gradScale) =>
         Device.Launch(Kernels.CrossEntropy, Kernels.Host.CrossEntropy, plan.Rows, plan.Logits, plan.Targets, gradScale, plan.LossRows, plan.LogitGrads);
@@ -116,52 +107,27 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
-            if (Decoding(batch, seq))
-            {
-                // Mixer block: causal softmax attention.
-                Device.Launch(Kernels.ProductsQkvRelPosGates, Kernels.Host.ProductsQkvRelPosGates, R * (3 * DimInner + DimInner + DimInner) * Kernels.RowLanes, a.X[2 * l], W(p + Qkv, 3 * DimInner * Dim), W(p + RelPosW, DimInner * Dim), W(p + GatesW, DimInner * Dim), a.Qkv[l], a.TransitionIn[l], a.Gates[l]);
-                Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
-                Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
-                Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
-                Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
-                Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
-                Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-                Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
-                Device.Launch(Kernels.ProductsOutBiasAddResidual, Kernels.Host.ProductsOutBiasAddResidual, R * Dim * Kernels.RowLanes, a.Gated[l].Values, W(p + OutW, Dim * DimInner), a.Sum[2 * l], W(p + OutB, Dim), a.X[2 * l]);
-                // Feed-forward block.
-                Device.Launch(Kernels.LayerNormDimProductsFf1BiasGelu, Kernels.Host.LayerNormDimProductsFf1BiasGelu, R * Hidden * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l], W(p + Ff1W, Hidden * Dim), a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
-                Device.Launch(Kernels.ProductsFf2BiasAddResidual, Kernels.Host.ProductsFf2BiasAddResidual, R * Dim * Kernels.RowLanes, a.FfAct[l].Values, W(p + Ff2W, Dim * Hidden), a.Sum[2 * l + 1], W(p + Ff2B, Dim), a.X[2 * l + 1]);
-                Device.Launch(Kernels.LayerNormDimForward, Kernels.Host.LayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
-            }
-            else
-            {
-                // Mixer block: causal softmax attention.
-                Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
-                Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
-                Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
-                Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
-                Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
-                Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
-                Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
-                Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
-                Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
-                Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
-                Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 0f, a.Sum[2 * l]);
-                Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + OutB, Dim), a.X[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
-                // Feed-forward block.
-                Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
-                Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
-                Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 0f, a.Sum[2 * l + 1]);
-                Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), a.X[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
-            }
+            // Mixer block: causal softmax attention.
+            Linear(R, 3 * DimInner, Dim, a.X[2 * l], p + Qkv, 0f, a.Qkv[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + RelPosW, 0f, a.TransitionIn[l]);
+            Linear(R, DimInner, Dim, a.X[2 * l], p + GatesW, 0f, a.Gates[l]);
+            Device.Launch(Kernels.Rotate, Kernels.Host.Rotate, R * DimInner, seq, a.Qkv[l], W(p + RotaryFreqs, HeadDim / 2), 1f);
+            Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * (DimInner / 2), a.TransitionIn[l], a.Transition[l]);
+            Device.Launch(Kernels.RelPosForward, Kernels.Host.RelPosForward, R * Heads, a.Transition[l], a.Cum[l], a.Qkv[l]);
+            Device.Launch(Kernels.AttentionScores, Kernels.Host.AttentionScores, batch * Heads * seq * seq, seq, a.Qkv[l], a.Probs[l]);
+            Device.Launch(Kernels.AttentionSoftmax, Kernels.Host.AttentionSoftmax, batch * Heads * seq, seq, a.Probs[l]);
+            Device.Launch(Kernels.AttentionOutput, Kernels.Host.AttentionOutput, R * DimInner, seq, a.Probs[l], a.Qkv[l], a.AttnOut[l]);
+            Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.AttnOut[l], a.Gates[l], a.Gated[l].Values);
+            Linear(R, Dim, DimInner, a.Gated[l], p + OutW, 0f, a.Sum[2 * l]);
+            Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l], W(p + OutB, Dim), a.X[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l]);
+            // Feed-forward block.
+            Linear(R, Hidden, Dim, a.X[2 * l + 1], p + Ff1W, 0f, a.FfPre[l]);
+            Device.Launch(Kernels.BiasGeluForward, Kernels.Host.BiasGeluForward, R * Hidden, a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
+            Linear(R, Dim, Hidden, a.FfAct[l], p + Ff2W, 0f, a.Sum[2 * l + 1]);
+            Device.Launch(Kernels.BiasResidualLayerNormDimForward, Kernels.Host.BiasResidualLayerNormDimForward, R * Kernels.RowLanes, a.Sum[2 * l + 1], W(p + Ff2B, Dim), a.X[2 * l + 1], W(p + FfNormW, Dim), W(p + FfNormB, Dim), a.X[2 * l + 2], a.NormStats[2 * l + 1]);
         }
         // Head.
-        if (Decoding(batch, seq))
-        {
-            Device.Launch(Kernels.ProductsHead, Kernels.Host.ProductsHead, R * NumTokens * Kernels.RowLanes, a.X[2 * Depth], W(HeadW, NumTokens * Dim), plan.Logits);
-        }
-        else
-            Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
+        Linear(R, NumTokens, Dim, a.X[2 * Depth], HeadW, 0f, plan.Logits);
     }
 
     /// <inheritdoc />
@@ -219,15 +185,15 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
     protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
     {
         (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * seq) * (long)DimInner), "Rotate"),
+        ((((long)batch * seq) * ((long)DimInner / 2L)), "TransitionForward"),
+        ((((long)batch * seq) * (long)Heads), "RelPosForward"),
+        (((((long)batch * (long)Heads) * (long)seq) * (long)seq), "AttentionScores"),
+        ((((long)batch * (long)Heads) * (long)seq), "AttentionSoftmax"),
         ((((long)batch * seq) * (long)Kernels.RowLanes), "BiasResidualLayerNormDimForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
-        ((((long)batch * seq) * (long)DimInner), "SwishGateBackward"),
-        (((((long)batch * (long)Heads) * (long)seq) * (long)seq), "AttentionGradProbs"),
-        ((((long)batch * (long)Heads) * (long)seq), "AttentionSoftmaxBackward"),
-        ((((long)batch * seq) * (long)Heads), "RelPosBackward"),
-        ((((long)batch * seq) * ((long)DimInner / 2L)), "TransitionBackward"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
@@ -333,39 +299,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             for (long r = 0; r < tokens.Length; r++)
                 if (tokens[r] == v) sum += dx[r * Dim + d];
             dEmb[index] = sum;
-        }
-
-        /// <summary>y = (x − μ)·rstd·w + b; stats[2r] = μ, stats[2r+1] = rstd. A warp per row.</summary>
-        public static void LayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-        {
-            int lane = index.X % RowLanes;
-            long row = index.X / RowLanes, o = row * Dim;
-            float sum = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                sum += xe;
-            }
-            sum = RowSum(sum);
-            float mean = sum / Dim;
-            float squares = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                squares += (xe - mean) * (xe - mean);
-            }
-            squares = RowSum(squares);
-            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-            if (lane == 0)
-            {
-                stats[2 * row] = mean;
-                stats[2 * row + 1] = rstd;
-            }
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d], we = w[d], be = b[d];
-                y[o + d] = (xe - mean) * rstd * we + be;
-            }
         }
 
         /// <summary>dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w. Row sums are taken before any write, so dx may alias dy. A warp per row.</summary>
@@ -714,173 +647,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             }
         }
 
-        /// <summary>x·Wᵀ for the Linears Qkv, RelPosW, GatesW at a few rows, a warp per row and output (fused by a rewrite).</summary>
-        public static void ProductsQkvRelPosGates(Index1D index, ArrayView<float> x, ArrayView<float> qkv, ArrayView<float> relPosW, ArrayView<float> gatesW, ArrayView<float> qkvY, ArrayView<float> relPosY, ArrayView<float> gatesY)
-        {
-            int lane = index.X % RowLanes;
-            long warp = index.X / RowLanes, row = warp / (3 * DimInner + DimInner + DimInner), output = warp % (3 * DimInner + DimInner + DimInner), o = row * Dim;
-            float dot = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xd = x[o + d];
-                float weight;
-                if (output < (3 * DimInner)) weight = qkv[output * Dim + d];
-                else if (output < (3 * DimInner + DimInner)) weight = relPosW[(output - (3 * DimInner)) * Dim + d];
-                else weight = gatesW[(output - (3 * DimInner + DimInner)) * Dim + d];
-                dot += xd * weight;
-            }
-            dot = RowSum(dot);
-            if (lane == 0)
-            {
-                if (output < (3 * DimInner))
-                {
-                    Index1D at = (int)(row * (3 * DimInner) + output);
-                    qkvY[at] = dot;
-                }
-                else if (output < (3 * DimInner + DimInner))
-                {
-                    Index1D at = (int)(row * DimInner + (output - (3 * DimInner)));
-                    relPosY[at] = dot;
-                }
-                else
-                {
-                    Index1D at = (int)(row * DimInner + (output - (3 * DimInner + DimInner)));
-                    gatesY[at] = dot;
-                }
-            }
-        }
-
-        /// <summary>x·Wᵀ for the Linear OutW at a few rows, a warp per row and output, then BiasAddResidual where the sum is (fused by a rewrite).</summary>
-        public static void ProductsOutBiasAddResidual(Index1D index, ArrayView<float> x, ArrayView<float> outW, ArrayView<float> outY, ArrayView<float> bias, ArrayView<float> r)
-        {
-            int lane = index.X % RowLanes;
-            long warp = index.X / RowLanes, row = warp / Dim, output = warp % Dim, o = row * DimInner;
-            float dot = 0;
-            for (int d = lane; d < DimInner; d += RowLanes)
-            {
-                float xd = x[o + d];
-                float weight = outW[output * DimInner + d];
-                dot += xd * weight;
-            }
-            dot = RowSum(dot);
-            if (lane == 0)
-            {
-                Index1D at = (int)(row * Dim + output);
-                outY[at] = dot;
-                {
-                    float xe = outY[at], be = bias[at.X % Dim];
-                    outY[at] = xe + be;
-                }
-                {
-                    float se = outY[at], re = r[at];
-                    outY[at] = se + re;
-                }
-            }
-        }
-
-        /// <summary>x·Wᵀ for the Linear Ff1W at a few rows, a warp per row and output, each running LayerNormDimForward on its row first, then BiasGeluForward where the sum is (fused by a rewrite).</summary>
-        public static void LayerNormDimProductsFf1BiasGelu(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats, ArrayView<float> ff1W, ArrayView<float> ff1Y, ArrayView<float> bias, ArrayView<float> z)
-        {
-            int lane = index.X % RowLanes;
-            long warp = index.X / RowLanes, row = warp / Hidden, output = warp % Hidden, o = row * Dim;
-            bool stores = output == 0; // the warps of the row's first output store what the row kernel writes
-            float sum = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                sum += xe;
-            }
-            sum = RowSum(sum);
-            float mean = sum / Dim;
-            float squares = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d];
-                squares += (xe - mean) * (xe - mean);
-            }
-            squares = RowSum(squares);
-            float rstd = 1f / global::System.MathF.Sqrt(squares / Dim + 1E-05f);
-            if (stores)
-            {
-                if (lane == 0)
-                {
-                    stats[2 * row] = mean;
-                    stats[2 * row + 1] = rstd;
-                }
-            }
-            float dot = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xe = x[o + d], we = w[d], be = b[d];
-                float xd = (xe - mean) * rstd * we + be;
-                if (stores) y[o + d] = xd;
-                float weight = ff1W[output * Dim + d];
-                dot += xd * weight;
-            }
-            dot = RowSum(dot);
-            if (lane == 0)
-            {
-                Index1D at = (int)(row * Hidden + output);
-                ff1Y[at] = dot;
-                {
-                    float xe = ff1Y[at], be = bias[at.X % Hidden];
-                    ff1Y[at] = xe + be;
-                }
-                {
-                    float v = ff1Y[at];
-                    z[at] = v * Phi(v, global::System.MathF.Exp(-0.5f * v * v));
-                }
-            }
-        }
-
-        /// <summary>x·Wᵀ for the Linear Ff2W at a few rows, a warp per row and output, then BiasAddResidual where the sum is (fused by a rewrite).</summary>
-        public static void ProductsFf2BiasAddResidual(Index1D index, ArrayView<float> x, ArrayView<float> ff2W, ArrayView<float> ff2Y, ArrayView<float> bias, ArrayView<float> r)
-        {
-            int lane = index.X % RowLanes;
-            long warp = index.X / RowLanes, row = warp / Dim, output = warp % Dim, o = row * Hidden;
-            float dot = 0;
-            for (int d = lane; d < Hidden; d += RowLanes)
-            {
-                float xd = x[o + d];
-                float weight = ff2W[output * Hidden + d];
-                dot += xd * weight;
-            }
-            dot = RowSum(dot);
-            if (lane == 0)
-            {
-                Index1D at = (int)(row * Dim + output);
-                ff2Y[at] = dot;
-                {
-                    float xe = ff2Y[at], be = bias[at.X % Dim];
-                    ff2Y[at] = xe + be;
-                }
-                {
-                    float se = ff2Y[at], re = r[at];
-                    ff2Y[at] = se + re;
-                }
-            }
-        }
-
-        /// <summary>x·Wᵀ for the Linear HeadW at a few rows, a warp per row and output (fused by a rewrite).</summary>
-        public static void ProductsHead(Index1D index, ArrayView<float> x, ArrayView<float> headW, ArrayView<float> headY)
-        {
-            int lane = index.X % RowLanes;
-            long warp = index.X / RowLanes, row = warp / NumTokens, output = warp % NumTokens, o = row * Dim;
-            float dot = 0;
-            for (int d = lane; d < Dim; d += RowLanes)
-            {
-                float xd = x[o + d];
-                float weight = headW[output * Dim + d];
-                dot += xd * weight;
-            }
-            dot = RowSum(dot);
-            if (lane == 0)
-            {
-                Index1D at = (int)(row * NumTokens + output);
-                headY[at] = dot;
-            }
-        }
-
         /// <summary>BiasAddResidual on each element of the row, then LayerNormDimForward, a warp per row in one launch (fused by a rewrite).</summary>
         public static void BiasResidualLayerNormDimForward(Index1D index, ArrayView<float> x, ArrayView<float> bias, ArrayView<float> r, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
         {
@@ -943,14 +709,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
                     long first = global::System.Math.Max(from, (long)ids[r] * Dim), end = global::System.Math.Min(to, ((long)ids[r] + 1) * Dim);
                     for (long i = first, j = r * Dim + first - (long)ids[r] * Dim; i < end; i++, j++) dEmbHost[i] += dxHost[j];
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1 in SIMD lanes, each row's tail in scalars.</summary>
-            public static void LayerNormDimForward(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats)
-            {
-                if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(from, to, x, w, b, y, stats);
-                else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(from, to, x, w, b, y, stats);
-                else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(from, to, x, w, b, y, stats);
             }
 
             /// <summary>Runs <see cref="Kernels.LayerNormDimBackwardParamsPartials"/> for indices <paramref name="from"/>…<paramref name="to"/>−1: each part's columns, rows outside, columns inside; whole groups of 8 in SIMD registers.</summary>
@@ -1251,138 +1009,6 @@ partial class AttentionRotaryRelPos : global::GateLoop.Runtime.TransformerModel<
             {
                 global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(from, to, Hidden, x, bias, x);
                 global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(from, to, x, z);
-            }
-
-            /// <summary>Runs <see cref="Kernels.ProductsQkvRelPosGates"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: each warp's sum in turn.</summary>
-            public static void ProductsQkvRelPosGates(int from, int to, ArrayView<float> x, ArrayView<float> qkv, ArrayView<float> relPosW, ArrayView<float> gatesW, ArrayView<float> qkvY, ArrayView<float> relPosY, ArrayView<float> gatesY)
-            {
-                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
-                if (warpFrom >= warpTo) return;
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var qkvHost = new global::GateLoop.Runtime.HostView<float>(qkv);
-                var relPosWHost = new global::GateLoop.Runtime.HostView<float>(relPosW);
-                var gatesWHost = new global::GateLoop.Runtime.HostView<float>(gatesW);
-                var qkvYHost = new global::GateLoop.Runtime.HostView<float>(qkvY);
-                var relPosYHost = new global::GateLoop.Runtime.HostView<float>(relPosY);
-                var gatesYHost = new global::GateLoop.Runtime.HostView<float>(gatesY);
-                for (long warp = warpFrom; warp < warpTo; warp++)
-                {
-                    long row = warp / (3 * DimInner + DimInner + DimInner), output = warp % (3 * DimInner + DimInner + DimInner), o = row * Dim;
-                    if (output < (3 * DimInner))
-                    {
-                        float dot = 0;
-                        for (int d = 0; d < Dim; d++) dot += xHost[o + d] * qkvHost[output * Dim + d];
-                        long at = row * (3 * DimInner) + output;
-                        qkvYHost[at] = dot;
-                    }
-                    else if (output < (3 * DimInner + DimInner))
-                    {
-                        float dot = 0;
-                        for (int d = 0; d < Dim; d++) dot += xHost[o + d] * relPosWHost[(output - (3 * DimInner)) * Dim + d];
-                        long at = row * DimInner + (output - (3 * DimInner));
-                        relPosYHost[at] = dot;
-                    }
-                    else
-                    {
-                        float dot = 0;
-                        for (int d = 0; d < Dim; d++) dot += xHost[o + d] * gatesWHost[(output - (3 * DimInner + DimInner)) * Dim + d];
-                        long at = row * DimInner + (output - (3 * DimInner + DimInner));
-                        gatesYHost[at] = dot;
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.ProductsOutBiasAddResidual"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: each warp's sum in turn and the host entry of its output's op on it.</summary>
-            public static void ProductsOutBiasAddResidual(int from, int to, ArrayView<float> x, ArrayView<float> outW, ArrayView<float> outY, ArrayView<float> bias, ArrayView<float> r)
-            {
-                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
-                if (warpFrom >= warpTo) return;
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var outWHost = new global::GateLoop.Runtime.HostView<float>(outW);
-                var outYHost = new global::GateLoop.Runtime.HostView<float>(outY);
-                for (long warp = warpFrom; warp < warpTo; warp++)
-                {
-                    long row = warp / Dim, output = warp % Dim, o = row * DimInner;
-                    float dot = 0;
-                    for (int d = 0; d < DimInner; d++) dot += xHost[o + d] * outWHost[output * DimInner + d];
-                    long at = row * Dim + output;
-                    outYHost[at] = dot;
-                    {
-                        int atFrom = (int)at, atTo = atFrom + 1;
-                        global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(atFrom, atTo, Dim, outY, bias, outY);
-                        global::GateLoop.Runtime.HostSimd.Map<AddResidualLanes>(atFrom, atTo, outY, r, outY);
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.LayerNormDimProductsFf1BiasGelu"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of LayerNormDimForward on their rows, then each warp's sum in turn and the host entry of its output's op on it.</summary>
-            public static void LayerNormDimProductsFf1BiasGelu(int from, int to, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y, ArrayView<float> stats, ArrayView<float> ff1W, ArrayView<float> ff1Y, ArrayView<float> bias, ArrayView<float> z)
-            {
-                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
-                if (warpFrom >= warpTo) return;
-                {
-                    int rowsFrom = (int)(warpFrom / Hidden) * Kernels.RowLanes, rowsTo = (int)((warpTo - 1) / Hidden + 1) * Kernels.RowLanes;
-                    if (global::GateLoop.Runtime.HostSimd.LaneBits == 512) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector512>(rowsFrom, rowsTo, x, w, b, y, stats);
-                    else if (global::GateLoop.Runtime.HostSimd.LaneBits == 256) LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector256>(rowsFrom, rowsTo, x, w, b, y, stats);
-                    else LayerNormDimForwardSimd<global::GateLoop.Runtime.LaneVector128>(rowsFrom, rowsTo, x, w, b, y, stats);
-                }
-                var yHost = new global::GateLoop.Runtime.HostView<float>(y);
-                var ff1WHost = new global::GateLoop.Runtime.HostView<float>(ff1W);
-                var ff1YHost = new global::GateLoop.Runtime.HostView<float>(ff1Y);
-                for (long warp = warpFrom; warp < warpTo; warp++)
-                {
-                    long row = warp / Hidden, output = warp % Hidden, o = row * Dim;
-                    float dot = 0;
-                    for (int d = 0; d < Dim; d++) dot += yHost[o + d] * ff1WHost[output * Dim + d];
-                    long at = row * Hidden + output;
-                    ff1YHost[at] = dot;
-                    {
-                        int atFrom = (int)at, atTo = atFrom + 1;
-                        global::GateLoop.Runtime.HostSimd.MapRows<AddBiasHiddenLanes>(atFrom, atTo, Hidden, ff1Y, bias, ff1Y);
-                        global::GateLoop.Runtime.HostSimd.Map<GeluForwardLanes>(atFrom, atTo, ff1Y, z);
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.ProductsFf2BiasAddResidual"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: each warp's sum in turn and the host entry of its output's op on it.</summary>
-            public static void ProductsFf2BiasAddResidual(int from, int to, ArrayView<float> x, ArrayView<float> ff2W, ArrayView<float> ff2Y, ArrayView<float> bias, ArrayView<float> r)
-            {
-                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
-                if (warpFrom >= warpTo) return;
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var ff2WHost = new global::GateLoop.Runtime.HostView<float>(ff2W);
-                var ff2YHost = new global::GateLoop.Runtime.HostView<float>(ff2Y);
-                for (long warp = warpFrom; warp < warpTo; warp++)
-                {
-                    long row = warp / Dim, output = warp % Dim, o = row * Hidden;
-                    float dot = 0;
-                    for (int d = 0; d < Hidden; d++) dot += xHost[o + d] * ff2WHost[output * Hidden + d];
-                    long at = row * Dim + output;
-                    ff2YHost[at] = dot;
-                    {
-                        int atFrom = (int)at, atTo = atFrom + 1;
-                        global::GateLoop.Runtime.HostSimd.MapRows<AddBiasDimLanes>(atFrom, atTo, Dim, ff2Y, bias, ff2Y);
-                        global::GateLoop.Runtime.HostSimd.Map<AddResidualLanes>(atFrom, atTo, ff2Y, r, ff2Y);
-                    }
-                }
-            }
-
-            /// <summary>Runs <see cref="Kernels.ProductsHead"/> for the warps whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: each warp's sum in turn.</summary>
-            public static void ProductsHead(int from, int to, ArrayView<float> x, ArrayView<float> headW, ArrayView<float> headY)
-            {
-                int warpFrom = (from + Kernels.RowLanes - 1) / Kernels.RowLanes, warpTo = (to + Kernels.RowLanes - 1) / Kernels.RowLanes;
-                if (warpFrom >= warpTo) return;
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                var headWHost = new global::GateLoop.Runtime.HostView<float>(headW);
-                var headYHost = new global::GateLoop.Runtime.HostView<float>(headY);
-                for (long warp = warpFrom; warp < warpTo; warp++)
-                {
-                    long row = warp / NumTokens, output = warp % NumTokens, o = row * Dim;
-                    float dot = 0;
-                    for (int d = 0; d < Dim; d++) dot += xHost[o + d] * headWHost[output * Dim + d];
-                    long at = row * NumTokens + output;
-                    headYHost[at] = dot;
-                }
             }
 
             /// <summary>Runs <see cref="Kernels.BiasResidualLayerNormDimForward"/> for the rows whose first lane is among indices <paramref name="from"/>…<paramref name="to"/>−1: the host entry of BiasAddResidual on their elements, then LayerNormDimForward's.</summary>
