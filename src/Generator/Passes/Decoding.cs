@@ -23,8 +23,12 @@ namespace GateLoop.Generator.Passes
         /// <summary>The schedules' name of the switch; <see cref="Member"/> defines it in the model class.</summary>
         public const string Condition = "Decoding";
 
-        /// <summary>The most rows (sequences of one position) the branch runs at.</summary>
-        public const int RowsAtMost = 8;
+        /// <summary>
+        /// The most rows (sequences of one position) the branch runs at: the cost model puts the seed config's token
+        /// at 1.43 ms against the GEMMs' 1.68 for 1 and 2 rows, 1.50 against 1.68 for 4, and 1.78 against 1.68 for 8
+        /// (bench/results/decode-products-20261204; estimates).
+        /// </summary>
+        public const int RowsAtMost = 4;
 
         /// <summary>The model member that says when the forward takes the decoding branch.</summary>
         public static KernelSource Member => new KernelSource("Decoding", $$"""

@@ -101,7 +101,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     protected override void ResetCarry() { foreach (var c in carried) c.MemSetToZero(); }
 
     // Above this many rows a warp per (row, output) reads each weight matrix once per row: a GEMM reads it once.
-    const int DecodingRowsAtMost = 8;
+    const int DecodingRowsAtMost = 4;
 
     /// <summary>
     /// Whether the forward runs its decoding launches (a warp per row and output of each Linear, the ops around
