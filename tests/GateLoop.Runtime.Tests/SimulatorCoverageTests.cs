@@ -92,4 +92,32 @@ public sealed class SimulatorCoverageTests
         Assert.Empty(Unlaunched(typeof(ProbeKernels), device));
         Assert.True(device.Counters["TiledKernel"].Launches > 0);
     }
+
+    [Fact]
+    public void A_token_takes_the_decoding_launches_and_a_training_step_of_one_position_its_products()
+    {
+        using var device = Simulator();
+        using var model = new ShippedTiny(device);
+        model.Initialize(seed: 1);
+        bool Decoded() => device.Counters.Keys.Any(k => k.StartsWith("Products", StringComparison.Ordinal));
+        // A loss at one position: the backward reads what the training schedule saves, so the GEMMs run.
+        model.ZeroGradients();
+        model.Forward([1, 2, 3, 4], 2, 1);
+        model.Backward();
+        Assert.False(Decoded());
+        Assert.True(device.Counters["TiledKernel"].Launches > 0);
+        device.ResetCounters();
+        using (var session = model.StartGeneration(2))
+        {
+            session.Continue([5, 6, 7, 8], 2);
+            device.ResetCounters();
+            session.Step([1, 2]);
+        }
+        Assert.True(Decoded());
+        Assert.False(device.Counters.ContainsKey("TiledKernel"));
+        // Above DecodingRowsAtMost rows a step's products are GEMMs again.
+        device.ResetCounters();
+        using (var session = model.StartGeneration(5)) session.Step([1, 2, 3, 4, 5]);
+        Assert.False(Decoded());
+    }
 }
