@@ -537,7 +537,7 @@ public sealed class KernelGradientTests(KernelHarness h) : IClassFixture<KernelH
         double Loss()
         {
             Set(embV, emb);
-            Launch(rows, i => PreMaxHeads.Kernels.EmbeddingForward(i, tokensV, embV, x));
+            Launch(rows * dim, i => PreMaxHeads.Kernels.EmbeddingForward(i, tokensV, embV, x));
             return Dot(w, Get(x));
         }
         double[] fdEmb = NumericGradient(emb, Loss);

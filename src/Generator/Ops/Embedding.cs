@@ -23,18 +23,18 @@ namespace GateLoop.Generator.Ops
 
         public override IEnumerable<Param> Parameters => new[] { table };
 
-        public override void Forward(Schedule s) => s.Launch("EmbeddingForward", "R", Tokens, s.W(table), output);
+        public override void Forward(Schedule s) => s.Launch("EmbeddingForward", "R * Dim", Tokens, s.W(table), output);
 
         public override void Backward(Schedule s) => s.Launch("EmbeddingBackward", "NumTokens * Dim", Tokens, output.Grad!, s.G(table));
 
         public override IEnumerable<KernelSource> Kernels(Numeric n)
         {
             yield return new KernelSource("Embedding", $$"""
-                /// <summary>x[r] = emb[token[r]].</summary>
+                /// <summary>x[r, d] = emb[token[r], d]. A thread per element, so a warp's loads and stores are consecutive.</summary>
                 public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<{{n.Type}}> emb, ArrayView<{{n.Type}}> x)
                 {
-                    long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
-                    for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
+                    long r = index.X / Dim, d = index.X % Dim;
+                    x[index] = emb[(long)tokens[r] * Dim + d];
                 }
 
                 /// <summary>
@@ -50,6 +50,19 @@ namespace GateLoop.Generator.Ops
                     dEmb[index] = sum;
                 }
                 """, $$"""
+                /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for elements <paramref name="from"/>…<paramref name="to"/>−1, a row's run at a time.</summary>
+                public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<{{n.Type}}> emb, ArrayView<{{n.Type}}> x)
+                {
+                    var ids = new {{Numeric.Runtime}}HostView<int>(tokens);
+                    var embHost = new {{Numeric.Runtime}}HostView<{{n.Type}}>(emb);
+                    var xHost = new {{Numeric.Runtime}}HostView<{{n.Type}}>(x);
+                    for (long i = from; i < to;)
+                    {
+                        long r = i / Dim, src = (long)ids[r] * Dim + i % Dim, end = global::System.Math.Min(to, (r + 1) * Dim);
+                        for (; i < end; i++, src++) xHost[i] = embHost[src];
+                    }
+                }
+
                 /// <summary>
                 /// Runs <see cref="Kernels.EmbeddingBackward"/> for table elements <paramref name="from"/>…<paramref name="to"/>−1:
                 /// each row's token once, adding its gradient row's columns that fall in the range, in row order as the kernel sums.

@@ -119,7 +119,7 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     {
         var a = (Activations)plan.Activations;
         int batch = plan.Batch, seq = plan.Seq, R = plan.Rows;
-        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R, plan.Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
+        Device.Launch(Kernels.EmbeddingForward, Kernels.Host.EmbeddingForward, R * Dim, plan.Inputs, W(TokenEmb, NumTokens * Dim), a.X[0]);
         for (int l = 0; l < Depth; l++)
         {
             long p = LayerStart + l * LayerStride;
@@ -238,10 +238,9 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <inheritdoc />
     protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
     {
-        (((long)batch * seq), "EmbeddingForward"),
+        ((((long)batch * seq) * (long)Dim), "EmbeddingForward"),
         ((((long)batch * seq) * (long)Kernels.RowLanes), "RmsNormForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
-        ((((long)batch * seq) * (long)Dim), "AddBiasDim"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
         ((((long)batch * seq) * (long)DimInner), "SwishGateBackward"),
@@ -348,11 +347,11 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
     /// <summary>The model's kernels: static ILGPU kernel methods whose sizes are the constants above.</summary>
     public static class Kernels
     {
-        /// <summary>x[r] = emb[token[r]].</summary>
+        /// <summary>x[r, d] = emb[token[r], d]. A thread per element, so a warp's loads and stores are consecutive.</summary>
         public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
         {
-            long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
-            for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
+            long r = index.X / Dim, d = index.X % Dim;
+            x[index] = emb[(long)tokens[r] * Dim + d];
         }
 
         /// <summary>
@@ -951,6 +950,19 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
         /// <summary>The kernels above as the host backend runs them: a range of indices per call, views read as pointers.</summary>
         public static class Host
         {
+            /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for elements <paramref name="from"/>…<paramref name="to"/>−1, a row's run at a time.</summary>
+            public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
+            {
+                var ids = new global::GateLoop.Runtime.HostView<int>(tokens);
+                var embHost = new global::GateLoop.Runtime.HostView<float>(emb);
+                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
+                for (long i = from; i < to;)
+                {
+                    long r = i / Dim, src = (long)ids[r] * Dim + i % Dim, end = global::System.Math.Min(to, (r + 1) * Dim);
+                    for (; i < end; i++, src++) xHost[i] = embHost[src];
+                }
+            }
+
             /// <summary>
             /// Runs <see cref="Kernels.EmbeddingBackward"/> for table elements <paramref name="from"/>…<paramref name="to"/>−1:
             /// each row's token once, adding its gradient row's columns that fall in the range, in row order as the kernel sums.
@@ -1635,22 +1647,6 @@ partial class PreNormHeadsSubLn : global::GateLoop.Runtime.TransformerModel<floa
                     long at = row * NumTokens + output;
                     headYHost[at] = dot;
                 }
-            }
-
-            /// <summary>Runs <see cref="Kernels.EmbeddingForward"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>
-            public static void EmbeddingForward(int from, int to, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
-            {
-                var tokensHost = new global::GateLoop.Runtime.HostView<int>(tokens);
-                var embHost = new global::GateLoop.Runtime.HostView<float>(emb);
-                var xHost = new global::GateLoop.Runtime.HostView<float>(x);
-                for (int index = from; index < to; index++) EmbeddingForward(index, tokensHost, embHost, xHost);
-            }
-
-            [global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            static void EmbeddingForward(Index1D index, global::GateLoop.Runtime.HostView<int> tokens, global::GateLoop.Runtime.HostView<float> emb, global::GateLoop.Runtime.HostView<float> x)
-            {
-                long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
-                for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
             }
 
             /// <summary>Runs <see cref="Kernels.RmsNormBackwardGamma"/> for indices <paramref name="from"/>…<paramref name="to"/>−1 on this thread.</summary>

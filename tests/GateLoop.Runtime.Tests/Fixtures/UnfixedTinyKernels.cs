@@ -8,8 +8,8 @@ namespace GateLoop.Runtime.Tests;
 /// CopySign and integer conditionals converted to float were refused: its GELU took the sign through CopySign
 /// and its cross-entropy gradient subtracted <c>(v == target ? 1 : 0)</c>. On an H200 they gave the wrong first
 /// gradient norm that <see cref="PtxSimulatorTests"/> reproduces by running them in today's schedule. The kernels
-/// today's schedule launches differently (the embedding's and LayerNorm's parameter gradients, each now over more
-/// threads, with the same sums, and LayerNorm's rows, now a warp per row) are left out, so today's run in their place.
+/// today's schedule launches differently (the embedding's lookup and parameter gradient and LayerNorm's parameter
+/// gradients, each now over more threads, with the same sums, and LayerNorm's rows, now a warp per row) are left out, so today's run in their place.
 /// </summary>
 #pragma warning disable GL0030 // the constructs the fix removed, kept to show the simulator computes what the GPU did
 public static class UnfixedTinyKernels
@@ -25,13 +25,6 @@ public static class UnfixedTinyKernels
         float t = 1 / (1 + 0.23164189f * global::System.MathF.Abs(v));
         float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
         return 0.5f + 0.5f * global::System.MathF.CopySign(1 - poly * gauss, v);
-    }
-
-    /// <summary>x[r] = emb[token[r]].</summary>
-    public static void EmbeddingForward(Index1D index, ArrayView<int> tokens, ArrayView<float> emb, ArrayView<float> x)
-    {
-        long src = (long)tokens[index] * Dim, dst = (long)index.X * Dim;
-        for (int d = 0; d < Dim; d++) x[dst + d] = emb[src + d];
     }
 
     const float Frac = 0.9f;
