@@ -52,6 +52,8 @@ namespace GateLoop.Generator.Emit
             var constants = Constants(spec);
             program.RewriteChoices((p, a, b) => Fusion.PairsWhereRead(p, a, b, constants));
             program.RewriteChoices((p, a, b) => Fusion.ElementwiseWhereWritten(p, a, b, constants));
+            // A token is one position, which no scan chunks.
+            program.Never("Chunked", within: Decoding.Condition);
             return program;
         }
 

@@ -215,6 +215,20 @@ namespace GateLoop.Generator.Passes
             Retain();
         }
 
+        /// <summary>
+        /// Puts each choice by <paramref name="condition"/> inside the branches where <paramref name="within"/> holds
+        /// as its other branch: the condition never holds there, so the schedule does not ask it.
+        /// </summary>
+        public void Never(string condition, string within)
+        {
+            IReadOnlyList<Step> Apply(IReadOnlyList<Step> steps, bool inside) => steps.SelectMany(s => s is Choice c
+                ? inside && c.Condition == condition ? Apply(c.Otherwise, true)
+                    : new Step[] { new Choice(c.Condition, Apply(c.Then, inside || c.Condition == within), Apply(c.Otherwise, inside)) }
+                : new[] { s }).ToList();
+            (ForwardGlobal, ForwardLayer, ForwardHead) = (Apply(ForwardGlobal, false), Apply(ForwardLayer, false), Apply(ForwardHead, false));
+            Retain();
+        }
+
         // Whether two steps can run in either order: neither writes what the other touches (a choice by all its branches).
         static bool Independent(Step a, Step b)
         {

@@ -129,14 +129,7 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
                 Device.Launch(Kernels.RmsNormProductsQkv, Kernels.Host.RmsNormProductsQkv, R * (3 * DimInner) * Kernels.RowLanes, a.X[2 * l], W(p + MixNormG, Dim), a.H[2 * l], a.InvNorm[2 * l], W(p + Qkv, 3 * DimInner * Dim), a.Qkv[l]);
                 var carry = continueState ? carried[l] : a.Carry[l];
                 if (!continueState) carry.MemSetToZero();
-                if (Chunked(batch, seq))
-                {
-                    Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.StateScratch, a.ChunkAgg);
-                    Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, carry);
-                    Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
-                }
-                else
-                    Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
+                Device.Launch(Kernels.ScanForward, Kernels.Host.ScanForward, batch * DimInner, seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry);
                 Device.Launch(Kernels.Add, Kernels.Host.Add, R * Dim, a.X[2 * l], a.ScanOut[l], a.X[2 * l + 1]);
                 // Feed-forward block.
                 Device.Launch(Kernels.RmsNormProductsFf1BiasGelu, Kernels.Host.RmsNormProductsFf1BiasGelu, R * Hidden * Kernels.RowLanes, a.X[2 * l + 1], W(p + FfNormG, Dim), a.H[2 * l + 1], a.InvNorm[2 * l + 1], W(p + Ff1W, Hidden * Dim), a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
@@ -243,11 +236,11 @@ partial class AblatedNoGating : global::GateLoop.Runtime.TransformerModel<float>
     {
         ((((long)batch * seq) * (long)Dim), "EmbeddingForward"),
         ((((long)batch * seq) * (long)Kernels.RowLanes), "RmsNormForward"),
+        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
+        (((long)batch * (long)DimInner), "ChunkCarryForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "RmsNormBackwardGammaPartials"),
-        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
-        (((long)batch * (long)DimInner), "ChunkCarryForward"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>

@@ -188,16 +188,7 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
                 Device.Launch(Kernels.ProductsQkvTransitionGates, Kernels.Host.ProductsQkvTransitionGates, R * (3 * DimInner + 2 * Heads + DimInner) * Kernels.RowLanes, a.X[2 * l], W(p + Qkv, 3 * DimInner * Dim), W(p + TransitionW, 2 * Heads * Dim), W(p + GatesW, DimInner * Dim), a.Qkv[l], a.TransitionIn[l], a.Gates[l]);
                 var carry = continueState ? carried[l] : a.Carry[l];
                 if (!continueState) carry.MemSetToZero();
-                if (Chunked(batch, seq))
-                {
-                    Device.Launch(Kernels.TransitionForward, Kernels.Host.TransitionForward, R * Heads, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l]);
-                    Device.Launch(Kernels.ChunkScanForward, Kernels.Host.ChunkScanForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.StateScratch, a.ChunkAgg);
-                    Device.Launch(Kernels.ChunkCarryForward, Kernels.Host.ChunkCarryForward, batch * DimInner, seq, a.ChunkAgg, carry);
-                    Device.Launch(Kernels.ChunkApplyForward, Kernels.Host.ChunkApplyForward, batch * Chunks(seq) * DimInner, seq, a.Qkv[l], a.Transition[l], a.ScanOut[l], a.StateScratch, a.ChunkAgg);
-                    Device.Launch(Kernels.SwishGateForward, Kernels.Host.SwishGateForward, R * DimInner, a.ScanOut[l], a.Gates[l], a.Gated[l].Values);
-                }
-                else
-                    Device.Launch(Kernels.TransitionScanSwishGateForward, Kernels.Host.TransitionScanSwishGateForward, batch * DimInner, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l], seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry, a.Gates[l], a.Gated[l].Values);
+                Device.Launch(Kernels.TransitionScanSwishGateForward, Kernels.Host.TransitionScanSwishGateForward, batch * DimInner, a.TransitionIn[l], W(p + TransitionB, 2 * Heads), a.Transition[l], seq, a.Qkv[l], a.ScanOut[l], a.StateScratch, carry, a.Gates[l], a.Gated[l].Values);
                 Device.Launch(Kernels.ProductsOutAddResidual, Kernels.Host.ProductsOutAddResidual, R * Dim * Kernels.RowLanes, a.Gated[l].Values, W(p + OutW, Dim * DimInner), a.Sum[2 * l], a.X[2 * l]);
                 // Feed-forward block.
                 Device.Launch(Kernels.LayerNormDimProductsFf1BiasGelu, Kernels.Host.LayerNormDimProductsFf1BiasGelu, R * Hidden * Kernels.RowLanes, a.Sum[2 * l], W(p + MixNormW, Dim), W(p + MixNormB, Dim), a.X[2 * l + 1], a.NormStats[2 * l], W(p + Ff1W, Hidden * Dim), a.FfPre[l], W(p + Ff1B, Hidden), a.FfAct[l].Values);
@@ -307,14 +298,14 @@ partial class Enwik8GateLoop : global::GateLoop.Runtime.TransformerModel<float>
     protected override (long Indices, string Kernel) LargestLaunch(int batch, int seq) => global::System.Linq.Enumerable.MaxBy(new (long, string)[]
     {
         ((((long)batch * seq) * (long)Dim), "EmbeddingForward"),
-        (((long)batch * (long)DimInner), "TransitionScanSwishGateForward"),
+        ((((long)batch * seq) * (long)Heads), "TransitionForward"),
+        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
+        (((long)batch * (long)DimInner), "ChunkCarryForward"),
+        ((((long)batch * seq) * (long)DimInner), "SwishGateForward"),
         ((((long)batch * seq) * (long)Kernels.RowLanes), "ResidualLayerNormDimForward"),
         ((((long)batch * seq) * (long)Hidden), "BiasGeluForward"),
         (((long)batch * seq), "CrossEntropy"),
         (((((((long)batch * seq) + (long)Kernels.ColumnPart) - 1L) / (long)Kernels.ColumnPart) * (long)Dim), "LayerNormDimBackwardParamsPartials"),
-        ((((long)batch * seq) * (long)DimInner), "SwishGateBackward"),
-        ((((long)batch * (((long)seq + Kernels.Chunk - 1) / Kernels.Chunk)) * (long)DimInner), "ChunkScanForward"),
-        ((((long)batch * seq) * (long)Heads), "TransitionBackward"),
     }, launch => launch.Item1);
 
     /// <summary>Every activation for one (batch, sequence length), allocated once per shape.</summary>
