@@ -106,7 +106,6 @@ public sealed class SimulatorCoverageTests
         model.Backward();
         Assert.False(Decoded());
         Assert.True(device.Counters["TiledKernel"].Launches > 0);
-        device.ResetCounters();
         using (var session = model.StartGeneration(2))
         {
             session.Continue([5, 6, 7, 8], 2);

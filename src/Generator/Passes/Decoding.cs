@@ -25,7 +25,7 @@ namespace GateLoop.Generator.Passes
 
         /// <summary>
         /// The most rows (sequences of one position) the branch runs at: the cost model puts the seed config's token
-        /// at 1.43 ms against the GEMMs' 1.68 for 1 and 2 rows, 1.50 against 1.68 for 4, and 1.78 against 1.68 for 8
+        /// ahead of the GEMMs up to 4 rows and behind them at 8, 1.78 against 1.68 ms
         /// (bench/results/decode-products-20261204; estimates).
         /// </summary>
         public const int RowsAtMost = 4;

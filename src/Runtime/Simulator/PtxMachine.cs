@@ -6,9 +6,10 @@ namespace GateLoop.Runtime;
 /// <summary>
 /// Executes a decoded PTX kernel on the CPU as CUDA runs it: a grid of blocks, each block's threads in warps of 32
 /// that step in lockstep (a diverged warp runs the lanes at the lowest instruction first, so they reconverge where
-/// the paths meet; a <c>shfl.sync</c> waits for every lane its mask names, as on sm_70 and later), registers per thread, the parameter space as ILGPU's launcher fills it, shared memory per
-/// block, <c>bar.sync</c> across the block, and global memory that is the launch's buffers and nothing else: every
-/// access is checked against them. Blocks are independent and run on the host's cores.
+/// the paths meet; a <c>shfl.sync</c> waits for every lane its mask names, as on sm_70 and later), registers per
+/// thread, the parameter space as ILGPU's launcher fills it, shared memory per block, <c>bar.sync</c> across the
+/// block, and global memory that is the launch's buffers and nothing else: every access is checked against them.
+/// Blocks are independent and run on the host's cores.
 /// </summary>
 public static unsafe class PtxMachine
 {
@@ -253,15 +254,15 @@ public static unsafe class PtxMachine
                     if (p < at) (at, mask) = (p, 1u << lane);
                     else if (p == at) mask |= 1u << lane;
                 }
-                // The lanes stopped at a shuffle go on with the lanes that reach it.
+                if (at >= code.Length) throw Fault(w, BitOperations.TrailingZeroCount(mask), code.Length - 1, "ran past the kernel's last instruction without ret");
+                for (uint m = mask; m != 0; m &= m - 1) done[BitOperations.TrailingZeroCount(m)]++;
+                // The lanes stopped at a shuffle go on with the lanes that reach it (they counted it when they got there).
                 for (uint m = shuffling[w]; m != 0; m &= m - 1)
                 {
                     int lane = BitOperations.TrailingZeroCount(m);
                     if (pc[lane] == at) mask |= 1u << lane;
                 }
                 shuffling[w] &= ~mask;
-                if (at >= code.Length) throw Fault(w, BitOperations.TrailingZeroCount(mask), code.Length - 1, "ran past the kernel's last instruction without ret");
-                for (uint m = mask; m != 0; m &= m - 1) done[BitOperations.TrailingZeroCount(m)]++;
                 try
                 {
                     Step(w, r, pc, at, mask);

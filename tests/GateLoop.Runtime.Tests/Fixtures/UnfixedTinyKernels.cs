@@ -9,7 +9,8 @@ namespace GateLoop.Runtime.Tests;
 /// and its cross-entropy gradient subtracted <c>(v == target ? 1 : 0)</c>. On an H200 they gave the wrong first
 /// gradient norm that <see cref="PtxSimulatorTests"/> reproduces by running them in today's schedule. The kernels
 /// today's schedule launches differently (the embedding's lookup and parameter gradient and LayerNorm's parameter
-/// gradients, each now over more threads, with the same sums, and LayerNorm's rows, now a warp per row) are left out, so today's run in their place.
+/// gradients, each now over more threads, with the same sums, and LayerNorm's rows, now a warp per row) are left
+/// out, so today's run in their place.
 /// </summary>
 #pragma warning disable GL0030 // the constructs the fix removed, kept to show the simulator computes what the GPU did
 public static class UnfixedTinyKernels
